@@ -1,0 +1,146 @@
+"""The serialized form of a DAG: what the scheduler and the webservers work from.
+
+Neither ever imports a DAG file: ``cluster.dagfiles`` turns each DAG object into a
+:class:`SerializedDag`, stores its JSON in ``serialized_dag`` and fingerprints it.
+The JSON is versioned; ``to_json → from_json → to_json`` is the identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cluster.errors import DagDefinitionError
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SerializedTask:
+    """One task as the scheduler sees it: identity, edges and scheduling knobs.
+
+    Durations are seconds (``float``) or ``None``.
+    """
+
+    task_id: str
+    operator: str
+    trigger_rule: str = "all_success"
+    upstream_task_ids: tuple[str, ...] = ()
+    downstream_task_ids: tuple[str, ...] = ()
+    retries: int = 0
+    retry_delay: float = 300.0
+    retry_exponential_backoff: bool = False
+    max_retry_delay: float | None = None
+    execution_timeout: float | None = None
+    pool: str = "default_pool"
+    pool_slots: int = 1
+    queue: str = "default"
+    priority_weight: int = 1
+    weight_rule: str = "downstream"
+    depends_on_past: bool = False
+    #: ``None`` for plain tasks, ``"poke"`` or ``"reschedule"`` for sensors
+    sensor_mode: str | None = None
+    task_group_id: str | None = None
+    template_fields: tuple[str, ...] = ()
+    doc_md: str | None = None
+    owner: str = "airflow"
+    has_callbacks: bool = False
+    #: display extras: ui colours, TaskFlow/bash flavour, ...
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SerializedDag:
+    """One DAG's structure and schedule, independent of its Python file."""
+
+    dag_id: str
+    fileloc: str
+    #: ``cluster.sdk.timetables.timetable_to_dict`` of the DAG's timetable
+    timetable: dict[str, Any]
+    #: a human summary of the schedule: ``"@daily"``, ``"0 6 * * 1"``, ``"1:00:00"``, ``None``
+    schedule: str | None
+    timezone: str = "UTC"
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    catchup: bool = False
+    max_active_runs: int = 16
+    max_active_tasks: int = 16
+    dagrun_timeout: float | None = None
+    tags: tuple[str, ...] = ()
+    description: str | None = None
+    doc_md: str | None = None
+    owner: str = "airflow"
+    #: ``{name: Param.dump()}``: default, type, enum, minimum, maximum, description
+    params: dict[str, Any] = field(default_factory=dict)
+    #: ``{group_id: {"tooltip": ..., "parent": ...}}``
+    task_groups: dict[str, Any] = field(default_factory=dict)
+    #: ``{"up_id>down_id": label}``
+    edge_labels: dict[str, str] = field(default_factory=dict)
+    has_callbacks: bool = False
+    tasks: dict[str, SerializedTask] = field(default_factory=dict)
+
+    # --- graph helpers used by the scheduler and the web UI ---------------------
+
+    def roots(self) -> list[str]:
+        return [t.task_id for t in self.tasks.values() if not t.upstream_task_ids]
+
+    def leaves(self) -> list[str]:
+        return [t.task_id for t in self.tasks.values() if not t.downstream_task_ids]
+
+    # --- JSON ---------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("start_date", "end_date"):
+            value = data[key]
+            data[key] = value.isoformat() if value is not None else None
+        data["tags"] = list(self.tags)
+        data["tasks"] = [_task_to_dict(t) for t in self.tasks.values()]
+        return {"version": FORMAT_VERSION, "dag": data}
+
+    def to_json(self) -> str:
+        """Canonical JSON: sorted keys, no spaces, so equal DAGs give equal bytes."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
+
+    def fingerprint(self) -> str:
+        """A hash of the serialized form: changes exactly when the structure changes."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:32]
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> SerializedDag:
+        if payload.get("version") != FORMAT_VERSION:
+            raise DagDefinitionError(
+                f"serialized DAG has format version {payload.get('version')!r}, "
+                f"this Tradewind reads {FORMAT_VERSION}: run 'tradewind dags reserialize'"
+            )
+        data = dict(payload["dag"])
+        for key in ("start_date", "end_date"):
+            if data.get(key) is not None:
+                data[key] = datetime.fromisoformat(data[key])
+        data["tags"] = tuple(data.get("tags", ()))
+        data["tasks"] = {t["task_id"]: _task_from_dict(t) for t in data.get("tasks", [])}
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> SerializedDag:
+        return cls.from_dict(json.loads(text))
+
+
+_TUPLE_FIELDS = ("upstream_task_ids", "downstream_task_ids", "template_fields")
+
+
+def _task_to_dict(task: SerializedTask) -> dict[str, Any]:
+    data = asdict(task)
+    for key in _TUPLE_FIELDS:
+        data[key] = list(data[key])
+    return data
+
+
+def _task_from_dict(data: dict[str, Any]) -> SerializedTask:
+    data = dict(data)
+    for key in _TUPLE_FIELDS:
+        data[key] = tuple(data.get(key, ()))
+    return SerializedTask(**data)

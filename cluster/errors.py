@@ -1,0 +1,126 @@
+"""The one exception tree of Tradewind.
+
+Every error raised on purpose is a :class:`TradewindError`. Vendor errors (SQLAlchemy,
+pika, kazoo, ...) are wrapped where they enter, keeping the cause. Messages tell the
+user what to do. The task-control exceptions are re-exported by ``cluster.sdk`` under
+Airflow's names.
+"""
+
+from __future__ import annotations
+
+
+class TradewindError(Exception):
+    """Base of every error Tradewind raises on purpose."""
+
+    #: exit code used when this error ends a CLI command
+    exit_code = 1
+
+
+class ConfigError(TradewindError):
+    """A setting is missing, malformed or of the wrong type."""
+
+    exit_code = 2
+
+
+class UsageError(TradewindError):
+    """A command was called with bad arguments."""
+
+    exit_code = 2
+
+
+class NotFoundError(TradewindError):
+    """A DAG, run, task, variable, connection, pool or user does not exist."""
+
+    exit_code = 3
+
+
+class AlreadyExistsError(TradewindError):
+    """Something with that key exists already."""
+
+    exit_code = 4
+
+
+# --- authoring -------------------------------------------------------------------
+
+
+class DagDefinitionError(TradewindError):
+    """A DAG file defines an invalid DAG: cycle, duplicate task id, bad schedule, ..."""
+
+
+class ParamValidationError(TradewindError):
+    """A DAG run's params do not match the DAG's ``Param`` declarations."""
+
+    exit_code = 2
+
+
+class TemplateError(TradewindError):
+    """A template field could not be rendered."""
+
+
+# --- DAG files --------------------------------------------------------------------
+
+
+class DagImportError(TradewindError):
+    """A DAG file could not be imported (syntax error, exception, time limit)."""
+
+
+class DagVersionMismatch(TradewindError):
+    """A worker's DAG file differs from the version the scheduler serialized."""
+
+
+# --- metastore --------------------------------------------------------------------
+
+
+class MetastoreError(TradewindError):
+    """The metastore could not be reached or refused an operation."""
+
+
+class MigrationError(MetastoreError):
+    """The metastore schema is missing or older than this code expects."""
+
+
+class SecretError(TradewindError):
+    """A secret could not be encrypted or decrypted (wrong or missing Fernet key)."""
+
+
+class InvalidTransition(TradewindError):
+    """A state change that the transition table in ``cluster.states`` forbids."""
+
+
+class FencedOff(TradewindError):
+    """This scheduler's epoch is no longer the current one: it must stop writing."""
+
+
+# --- task control (raised inside task code, handled by the runner) ---------------
+
+
+class TaskControl(TradewindError):  # noqa: N818 - a family, not an error condition
+    """Base of the exceptions task code raises to steer its own outcome."""
+
+
+class TaskSkipped(TaskControl):  # noqa: N818
+    """End this task instance as ``skipped`` (Airflow's ``AirflowSkipException``)."""
+
+
+class TaskFailedNoRetry(TaskControl):  # noqa: N818
+    """End this task instance as ``failed`` without retrying (``AirflowFailException``)."""
+
+
+class TaskRescheduled(TaskControl):  # noqa: N818
+    """Give the slot back and run again at ``reschedule_date`` (``AirflowRescheduleException``)."""
+
+    def __init__(self, reschedule_date: object) -> None:
+        super().__init__(f"rescheduled for {reschedule_date}")
+        self.reschedule_date = reschedule_date
+
+
+class TaskTimeout(TradewindError):
+    """A task ran past its ``execution_timeout`` (``AirflowTaskTimeout``)."""
+
+
+class SensorTimeout(TaskFailedNoRetry):
+    """A sensor waited past its ``timeout`` (``AirflowSensorTimeout``); never retried."""
+
+
+class XComTooLarge(TradewindError):
+    """An XCom value is larger than ``core.xcom_max_size``."""
