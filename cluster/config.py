@@ -35,6 +35,7 @@ def _secret(default: Any = "") -> Any:
 class CoreSettings:
     dags_folder: Path = Path("dags")
     load_examples: bool = True
+    dags_are_paused_at_creation: bool = True
     executor: Literal["local", "celery"] = "local"
     parallelism: int = 32
     fernet_key: str = _secret()

@@ -52,8 +52,10 @@ UNFINISHED: frozenset[TaskState] = frozenset(TaskState) - FINISHED
 _T = TaskState
 #: system moves: scheduler, executor, runner, zombie and queued-timeout handling
 TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
-    _T.NONE: frozenset({_T.SCHEDULED, _T.UPSTREAM_FAILED, _T.SKIPPED, _T.REMOVED}),
-    _T.SCHEDULED: frozenset({_T.QUEUED, _T.UPSTREAM_FAILED, _T.SKIPPED, _T.REMOVED}),
+    # none → success: an EmptyOperator finishes when it is ready, never dispatched (as in Airflow)
+    _T.NONE: frozenset({_T.SCHEDULED, _T.SUCCESS, _T.UPSTREAM_FAILED, _T.SKIPPED, _T.REMOVED}),
+    # scheduled → failed: its pool_slots exceed the whole pool, so it can never run
+    _T.SCHEDULED: frozenset({_T.QUEUED, _T.FAILED, _T.UPSTREAM_FAILED, _T.SKIPPED, _T.REMOVED}),
     _T.QUEUED: frozenset({_T.RUNNING, _T.SCHEDULED, _T.FAILED}),
     _T.RUNNING: frozenset(
         {_T.SUCCESS, _T.FAILED, _T.UP_FOR_RETRY, _T.UP_FOR_RESCHEDULE, _T.SKIPPED}

@@ -1,0 +1,1 @@
+"""The ``tradewind`` command line: click groups, the only place that wires parts together."""

@@ -1,0 +1,57 @@
+"""The per-process application context shared by every command.
+
+Settings are loaded once, when a command first needs them; the metastore engine and
+session factory are created from them on first use, so ``tradewind version`` or a
+usage error never touch the database.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Concatenate, ParamSpec, TypeVar
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from cluster.config import Settings, load_settings
+from cluster.metastore.engine import create_engine_for, make_session_factory
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class App:
+    """Lazily built settings and metastore access for one CLI process."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self._env = env
+
+    @functools.cached_property
+    def settings(self) -> Settings:
+        return load_settings(self._env)
+
+    @functools.cached_property
+    def engine(self) -> Engine:
+        return create_engine_for(self.settings.metastore)
+
+    @functools.cached_property
+    def session_factory(self) -> sessionmaker[Session]:
+        return make_session_factory(self.engine)
+
+
+def pass_app(func: Callable[Concatenate[App, P], R]) -> Callable[P, R]:
+    """Give a click command the process's :class:`App` as its first argument."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        ctx = click.get_current_context()
+        app = ctx.find_object(App)
+        if app is None:
+            app = ctx.ensure_object(App)
+        return func(app, *args, **kwargs)
+
+    return wrapper
+
+

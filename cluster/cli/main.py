@@ -1,0 +1,51 @@
+"""``tradewind``: the root click group and the error handling every command shares.
+
+Every error ends the command with one line on stderr saying what is wrong and a
+non-zero exit code: click's usage errors, and Tradewind's own errors with their
+``exit_code``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+
+from cluster import __version__
+from cluster.cli.app import App
+from cluster.cli.config_cmd import config_group, version
+from cluster.errors import TradewindError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Tradewind: a highly available workflow orchestrator in the shape of Airflow."""
+    ctx.ensure_object(App)
+
+
+cli.add_command(config_group)
+cli.add_command(version)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the CLI; turn every error into one line and an exit code."""
+    try:
+        result = cli.main(args=argv, prog_name="tradewind", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("tradewind: aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        where = f"{exc.ctx.command_path}: " if getattr(exc, "ctx", None) else ""
+        click.echo(f"tradewind: error: {where}{exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except TradewindError as exc:
+        click.echo(f"tradewind: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+__all__ = ["__version__", "cli", "main"]

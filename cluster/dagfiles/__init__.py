@@ -1,0 +1,1 @@
+"""DAG files → metastore rows: find files, import each in a child process, serialize, store."""

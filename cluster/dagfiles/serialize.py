@@ -1,0 +1,116 @@
+"""Turn a DAG object into its :class:`SerializedDag`: the form the scheduler and the web use.
+
+Pure: no metastore, no I/O. :func:`serialize_dag` validates the DAG first, so a DAG
+with a cycle or invalid param defaults never gets a serialized form.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cluster.dagfiles.serialized import SerializedDag, SerializedTask
+from cluster.sdk.baseoperator import BaseOperator
+from cluster.sdk.dag import DAG
+from cluster.sdk.taskgroup import TaskGroup
+from cluster.sdk.timetables import timetable_to_dict
+from cluster.sensors.base import BaseSensorOperator
+
+
+def _seconds(value: timedelta | None) -> float | None:
+    return value.total_seconds() if value is not None else None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None
+
+
+def _task_extra(task: BaseOperator) -> dict[str, Any]:
+    extra: dict[str, Any] = {"ui_color": task.ui_color, "ui_fgcolor": task.ui_fgcolor}
+    if task.inherits_from_empty_operator:
+        extra["empty"] = True
+    if task.custom_operator_name:
+        extra["custom_operator_name"] = task.custom_operator_name
+    if task.template_fields_renderers:
+        extra["template_fields_renderers"] = dict(task.template_fields_renderers)
+    if len(task.params):
+        extra["params"] = task.params.dump()
+    if isinstance(task, BaseSensorOperator):
+        extra["poke_interval"] = task.poke_interval
+        extra["timeout"] = task.timeout
+        extra["soft_fail"] = task.soft_fail
+    if task.label != task.task_id:
+        extra["label"] = task.label
+    return extra
+
+
+def serialize_task(task: BaseOperator) -> SerializedTask:
+    group = task.task_group
+    return SerializedTask(
+        task_id=task.task_id,
+        operator=type(task).__name__,
+        trigger_rule=str(task.trigger_rule),
+        upstream_task_ids=tuple(sorted(task.upstream_task_ids)),
+        downstream_task_ids=tuple(sorted(task.downstream_task_ids)),
+        retries=task.retries,
+        retry_delay=task.retry_delay.total_seconds(),
+        retry_exponential_backoff=task.retry_exponential_backoff,
+        max_retry_delay=_seconds(task.max_retry_delay),
+        execution_timeout=_seconds(task.execution_timeout),
+        pool=task.pool,
+        pool_slots=task.pool_slots,
+        queue=task.queue,
+        priority_weight=task.priority_weight,
+        weight_rule=task.weight_rule,
+        depends_on_past=task.depends_on_past,
+        sensor_mode=task.mode if isinstance(task, BaseSensorOperator) else None,
+        task_group_id=group.group_id if group is not None and not group.is_root else None,
+        template_fields=tuple(task.template_fields),
+        doc_md=task.doc_md,
+        owner=task.owner,
+        has_callbacks=task.has_callbacks,
+        extra=_task_extra(task),
+    )
+
+
+def _groups(dag: DAG) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for group_id, group in sorted(dag.task_group_dict.items()):
+        parent: TaskGroup | None = group.parent_group
+        result[group_id] = {
+            "tooltip": group.tooltip,
+            "parent": parent.group_id if parent is not None and not parent.is_root else None,
+            "prefix_group_id": group.prefix_group_id,
+            "ui_color": group.ui_color,
+        }
+    return result
+
+
+def serialize_dag(dag: DAG) -> SerializedDag:
+    """Validate ``dag`` and return its serialized form (tasks in definition order).
+
+    :raises DagDefinitionError: when the DAG is invalid (cycle, bad param default).
+    """
+    dag.validate()
+    return SerializedDag(
+        dag_id=dag.dag_id,
+        fileloc=dag.fileloc,
+        timetable=timetable_to_dict(dag.timetable),
+        schedule=dag.timetable.summary,
+        timezone=dag.timezone_name,
+        start_date=_utc(dag.start_date),
+        end_date=_utc(dag.end_date),
+        catchup=dag.catchup,
+        max_active_runs=dag.max_active_runs,
+        max_active_tasks=dag.max_active_tasks,
+        dagrun_timeout=_seconds(dag.dagrun_timeout),
+        tags=tuple(dag.tags),
+        description=dag.description,
+        doc_md=dag.doc_md,
+        owner=str(dag.default_args.get("owner", "airflow")),
+        params=dag.params.dump(),
+        task_groups=_groups(dag),
+        edge_labels={f"{up}>{down}": label for (up, down), label in sorted(dag.edge_info.items())},
+        has_callbacks=dag.on_success_callback is not None or dag.on_failure_callback is not None,
+        tasks={t.task_id: serialize_task(t) for t in dag.tasks},
+    )

@@ -1,0 +1,238 @@
+"""Running one try: claim, fork the task child, heartbeat, enforce limits, record.
+
+The supervisor lives in a long-lived worker process (a local pool process or a Celery
+worker) and owns every metastore write of the try. It heartbeats while the child runs;
+when the heartbeat finds the instance set to another state (cleared or marked by a
+user, reaped as a zombie) it kills the child's process group and records nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from cluster.config import Settings
+from cluster.dagfiles.serialized import SerializedTask
+from cluster.errors import TradewindError
+from cluster.execution import recording
+from cluster.execution.child import execute_try, start_child
+from cluster.execution.dagbag import DagBag
+from cluster.execution.handle import MetastoreRuntime, MetastoreTaskInstance, SessionFactory
+from cluster.execution.logs import append_line, log_path
+from cluster.execution.outcome import TryOutcome
+from cluster.executors.base import TaskMessage
+from cluster.metastore.secrets import Fernet
+from cluster.sdk import DAG, BaseOperator
+from cluster.sdk.context import RunInfo, build_context
+from cluster.sdk.params import validate_params
+from cluster.sdk.runtime import set_runtime
+from cluster.states import TaskState
+
+log = logging.getLogger(__name__)
+
+#: seconds a killed child gets between SIGTERM and SIGKILL
+KILL_GRACE = 5.0
+
+
+@dataclass(frozen=True)
+class TryResult:
+    """What the supervisor did with a message: ``state`` is ``None`` when it ran nothing."""
+
+    message: TaskMessage
+    state: TaskState | None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Supervisor:
+    """Runs tries in this process, one at a time."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sessions: sessionmaker[Session],
+        child_sessions: SessionFactory,
+        dagbag: DagBag,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._child_sessions = child_sessions
+        self._dagbag = dagbag
+        self._clock = clock
+        self._hostname = settings.core.hostname
+        self._fernet = Fernet.from_settings(settings.core)
+
+    def run(self, message: TaskMessage) -> TryResult:
+        """Run one try to its end; never raises for anything the task does."""
+        with self._sessions.begin() as session:
+            claimed = recording.claim(
+                session, message, hostname=self._hostname, pid=os.getpid(), now=self._clock()
+            )
+        if claimed is None:
+            log.info("not claimed (already taken or no longer queued): %s", message)
+            return TryResult(message, None)
+        path = self._log_path(message)
+        append_line(path, f"Running try {message.try_number} of {message.dag_id}.{message.task_id} "
+                          f"({message.run_id}) on {self._hostname}, pid {os.getpid()}")
+        try:
+            dag = self._dagbag.get(message.dag_id, message.fingerprint)
+            task = dag.get_task(message.task_id)
+            spec = self._dagbag.serialized(message.dag_id, message.fingerprint).tasks[message.task_id]
+        except (TradewindError, KeyError) as exc:
+            outcome = TryOutcome.crashed(f"cannot load the task: {exc}")
+            append_line(path, outcome.message or "")
+            return self._record(message, claimed, outcome, SerializedTask(message.task_id, "?"), path)
+        if spec.extra.get("empty"):
+            outcome = TryOutcome(state="success")
+        else:
+            outcome = self._run_child(dag, task, claimed, path)
+        return self._record(message, claimed, outcome, spec, path)
+
+    def _log_path(self, message: TaskMessage) -> Path:
+        return log_path(
+            self._settings.logging.base_log_folder,
+            dag_id=message.dag_id,
+            run_id=message.run_id,
+            task_id=message.task_id,
+            try_number=message.try_number,
+            map_index=message.map_index,
+        )
+
+    def _run_child(self, dag: DAG, task: BaseOperator, claimed: recording.ClaimedTry, path: Path) -> TryOutcome:
+        timeout = _seconds(task.execution_timeout)
+        pid, read_fd = start_child(lambda: self._child_target(dag, task, claimed, timeout), log_file=path)
+        return self._watch(pid, read_fd, claimed, timeout, path)
+
+    def _child_target(
+        self, dag: DAG, task: BaseOperator, claimed: recording.ClaimedTry, timeout: float | None
+    ) -> TryOutcome:
+        """Runs in the forked child."""
+        set_runtime(MetastoreRuntime(sessions=self._child_sessions, fernet=self._fernet))
+        ti = MetastoreTaskInstance(claimed, hostname=self._hostname, sessions=self._child_sessions)
+        run = RunInfo(
+            dag_id=claimed.key.dag_id,
+            run_id=claimed.key.run_id,
+            logical_date=claimed.logical_date or claimed.start_date,
+            data_interval_start=claimed.data_interval_start or claimed.logical_date or claimed.start_date,
+            data_interval_end=claimed.data_interval_end or claimed.logical_date or claimed.start_date,
+            run_type=claimed.run_type,
+            conf=claimed.conf,
+            start_date=claimed.run_start_date,
+        )
+        params = validate_params(dag.params.dump() if hasattr(dag.params, "dump") else {}, claimed.conf)
+        context = build_context(dag=dag, task=task, ti=ti, dag_run=run, params=params)
+        return execute_try(task, context, timeout=timeout, xcom_max_size=self._settings.core.xcom_max_size)
+
+    def _watch(
+        self, pid: int, read_fd: int, claimed: recording.ClaimedTry, timeout: float | None, path: Path
+    ) -> TryOutcome:
+        interval = self._settings.scheduler.heartbeat_interval
+        hard_deadline = time.monotonic() + timeout + KILL_GRACE if timeout else None
+        chunks: list[bytes] = []
+        next_beat = time.monotonic() + interval
+        try:
+            while True:
+                wait = max(0.0, next_beat - time.monotonic())
+                ready, _, _ = select.select([read_fd], [], [], wait)
+                if ready:
+                    data = os.read(read_fd, 65536)
+                    if not data:
+                        break
+                    chunks.append(data)
+                    continue
+                next_beat = time.monotonic() + interval
+                if not self._heartbeat(claimed):
+                    append_line(path, "State of this instance was changed externally: killing the task")
+                    _kill_group(pid)
+                    _reap(pid)
+                    return TryOutcome(state="externally_changed")
+                if hard_deadline and time.monotonic() > hard_deadline:
+                    append_line(path, f"Task did not stop after its {timeout:g} s timeout: killed")
+                    _kill_group(pid)
+        finally:
+            os.close(read_fd)
+        status = _reap(pid)
+        if chunks:
+            return TryOutcome.from_json(b"".join(chunks).decode())
+        return TryOutcome.crashed(_describe_exit(status, timeout, hard_deadline))
+
+    def _heartbeat(self, claimed: recording.ClaimedTry) -> bool:
+        try:
+            with self._sessions.begin() as session:
+                return recording.heartbeat(session, claimed, now=self._clock())
+        except TradewindError:
+            log.warning("heartbeat failed; the metastore may be down", exc_info=True)
+            return True
+
+    def _record(
+        self,
+        message: TaskMessage,
+        claimed: recording.ClaimedTry,
+        outcome: TryOutcome,
+        spec: SerializedTask,
+        path: Path,
+    ) -> TryResult:
+        if outcome.state == "externally_changed":
+            return TryResult(message, None)
+        with self._sessions.begin() as session:
+            state = recording.record(
+                session, claimed, outcome, spec, hostname=self._hostname, pid=os.getpid(),
+                now=self._clock(),
+            )
+        if state is None:
+            append_line(path, "This try lost its claim (zombie reaped or state changed); nothing recorded")
+        else:
+            detail = f": {outcome.message}" if outcome.message else ""
+            append_line(path, f"Marking task as {state.upper()}{detail}")
+        return TryResult(message, state)
+
+
+def _seconds(value: Any) -> float | None:
+    if value is None:
+        return None
+    return float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + KILL_GRACE
+    while time.monotonic() < deadline:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _reap(pid: int) -> int:
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return 0
+    return status
+
+
+def _describe_exit(status: int, timeout: float | None, hard_deadline: float | None) -> str:
+    if hard_deadline and time.monotonic() > hard_deadline:
+        return f"Task timed out after {timeout:g} s and was killed"
+    if os.WIFSIGNALED(status):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        return f"Task process was killed by signal {name}"
+    return f"Task process exited with code {os.waitstatus_to_exitcode(status)} before reporting"

@@ -1,0 +1,1 @@
+"""Executors hand queued task instances to something that runs them: local processes or Celery."""

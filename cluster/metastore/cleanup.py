@@ -1,0 +1,83 @@
+"""Purge old history (``tradewind db clean``): finished runs and what hangs off them.
+
+Only DAG runs that finished (``success``/``failed``) before the cut-off go, together
+with their task instances, tries, and XComs; a run still holding a queued or running
+task instance is kept whatever its state says. Work is done in batches of runs so
+that each statement stays small and no lock is held for long.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, select, tuple_
+from sqlalchemy.orm import Session
+
+from cluster.metastore.models import AuditLog, DagRun, TaskInstance, TaskInstanceHistory, XCom
+from cluster.states import OCCUPYING, DagRunState
+
+BATCH = 500
+_FINISHED_RUNS = [str(DagRunState.SUCCESS), str(DagRunState.FAILED)]
+#: children first: deleting in this order never violates a foreign key
+_RUN_CHILDREN: tuple[type[Any], ...] = (XCom, TaskInstanceHistory, TaskInstance)
+
+
+def clean(*, session: Session, before: datetime, dry_run: bool = False) -> dict[str, int]:
+    """Delete (or with ``dry_run`` only count) history older than ``before``.
+
+    :return: rows per table: ``dag_run``, ``task_instance``, ``task_instance_history``,
+        ``xcom``, ``audit_log``.
+    """
+    counts = {"dag_run": 0, "task_instance": 0, "task_instance_history": 0, "xcom": 0}
+    last_id = 0
+    while True:
+        batch = _old_runs(session, before, after_id=last_id)
+        if not batch:
+            break
+        last_id = batch[-1][0]
+        pairs = [(dag_id, run_id) for _, dag_id, run_id in batch]
+        for model in _RUN_CHILDREN:
+            counts[model.__tablename__] += _purge(session, model, pairs, dry_run)
+        counts["dag_run"] += _purge(session, DagRun, pairs, dry_run)
+    counts["audit_log"] = _purge_audit(session, before, dry_run)
+    session.flush()
+    return counts
+
+
+def _old_runs(session: Session, before: datetime, *, after_id: int) -> list[tuple[int, str, str]]:
+    busy = exists().where(
+        TaskInstance.dag_id == DagRun.dag_id,
+        TaskInstance.run_id == DagRun.run_id,
+        TaskInstance.state.in_([str(s) for s in OCCUPYING]),
+    )
+    statement = (
+        select(DagRun.id, DagRun.dag_id, DagRun.run_id)
+        .where(
+            DagRun.id > after_id,
+            DagRun.state.in_(_FINISHED_RUNS),
+            DagRun.end_date < before,
+            ~busy,
+        )
+        .order_by(DagRun.id)
+        .limit(BATCH)
+    )
+    return [(row.id, row.dag_id, row.run_id) for row in session.execute(statement)]
+
+
+def _purge(session: Session, model: type[Any], pairs: list[tuple[str, str]], dry_run: bool) -> int:
+    condition = tuple_(model.dag_id, model.run_id).in_(pairs)
+    if dry_run:
+        return int(session.scalar(select(func.count()).select_from(model).where(condition)) or 0)
+    result = session.execute(
+        delete(model).where(condition).execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _purge_audit(session: Session, before: datetime, dry_run: bool) -> int:
+    condition = and_(AuditLog.ts < before)
+    if dry_run:
+        return int(session.scalar(select(func.count()).select_from(AuditLog).where(condition)) or 0)
+    result = session.execute(delete(AuditLog).where(condition))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,184 @@
+"""Engines, sessions and transactions that survive a metastore restart.
+
+One engine per process, built from :class:`cluster.config.MetastoreSettings`. Pooled
+connections are pinged before use (``pool_pre_ping``), so after a MySQL restart the
+first checkout reconnects instead of failing. :func:`transaction` runs one unit of work
+and retries it on the errors that a retry can cure (deadlock, lock wait timeout, lost
+connection, SQLite's "database is locked"); every other database error leaves as a
+:class:`cluster.errors.MetastoreError` that keeps its cause.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from cluster.config import MetastoreSettings
+from cluster.errors import ConfigError, MetastoreError
+
+T = TypeVar("T")
+
+#: a factory of sessions bound to one engine
+SessionFactory = sessionmaker[Session]
+
+#: MySQL/MariaDB error codes worth retrying: deadlock, lock wait timeout, server gone
+#: away, lost connection during query, cannot connect, connection killed (MariaDB),
+#: client disconnected by the server (MySQL 8)
+RETRYABLE_MYSQL_CODES = frozenset({1213, 1205, 2006, 2013, 2003, 1927, 4031})
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+POOL_RECYCLE_SECONDS = 1800
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+def create_engine_for(settings: MetastoreSettings) -> Engine:
+    """Build the process's engine for ``settings.url`` (SQLite or ``mysql+pymysql://``).
+
+    :raises ConfigError: when the URL names a database Tradewind does not support.
+    """
+    url = make_url(settings.url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url, settings)
+    if backend in ("mysql", "mariadb"):
+        return _mysql_engine(url, settings)
+    raise ConfigError(
+        f"metastore.url: unsupported database '{backend}' (use sqlite:/// or mysql+pymysql://)"
+    )
+
+
+def _sqlite_engine(url: URL, settings: MetastoreSettings) -> Engine:
+    engine = create_engine(
+        url,
+        echo=settings.echo,
+        pool_pre_ping=True,
+        pool_recycle=POOL_RECYCLE_SECONDS,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # autocommit at the driver level: SQLAlchemy emits BEGIN itself (below), so a
+        # transaction that starts with a SELECT really is one transaction
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if url.database and url.database != ":memory:":
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def _mysql_engine(url: URL, settings: MetastoreSettings) -> Engine:
+    return create_engine(
+        url,
+        echo=settings.echo,
+        pool_pre_ping=True,
+        pool_recycle=POOL_RECYCLE_SECONDS,
+        pool_size=max(settings.pool_size, 1),
+        max_overflow=max(settings.pool_size, 1),
+        isolation_level="READ COMMITTED",
+        connect_args={"charset": "utf8mb4", "connect_timeout": CONNECT_TIMEOUT_SECONDS},
+    )
+
+
+def make_session_factory(engine: Engine) -> SessionFactory:
+    """Sessions whose objects stay readable after commit (the loop keeps using them)."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether running the whole transaction again may succeed."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and args[0] in RETRYABLE_MYSQL_CODES:
+        return True
+    message = str(orig).lower()
+    return "database is locked" in message or "database table is locked" in message
+
+
+def transaction(
+    factory: SessionFactory,
+    fn: Callable[[Session], T],
+    *,
+    retries: int = 5,
+    backoff: float = 0.1,
+    max_backoff: float = 5.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run ``fn(session)`` in one transaction, committed when it returns.
+
+    A deadlock, lock wait timeout, lost connection or locked SQLite database rolls
+    back and runs ``fn`` again in a fresh session, up to ``retries`` more times, with
+    exponential backoff and jitter. ``fn`` must therefore be safe to run again: when
+    the connection dies during COMMIT nobody knows whether the commit happened, and a
+    compare-and-set may then lose against its own first attempt.
+
+    :param sleep: injected so tests can count the waits instead of sleeping.
+    :raises MetastoreError: when retries are exhausted or the error cannot be cured
+        by a retry; the SQLAlchemy error is kept as ``__cause__``. Tradewind's own
+        errors raised by ``fn`` pass through unchanged.
+    """
+    attempt = 0
+    while True:
+        try:
+            with factory() as session, session.begin():
+                return fn(session)
+        except SQLAlchemyError as exc:
+            if attempt >= retries or not is_retryable(exc):
+                raise MetastoreError(_describe(exc, attempt)) from exc
+        delay = min(max_backoff, backoff * (2**attempt)) * random.uniform(0.5, 1.0)
+        sleep(delay)
+        attempt += 1
+
+
+def _describe(exc: SQLAlchemyError, attempt: int) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    tries = f" after {attempt + 1} attempts" if attempt else ""
+    return f"metastore operation failed{tries}: {type(orig).__name__}: {orig}"
+
+
+def wait_for_metastore(
+    engine: Engine,
+    timeout: float,
+    *,
+    interval: float = 0.5,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Block until the metastore answers ``SELECT 1``; processes call this at start-up.
+
+    :raises MetastoreError: when it still does not answer after ``timeout`` seconds,
+        with the last error as cause.
+    """
+    deadline = clock() + timeout
+    while True:
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            return
+        except SQLAlchemyError as exc:
+            if clock() >= deadline:
+                raise MetastoreError(
+                    f"metastore at {engine.url.render_as_string(hide_password=True)} did not "
+                    f"answer within {timeout:g} s: {_describe(exc, 0)}"
+                ) from exc
+        sleep(interval)

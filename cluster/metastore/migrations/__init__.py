@@ -1,0 +1,1 @@
+"""Alembic migrations of the metastore, run by :mod:`cluster.metastore.migrate` (no alembic.ini)."""

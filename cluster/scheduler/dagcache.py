@@ -1,0 +1,43 @@
+"""Serialized DAGs the scheduler plans over, cached by fingerprint.
+
+The scheduler never imports DAG files: it reads ``serialized_dag`` and keeps each
+version parsed in memory until the fingerprint in the ``dag`` row changes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cluster.dagfiles.serialized import SerializedDag
+from cluster.metastore.models import SerializedDagRow
+from cluster.scheduler.policy.weights import effective_priority_weights
+
+
+class DagCache:
+    """``dag_id → SerializedDag`` for the current fingerprint, plus derived figures."""
+
+    def __init__(self) -> None:
+        self._dags: dict[str, tuple[str, SerializedDag, dict[str, int]]] = {}
+
+    def get(self, session: Session, dag_id: str, fingerprint: str | None = None) -> SerializedDag | None:
+        """The DAG; reloaded when ``fingerprint`` differs from the cached one (``None``: any)."""
+        cached = self._dags.get(dag_id)
+        if cached is not None and (fingerprint is None or cached[0] == fingerprint):
+            return cached[1]
+        row = session.scalars(select(SerializedDagRow).where(SerializedDagRow.dag_id == dag_id)).first()
+        if row is None:
+            self._dags.pop(dag_id, None)
+            return None
+        dag = SerializedDag.from_json(row.data)
+        self._dags[dag_id] = (row.fingerprint, dag, effective_priority_weights(dag))
+        return dag
+
+    def fingerprint(self, dag_id: str) -> str | None:
+        cached = self._dags.get(dag_id)
+        return cached[0] if cached else None
+
+    def weights(self, session: Session, dag_id: str) -> dict[str, int]:
+        if self.get(session, dag_id) is None:
+            return {}
+        return self._dags[dag_id][2]

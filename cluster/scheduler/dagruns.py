@@ -1,0 +1,280 @@
+"""The loop's DAG-run steps: create due runs, start queued ones, move running ones forward.
+
+Each function loads a small snapshot, asks :mod:`cluster.scheduler.policy` and writes
+the decisions with compare-and-set in the caller's transaction. Only unfinished runs
+and their instances are read, so the cost does not grow with history.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from cluster.dagfiles.serialized import SerializedDag
+from cluster.metastore.models import Dag, DagRun, TaskInstance
+from cluster.metastore.transitions import TaskKey, set_dag_run_state, set_task_states
+from cluster.scheduler.dagcache import DagCache
+from cluster.scheduler.policy.changes import StateChange
+from cluster.scheduler.policy.outcome import run_state
+from cluster.scheduler.policy.readiness import InstanceSnapshot, decide_task_states
+from cluster.scheduler.policy.runs import (
+    RunSnapshot,
+    plan_runs,
+    runs_to_start,
+    timed_out_runs,
+    timeout_changes,
+)
+from cluster.sdk.timetables import DataInterval
+from cluster.states import DagRunState, TaskState
+
+log = logging.getLogger(__name__)
+
+ACTIVE_RUN_STATES = (DagRunState.QUEUED, DagRunState.RUNNING)
+#: ``next_dagrun_create_after`` of a DAG that waits for a run to finish (max_active_runs)
+#: or has nothing more to schedule: far enough never to be due
+NEVER = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def create_due_runs(session: Session, dags: DagCache, *, now: datetime, epoch: int, limit: int) -> int:
+    """Create the scheduled runs of every unpaused DAG that is due; returns how many."""
+    due = session.scalars(
+        select(Dag)
+        .where(
+            Dag.is_active,
+            Dag.is_paused.is_(False),
+            or_(Dag.next_dagrun_create_after.is_(None), Dag.next_dagrun_create_after <= now),
+        )
+        .limit(limit)
+    ).all()
+    created = 0
+    for row in due:
+        dag = dags.get(session, row.dag_id, row.fingerprint)
+        if dag is None:
+            continue
+        plan = plan_runs(
+            dag,
+            paused=False,
+            last_automated_data_interval=_last_automated_interval(session, row.dag_id),
+            active_runs=_active_runs(session, row.dag_id),
+            now=now,
+            max_create=limit,
+        )
+        for run in plan.create:
+            session.execute(
+                insert(DagRun).values(
+                    dag_id=row.dag_id, run_id=run.run_id, logical_date=run.logical_date,
+                    data_interval_start=run.data_interval_start, data_interval_end=run.data_interval_end,
+                    run_type="scheduled", state=DagRunState.QUEUED, conf={}, queued_at=now,
+                    fingerprint=row.fingerprint, created_by_epoch=epoch,
+                )
+            )
+        created += len(plan.create)
+        _set_next_run(row, plan.next_run, plan.next_dagrun_create_after)
+    return created
+
+
+def _set_next_run(row: Dag, next_run: object, create_after: datetime | None) -> None:
+    info = next_run
+    row.next_dagrun = getattr(info, "logical_date", None)
+    interval = getattr(info, "data_interval", None)
+    row.next_dagrun_data_interval_start = interval.start if interval else None
+    row.next_dagrun_data_interval_end = interval.end if interval else None
+    row.next_dagrun_create_after = create_after or NEVER
+
+
+def _last_automated_interval(session: Session, dag_id: str) -> DataInterval | None:
+    latest = session.execute(
+        select(DagRun.data_interval_start, DagRun.data_interval_end)
+        .where(DagRun.dag_id == dag_id, DagRun.run_type == "scheduled")
+        .order_by(DagRun.logical_date.desc())
+        .limit(1)
+    ).first()
+    if latest is None or latest[0] is None or latest[1] is None:
+        return None
+    return DataInterval(latest[0], latest[1])
+
+
+def _active_runs(session: Session, dag_id: str) -> int:
+    return session.scalar(
+        select(func.count()).select_from(DagRun).where(DagRun.dag_id == dag_id, DagRun.state.in_(ACTIVE_RUN_STATES))
+    ) or 0
+
+
+def start_queued_runs(session: Session, dags: DagCache, *, now: datetime) -> int:
+    """Move queued runs to running within ``max_active_runs`` and create their instances."""
+    rows = session.execute(
+        select(DagRun.dag_id, DagRun.run_id, DagRun.state, DagRun.logical_date, DagRun.start_date)
+        .where(DagRun.state.in_(ACTIVE_RUN_STATES))
+    ).all()
+    by_dag: dict[str, list[RunSnapshot]] = defaultdict(list)
+    for dag_id, run_id, state, logical_date, start_date in rows:
+        by_dag[dag_id].append(RunSnapshot(run_id, DagRunState(state), logical_date, start_date))
+    started = 0
+    for dag_id, runs in by_dag.items():
+        if not any(r.state is DagRunState.QUEUED for r in runs):
+            continue
+        dag = dags.get(session, dag_id, _fingerprint(session, dag_id))
+        if dag is None:
+            continue
+        for run_id in runs_to_start(dag, runs):
+            if set_dag_run_state(session, dag_id, run_id, DagRunState.RUNNING, expected=[DagRunState.QUEUED],
+                                 values={"start_date": now, "end_date": None,
+                                         "fingerprint": dags.fingerprint(dag_id)}):
+                _create_instances(session, dag, dags.weights(session, dag_id), run_id, dag.tasks)
+                started += 1
+    return started
+
+
+def _fingerprint(session: Session, dag_id: str) -> str | None:
+    return session.scalar(select(Dag.fingerprint).where(Dag.dag_id == dag_id))
+
+
+def _create_instances(
+    session: Session, dag: SerializedDag, weights: dict[str, int], run_id: str, task_ids: Iterable[str]
+) -> None:
+    existing = set(
+        session.scalars(
+            select(TaskInstance.task_id).where(TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == run_id)
+        )
+    )
+    rows = [
+        {
+            "dag_id": dag.dag_id, "run_id": run_id, "task_id": t.task_id, "map_index": -1,
+            "try_number": 0, "max_tries": t.retries, "state": TaskState.NONE, "pool": t.pool,
+            "pool_slots": t.pool_slots, "queue": t.queue, "operator": t.operator,
+            "priority_weight": weights.get(t.task_id, t.priority_weight),
+        }
+        for t in (dag.tasks[i] for i in task_ids)
+        if t.task_id not in existing
+    ]
+    if rows:
+        session.execute(insert(TaskInstance), rows)
+
+
+def advance_running_runs(session: Session, dags: DagCache, *, now: datetime) -> int:
+    """Apply trigger rules, retries and run outcomes to every running run; returns changes."""
+    runs = session.execute(
+        select(DagRun.dag_id, DagRun.run_id, DagRun.logical_date, DagRun.start_date)
+        .where(DagRun.state == DagRunState.RUNNING)
+    ).all()
+    if not runs:
+        return 0
+    fingerprints = dict(
+        session.execute(select(Dag.dag_id, Dag.fingerprint).where(Dag.dag_id.in_({r[0] for r in runs}))).tuples()
+    )
+    changed = 0
+    for dag_id, run_id, logical_date, start_date in runs:
+        dag = dags.get(session, dag_id, fingerprints.get(dag_id))
+        if dag is None:
+            continue
+        snapshot = RunSnapshot(run_id, DagRunState.RUNNING, logical_date, start_date)
+        if timed_out_runs(dag, [snapshot], now=now):
+            changed += _time_out(session, dag_id, run_id, now)
+            continue
+        changed += _advance(session, dag, dags.weights(session, dag_id), snapshot, now)
+    return changed
+
+
+def _advance(session: Session, dag: SerializedDag, weights: dict[str, int], run: RunSnapshot, now: datetime) -> int:
+    instances = _load_instances(session, dag.dag_id, run.run_id)
+    missing = [t for t in dag.tasks if t not in instances]
+    if missing:
+        _create_instances(session, dag, weights, run.run_id, missing)
+        instances.update({t: InstanceSnapshot(t, TaskState.NONE) for t in missing})
+    changed = _remove_vanished(session, dag, run.run_id, instances)
+    previous = _previous_states(session, dag, run) if _uses_past(dag) else None
+    for _ in range(len(dag.tasks) + 1):
+        changes = [_finish_empty(dag, c) for c in decide_task_states(dag, instances, now=now, previous_states=previous)]
+        if not changes:
+            break
+        changed += _apply(session, dag.dag_id, run.run_id, changes, now)
+        instances.update({c.task_id: InstanceSnapshot(c.task_id, c.target) for c in changes})
+        if not any(c.target is TaskState.SUCCESS for c in changes):
+            break
+    outcome = run_state(dag, {t: i.state for t, i in instances.items()})
+    if outcome is not None:
+        if set_dag_run_state(session, dag.dag_id, run.run_id, outcome, expected=[DagRunState.RUNNING],
+                             values={"end_date": now}):
+            log.info("DAG run %s.%s finished: %s", dag.dag_id, run.run_id, outcome)
+            # a finished run may unblock max_active_runs: let the next loop recompute
+            session.execute(update(Dag).where(Dag.dag_id == dag.dag_id, Dag.next_dagrun_create_after == NEVER)
+                            .values(next_dagrun_create_after=None))
+    return changed
+
+
+def _finish_empty(dag: SerializedDag, change: StateChange) -> StateChange:
+    task = dag.tasks[change.task_id]
+    if change.target is TaskState.SCHEDULED and change.source is TaskState.NONE and task.extra.get("empty") \
+            and not task.has_callbacks:
+        return StateChange(change.task_id, change.source, TaskState.SUCCESS, "EmptyOperator: nothing to run")
+    return change
+
+
+def _apply(session: Session, dag_id: str, run_id: str, changes: list[StateChange], now: datetime) -> int:
+    groups: dict[tuple[TaskState, TaskState], list[TaskKey]] = defaultdict(list)
+    for change in changes:
+        groups[(change.source, change.target)].append(TaskKey(dag_id, run_id, change.task_id))
+    changed = 0
+    for (source, target), keys in groups.items():
+        values = {"start_date": now, "end_date": now} if target is TaskState.SUCCESS else {}
+        changed += set_task_states(session, keys, target, expected=[source], values=values)
+    return changed
+
+
+def _load_instances(session: Session, dag_id: str, run_id: str) -> dict[str, InstanceSnapshot]:
+    rows = session.execute(
+        select(TaskInstance.task_id, TaskInstance.state, TaskInstance.next_try_at)
+        .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+    ).all()
+    return {task_id: InstanceSnapshot(task_id, TaskState(state), ready_at) for task_id, state, ready_at in rows}
+
+
+def _remove_vanished(session: Session, dag: SerializedDag, run_id: str, instances: dict[str, InstanceSnapshot]) -> int:
+    gone = [t for t, i in instances.items() if t not in dag.tasks and i.state is not TaskState.REMOVED]
+    if not gone:
+        return 0
+    keys = [TaskKey(dag.dag_id, run_id, t) for t in gone]
+    changed = set_task_states(session, keys, TaskState.REMOVED, expected=[TaskState.NONE, TaskState.SCHEDULED])
+    for task_id in gone:
+        del instances[task_id]
+    return changed
+
+
+def _uses_past(dag: SerializedDag) -> bool:
+    return any(t.depends_on_past for t in dag.tasks.values())
+
+
+def _previous_states(session: Session, dag: SerializedDag, run: RunSnapshot) -> dict[str, TaskState] | None:
+    if run.logical_date is None:
+        return None
+    previous = session.scalar(
+        select(DagRun.run_id)
+        .where(DagRun.dag_id == dag.dag_id, DagRun.logical_date < run.logical_date)
+        .order_by(DagRun.logical_date.desc())
+        .limit(1)
+    )
+    if previous is None:
+        return None
+    rows = session.execute(
+        select(TaskInstance.task_id, TaskInstance.state)
+        .where(TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == previous)
+    ).all()
+    return {task_id: TaskState(state) for task_id, state in rows}
+
+
+def _time_out(session: Session, dag_id: str, run_id: str, now: datetime) -> int:
+    if not set_dag_run_state(session, dag_id, run_id, DagRunState.FAILED, expected=[DagRunState.RUNNING],
+                             values={"end_date": now}):
+        return 0
+    states = {t: i.state for t, i in _load_instances(session, dag_id, run_id).items()}
+    changes = timeout_changes(states)
+    for change in changes:
+        set_task_states(session, [TaskKey(dag_id, run_id, change.task_id)], TaskState.SKIPPED,
+                        expected=[change.source], by_user=True, values={"end_date": now})
+    log.warning("DAG run %s.%s timed out (dagrun_timeout): failed", dag_id, run_id)
+    return len(changes)

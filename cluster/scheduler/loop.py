@@ -1,0 +1,159 @@
+"""The scheduling loop: load a snapshot, ask the policy, write with compare-and-set, dispatch.
+
+One iteration creates due DAG runs, starts queued runs, moves ready task instances
+forward, queues what fits and hands it to the executor. It wakes on a "task finished"
+event and otherwise polls. Every write transaction first checks the fencing epoch, so
+a scheduler that lost leadership stops writing at its next transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from cluster.config import Settings
+from cluster.errors import FencedOff, MetastoreError
+from cluster.executors.base import Dispatch, Executor
+from cluster.scheduler import dagruns, queueing, reaper
+from cluster.scheduler.dagcache import DagCache
+from cluster.scheduler.fencing import Fence
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class LoopStats:
+    """Counters of the last iterations, for metrics and benchmarks."""
+
+    iterations: int = 0
+    runs_created: int = 0
+    queued: int = 0
+    last_duration: float = 0.0
+    durations: list[float] = field(default_factory=list)
+
+
+class SchedulerLoop:
+    """The loop of the (leading) scheduler."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sessions: sessionmaker[Session],
+        executor: Executor,
+        fence: Fence,
+        clock: Callable[[], datetime] = utcnow,
+        on_iteration: Callable[[], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._executor = executor
+        self._fence = fence
+        self._clock = clock
+        self._on_iteration = on_iteration
+        self._dags = DagCache()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._next_reap = 0.0
+        self.stats = LoopStats()
+
+    # --- control from other threads -------------------------------------------------
+
+    def wake(self) -> None:
+        """Ask for an iteration now (a task finished, a user acted)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # --- the loop ---------------------------------------------------------------------
+
+    def run(self, *, is_leader: Callable[[], bool] = lambda: True) -> None:
+        """Iterate until :meth:`stop`; pause (without writing) while not the leader."""
+        poll = self._settings.scheduler.poll_interval
+        while not self._stop.is_set():
+            self._wake.clear()
+            if is_leader():
+                try:
+                    self.run_once()
+                except FencedOff:
+                    raise
+                except MetastoreError as exc:
+                    log.warning("metastore unavailable, retrying: %s", exc)
+                    self._stop.wait(min(poll * 2, 5.0))
+            self._wake.wait(poll)
+
+    def run_once(self) -> int:
+        """One iteration; returns how many task instances were handed to the executor."""
+        started = time.perf_counter()
+        now = self._clock()
+        with self._sessions.begin() as session:
+            self._fence.check(session, now=now)
+            self.stats.runs_created += dagruns.create_due_runs(
+                session, self._dags, now=now, epoch=self._fence.epoch or 0,
+                limit=self._settings.scheduler.max_dagruns_to_create_per_loop,
+            )
+            dagruns.start_queued_runs(session, self._dags, now=now)
+        with self._sessions.begin() as session:
+            self._fence.check(session)
+            dagruns.advance_running_runs(session, self._dags, now=now)
+        dispatches = self._queue(now)
+        self._reap_if_due(now)
+        self._record_iteration(time.perf_counter() - started, len(dispatches))
+        return len(dispatches)
+
+    def _queue(self, now: datetime) -> list[Dispatch]:
+        free = self._executor.free_slots()
+        if free is not None and free <= 0:
+            return []
+        with self._sessions.begin() as session:
+            epoch = self._fence.check(session)
+            dispatches = queueing.queue_ready(
+                session,
+                self._dags,
+                now=now,
+                epoch=epoch,
+                parallelism=self._settings.core.parallelism,
+                executor_free=free,
+            )
+        if dispatches:
+            self._executor.send(dispatches)
+        return dispatches
+
+    def _reap_if_due(self, now: datetime) -> None:
+        if time.monotonic() < self._next_reap:
+            return
+        self._next_reap = time.monotonic() + max(1.0, self._settings.scheduler.zombie_threshold / 4)
+        with self._sessions.begin() as session:
+            self._fence.check(session)
+            reaper.reap(
+                session,
+                self._dags,
+                now=now,
+                zombie_threshold=self._settings.scheduler.zombie_threshold,
+                queued_timeout=self._settings.scheduler.queued_timeout,
+            )
+
+    def _record_iteration(self, seconds: float, queued: int) -> None:
+        self.stats.iterations += 1
+        self.stats.queued += queued
+        self.stats.last_duration = seconds
+        self.stats.durations.append(seconds)
+        del self.stats.durations[:-1000]
+        if self._on_iteration is not None:
+            self._on_iteration()

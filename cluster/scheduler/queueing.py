@@ -1,0 +1,113 @@
+"""The loop's queueing step: what fits now moves ``scheduled → queued`` and is dispatched.
+
+Occupancy (pools, per DAG, global) is counted from ``queued`` and ``running`` rows, so
+it is exact whichever scheduler or worker moved them. The move sets the next try
+number; the message carries it, and the runner's claim only accepts that number.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cluster.executors.base import Dispatch, TaskMessage
+from cluster.metastore.models import DagRun, SlotPool, TaskInstance
+from cluster.metastore.transitions import TaskKey, set_task_state
+from cluster.scheduler.dagcache import DagCache
+from cluster.scheduler.policy.fit import DagLoad, PoolSnapshot, QueueCandidate, select_to_queue
+from cluster.states import OCCUPYING, TaskState
+
+log = logging.getLogger(__name__)
+
+_OCCUPYING = [str(s) for s in OCCUPYING]
+
+
+def queue_ready(
+    session: Session,
+    dags: DagCache,
+    *,
+    now: datetime,
+    epoch: int,
+    parallelism: int,
+    executor_free: int | None,
+) -> list[Dispatch]:
+    """Queue what fits and return the dispatches to send once the transaction commits."""
+    rows = session.execute(
+        select(
+            TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id, TaskInstance.map_index,
+            TaskInstance.try_number, TaskInstance.priority_weight, TaskInstance.pool,
+            TaskInstance.pool_slots, TaskInstance.queue, DagRun.logical_date, DagRun.queued_at,
+        )
+        .join(DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id))
+        .where(TaskInstance.state == TaskState.SCHEDULED)
+    ).all()
+    if not rows:
+        return []
+    by_key = {(r.dag_id, r.run_id, r.task_id, r.map_index): r for r in rows}
+    occupied_total, pools, loads = _occupancy(session, dags, {r.dag_id for r in rows})
+    free = parallelism - occupied_total
+    if executor_free is not None:
+        free = min(free, executor_free)
+    candidates = [
+        QueueCandidate(
+            dag_id=r.dag_id, run_id=r.run_id, task_id=r.task_id,
+            logical_date=r.logical_date or r.queued_at or now,
+            priority_weight=r.priority_weight, pool=r.pool, pool_slots=r.pool_slots, map_index=r.map_index,
+        )
+        for r in rows
+    ]
+    decision = select_to_queue(candidates, pools=pools, dag_loads=loads, free_executor_slots=max(free, 0))
+    for unrunnable in decision.never_fits:
+        _fail_unrunnable(session, unrunnable.candidate, unrunnable.reason, now)
+    dispatches: list[Dispatch] = []
+    for candidate in decision.to_queue:
+        row = by_key[(candidate.dag_id, candidate.run_id, candidate.task_id, candidate.map_index)]
+        key = TaskKey(row.dag_id, row.run_id, row.task_id, row.map_index)
+        next_try = row.try_number + 1
+        if not set_task_state(
+            session, key, TaskState.QUEUED, expected=[TaskState.SCHEDULED], try_number=row.try_number,
+            values={"try_number": next_try, "queued_at": now, "queued_by_epoch": epoch,
+                    "start_date": None, "end_date": None, "heartbeat_at": None},
+        ):
+            continue
+        fingerprint = dags.fingerprint(row.dag_id) or ""
+        message = TaskMessage(row.dag_id, row.run_id, row.task_id, row.map_index, next_try, fingerprint)
+        dispatches.append(Dispatch(message, queue=row.queue, priority=row.priority_weight))
+    return dispatches
+
+
+def _occupancy(
+    session: Session, dags: DagCache, dag_ids: set[str]
+) -> tuple[int, dict[str, PoolSnapshot], dict[str, DagLoad]]:
+    by_pool: dict[str, int] = defaultdict(int)
+    by_dag: dict[str, int] = defaultdict(int)
+    total = 0
+    counts = session.execute(
+        select(TaskInstance.dag_id, TaskInstance.pool, func.count(), func.sum(TaskInstance.pool_slots))
+        .where(TaskInstance.state.in_(_OCCUPYING))
+        .group_by(TaskInstance.dag_id, TaskInstance.pool)
+    ).all()
+    for dag_id, pool, count, slots in counts:
+        by_pool[pool] += int(slots or 0)
+        by_dag[dag_id] += int(count)
+        total += int(count)
+    pools = {
+        name: PoolSnapshot(name, slots, by_pool.get(name, 0))
+        for name, slots in session.execute(select(SlotPool.pool, SlotPool.slots)).tuples()
+    }
+    loads = {}
+    for dag_id in dag_ids:
+        dag = dags.get(session, dag_id)
+        if dag is not None:
+            loads[dag_id] = DagLoad(dag.max_active_tasks, by_dag.get(dag_id, 0))
+    return total, pools, loads
+
+
+def _fail_unrunnable(session: Session, candidate: QueueCandidate, reason: str, now: datetime) -> None:
+    log.error("%s.%s (%s) can never run: %s", candidate.dag_id, candidate.task_id, candidate.run_id, reason)
+    key = TaskKey(candidate.dag_id, candidate.run_id, candidate.task_id, candidate.map_index)
+    set_task_state(session, key, TaskState.FAILED, expected=[TaskState.SCHEDULED], values={"end_date": now})

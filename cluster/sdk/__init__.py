@@ -1,0 +1,58 @@
+"""What DAG files import: Airflow's core authoring API under Tradewind's names.
+
+Replace ``airflow``, ``airflow.sdk``, ``airflow.decorators``, ``airflow.models.*`` and
+``airflow.utils.{trigger_rule,task_group,edgemodifier,weekday}`` / ``airflow.exceptions``
+imports with ``cluster.sdk``. Importing this package loads no database, broker or web
+code (a test checks it).
+"""
+
+from __future__ import annotations
+
+from cluster.errors import SensorTimeout as AirflowSensorTimeout
+from cluster.errors import TaskFailedNoRetry as AirflowFailException
+from cluster.errors import TaskRescheduled as AirflowRescheduleException
+from cluster.errors import TaskSkipped as AirflowSkipException
+from cluster.errors import TaskTimeout as AirflowTaskTimeout
+from cluster.errors import TradewindError as AirflowException
+from cluster.sdk.baseoperator import BaseOperator
+from cluster.sdk.context import RunInfo, get_current_context
+from cluster.sdk.dag import DAG, dag
+from cluster.sdk.dependencies import EdgeModifier, Label, chain, cross_downstream
+from cluster.sdk.params import Param, ParamsDict
+from cluster.sdk.runtime import BaseHook, Connection, Variable
+from cluster.sdk.taskgroup import TaskGroup, task_group
+from cluster.sdk.trigger_rule import TriggerRule
+from cluster.sdk.weekday import WeekDay
+from cluster.sdk.xcom_arg import XComArg
+
+# last: TaskFlow builds operators from cluster.operators, which need the names above
+from cluster.sdk.decorators import task  # noqa: E402, I001
+
+__all__ = [
+    "DAG",
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowRescheduleException",
+    "AirflowSensorTimeout",
+    "AirflowSkipException",
+    "AirflowTaskTimeout",
+    "BaseHook",
+    "BaseOperator",
+    "Connection",
+    "EdgeModifier",
+    "Label",
+    "Param",
+    "ParamsDict",
+    "RunInfo",
+    "TaskGroup",
+    "TriggerRule",
+    "Variable",
+    "WeekDay",
+    "XComArg",
+    "chain",
+    "cross_downstream",
+    "dag",
+    "get_current_context",
+    "task",
+    "task_group",
+]

@@ -1,0 +1,246 @@
+"""TaskFlow: ``@task`` and its flavours (``python``, ``bash``, ``branch``,
+``short_circuit``, ``sensor``).
+
+Calling a decorated function inside a DAG creates one operator and returns its
+:class:`XComArg`; XComArgs passed as arguments become edges and are resolved at run
+time. Task ids repeat as ``f``, ``f__1``, ``f__2`` like Airflow's.
+
+The operators live in ``cluster.operators`` and ``cluster.sensors``, which import the
+SDK's ``BaseOperator``; this module is imported last by ``cluster.sdk`` and those
+packages import ``cluster.sdk`` first, so either import order completes the SDK before
+an operator module needs it.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from cluster.operators.bash import BashOperator
+from cluster.operators.python import PythonOperator, determine_kwargs, do_branch, do_short_circuit
+from cluster.sdk.dagcontext import DagContext
+from cluster.sdk.templating import render_template
+from cluster.sdk.xcom_arg import XComArg
+from cluster.sensors.python import PythonSensor
+
+#: context keys a TaskFlow function may name without the caller passing them
+KNOWN_CONTEXT_KEYS = frozenset(
+    {
+        "conn", "dag", "dag_run", "data_interval_end", "data_interval_start", "ds",
+        "ds_nodash", "execution_date", "expanded_ti_count", "inlets", "logical_date",
+        "macros", "map_index_template", "outlets", "params", "prev_data_interval_start_success",
+        "prev_data_interval_end_success", "prev_start_date_success", "run_id", "task",
+        "task_instance", "task_instance_key_str", "test_mode", "templates_dict", "ti", "ts",
+        "ts_nodash", "ts_nodash_with_tz", "var",
+    }
+)  # fmt: skip
+
+
+def push_multiple_outputs(task: Any, context: dict[str, Any], result: Any) -> Any:
+    """With ``multiple_outputs``, push each key of the returned dict as its own XCom.
+
+    :raises TypeError: when the result is not a dict with string keys.
+    """
+    if not task.multiple_outputs or result is None:
+        return result
+    if not isinstance(result, dict):
+        raise TypeError(
+            f"Returned output was type {type(result)} expected dictionary for multiple_outputs"
+        )
+    for key, value in result.items():
+        if not isinstance(key, str):
+            raise TypeError(f"Returned dictionary keys must be strings when using multiple_outputs, found {key} ({type(key)}) instead")
+        context["ti"].xcom_push(key, value)
+    return result
+
+
+class _PythonDecoratedOperator(PythonOperator):
+    custom_operator_name = "@task"
+
+    def execute(self, context: dict[str, Any]) -> Any:
+        return push_multiple_outputs(self, context, super().execute(context))
+
+
+class _BranchPythonDecoratedOperator(_PythonDecoratedOperator):
+    custom_operator_name = "@task.branch"
+
+    def execute(self, context: dict[str, Any]) -> Any:
+        return do_branch(self, context, super().execute(context))
+
+
+class _ShortCircuitDecoratedOperator(_PythonDecoratedOperator):
+    custom_operator_name = "@task.short_circuit"
+
+    def __init__(self, *, ignore_downstream_trigger_rules: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ignore_downstream_trigger_rules = ignore_downstream_trigger_rules
+
+    def execute(self, context: dict[str, Any]) -> Any:
+        return do_short_circuit(self, context, super().execute(context))
+
+
+class _BashDecoratedOperator(BashOperator):
+    """The function returns the command; it is rendered, then run like ``BashOperator``."""
+
+    custom_operator_name = "@task.bash"
+    template_fields = (*BashOperator.template_fields, "op_args", "op_kwargs")
+
+    def __init__(
+        self,
+        *,
+        python_callable: Callable[..., Any],
+        op_args: list[Any] | None = None,
+        op_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.pop("multiple_outputs", None)
+        super().__init__(bash_command="SET_DURING_EXECUTION", **kwargs)
+        self.python_callable = python_callable
+        self.op_args = list(op_args or [])
+        self.op_kwargs = dict(op_kwargs or {})
+
+    def execute(self, context: dict[str, Any]) -> Any:
+        kwargs = determine_kwargs(self.python_callable, self.op_args, {**context, **self.op_kwargs})
+        command = self.python_callable(*self.op_args, **kwargs)
+        if not isinstance(command, str) or not command.strip():
+            raise TypeError("The returned value from the TaskFlow callable must be a non-empty string.")
+        self.bash_command = render_template(self, command, context)
+        return super().execute(context)
+
+
+class _DecoratedSensorOperator(PythonSensor):
+    custom_operator_name = "@task.sensor"
+
+
+def unique_task_id(task_id: str) -> str:
+    """``task_id``, or ``task_id__N`` when the current DAG already has it (Airflow's rule)."""
+    dag = DagContext.current_dag()
+    if dag is None:
+        return task_id
+    group = DagContext.current_group(dag)
+    full_id = group.child_id(task_id) if group is not None else task_id
+    if full_id not in dag.task_dict:
+        return task_id
+    prefix = re.escape(re.split(r"__\d+$", full_id)[0])
+    suffixes = [0]
+    for existing in dag.task_dict:
+        match = re.match(rf"^{prefix}__(\d+)$", existing)
+        if match:
+            suffixes.append(int(match.group(1)))
+    core = re.split(r"__\d+$", task_id)[0]
+    return f"{core}__{max(suffixes) + 1}"
+
+
+def _infer_multiple_outputs(fn: Callable[..., Any]) -> bool:
+    """``-> dict[...]`` means multiple outputs, like Airflow."""
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # an unresolvable annotation is not an error in a DAG file
+        return False
+    returned = hints.get("return")
+    return returned is dict or typing.get_origin(returned) is dict
+
+
+def _check_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Fail at definition time when arguments are missing, not at run time.
+
+    :raises TypeError: like calling the function would, context keys excepted.
+    """
+    signature = inspect.signature(fn)
+    params = [
+        p.replace(default=None) if p.name in KNOWN_CONTEXT_KEYS and p.default is p.empty else p
+        for p in signature.parameters.values()
+    ]
+    signature.replace(parameters=params).bind(*args, **kwargs)
+
+
+class TaskDecorator:
+    """A decorated function: call it to add a task, ``.override(...)`` to change options."""
+
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        operator_class: type,
+        multiple_outputs: bool | None,
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.function = function
+        self.operator_class = operator_class
+        self.multiple_outputs = (
+            _infer_multiple_outputs(function) if multiple_outputs is None else multiple_outputs
+        )
+        self.kwargs = kwargs
+        functools.update_wrapper(self, function)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> XComArg:
+        _check_call(self.function, args, kwargs)
+        options = dict(self.kwargs)
+        task_id = unique_task_id(options.pop("task_id", None) or self.function.__name__)
+        if self.function.__doc__ and not options.get("doc_md"):
+            options["doc_md"] = inspect.cleandoc(self.function.__doc__)
+        operator = self.operator_class(
+            task_id=task_id,
+            python_callable=self.function,
+            op_args=list(args),
+            op_kwargs=kwargs,
+            multiple_outputs=self.multiple_outputs,
+            **options,
+        )
+        return XComArg(operator)
+
+    def override(self, **kwargs: Any) -> TaskDecorator:
+        outputs = kwargs.pop("multiple_outputs", self.multiple_outputs)
+        return TaskDecorator(self.function, self.operator_class, outputs, {**self.kwargs, **kwargs})
+
+    def expand(self, **kwargs: Any) -> Any:
+        raise NotImplementedError("dynamic task mapping (expand) is not supported by Tradewind")
+
+    def partial(self, **kwargs: Any) -> Any:
+        raise NotImplementedError("dynamic task mapping (partial) is not supported by Tradewind")
+
+
+def _decorator(
+    operator_class: type,
+    python_callable: Callable[..., Any] | None,
+    multiple_outputs: bool | None,
+    kwargs: dict[str, Any],
+) -> Any:
+    if python_callable is not None:
+        return TaskDecorator(python_callable, operator_class, multiple_outputs, kwargs)
+    return lambda fn: TaskDecorator(fn, operator_class, multiple_outputs, kwargs)
+
+
+class _TaskFactory:
+    """The ``task`` object: ``@task``, ``@task(...)``, ``@task.bash``, ``@task.branch`` ..."""
+
+    def __call__(
+        self,
+        python_callable: Callable[..., Any] | None = None,
+        multiple_outputs: bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        return self.python(python_callable, multiple_outputs, **kwargs)
+
+    def python(self, python_callable: Callable[..., Any] | None = None, multiple_outputs: bool | None = None, **kwargs: Any) -> Any:
+        return _decorator(_PythonDecoratedOperator, python_callable, multiple_outputs, kwargs)
+
+    def branch(self, python_callable: Callable[..., Any] | None = None, multiple_outputs: bool | None = None, **kwargs: Any) -> Any:
+        return _decorator(_BranchPythonDecoratedOperator, python_callable, multiple_outputs, kwargs)
+
+    def short_circuit(self, python_callable: Callable[..., Any] | None = None, multiple_outputs: bool | None = None, **kwargs: Any) -> Any:
+        return _decorator(_ShortCircuitDecoratedOperator, python_callable, multiple_outputs, kwargs)
+
+    def bash(self, python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+        return _decorator(_BashDecoratedOperator, python_callable, False, kwargs)
+
+    def sensor(self, python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+        return _decorator(_DecoratedSensorOperator, python_callable, False, kwargs)
+
+
+task = _TaskFactory()
+
+__all__ = ["TaskDecorator", "task", "unique_task_id"]

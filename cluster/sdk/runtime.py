@@ -1,0 +1,144 @@
+"""The services task code reaches at run time: variables and connections.
+
+The SDK holds only the interface. The runner (or a test) installs an implementation
+with :func:`set_runtime` before running task code; ``Variable.get`` and
+``Connection.get`` then go through it. No metastore code lives here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import quote, urlencode
+
+from cluster.errors import TradewindError
+from cluster.sdk.params import NOTSET
+
+
+class RuntimeNotConnected(TradewindError):  # noqa: N818 - reads as a state
+    """Task code asked for a variable or connection, but no metastore is connected."""
+
+
+class RuntimeServices(Protocol):
+    """What the runner provides to task code."""
+
+    def get_variable(self, key: str) -> str | None: ...
+
+    def set_variable(self, key: str, value: str) -> None: ...
+
+    def delete_variable(self, key: str) -> None: ...
+
+    def get_connection(self, conn_id: str) -> Connection:
+        """:raises NotFoundError: when no connection has that id."""
+        ...
+
+
+class _Holder:
+    services: RuntimeServices | None = None
+
+
+def set_runtime(services: RuntimeServices | None) -> None:
+    """Install the services task code will use (``None`` disconnects)."""
+    _Holder.services = services
+
+
+def current_runtime() -> RuntimeServices:
+    """:raises RuntimeNotConnected: outside a runner, or before :func:`set_runtime`."""
+    if _Holder.services is None:
+        raise RuntimeNotConnected(
+            "no metastore is connected: variables and connections are only available "
+            "while Tradewind runs a task (or after cluster.sdk.runtime.set_runtime())"
+        )
+    return _Holder.services
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A connection's fields, like Airflow's ``Connection`` (``extra`` is already a dict)."""
+
+    conn_id: str
+    conn_type: str = ""
+    host: str | None = None
+    schema: str | None = None
+    login: str | None = None
+    password: str | None = field(default=None, repr=False)
+    port: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    description: str | None = None
+
+    @property
+    def extra_dejson(self) -> dict[str, Any]:
+        return dict(self.extra)
+
+    def get_uri(self) -> str:
+        """``type://login:password@host:port/schema?extra``, quoted like Airflow."""
+        uri = f"{self.conn_type.replace('_', '-')}://"
+        if self.login is not None or self.password is not None:
+            uri += quote(self.login or "", safe="")
+            if self.password is not None:
+                uri += ":" + quote(self.password, safe="")
+            uri += "@"
+        uri += quote(self.host or "", safe="")
+        if self.port is not None:
+            uri += f":{self.port}"
+        if self.schema:
+            uri += "/" + quote(self.schema, safe="")
+        if self.extra:
+            uri += "?" + urlencode(self.extra)
+        return uri
+
+    @classmethod
+    def get(cls, conn_id: str) -> Connection:
+        """Look a connection up through the runtime.
+
+        :raises NotFoundError: when it does not exist.
+        """
+        return current_runtime().get_connection(conn_id)
+
+    @classmethod
+    def get_connection_from_secrets(cls, conn_id: str) -> Connection:
+        return cls.get(conn_id)
+
+
+class BaseHook:
+    """The connection lookup of Airflow's ``BaseHook``."""
+
+    @classmethod
+    def get_connection(cls, conn_id: str) -> Connection:
+        return Connection.get(conn_id)
+
+
+class Variable:
+    """Key/value settings kept in the metastore, like Airflow's ``Variable``."""
+
+    @staticmethod
+    def get(key: str, default_var: Any = NOTSET, deserialize_json: bool = False) -> Any:
+        """Return the variable, JSON-decoded if asked.
+
+        :raises KeyError: when it does not exist and no ``default_var`` is given.
+        """
+        value = current_runtime().get_variable(key)
+        if value is None:
+            if default_var is NOTSET:
+                raise KeyError(f"Variable {key} does not exist")
+            return default_var
+        return json.loads(value) if deserialize_json else value
+
+    @staticmethod
+    def set(key: str, value: Any, serialize_json: bool = False) -> None:
+        text = json.dumps(value, indent=2) if serialize_json else str(value)
+        current_runtime().set_variable(key, text)
+
+    @staticmethod
+    def delete(key: str) -> None:
+        current_runtime().delete_variable(key)
+
+    @staticmethod
+    def setdefault(key: str, default: Any, deserialize_json: bool = False) -> Any:
+        value = Variable.get(key, default_var=None, deserialize_json=deserialize_json)
+        if value is None:
+            Variable.set(key, default, serialize_json=deserialize_json)
+            return default
+        return value
+

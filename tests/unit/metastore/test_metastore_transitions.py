@@ -1,0 +1,188 @@
+"""Every state change is a compare-and-set checked against cluster.states."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cluster.errors import InvalidTransition
+from cluster.metastore.models import DagRun, TaskInstance
+from cluster.metastore.transitions import (
+    TaskKey,
+    set_dag_run_state,
+    set_task_state,
+    set_task_states,
+)
+from cluster.states import (
+    DAG_RUN_TRANSITIONS,
+    TASK_TRANSITIONS,
+    USER_TARGETS,
+    DagRunState,
+    TaskState,
+)
+
+AddRun = Callable[..., DagRun]
+AddTask = Callable[..., TaskInstance]
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+KEY = TaskKey("d", "r1", "t1")
+TASK_PAIRS = list(itertools.product(TaskState, TaskState))
+RUN_PAIRS = list(itertools.product(DagRunState, DagRunState))
+
+
+def state_of(session: Session, key: TaskKey = KEY) -> str:
+    row = session.scalars(
+        select(TaskInstance.state).where(
+            TaskInstance.dag_id == key.dag_id,
+            TaskInstance.run_id == key.run_id,
+            TaskInstance.task_id == key.task_id,
+            TaskInstance.map_index == key.map_index,
+        )
+    ).one()
+    return row
+
+
+@pytest.mark.parametrize(("source", "target"), TASK_PAIRS, ids=[f"{s}->{t}" for s, t in TASK_PAIRS])
+def test_system_moves_follow_the_table(
+    session: Session, add_run: AddRun, add_task: AddTask, source: TaskState, target: TaskState
+) -> None:
+    add_run()
+    add_task(state=str(source))
+    if target in TASK_TRANSITIONS[source]:
+        assert set_task_state(session, KEY, target, expected={source}) is True
+        assert state_of(session) == target
+        assert set_task_state(session, KEY, target, expected={source}) is False
+    else:
+        with pytest.raises(InvalidTransition):
+            set_task_state(session, KEY, target, expected={source})
+        assert state_of(session) == source
+
+
+@pytest.mark.parametrize("target", list(TaskState))
+def test_default_expected_is_every_allowed_source(
+    session: Session, add_run: AddRun, add_task: AddTask, target: TaskState
+) -> None:
+    add_run()
+    for number, source in enumerate(TaskState):
+        add_task(f"t{number}", state=str(source))
+    allowed = {s for s, targets in TASK_TRANSITIONS.items() if target in targets}
+    if not allowed:
+        with pytest.raises(InvalidTransition):
+            set_task_state(session, KEY, target)
+        return
+    moved = {
+        source
+        for number, source in enumerate(TaskState)
+        if set_task_state(session, TaskKey("d", "r1", f"t{number}"), target)
+    }
+    assert moved == allowed
+
+
+@pytest.mark.parametrize("target", list(TaskState))
+def test_users_may_clear_or_mark_from_any_state(
+    session: Session, add_run: AddRun, add_task: AddTask, target: TaskState
+) -> None:
+    add_run()
+    for number, source in enumerate(TaskState):
+        add_task(f"t{number}", state=str(source))
+    if target not in USER_TARGETS:
+        with pytest.raises(InvalidTransition):
+            set_task_state(session, KEY, target, by_user=True)
+        return
+    keys = [TaskKey("d", "r1", f"t{n}") for n in range(len(TaskState))]
+    assert set_task_states(session, keys, target, by_user=True) == len(TaskState) - 1
+    assert {state_of(session, k) for k in keys} == {target}
+
+
+def test_the_loser_of_a_race_gets_false(
+    session: Session, add_run: AddRun, add_task: AddTask
+) -> None:
+    add_run()
+    add_task(state="queued", try_number=1)
+    assert set_task_state(session, KEY, TaskState.RUNNING, expected={TaskState.QUEUED})
+    assert not set_task_state(session, KEY, TaskState.RUNNING, expected={TaskState.QUEUED})
+
+
+def test_try_number_guards_against_stale_messages(
+    session: Session, add_run: AddRun, add_task: AddTask
+) -> None:
+    add_run()
+    add_task(state="queued", try_number=2)
+    assert not set_task_state(session, KEY, TaskState.RUNNING, try_number=1)
+    assert state_of(session) == "queued"
+    assert set_task_state(session, KEY, TaskState.RUNNING, try_number=2)
+
+
+def test_values_are_written_in_the_same_statement(
+    session: Session, add_run: AddRun, add_task: AddTask
+) -> None:
+    add_run()
+    add_task(state="queued", try_number=1)
+    won = set_task_state(
+        session, KEY, TaskState.RUNNING, values={"hostname": "w1", "pid": 42, "start_date": T0}
+    )
+    assert won
+    ti = session.get(TaskInstance, ("d", "r1", "t1", -1))
+    assert ti is not None
+    session.refresh(ti)
+    assert (ti.state, ti.hostname, ti.pid, ti.start_date) == ("running", "w1", 42, T0)
+
+
+def test_values_cannot_smuggle_state_or_unknown_columns(
+    session: Session, add_run: AddRun, add_task: AddTask
+) -> None:
+    add_run()
+    add_task(state="queued")
+    with pytest.raises(ValueError, match="target"):
+        set_task_state(session, KEY, TaskState.RUNNING, values={"state": "success"})
+    with pytest.raises(ValueError, match="no column"):
+        set_task_state(session, KEY, TaskState.RUNNING, values={"colour": "red"})
+
+
+def test_a_missing_row_is_false_not_an_error(session: Session) -> None:
+    assert set_task_state(session, KEY, TaskState.SCHEDULED) is False
+
+
+def test_bulk_counts_only_the_rows_that_moved(
+    session: Session, add_run: AddRun, add_task: AddTask
+) -> None:
+    add_run()
+    for number in range(450):
+        add_task(f"t{number}", state="scheduled" if number % 3 else "queued")
+    keys = [TaskKey("d", "r1", f"t{n}") for n in range(450)]
+    moved = set_task_states(session, keys, TaskState.QUEUED, expected={TaskState.SCHEDULED})
+    assert moved == 300
+    assert set_task_states(session, keys, TaskState.QUEUED, expected={TaskState.SCHEDULED}) == 0
+
+
+def test_bulk_rejects_a_forbidden_expected_state(session: Session) -> None:
+    with pytest.raises(InvalidTransition, match="success"):
+        set_task_states(session, [KEY], TaskState.QUEUED, expected={TaskState.SUCCESS})
+
+
+@pytest.mark.parametrize(("source", "target"), RUN_PAIRS, ids=[f"{s}->{t}" for s, t in RUN_PAIRS])
+def test_dag_run_moves_follow_the_table(
+    session: Session, add_run: AddRun, source: DagRunState, target: DagRunState
+) -> None:
+    add_run(state=str(source))
+    if target in DAG_RUN_TRANSITIONS[source]:
+        assert set_dag_run_state(session, "d", "r1", target, expected={source})
+        assert not set_dag_run_state(session, "d", "r1", target, expected={source})
+    else:
+        with pytest.raises(InvalidTransition):
+            set_dag_run_state(session, "d", "r1", target, expected={source})
+
+
+def test_users_may_mark_a_failed_run_successful(session: Session, add_run: AddRun) -> None:
+    add_run(state="failed")
+    assert not set_dag_run_state(session, "d", "r1", DagRunState.SUCCESS)
+    assert set_dag_run_state(
+        session, "d", "r1", DagRunState.SUCCESS, by_user=True, values={"end_date": T0}
+    )
+    run = session.scalars(select(DagRun)).one()
+    session.refresh(run)
+    assert (run.state, run.end_date) == ("success", T0)
