@@ -9,7 +9,7 @@ tested. A test that takes ``metastore_url`` runs once on SQLite and once on Mari
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -53,7 +53,7 @@ def mariadb(
 ) -> Iterator[MariaDB]:
     """One private MariaDB server for the whole run, stopped by its PID at the end."""
     try:
-        server = MariaDB(tmp_path_factory.mktemp("mariadb"), port=free_port())
+        server = MariaDB(tmp_path_factory.mktemp("mariadb"), port=free_port(), fsync=False)
     except ServiceError as exc:
         pytest.fail(f"MariaDB is needed by this test and is not installed: {exc}")
     server.start()
@@ -62,16 +62,17 @@ def mariadb(
     server.stop()
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Attach the MariaDB error log to the report of a failed test that used it."""
-    outcome = yield
-    report = outcome.get_result()
+    report = yield
     server = item.config.stash.get(_MARIADB, None)
-    if not report.failed or server is None:
-        return
-    if "mariadb" in item.nodeid or "mariadb" in getattr(item, "fixturenames", ()):
+    used = "mariadb" in item.nodeid or "mariadb" in getattr(item, "fixturenames", ())
+    if report.failed and server is not None and used:
         report.sections.append(("MariaDB error log", server.log_tail()))
+    return report
 
 
 @pytest.fixture
@@ -84,7 +85,7 @@ def mariadb_url(mariadb: MariaDB) -> Iterator[str]:
         mariadb.drop_database(name)
 
 
-@pytest.fixture(params=["sqlite", "mariadb"])
+@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
 def metastore_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty metastore; the test runs once per database."""
     if request.param == "sqlite":

@@ -8,14 +8,16 @@ usage error never touch the database.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
 import click
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from cluster.config import Settings, load_settings
+from cluster.config import Settings, default_home, load_settings
 from cluster.metastore.engine import create_engine_for, make_session_factory
 
 P = ParamSpec("P")
@@ -27,6 +29,11 @@ class App:
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self._env = env
+
+    @functools.cached_property
+    def home(self) -> Path:
+        """``$TRADEWIND_HOME``, known before the settings (which live there) are read."""
+        return default_home(os.environ if self._env is None else self._env)
 
     @functools.cached_property
     def settings(self) -> Settings:

@@ -15,6 +15,16 @@ import click
 from cluster import __version__
 from cluster.cli.app import App
 from cluster.cli.config_cmd import config_group, version
+from cluster.cli.dags_cmd import dags_group
+from cluster.cli.scheduler_cmd import scheduler
+from cluster.cli.standalone_cmd import standalone
+from cluster.cli.tasks_cmd import tasks_group
+from cluster.cli.connections_cmd import connections_group
+from cluster.cli.db_cmd import db_group
+from cluster.cli.pools_cmd import pools_group
+from cluster.cli.secrets_cmd import rotate_fernet_key_command
+from cluster.cli.users_cmd import users_group
+from cluster.cli.variables_cmd import variables_group
 from cluster.errors import TradewindError
 
 
@@ -27,6 +37,16 @@ def cli(ctx: click.Context) -> None:
 
 cli.add_command(config_group)
 cli.add_command(version)
+cli.add_command(dags_group)
+cli.add_command(tasks_group)
+cli.add_command(scheduler)
+cli.add_command(standalone)
+cli.add_command(db_group)
+cli.add_command(variables_group)
+cli.add_command(connections_group)
+cli.add_command(pools_group)
+cli.add_command(users_group)
+cli.add_command(rotate_fernet_key_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

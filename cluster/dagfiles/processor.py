@@ -88,7 +88,7 @@ class DagProcessor:
 
     def _dag_owners(self) -> dict[str, str]:
         with self._sessions() as session:
-            return dict(session.execute(select(Dag.dag_id, Dag.fileloc).where(Dag.is_active)).tuples())
+            return dict(session.execute(select(Dag.dag_id, Dag.fileloc).where(Dag.is_active)).tuples().all())
 
     def _store(self, result: FileResult, source: str, owners: dict[str, str], report: ProcessReport) -> None:
         fileloc = str(result.path)

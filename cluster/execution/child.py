@@ -142,6 +142,14 @@ def execute_try(
     return outcome
 
 
+def timeout_seconds(task: BaseOperator) -> float | None:
+    """The task's ``execution_timeout`` in seconds, or ``None``."""
+    value = task.execution_timeout
+    if value is None:
+        return None
+    return float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)
+
+
 def _finish(ti: Any, state: str, rendered: dict[str, Any] | None, limit: int) -> TryOutcome:
     pushed = [(key, _to_json(key, value, limit)) for key, value in ti.pushed_xcoms()]
     return TryOutcome(

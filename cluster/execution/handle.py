@@ -16,10 +16,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from cryptography.fernet import MultiFernet
+
+from cluster.errors import NotFoundError
 from cluster.execution.recording import ClaimedTry
 from cluster.metastore import connections, variables
 from cluster.metastore.models import XCom
-from cluster.metastore.secrets import Fernet
 from cluster.sdk.runtime import Connection
 
 SessionFactory = Callable[[], sessionmaker[Session]]
@@ -95,25 +97,28 @@ class MetastoreTaskInstance:
 class MetastoreRuntime:
     """``Variable`` and connection lookups served from the metastore."""
 
-    def __init__(self, *, sessions: SessionFactory, fernet: Fernet) -> None:
+    def __init__(self, *, sessions: SessionFactory, fernet: MultiFernet) -> None:
         self._sessions = sessions
         self._fernet = fernet
 
     def get_variable(self, key: str) -> str | None:
         with self._sessions()() as session:
-            return variables.get_variable(session=session, key=key, fernet=self._fernet)
+            try:
+                return variables.get_variable(key, session=session, fernet=self._fernet)
+            except NotFoundError:
+                return None
 
     def set_variable(self, key: str, value: str) -> None:
         with self._sessions()() as session, session.begin():
-            variables.set_variable(session=session, key=key, value=value, fernet=self._fernet)
+            variables.set_variable(key, value, session=session, fernet=self._fernet)
 
     def delete_variable(self, key: str) -> None:
         with self._sessions()() as session, session.begin():
-            variables.delete_variable(session=session, key=key)
+            variables.delete_variable(key, session=session)
 
     def get_connection(self, conn_id: str) -> Connection:
         with self._sessions()() as session:
-            record = connections.get_connection(session=session, conn_id=conn_id, fernet=self._fernet)
+            record = connections.get_connection(conn_id, session=session, fernet=self._fernet)
         return Connection(
             conn_id=record.conn_id,
             conn_type=record.conn_type,

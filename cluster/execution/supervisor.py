@@ -26,16 +26,16 @@ from cluster.config import Settings
 from cluster.dagfiles.serialized import SerializedTask
 from cluster.errors import TradewindError
 from cluster.execution import recording
-from cluster.execution.child import execute_try, start_child
+from cluster.execution.child import execute_try, start_child, timeout_seconds
 from cluster.execution.dagbag import DagBag
 from cluster.execution.handle import MetastoreRuntime, MetastoreTaskInstance, SessionFactory
 from cluster.execution.logs import append_line, log_path
 from cluster.execution.outcome import TryOutcome
 from cluster.executors.base import TaskMessage
-from cluster.metastore.secrets import Fernet
+from cluster.metastore.engine import transaction
+from cluster.metastore.secrets import make_fernet
 from cluster.sdk import DAG, BaseOperator
 from cluster.sdk.context import RunInfo, build_context
-from cluster.sdk.params import validate_params
 from cluster.sdk.runtime import set_runtime
 from cluster.states import TaskState
 
@@ -75,14 +75,14 @@ class Supervisor:
         self._dagbag = dagbag
         self._clock = clock
         self._hostname = settings.core.hostname
-        self._fernet = Fernet.from_settings(settings.core)
+        self._fernet = make_fernet(settings.core.fernet_key)
 
     def run(self, message: TaskMessage) -> TryResult:
         """Run one try to its end; never raises for anything the task does."""
-        with self._sessions.begin() as session:
-            claimed = recording.claim(
-                session, message, hostname=self._hostname, pid=os.getpid(), now=self._clock()
-            )
+        claimed = transaction(
+            self._sessions,
+            lambda s: recording.claim(s, message, hostname=self._hostname, pid=os.getpid(), now=self._clock()),
+        )
         if claimed is None:
             log.info("not claimed (already taken or no longer queued): %s", message)
             return TryResult(message, None)
@@ -114,7 +114,7 @@ class Supervisor:
         )
 
     def _run_child(self, dag: DAG, task: BaseOperator, claimed: recording.ClaimedTry, path: Path) -> TryOutcome:
-        timeout = _seconds(task.execution_timeout)
+        timeout = timeout_seconds(task)
         pid, read_fd = start_child(lambda: self._child_target(dag, task, claimed, timeout), log_file=path)
         return self._watch(pid, read_fd, claimed, timeout, path)
 
@@ -134,8 +134,7 @@ class Supervisor:
             conf=claimed.conf,
             start_date=claimed.run_start_date,
         )
-        params = validate_params(dag.params.dump() if hasattr(dag.params, "dump") else {}, claimed.conf)
-        context = build_context(dag=dag, task=task, ti=ti, dag_run=run, params=params)
+        context = build_context(dag=dag, task=task, ti=ti, dag_run=run)
         return execute_try(task, context, timeout=timeout, xcom_max_size=self._settings.core.xcom_max_size)
 
     def _watch(
@@ -173,8 +172,9 @@ class Supervisor:
 
     def _heartbeat(self, claimed: recording.ClaimedTry) -> bool:
         try:
-            with self._sessions.begin() as session:
-                return recording.heartbeat(session, claimed, now=self._clock())
+            return transaction(
+                self._sessions, lambda s: recording.heartbeat(s, claimed, now=self._clock()), retries=1
+            )
         except TradewindError:
             log.warning("heartbeat failed; the metastore may be down", exc_info=True)
             return True
@@ -189,23 +189,20 @@ class Supervisor:
     ) -> TryResult:
         if outcome.state == "externally_changed":
             return TryResult(message, None)
-        with self._sessions.begin() as session:
-            state = recording.record(
-                session, claimed, outcome, spec, hostname=self._hostname, pid=os.getpid(),
-                now=self._clock(),
-            )
+        now = self._clock()
+        state = transaction(
+            self._sessions,
+            lambda s: recording.record(
+                s, claimed, outcome, spec, hostname=self._hostname, pid=os.getpid(), now=now
+            ),
+            retries=20,
+        )
         if state is None:
             append_line(path, "This try lost its claim (zombie reaped or state changed); nothing recorded")
         else:
             detail = f": {outcome.message}" if outcome.message else ""
             append_line(path, f"Marking task as {state.upper()}{detail}")
         return TryResult(message, state)
-
-
-def _seconds(value: Any) -> float | None:
-    if value is None:
-        return None
-    return float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)
 
 
 def _kill_group(pid: int) -> None:

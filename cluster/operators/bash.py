@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Container, Mapping
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +51,9 @@ class SubprocessRunner:
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
 
-    def run(self, command: str, env: dict[str, str], cwd: str | None, encoding: str) -> CommandResult:
+    def run(
+        self, command: str, env: dict[str, str], cwd: str | None, encoding: str
+    ) -> CommandResult:
         with self._lock:
             self._process = subprocess.Popen(
                 ["bash", "-c", command],
@@ -85,7 +87,9 @@ class SubprocessRunner:
                 os.killpg(process.pid, signal.SIGKILL)
 
 
-def build_env(env: Mapping[str, str] | None, append_env: bool, context: Mapping[str, Any]) -> dict[str, str]:
+def build_env(
+    env: Mapping[str, str] | None, append_env: bool, context: Mapping[str, Any]
+) -> dict[str, str]:
     """Airflow's rule: no ``env`` → the worker's environment; ``append_env`` → both."""
     if env is None:
         result = dict(os.environ)
@@ -105,7 +109,7 @@ class BashOperator(BaseOperator):
     :raises TradewindError: (``AirflowException``) on any other non-zero exit code.
     """
 
-    template_fields = ("bash_command", "env", "cwd")
+    template_fields: Sequence[str] = ("bash_command", "env", "cwd")
     template_fields_renderers = {"bash_command": "bash", "env": "json"}
     template_ext = (".sh", ".bash")
     ui_color = "#f0ede4"

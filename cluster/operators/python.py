@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from cluster.operators.branching import branch_skips, short_circuit_skips, skip
@@ -28,7 +28,9 @@ def determine_kwargs(
     names = list(signature.parameters)
     for name in names[: len(args)]:
         if name in context:
-            raise ValueError(f"The key {name!r} in args is a part of kwargs and therefore reserved.")
+            raise ValueError(
+                f"The key {name!r} in args is a part of kwargs and therefore reserved."
+            )
     if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
         return dict(context)
     return {name: context[name] for name in names if name in context}
@@ -40,7 +42,7 @@ class PythonOperator(BaseOperator):
     :param templates_dict: rendered, then passed as the ``templates_dict`` context key.
     """
 
-    template_fields = ("templates_dict", "op_args", "op_kwargs")
+    template_fields: Sequence[str] = ("templates_dict", "op_args", "op_kwargs")
     template_fields_renderers = {"templates_dict": "json", "op_args": "py", "op_kwargs": "py"}
     ui_color = "#ffefeb"
     shallow_copy_attrs = ("python_callable", "op_kwargs")
@@ -88,7 +90,9 @@ class BranchPythonOperator(PythonOperator):
         return do_branch(self, context, branch)
 
 
-def do_branch(task: BaseOperator, context: dict[str, Any], branch: str | Iterable[str] | None) -> Any:
+def do_branch(
+    task: BaseOperator, context: dict[str, Any], branch: str | Iterable[str] | None
+) -> Any:
     """Skip what ``branch`` does not follow, through ``ti.skip_downstream``."""
     to_skip = branch_skips(task, branch)
     log.info("Branch into %s; skipping %s", branch, to_skip)

@@ -115,10 +115,11 @@ def start_queued_runs(session: Session, dags: DagCache, *, now: datetime) -> int
     for dag_id, run_id, state, logical_date, start_date in rows:
         by_dag[dag_id].append(RunSnapshot(run_id, DagRunState(state), logical_date, start_date))
     started = 0
+    fingerprints = _unpaused_fingerprints(session, set(by_dag))
     for dag_id, runs in by_dag.items():
-        if not any(r.state is DagRunState.QUEUED for r in runs):
+        if dag_id not in fingerprints or not any(r.state is DagRunState.QUEUED for r in runs):
             continue
-        dag = dags.get(session, dag_id, _fingerprint(session, dag_id))
+        dag = dags.get(session, dag_id, fingerprints[dag_id])
         if dag is None:
             continue
         for run_id in runs_to_start(dag, runs):
@@ -130,8 +131,12 @@ def start_queued_runs(session: Session, dags: DagCache, *, now: datetime) -> int
     return started
 
 
-def _fingerprint(session: Session, dag_id: str) -> str | None:
-    return session.scalar(select(Dag.fingerprint).where(Dag.dag_id == dag_id))
+def _unpaused_fingerprints(session: Session, dag_ids: set[str]) -> dict[str, str | None]:
+    """``dag_id → fingerprint`` of those DAGs that are not paused."""
+    rows = session.execute(
+        select(Dag.dag_id, Dag.fingerprint).where(Dag.dag_id.in_(dag_ids), Dag.is_paused.is_(False))
+    ).all()
+    return {dag_id: fingerprint for dag_id, fingerprint in rows}
 
 
 def _create_instances(
@@ -164,12 +169,12 @@ def advance_running_runs(session: Session, dags: DagCache, *, now: datetime) -> 
     ).all()
     if not runs:
         return 0
-    fingerprints = dict(
-        session.execute(select(Dag.dag_id, Dag.fingerprint).where(Dag.dag_id.in_({r[0] for r in runs}))).tuples()
-    )
+    fingerprints = _unpaused_fingerprints(session, {r[0] for r in runs})
     changed = 0
     for dag_id, run_id, logical_date, start_date in runs:
-        dag = dags.get(session, dag_id, fingerprints.get(dag_id))
+        if dag_id not in fingerprints:
+            continue  # paused: its running runs wait, as in Airflow
+        dag = dags.get(session, dag_id, fingerprints[dag_id])
         if dag is None:
             continue
         snapshot = RunSnapshot(run_id, DagRunState.RUNNING, logical_date, start_date)

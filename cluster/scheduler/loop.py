@@ -14,17 +14,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.config import Settings
 from cluster.errors import FencedOff, MetastoreError
 from cluster.executors.base import Dispatch, Executor
+from cluster.metastore.engine import transaction
 from cluster.scheduler import dagruns, queueing, reaper
 from cluster.scheduler.dagcache import DagCache
 from cluster.scheduler.fencing import Fence
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -102,35 +106,45 @@ class SchedulerLoop:
         """One iteration; returns how many task instances were handed to the executor."""
         started = time.perf_counter()
         now = self._clock()
-        with self._sessions.begin() as session:
-            self._fence.check(session, now=now)
-            self.stats.runs_created += dagruns.create_due_runs(
-                session, self._dags, now=now, epoch=self._fence.epoch or 0,
-                limit=self._settings.scheduler.max_dagruns_to_create_per_loop,
-            )
-            dagruns.start_queued_runs(session, self._dags, now=now)
-        with self._sessions.begin() as session:
-            self._fence.check(session)
-            dagruns.advance_running_runs(session, self._dags, now=now)
+        self.stats.runs_created += self._write(self._create_and_start_runs, now)
+        self._write(lambda session, now: dagruns.advance_running_runs(session, self._dags, now=now), now)
         dispatches = self._queue(now)
         self._reap_if_due(now)
         self._record_iteration(time.perf_counter() - started, len(dispatches))
         return len(dispatches)
 
+    def _write(self, step: Callable[[Session, datetime], T], now: datetime) -> T:
+        """Run one step in its own fenced transaction (retried on deadlocks and lost connections)."""
+
+        def fenced(session: Session) -> T:
+            self._fence.check(session, now=now)
+            return step(session, now)
+
+        return transaction(self._sessions, fenced)
+
+    def _create_and_start_runs(self, session: Session, now: datetime) -> int:
+        created = dagruns.create_due_runs(
+            session, self._dags, now=now, epoch=self._fence.epoch or 0,
+            limit=self._settings.scheduler.max_dagruns_to_create_per_loop,
+        )
+        dagruns.start_queued_runs(session, self._dags, now=now)
+        return created
+
     def _queue(self, now: datetime) -> list[Dispatch]:
         free = self._executor.free_slots()
         if free is not None and free <= 0:
             return []
-        with self._sessions.begin() as session:
-            epoch = self._fence.check(session)
-            dispatches = queueing.queue_ready(
+        dispatches = self._write(
+            lambda session, now: queueing.queue_ready(
                 session,
                 self._dags,
                 now=now,
-                epoch=epoch,
+                epoch=self._fence.epoch or 0,
                 parallelism=self._settings.core.parallelism,
                 executor_free=free,
-            )
+            ),
+            now,
+        )
         if dispatches:
             self._executor.send(dispatches)
         return dispatches
@@ -139,15 +153,16 @@ class SchedulerLoop:
         if time.monotonic() < self._next_reap:
             return
         self._next_reap = time.monotonic() + max(1.0, self._settings.scheduler.zombie_threshold / 4)
-        with self._sessions.begin() as session:
-            self._fence.check(session)
-            reaper.reap(
+        self._write(
+            lambda session, now: reaper.reap(
                 session,
                 self._dags,
                 now=now,
                 zombie_threshold=self._settings.scheduler.zombie_threshold,
                 queued_timeout=self._settings.scheduler.queued_timeout,
-            )
+            ),
+            now,
+        )
 
     def _record_iteration(self, seconds: float, queued: int) -> None:
         self.stats.iterations += 1

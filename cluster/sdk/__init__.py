@@ -17,6 +17,9 @@ from cluster.errors import TradewindError as AirflowException
 from cluster.sdk.baseoperator import BaseOperator
 from cluster.sdk.context import RunInfo, get_current_context
 from cluster.sdk.dag import DAG, dag
+
+# last: TaskFlow builds operators from cluster.operators, which need the names above
+from cluster.sdk.decorators import task
 from cluster.sdk.dependencies import EdgeModifier, Label, chain, cross_downstream
 from cluster.sdk.params import Param, ParamsDict
 from cluster.sdk.runtime import BaseHook, Connection, Variable
@@ -24,9 +27,6 @@ from cluster.sdk.taskgroup import TaskGroup, task_group
 from cluster.sdk.trigger_rule import TriggerRule
 from cluster.sdk.weekday import WeekDay
 from cluster.sdk.xcom_arg import XComArg
-
-# last: TaskFlow builds operators from cluster.operators, which need the names above
-from cluster.sdk.decorators import task  # noqa: E402, I001
 
 __all__ = [
     "DAG",

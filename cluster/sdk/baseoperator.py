@@ -365,4 +365,3 @@ class BaseOperator(DependencyMixin):
 
         Operators that start processes or remote jobs stop them here.
         """
-

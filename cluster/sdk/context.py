@@ -81,7 +81,7 @@ class TaskInstanceHandle(Protocol):
         ...
 
 
-class NoTaskContext(TradewindError):  # noqa: N818 - reads as a state
+class NoTaskContext(TradewindError):
     """``get_current_context()`` was called outside a running task."""
 
 
@@ -167,7 +167,9 @@ def build_context(
         "ts_nodash": FILTERS["ts_nodash"](logical),
         "ts_nodash_with_tz": FILTERS["ts_nodash_with_tz"](logical),
         "params": dict(params) if params is not None else resolve_params(dag, task, dag_run.conf),
-        "var": var if var is not None else {
+        "var": var
+        if var is not None
+        else {
             "value": VariableAccessor(deserialize_json=False),
             "json": VariableAccessor(deserialize_json=True),
         },
@@ -214,4 +216,3 @@ def get_current_context() -> dict[str, Any]:
             "while a task's execute() runs."
         )
     return context
-

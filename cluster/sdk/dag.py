@@ -96,7 +96,9 @@ class DAG:
         self.fileloc = full_filepath or self._site.filename
         self.description = description
         self.default_args = dict(default_args or {})
-        self.start_date = self._date(start_date if start_date else self.default_args.get("start_date"))
+        self.start_date = self._date(
+            start_date if start_date else self.default_args.get("start_date")
+        )
         self.end_date = self._date(end_date if end_date else self.default_args.get("end_date"))
         if "start_date" in self.default_args and self.default_args["start_date"] is not None:
             self.default_args["start_date"] = self.start_date
@@ -105,7 +107,9 @@ class DAG:
         self.schedule_interval = self.schedule
         self.timetable = self._build_timetable(self.schedule)
         self.template_searchpath = (
-            [template_searchpath] if isinstance(template_searchpath, str) else list(template_searchpath or [])
+            [template_searchpath]
+            if isinstance(template_searchpath, str)
+            else list(template_searchpath or [])
         )
         self.template_undefined = template_undefined
         self.user_defined_macros = user_defined_macros
@@ -270,7 +274,9 @@ class DAG:
         try:
             self.params.validate_defaults()
         except ParamValidationError as exc:
-            raise definition_error(f"DAG {self.dag_id!r}: invalid default {exc}", self._site) from exc
+            raise definition_error(
+                f"DAG {self.dag_id!r}: invalid default {exc}", self._site
+            ) from exc
 
     # --- context manager ------------------------------------------------------------
 

@@ -53,7 +53,10 @@ def push_multiple_outputs(task: Any, context: dict[str, Any], result: Any) -> An
         )
     for key, value in result.items():
         if not isinstance(key, str):
-            raise TypeError(f"Returned dictionary keys must be strings when using multiple_outputs, found {key} ({type(key)}) instead")
+            raise TypeError(
+                "Returned dictionary keys must be strings when using multiple_outputs, "
+                f"found {key} ({type(key)}) instead"
+            )
         context["ti"].xcom_push(key, value)
     return result
 
@@ -107,7 +110,9 @@ class _BashDecoratedOperator(BashOperator):
         kwargs = determine_kwargs(self.python_callable, self.op_args, {**context, **self.op_kwargs})
         command = self.python_callable(*self.op_args, **kwargs)
         if not isinstance(command, str) or not command.strip():
-            raise TypeError("The returned value from the TaskFlow callable must be a non-empty string.")
+            raise TypeError(
+                "The returned value from the TaskFlow callable must be a non-empty string."
+            )
         self.bash_command = render_template(self, command, context)
         return super().execute(context)
 
@@ -225,13 +230,28 @@ class _TaskFactory:
     ) -> Any:
         return self.python(python_callable, multiple_outputs, **kwargs)
 
-    def python(self, python_callable: Callable[..., Any] | None = None, multiple_outputs: bool | None = None, **kwargs: Any) -> Any:
+    def python(
+        self,
+        python_callable: Callable[..., Any] | None = None,
+        multiple_outputs: bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
         return _decorator(_PythonDecoratedOperator, python_callable, multiple_outputs, kwargs)
 
-    def branch(self, python_callable: Callable[..., Any] | None = None, multiple_outputs: bool | None = None, **kwargs: Any) -> Any:
+    def branch(
+        self,
+        python_callable: Callable[..., Any] | None = None,
+        multiple_outputs: bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
         return _decorator(_BranchPythonDecoratedOperator, python_callable, multiple_outputs, kwargs)
 
-    def short_circuit(self, python_callable: Callable[..., Any] | None = None, multiple_outputs: bool | None = None, **kwargs: Any) -> Any:
+    def short_circuit(
+        self,
+        python_callable: Callable[..., Any] | None = None,
+        multiple_outputs: bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
         return _decorator(_ShortCircuitDecoratedOperator, python_callable, multiple_outputs, kwargs)
 
     def bash(self, python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> Any:

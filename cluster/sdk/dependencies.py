@@ -7,6 +7,7 @@ bottom (``leaves``); :func:`link` is the only place an edge is recorded.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,6 @@ from cluster.sdk.definitions import definition_error
 
 if TYPE_CHECKING:
     from cluster.sdk.baseoperator import BaseOperator
-
 
 
 def as_nodes(other: Any) -> list[DependencyMixin]:
@@ -156,7 +156,7 @@ def chain(*tasks: Any) -> None:
     ``chain(t1, [t2, t3], [t4, t5], t6)`` is ``t1 >> [t2, t3]``, ``t2 >> t4``,
     ``t3 >> t5``, ``[t4, t5] >> t6``, exactly as in Airflow.
     """
-    for up, down in zip(tasks, tasks[1:], strict=False):
+    for up, down in itertools.pairwise(tasks):
         up_is_list = not isinstance(up, DependencyMixin)
         down_is_list = not isinstance(down, DependencyMixin)
         if not up_is_list:

@@ -16,7 +16,7 @@ from cluster.errors import TradewindError
 from cluster.sdk.params import NOTSET
 
 
-class RuntimeNotConnected(TradewindError):  # noqa: N818 - reads as a state
+class RuntimeNotConnected(TradewindError):
     """Task code asked for a variable or connection, but no metastore is connected."""
 
 
@@ -141,4 +141,3 @@ class Variable:
             Variable.set(key, default, serialize_json=deserialize_json)
             return default
         return value
-

@@ -147,9 +147,7 @@ class TaskGroup(DependencyMixin):
         DagContext.pop_group()
 
 
-def task_group(
-    python_callable: Callable[..., Any] | None = None, **tg_kwargs: Any
-) -> Any:
+def task_group(python_callable: Callable[..., Any] | None = None, **tg_kwargs: Any) -> Any:
     """Decorate a function whose body creates tasks: each call builds a :class:`TaskGroup`.
 
     The group id is the function name (``name__1`` on the second call); if the function

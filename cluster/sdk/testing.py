@@ -29,7 +29,9 @@ class InMemoryXComStore:
 
     values: dict[tuple[str, str, str, int, str], Any] = field(default_factory=dict)
 
-    def push(self, dag_id: str, run_id: str, task_id: str, map_index: int, key: str, value: Any) -> None:
+    def push(
+        self, dag_id: str, run_id: str, task_id: str, map_index: int, key: str, value: Any
+    ) -> None:
         self.values[(dag_id, run_id, task_id, map_index, key)] = value
 
     def get(self, dag_id: str, run_id: str, task_id: str, map_index: int, key: str) -> Any:

@@ -29,9 +29,7 @@ class XComArg(DependencyMixin):
 
     def __eq__(self, other: object) -> bool:
         return (
-            isinstance(other, XComArg)
-            and other.operator is self.operator
-            and other.key == self.key
+            isinstance(other, XComArg) and other.operator is self.operator and other.key == self.key
         )
 
     def __hash__(self) -> int:

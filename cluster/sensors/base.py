@@ -14,7 +14,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from cluster.errors import SensorTimeout, TaskFailedNoRetry, TaskRescheduled, TaskSkipped, TaskTimeout
+from cluster.errors import (
+    SensorTimeout,
+    TaskFailedNoRetry,
+    TaskRescheduled,
+    TaskSkipped,
+    TaskTimeout,
+)
 from cluster.sdk.baseoperator import BaseOperator
 from cluster.sdk.dates import utcnow
 from cluster.sdk.definitions import definition_error
@@ -134,7 +140,10 @@ class BaseSensorOperator(BaseOperator):
             poke_count += 1
 
     def _time_out(self, elapsed: float) -> None:
-        message = f"Sensor has timed out; run duration of {elapsed:.1f} seconds exceeds the specified timeout of {self.timeout}."
+        message = (
+            f"Sensor has timed out; run duration of {elapsed:.1f} seconds exceeds "
+            f"the specified timeout of {self.timeout}."
+        )
         if self.soft_fail:
             raise TaskSkipped(message)
         raise SensorTimeout(message)

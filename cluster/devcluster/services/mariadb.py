@@ -32,6 +32,8 @@ class MariaDB:
     :param base_dir: created if missing; holds ``data/``, ``mysqld.sock``,
         ``mysqld.pid`` and ``err.log``.
     :param database: created at start with ``user`` (granted everything, from any host).
+    :param fsync: ``False`` leaves writes in the OS cache: commits survive a SIGKILL of
+        the server (what tests inject) but not a machine crash, and DDL gets much faster.
     """
 
     def __init__(
@@ -44,6 +46,7 @@ class MariaDB:
         user: str = "tradewind",
         password: str = "tradewind",
         buffer_pool_size: str = "64M",
+        fsync: bool = True,
     ) -> None:
         self.base_dir = Path(base_dir)
         self.host = host
@@ -52,6 +55,7 @@ class MariaDB:
         self.user = user
         self.password = password
         self.buffer_pool_size = buffer_pool_size
+        self.fsync = fsync
         self.data_dir = self.base_dir / "data"
         self.socket = self.base_dir / "mysqld.sock"
         self.pid_file = self.base_dir / "mysqld.pid"
@@ -192,6 +196,12 @@ class MariaDB:
             )
 
     def _server_argv(self) -> list[str]:
+        no_fsync = [
+            "--innodb-flush-method=nosync",
+            "--innodb-flush-log-at-trx-commit=2",
+            "--innodb-doublewrite=0",
+            "--sync-frm=0",
+        ]
         return [
             self._mariadbd,
             "--no-defaults",
@@ -207,6 +217,7 @@ class MariaDB:
             "--skip-name-resolve",
             "--character-set-server=utf8mb4",
             "--collation-server=utf8mb4_unicode_ci",
+            *([] if self.fsync else no_fsync),
         ]
 
     def _ready_or_dead(self) -> bool:

@@ -46,8 +46,9 @@ def test_stored_values_are_encrypted(session: Session, fernet: MultiFernet) -> N
     session.commit()
     raw_val = session.execute(select(Variable.val)).scalar_one()
     raw_pw, raw_extra = session.execute(select(Connection.password, Connection.extra)).one()
-    assert "s3cret" not in raw_val
-    assert "pw-plain" not in raw_pw and "tok-plain" not in raw_extra
+    assert raw_val is not None and "s3cret" not in raw_val
+    assert raw_pw is not None and "pw-plain" not in raw_pw
+    assert raw_extra is not None and "tok-plain" not in raw_extra
     assert get_variable("api_key", session=session, fernet=fernet) == "s3cret-value"
 
 

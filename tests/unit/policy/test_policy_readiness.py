@@ -33,11 +33,17 @@ def test_roots_are_scheduled_and_downstream_waits() -> None:
 def test_a_failure_propagates_upstream_failed_through_the_whole_chain_at_once() -> None:
     dag = make_dag([("a", "b"), ("b", "c"), ("c", "d")])
     states = {"a": T.FAILED, "b": T.NONE, "c": T.NONE, "d": T.NONE}
-    assert decide(dag, states) == {"b": T.UPSTREAM_FAILED, "c": T.UPSTREAM_FAILED, "d": T.UPSTREAM_FAILED}
+    assert decide(dag, states) == {
+        "b": T.UPSTREAM_FAILED,
+        "c": T.UPSTREAM_FAILED,
+        "d": T.UPSTREAM_FAILED,
+    }
 
 
 def test_an_all_done_cleanup_still_runs_after_upstream_failed() -> None:
-    dag = make_dag([("a", "b"), ("b", "cleanup")], options={"cleanup": {"trigger_rule": "all_done"}})
+    dag = make_dag(
+        [("a", "b"), ("b", "cleanup")], options={"cleanup": {"trigger_rule": "all_done"}}
+    )
     assert decide(dag, {"a": T.FAILED, "b": T.NONE, "cleanup": T.NONE}) == {
         "b": T.UPSTREAM_FAILED,
         "cleanup": T.SCHEDULED,
@@ -47,12 +53,22 @@ def test_an_all_done_cleanup_still_runs_after_upstream_failed() -> None:
 def test_branch_skip_propagates_and_the_join_runs_with_none_failed_min_one_success() -> None:
     # branch → (left, right) → join; the runner skipped "right" (not followed)
     dag = make_dag(
-        [("branch", "left"), ("branch", "right"), ("right", "after_right"),
-         ("left", "join"), ("after_right", "join")],
+        [
+            ("branch", "left"),
+            ("branch", "right"),
+            ("right", "after_right"),
+            ("left", "join"),
+            ("after_right", "join"),
+        ],
         options={"join": {"trigger_rule": "none_failed_min_one_success"}},
     )
-    states = {"branch": T.SUCCESS, "left": T.SUCCESS, "right": T.SKIPPED,
-              "after_right": T.NONE, "join": T.NONE}
+    states = {
+        "branch": T.SUCCESS,
+        "left": T.SUCCESS,
+        "right": T.SKIPPED,
+        "after_right": T.NONE,
+        "join": T.NONE,
+    }
     assert decide(dag, states) == {"after_right": T.SKIPPED, "join": T.SCHEDULED}
 
 

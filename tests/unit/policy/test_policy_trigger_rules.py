@@ -85,7 +85,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("rule", "upstream", "verdict"), CASES)
-def test_trigger_rule_verdict(rule: str, upstream: list[TaskState | None], verdict: Verdict) -> None:
+def test_trigger_rule_verdict(
+    rule: str, upstream: list[TaskState | None], verdict: Verdict
+) -> None:
     assert evaluate_trigger_rule(rule, UpstreamCounts.of(upstream)) is verdict
 
 

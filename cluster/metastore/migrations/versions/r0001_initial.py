@@ -46,6 +46,16 @@ TABLES = [
 
 
 def upgrade() -> None:
+    _create_admin_tables()
+    _create_dag_tables()
+    _create_cluster_tables()
+    _create_user_tables()
+    _create_task_instance_table()
+    _create_xcom_table_and_default_pool()
+
+
+def _create_admin_tables() -> None:
+    """Tables audit_log, component and connection."""
     op.create_table(
         "audit_log",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -88,6 +98,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("conn_id", name=op.f("pk_connection")),
         **MYSQL_TABLE_ARGS,
     )
+
+
+def _create_dag_tables() -> None:
+    """Tables dag, dag_code, dag_run and import_error."""
     op.create_table(
         "dag",
         sa.Column("dag_id", string_id(), nullable=False),
@@ -164,6 +178,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("filename_hash", name=op.f("uq_import_error_filename_hash")),
         **MYSQL_TABLE_ARGS,
     )
+
+
+def _create_cluster_tables() -> None:
+    """Tables scheduler_lease, serialized_dag, slot_pool and task_instance_history."""
     op.create_table(
         "scheduler_lease",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
@@ -218,6 +236,10 @@ def upgrade() -> None:
         ["dag_id", "run_id", "task_id", "map_index", "try_number"],
         unique=False,
     )
+
+
+def _create_user_tables() -> None:
+    """Tables user, variable and api_token."""
     op.create_table(
         "user",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -260,6 +282,10 @@ def upgrade() -> None:
         **MYSQL_TABLE_ARGS,
     )
     op.create_index(op.f("ix_api_token_user_id"), "api_token", ["user_id"], unique=False)
+
+
+def _create_task_instance_table() -> None:
+    """Table task_instance."""
     op.create_table(
         "task_instance",
         sa.Column("dag_id", string_id(), nullable=False),
@@ -305,6 +331,10 @@ def upgrade() -> None:
     )
     op.create_index("idx_ti_state_pool", "task_instance", ["state", "pool"], unique=False)
     op.create_index("idx_ti_state_queued_at", "task_instance", ["state", "queued_at"], unique=False)
+
+
+def _create_xcom_table_and_default_pool() -> None:
+    """Table xcom, and the default pool."""
     op.create_table(
         "xcom",
         sa.Column("dag_id", string_id(), nullable=False),

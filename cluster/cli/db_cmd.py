@@ -1,0 +1,143 @@
+"""``tradewind db``: create, check, reset and clean the metastore.
+
+This module also owns the one way every metastore command runs its work
+(:func:`in_metastore`): refuse an unmigrated schema with a line that says what to
+run, then do the work and its audit record in one transaction, so a change is never
+committed without the event that explains it.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.orm import Session
+
+from cluster.cli.app import App, pass_app
+from cluster.cli.output import emit, output_option
+from cluster.errors import UsageError
+from cluster.metastore import migrate as schema
+from cluster.metastore.audit import record_event
+from cluster.metastore.cleanup import clean
+from cluster.metastore.engine import transaction
+
+T = TypeVar("T")
+
+
+def in_metastore(app: App, work: Callable[[Session], T]) -> T:
+    """Run ``work(session)`` in one transaction on a metastore at the head revision.
+
+    ``work`` may run more than once (the transaction retries deadlocks), so it must
+    not print: print its result after this returns.
+
+    :raises MigrationError: when the schema is missing or old, telling the user to run
+        ``tradewind db migrate``.
+    """
+    schema.check(app.engine)
+    return transaction(app.session_factory, work)
+
+
+def audit(session: Session, event: str, **extra: Any) -> None:
+    """Record a change made from the CLI, by the operating-system user who made it."""
+    record_event(event, session=session, username=_os_user(), extra=extra or None)
+
+
+def _os_user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        return None
+
+
+class IsoTimestamp(click.ParamType):
+    """An ISO date or datetime; a naive one is taken as UTC, a date as its midnight."""
+
+    name = "DATE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        try:
+            parsed = datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            self.fail(
+                f"'{value}' is not an ISO date or datetime (e.g. 2025-01-31 or "
+                "2025-01-31T12:00:00+00:00)",
+                param,
+                ctx,
+            )
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+@click.group("db")
+def db_group() -> None:
+    """Create, check, reset and clean the metastore."""
+
+
+@db_group.command("migrate")
+@pass_app
+def migrate_command(app: App) -> None:
+    """Create the metastore schema or upgrade it to this version's revision."""
+    current, head = schema.current_revision(app.engine), schema.head_revision()
+    if current == head:
+        click.echo(f"The metastore is already at revision {head}: nothing to do.")
+        return
+    schema.migrate(app.engine)
+    transaction(
+        app.session_factory,
+        lambda s: audit(s, "cli.db.migrate", from_revision=current, to_revision=head),
+    )
+    found = "an empty database" if current is None else f"revision {current}"
+    click.echo(f"Migrated the metastore from {found} to revision {head}.")
+
+
+@db_group.command("check")
+@pass_app
+def check_command(app: App) -> None:
+    """Exit 0 when the schema is at this version's revision, else say what to run."""
+    schema.check(app.engine)
+    click.echo(f"The metastore is at revision {schema.head_revision()}.")
+
+
+@db_group.command("reset")
+@click.option("-y", "--yes", is_flag=True, help="Confirm that every table and row may go.")
+@pass_app
+def reset_command(app: App, yes: bool) -> None:
+    """Drop every table in the metastore's database, then migrate: ALL DATA IS LOST."""
+    if not yes:
+        raise UsageError(
+            "db reset drops every table and all data in the metastore: pass --yes to confirm"
+        )
+    schema.reset(app.engine)
+    transaction(app.session_factory, lambda s: audit(s, "cli.db.reset"))
+    click.echo(f"Reset the metastore: empty schema at revision {schema.head_revision()}.")
+
+
+@db_group.command("clean")
+@click.option(
+    "--before",
+    "--clean-before-timestamp",
+    "before",
+    type=IsoTimestamp(),
+    required=True,
+    help="Purge history that ended before this ISO date or datetime (UTC if no zone).",
+)
+@click.option("--dry-run", is_flag=True, help="Only count what would be purged.")
+@output_option
+@pass_app
+def clean_command(app: App, before: datetime, dry_run: bool, output: str) -> None:
+    """Purge finished DAG runs, their task instances, tries and XComs, and old audit rows."""
+
+    def work(session: Session) -> dict[str, int]:
+        counts = clean(session=session, before=before, dry_run=dry_run)
+        if not dry_run:
+            audit(session, "cli.db.clean", before=before.isoformat(), rows=counts)
+        return counts
+
+    counts = in_metastore(app, work)
+    column = "rows_to_purge" if dry_run else "rows_purged"
+    rows = [{"table": table, column: n} for table, n in counts.items()]
+    emit(rows, output, columns=["table", column])

@@ -1,0 +1,66 @@
+"""``tradewind scheduler``: the scheduler role command, and the wiring it shares with standalone."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from types import FrameType
+from typing import Any
+
+import click
+
+from cluster.cli.app import App, pass_app
+from cluster.config import Settings
+from cluster.errors import ConfigError
+from cluster.execution.worker import local_worker
+from cluster.executors.base import Executor
+from cluster.executors.local import LocalExecutor
+from cluster.metastore.engine import wait_for_metastore
+from cluster.metastore.migrate import check
+from cluster.scheduler.service import SchedulerService
+
+log = logging.getLogger(__name__)
+
+
+def build_executor(settings: Settings, on_finished: Any) -> Executor:
+    """The executor named by ``core.executor``."""
+    if settings.core.executor == "local":
+        return LocalExecutor(size=settings.core.parallelism, worker_factory=local_worker(settings),
+                             on_finished=on_finished)
+    raise ConfigError(f"core.executor = {settings.core.executor!r} is not available in this build")
+
+
+def build_scheduler(app: App, settings: Settings) -> SchedulerService:
+    """Wait for the metastore, check its schema, and build the scheduler service."""
+    wait_for_metastore(app.engine, timeout=60)
+    check(app.engine)
+    # local workers are forked: they must not inherit pooled connections
+    app.engine.dispose()
+    return SchedulerService(settings, sessions=app.session_factory,
+                            executor_factory=lambda wake: build_executor(settings, wake))
+
+
+def stop_on_signals(service: SchedulerService) -> None:
+    """SIGTERM or Ctrl-C stops the loop and drains running tasks."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        service.stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.logging.level,
+                        format="[%(asctime)s] {%(name)s} %(levelname)s - %(message)s")
+
+
+@click.command("scheduler")
+@pass_app
+def scheduler(app: App) -> None:
+    """Run the scheduler (with DAG processing and the configured executor)."""
+    configure_logging(app.settings)
+    service = build_scheduler(app, app.settings)
+    stop_on_signals(service)
+    service.run()

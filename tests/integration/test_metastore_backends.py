@@ -1,0 +1,120 @@
+"""The same metastore behaviour on SQLite and MariaDB (each test runs on both)."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta, timezone
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from cryptography.fernet import Fernet
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from cluster.metastore.cleanup import clean
+from cluster.metastore.connections import ConnectionRecord, add_connection, get_connection
+from cluster.metastore.engine import SessionFactory, transaction
+from cluster.metastore.migrate import check, migrate
+from cluster.metastore.models import Base, DagRun, TaskInstance, XCom
+from cluster.metastore.pools import get_pool
+from cluster.metastore.secrets import make_fernet, rotate_fernet_key
+from cluster.metastore.transitions import (
+    TaskKey,
+    set_dag_run_state,
+    set_task_state,
+    set_task_states,
+)
+from cluster.metastore.users import authenticate, create_user
+from cluster.states import DagRunState, TaskState
+
+T0 = datetime(2025, 3, 30, 1, 59, 59, 999999, tzinfo=UTC)
+
+
+def test_schema_matches_models_after_two_migrations(metastore_engine: Engine) -> None:
+    migrate(metastore_engine)
+    check(metastore_engine)
+    with metastore_engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "compare_server_default": True}
+        )
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_default_pool_and_timestamps(session_factory: SessionFactory) -> None:
+    with session_factory() as session, session.begin():
+        assert get_pool("default_pool", session=session).slots == 128
+        tz = timezone(timedelta(hours=-5))
+        session.add(
+            DagRun(dag_id="d", run_id="r", run_type="scheduled", logical_date=T0.astimezone(tz))
+        )
+    with session_factory() as session:
+        run = session.scalars(select(DagRun)).one()
+        assert run.logical_date == T0 and run.logical_date.tzinfo is UTC
+
+
+def test_claims_and_bulk_moves(session_factory: SessionFactory) -> None:
+    def setup(session: Session) -> None:
+        session.add(DagRun(dag_id="d", run_id="r", run_type="manual"))
+        for n in range(5):
+            session.add(TaskInstance(dag_id="d", run_id="r", task_id=f"t{n}", state="scheduled"))
+
+    transaction(session_factory, setup)
+    keys = [TaskKey("d", "r", f"t{n}") for n in range(5)]
+    with session_factory() as session, session.begin():
+        assert set_task_states(session, keys, TaskState.QUEUED, values={"try_number": 1}) == 5
+        assert set_task_state(session, keys[0], TaskState.RUNNING, try_number=1)
+        assert not set_task_state(session, keys[0], TaskState.RUNNING, try_number=1)
+        assert not set_task_state(session, keys[1], TaskState.RUNNING, try_number=2)
+        assert set_dag_run_state(session, "d", "r", DagRunState.RUNNING)
+
+
+def test_secrets_users_and_cleanup(session_factory: SessionFactory) -> None:
+    old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    with session_factory() as session, session.begin():
+        add_connection(
+            ConnectionRecord("c", "http", password="pw"),
+            session=session,
+            fernet=make_fernet(old_key),
+        )
+        create_user("ada", "pw", role="Admin", session=session)
+        session.add(DagRun(dag_id="d", run_id="r", run_type="manual", state="success", end_date=T0))
+        session.flush()
+        session.add(TaskInstance(dag_id="d", run_id="r", task_id="t", state="success"))
+        session.flush()
+        session.add(XCom(dag_id="d", run_id="r", task_id="t", key="return_value", value="42"))
+    with session_factory() as session, session.begin():
+        assert rotate_fernet_key(session, make_fernet(f"{new_key},{old_key}")) == 1
+        assert authenticate("ada", "pw", session=session, now=T0) is not None
+        counts = clean(session=session, before=T0 + timedelta(days=1))
+        assert counts["dag_run"] == counts["task_instance"] == counts["xcom"] == 1
+    with session_factory() as session:
+        assert get_connection("c", session=session, fernet=make_fernet(new_key)).password == "pw"
+        assert session.scalar(select(func.count()).select_from(TaskInstance)) == 0
+
+
+def test_racing_claims_through_the_transaction_helper(session_factory: SessionFactory) -> None:
+    """SQLite answers a lost write race with "database is locked": the helper retries it."""
+    attempts = 30
+
+    def setup(session: Session) -> None:
+        session.add(DagRun(dag_id="d", run_id="r", run_type="manual"))
+        for n in range(attempts):
+            session.add(
+                TaskInstance(dag_id="d", run_id="r", task_id=f"t{n}", state="queued", try_number=1)
+            )
+
+    transaction(session_factory, setup)
+    barrier = threading.Barrier(2)
+
+    def claim(key: TaskKey) -> bool:
+        def work(session: Session) -> bool:
+            return set_task_state(session, key, TaskState.RUNNING, try_number=1)
+
+        barrier.wait(timeout=10)
+        return transaction(session_factory, work, retries=10, backoff=0.01)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for n in range(attempts):
+            key = TaskKey("d", "r", f"t{n}")
+            assert sorted(pool.map(claim, [key, key])) == [False, True]

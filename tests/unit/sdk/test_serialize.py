@@ -1,0 +1,138 @@
+"""``serialize_dag`` fills the serialized contract the scheduler and web rely on."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pendulum
+import pytest
+
+from cluster.dagfiles.serialize import serialize_dag
+from cluster.dagfiles.serialized import SerializedDag
+from cluster.errors import DagDefinitionError
+from cluster.operators.bash import BashOperator
+from cluster.operators.empty import EmptyOperator
+from cluster.sdk import DAG, Label, Param, TaskGroup, task
+from cluster.sensors.python import PythonSensor
+
+
+def build() -> DAG:
+    with DAG(
+        "full",
+        schedule="0 6 * * 1",
+        start_date=pendulum.datetime(2024, 1, 1, tz="Europe/Amsterdam"),
+        catchup=True,
+        max_active_runs=2,
+        max_active_tasks=3,
+        dagrun_timeout=timedelta(minutes=5),
+        tags=["b", "a"],
+        description="desc",
+        doc_md="docs",
+        params={"n": Param(1, type="integer")},
+        default_args={"owner": "ops"},
+        on_failure_callback=print,
+    ) as dag:
+        start = EmptyOperator(task_id="start")
+        with TaskGroup("grp", tooltip="tip"):
+            run = BashOperator(
+                task_id="run",
+                bash_command="echo",
+                retries=2,
+                retry_delay=timedelta(seconds=30),
+                max_retry_delay=timedelta(minutes=2),
+                execution_timeout=timedelta(seconds=90),
+                pool="p",
+                pool_slots=2,
+                queue="q",
+                priority_weight=5,
+                weight_rule="absolute",
+                trigger_rule="all_done",
+                depends_on_past=True,
+                on_success_callback=print,
+            )
+        wait = PythonSensor(task_id="wait", python_callable=lambda: True, mode="reschedule")
+
+        @task
+        def flow() -> None:
+            """Task docs."""
+
+        start >> Label("go") >> run >> wait >> flow()
+    return dag
+
+
+def test_dag_fields() -> None:
+    ser = serialize_dag(build())
+    assert (ser.dag_id, ser.schedule, ser.timezone) == ("full", "0 6 * * 1", "Europe/Amsterdam")
+    assert ser.timetable["type"] == "cron"
+    assert ser.start_date == datetime(2023, 12, 31, 23, tzinfo=UTC)
+    assert (ser.catchup, ser.max_active_runs, ser.max_active_tasks) == (True, 2, 3)
+    assert ser.dagrun_timeout == 300.0 and ser.tags == ("a", "b") and ser.owner == "ops"
+    assert ser.params == {"n": {"type": "integer", "default": 1}}
+    assert ser.task_groups == {"grp": {"tooltip": "tip", "parent": None, "prefix_group_id": True,
+                                        "ui_color": "CornflowerBlue"}}  # fmt: skip
+    assert ser.edge_labels == {"start>grp.run": "go"} and ser.has_callbacks
+    assert ser.roots() == ["start"] and ser.leaves() == ["flow"]
+
+
+def test_task_fields() -> None:
+    tasks = serialize_dag(build()).tasks
+    run = tasks["grp.run"]
+    assert (run.operator, run.trigger_rule, run.retries, run.retry_delay) == (
+        "BashOperator",
+        "all_done",
+        2,
+        30.0,
+    )
+    assert (run.max_retry_delay, run.execution_timeout, run.pool, run.pool_slots) == (
+        120.0,
+        90.0,
+        "p",
+        2,
+    )
+    assert (run.queue, run.priority_weight, run.weight_rule, run.depends_on_past) == (
+        "q",
+        5,
+        "absolute",
+        True,
+    )
+    assert run.task_group_id == "grp" and run.has_callbacks and run.owner == "ops"
+    assert run.upstream_task_ids == ("start",) and run.downstream_task_ids == ("wait",)
+    assert run.template_fields == ("bash_command", "env", "cwd") and run.sensor_mode is None
+    assert tasks["wait"].sensor_mode == "reschedule"
+    assert tasks["start"].extra["empty"] is True and "empty" not in run.extra
+    assert (
+        tasks["flow"].extra["custom_operator_name"] == "@task"
+        and tasks["flow"].doc_md == "Task docs."
+    )
+
+
+def test_json_round_trip_is_identity() -> None:
+    text = serialize_dag(build()).to_json()
+    assert SerializedDag.from_json(text).to_json() == text
+    assert serialize_dag(build()).fingerprint() == SerializedDag.from_json(text).fingerprint()
+
+
+def test_structure_change_changes_the_fingerprint() -> None:
+    first = serialize_dag(build())
+    dag = build()
+    dag.get_task("grp.run").retries = 3
+    assert serialize_dag(dag).fingerprint() != first.fingerprint()
+
+
+def test_serializer_validates() -> None:
+    with DAG("d") as dag:
+        a, b = EmptyOperator(task_id="a"), EmptyOperator(task_id="b")
+        a >> b
+    b >> a
+    with pytest.raises(DagDefinitionError, match="Cycle"):
+        serialize_dag(dag)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "summary"),
+    [(None, None), ("@once", "@once"), ("@daily", "@daily"), (timedelta(hours=1), "1:00:00")],
+)
+def test_schedule_summary(schedule: object, summary: str | None) -> None:
+    with DAG("d", schedule=schedule, start_date=datetime(2024, 1, 1)) as dag:
+        EmptyOperator(task_id="t")
+    assert serialize_dag(dag).schedule == summary
