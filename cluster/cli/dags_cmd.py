@@ -307,7 +307,7 @@ def wait_for_runs(app: App, dag_id: str, run_ids: list[str], *, poll: float = 1.
             with app.session_factory() as session:
                 states = dict(session.execute(
                     select(DagRun.run_id, DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id.in_(run_ids))
-                ).tuples().all())
+                ).all())
             done = [r for r, s in states.items() if s in finished_states]
             failed = sum(1 for r in done if states[r] == "failed")
             progress.update(bar, completed=len(done), detail=f"{failed} failed")

@@ -8,6 +8,7 @@ file does can stop the scheduler. A child past the time limit is killed.
 
 from __future__ import annotations
 
+import faulthandler
 import hashlib
 import importlib.util
 import multiprocessing
@@ -120,6 +121,7 @@ def _why_no_answer(child: Any, timeout: float) -> str:
 
 def _child_main(path: Path, search_path: Path | None, sender: Connection) -> None:
     """In the child: import, serialize, send one message, exit without cleanup."""
+    faulthandler.disable()  # a crash is reported to the user as an import error instead
     try:
         module = load_module(path, search_path=search_path)
         dags = {dag.dag_id: serialize_dag(dag).to_json() for dag in dags_in_module(module)}

@@ -88,7 +88,7 @@ class DagProcessor:
 
     def _dag_owners(self) -> dict[str, str]:
         with self._sessions() as session:
-            return dict(session.execute(select(Dag.dag_id, Dag.fileloc).where(Dag.is_active)).tuples().all())
+            return {d: f for d, f in session.execute(select(Dag.dag_id, Dag.fileloc).where(Dag.is_active))}
 
     def _store(self, result: FileResult, source: str, owners: dict[str, str], report: ProcessReport) -> None:
         fileloc = str(result.path)
@@ -157,7 +157,7 @@ class DagProcessor:
 
     def _deactivate_vanished(self, present: set[str]) -> list[str]:
         with self._sessions.begin() as session:
-            active = session.execute(select(Dag.dag_id, Dag.fileloc).where(Dag.is_active)).tuples().all()
+            active = session.execute(select(Dag.dag_id, Dag.fileloc).where(Dag.is_active)).all()
             gone = [dag_id for dag_id, fileloc in active if fileloc not in present]
             if gone:
                 session.execute(update(Dag).where(Dag.dag_id.in_(gone)).values(is_active=False))

@@ -97,7 +97,7 @@ def _occupancy(
         total += int(count)
     pools = {
         name: PoolSnapshot(name, slots, by_pool.get(name, 0))
-        for name, slots in session.execute(select(SlotPool.pool, SlotPool.slots)).tuples()
+        for name, slots in session.execute(select(SlotPool.pool, SlotPool.slots))
     }
     loads = {}
     for dag_id in dag_ids:

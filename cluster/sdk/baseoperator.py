@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from cluster.sdk.dagcontext import DagContext
-from cluster.sdk.definitions import Site, definition_error, user_site
+from cluster.sdk.definitions import Site, definition_error, user_site, validate_key
 from cluster.sdk.dependencies import DependencyMixin
 from cluster.sdk.params import ParamsDict
 from cluster.sdk.trigger_rule import TriggerRule
@@ -161,24 +161,7 @@ class BaseOperator(DependencyMixin):
         **kwargs: Any,
     ) -> None:
         self._site: Site = user_site()
-        if kwargs:
-            raise definition_error(
-                f"Invalid arguments were passed to {type(self).__name__} "
-                f"(task_id: {task_id}). Invalid arguments were: **kwargs: {kwargs}",
-                self._site,
-            )
-        if not TriggerRule.is_valid(str(trigger_rule)):
-            raise definition_error(
-                f"The trigger_rule must be one of {sorted(TriggerRule.all_triggers())}, "
-                f"'{task_id}' has {trigger_rule!r}",
-                self._site,
-            )
-        if weight_rule not in WEIGHT_RULES:
-            raise definition_error(
-                f"The weight_rule must be one of {list(WEIGHT_RULES)}, "
-                f"'{task_id}' has {weight_rule!r}",
-                self._site,
-            )
+        self._check_arguments(task_id, trigger_rule, weight_rule, kwargs)
         self.owner = owner
         self.email = email
         self.email_on_retry = email_on_retry
@@ -227,6 +210,34 @@ class BaseOperator(DependencyMixin):
         self.doc_rst = doc_rst
         self.task_display_name = task_display_name
         self.logger_name = logger_name
+        self._place(task_id, dag, task_group)
+
+    def _check_arguments(
+        self, task_id: str, trigger_rule: str, weight_rule: str, unknown: dict[str, Any]
+    ) -> None:
+        """:raises DagDefinitionError: for unknown arguments, trigger rules or weight rules."""
+        validate_key(task_id, "task_id", self._site)
+        if unknown:
+            raise definition_error(
+                f"Invalid arguments were passed to {type(self).__name__} "
+                f"(task_id: {task_id}). Invalid arguments were: **kwargs: {unknown}",
+                self._site,
+            )
+        if not TriggerRule.is_valid(str(trigger_rule)):
+            raise definition_error(
+                f"The trigger_rule must be one of {sorted(TriggerRule.all_triggers())}, "
+                f"'{task_id}' has {trigger_rule!r}",
+                self._site,
+            )
+        if weight_rule not in WEIGHT_RULES:
+            raise definition_error(
+                f"The weight_rule must be one of {list(WEIGHT_RULES)}, "
+                f"'{task_id}' has {weight_rule!r}",
+                self._site,
+            )
+
+    def _place(self, task_id: str, dag: DAG | None, task_group: TaskGroup | None) -> None:
+        """Join the given (or the open) DAG and task group; the group prefixes the id."""
         self.upstream_task_ids: set[str] = set()
         self.downstream_task_ids: set[str] = set()
         self._dag: DAG | None = None

@@ -19,7 +19,7 @@ from cluster.errors import NotFoundError, ParamValidationError
 from cluster.sdk import timetables
 from cluster.sdk.dagcontext import DagContext
 from cluster.sdk.dates import normalize_datetime, normalize_timezone, timezone_name
-from cluster.sdk.definitions import Site, definition_error, user_site
+from cluster.sdk.definitions import Site, definition_error, user_site, validate_key
 from cluster.sdk.params import NOTSET, ParamsDict
 from cluster.sdk.taskgroup import TaskGroup
 
@@ -92,6 +92,7 @@ class DAG:
         dag_display_name: str | None = None,
     ) -> None:
         self._site: Site = user_site()
+        validate_key(dag_id, "dag_id", self._site)
         self.dag_id = dag_id
         self.fileloc = full_filepath or self._site.filename
         self.description = description

@@ -8,6 +8,7 @@ outside the ``cluster`` package.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ from cluster.errors import DagDefinitionError
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _SKIPPED_FILES = ("contextlib.py", "functools.py")
+_KEY = re.compile(r"^[\w.-]+$")
+MAX_KEY_LENGTH = 250
 
 
 @dataclass(frozen=True)
@@ -46,3 +49,22 @@ def user_site() -> Site:
 def definition_error(message: str, site: Site | None = None) -> DagDefinitionError:
     """Build a :class:`DagDefinitionError` whose message starts with ``file:line``."""
     return DagDefinitionError(f"{site or user_site()}: {message}")
+
+
+def validate_key(key: object, kind: str, site: Site | None = None) -> None:
+    """Check a DAG, task or group id like Airflow: letters, digits, ``_ . -``, <= 250 chars.
+
+    :raises DagDefinitionError: naming the bad id.
+    """
+    if not isinstance(key, str):
+        raise definition_error(f"The {kind} must be a string, got {key!r}", site)
+    if len(key) > MAX_KEY_LENGTH:
+        raise definition_error(
+            f"The {kind} {key!r} is longer than {MAX_KEY_LENGTH} characters", site
+        )
+    if not _KEY.match(key):
+        raise definition_error(
+            f"The {kind} {key!r} has to be made of alphanumeric characters, dashes, dots "
+            "and underscores exclusively",
+            site,
+        )

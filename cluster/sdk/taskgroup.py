@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cluster.sdk.dagcontext import DagContext
-from cluster.sdk.definitions import Site, definition_error, user_site
+from cluster.sdk.definitions import Site, definition_error, user_site, validate_key
 from cluster.sdk.dependencies import DependencyMixin
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ class TaskGroup(DependencyMixin):
             self.parent_group: TaskGroup | None = None
             self.dag: DAG | None = dag
             return
+        validate_key(group_id, "group_id", self._site)
         if dag is None:
             dag = parent_group.dag if parent_group is not None else DagContext.current_dag()
         if dag is None:

@@ -20,9 +20,8 @@ FIXTURES = pathlib.Path(__file__).parents[2] / "fixtures" / "airflow"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())
 
 _SDK_MODULES = (
-    r"airflow(?:\.sdk|\.decorators|\.models\.dag|\.models\.baseoperator|\.models\.param"
-    r"|\.models\.xcom_arg|\.utils\.trigger_rule|\.utils\.task_group|\.utils\.edgemodifier"
-    r"|\.utils\.weekday|\.exceptions)?"
+    r"airflow(?:\.sdk|\.decorators|\.models(?:\.\w+)?|\.utils\.trigger_rule|\.utils\.task_group"
+    r"|\.utils\.edgemodifier|\.utils\.weekday|\.exceptions)?"
 )
 _IMPORT_RULES = [
     (re.compile(r"^(\s*)from airflow\.(?:providers\.standard\.)?operators\.(\w+) import", re.M),
@@ -70,6 +69,7 @@ def test_rewrite_touches_only_import_lines() -> None:
         "from airflow.operators.bash import BashOperator\n"
         "from airflow.providers.standard.sensors.python import PythonSensor\n"
         "from airflow import DAG\n"
+        "from airflow.models import Variable\n"
         "x = 'from airflow.decorators import task'\n"
     )
     assert rewrite_imports(source) == (
@@ -77,6 +77,7 @@ def test_rewrite_touches_only_import_lines() -> None:
         "from cluster.operators.bash import BashOperator\n"
         "from cluster.sensors.python import PythonSensor\n"
         "from cluster.sdk import DAG\n"
+        "from cluster.sdk import Variable\n"
         "x = 'from airflow.decorators import task'\n"
     )
 

@@ -153,6 +153,14 @@ def test_task_without_dag_joins_the_other_tasks_dag() -> None:
     assert b.dag is d and d.task_ids == ["a", "b"]
 
 
+@pytest.mark.parametrize("bad", ["has space", "x" * 251, "sl/ash"])
+def test_ids_are_checked_like_airflow(bad: str) -> None:
+    with pytest.raises(DagDefinitionError, match="dag_id"):
+        DAG(bad)
+    with pytest.raises(DagDefinitionError, match="task_id"):
+        EmptyOperator(task_id=bad)
+
+
 def test_unknown_operator_arguments_are_rejected() -> None:
     with pytest.raises(DagDefinitionError, match="Invalid arguments were passed"):
         EmptyOperator(task_id="a", not_an_argument=1)

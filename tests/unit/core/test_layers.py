@@ -1,0 +1,84 @@
+"""The one-way layers of ARCHITECTURE.md, checked over every module of the package."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[3] / "cluster"
+
+#: part → the parts of cluster it may import (besides itself)
+ALLOWED: dict[str, set[str]] = {
+    "sdk": {"errors", "states", "operators", "sensors"},
+    "operators": {"errors", "states", "sdk", "sensors"},
+    "sensors": {"errors", "states", "sdk", "operators"},
+    "metastore": {"config", "errors", "states"},
+    "errors": set(),
+    "states": {"errors"},
+    "config": {"errors"},
+}
+#: part → parts it must never import
+FORBIDDEN: dict[str, set[str]] = {
+    "web": {"scheduler", "executors", "execution", "cli"},
+    "scheduler": {"web", "cli"},
+    "execution": {"web", "cli"},
+    "executors": {"web", "cli"},
+    "dagfiles": {"web", "cli", "scheduler", "executors"},
+    "deploy": {"cli"},
+}
+
+
+def _part(module: str) -> str:
+    return module.split(".")[1] if module.count(".") else module
+
+
+def _imports() -> list[tuple[str, str, str]]:
+    """``(file, importing part, imported part)`` for every ``cluster.*`` import."""
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        relative = path.relative_to(PACKAGE.parent).with_suffix("")
+        part = relative.parts[1].removesuffix(".py") if len(relative.parts) > 1 else ""
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                if name.startswith("cluster."):
+                    found.append((str(relative), part, _part(name)))
+    return found
+
+
+IMPORTS = _imports()
+
+
+def test_the_package_has_modules_to_check() -> None:
+    assert len(IMPORTS) > 50
+
+
+@pytest.mark.parametrize("part", sorted(ALLOWED))
+def test_lower_layers_import_only_what_they_may(part: str) -> None:
+    bad = [(f, t) for f, p, t in IMPORTS if p == part and t != part and t not in ALLOWED[part]]
+    assert bad == [], f"{part} may import only {sorted(ALLOWED[part])}"
+
+
+@pytest.mark.parametrize("part", sorted(FORBIDDEN))
+def test_forbidden_imports(part: str) -> None:
+    bad = [(f, t) for f, p, t in IMPORTS if p == part and t in FORBIDDEN[part]]
+    assert bad == []
+
+
+def test_no_imports_inside_functions_to_dodge_cycles() -> None:
+    inner = []
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                for child in ast.walk(node):
+                    if isinstance(child, ast.Import | ast.ImportFrom):
+                        inner.append(f"{path.relative_to(PACKAGE)}:{child.lineno}")
+    assert inner == []

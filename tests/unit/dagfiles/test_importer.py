@@ -1,0 +1,63 @@
+"""Importing DAG files in a child: whatever a file does, the caller gets a result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cluster.dagfiles.importer import import_file
+from cluster.dagfiles.serialized import SerializedDag
+from tests.unit.dagfiles.conftest import GOOD_DAG
+
+
+def test_good_file_gives_serialized_dags(dags_folder: Path) -> None:
+    path = dags_folder / "good.py"
+    path.write_text(GOOD_DAG.format(dag_id="good"))
+    result = import_file(path, timeout=10)
+    assert result.error is None
+    dag = SerializedDag.from_json(result.dags["good"])
+    assert set(dag.tasks) == {"a", "b"}
+    assert dag.tasks["a"].downstream_task_ids == ("b",)
+
+
+BROKEN = {
+    "syntax": ("def broken(:\n    pass  # dag\n", "SyntaxError"),
+    "raises": ("# dag\nraise RuntimeError('boom at import')\n", "RuntimeError: boom at import"),
+    "loops": ("# dag\nwhile True:\n    pass\n", "did not finish within"),
+    "exits": ("# dag\nimport sys\nsys.exit(3)\n", "sys.exit(3)"),
+    "crashes": ("# dag\nimport os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n", "signal SIGSEGV"),
+    "cycle": (
+        "from datetime import datetime\nfrom cluster.sdk import DAG\nfrom cluster.operators.empty import EmptyOperator\n"
+        "with DAG('cyc', schedule=None, start_date=datetime(2024, 1, 1)):\n"
+        "    a = EmptyOperator(task_id='a')\n    b = EmptyOperator(task_id='b')\n    a >> b >> a\n",
+        "cycle",
+    ),
+    "duplicate": (
+        "from datetime import datetime\nfrom cluster.sdk import DAG\nfrom cluster.operators.empty import EmptyOperator\n"
+        "with DAG('dup', schedule=None, start_date=datetime(2024, 1, 1)):\n"
+        "    EmptyOperator(task_id='a')\n    EmptyOperator(task_id='a')\n",
+        "a",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_broken_files_become_errors(dags_folder: Path, name: str) -> None:
+    source, expected = BROKEN[name]
+    path = dags_folder / f"{name}.py"
+    path.write_text(source)
+    result = import_file(path, timeout=1.5)
+    assert result.dags == {}
+    assert result.error is not None
+    assert expected in result.error
+
+
+def test_error_names_the_line_of_a_definition_error(dags_folder: Path) -> None:
+    source, _ = BROKEN["duplicate"]
+    path = dags_folder / "dup.py"
+    path.write_text(source)
+    result = import_file(path, timeout=5)
+    assert result.error is not None
+    assert "dup.py" in result.error
+    assert "6" in result.error

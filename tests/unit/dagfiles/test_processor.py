@@ -1,0 +1,88 @@
+"""DAG processing: rows for good files, import errors for broken ones, only changed files re-imported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from cluster.dagfiles.processor import DagProcessor
+from cluster.dagfiles.serialized import SerializedDag
+from cluster.metastore.models import Dag, DagCode, ImportErrorRow, SerializedDagRow
+from tests.unit.dagfiles.conftest import GOOD_DAG
+
+
+def _active(sessions: sessionmaker[Session]) -> dict[str, bool]:
+    with sessions() as session:
+        return {d.dag_id: d.is_active for d in session.scalars(select(Dag))}
+
+
+def _errors(sessions: sessionmaker[Session]) -> dict[str, str]:
+    with sessions() as session:
+        return {Path(e.filename).name: e.message for e in session.scalars(select(ImportErrorRow))}
+
+
+def test_good_and_broken_files(dags_folder: Path, processor: DagProcessor, sessions: sessionmaker[Session]) -> None:
+    (dags_folder / "one.py").write_text(GOOD_DAG.format(dag_id="one"))
+    (dags_folder / "bad.py").write_text("# dag\nraise ValueError('nope')\n")
+    report = processor.process()
+    assert report.dags == 1
+    assert _active(sessions) == {"one": True}
+    assert _errors(sessions) == {"bad.py": "ValueError: nope"}
+    with sessions() as session:
+        stored = session.get(SerializedDagRow, "one")
+        assert stored is not None
+        assert SerializedDag.from_json(stored.data).fingerprint() == stored.fingerprint
+        assert session.scalar(select(DagCode.source_code)) == GOOD_DAG.format(dag_id="one")
+        assert session.get(Dag, "one").is_paused is True  # type: ignore[union-attr]
+
+
+def test_only_changed_files_are_imported_again(dags_folder: Path, processor: DagProcessor) -> None:
+    (dags_folder / "one.py").write_text(GOOD_DAG.format(dag_id="one"))
+    (dags_folder / "two.py").write_text(GOOD_DAG.format(dag_id="two"))
+    assert len(processor.process().imported) == 2
+    assert processor.process().imported == []
+    (dags_folder / "two.py").write_text(GOOD_DAG.format(dag_id="two") + "\n# changed\n")
+    assert [Path(p).name for p in processor.process().imported] == ["two.py"]
+
+
+def test_fixing_a_file_clears_its_error(dags_folder: Path, processor: DagProcessor, sessions: sessionmaker[Session]) -> None:
+    path = dags_folder / "fix.py"
+    path.write_text("# dag\nraise ValueError('nope')\n")
+    processor.process()
+    assert "fix.py" in _errors(sessions)
+    path.write_text(GOOD_DAG.format(dag_id="fixed"))
+    processor.process()
+    assert _errors(sessions) == {}
+    assert _active(sessions) == {"fixed": True}
+
+
+def test_a_broken_file_keeps_its_last_good_version(dags_folder: Path, processor: DagProcessor, sessions: sessionmaker[Session]) -> None:
+    path = dags_folder / "keep.py"
+    path.write_text(GOOD_DAG.format(dag_id="keep"))
+    processor.process()
+    path.write_text("syntax error here (dag\n")
+    processor.process()
+    assert _active(sessions) == {"keep": True}
+    assert "keep.py" in _errors(sessions)
+
+
+def test_vanished_files_and_dags_become_inactive(dags_folder: Path, processor: DagProcessor, sessions: sessionmaker[Session]) -> None:
+    (dags_folder / "one.py").write_text(GOOD_DAG.format(dag_id="one"))
+    (dags_folder / "two.py").write_text(GOOD_DAG.format(dag_id="two"))
+    processor.process()
+    (dags_folder / "two.py").unlink()
+    (dags_folder / "one.py").write_text(GOOD_DAG.format(dag_id="renamed"))
+    processor.process()
+    assert _active(sessions) == {"one": False, "two": False, "renamed": True}
+
+
+def test_duplicate_dag_id_across_files_is_an_error(dags_folder: Path, processor: DagProcessor, sessions: sessionmaker[Session]) -> None:
+    (dags_folder / "a.py").write_text(GOOD_DAG.format(dag_id="same"))
+    processor.process()
+    (dags_folder / "b.py").write_text(GOOD_DAG.format(dag_id="same"))
+    processor.process()
+    errors = _errors(sessions)
+    assert "b.py" in errors
+    assert "already defined" in errors["b.py"]
