@@ -36,7 +36,8 @@ def pools_group() -> None:
     """Manage pools: slot budgets that task instances share."""
 
 
-@pools_group.command("set")
+# a negative SLOTS is an argument to refuse with a reason, not an unknown option "-3"
+@pools_group.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("name")
 @click.argument("slots", type=int)
 @click.argument("description")

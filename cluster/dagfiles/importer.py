@@ -25,6 +25,7 @@ from typing import Any
 from cluster.dagfiles.serialize import serialize_dag
 from cluster.errors import DagDefinitionError
 from cluster.sdk import DAG
+from cluster.sdk.dagcontext import capture_dags
 
 _FORK = multiprocessing.get_context("fork")
 
@@ -58,17 +59,20 @@ def load_module(path: Path, *, search_path: Path | None = None) -> Any:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        with capture_dags() as captured:
+            spec.loader.exec_module(module)
     except BaseException:
         sys.modules.pop(name, None)
         raise
+    # a ``@dag`` function called without assigning its DAG is auto-registered, as in Airflow
+    module.__tradewind_dags__ = captured
     return module
 
 
 def dags_in_module(module: Any) -> list[DAG]:
-    """Every DAG defined by a module: its globals, as Airflow collects them."""
+    """Every DAG defined by a module: its globals and the DAGs auto-registered at import."""
     seen: dict[int, DAG] = {}
-    for value in vars(module).values():
+    for value in [*vars(module).values(), *getattr(module, "__tradewind_dags__", [])]:
         if isinstance(value, DAG):
             seen.setdefault(id(value), value)
     return list(seen.values())

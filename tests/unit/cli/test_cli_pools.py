@@ -58,6 +58,9 @@ def test_default_pool_cannot_be_deleted(main: Main) -> None:
     assert result.is_one_line_error and "default_pool" in result.err
 
 
-@pytest.mark.parametrize("slots", ["many", "-3"])
-def test_set_with_bad_slots_fails(main: Main, slots: str) -> None:
-    assert main("pools", "set", "etl", slots, "desc").is_one_line_error
+@pytest.mark.parametrize(
+    ("slots", "reason"), [("many", "not a valid integer"), ("-3", "0 or more")]
+)
+def test_set_with_bad_slots_fails(main: Main, slots: str, reason: str) -> None:
+    result = main("pools", "set", "etl", slots, "desc")
+    assert result.is_one_line_error and reason in result.err

@@ -1,0 +1,197 @@
+"""Benchmark the hot path: scheduler, executor and runner, end to end on this machine.
+
+Runs a real ``tradewind scheduler`` (local executor) against SQLite and/or a private
+MariaDB, triggers each shape once and reads every figure from the metastore's own
+timestamps. It prints figures and never asserts on time.
+
+    python bench/run.py                       # both databases, every shape
+    python bench/run.py --db mariadb --seed-history 1000000 --shapes chain_50
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cluster import actions  # noqa: E402
+from cluster.config import MetastoreSettings  # noqa: E402
+from cluster.devcluster.services.mariadb import MariaDB  # noqa: E402
+from cluster.devcluster.services.ports import free_port  # noqa: E402
+from cluster.metastore.engine import create_engine_for, make_session_factory  # noqa: E402
+from cluster.metastore.migrate import migrate  # noqa: E402
+from cluster.metastore.models import Dag, DagRun, TaskInstance  # noqa: E402
+
+SHAPES = ("chain_50", "fanout_200", "fanout_1000_python")
+
+DAG_FILE = '''
+from datetime import datetime
+from cluster.sdk import DAG, chain
+from cluster.operators.bash import BashOperator
+from cluster.operators.python import PythonOperator
+
+START = datetime(2024, 1, 1)
+
+with DAG("chain_50", schedule=None, start_date=START, max_active_tasks=1000):
+    chain(*[BashOperator(task_id=f"t{i:02d}", bash_command="true") for i in range(50)])
+
+with DAG("fanout_200", schedule=None, start_date=START, max_active_tasks=1000):
+    start = BashOperator(task_id="start", bash_command="true")
+    end = BashOperator(task_id="end", bash_command="true")
+    start >> [BashOperator(task_id=f"t{i:03d}", bash_command="true") for i in range(200)] >> end
+
+
+def noop():
+    return None
+
+
+with DAG("fanout_1000_python", schedule=None, start_date=START, max_active_tasks=1000):
+    for i in range(1000):
+        PythonOperator(task_id=f"t{i:04d}", python_callable=noop, do_xcom_push=False)
+'''
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=["sqlite", "mariadb", "both"], default="both")
+    parser.add_argument("--shapes", default=",".join(SHAPES))
+    parser.add_argument("--parallelism", type=int, default=32)
+    parser.add_argument("--seed-history", type=int, default=0, help="finished task instances to add first")
+    args = parser.parse_args()
+    shapes = [s for s in args.shapes.split(",") if s]
+    unknown = set(shapes) - set(SHAPES)
+    if unknown:
+        parser.error(f"unknown shapes: {', '.join(sorted(unknown))}")
+    for db in (["sqlite", "mariadb"] if args.db == "both" else [args.db]):
+        with tempfile.TemporaryDirectory(prefix="tw-bench-") as tmp, metastore(db, Path(tmp)) as url:
+            bench_database(db, url, Path(tmp), shapes, args.parallelism, args.seed_history)
+
+
+@contextmanager
+def metastore(db: str, tmp: Path) -> Iterator[str]:
+    if db == "sqlite":
+        yield f"sqlite:///{tmp / 'bench.db'}"
+        return
+    server = MariaDB(tmp / "mariadb", port=free_port(), fsync=False)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def bench_database(db: str, url: str, home: Path, shapes: list[str], parallelism: int, seed: int) -> None:
+    (home / "dags").mkdir(parents=True, exist_ok=True)
+    (home / "dags" / "bench_shapes.py").write_text(DAG_FILE)
+    sessions = make_session_factory(create_engine_for(MetastoreSettings(url=url)))
+    migrate(sessions.kw["bind"])
+    if seed:
+        started = time.perf_counter()
+        seed_history(sessions, seed)
+        print(f"[{db}] seeded {seed:,} finished task instances in {time.perf_counter() - started:.1f} s")
+    env = {**os.environ, "TRADEWIND_HOME": str(home), "TRADEWIND__METASTORE__URL": url,
+           "TRADEWIND__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+           "TRADEWIND__CORE__LOAD_EXAMPLES": "false", "TRADEWIND__CORE__PARALLELISM": str(parallelism),
+           "TRADEWIND__CORE__DAGS_ARE_PAUSED_AT_CREATION": "false",
+           "TRADEWIND__LOGGING__LEVEL": "WARNING"}
+    scheduler = subprocess.Popen([sys.executable, "-c", "from cluster.cli.main import main; main()", "scheduler"],
+                                 env=env, cwd=ROOT, start_new_session=True)
+    try:
+        wait_for(lambda: parsed(sessions) >= len(SHAPES), 120, "DAGs parsed")
+        print(f"\n{db}: local executor, parallelism {parallelism}")
+        print(f"{'shape':<20}{'tasks':>7}{'wall s':>9}{'tasks/s':>10}{'gap p50 ms':>12}{'gap p95 ms':>12}"
+              f"{'q→run p50 ms':>14}")
+        for shape in shapes:
+            print(format_row(shape, run_shape(sessions, shape)))
+    finally:
+        os.killpg(scheduler.pid, signal.SIGTERM)
+        try:
+            scheduler.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(scheduler.pid, signal.SIGKILL)
+
+
+def parsed(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return len(session.scalars(select(Dag.dag_id)).all())
+
+
+def seed_history(sessions: sessionmaker[Session], count: int, per_run: int = 1000) -> None:
+    """Finished runs of a DAG that no longer exists: history the loop must not pay for."""
+    when = datetime(2020, 1, 1, tzinfo=UTC)
+    for number in range(0, count, per_run):
+        run_id = f"seed__{number:09d}"
+        with sessions.begin() as session:
+            session.execute(insert(DagRun).values(dag_id="seeded_history", run_id=run_id, logical_date=when,
+                                                  run_type="scheduled", state="success", conf={}))
+            session.execute(insert(TaskInstance), [
+                {"dag_id": "seeded_history", "run_id": run_id, "task_id": f"t{i}", "map_index": -1,
+                 "state": "success", "try_number": 1, "start_date": when, "end_date": when, "queued_at": when}
+                for i in range(min(per_run, count - number))
+            ])
+
+
+def run_shape(sessions: sessionmaker[Session], shape: str) -> dict[str, float]:
+    with sessions.begin() as session:
+        run = actions.trigger(session, shape, actor=actions.Actor("bench"))
+        run_id = run.run_id
+    wait_for(lambda: finished(sessions, shape, run_id), 600, f"{shape} finished")
+    with sessions() as session:
+        dag = actions.load_dag(session, shape)
+        dag_run = session.scalars(select(DagRun).where(DagRun.dag_id == shape, DagRun.run_id == run_id)).one()
+        tis = {t.task_id: t for t in session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == shape, TaskInstance.run_id == run_id))}
+    wall = (dag_run.end_date - dag_run.start_date).total_seconds()
+    gaps = [(tis[d].start_date - tis[u].end_date).total_seconds() * 1000
+            for u, task in dag.tasks.items() for d in task.downstream_task_ids]
+    latency = [(t.start_date - t.queued_at).total_seconds() * 1000 for t in tis.values() if t.queued_at]
+    return {"tasks": len(tis), "wall": wall, "state": dag_run.state == "success",
+            "gap50": pct(gaps, 50), "gap95": pct(gaps, 95), "lat50": pct(latency, 50)}
+
+
+def finished(sessions: sessionmaker[Session], dag_id: str, run_id: str) -> bool:
+    with sessions() as session:
+        state = session.scalar(select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+    return state in ("success", "failed")
+
+
+def pct(values: list[float], q: int) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def format_row(shape: str, r: dict[str, float]) -> str:
+    flag = "" if r["state"] else "  (run FAILED)"
+    return (f"{shape:<20}{int(r['tasks']):>7}{r['wall']:>9.2f}{r['tasks'] / r['wall']:>10.1f}"
+            f"{r['gap50']:>12.1f}{r['gap95']:>12.1f}{r['lat50']:>14.1f}{flag}")
+
+
+def wait_for(condition: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+if __name__ == "__main__":
+    main()

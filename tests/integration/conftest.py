@@ -1,0 +1,78 @@
+"""Fixtures of the scheduler integration tests: settings on the test's metastore, an
+in-process scheduler on a fake clock, and the environment of ``tradewind`` subprocesses.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from cluster.config import Settings
+from scheduler_harness import EXAMPLES, FakeClock, InProcessScheduler, cli_env
+
+
+@pytest.fixture
+def metastore_settings(settings: Settings, metastore_url: str) -> Settings:
+    """The test settings on the parametrized metastore (SQLite or MariaDB)."""
+    return settings.replace("metastore", url=metastore_url).replace(
+        "scheduler", heartbeat_interval=0.5
+    )
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    """Starts at the real time: sensors compute their reschedule dates from the real clock."""
+    return FakeClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def dags_folder(tradewind_home: Path) -> Path:
+    folder = tradewind_home / "dags"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def inprocess_examples(
+    metastore_settings: Settings, session_factory: sessionmaker[Session], fake_clock: FakeClock
+) -> InProcessScheduler:
+    return InProcessScheduler(
+        metastore_settings, session_factory, folders=[EXAMPLES], clock=fake_clock
+    )
+
+
+@pytest.fixture
+def inprocess(
+    metastore_settings: Settings,
+    session_factory: sessionmaker[Session],
+    fake_clock: FakeClock,
+    dags_folder: Path,
+) -> InProcessScheduler:
+    return InProcessScheduler(
+        metastore_settings, session_factory, folders=[dags_folder], clock=fake_clock
+    )
+
+
+@pytest.fixture
+def run_id() -> Iterator[str]:
+    """A unique run id; marker files the example tasks keep under /tmp are removed after."""
+    value = f"manual__{uuid.uuid4().hex}"
+    yield value
+    for leftover in Path(tempfile.gettempdir()).glob(f"tradewind_example_*{value}*"):
+        leftover.unlink()
+
+
+@pytest.fixture
+def scheduler_env(
+    tradewind_home: Path, metastore_settings: Settings, session_factory: sessionmaker[Session]
+) -> dict[str, str]:
+    """The environment of ``tradewind`` subprocesses on the migrated test metastore."""
+    return cli_env(
+        tradewind_home, metastore_settings.metastore.url, metastore_settings.core.fernet_key
+    )

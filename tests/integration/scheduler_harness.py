@@ -1,0 +1,434 @@
+"""Harnesses for the scheduler tests: an in-process scheduler on a fake clock, and a real
+``tradewind scheduler`` subprocess.
+
+:class:`InProcessScheduler` wires a real :class:`SchedulerLoop` to a
+:class:`SynchronousExecutor` that runs every dispatched message through a real
+:class:`Supervisor` (which forks a real task child) before ``send`` returns. Loop and
+supervisor share one :class:`FakeClock`, so retry delays and reschedule dates are
+crossed by moving the clock, never by sleeping.
+
+:class:`SchedulerProcess` starts ``tradewind scheduler`` with its own home, metastore
+and short intervals, and stops it (and every local worker process it forked) by PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from cluster import actions
+from cluster.config import Settings
+from cluster.dagfiles.processor import DagProcessor
+from cluster.execution.dagbag import DagBag
+from cluster.execution.handle import lazy
+from cluster.execution.supervisor import Supervisor, TryResult
+from cluster.executors.base import Dispatch, TaskMessage
+from cluster.metastore.engine import create_engine_for, make_session_factory, transaction
+from cluster.metastore.models import (
+    DagRun,
+    SerializedDagRow,
+    TaskInstance,
+    TaskInstanceHistory,
+)
+from cluster.scheduler.fencing import Fence
+from cluster.scheduler.loop import SchedulerLoop
+from cluster.states import DagRunState, TaskState
+
+T = TypeVar("T")
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples" / "dags"
+TEST_ACTOR = actions.Actor("pytest", source="test")
+FINISHED_RUN_STATES = (DagRunState.SUCCESS, DagRunState.FAILED)
+WAITING_STATES = (TaskState.UP_FOR_RETRY, TaskState.UP_FOR_RESCHEDULE)
+
+
+# --- waiting --------------------------------------------------------------------------
+
+
+def wait_for(
+    condition: Callable[[], T],
+    *,
+    timeout: float,
+    interval: float = 0.1,
+    message: str | Callable[[], str] = "condition",
+) -> T:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            text = message() if callable(message) else message
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {text}")
+        time.sleep(interval)
+
+
+# --- the in-process harness -----------------------------------------------------------
+
+
+class FakeClock:
+    """A clock that only moves when told; shared by the loop and the supervisor."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+
+    def __call__(self) -> datetime:
+        return self._now
+
+    def set(self, when: datetime) -> None:
+        assert when >= self._now, f"the fake clock cannot go back ({when} < {self._now})"
+        self._now = when
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+
+
+def _locator(sessions: sessionmaker[Session]) -> Callable[[str], tuple[str, str]]:
+    def locate(dag_id: str) -> tuple[str, str]:
+        with sessions() as session:
+            row = session.execute(
+                select(SerializedDagRow.fileloc, SerializedDagRow.fingerprint).where(
+                    SerializedDagRow.dag_id == dag_id
+                )
+            ).one()
+        return row[0], row[1]
+
+    return locate
+
+
+def supervisor_for(
+    settings: Settings, sessions: sessionmaker[Session], clock: FakeClock
+) -> Supervisor:
+    """A real supervisor on the test's metastore and clock (task children fork from pytest)."""
+
+    def child_sessions() -> sessionmaker[Session]:
+        return make_session_factory(create_engine_for(settings.metastore))
+
+    return Supervisor(
+        settings,
+        sessions=sessions,
+        child_sessions=lazy(child_sessions),
+        dagbag=DagBag(locate=_locator(sessions)),
+        clock=clock,
+    )
+
+
+@dataclass
+class SynchronousExecutor:
+    """The Executor protocol, running each message to its end inside ``send``.
+
+    :ivar deliveries: how many times each message is delivered (2 simulates a broker
+        that redelivers).
+    :ivar results: every :class:`TryResult`, in delivery order.
+    """
+
+    supervisor: Supervisor
+    deliveries: int = 1
+    results: list[TryResult] = field(default_factory=list)
+
+    def start(self) -> None:
+        pass
+
+    def send(self, dispatches: list[Dispatch]) -> None:
+        for dispatch in dispatches:
+            for _ in range(self.deliveries):
+                self.results.append(self.supervisor.run(dispatch.message))
+
+    def free_slots(self) -> int | None:
+        return None
+
+    def stop(self, *, drain: bool) -> None:
+        pass
+
+    def messages(self) -> list[TaskMessage]:
+        return [r.message for r in self.results]
+
+
+class InProcessScheduler:
+    """A DAG processor, a fenced loop and a synchronous executor on one fake clock."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        *,
+        folders: list[Path],
+        clock: FakeClock,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.clock = clock
+        self.processor = DagProcessor(
+            folders=folders, sessions=sessions, timeout=30.0, paused_at_creation=False
+        )
+        self.supervisor = supervisor_for(settings, sessions, clock)
+        self.executor = SynchronousExecutor(self.supervisor)
+        fence = Fence(host="pytest")
+        transaction(sessions, lambda s: fence.acquire(s, now=clock()))
+        self.loop = SchedulerLoop(
+            settings, sessions=sessions, executor=self.executor, fence=fence, clock=clock
+        )
+
+    def process_dags(self) -> None:
+        report = self.processor.process()
+        assert not report.errors, report.errors
+
+    def trigger(self, dag_id: str, run_id: str) -> None:
+        with self.sessions.begin() as session:
+            actions.trigger(session, dag_id, actor=TEST_ACTOR, run_id=run_id, now=self.clock())
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        with self.sessions() as session:
+            return session.scalars(
+                select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+            ).one()
+
+    def next_wake_up(self) -> datetime | None:
+        """The earliest time an instance waiting for a retry or a reschedule may go on."""
+        with self.sessions() as session:
+            return session.scalar(
+                select(TaskInstance.next_try_at)
+                .where(TaskInstance.state.in_([str(s) for s in WAITING_STATES]))
+                .order_by(TaskInstance.next_try_at)
+                .limit(1)
+            )
+
+    def run_until_finished(
+        self, runs: list[tuple[str, str]], *, max_iterations: int = 60
+    ) -> dict[tuple[str, str], str]:
+        """Iterate until every run finished; when an iteration dispatched nothing, move the
+        clock to the next wake-up (a retry or a reschedule), else by one second."""
+        states: dict[tuple[str, str], str] = {}
+        for _ in range(max_iterations):
+            dispatched = self.loop.run_once()
+            states = {run: self.run_state(*run) for run in runs}
+            if all(state in FINISHED_RUN_STATES for state in states.values()):
+                return states
+            if not dispatched:
+                wake = self.next_wake_up()
+                if wake is not None and wake > self.clock():
+                    self.clock.set(wake)
+                else:
+                    self.clock.advance(1)
+        raise AssertionError(f"runs not finished after {max_iterations} iterations: {states}")
+
+
+# --- reading the metastore ------------------------------------------------------------
+
+
+def task_states(sessions: sessionmaker[Session], dag_id: str, run_id: str) -> dict[str, str]:
+    with sessions() as session:
+        rows = session.execute(
+            select(TaskInstance.task_id, TaskInstance.state).where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
+            )
+        ).all()
+    return {task_id: state for task_id, state in rows}
+
+
+def task_instances(sessions: sessionmaker[Session], dag_id: str, run_id: str) -> list[TaskInstance]:
+    with sessions() as session:
+        return list(
+            session.scalars(
+                select(TaskInstance).where(
+                    TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
+                )
+            )
+        )
+
+
+def history(
+    sessions: sessionmaker[Session], dag_id: str, run_id: str, task_id: str | None = None
+) -> list[TaskInstanceHistory]:
+    query = select(TaskInstanceHistory).where(
+        TaskInstanceHistory.dag_id == dag_id, TaskInstanceHistory.run_id == run_id
+    )
+    if task_id is not None:
+        query = query.where(TaskInstanceHistory.task_id == task_id)
+    with sessions() as session:
+        return list(session.scalars(query.order_by(TaskInstanceHistory.id)))
+
+
+def run_state(sessions: sessionmaker[Session], dag_id: str, run_id: str) -> str | None:
+    with sessions() as session:
+        return session.scalar(
+            select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+        )
+
+
+def max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:
+    """The largest number of ``[start, end)`` intervals that hold one instant in common."""
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    current = peak = 0
+    for _, step in events:  # at equal times ends (-1) sort before starts (+1)
+        current += step
+        peak = max(peak, current)
+    return peak
+
+
+# --- the subprocess scheduler ---------------------------------------------------------
+
+
+def cli_env(home: Path, metastore_url: str, fernet_key: str, **settings: Any) -> dict[str, str]:
+    """The environment of every ``tradewind`` process of one test.
+
+    ``settings`` are ``SECTION__KEY=value`` pairs, e.g. ``SCHEDULER__POLL_INTERVAL=0.2``.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEWIND")}
+    env.update(
+        {
+            "TRADEWIND_HOME": str(home),
+            "TRADEWIND__METASTORE__URL": metastore_url,
+            "TRADEWIND__CORE__FERNET_KEY": fernet_key,
+            "TRADEWIND__CORE__LOAD_EXAMPLES": "false",
+            "TRADEWIND__CORE__DAGS_ARE_PAUSED_AT_CREATION": "false",
+            "TRADEWIND__SCHEDULER__POLL_INTERVAL": "0.2",
+            "TRADEWIND__SCHEDULER__DAG_DIR_LIST_INTERVAL": "1",
+            "TRADEWIND__SCHEDULER__HEARTBEAT_INTERVAL": "0.5",
+            "TRADEWIND__SCHEDULER__ZOMBIE_THRESHOLD": "30",
+            "PYTHONPATH": str(REPO),
+        }
+    )
+    env.update({f"TRADEWIND__{k}": str(v) for k, v in settings.items()})
+    return env
+
+
+CLI = [sys.executable, "-m", "cluster.cli"]
+
+
+def tradewind(env: dict[str, str], *args: str, timeout: float = 60) -> str:
+    """Run one ``tradewind`` command to its end; fail the test with its stderr if it fails."""
+    done = subprocess.run(
+        [*CLI, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, f"tradewind {' '.join(args)} → {done.returncode}: {done.stderr}"
+    return done.stdout
+
+
+def tradewind_json(env: dict[str, str], *args: str) -> Any:
+    return json.loads(tradewind(env, *args, "-o", "json"))
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of ``pid``, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def descendants_of(pid: int) -> list[int]:
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        kids = [c for p in frontier for c in children_of(p)]
+        found.extend(kids)
+        frontier = kids
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class SchedulerProcess:
+    """One ``tradewind scheduler`` subprocess, in a process group of its own."""
+
+    def __init__(self, env: dict[str, str], log_file: Path) -> None:
+        self.env = env
+        self.log_file = log_file
+        self.process: subprocess.Popen[bytes] | None = None
+        #: every PID seen in its tree (scheduler, local workers, task children)
+        self.seen: set[int] = set()
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> SchedulerProcess:
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*CLI, "scheduler"],
+                env=self.env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def worker_pids(self) -> list[int]:
+        """The local worker processes (children of the scheduler that run ``_worker_main``)."""
+        pids = [p for p in children_of(self.pid) if alive(p)]
+        self.seen.update(pids)
+        return pids
+
+    def remember_tree(self) -> None:
+        if self.process is not None:
+            self.seen.update(descendants_of(self.pid))
+
+    def kill(self) -> None:
+        """SIGKILL the scheduler alone (a crash); its workers are stopped in :meth:`stop`."""
+        self.remember_tree()
+        os.kill(self.pid, signal.SIGKILL)
+        assert self.process is not None
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        """Stop the scheduler and everything it started, each by its PID."""
+        if self.process is None:
+            return
+        self.remember_tree()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        for pid in sorted(self.seen):
+            if alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+@contextlib.contextmanager
+def running_scheduler(env: dict[str, str], log_file: Path) -> Iterator[SchedulerProcess]:
+    scheduler = SchedulerProcess(env, log_file).start()
+    try:
+        yield scheduler
+    finally:
+        scheduler.stop()
