@@ -109,7 +109,7 @@ def bench_database(db: str, url: str, home: Path, shapes: list[str], parallelism
            "TRADEWIND__CORE__FERNET_KEY": Fernet.generate_key().decode(),
            "TRADEWIND__CORE__LOAD_EXAMPLES": "false", "TRADEWIND__CORE__PARALLELISM": str(parallelism),
            "TRADEWIND__CORE__DAGS_ARE_PAUSED_AT_CREATION": "false",
-           "TRADEWIND__LOGGING__LEVEL": "WARNING"}
+           "TRADEWIND__LOGGING__LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")}
     scheduler = subprocess.Popen([sys.executable, "-c", "from cluster.cli.main import main; main()", "scheduler"],
                                  env=env, cwd=ROOT, start_new_session=True)
     try:

@@ -11,18 +11,19 @@ import sys
 from collections.abc import Sequence
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from cluster import __version__
 from cluster.cli.app import App
 from cluster.cli.config_cmd import config_group, version
-from cluster.cli.dags_cmd import dags_group
-from cluster.cli.scheduler_cmd import scheduler
-from cluster.cli.standalone_cmd import standalone
-from cluster.cli.tasks_cmd import tasks_group
 from cluster.cli.connections_cmd import connections_group
+from cluster.cli.dags_cmd import dags_group
 from cluster.cli.db_cmd import db_group
 from cluster.cli.pools_cmd import pools_group
+from cluster.cli.scheduler_cmd import scheduler
 from cluster.cli.secrets_cmd import rotate_fernet_key_command
+from cluster.cli.standalone_cmd import standalone
+from cluster.cli.tasks_cmd import tasks_group
 from cluster.cli.users_cmd import users_group
 from cluster.cli.variables_cmd import variables_group
 from cluster.errors import TradewindError
@@ -57,12 +58,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo("tradewind: aborted", err=True)
         sys.exit(1)
     except click.ClickException as exc:
-        where = f"{exc.ctx.command_path}: " if getattr(exc, "ctx", None) else ""
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
         click.echo(f"tradewind: error: {where}{exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except TradewindError as exc:
         click.echo(f"tradewind: error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        click.echo(f"tradewind: error: metastore: {str(cause).splitlines()[0]} "
+                   "(check metastore.url; run 'tradewind db migrate' on a new metastore)", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
     sys.exit(result if isinstance(result, int) else 0)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cluster.dagfiles.discovery import find_dag_files
 from cluster.dagfiles.importer import FileResult, import_file
 from cluster.dagfiles.serialized import SerializedDag
+from cluster.metastore.engine import transaction
 from cluster.metastore.models import Dag, DagCode, ImportErrorRow, SerializedDagRow
 
 log = logging.getLogger(__name__)
@@ -101,18 +102,23 @@ class DagProcessor:
         if clashes:
             error = f"DuplicateDagId: DAG id '{clashes[0]}' is already defined in {owners[clashes[0]]}"
             stacktrace, dags = None, {}
-        with self._sessions.begin() as session:
+
+        def write(session: Session) -> list[str]:
             if error:
                 _record_import_error(session, fileloc, error, stacktrace, self._clock())
-                report.errors[fileloc] = error
-            else:
-                session.execute(delete(ImportErrorRow).where(ImportErrorRow.filename_hash == path_hash(fileloc)))
-                for serialized in dags.values():
-                    self._upsert_dag(session, serialized)
-                    owners[serialized.dag_id] = fileloc
-                self._deactivate_missing(session, fileloc, set(dags), report)
-                _upsert_code(session, fileloc, source)
-                report.dags += len(dags)
+                return []
+            session.execute(delete(ImportErrorRow).where(ImportErrorRow.filename_hash == path_hash(fileloc)))
+            for serialized in dags.values():
+                self._upsert_dag(session, serialized)
+            _upsert_code(session, fileloc, source)
+            return self._deactivate_missing(session, fileloc, set(dags))
+
+        report.deactivated.extend(transaction(self._sessions, write))
+        if error:
+            report.errors[fileloc] = error
+        else:
+            owners.update({dag_id: fileloc for dag_id in dags})
+            report.dags += len(dags)
         # a broken file is not imported again until it changes: an endless loop at
         # import would otherwise cost the time limit on every pass
         self._seen[fileloc] = _digest(source)
@@ -147,16 +153,16 @@ class DagProcessor:
             stored.fingerprint = fingerprint
             stored.fileloc = serialized.fileloc
 
-    def _deactivate_missing(self, session: Session, fileloc: str, present: set[str], report: ProcessReport) -> None:
-        gone = session.scalars(
+    def _deactivate_missing(self, session: Session, fileloc: str, present: set[str]) -> list[str]:
+        gone = list(session.scalars(
             select(Dag.dag_id).where(Dag.fileloc == fileloc, Dag.is_active, Dag.dag_id.not_in(present or {""}))
-        ).all()
+        ))
         if gone:
             session.execute(update(Dag).where(Dag.dag_id.in_(gone)).values(is_active=False))
-            report.deactivated.extend(gone)
+        return gone
 
     def _deactivate_vanished(self, present: set[str]) -> list[str]:
-        with self._sessions.begin() as session:
+        def write(session: Session) -> list[str]:
             active = session.execute(select(Dag.dag_id, Dag.fileloc).where(Dag.is_active)).all()
             gone = [dag_id for dag_id, fileloc in active if fileloc not in present]
             if gone:
@@ -164,6 +170,9 @@ class DagProcessor:
             for row in session.scalars(select(ImportErrorRow)).all():
                 if row.filename not in present:
                     session.delete(row)
+            return gone
+
+        gone = transaction(self._sessions, write)
         for path in [p for p in self._seen if p not in present]:
             del self._seen[path]
         return gone

@@ -78,7 +78,10 @@ def _sqlite_engine(url: URL, settings: MetastoreSettings) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # IMMEDIATE takes the write lock up front: a transaction that read first and
+        # then writes would otherwise fail at once with "database is locked" when
+        # another process committed in between (busy_timeout cannot help there)
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.config import Settings
 from cluster.dagfiles.processor import DagProcessor, dag_folders
+from cluster.errors import MetastoreError
 from cluster.executors.base import Executor
 from cluster.metastore.engine import transaction
 from cluster.scheduler.fencing import Fence
@@ -76,7 +77,12 @@ class SchedulerService:
         self.loop.stop()
 
     def process_dags_once(self) -> None:
-        report = self.processor.process()
+        """Process changed DAG files now; a metastore hiccup is logged and retried later."""
+        try:
+            report = self.processor.process()
+        except MetastoreError as exc:
+            log.warning("DAG processing could not write to the metastore: %s", exc)
+            return
         if report.imported:
             log.info("DAG processing: %d files imported, %d DAGs, %d errors",
                      len(report.imported), report.dags, len(report.errors))

@@ -14,7 +14,14 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.config import Settings
-from scheduler_harness import EXAMPLES, FakeClock, InProcessScheduler, cli_env
+from scheduler_harness import (
+    EXAMPLES,
+    FakeClock,
+    InProcessScheduler,
+    SchedulerProcess,
+    StartScheduler,
+    cli_env,
+)
 
 
 @pytest.fixture
@@ -76,3 +83,24 @@ def scheduler_env(
     return cli_env(
         tradewind_home, metastore_settings.metastore.url, metastore_settings.core.fernet_key
     )
+
+
+@pytest.fixture
+def start_scheduler(
+    scheduler_env: dict[str, str], tradewind_home: Path
+) -> Iterator[StartScheduler]:
+    """Start ``tradewind scheduler`` subprocesses (``SECTION__KEY=value`` settings as keyword
+    arguments); each is stopped at teardown with every process it started, by PID."""
+    started: list[SchedulerProcess] = []
+
+    def start(**settings: object) -> SchedulerProcess:
+        env = dict(scheduler_env)
+        env.update({f"TRADEWIND__{k}": str(v) for k, v in settings.items()})
+        log = tradewind_home / f"scheduler-{len(started)}.log"
+        scheduler = SchedulerProcess(env, log).start()
+        started.append(scheduler)
+        return scheduler
+
+    yield start
+    for scheduler in reversed(started):
+        scheduler.stop()

@@ -425,6 +425,10 @@ class SchedulerProcess:
             return "(no log)"
 
 
+#: the ``start_scheduler`` fixture: settings as ``SECTION__KEY=value`` keyword arguments
+StartScheduler = Callable[..., SchedulerProcess]
+
+
 @contextlib.contextmanager
 def running_scheduler(env: dict[str, str], log_file: Path) -> Iterator[SchedulerProcess]:
     scheduler = SchedulerProcess(env, log_file).start()
@@ -432,3 +436,56 @@ def running_scheduler(env: dict[str, str], log_file: Path) -> Iterator[Scheduler
         yield scheduler
     finally:
         scheduler.stop()
+
+
+# --- waiting on the metastore ---------------------------------------------------------
+
+
+def wait_for_dags(sessions: sessionmaker[Session], dag_ids: set[str], *, timeout: float = 60) -> None:
+    def serialized() -> bool:
+        with sessions() as session:
+            found = set(session.scalars(select(SerializedDagRow.dag_id)))
+        return dag_ids <= found
+
+    wait_for(serialized, timeout=timeout, interval=0.2, message=f"DAGs {sorted(dag_ids)} serialized")
+
+
+def wait_for_run(
+    sessions: sessionmaker[Session],
+    dag_id: str,
+    run_id: str,
+    *,
+    timeout: float,
+    scheduler: SchedulerProcess | None = None,
+) -> str:
+    """Poll until the run finished; returns its state (the scheduler's log tail on timeout)."""
+
+    def finished() -> str | None:
+        state = run_state(sessions, dag_id, run_id)
+        return state if state in FINISHED_RUN_STATES else None
+
+    def describe() -> str:
+        states = task_states(sessions, dag_id, run_id)
+        tail = scheduler.log_tail() if scheduler is not None else ""
+        return f"{dag_id} {run_id} to finish; task states {states}\n{tail}"
+
+    return wait_for(finished, timeout=timeout, interval=0.2, message=describe)
+
+
+def log_file(home: Path, dag_id: str, run_id: str, task_id: str, attempt: int = 1) -> Path:
+    return (
+        home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        / f"attempt={attempt}.log"
+    )
+
+
+def processes_with_cmdline(argv: list[str]) -> list[int]:
+    """Live processes whose command line is exactly ``argv``."""
+    wanted = "\0".join(argv).encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "cmdline").read_bytes() == wanted and alive(int(entry.name)):
+                    found.append(int(entry.name))
+    return found

@@ -1,0 +1,1 @@
+"""A whole multi-node Tradewind cluster on one machine, on loopback addresses."""
