@@ -116,7 +116,7 @@ def bench_database(db: str, url: str, home: Path, shapes: list[str], parallelism
         wait_for(lambda: parsed(sessions) >= len(SHAPES), 120, "DAGs parsed")
         print(f"\n{db}: local executor, parallelism {parallelism}")
         print(f"{'shape':<20}{'tasks':>7}{'wall s':>9}{'tasks/s':>10}{'gap p50 ms':>12}{'gap p95 ms':>12}"
-              f"{'q→run p50 ms':>14}")
+              f"{'q→run p50 ms':>14}{'try p50 ms':>12}")
         for shape in shapes:
             print(format_row(shape, run_shape(sessions, shape)))
     finally:
@@ -161,8 +161,10 @@ def run_shape(sessions: sessionmaker[Session], shape: str) -> dict[str, float]:
     gaps = [(tis[d].start_date - tis[u].end_date).total_seconds() * 1000
             for u, task in dag.tasks.items() for d in task.downstream_task_ids]
     latency = [(t.start_date - t.queued_at).total_seconds() * 1000 for t in tis.values() if t.queued_at]
+    durations = [(t.end_date - t.start_date).total_seconds() * 1000 for t in tis.values() if t.start_date]
     return {"tasks": len(tis), "wall": wall, "state": dag_run.state == "success",
-            "gap50": pct(gaps, 50), "gap95": pct(gaps, 95), "lat50": pct(latency, 50)}
+            "gap50": pct(gaps, 50), "gap95": pct(gaps, 95), "lat50": pct(latency, 50),
+            "dur50": pct(durations, 50)}
 
 
 def finished(sessions: sessionmaker[Session], dag_id: str, run_id: str) -> bool:
@@ -182,7 +184,7 @@ def pct(values: list[float], q: int) -> float:
 def format_row(shape: str, r: dict[str, float]) -> str:
     flag = "" if r["state"] else "  (run FAILED)"
     return (f"{shape:<20}{int(r['tasks']):>7}{r['wall']:>9.2f}{r['tasks'] / r['wall']:>10.1f}"
-            f"{r['gap50']:>12.1f}{r['gap95']:>12.1f}{r['lat50']:>14.1f}{flag}")
+            f"{r['gap50']:>12.1f}{r['gap95']:>12.1f}{r['lat50']:>14.1f}{r['dur50']:>12.1f}{flag}")
 
 
 def wait_for(condition: object, timeout: float, what: str) -> None:

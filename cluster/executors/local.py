@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
+import queue
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +24,8 @@ log = logging.getLogger(__name__)
 
 _FORK = multiprocessing.get_context("fork")
 _STOP = None
+#: seconds between the checks of an idle worker that its scheduler is still alive
+ORPHAN_CHECK_INTERVAL = 1.0
 
 #: builds the function a worker process calls for each message (runs in the worker)
 WorkerFactory = Callable[[], Callable[[TaskMessage], TaskState | None]]
@@ -118,10 +122,15 @@ class LocalExecutor:
 
 
 def _worker_main(factory: WorkerFactory, tasks: Any, results: Any) -> None:
+    scheduler = os.getppid()
     run = factory()
     while True:
         try:
-            item = tasks.get()
+            item = tasks.get(timeout=ORPHAN_CHECK_INTERVAL)
+        except queue.Empty:
+            if os.getppid() != scheduler:
+                return  # the scheduler died (kill -9): nobody will send work or read results
+            continue
         except (EOFError, OSError):
             return
         if item is _STOP:

@@ -413,10 +413,16 @@ class SchedulerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
-        for pid in sorted(self.seen):
-            if alive(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+        leftover = [pid for pid in sorted(self.seen) if alive(pid)]
+        for pid in leftover:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        wait_for(
+            lambda: not any(alive(pid) for pid in leftover),
+            timeout=10,
+            interval=0.05,
+            message=f"processes {leftover} to end",
+        )
 
     def log_tail(self, lines: int = 60) -> str:
         try:

@@ -39,6 +39,8 @@ with DAG("long", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
             fh.write(f"try {ti.try_number}\\n")
         if ti.try_number == 1:
             time.sleep(120)
+
+    long()
 '''
 
 
@@ -126,8 +128,15 @@ def test_a_killed_scheduler_is_replaced_without_running_a_try_twice(
     wait_for_dags(session_factory, {"chain"})
     run_id = _trigger(scheduler_env, "chain")
     wait_for(lambda: len(_lines(side_effects)) >= killed_after, timeout=60, message="steps ran")
+    old_workers = first.worker_pids()
     first.kill()
     assert task_states(session_factory, "chain", run_id)["step_9"] == "none"
+    # the orphaned local workers finish the try they hold, then leave by themselves
+    wait_for(
+        lambda: not any(alive(pid) for pid in old_workers),
+        timeout=30,
+        message=f"the dead scheduler's workers {old_workers} to exit",
+    )
 
     second = start_scheduler(**settings)
     state = wait_for_run(session_factory, "chain", run_id, timeout=90, scheduler=second)
