@@ -40,7 +40,7 @@ from cluster.metastore.models import Dag, DagRun, TaskInstance  # noqa: E402
 
 SHAPES = ("chain_50", "fanout_200", "fanout_1000_python")
 
-DAG_FILE = '''
+DAG_FILE = """
 from datetime import datetime
 from cluster.sdk import DAG, chain
 from cluster.operators.bash import BashOperator
@@ -64,22 +64,29 @@ def noop():
 with DAG("fanout_1000_python", schedule=None, start_date=START, max_active_tasks=1000):
     for i in range(1000):
         PythonOperator(task_id=f"t{i:04d}", python_callable=noop, do_xcom_push=False)
-'''
+"""
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--db", choices=["sqlite", "mariadb", "both"], default="both")
     parser.add_argument("--shapes", default=",".join(SHAPES))
     parser.add_argument("--parallelism", type=int, default=32)
-    parser.add_argument("--seed-history", type=int, default=0, help="finished task instances to add first")
+    parser.add_argument(
+        "--seed-history", type=int, default=0, help="finished task instances to add first"
+    )
     args = parser.parse_args()
     shapes = [s for s in args.shapes.split(",") if s]
     unknown = set(shapes) - set(SHAPES)
     if unknown:
         parser.error(f"unknown shapes: {', '.join(sorted(unknown))}")
-    for db in (["sqlite", "mariadb"] if args.db == "both" else [args.db]):
-        with tempfile.TemporaryDirectory(prefix="tw-bench-") as tmp, metastore(db, Path(tmp)) as url:
+    for db in ["sqlite", "mariadb"] if args.db == "both" else [args.db]:
+        with (
+            tempfile.TemporaryDirectory(prefix="tw-bench-") as tmp,
+            metastore(db, Path(tmp)) as url,
+        ):
             bench_database(db, url, Path(tmp), shapes, args.parallelism, args.seed_history)
 
 
@@ -96,7 +103,9 @@ def metastore(db: str, tmp: Path) -> Iterator[str]:
         server.stop()
 
 
-def bench_database(db: str, url: str, home: Path, shapes: list[str], parallelism: int, seed: int) -> None:
+def bench_database(
+    db: str, url: str, home: Path, shapes: list[str], parallelism: int, seed: int
+) -> None:
     (home / "dags").mkdir(parents=True, exist_ok=True)
     (home / "dags" / "bench_shapes.py").write_text(DAG_FILE)
     sessions = make_session_factory(create_engine_for(MetastoreSettings(url=url)))
@@ -104,19 +113,32 @@ def bench_database(db: str, url: str, home: Path, shapes: list[str], parallelism
     if seed:
         started = time.perf_counter()
         seed_history(sessions, seed)
-        print(f"[{db}] seeded {seed:,} finished task instances in {time.perf_counter() - started:.1f} s")
-    env = {**os.environ, "TRADEWIND_HOME": str(home), "TRADEWIND__METASTORE__URL": url,
-           "TRADEWIND__CORE__FERNET_KEY": Fernet.generate_key().decode(),
-           "TRADEWIND__CORE__LOAD_EXAMPLES": "false", "TRADEWIND__CORE__PARALLELISM": str(parallelism),
-           "TRADEWIND__CORE__DAGS_ARE_PAUSED_AT_CREATION": "false",
-           "TRADEWIND__LOGGING__LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")}
-    scheduler = subprocess.Popen([sys.executable, "-c", "from cluster.cli.main import main; main()", "scheduler"],
-                                 env=env, cwd=ROOT, start_new_session=True)
+        print(
+            f"[{db}] seeded {seed:,} finished task instances in {time.perf_counter() - started:.1f} s"
+        )
+    env = {
+        **os.environ,
+        "TRADEWIND_HOME": str(home),
+        "TRADEWIND__METASTORE__URL": url,
+        "TRADEWIND__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+        "TRADEWIND__CORE__LOAD_EXAMPLES": "false",
+        "TRADEWIND__CORE__PARALLELISM": str(parallelism),
+        "TRADEWIND__CORE__DAGS_ARE_PAUSED_AT_CREATION": "false",
+        "TRADEWIND__LOGGING__LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+    }
+    scheduler = subprocess.Popen(
+        [sys.executable, "-c", "from cluster.cli.main import main; main()", "scheduler"],
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+    )
     try:
         wait_for(lambda: parsed(sessions) >= len(SHAPES), 120, "DAGs parsed")
         print(f"\n{db}: local executor, parallelism {parallelism}")
-        print(f"{'shape':<20}{'tasks':>7}{'wall s':>9}{'tasks/s':>10}{'gap p50 ms':>12}{'gap p95 ms':>12}"
-              f"{'q→run p50 ms':>14}{'try p50 ms':>12}")
+        print(
+            f"{'shape':<20}{'tasks':>7}{'wall s':>9}{'tasks/s':>10}{'gap p50 ms':>12}{'gap p95 ms':>12}"
+            f"{'q→run p50 ms':>14}{'try p50 ms':>12}"
+        )
         for shape in shapes:
             print(format_row(shape, run_shape(sessions, shape)))
     finally:
@@ -138,13 +160,33 @@ def seed_history(sessions: sessionmaker[Session], count: int, per_run: int = 100
     for number in range(0, count, per_run):
         run_id = f"seed__{number:09d}"
         with sessions.begin() as session:
-            session.execute(insert(DagRun).values(dag_id="seeded_history", run_id=run_id, logical_date=when,
-                                                  run_type="scheduled", state="success", conf={}))
-            session.execute(insert(TaskInstance), [
-                {"dag_id": "seeded_history", "run_id": run_id, "task_id": f"t{i}", "map_index": -1,
-                 "state": "success", "try_number": 1, "start_date": when, "end_date": when, "queued_at": when}
-                for i in range(min(per_run, count - number))
-            ])
+            session.execute(
+                insert(DagRun).values(
+                    dag_id="seeded_history",
+                    run_id=run_id,
+                    logical_date=when,
+                    run_type="scheduled",
+                    state="success",
+                    conf={},
+                )
+            )
+            session.execute(
+                insert(TaskInstance),
+                [
+                    {
+                        "dag_id": "seeded_history",
+                        "run_id": run_id,
+                        "task_id": f"t{i}",
+                        "map_index": -1,
+                        "state": "success",
+                        "try_number": 1,
+                        "start_date": when,
+                        "end_date": when,
+                        "queued_at": when,
+                    }
+                    for i in range(min(per_run, count - number))
+                ],
+            )
 
 
 def run_shape(sessions: sessionmaker[Session], shape: str) -> dict[str, float]:
@@ -154,22 +196,45 @@ def run_shape(sessions: sessionmaker[Session], shape: str) -> dict[str, float]:
     wait_for(lambda: finished(sessions, shape, run_id), 600, f"{shape} finished")
     with sessions() as session:
         dag = actions.load_dag(session, shape)
-        dag_run = session.scalars(select(DagRun).where(DagRun.dag_id == shape, DagRun.run_id == run_id)).one()
-        tis = {t.task_id: t for t in session.scalars(
-            select(TaskInstance).where(TaskInstance.dag_id == shape, TaskInstance.run_id == run_id))}
+        dag_run = session.scalars(
+            select(DagRun).where(DagRun.dag_id == shape, DagRun.run_id == run_id)
+        ).one()
+        tis = {
+            t.task_id: t
+            for t in session.scalars(
+                select(TaskInstance).where(
+                    TaskInstance.dag_id == shape, TaskInstance.run_id == run_id
+                )
+            )
+        }
     wall = (dag_run.end_date - dag_run.start_date).total_seconds()
-    gaps = [(tis[d].start_date - tis[u].end_date).total_seconds() * 1000
-            for u, task in dag.tasks.items() for d in task.downstream_task_ids]
-    latency = [(t.start_date - t.queued_at).total_seconds() * 1000 for t in tis.values() if t.queued_at]
-    durations = [(t.end_date - t.start_date).total_seconds() * 1000 for t in tis.values() if t.start_date]
-    return {"tasks": len(tis), "wall": wall, "state": dag_run.state == "success",
-            "gap50": pct(gaps, 50), "gap95": pct(gaps, 95), "lat50": pct(latency, 50),
-            "dur50": pct(durations, 50)}
+    gaps = [
+        (tis[d].start_date - tis[u].end_date).total_seconds() * 1000
+        for u, task in dag.tasks.items()
+        for d in task.downstream_task_ids
+    ]
+    latency = [
+        (t.start_date - t.queued_at).total_seconds() * 1000 for t in tis.values() if t.queued_at
+    ]
+    durations = [
+        (t.end_date - t.start_date).total_seconds() * 1000 for t in tis.values() if t.start_date
+    ]
+    return {
+        "tasks": len(tis),
+        "wall": wall,
+        "state": dag_run.state == "success",
+        "gap50": pct(gaps, 50),
+        "gap95": pct(gaps, 95),
+        "lat50": pct(latency, 50),
+        "dur50": pct(durations, 50),
+    }
 
 
 def finished(sessions: sessionmaker[Session], dag_id: str, run_id: str) -> bool:
     with sessions() as session:
-        state = session.scalar(select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+        state = session.scalar(
+            select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+        )
     return state in ("success", "failed")
 
 
@@ -183,8 +248,10 @@ def pct(values: list[float], q: int) -> float:
 
 def format_row(shape: str, r: dict[str, float]) -> str:
     flag = "" if r["state"] else "  (run FAILED)"
-    return (f"{shape:<20}{int(r['tasks']):>7}{r['wall']:>9.2f}{r['tasks'] / r['wall']:>10.1f}"
-            f"{r['gap50']:>12.1f}{r['gap95']:>12.1f}{r['lat50']:>14.1f}{r['dur50']:>12.1f}{flag}")
+    return (
+        f"{shape:<20}{int(r['tasks']):>7}{r['wall']:>9.2f}{r['tasks'] / r['wall']:>10.1f}"
+        f"{r['gap50']:>12.1f}{r['gap95']:>12.1f}{r['lat50']:>14.1f}{r['dur50']:>12.1f}{flag}"
+    )
 
 
 def wait_for(condition: object, timeout: float, what: str) -> None:

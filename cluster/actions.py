@@ -82,19 +82,33 @@ def trigger(
         raise AlreadyExistsError(f"DAG run '{run_id}' of '{dag_id}' already exists")
     interval = timetable_from_dict(dag.timetable).infer_manual_data_interval(run_after=when)
     run = DagRun(
-        dag_id=dag_id, run_id=run_id, logical_date=when, data_interval_start=interval.start,
-        data_interval_end=interval.end, run_type="manual", state=DagRunState.QUEUED,
-        conf=checked, queued_at=now,
+        dag_id=dag_id,
+        run_id=run_id,
+        logical_date=when,
+        data_interval_start=interval.start,
+        data_interval_end=interval.end,
+        run_type="manual",
+        state=DagRunState.QUEUED,
+        conf=checked,
+        queued_at=now,
     )
     session.add(run)
-    audit.record_event(session=session, event=f"{actor.source}.dags.trigger", username=actor.username,
-                       dag_id=dag_id, run_id=run_id, extra={"conf": checked})
+    audit.record_event(
+        session=session,
+        event=f"{actor.source}.dags.trigger",
+        username=actor.username,
+        dag_id=dag_id,
+        run_id=run_id,
+        extra={"conf": checked},
+    )
     return run
 
 
 def _check_run_id(run_id: str) -> None:
     if not run_id or len(run_id) > 250 or not re.fullmatch(r"[A-Za-z0-9_.~:+\-]+", run_id):
-        raise UsageError(f"invalid run id {run_id!r}: use letters, digits and _ . ~ : + - (at most 250)")
+        raise UsageError(
+            f"invalid run id {run_id!r}: use letters, digits and _ . ~ : + - (at most 250)"
+        )
 
 
 def backfill(
@@ -116,37 +130,62 @@ def backfill(
     dag = load_dag(session, dag_id)
     timetable = timetable_from_dict(dag.timetable)
     if not timetable.periodic:
-        raise UsageError(f"DAG '{dag_id}' has no periodic schedule ({dag.schedule}): nothing to backfill")
+        raise UsageError(
+            f"DAG '{dag_id}' has no periodic schedule ({dag.schedule}): nothing to backfill"
+        )
     now = now or datetime.now(UTC)
     existing = {
-        r.logical_date: r for r in session.scalars(
-            select(DagRun).where(DagRun.dag_id == dag_id, DagRun.logical_date >= start, DagRun.logical_date <= end)
+        r.logical_date: r
+        for r in session.scalars(
+            select(DagRun).where(
+                DagRun.dag_id == dag_id, DagRun.logical_date >= start, DagRun.logical_date <= end
+            )
         )
     }
     created: list[str] = []
     reset: list[str] = []
     restriction = TimeRestriction(start, end, True)
     last = None
-    while (info := timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction,
-                                              now=max(now, end))) is not None:
+    while (
+        info := timetable.next_dagrun_info(
+            last_automated_data_interval=last, restriction=restriction, now=max(now, end)
+        )
+    ) is not None:
         last = info.data_interval
         if info.logical_date > end:
             break
         run = existing.get(info.logical_date)
         if run is None:
             run_id = f"backfill__{info.logical_date.isoformat()}"
-            session.add(DagRun(
-                dag_id=dag_id, run_id=run_id, logical_date=info.logical_date,
-                data_interval_start=info.data_interval.start, data_interval_end=info.data_interval.end,
-                run_type="backfill", state=DagRunState.QUEUED, conf={}, queued_at=now,
-            ))
+            session.add(
+                DagRun(
+                    dag_id=dag_id,
+                    run_id=run_id,
+                    logical_date=info.logical_date,
+                    data_interval_start=info.data_interval.start,
+                    data_interval_end=info.data_interval.end,
+                    run_type="backfill",
+                    state=DagRunState.QUEUED,
+                    conf={},
+                    queued_at=now,
+                )
+            )
             created.append(run_id)
         elif reset_failed and run.state == DagRunState.FAILED:
             clear(session, dag_id, [run.run_id], set(dag.tasks), actor=actor, only_failed=True)
             reset.append(run.run_id)
-    audit.record_event(session=session, event=f"{actor.source}.dags.backfill", username=actor.username,
-                       dag_id=dag_id, extra={"start": start.isoformat(), "end": end.isoformat(),
-                                             "created": len(created), "reset": len(reset)})
+    audit.record_event(
+        session=session,
+        event=f"{actor.source}.dags.backfill",
+        username=actor.username,
+        dag_id=dag_id,
+        extra={
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "created": len(created),
+            "reset": len(reset),
+        },
+    )
     return created, reset
 
 
@@ -156,8 +195,12 @@ def set_paused(session: Session, dag_id: str, paused: bool, *, actor: Actor) -> 
     if not getattr(result, "rowcount", 0):
         raise NotFoundError(f"DAG '{dag_id}' not found")
     event = "pause" if paused else "unpause"
-    audit.record_event(session=session, event=f"{actor.source}.dags.{event}", username=actor.username,
-                       dag_id=dag_id)
+    audit.record_event(
+        session=session,
+        event=f"{actor.source}.dags.{event}",
+        username=actor.username,
+        dag_id=dag_id,
+    )
 
 
 def select_task_ids(
@@ -210,28 +253,52 @@ def clear(
     if not run_list or not task_ids:
         return []
     query = select(TaskInstance).where(
-        TaskInstance.dag_id == dag_id, TaskInstance.run_id.in_(run_list), TaskInstance.task_id.in_(task_ids)
+        TaskInstance.dag_id == dag_id,
+        TaskInstance.run_id.in_(run_list),
+        TaskInstance.task_id.in_(task_ids),
     )
     rows = session.scalars(query).all()
     wanted = {TaskState.FAILED, TaskState.UPSTREAM_FAILED} if only_failed else None
-    cleared = [r for r in rows if (wanted is None or TaskState(r.state) in wanted) and r.state != TaskState.NONE]
+    cleared = [
+        r
+        for r in rows
+        if (wanted is None or TaskState(r.state) in wanted) and r.state != TaskState.NONE
+    ]
     keys = [TaskKey(r.dag_id, r.run_id, r.task_id, r.map_index) for r in cleared]
     if dry_run or not keys:
         return keys
     for row in cleared:
         retries = dag.tasks[row.task_id].retries if row.task_id in dag.tasks else 0
         set_task_states(
-            session, [TaskKey(row.dag_id, row.run_id, row.task_id, row.map_index)], TaskState.NONE,
-            expected=[TaskState(row.state)], by_user=True,
-            values={"max_tries": row.try_number + retries, "end_date": None, "next_try_at": None,
-                    "sensor_started_at": None},
+            session,
+            [TaskKey(row.dag_id, row.run_id, row.task_id, row.map_index)],
+            TaskState.NONE,
+            expected=[TaskState(row.state)],
+            by_user=True,
+            values={
+                "max_tries": row.try_number + retries,
+                "end_date": None,
+                "next_try_at": None,
+                "sensor_started_at": None,
+            },
         )
     for run_id in {k.run_id for k in keys}:
-        set_dag_run_state(session, dag_id, run_id, DagRunState.QUEUED, by_user=True,
-                          expected=[DagRunState.SUCCESS, DagRunState.FAILED, DagRunState.RUNNING],
-                          values={"end_date": None, "clear_number": DagRun.clear_number + 1})
-    audit.record_event(session=session, event=f"{actor.source}.tasks.clear", username=actor.username,
-                       dag_id=dag_id, extra={"runs": run_list, "tasks": sorted(task_ids), "cleared": len(keys)})
+        set_dag_run_state(
+            session,
+            dag_id,
+            run_id,
+            DagRunState.QUEUED,
+            by_user=True,
+            expected=[DagRunState.SUCCESS, DagRunState.FAILED, DagRunState.RUNNING],
+            values={"end_date": None, "clear_number": DagRun.clear_number + 1},
+        )
+    audit.record_event(
+        session=session,
+        event=f"{actor.source}.tasks.clear",
+        username=actor.username,
+        dag_id=dag_id,
+        extra={"runs": run_list, "tasks": sorted(task_ids), "cleared": len(keys)},
+    )
     return keys
 
 
@@ -251,7 +318,9 @@ def mark(
     now = now or datetime.now(UTC)
     rows = session.execute(
         select(TaskInstance.task_id, TaskInstance.state, TaskInstance.map_index).where(
-            TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id.in_(task_ids)
+            TaskInstance.dag_id == dag_id,
+            TaskInstance.run_id == run_id,
+            TaskInstance.task_id.in_(task_ids),
         )
     ).all()
     if not rows:
@@ -261,37 +330,59 @@ def mark(
         if TaskState(current) == state:
             continue
         changed += set_task_states(
-            session, [TaskKey(dag_id, run_id, task_id, map_index)], state, expected=[TaskState(current)],
-            by_user=True, values={"end_date": now},
+            session,
+            [TaskKey(dag_id, run_id, task_id, map_index)],
+            state,
+            expected=[TaskState(current)],
+            by_user=True,
+            values={"end_date": now},
         )
-    audit.record_event(session=session, event=f"{actor.source}.tasks.mark_{state}", username=actor.username,
-                       dag_id=dag_id, run_id=run_id, extra={"tasks": sorted(task_ids)})
+    audit.record_event(
+        session=session,
+        event=f"{actor.source}.tasks.mark_{state}",
+        username=actor.username,
+        dag_id=dag_id,
+        run_id=run_id,
+        extra={"tasks": sorted(task_ids)},
+    )
     return changed
 
 
-def mark_run(session: Session, dag_id: str, run_id: str, state: DagRunState, *, actor: Actor) -> None:
+def mark_run(
+    session: Session, dag_id: str, run_id: str, state: DagRunState, *, actor: Actor
+) -> None:
     """Mark a run and all its unfinished instances success or failed (Airflow's run marking)."""
     if state not in (DagRunState.SUCCESS, DagRunState.FAILED):
         raise UsageError("a run can only be marked success or failed")
     target = TaskState.SUCCESS if state is DagRunState.SUCCESS else TaskState.FAILED
     unfinished = session.scalars(
         select(TaskInstance.task_id).where(
-            TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id,
+            TaskInstance.dag_id == dag_id,
+            TaskInstance.run_id == run_id,
             TaskInstance.state.not_in([str(s) for s in FINISHED]),
         )
     ).all()
     if unfinished:
         mark(session, dag_id, run_id, set(unfinished), target, actor=actor)
-    set_dag_run_state(session, dag_id, run_id, state, by_user=True, values={"end_date": datetime.now(UTC)})
+    set_dag_run_state(
+        session, dag_id, run_id, state, by_user=True, values={"end_date": datetime.now(UTC)}
+    )
 
 
 def delete_run(session: Session, dag_id: str, run_id: str, *, actor: Actor) -> None:
     """Delete one run with its task instances, history and XComs."""
-    if not session.scalar(select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)):
+    if not session.scalar(
+        select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+    ):
         raise NotFoundError(f"DAG run '{run_id}' of '{dag_id}' not found")
     _delete_runs(session, dag_id, [run_id])
-    audit.record_event(session=session, event=f"{actor.source}.dag_runs.delete", username=actor.username,
-                       dag_id=dag_id, run_id=run_id)
+    audit.record_event(
+        session=session,
+        event=f"{actor.source}.dag_runs.delete",
+        username=actor.username,
+        dag_id=dag_id,
+        run_id=run_id,
+    )
 
 
 def delete_dag(session: Session, dag_id: str, *, actor: Actor) -> int:
@@ -307,8 +398,9 @@ def delete_dag(session: Session, dag_id: str, *, actor: Actor) -> int:
     if others is None:
         session.execute(delete(DagCode).where(DagCode.fileloc == row.fileloc))
         session.execute(delete(ImportErrorRow).where(ImportErrorRow.filename == row.fileloc))
-    audit.record_event(session=session, event=f"{actor.source}.dags.delete", username=actor.username,
-                       dag_id=dag_id)
+    audit.record_event(
+        session=session, event=f"{actor.source}.dags.delete", username=actor.username, dag_id=dag_id
+    )
     return len(run_ids)
 
 

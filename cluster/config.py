@@ -192,10 +192,14 @@ def _parse_env_value(value: str) -> Any:
         return value
 
 
-def _merge(raw: dict[str, dict[str, Any]], new: Mapping[str, Mapping[str, Any]], *, origin: str) -> None:
+def _merge(
+    raw: dict[str, dict[str, Any]], new: Mapping[str, Mapping[str, Any]], *, origin: str
+) -> None:
     for section, values in new.items():
         if section not in SECTIONS:
-            raise ConfigError(f"{origin}: unknown section '{section}' (known: {', '.join(SECTIONS)})")
+            raise ConfigError(
+                f"{origin}: unknown section '{section}' (known: {', '.join(SECTIONS)})"
+            )
         for key, value in values.items():
             base = _indirect_base(key)
             # a plain value replaces an earlier _file/_cmd and vice versa

@@ -94,19 +94,19 @@ class FencedOff(TradewindError):
 # --- task control (raised inside task code, handled by the runner) ---------------
 
 
-class TaskControl(TradewindError):  # noqa: N818 - a family, not an error condition
+class TaskControl(TradewindError):
     """Base of the exceptions task code raises to steer its own outcome."""
 
 
-class TaskSkipped(TaskControl):  # noqa: N818
+class TaskSkipped(TaskControl):
     """End this task instance as ``skipped`` (Airflow's ``AirflowSkipException``)."""
 
 
-class TaskFailedNoRetry(TaskControl):  # noqa: N818
+class TaskFailedNoRetry(TaskControl):
     """End this task instance as ``failed`` without retrying (``AirflowFailException``)."""
 
 
-class TaskRescheduled(TaskControl):  # noqa: N818
+class TaskRescheduled(TaskControl):
     """Give the slot back and run again at ``reschedule_date`` (``AirflowRescheduleException``)."""
 
     def __init__(self, reschedule_date: object) -> None:

@@ -74,9 +74,7 @@ USER_TARGETS: frozenset[TaskState] = frozenset({_T.NONE, _T.SUCCESS, _T.FAILED, 
 
 DAG_RUN_TRANSITIONS: dict[DagRunState, frozenset[DagRunState]] = {
     DagRunState.QUEUED: frozenset({DagRunState.RUNNING, DagRunState.FAILED}),
-    DagRunState.RUNNING: frozenset(
-        {DagRunState.SUCCESS, DagRunState.FAILED, DagRunState.QUEUED}
-    ),
+    DagRunState.RUNNING: frozenset({DagRunState.SUCCESS, DagRunState.FAILED, DagRunState.QUEUED}),
     DagRunState.SUCCESS: frozenset({DagRunState.QUEUED, DagRunState.RUNNING}),
     DagRunState.FAILED: frozenset({DagRunState.QUEUED, DagRunState.RUNNING}),
 }

@@ -60,5 +60,3 @@ def pass_app(func: Callable[Concatenate[App, P], R]) -> Callable[P, R]:
         return func(app, *args, **kwargs)
 
     return wrapper
-
-

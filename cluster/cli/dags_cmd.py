@@ -49,7 +49,11 @@ def list_dags(app: App, output: str) -> None:
             .order_by(Dag.dag_id)
         ).all()
     listing = [_dag_row(dag, SerializedDag.from_json(data)) for dag, data in rows]
-    emit(listing, output, columns=["dag_id", "fileloc", "owners", "is_paused", "schedule", "task_count"])
+    emit(
+        listing,
+        output,
+        columns=["dag_id", "fileloc", "owners", "is_paused", "schedule", "task_count"],
+    )
 
 
 def _dag_row(dag: Dag, serialized: SerializedDag) -> dict[str, Any]:
@@ -72,8 +76,11 @@ def list_import_errors(app: App, output: str) -> None:
     """DAG files that failed to import, with the reason."""
     with app.session_factory() as session:
         rows = session.scalars(select(ImportErrorRow).order_by(ImportErrorRow.filename)).all()
-    emit([{"filepath": r.filename, "error": r.message, "timestamp": r.timestamp} for r in rows],
-         output, columns=["filepath", "error"])
+    emit(
+        [{"filepath": r.filename, "error": r.message, "timestamp": r.timestamp} for r in rows],
+        output,
+        columns=["filepath", "error"],
+    )
 
 
 @dags_group.command("reserialize")
@@ -88,14 +95,18 @@ def reserialize(app: App) -> None:
         paused_at_creation=core.dags_are_paused_at_creation,
     )
     report = processor.process(force=True)
-    click.echo(f"{report.files} files, {report.dags} DAGs serialized, {len(report.errors)} import errors")
+    click.echo(
+        f"{report.files} files, {report.dags} DAGs serialized, {len(report.errors)} import errors"
+    )
     for path, error in report.errors.items():
         click.echo(f"  {path}: {error}", err=True)
 
 
 @dags_group.command("show")
 @click.argument("dag_id")
-@click.option("-o", "--output", type=click.Choice(["json", "dot"]), default="dot", show_default=True)
+@click.option(
+    "-o", "--output", type=click.Choice(["json", "dot"]), default="dot", show_default=True
+)
 @pass_app
 def show(app: App, dag_id: str, output: str) -> None:
     """The DAG's structure from its serialized form, as JSON or a Graphviz graph."""
@@ -114,8 +125,12 @@ def _structure(dag: SerializedDag) -> dict[str, Any]:
         "schedule": dag.schedule,
         "catchup": dag.catchup,
         "tasks": [
-            {"task_id": t.task_id, "operator": t.operator, "trigger_rule": t.trigger_rule,
-             "downstream_task_ids": sorted(t.downstream_task_ids)}
+            {
+                "task_id": t.task_id,
+                "operator": t.operator,
+                "trigger_rule": t.trigger_rule,
+                "downstream_task_ids": sorted(t.downstream_task_ids),
+            }
             for t in dag.tasks.values()
         ],
     }
@@ -140,11 +155,19 @@ def _dot(dag: SerializedDag) -> str:
 @click.option("-l", "--logical-date", "logical_date", type=DATETIME, help="ISO date or datetime.")
 @output_option
 @pass_app
-def trigger(app: App, dag_id: str, conf: dict[str, Any] | None, run_id: str | None,
-            logical_date: datetime | None, output: str) -> None:
+def trigger(
+    app: App,
+    dag_id: str,
+    conf: dict[str, Any] | None,
+    run_id: str | None,
+    logical_date: datetime | None,
+    output: str,
+) -> None:
     """Create a manual run; the scheduler runs it (a paused DAG's run waits)."""
     with app.session_factory.begin() as session:
-        run = actions.trigger(session, dag_id, actor=CLI, conf=conf, run_id=run_id, logical_date=logical_date)
+        run = actions.trigger(
+            session, dag_id, actor=CLI, conf=conf, run_id=run_id, logical_date=logical_date
+        )
         paused = session.scalar(select(Dag.is_paused).where(Dag.dag_id == dag_id))
         row = _run_row(run)
     emit([row], output, columns=["dag_id", "run_id", "state", "logical_date", "conf"])
@@ -196,7 +219,9 @@ def find_run(session: Any, dag_id: str, run_id_or_date: str) -> DagRun:
             when = when if when.tzinfo else when.replace(tzinfo=UTC)
             run = session.scalars(query.where(DagRun.logical_date == when)).first()
     if run is None:
-        raise NotFoundError(f"DAG run '{run_id_or_date}' of '{dag_id}' not found (tradewind dags list-runs {dag_id})")
+        raise NotFoundError(
+            f"DAG run '{run_id_or_date}' of '{dag_id}' not found (tradewind dags list-runs {dag_id})"
+        )
     return run
 
 
@@ -215,14 +240,22 @@ def list_runs(app: App, dag_id: str, state_filter: str | None, limit: int, outpu
         if state_filter:
             query = query.where(DagRun.state == state_filter)
         runs = session.scalars(query.order_by(DagRun.logical_date.desc()).limit(limit)).all()
-    emit([_run_row(r) for r in runs], output,
-         columns=["dag_id", "run_id", "state", "logical_date", "start_date", "end_date"])
+    emit(
+        [_run_row(r) for r in runs],
+        output,
+        columns=["dag_id", "run_id", "state", "logical_date", "start_date", "end_date"],
+    )
 
 
 def _run_row(run: DagRun) -> dict[str, Any]:
     return {
-        "dag_id": run.dag_id, "run_id": run.run_id, "state": run.state, "run_type": run.run_type,
-        "logical_date": run.logical_date, "start_date": run.start_date, "end_date": run.end_date,
+        "dag_id": run.dag_id,
+        "run_id": run.run_id,
+        "state": run.state,
+        "run_type": run.run_type,
+        "logical_date": run.logical_date,
+        "start_date": run.start_date,
+        "end_date": run.end_date,
         "conf": run.conf,
     }
 
@@ -249,8 +282,18 @@ def test(app: App, dag_id: str, logical_date: datetime | None, conf: dict[str, A
     """Run one whole DAG run in this process and print every task's state and duration."""
     dag = import_dag(app, dag_id)
     outcome, results = test_dag(dag, logical_date=logical_date or datetime.now(UTC), conf=conf)
-    emit([{"task_id": r.task_id, "state": str(r.state), "duration": f"{r.duration:.3f}s",
-           "message": r.message or ""} for r in results.values()], "table")
+    emit(
+        [
+            {
+                "task_id": r.task_id,
+                "state": str(r.state),
+                "duration": f"{r.duration:.3f}s",
+                "message": r.message or "",
+            }
+            for r in results.values()
+        ],
+        "table",
+    )
     click.echo(f"DAG run {outcome}")
     if outcome != "success":
         raise SystemExit(1)
@@ -269,7 +312,9 @@ def import_dag(app: App, dag_id: str) -> DAG:
 
 
 def _all_files(app: App) -> list[Path]:
-    from_folders = dag_folders(app.settings.core.dags_folder, load_examples=app.settings.core.load_examples)
+    from_folders = dag_folders(
+        app.settings.core.dags_folder, load_examples=app.settings.core.load_examples
+    )
     return [p for folder in from_folders for p in sorted(folder.rglob("*.py"))]
 
 
@@ -277,12 +322,23 @@ def _all_files(app: App) -> list[Path]:
 @click.argument("dag_id")
 @click.option("-s", "--start-date", required=True, type=DATETIME)
 @click.option("-e", "--end-date", required=True, type=DATETIME)
-@click.option("--reset-failed", "--reset-dagruns", "reset_failed", is_flag=True,
-              help="Clear existing failed runs in the range so they run again.")
+@click.option(
+    "--reset-failed",
+    "--reset-dagruns",
+    "reset_failed",
+    is_flag=True,
+    help="Clear existing failed runs in the range so they run again.",
+)
 @click.option("--no-wait", is_flag=True, help="Create the runs and return.")
 @pass_app
-def backfill(app: App, dag_id: str, start_date: datetime, end_date: datetime, reset_failed: bool,
-             no_wait: bool) -> None:
+def backfill(
+    app: App,
+    dag_id: str,
+    start_date: datetime,
+    end_date: datetime,
+    reset_failed: bool,
+    no_wait: bool,
+) -> None:
     """Create the runs of every interval from START to END; the scheduler runs them."""
     if end_date < start_date:
         raise UsageError("--end-date is before --start-date")
@@ -290,7 +346,9 @@ def backfill(app: App, dag_id: str, start_date: datetime, end_date: datetime, re
         created, reset = actions.backfill(
             session, dag_id, start=start_date, end=end_date, reset_failed=reset_failed, actor=CLI
         )
-    click.echo(f"Backfill of '{dag_id}': {len(created)} runs created, {len(reset)} failed runs cleared")
+    click.echo(
+        f"Backfill of '{dag_id}': {len(created)} runs created, {len(reset)} failed runs cleared"
+    )
     if no_wait or not (created or reset):
         return
     failed = wait_for_runs(app, dag_id, created + reset)
@@ -305,9 +363,13 @@ def wait_for_runs(app: App, dag_id: str, run_ids: list[str], *, poll: float = 1.
         bar = progress.add_task(f"backfill {dag_id}", total=len(run_ids), detail="")
         while True:
             with app.session_factory() as session:
-                states = dict(session.execute(
-                    select(DagRun.run_id, DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id.in_(run_ids))
-                ).all())
+                states = dict(
+                    session.execute(
+                        select(DagRun.run_id, DagRun.state).where(
+                            DagRun.dag_id == dag_id, DagRun.run_id.in_(run_ids)
+                        )
+                    ).all()
+                )
             done = [r for r, s in states.items() if s in finished_states]
             failed = sum(1 for r in done if states[r] == "failed")
             progress.update(bar, completed=len(done), detail=f"{failed} failed")

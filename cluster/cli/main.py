@@ -67,8 +67,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except SQLAlchemyError as exc:
         cause = getattr(exc, "orig", None) or exc
-        click.echo(f"tradewind: error: metastore: {str(cause).splitlines()[0]} "
-                   "(check metastore.url; run 'tradewind db migrate' on a new metastore)", err=True)
+        click.echo(
+            f"tradewind: error: metastore: {str(cause).splitlines()[0]} "
+            "(check metastore.url; run 'tradewind db migrate' on a new metastore)",
+            err=True,
+        )
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

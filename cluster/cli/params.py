@@ -14,14 +14,19 @@ class DateTimeType(click.ParamType):
 
     name = "datetime"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
         if isinstance(value, datetime):
             return value
         try:
             parsed = datetime.fromisoformat(str(value))
         except ValueError:
-            self.fail(f"{value!r} is not an ISO date or datetime (e.g. 2024-01-31 or 2024-01-31T06:00)",
-                      param, ctx)
+            self.fail(
+                f"{value!r} is not an ISO date or datetime (e.g. 2024-01-31 or 2024-01-31T06:00)",
+                param,
+                ctx,
+            )
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -30,7 +35,9 @@ class JsonObjectType(click.ParamType):
 
     name = "json"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dict[str, Any]:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> dict[str, Any]:
         if isinstance(value, dict):
             return value
         try:
@@ -38,7 +45,7 @@ class JsonObjectType(click.ParamType):
         except ValueError as exc:
             self.fail(f"not valid JSON: {exc}", param, ctx)
         if not isinstance(parsed, dict):
-            self.fail("must be a JSON object, like '{\"key\": \"value\"}'", param, ctx)
+            self.fail('must be a JSON object, like \'{"key": "value"}\'', param, ctx)
         return parsed
 
 

@@ -25,8 +25,11 @@ log = logging.getLogger(__name__)
 def build_executor(settings: Settings, on_finished: Any) -> Executor:
     """The executor named by ``core.executor``."""
     if settings.core.executor == "local":
-        return LocalExecutor(size=settings.core.parallelism, worker_factory=local_worker(settings),
-                             on_finished=on_finished)
+        return LocalExecutor(
+            size=settings.core.parallelism,
+            worker_factory=local_worker(settings),
+            on_finished=on_finished,
+        )
     raise ConfigError(f"core.executor = {settings.core.executor!r} is not available in this build")
 
 
@@ -36,8 +39,11 @@ def build_scheduler(app: App, settings: Settings) -> SchedulerService:
     check(app.engine)
     # local workers are forked: they must not inherit pooled connections
     app.engine.dispose()
-    return SchedulerService(settings, sessions=app.session_factory,
-                            executor_factory=lambda wake: build_executor(settings, wake))
+    return SchedulerService(
+        settings,
+        sessions=app.session_factory,
+        executor_factory=lambda wake: build_executor(settings, wake),
+    )
 
 
 def stop_on_signals(service: SchedulerService) -> None:
@@ -52,8 +58,9 @@ def stop_on_signals(service: SchedulerService) -> None:
 
 
 def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.logging.level,
-                        format="[%(asctime)s] {%(name)s} %(levelname)s - %(message)s")
+    logging.basicConfig(
+        level=settings.logging.level, format="[%(asctime)s] {%(name)s} %(levelname)s - %(message)s"
+    )
 
 
 @click.command("scheduler")

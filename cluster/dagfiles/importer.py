@@ -65,7 +65,7 @@ def load_module(path: Path, *, search_path: Path | None = None) -> Any:
         sys.modules.pop(name, None)
         raise
     # a ``@dag`` function called without assigning its DAG is auto-registered, as in Airflow
-    module.__tradewind_dags__ = captured
+    setattr(module, "__tradewind_dags__", captured)  # noqa: B010
     return module
 
 

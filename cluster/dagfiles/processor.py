@@ -89,9 +89,14 @@ class DagProcessor:
 
     def _dag_owners(self) -> dict[str, str]:
         with self._sessions() as session:
-            return {d: f for d, f in session.execute(select(Dag.dag_id, Dag.fileloc).where(Dag.is_active))}
+            return {
+                d: f
+                for d, f in session.execute(select(Dag.dag_id, Dag.fileloc).where(Dag.is_active))
+            }
 
-    def _store(self, result: FileResult, source: str, owners: dict[str, str], report: ProcessReport) -> None:
+    def _store(
+        self, result: FileResult, source: str, owners: dict[str, str], report: ProcessReport
+    ) -> None:
         fileloc = str(result.path)
         report.imported.append(fileloc)
         report.seconds[fileloc] = result.duration
@@ -100,14 +105,18 @@ class DagProcessor:
         dags = {d: SerializedDag.from_json(j) for d, j in result.dags.items()} if not error else {}
         clashes = [d for d in dags if owners.get(d, fileloc) != fileloc]
         if clashes:
-            error = f"DuplicateDagId: DAG id '{clashes[0]}' is already defined in {owners[clashes[0]]}"
+            error = (
+                f"DuplicateDagId: DAG id '{clashes[0]}' is already defined in {owners[clashes[0]]}"
+            )
             stacktrace, dags = None, {}
 
         def write(session: Session) -> list[str]:
             if error:
                 _record_import_error(session, fileloc, error, stacktrace, self._clock())
                 return []
-            session.execute(delete(ImportErrorRow).where(ImportErrorRow.filename_hash == path_hash(fileloc)))
+            session.execute(
+                delete(ImportErrorRow).where(ImportErrorRow.filename_hash == path_hash(fileloc))
+            )
             for serialized in dags.values():
                 self._upsert_dag(session, serialized)
             _upsert_code(session, fileloc, source)
@@ -130,7 +139,9 @@ class DagProcessor:
         if row is None:
             row = Dag(dag_id=serialized.dag_id, is_paused=self._paused_at_creation)
             session.add(row)
-        schedule_changed = row.fingerprint is None or _schedule_of(session, row) != serialized.timetable
+        schedule_changed = (
+            row.fingerprint is None or _schedule_of(session, row) != serialized.timetable
+        )
         row.fileloc = serialized.fileloc
         row.is_active = True
         row.last_parsed_at = now
@@ -146,17 +157,27 @@ class DagProcessor:
             row.next_dagrun_create_after = None
         stored = session.get(SerializedDagRow, serialized.dag_id)
         if stored is None:
-            session.add(SerializedDagRow(dag_id=serialized.dag_id, fileloc=serialized.fileloc,
-                                         data=serialized.to_json(), fingerprint=fingerprint))
+            session.add(
+                SerializedDagRow(
+                    dag_id=serialized.dag_id,
+                    fileloc=serialized.fileloc,
+                    data=serialized.to_json(),
+                    fingerprint=fingerprint,
+                )
+            )
         elif stored.fingerprint != fingerprint:
             stored.data = serialized.to_json()
             stored.fingerprint = fingerprint
             stored.fileloc = serialized.fileloc
 
     def _deactivate_missing(self, session: Session, fileloc: str, present: set[str]) -> list[str]:
-        gone = list(session.scalars(
-            select(Dag.dag_id).where(Dag.fileloc == fileloc, Dag.is_active, Dag.dag_id.not_in(present or {""}))
-        ))
+        gone = list(
+            session.scalars(
+                select(Dag.dag_id).where(
+                    Dag.fileloc == fileloc, Dag.is_active, Dag.dag_id.not_in(present or {""})
+                )
+            )
+        )
         if gone:
             session.execute(update(Dag).where(Dag.dag_id.in_(gone)).values(is_active=False))
         return gone
@@ -183,12 +204,23 @@ def _schedule_of(session: Session, row: Dag) -> dict[str, object] | None:
     return SerializedDag.from_json(stored.data).timetable if stored else None
 
 
-def _record_import_error(session: Session, fileloc: str, message: str, stacktrace: str | None, now: datetime) -> None:
+def _record_import_error(
+    session: Session, fileloc: str, message: str, stacktrace: str | None, now: datetime
+) -> None:
     digest = path_hash(fileloc)
-    row = session.scalars(select(ImportErrorRow).where(ImportErrorRow.filename_hash == digest)).first()
+    row = session.scalars(
+        select(ImportErrorRow).where(ImportErrorRow.filename_hash == digest)
+    ).first()
     if row is None:
-        session.add(ImportErrorRow(filename=fileloc, filename_hash=digest, message=message,
-                                   stacktrace=stacktrace, timestamp=now))
+        session.add(
+            ImportErrorRow(
+                filename=fileloc,
+                filename_hash=digest,
+                message=message,
+                stacktrace=stacktrace,
+                timestamp=now,
+            )
+        )
     else:
         row.message, row.stacktrace, row.timestamp = message, stacktrace, now
 
@@ -198,7 +230,11 @@ def _upsert_code(session: Session, fileloc: str, source: str) -> None:
     row = session.get(DagCode, digest)
     fingerprint = _digest(source)
     if row is None:
-        session.add(DagCode(fileloc_hash=digest, fileloc=fileloc, fingerprint=fingerprint, source_code=source))
+        session.add(
+            DagCode(
+                fileloc_hash=digest, fileloc=fileloc, fingerprint=fingerprint, source_code=source
+            )
+        )
     elif row.fingerprint != fingerprint:
         row.source_code, row.fingerprint = source, fingerprint
 

@@ -17,7 +17,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +127,9 @@ def execute_try(
             when = exc.reschedule_date
             at = when.isoformat() if isinstance(when, datetime) else str(when)
             log.info("Rescheduled: next poke at %s", at)
-            outcome = TryOutcome(state="up_for_reschedule", reschedule_at=at, rendered_fields=rendered)
+            outcome = TryOutcome(
+                state="up_for_reschedule", reschedule_at=at, rendered_fields=rendered
+            )
         except TaskFailedNoRetry as exc:
             log.error("Task failed without retry: %s", exc)
             outcome = TryOutcome("failed", False, _one_line(exc), rendered_fields=rendered)
@@ -147,7 +149,7 @@ def timeout_seconds(task: BaseOperator) -> float | None:
     value = task.execution_timeout
     if value is None:
         return None
-    return float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 def _finish(ti: Any, state: str, rendered: dict[str, Any] | None, limit: int) -> TryOutcome:
@@ -211,7 +213,9 @@ def _call_on_kill(task: BaseOperator) -> None:
         log.exception("on_kill failed")
 
 
-def _run_callbacks(task: BaseOperator, context: dict[str, Any], outcome: TryOutcome, ti: Any) -> None:
+def _run_callbacks(
+    task: BaseOperator, context: dict[str, Any], outcome: TryOutcome, ti: Any
+) -> None:
     name = {"success": "on_success_callback", "up_for_reschedule": None}.get(outcome.state)
     if outcome.state == "failed":
         will_retry = outcome.retryable and ti.try_number <= ti.max_tries

@@ -13,10 +13,9 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from cryptography.fernet import MultiFernet
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-
-from cryptography.fernet import MultiFernet
 
 from cluster.errors import NotFoundError
 from cluster.execution.recording import ClaimedTry
@@ -38,7 +37,7 @@ class MetastoreTaskInstance:
         self.try_number = claimed.try_number
         self.max_tries = claimed.max_tries
         self.hostname = hostname
-        self.start_date: datetime = claimed.start_date
+        self.start_date: datetime | None = claimed.start_date
         self.sensor_started_at = claimed.sensor_started_at
         self.state = "running"
         self._sessions = sessions
@@ -53,7 +52,7 @@ class MetastoreTaskInstance:
         task_ids: str | Iterable[str] | None = None,
         key: str = "return_value",
         dag_id: str | None = None,
-        map_indexes: int | None = None,
+        map_indexes: int | Iterable[int] | None = None,
         default: Any = None,
     ) -> Any:
         """Airflow's semantics: one task id → its value; a list → a list of values."""
@@ -67,7 +66,9 @@ class MetastoreTaskInstance:
         values = self._pull(dag_id, wanted, key, map_indexes)
         return [values[t] for t in wanted if t in values]
 
-    def _pull(self, dag_id: str, task_ids: list[str], key: str, map_index: int | None) -> dict[str, Any]:
+    def _pull(
+        self, dag_id: str, task_ids: list[str], key: str, map_indexes: int | Iterable[int] | None
+    ) -> dict[str, Any]:
         found: dict[str, Any] = {}
         if dag_id == self.dag_id and self.task_id in task_ids and key in self._pushed:
             found[self.task_id] = self._pushed[key]
@@ -77,8 +78,9 @@ class MetastoreTaskInstance:
             XCom.task_id.in_([t for t in task_ids if t not in found]),
             XCom.key == key,
         )
-        if map_index is not None:
-            query = query.where(XCom.map_index == map_index)
+        if map_indexes is not None:
+            wanted = [map_indexes] if isinstance(map_indexes, int) else list(map_indexes)
+            query = query.where(XCom.map_index.in_(wanted))
         with self._sessions()() as session:
             for task_id, value in session.execute(query):
                 found[task_id] = None if value is None else json.loads(value)
@@ -127,7 +129,7 @@ class MetastoreRuntime:
             login=record.login,
             password=record.password,
             port=record.port,
-            extra=record.extra,
+            extra=json.loads(record.extra) if record.extra else {},
         )
 
 

@@ -37,7 +37,7 @@ class InProcessTaskInstance:
     try_number: int = 1
     max_tries: int = 0
     hostname: str = field(default_factory=socket.gethostname)
-    start_date: datetime = field(default_factory=lambda: datetime.now(UTC))
+    start_date: datetime | None = field(default_factory=lambda: datetime.now(UTC))
     sensor_started_at: datetime | None = None
     _pushed: dict[str, Any] = field(default_factory=dict)
     _skipped: list[str] = field(default_factory=list)
@@ -51,7 +51,7 @@ class InProcessTaskInstance:
         task_ids: str | Iterable[str] | None = None,
         key: str = "return_value",
         dag_id: str | None = None,
-        map_indexes: int | None = None,
+        map_indexes: int | Iterable[int] | None = None,
         default: Any = None,
     ) -> Any:
         if task_ids is None:
@@ -93,7 +93,9 @@ def test_dag(
     results = {t: TaskResult(t, TaskState.NONE) for t in serialized.tasks}
     reschedule_at: dict[str, datetime] = {}
     while True:
-        snapshot = {t: InstanceSnapshot(t, r.state, reschedule_at.get(t)) for t, r in results.items()}
+        snapshot = {
+            t: InstanceSnapshot(t, r.state, reschedule_at.get(t)) for t, r in results.items()
+        }
         outcome = run_state(serialized, {t: r.state for t, r in results.items()})
         if outcome is not None:
             return outcome, results
@@ -115,7 +117,9 @@ def test_dag(
                 reschedule_at[task_id] = datetime.fromisoformat(result.message)
 
 
-def _wait_for_reschedule(reschedule_at: dict[str, datetime], sleep: Callable[[float], None]) -> None:
+def _wait_for_reschedule(
+    reschedule_at: dict[str, datetime], sleep: Callable[[float], None]
+) -> None:
     if not reschedule_at:
         raise RuntimeError("no task is ready and none is waiting: the run cannot progress")
     soonest = min(reschedule_at.values())
@@ -143,7 +147,11 @@ def run_task(
     ti = InProcessTaskInstance(dag.dag_id, task_id, run.run_id, store if store is not None else {})
     context = build_context(dag=dag, task=task, ti=ti, dag_run=run, test_mode=True)
     started = time.perf_counter()
-    outcome: TryOutcome = execute_try(task, context, timeout=timeout_seconds(task), xcom_max_size=1 << 30)
+    outcome: TryOutcome = execute_try(
+        task, context, timeout=timeout_seconds(task), xcom_max_size=1 << 30
+    )
     state = TaskState(outcome.state)
     message = outcome.reschedule_at if state is TaskState.UP_FOR_RESCHEDULE else outcome.message
-    return TaskResult(task_id, state, time.perf_counter() - started, message, list(outcome.skip_downstream))
+    return TaskResult(
+        task_id, state, time.perf_counter() - started, message, list(outcome.skip_downstream)
+    )

@@ -36,5 +36,3 @@ def append_line(path: Path, message: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         handle.write(stamp(message))
-
-

@@ -57,8 +57,14 @@ def claim(
         TaskState.RUNNING,
         expected=[TaskState.QUEUED],
         try_number=message.try_number,
-        values={"start_date": now, "end_date": None, "duration": None, "hostname": hostname,
-                "pid": pid, "heartbeat_at": now},
+        values={
+            "start_date": now,
+            "end_date": None,
+            "duration": None,
+            "hostname": hostname,
+            "pid": pid,
+            "heartbeat_at": now,
+        },
     )
     if not won:
         return None
@@ -94,7 +100,9 @@ def _xcom_key(key: TaskKey) -> tuple[Any, ...]:
     )
 
 
-def end_state(outcome: TryOutcome, claimed: ClaimedTry, task: SerializedTask, now: datetime) -> tuple[TaskState, datetime | None]:
+def end_state(
+    outcome: TryOutcome, claimed: ClaimedTry, task: SerializedTask, now: datetime
+) -> tuple[TaskState, datetime | None]:
     """The state a try ends in and, for retries and reschedules, when to try again."""
     if outcome.state == "up_for_reschedule" and outcome.reschedule_at:
         at = datetime.fromisoformat(outcome.reschedule_at)
@@ -125,22 +133,44 @@ def record(
     if state != TaskState.UP_FOR_RESCHEDULE:
         values["sensor_started_at"] = None
     won = set_task_state(
-        session, claimed.key, state, expected=[TaskState.RUNNING],
-        try_number=claimed.try_number, values=values,
+        session,
+        claimed.key,
+        state,
+        expected=[TaskState.RUNNING],
+        try_number=claimed.try_number,
+        values=values,
     )
     if not won:
         return None
     _write_xcoms(session, claimed.key, outcome.xcoms, now)
     _skip(session, claimed.key, outcome.skip_downstream)
-    write_history(session, claimed.key, claimed.try_number, state, claimed.start_date, now,
-                  hostname=hostname, pid=pid, operator=task.operator)
+    write_history(
+        session,
+        claimed.key,
+        claimed.try_number,
+        state,
+        claimed.start_date,
+        now,
+        hostname=hostname,
+        pid=pid,
+        operator=task.operator,
+    )
     return state
 
 
-def _write_xcoms(session: Session, key: TaskKey, xcoms: list[tuple[str, str]], now: datetime) -> None:
+def _write_xcoms(
+    session: Session, key: TaskKey, xcoms: list[tuple[str, str]], now: datetime
+) -> None:
     rows = [
-        {"dag_id": key.dag_id, "run_id": key.run_id, "task_id": key.task_id,
-         "map_index": key.map_index, "key": name, "value": value, "timestamp": now}
+        {
+            "dag_id": key.dag_id,
+            "run_id": key.run_id,
+            "task_id": key.task_id,
+            "map_index": key.map_index,
+            "key": name,
+            "value": value,
+            "timestamp": now,
+        }
         for name, value in dict(xcoms).items()
     ]
     if rows:
@@ -172,10 +202,18 @@ def write_history(
     """One ``task_instance_history`` row per try (also for zombies and timeouts)."""
     session.add(
         TaskInstanceHistory(
-            dag_id=key.dag_id, run_id=key.run_id, task_id=key.task_id, map_index=key.map_index,
-            try_number=try_number, state=str(state), start_date=start, end_date=end,
+            dag_id=key.dag_id,
+            run_id=key.run_id,
+            task_id=key.task_id,
+            map_index=key.map_index,
+            try_number=try_number,
+            state=str(state),
+            start_date=start,
+            end_date=end,
             duration=(end - start).total_seconds() if start else None,
-            hostname=hostname, pid=pid, operator=operator,
+            hostname=hostname,
+            pid=pid,
+            operator=operator,
         )
     )
 
@@ -201,4 +239,3 @@ def heartbeat(session: Session, claimed: ClaimedTry, *, now: datetime) -> bool:
 
 def decode_xcom(value: str | None) -> Any:
     return None if value is None else json.loads(value)
-

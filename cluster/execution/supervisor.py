@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -81,22 +80,31 @@ class Supervisor:
         """Run one try to its end; never raises for anything the task does."""
         claimed = transaction(
             self._sessions,
-            lambda s: recording.claim(s, message, hostname=self._hostname, pid=os.getpid(), now=self._clock()),
+            lambda s: recording.claim(
+                s, message, hostname=self._hostname, pid=os.getpid(), now=self._clock()
+            ),
         )
         if claimed is None:
             log.info("not claimed (already taken or no longer queued): %s", message)
             return TryResult(message, None)
         path = self._log_path(message)
-        append_line(path, f"Running try {message.try_number} of {message.dag_id}.{message.task_id} "
-                          f"({message.run_id}) on {self._hostname}, pid {os.getpid()}")
+        append_line(
+            path,
+            f"Running try {message.try_number} of {message.dag_id}.{message.task_id} "
+            f"({message.run_id}) on {self._hostname}, pid {os.getpid()}",
+        )
         try:
             dag = self._dagbag.get(message.dag_id, message.fingerprint)
             task = dag.get_task(message.task_id)
-            spec = self._dagbag.serialized(message.dag_id, message.fingerprint).tasks[message.task_id]
+            spec = self._dagbag.serialized(message.dag_id, message.fingerprint).tasks[
+                message.task_id
+            ]
         except (TradewindError, KeyError) as exc:
             outcome = TryOutcome.crashed(f"cannot load the task: {exc}")
             append_line(path, outcome.message or "")
-            return self._record(message, claimed, outcome, SerializedTask(message.task_id, "?"), path)
+            return self._record(
+                message, claimed, outcome, SerializedTask(message.task_id, "?"), path
+            )
         if spec.extra.get("empty"):
             outcome = TryOutcome(state="success")
         else:
@@ -113,9 +121,13 @@ class Supervisor:
             map_index=message.map_index,
         )
 
-    def _run_child(self, dag: DAG, task: BaseOperator, claimed: recording.ClaimedTry, path: Path) -> TryOutcome:
+    def _run_child(
+        self, dag: DAG, task: BaseOperator, claimed: recording.ClaimedTry, path: Path
+    ) -> TryOutcome:
         timeout = timeout_seconds(task)
-        pid, read_fd = start_child(lambda: self._child_target(dag, task, claimed, timeout), log_file=path)
+        pid, read_fd = start_child(
+            lambda: self._child_target(dag, task, claimed, timeout), log_file=path
+        )
         return self._watch(pid, read_fd, claimed, timeout, path)
 
     def _child_target(
@@ -128,17 +140,28 @@ class Supervisor:
             dag_id=claimed.key.dag_id,
             run_id=claimed.key.run_id,
             logical_date=claimed.logical_date or claimed.start_date,
-            data_interval_start=claimed.data_interval_start or claimed.logical_date or claimed.start_date,
-            data_interval_end=claimed.data_interval_end or claimed.logical_date or claimed.start_date,
+            data_interval_start=claimed.data_interval_start
+            or claimed.logical_date
+            or claimed.start_date,
+            data_interval_end=claimed.data_interval_end
+            or claimed.logical_date
+            or claimed.start_date,
             run_type=claimed.run_type,
             conf=claimed.conf,
             start_date=claimed.run_start_date,
         )
         context = build_context(dag=dag, task=task, ti=ti, dag_run=run)
-        return execute_try(task, context, timeout=timeout, xcom_max_size=self._settings.core.xcom_max_size)
+        return execute_try(
+            task, context, timeout=timeout, xcom_max_size=self._settings.core.xcom_max_size
+        )
 
     def _watch(
-        self, pid: int, read_fd: int, claimed: recording.ClaimedTry, timeout: float | None, path: Path
+        self,
+        pid: int,
+        read_fd: int,
+        claimed: recording.ClaimedTry,
+        timeout: float | None,
+        path: Path,
     ) -> TryOutcome:
         interval = self._settings.scheduler.heartbeat_interval
         hard_deadline = time.monotonic() + timeout + KILL_GRACE if timeout else None
@@ -156,7 +179,9 @@ class Supervisor:
                     continue
                 next_beat = time.monotonic() + interval
                 if not self._heartbeat(claimed):
-                    append_line(path, "State of this instance was changed externally: killing the task")
+                    append_line(
+                        path, "State of this instance was changed externally: killing the task"
+                    )
                     _kill_group(pid)
                     _reap(pid)
                     return TryOutcome(state="externally_changed")
@@ -173,7 +198,9 @@ class Supervisor:
     def _heartbeat(self, claimed: recording.ClaimedTry) -> bool:
         try:
             return transaction(
-                self._sessions, lambda s: recording.heartbeat(s, claimed, now=self._clock()), retries=1
+                self._sessions,
+                lambda s: recording.heartbeat(s, claimed, now=self._clock()),
+                retries=1,
             )
         except TradewindError:
             log.warning("heartbeat failed; the metastore may be down", exc_info=True)
@@ -198,7 +225,9 @@ class Supervisor:
             retries=20,
         )
         if state is None:
-            append_line(path, "This try lost its claim (zombie reaped or state changed); nothing recorded")
+            append_line(
+                path, "This try lost its claim (zombie reaped or state changed); nothing recorded"
+            )
         else:
             detail = f": {outcome.message}" if outcome.message else ""
             append_line(path, f"Marking task as {state.upper()}{detail}")

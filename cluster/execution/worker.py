@@ -31,7 +31,9 @@ def build_supervisor(settings: Settings) -> Supervisor:
         return make_session_factory(create_engine_for(settings.metastore))
 
     dagbag = DagBag(locate=_locator(sessions))
-    return Supervisor(settings, sessions=sessions, child_sessions=lazy(child_sessions), dagbag=dagbag)
+    return Supervisor(
+        settings, sessions=sessions, child_sessions=lazy(child_sessions), dagbag=dagbag
+    )
 
 
 def _locator(sessions: sessionmaker[Session]) -> Callable[[str], tuple[str, str]]:

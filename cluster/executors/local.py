@@ -36,7 +36,9 @@ OnFinished = Callable[[TaskMessage, TaskState | None], None]
 class LocalExecutor:
     """Runs tries in ``size`` forked worker processes."""
 
-    def __init__(self, *, size: int, worker_factory: WorkerFactory, on_finished: OnFinished) -> None:
+    def __init__(
+        self, *, size: int, worker_factory: WorkerFactory, on_finished: OnFinished
+    ) -> None:
         self._size = max(1, size)
         self._worker_factory = worker_factory
         self._on_finished = on_finished
@@ -57,7 +59,9 @@ class LocalExecutor:
             )
             process.start()
             self._workers.append(process)
-        self._reader = threading.Thread(target=self._read_results, name="local-results", daemon=True)
+        self._reader = threading.Thread(
+            target=self._read_results, name="local-results", daemon=True
+        )
         self._reader.start()
 
     def send(self, dispatches: list[Dispatch]) -> None:
@@ -94,7 +98,9 @@ class LocalExecutor:
             with self._lock:
                 self._in_flight = max(0, self._in_flight - 1)
             try:
-                self._on_finished(TaskMessage.from_dict(message_data), TaskState(state) if state else None)
+                self._on_finished(
+                    TaskMessage.from_dict(message_data), TaskState(state) if state else None
+                )
             except Exception:
                 log.exception("finished-callback failed")
 
@@ -143,4 +149,3 @@ def _worker_main(factory: WorkerFactory, tasks: Any, results: Any) -> None:
             log.exception("worker failed to run %s", message)
         with contextlib.suppress(Exception):
             results.put((item, str(state) if state else None))
-

@@ -20,12 +20,16 @@ class DagCache:
     def __init__(self) -> None:
         self._dags: dict[str, tuple[str, SerializedDag, dict[str, int]]] = {}
 
-    def get(self, session: Session, dag_id: str, fingerprint: str | None = None) -> SerializedDag | None:
+    def get(
+        self, session: Session, dag_id: str, fingerprint: str | None = None
+    ) -> SerializedDag | None:
         """The DAG; reloaded when ``fingerprint`` differs from the cached one (``None``: any)."""
         cached = self._dags.get(dag_id)
         if cached is not None and (fingerprint is None or cached[0] == fingerprint):
             return cached[1]
-        row = session.scalars(select(SerializedDagRow).where(SerializedDagRow.dag_id == dag_id)).first()
+        row = session.scalars(
+            select(SerializedDagRow).where(SerializedDagRow.dag_id == dag_id)
+        ).first()
         if row is None:
             self._dags.pop(dag_id, None)
             return None

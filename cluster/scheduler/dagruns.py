@@ -40,7 +40,9 @@ ACTIVE_RUN_STATES = (DagRunState.QUEUED, DagRunState.RUNNING)
 NEVER = datetime(9999, 12, 31, tzinfo=UTC)
 
 
-def create_due_runs(session: Session, dags: DagCache, *, now: datetime, epoch: int, limit: int) -> int:
+def create_due_runs(
+    session: Session, dags: DagCache, *, now: datetime, epoch: int, limit: int
+) -> int:
     """Create the scheduled runs of every unpaused DAG that is due; returns how many."""
     due = session.scalars(
         select(Dag)
@@ -67,10 +69,17 @@ def create_due_runs(session: Session, dags: DagCache, *, now: datetime, epoch: i
         for run in plan.create:
             session.execute(
                 insert(DagRun).values(
-                    dag_id=row.dag_id, run_id=run.run_id, logical_date=run.logical_date,
-                    data_interval_start=run.data_interval_start, data_interval_end=run.data_interval_end,
-                    run_type="scheduled", state=DagRunState.QUEUED, conf={}, queued_at=now,
-                    fingerprint=row.fingerprint, created_by_epoch=epoch,
+                    dag_id=row.dag_id,
+                    run_id=run.run_id,
+                    logical_date=run.logical_date,
+                    data_interval_start=run.data_interval_start,
+                    data_interval_end=run.data_interval_end,
+                    run_type="scheduled",
+                    state=DagRunState.QUEUED,
+                    conf={},
+                    queued_at=now,
+                    fingerprint=row.fingerprint,
+                    created_by_epoch=epoch,
                 )
             )
         created += len(plan.create)
@@ -100,16 +109,22 @@ def _last_automated_interval(session: Session, dag_id: str) -> DataInterval | No
 
 
 def _active_runs(session: Session, dag_id: str) -> int:
-    return session.scalar(
-        select(func.count()).select_from(DagRun).where(DagRun.dag_id == dag_id, DagRun.state.in_(ACTIVE_RUN_STATES))
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(DagRun)
+            .where(DagRun.dag_id == dag_id, DagRun.state.in_(ACTIVE_RUN_STATES))
+        )
+        or 0
+    )
 
 
 def start_queued_runs(session: Session, dags: DagCache, *, now: datetime) -> int:
     """Move queued runs to running within ``max_active_runs`` and create their instances."""
     rows = session.execute(
-        select(DagRun.dag_id, DagRun.run_id, DagRun.state, DagRun.logical_date, DagRun.start_date)
-        .where(DagRun.state.in_(ACTIVE_RUN_STATES))
+        select(
+            DagRun.dag_id, DagRun.run_id, DagRun.state, DagRun.logical_date, DagRun.start_date
+        ).where(DagRun.state.in_(ACTIVE_RUN_STATES))
     ).all()
     by_dag: dict[str, list[RunSnapshot]] = defaultdict(list)
     for dag_id, run_id, state, logical_date, start_date in rows:
@@ -123,9 +138,18 @@ def start_queued_runs(session: Session, dags: DagCache, *, now: datetime) -> int
         if dag is None:
             continue
         for run_id in runs_to_start(dag, runs):
-            if set_dag_run_state(session, dag_id, run_id, DagRunState.RUNNING, expected=[DagRunState.QUEUED],
-                                 values={"start_date": now, "end_date": None,
-                                         "fingerprint": dags.fingerprint(dag_id)}):
+            if set_dag_run_state(
+                session,
+                dag_id,
+                run_id,
+                DagRunState.RUNNING,
+                expected=[DagRunState.QUEUED],
+                values={
+                    "start_date": now,
+                    "end_date": None,
+                    "fingerprint": dags.fingerprint(dag_id),
+                },
+            ):
                 _create_instances(session, dag, dags.weights(session, dag_id), run_id, dag.tasks)
                 started += 1
     return started
@@ -140,18 +164,32 @@ def _unpaused_fingerprints(session: Session, dag_ids: set[str]) -> dict[str, str
 
 
 def _create_instances(
-    session: Session, dag: SerializedDag, weights: dict[str, int], run_id: str, task_ids: Iterable[str]
+    session: Session,
+    dag: SerializedDag,
+    weights: dict[str, int],
+    run_id: str,
+    task_ids: Iterable[str],
 ) -> None:
     existing = set(
         session.scalars(
-            select(TaskInstance.task_id).where(TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == run_id)
+            select(TaskInstance.task_id).where(
+                TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == run_id
+            )
         )
     )
     rows = [
         {
-            "dag_id": dag.dag_id, "run_id": run_id, "task_id": t.task_id, "map_index": -1,
-            "try_number": 0, "max_tries": t.retries, "state": TaskState.NONE, "pool": t.pool,
-            "pool_slots": t.pool_slots, "queue": t.queue, "operator": t.operator,
+            "dag_id": dag.dag_id,
+            "run_id": run_id,
+            "task_id": t.task_id,
+            "map_index": -1,
+            "try_number": 0,
+            "max_tries": t.retries,
+            "state": TaskState.NONE,
+            "pool": t.pool,
+            "pool_slots": t.pool_slots,
+            "queue": t.queue,
+            "operator": t.operator,
             "priority_weight": weights.get(t.task_id, t.priority_weight),
         }
         for t in (dag.tasks[i] for i in task_ids)
@@ -164,8 +202,9 @@ def _create_instances(
 def advance_running_runs(session: Session, dags: DagCache, *, now: datetime) -> int:
     """Apply trigger rules, retries and run outcomes to every running run; returns changes."""
     runs = session.execute(
-        select(DagRun.dag_id, DagRun.run_id, DagRun.logical_date, DagRun.start_date)
-        .where(DagRun.state == DagRunState.RUNNING)
+        select(DagRun.dag_id, DagRun.run_id, DagRun.logical_date, DagRun.start_date).where(
+            DagRun.state == DagRunState.RUNNING
+        )
     ).all()
     if not runs:
         return 0
@@ -185,7 +224,9 @@ def advance_running_runs(session: Session, dags: DagCache, *, now: datetime) -> 
     return changed
 
 
-def _advance(session: Session, dag: SerializedDag, weights: dict[str, int], run: RunSnapshot, now: datetime) -> int:
+def _advance(
+    session: Session, dag: SerializedDag, weights: dict[str, int], run: RunSnapshot, now: datetime
+) -> int:
     instances = _load_instances(session, dag.dag_id, run.run_id)
     missing = [t for t in dag.tasks if t not in instances]
     if missing:
@@ -194,7 +235,10 @@ def _advance(session: Session, dag: SerializedDag, weights: dict[str, int], run:
     changed = _remove_vanished(session, dag, run.run_id, instances)
     previous = _previous_states(session, dag, run) if _uses_past(dag) else None
     for _ in range(len(dag.tasks) + 1):
-        changes = [_finish_empty(dag, c) for c in decide_task_states(dag, instances, now=now, previous_states=previous)]
+        changes = [
+            _finish_empty(dag, c)
+            for c in decide_task_states(dag, instances, now=now, previous_states=previous)
+        ]
         if not changes:
             break
         changed += _apply(session, dag.dag_id, run.run_id, changes, now)
@@ -202,25 +246,41 @@ def _advance(session: Session, dag: SerializedDag, weights: dict[str, int], run:
         if not any(c.target is TaskState.SUCCESS for c in changes):
             break
     outcome = run_state(dag, {t: i.state for t, i in instances.items()})
-    if outcome is not None:
-        if set_dag_run_state(session, dag.dag_id, run.run_id, outcome, expected=[DagRunState.RUNNING],
-                             values={"end_date": now}):
-            log.info("DAG run %s.%s finished: %s", dag.dag_id, run.run_id, outcome)
-            # a finished run may unblock max_active_runs: let the next loop recompute
-            session.execute(update(Dag).where(Dag.dag_id == dag.dag_id, Dag.next_dagrun_create_after == NEVER)
-                            .values(next_dagrun_create_after=None))
+    if outcome is not None and set_dag_run_state(
+        session,
+        dag.dag_id,
+        run.run_id,
+        outcome,
+        expected=[DagRunState.RUNNING],
+        values={"end_date": now},
+    ):
+        log.info("DAG run %s.%s finished: %s", dag.dag_id, run.run_id, outcome)
+        # a finished run may unblock max_active_runs: let the next loop recompute
+        session.execute(
+            update(Dag)
+            .where(Dag.dag_id == dag.dag_id, Dag.next_dagrun_create_after == NEVER)
+            .values(next_dagrun_create_after=None)
+        )
     return changed
 
 
 def _finish_empty(dag: SerializedDag, change: StateChange) -> StateChange:
     task = dag.tasks[change.task_id]
-    if change.target is TaskState.SCHEDULED and change.source is TaskState.NONE and task.extra.get("empty") \
-            and not task.has_callbacks:
-        return StateChange(change.task_id, change.source, TaskState.SUCCESS, "EmptyOperator: nothing to run")
+    if (
+        change.target is TaskState.SCHEDULED
+        and change.source is TaskState.NONE
+        and task.extra.get("empty")
+        and not task.has_callbacks
+    ):
+        return StateChange(
+            change.task_id, change.source, TaskState.SUCCESS, "EmptyOperator: nothing to run"
+        )
     return change
 
 
-def _apply(session: Session, dag_id: str, run_id: str, changes: list[StateChange], now: datetime) -> int:
+def _apply(
+    session: Session, dag_id: str, run_id: str, changes: list[StateChange], now: datetime
+) -> int:
     groups: dict[tuple[TaskState, TaskState], list[TaskKey]] = defaultdict(list)
     for change in changes:
         groups[(change.source, change.target)].append(TaskKey(dag_id, run_id, change.task_id))
@@ -233,18 +293,28 @@ def _apply(session: Session, dag_id: str, run_id: str, changes: list[StateChange
 
 def _load_instances(session: Session, dag_id: str, run_id: str) -> dict[str, InstanceSnapshot]:
     rows = session.execute(
-        select(TaskInstance.task_id, TaskInstance.state, TaskInstance.next_try_at)
-        .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+        select(TaskInstance.task_id, TaskInstance.state, TaskInstance.next_try_at).where(
+            TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
+        )
     ).all()
-    return {task_id: InstanceSnapshot(task_id, TaskState(state), ready_at) for task_id, state, ready_at in rows}
+    return {
+        task_id: InstanceSnapshot(task_id, TaskState(state), ready_at)
+        for task_id, state, ready_at in rows
+    }
 
 
-def _remove_vanished(session: Session, dag: SerializedDag, run_id: str, instances: dict[str, InstanceSnapshot]) -> int:
-    gone = [t for t, i in instances.items() if t not in dag.tasks and i.state is not TaskState.REMOVED]
+def _remove_vanished(
+    session: Session, dag: SerializedDag, run_id: str, instances: dict[str, InstanceSnapshot]
+) -> int:
+    gone = [
+        t for t, i in instances.items() if t not in dag.tasks and i.state is not TaskState.REMOVED
+    ]
     if not gone:
         return 0
     keys = [TaskKey(dag.dag_id, run_id, t) for t in gone]
-    changed = set_task_states(session, keys, TaskState.REMOVED, expected=[TaskState.NONE, TaskState.SCHEDULED])
+    changed = set_task_states(
+        session, keys, TaskState.REMOVED, expected=[TaskState.NONE, TaskState.SCHEDULED]
+    )
     for task_id in gone:
         del instances[task_id]
     return changed
@@ -254,7 +324,9 @@ def _uses_past(dag: SerializedDag) -> bool:
     return any(t.depends_on_past for t in dag.tasks.values())
 
 
-def _previous_states(session: Session, dag: SerializedDag, run: RunSnapshot) -> dict[str, TaskState] | None:
+def _previous_states(
+    session: Session, dag: SerializedDag, run: RunSnapshot
+) -> dict[str, TaskState] | None:
     if run.logical_date is None:
         return None
     previous = session.scalar(
@@ -266,20 +338,33 @@ def _previous_states(session: Session, dag: SerializedDag, run: RunSnapshot) -> 
     if previous is None:
         return None
     rows = session.execute(
-        select(TaskInstance.task_id, TaskInstance.state)
-        .where(TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == previous)
+        select(TaskInstance.task_id, TaskInstance.state).where(
+            TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == previous
+        )
     ).all()
     return {task_id: TaskState(state) for task_id, state in rows}
 
 
 def _time_out(session: Session, dag_id: str, run_id: str, now: datetime) -> int:
-    if not set_dag_run_state(session, dag_id, run_id, DagRunState.FAILED, expected=[DagRunState.RUNNING],
-                             values={"end_date": now}):
+    if not set_dag_run_state(
+        session,
+        dag_id,
+        run_id,
+        DagRunState.FAILED,
+        expected=[DagRunState.RUNNING],
+        values={"end_date": now},
+    ):
         return 0
     states = {t: i.state for t, i in _load_instances(session, dag_id, run_id).items()}
     changes = timeout_changes(states)
     for change in changes:
-        set_task_states(session, [TaskKey(dag_id, run_id, change.task_id)], TaskState.SKIPPED,
-                        expected=[change.source], by_user=True, values={"end_date": now})
+        set_task_states(
+            session,
+            [TaskKey(dag_id, run_id, change.task_id)],
+            TaskState.SKIPPED,
+            expected=[change.source],
+            by_user=True,
+            values={"end_date": now},
+        )
     log.warning("DAG run %s.%s timed out (dagrun_timeout): failed", dag_id, run_id)
     return len(changes)

@@ -107,7 +107,9 @@ class SchedulerLoop:
         started = time.perf_counter()
         now = self._clock()
         self.stats.runs_created += self._write(self._create_and_start_runs, now)
-        self._write(lambda session, now: dagruns.advance_running_runs(session, self._dags, now=now), now)
+        self._write(
+            lambda session, now: dagruns.advance_running_runs(session, self._dags, now=now), now
+        )
         dispatches = self._queue(now)
         self._reap_if_due(now)
         self._record_iteration(time.perf_counter() - started, len(dispatches))
@@ -124,7 +126,10 @@ class SchedulerLoop:
 
     def _create_and_start_runs(self, session: Session, now: datetime) -> int:
         created = dagruns.create_due_runs(
-            session, self._dags, now=now, epoch=self._fence.epoch or 0,
+            session,
+            self._dags,
+            now=now,
+            epoch=self._fence.epoch or 0,
             limit=self._settings.scheduler.max_dagruns_to_create_per_loop,
         )
         dagruns.start_queued_runs(session, self._dags, now=now)

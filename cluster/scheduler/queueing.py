@@ -38,11 +38,21 @@ def queue_ready(
     """Queue what fits and return the dispatches to send once the transaction commits."""
     rows = session.execute(
         select(
-            TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id, TaskInstance.map_index,
-            TaskInstance.try_number, TaskInstance.priority_weight, TaskInstance.pool,
-            TaskInstance.pool_slots, TaskInstance.queue, DagRun.logical_date, DagRun.queued_at,
+            TaskInstance.dag_id,
+            TaskInstance.run_id,
+            TaskInstance.task_id,
+            TaskInstance.map_index,
+            TaskInstance.try_number,
+            TaskInstance.priority_weight,
+            TaskInstance.pool,
+            TaskInstance.pool_slots,
+            TaskInstance.queue,
+            DagRun.logical_date,
+            DagRun.queued_at,
         )
-        .join(DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id))
+        .join(
+            DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id)
+        )
         .where(TaskInstance.state == TaskState.SCHEDULED)
     ).all()
     if not rows:
@@ -54,13 +64,20 @@ def queue_ready(
         free = min(free, executor_free)
     candidates = [
         QueueCandidate(
-            dag_id=r.dag_id, run_id=r.run_id, task_id=r.task_id,
+            dag_id=r.dag_id,
+            run_id=r.run_id,
+            task_id=r.task_id,
             logical_date=r.logical_date or r.queued_at or now,
-            priority_weight=r.priority_weight, pool=r.pool, pool_slots=r.pool_slots, map_index=r.map_index,
+            priority_weight=r.priority_weight,
+            pool=r.pool,
+            pool_slots=r.pool_slots,
+            map_index=r.map_index,
         )
         for r in rows
     ]
-    decision = select_to_queue(candidates, pools=pools, dag_loads=loads, free_executor_slots=max(free, 0))
+    decision = select_to_queue(
+        candidates, pools=pools, dag_loads=loads, free_executor_slots=max(free, 0)
+    )
     for unrunnable in decision.never_fits:
         _fail_unrunnable(session, unrunnable.candidate, unrunnable.reason, now)
     dispatches: list[Dispatch] = []
@@ -69,13 +86,25 @@ def queue_ready(
         key = TaskKey(row.dag_id, row.run_id, row.task_id, row.map_index)
         next_try = row.try_number + 1
         if not set_task_state(
-            session, key, TaskState.QUEUED, expected=[TaskState.SCHEDULED], try_number=row.try_number,
-            values={"try_number": next_try, "queued_at": now, "queued_by_epoch": epoch,
-                    "start_date": None, "end_date": None, "heartbeat_at": None},
+            session,
+            key,
+            TaskState.QUEUED,
+            expected=[TaskState.SCHEDULED],
+            try_number=row.try_number,
+            values={
+                "try_number": next_try,
+                "queued_at": now,
+                "queued_by_epoch": epoch,
+                "start_date": None,
+                "end_date": None,
+                "heartbeat_at": None,
+            },
         ):
             continue
         fingerprint = dags.fingerprint(row.dag_id) or ""
-        message = TaskMessage(row.dag_id, row.run_id, row.task_id, row.map_index, next_try, fingerprint)
+        message = TaskMessage(
+            row.dag_id, row.run_id, row.task_id, row.map_index, next_try, fingerprint
+        )
         dispatches.append(Dispatch(message, queue=row.queue, priority=row.priority_weight))
     return dispatches
 
@@ -87,7 +116,9 @@ def _occupancy(
     by_dag: dict[str, int] = defaultdict(int)
     total = 0
     counts = session.execute(
-        select(TaskInstance.dag_id, TaskInstance.pool, func.count(), func.sum(TaskInstance.pool_slots))
+        select(
+            TaskInstance.dag_id, TaskInstance.pool, func.count(), func.sum(TaskInstance.pool_slots)
+        )
         .where(TaskInstance.state.in_(_OCCUPYING))
         .group_by(TaskInstance.dag_id, TaskInstance.pool)
     ).all()
@@ -107,7 +138,17 @@ def _occupancy(
     return total, pools, loads
 
 
-def _fail_unrunnable(session: Session, candidate: QueueCandidate, reason: str, now: datetime) -> None:
-    log.error("%s.%s (%s) can never run: %s", candidate.dag_id, candidate.task_id, candidate.run_id, reason)
+def _fail_unrunnable(
+    session: Session, candidate: QueueCandidate, reason: str, now: datetime
+) -> None:
+    log.error(
+        "%s.%s (%s) can never run: %s",
+        candidate.dag_id,
+        candidate.task_id,
+        candidate.run_id,
+        reason,
+    )
     key = TaskKey(candidate.dag_id, candidate.run_id, candidate.task_id, candidate.map_index)
-    set_task_state(session, key, TaskState.FAILED, expected=[TaskState.SCHEDULED], values={"end_date": now})
+    set_task_state(
+        session, key, TaskState.FAILED, expected=[TaskState.SCHEDULED], values={"end_date": now}
+    )

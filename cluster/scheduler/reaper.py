@@ -28,7 +28,12 @@ log = logging.getLogger(__name__)
 
 
 def reap(
-    session: Session, dags: DagCache, *, now: datetime, zombie_threshold: float, queued_timeout: float
+    session: Session,
+    dags: DagCache,
+    *,
+    now: datetime,
+    zombie_threshold: float,
+    queued_timeout: float,
 ) -> tuple[int, int]:
     """Handle zombies and stale queued instances; returns ``(zombies, re-sent)``."""
     return (
@@ -50,11 +55,36 @@ def _reap_zombies(session: Session, dags: DagCache, *, now: datetime, threshold:
         retry = ti.try_number <= ti.max_tries
         target = TaskState.UP_FOR_RETRY if retry else TaskState.FAILED
         spec = _task_spec(session, dags, ti)
-        values = {"end_date": now, "next_try_at": next_try_at(spec, ti.try_number, now) if retry else None}
-        if set_task_state(session, key, target, expected=[TaskState.RUNNING], try_number=ti.try_number, values=values):
-            write_history(session, key, ti.try_number, target, ti.start_date, now,
-                          hostname=ti.hostname, pid=ti.pid, operator=ti.operator)
-            log.warning("zombie %s try %s (no heartbeat since %s) → %s", key, ti.try_number, ti.heartbeat_at, target)
+        values = {
+            "end_date": now,
+            "next_try_at": next_try_at(spec, ti.try_number, now) if retry else None,
+        }
+        if set_task_state(
+            session,
+            key,
+            target,
+            expected=[TaskState.RUNNING],
+            try_number=ti.try_number,
+            values=values,
+        ):
+            write_history(
+                session,
+                key,
+                ti.try_number,
+                target,
+                ti.start_date,
+                now,
+                hostname=ti.hostname,
+                pid=ti.pid,
+                operator=ti.operator,
+            )
+            log.warning(
+                "zombie %s try %s (no heartbeat since %s) → %s",
+                key,
+                ti.try_number,
+                ti.heartbeat_at,
+                target,
+            )
             reaped += 1
     return reaped
 
@@ -69,8 +99,14 @@ def _requeue_stale(session: Session, *, now: datetime, timeout: float) -> int:
     sent = 0
     for ti in stale:
         key = TaskKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
-        if set_task_state(session, key, TaskState.SCHEDULED, expected=[TaskState.QUEUED],
-                          try_number=ti.try_number, values={"max_tries": ti.max_tries + 1}):
+        if set_task_state(
+            session,
+            key,
+            TaskState.SCHEDULED,
+            expected=[TaskState.QUEUED],
+            try_number=ti.try_number,
+            values={"max_tries": ti.max_tries + 1},
+        ):
             log.warning("%s queued since %s: sending it again", key, ti.queued_at)
             sent += 1
     return sent

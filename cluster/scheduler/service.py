@@ -44,10 +44,18 @@ class SchedulerService:
         self._clock = clock
         self.fence = Fence(host=settings.core.hostname)
         self.executor = executor_factory(lambda *_: self.loop.wake())
-        self.loop = SchedulerLoop(settings, sessions=sessions, executor=self.executor, fence=self.fence,
-                                  clock=clock, on_iteration=self._after_iteration)
+        self.loop = SchedulerLoop(
+            settings,
+            sessions=sessions,
+            executor=self.executor,
+            fence=self.fence,
+            clock=clock,
+            on_iteration=self._after_iteration,
+        )
         self.processor = DagProcessor(
-            folders=dag_folders(settings.core.dags_folder, load_examples=settings.core.load_examples),
+            folders=dag_folders(
+                settings.core.dags_folder, load_examples=settings.core.load_examples
+            ),
             sessions=sessions,
             timeout=settings.core.dag_file_processor_timeout,
             paused_at_creation=settings.core.dags_are_paused_at_creation,
@@ -61,7 +69,9 @@ class SchedulerService:
         epoch = transaction(self._sessions, lambda s: self.fence.acquire(s, now=self._clock()))
         log.info("scheduler on %s holds epoch %s", self.settings.core.hostname, epoch)
         self.process_dags_once()
-        self._processing = threading.Thread(target=self._process_dags, name="dag-processing", daemon=True)
+        self._processing = threading.Thread(
+            target=self._process_dags, name="dag-processing", daemon=True
+        )
         self._processing.start()
         try:
             self.loop.run()
@@ -84,8 +94,12 @@ class SchedulerService:
             log.warning("DAG processing could not write to the metastore: %s", exc)
             return
         if report.imported:
-            log.info("DAG processing: %d files imported, %d DAGs, %d errors",
-                     len(report.imported), report.dags, len(report.errors))
+            log.info(
+                "DAG processing: %d files imported, %d DAGs, %d errors",
+                len(report.imported),
+                report.dags,
+                len(report.errors),
+            )
             self.loop.wake()
 
     def _process_dags(self) -> None:

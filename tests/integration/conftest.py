@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.config import Settings
-from scheduler_harness import (
+from tests.integration.scheduler_harness import (
     EXAMPLES,
     FakeClock,
     InProcessScheduler,

@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -447,13 +447,17 @@ def running_scheduler(env: dict[str, str], log_file: Path) -> Iterator[Scheduler
 # --- waiting on the metastore ---------------------------------------------------------
 
 
-def wait_for_dags(sessions: sessionmaker[Session], dag_ids: set[str], *, timeout: float = 60) -> None:
+def wait_for_dags(
+    sessions: sessionmaker[Session], dag_ids: set[str], *, timeout: float = 60
+) -> None:
     def serialized() -> bool:
         with sessions() as session:
             found = set(session.scalars(select(SerializedDagRow.dag_id)))
         return dag_ids <= found
 
-    wait_for(serialized, timeout=timeout, interval=0.2, message=f"DAGs {sorted(dag_ids)} serialized")
+    wait_for(
+        serialized, timeout=timeout, interval=0.2, message=f"DAGs {sorted(dag_ids)} serialized"
+    )
 
 
 def wait_for_run(
@@ -480,7 +484,11 @@ def wait_for_run(
 
 def log_file(home: Path, dag_id: str, run_id: str, task_id: str, attempt: int = 1) -> Path:
     return (
-        home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        home
+        / "logs"
+        / f"dag_id={dag_id}"
+        / f"run_id={run_id}"
+        / f"task_id={task_id}"
         / f"attempt={attempt}.log"
     )
 

@@ -9,10 +9,9 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from scheduler_harness import (
+from tests.integration.scheduler_harness import (
     StartScheduler,
     alive,
     descendants_of,
@@ -25,7 +24,7 @@ from scheduler_harness import (
     wait_for_run,
 )
 
-LONG_DAG = '''
+LONG_DAG = """
 import time
 from datetime import datetime, timedelta
 from cluster.sdk import DAG, task
@@ -41,7 +40,7 @@ with DAG("long", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
             time.sleep(120)
 
     long()
-'''
+"""
 
 
 def _trigger(env: dict[str, str], dag_id: str) -> str:
@@ -89,7 +88,10 @@ def test_a_killed_worker_leaves_a_zombie_that_is_retried(
     assert len(scheduler.worker_pids()) == 2  # the dead worker was replaced
 
 
-CHAIN_DAG = '''
+#: the scheduler is killed once this many steps started (the last one is still running)
+KILL_AFTER_LINES = 3
+
+CHAIN_DAG = """
 import time
 from datetime import datetime, timedelta
 from cluster.sdk import DAG, task, chain
@@ -105,17 +107,15 @@ with DAG("chain", schedule=None, start_date=datetime(2024, 1, 1),
          default_args={"retries": 2, "retry_delay": timedelta(seconds=1)}) as dag:
     steps = [task(task_id=f"step_{n}")(_step)() for n in range(10)]
     chain(*steps)
-'''
+"""
 
 
-@pytest.mark.parametrize("killed_after", [3])
 def test_a_killed_scheduler_is_replaced_without_running_a_try_twice(
     start_scheduler: StartScheduler,
     scheduler_env: dict[str, str],
     session_factory: sessionmaker[Session],
     dags_folder: Path,
     tmp_path: Path,
-    killed_after: int,
 ) -> None:
     side_effects = tmp_path / "chain.txt"
     (dags_folder / "chain.py").write_text(CHAIN_DAG.replace("@SIDE_EFFECTS@", str(side_effects)))
@@ -127,19 +127,19 @@ def test_a_killed_scheduler_is_replaced_without_running_a_try_twice(
     first = start_scheduler(**settings)
     wait_for_dags(session_factory, {"chain"})
     run_id = _trigger(scheduler_env, "chain")
-    wait_for(lambda: len(_lines(side_effects)) >= killed_after, timeout=60, message="steps ran")
+    wait_for(lambda: len(_lines(side_effects)) >= KILL_AFTER_LINES, timeout=60, message="steps ran")
     old_workers = first.worker_pids()
     first.kill()
     assert task_states(session_factory, "chain", run_id)["step_9"] == "none"
-    # the orphaned local workers finish the try they hold, then leave by themselves
+
+    second = start_scheduler(**settings)
+    state = wait_for_run(session_factory, "chain", run_id, timeout=90, scheduler=second)
+    # the orphaned local workers finished the try they held, then left by themselves
     wait_for(
         lambda: not any(alive(pid) for pid in old_workers),
         timeout=30,
         message=f"the dead scheduler's workers {old_workers} to exit",
     )
-
-    second = start_scheduler(**settings)
-    state = wait_for_run(session_factory, "chain", run_id, timeout=90, scheduler=second)
 
     assert state == "success", task_states(session_factory, "chain", run_id)
     lines = _lines(side_effects)

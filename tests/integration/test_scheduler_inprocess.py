@@ -13,8 +13,13 @@ from pathlib import Path
 from cluster.actions import load_dag
 from cluster.metastore.models import TaskInstance
 from cluster.states import TaskState
-from scheduler_harness import InProcessScheduler, history, task_instances, task_states
 from tests.example_expectations import EXPECTED
+from tests.integration.scheduler_harness import (
+    InProcessScheduler,
+    history,
+    task_instances,
+    task_states,
+)
 
 FAILED_LEAF = {TaskState.FAILED, TaskState.UPSTREAM_FAILED}
 
@@ -42,13 +47,15 @@ def test_every_example_dag_ends_as_expected(
         dag_id: expected_run_state(leaves[dag_id], EXPECTED[dag_id]) for dag_id in EXPECTED
     }
     # the retry example really retried: two tries of flaky in the history
-    assert [h.try_number for h in history(harness.sessions, "example_retries", run_id, "flaky")] == [
+    assert [
+        h.try_number for h in history(harness.sessions, "example_retries", run_id, "flaky")
+    ] == [
         1,
         2,
     ]
 
 
-RETRY_DAG = '''
+RETRY_DAG = """
 from datetime import datetime, timedelta
 from cluster.sdk import DAG, task
 
@@ -73,7 +80,7 @@ with DAG("retries", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
 
     fixed()
     backoff()
-'''
+"""
 
 
 def _write_retry_dag(folder: Path, side_effects: Path) -> None:
@@ -135,7 +142,7 @@ def test_retries_wait_for_their_delay(
         assert (side_effects / task_id).read_text().splitlines() == ["ran"] * 3
 
 
-SIDE_EFFECT_DAG = '''
+SIDE_EFFECT_DAG = """
 from datetime import datetime
 from cluster.sdk import DAG, task
 from cluster.operators.bash import BashOperator
@@ -153,7 +160,7 @@ with DAG("side_effects", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
         bash_command="echo try {{ ti.try_number }} >> " + SIDE_EFFECTS + "/bash_task",
     )
     python_task() >> bash_task
-'''
+"""
 
 
 def test_a_message_delivered_twice_runs_once(
@@ -185,4 +192,6 @@ def test_a_message_delivered_twice_runs_once(
         assert harness.supervisor.run(message).state is None
     for task_id in ("python_task", "bash_task"):
         assert (side_effects / task_id).read_text().splitlines() == ["try 1"]
-        assert [h.try_number for h in history(harness.sessions, "side_effects", run_id, task_id)] == [1]
+        assert [
+            h.try_number for h in history(harness.sessions, "side_effects", run_id, task_id)
+        ] == [1]

@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.metastore.pools import set_pool
-from scheduler_harness import (
+from tests.integration.scheduler_harness import (
     StartScheduler,
     history,
     log_file,
@@ -29,7 +29,7 @@ from scheduler_harness import (
     wait_for_run,
 )
 
-LIMITS_DAGS = '''
+LIMITS_DAGS = """
 from datetime import datetime
 from cluster.sdk import DAG
 from cluster.operators.bash import BashOperator
@@ -41,10 +41,12 @@ with DAG("pooled", schedule=None, start_date=datetime(2024, 1, 1)) as pooled:
 with DAG("limited", schedule=None, start_date=datetime(2024, 1, 1), max_active_tasks=2) as limited:
     for n in range(8):
         BashOperator(task_id=f"sleep_{n}", bash_command="sleep 0.3")
-'''
+"""
 
 
-def _intervals(sessions: sessionmaker[Session], dag_id: str, run_id: str) -> list[tuple[datetime, datetime]]:
+def _intervals(
+    sessions: sessionmaker[Session], dag_id: str, run_id: str
+) -> list[tuple[datetime, datetime]]:
     spans = []
     for row in history(sessions, dag_id, run_id):
         assert row.start_date is not None and row.end_date is not None
@@ -83,7 +85,7 @@ def test_pools_and_max_active_tasks_are_never_exceeded(
     assert max_overlap(limited) == 2
 
 
-SENSOR_DAG = '''
+SENSOR_DAG = """
 from datetime import datetime
 from cluster.sdk import DAG
 from cluster.operators.bash import BashOperator
@@ -104,7 +106,7 @@ with DAG("reschedule", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
     )
     for n in range(3):
         BashOperator(task_id=f"work_{n}", bash_command="sleep 0.2", pool="single")
-'''
+"""
 
 
 def test_a_rescheduled_sensor_gives_its_slot_back(
@@ -134,21 +136,23 @@ def test_a_rescheduled_sensor_gives_its_slot_back(
     waiting_from, waiting_until = pokes[0].end_date, pokes[-1].start_date
     assert waiting_from is not None and waiting_until is not None
     assert any(
-        h.start_date is not None and h.end_date is not None
-        and waiting_from <= h.start_date and h.end_date <= waiting_until
+        h.start_date is not None
+        and h.end_date is not None
+        and waiting_from <= h.start_date
+        and h.end_date <= waiting_until
         for h in work
     ), [(h.task_id, h.start_date, h.end_date) for h in [*pokes, *work]]
     assert max_overlap(_intervals(session_factory, "reschedule", run_id)) == 1
 
 
-HEALTHY_DAG = '''
+HEALTHY_DAG = """
 from datetime import datetime
 from cluster.sdk import DAG
 from cluster.operators.bash import BashOperator
 
 with DAG("healthy", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
     BashOperator(task_id="ok", bash_command="true")
-'''
+"""
 SYNTAX_ERROR = "from cluster.sdk import DAG\n\nwith DAG('broken' as dag:\n    pass\n"
 ENDLESS = "# a DAG file whose import never ends\nwhile True:\n    pass\n"
 
@@ -165,12 +169,18 @@ def test_broken_dag_files_never_stop_the_scheduler(
     scheduler = start_scheduler(CORE__DAG_FILE_PROCESSOR_TIMEOUT=2)
     wait_for_dags(session_factory, {"healthy"})
     first = _trigger(scheduler_env, "healthy")
-    assert wait_for_run(session_factory, "healthy", first, timeout=60, scheduler=scheduler) == "success"
+    assert (
+        wait_for_run(session_factory, "healthy", first, timeout=60, scheduler=scheduler)
+        == "success"
+    )
 
     # a new endless file while the scheduler runs: the next run still goes through
     (dags_folder / "endless_too.py").write_text(ENDLESS)
     second = _trigger(scheduler_env, "healthy")
-    assert wait_for_run(session_factory, "healthy", second, timeout=60, scheduler=scheduler) == "success"
+    assert (
+        wait_for_run(session_factory, "healthy", second, timeout=60, scheduler=scheduler)
+        == "success"
+    )
 
     def import_errors() -> dict[str, str]:
         rows = tradewind_json(scheduler_env, "dags", "list-import-errors")
@@ -185,7 +195,7 @@ def test_broken_dag_files_never_stop_the_scheduler(
     assert scheduler.process is not None and scheduler.process.poll() is None
 
 
-CRASH_DAG = '''
+CRASH_DAG = """
 import os
 import signal
 from datetime import datetime, timedelta
@@ -206,7 +216,7 @@ with DAG("crashes", schedule=None, start_date=datetime(2024, 1, 1), default_args
     )
     exits()
     segfaults()
-'''
+"""
 
 
 def test_crashing_and_timed_out_tasks_fail_and_say_why(
@@ -242,5 +252,7 @@ def test_crashing_and_timed_out_tasks_fail_and_say_why(
         assert reason in text, f"{task_id}: {text}"
         assert "Marking task as FAILED" in text, f"{task_id}: {text}"
     assert processes_with_cmdline(sleep) == []
-    timed_out = [t for t in task_instances(session_factory, "crashes", run_id) if t.task_id == "times_out"]
+    timed_out = [
+        t for t in task_instances(session_factory, "crashes", run_id) if t.task_id == "times_out"
+    ]
     assert timed_out[0].duration is not None and 2 <= timed_out[0].duration < 10

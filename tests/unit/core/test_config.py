@@ -71,7 +71,10 @@ def test_a_later_plain_value_replaces_an_earlier_indirection(tmp_path: Path) -> 
         ({"TRADEWIND__CORE__NO_SUCH_KEY": "1"}, "core.no_such_key: unknown setting"),
         ({"TRADEWIND__NOPE__KEY": "1"}, "unknown section 'nope'"),
         ({"TRADEWIND__CORE": "1"}, "expected TRADEWIND__<SECTION>__<KEY>"),
-        ({"TRADEWIND__METASTORE__URL_CMD": "exit 3"}, "metastore.url_cmd: command 'exit 3' exited 3"),
+        (
+            {"TRADEWIND__METASTORE__URL_CMD": "exit 3"},
+            "metastore.url_cmd: command 'exit 3' exited 3",
+        ),
         ({"TRADEWIND__METASTORE__URL_FILE": "/nonexistent/x"}, "metastore.url_file: cannot read"),
     ],
 )

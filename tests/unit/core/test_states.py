@@ -18,14 +18,23 @@ from cluster.states import TaskState as T
 
 
 def test_the_main_path_is_allowed() -> None:
-    for source, target in [(T.NONE, T.SCHEDULED), (T.SCHEDULED, T.QUEUED), (T.QUEUED, T.RUNNING),
-                           (T.RUNNING, T.SUCCESS), (T.RUNNING, T.UP_FOR_RETRY), (T.UP_FOR_RETRY, T.SCHEDULED),
-                           (T.QUEUED, T.SCHEDULED), (T.RUNNING, T.FAILED)]:
+    for source, target in [
+        (T.NONE, T.SCHEDULED),
+        (T.SCHEDULED, T.QUEUED),
+        (T.QUEUED, T.RUNNING),
+        (T.RUNNING, T.SUCCESS),
+        (T.RUNNING, T.UP_FOR_RETRY),
+        (T.UP_FOR_RETRY, T.SCHEDULED),
+        (T.QUEUED, T.SCHEDULED),
+        (T.RUNNING, T.FAILED),
+    ]:
         check_task_transition(source, target)
 
 
-@pytest.mark.parametrize(("source", "target"), [(T.SUCCESS, T.RUNNING), (T.NONE, T.RUNNING),
-                                                (T.FAILED, T.QUEUED), (T.SCHEDULED, T.RUNNING)])
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [(T.SUCCESS, T.RUNNING), (T.NONE, T.RUNNING), (T.FAILED, T.QUEUED), (T.SCHEDULED, T.RUNNING)],
+)
 def test_skipping_steps_is_refused(source: TaskState, target: TaskState) -> None:
     with pytest.raises(InvalidTransition, match=f"from {source} to {target}"):
         check_task_transition(source, target)

@@ -12,14 +12,14 @@ from cluster.dagfiles.processor import DagProcessor
 from cluster.metastore.engine import create_engine_for, make_session_factory
 from cluster.metastore.migrate import migrate
 
-GOOD_DAG = '''
+GOOD_DAG = """
 from datetime import datetime
 from cluster.sdk import DAG
 from cluster.operators.bash import BashOperator
 
 with DAG("{dag_id}", schedule="@daily", start_date=datetime(2024, 1, 1)) as dag:
     BashOperator(task_id="a", bash_command="true") >> BashOperator(task_id="b", bash_command="true")
-'''
+"""
 
 
 @pytest.fixture
@@ -38,4 +38,6 @@ def sessions(tmp_path: Path) -> sessionmaker[Session]:
 
 @pytest.fixture
 def processor(dags_folder: Path, sessions: sessionmaker[Session]) -> DagProcessor:
-    return DagProcessor(folders=[dags_folder], sessions=sessions, timeout=3.0, paused_at_creation=True)
+    return DagProcessor(
+        folders=[dags_folder], sessions=sessions, timeout=3.0, paused_at_creation=True
+    )

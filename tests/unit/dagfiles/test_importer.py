@@ -26,7 +26,10 @@ BROKEN = {
     "raises": ("# dag\nraise RuntimeError('boom at import')\n", "RuntimeError: boom at import"),
     "loops": ("# dag\nwhile True:\n    pass\n", "did not finish within"),
     "exits": ("# dag\nimport sys\nsys.exit(3)\n", "sys.exit(3)"),
-    "crashes": ("# dag\nimport os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n", "signal SIGSEGV"),
+    "crashes": (
+        "# dag\nimport os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n",
+        "signal SIGSEGV",
+    ),
     "cycle": (
         "from datetime import datetime\nfrom cluster.sdk import DAG\nfrom cluster.operators.empty import EmptyOperator\n"
         "with DAG('cyc', schedule=None, start_date=datetime(2024, 1, 1)):\n"

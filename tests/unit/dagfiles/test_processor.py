@@ -23,7 +23,9 @@ def _errors(sessions: sessionmaker[Session]) -> dict[str, str]:
         return {Path(e.filename).name: e.message for e in session.scalars(select(ImportErrorRow))}
 
 
-def test_good_and_broken_files(dags_folder: Path, processor: DagProcessor, sessions: sessionmaker[Session]) -> None:
+def test_good_and_broken_files(
+    dags_folder: Path, processor: DagProcessor, sessions: sessionmaker[Session]
+) -> None:
     (dags_folder / "one.py").write_text(GOOD_DAG.format(dag_id="one"))
     (dags_folder / "bad.py").write_text("# dag\nraise ValueError('nope')\n")
     report = processor.process()
@@ -47,7 +49,9 @@ def test_only_changed_files_are_imported_again(dags_folder: Path, processor: Dag
     assert [Path(p).name for p in processor.process().imported] == ["two.py"]
 
 
-def test_fixing_a_file_clears_its_error(dags_folder: Path, processor: DagProcessor, sessions: sessionmaker[Session]) -> None:
+def test_fixing_a_file_clears_its_error(
+    dags_folder: Path, processor: DagProcessor, sessions: sessionmaker[Session]
+) -> None:
     path = dags_folder / "fix.py"
     path.write_text("# dag\nraise ValueError('nope')\n")
     processor.process()
@@ -58,7 +62,9 @@ def test_fixing_a_file_clears_its_error(dags_folder: Path, processor: DagProcess
     assert _active(sessions) == {"fixed": True}
 
 
-def test_a_broken_file_keeps_its_last_good_version(dags_folder: Path, processor: DagProcessor, sessions: sessionmaker[Session]) -> None:
+def test_a_broken_file_keeps_its_last_good_version(
+    dags_folder: Path, processor: DagProcessor, sessions: sessionmaker[Session]
+) -> None:
     path = dags_folder / "keep.py"
     path.write_text(GOOD_DAG.format(dag_id="keep"))
     processor.process()
@@ -68,7 +74,9 @@ def test_a_broken_file_keeps_its_last_good_version(dags_folder: Path, processor:
     assert "keep.py" in _errors(sessions)
 
 
-def test_vanished_files_and_dags_become_inactive(dags_folder: Path, processor: DagProcessor, sessions: sessionmaker[Session]) -> None:
+def test_vanished_files_and_dags_become_inactive(
+    dags_folder: Path, processor: DagProcessor, sessions: sessionmaker[Session]
+) -> None:
     (dags_folder / "one.py").write_text(GOOD_DAG.format(dag_id="one"))
     (dags_folder / "two.py").write_text(GOOD_DAG.format(dag_id="two"))
     processor.process()
@@ -78,7 +86,9 @@ def test_vanished_files_and_dags_become_inactive(dags_folder: Path, processor: D
     assert _active(sessions) == {"one": False, "two": False, "renamed": True}
 
 
-def test_duplicate_dag_id_across_files_is_an_error(dags_folder: Path, processor: DagProcessor, sessions: sessionmaker[Session]) -> None:
+def test_duplicate_dag_id_across_files_is_an_error(
+    dags_folder: Path, processor: DagProcessor, sessions: sessionmaker[Session]
+) -> None:
     (dags_folder / "a.py").write_text(GOOD_DAG.format(dag_id="same"))
     processor.process()
     (dags_folder / "b.py").write_text(GOOD_DAG.format(dag_id="same"))
