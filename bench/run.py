@@ -137,7 +137,7 @@ def bench_database(
         print(f"\n{db}: local executor, parallelism {parallelism}")
         print(
             f"{'shape':<20}{'tasks':>7}{'wall s':>9}{'tasks/s':>10}{'gap p50 ms':>12}{'gap p95 ms':>12}"
-            f"{'q→run p50 ms':>14}{'try p50 ms':>12}"
+            f"{'q→run p50 ms':>14}{'try p50 ms':>12}{'end→queued p50':>16}{'gap mean':>10}"
         )
         for shape in shapes:
             print(format_row(shape, run_shape(sessions, shape)))
@@ -213,6 +213,11 @@ def run_shape(sessions: sessionmaker[Session], shape: str) -> dict[str, float]:
         for u, task in dag.tasks.items()
         for d in task.downstream_task_ids
     ]
+    to_queue = [
+        (tis[d].queued_at - tis[u].end_date).total_seconds() * 1000
+        for u, task in dag.tasks.items()
+        for d in task.downstream_task_ids
+    ]
     latency = [
         (t.start_date - t.queued_at).total_seconds() * 1000 for t in tis.values() if t.queued_at
     ]
@@ -227,6 +232,8 @@ def run_shape(sessions: sessionmaker[Session], shape: str) -> dict[str, float]:
         "gap95": pct(gaps, 95),
         "lat50": pct(latency, 50),
         "dur50": pct(durations, 50),
+        "sched50": pct(to_queue, 50),
+        "mean_gap": statistics.fmean(gaps) if gaps else float("nan"),
     }
 
 
@@ -250,7 +257,7 @@ def format_row(shape: str, r: dict[str, float]) -> str:
     flag = "" if r["state"] else "  (run FAILED)"
     return (
         f"{shape:<20}{int(r['tasks']):>7}{r['wall']:>9.2f}{r['tasks'] / r['wall']:>10.1f}"
-        f"{r['gap50']:>12.1f}{r['gap95']:>12.1f}{r['lat50']:>14.1f}{r['dur50']:>12.1f}{flag}"
+        f"{r['gap50']:>12.1f}{r['gap95']:>12.1f}{r['lat50']:>14.1f}{r['dur50']:>12.1f}{r['sched50']:>16.1f}{r['mean_gap']:>10.1f}{flag}"
     )
 
 

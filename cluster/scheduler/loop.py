@@ -103,20 +103,23 @@ class SchedulerLoop:
             self._wake.wait(poll)
 
     def run_once(self) -> int:
-        """One iteration; returns how many task instances were handed to the executor."""
+        """One iteration in one fenced transaction; returns how many instances were dispatched.
+
+        The dispatches are sent only after the transaction committed, so a runner never
+        sees a message for an instance that is not yet ``queued``.
+        """
         started = time.perf_counter()
         now = self._clock()
-        self.stats.runs_created += self._write(self._create_and_start_runs, now)
-        self._write(
-            lambda session, now: dagruns.advance_running_runs(session, self._dags, now=now), now
-        )
-        dispatches = self._queue(now)
+        free = self._executor.free_slots()
+        dispatches = self._write(lambda session, now: self._iterate(session, now, free), now)
+        if dispatches:
+            self._executor.send(dispatches)
         self._reap_if_due(now)
         self._record_iteration(time.perf_counter() - started, len(dispatches))
         return len(dispatches)
 
     def _write(self, step: Callable[[Session, datetime], T], now: datetime) -> T:
-        """Run one step in its own fenced transaction (retried on deadlocks and lost connections)."""
+        """Run one step in a fenced transaction (retried on deadlocks and lost connections)."""
 
         def fenced(session: Session) -> T:
             self._fence.check(session, now=now)
@@ -124,8 +127,8 @@ class SchedulerLoop:
 
         return transaction(self._sessions, fenced)
 
-    def _create_and_start_runs(self, session: Session, now: datetime) -> int:
-        created = dagruns.create_due_runs(
+    def _iterate(self, session: Session, now: datetime, free: int | None) -> list[Dispatch]:
+        self.stats.runs_created += dagruns.create_due_runs(
             session,
             self._dags,
             now=now,
@@ -133,26 +136,17 @@ class SchedulerLoop:
             limit=self._settings.scheduler.max_dagruns_to_create_per_loop,
         )
         dagruns.start_queued_runs(session, self._dags, now=now)
-        return created
-
-    def _queue(self, now: datetime) -> list[Dispatch]:
-        free = self._executor.free_slots()
+        dagruns.advance_running_runs(session, self._dags, now=now)
         if free is not None and free <= 0:
             return []
-        dispatches = self._write(
-            lambda session, now: queueing.queue_ready(
-                session,
-                self._dags,
-                now=now,
-                epoch=self._fence.epoch or 0,
-                parallelism=self._settings.core.parallelism,
-                executor_free=free,
-            ),
-            now,
+        return queueing.queue_ready(
+            session,
+            self._dags,
+            now=now,
+            epoch=self._fence.epoch or 0,
+            parallelism=self._settings.core.parallelism,
+            executor_free=free,
         )
-        if dispatches:
-            self._executor.send(dispatches)
-        return dispatches
 
     def _reap_if_due(self, now: datetime) -> None:
         if time.monotonic() < self._next_reap:

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -433,15 +433,6 @@ class SchedulerProcess:
 
 #: the ``start_scheduler`` fixture: settings as ``SECTION__KEY=value`` keyword arguments
 StartScheduler = Callable[..., SchedulerProcess]
-
-
-@contextlib.contextmanager
-def running_scheduler(env: dict[str, str], log_file: Path) -> Iterator[SchedulerProcess]:
-    scheduler = SchedulerProcess(env, log_file).start()
-    try:
-        yield scheduler
-    finally:
-        scheduler.stop()
 
 
 # --- waiting on the metastore ---------------------------------------------------------

@@ -153,4 +153,3 @@ def timeout_changes(ti_states: Mapping[str, TaskState]) -> list[StateChange]:
         for task_id, state in sorted(ti_states.items())
         if state not in FINISHED
     ]
-

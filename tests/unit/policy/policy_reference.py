@@ -106,7 +106,9 @@ def reference_final_states(
             skipped_by = [
                 b
                 for b in upstream[task]
-                if task in branch_skips.get(b, ()) and done_at.get(b) == step
+                if task in branch_skips.get(b, ())
+                and b in finished_at_step
+                and done_at.get(b) == step
             ]
             if skipped_by:
                 final[task], done_at[task] = SKIPPED, step
