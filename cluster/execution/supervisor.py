@@ -111,6 +111,9 @@ class Supervisor:
             outcome = self._run_child(dag, task, claimed, path)
         return self._record(message, claimed, outcome, spec, path)
 
+    def prepare(self) -> None:
+        """Called while idle; the spare task child of a later change goes here."""
+
     def _log_path(self, message: TaskMessage) -> Path:
         return log_path(
             self._settings.logging.base_log_folder,

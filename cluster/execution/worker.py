@@ -51,11 +51,19 @@ def _locator(sessions: sessionmaker[Session]) -> Callable[[str], tuple[str, str]
     return locate
 
 
-def local_worker(settings: Settings) -> Callable[[], Callable[[TaskMessage], TaskState | None]]:
+class LocalRunner:
+    """A :class:`~cluster.executors.local.TaskRunner` over a supervisor."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self._supervisor = supervisor
+
+    def run(self, message: TaskMessage) -> TaskState | None:
+        return self._supervisor.run(message).state
+
+    def prepare(self) -> None:
+        self._supervisor.prepare()
+
+
+def local_worker(settings: Settings) -> Callable[[], LocalRunner]:
     """The factory the local executor calls in each of its worker processes."""
-
-    def factory() -> Callable[[TaskMessage], TaskState | None]:
-        supervisor = build_supervisor(settings)
-        return lambda message: supervisor.run(message).state
-
-    return factory
+    return lambda: LocalRunner(build_supervisor(settings))
