@@ -25,7 +25,16 @@ from cluster.config import Settings
 from cluster.dagfiles.serialized import SerializedTask
 from cluster.errors import TradewindError
 from cluster.execution import recording
-from cluster.execution.child import execute_try, start_child, timeout_seconds
+from cluster.execution.child import (
+    Job,
+    SpareChild,
+    discard,
+    execute_try,
+    fork_spare,
+    start_job,
+    stop_on_sigterm,
+    timeout_seconds,
+)
 from cluster.execution.dagbag import DagBag
 from cluster.execution.handle import MetastoreRuntime, MetastoreTaskInstance, SessionFactory
 from cluster.execution.logs import append_line, log_path
@@ -75,6 +84,7 @@ class Supervisor:
         self._clock = clock
         self._hostname = settings.core.hostname
         self._fernet = make_fernet(settings.core.fernet_key)
+        self._spare: SpareChild | None = None
 
     def run(self, message: TaskMessage) -> TryResult:
         """Run one try to its end; never raises for anything the task does."""
@@ -108,11 +118,17 @@ class Supervisor:
         if spec.extra.get("empty"):
             outcome = TryOutcome(state="success")
         else:
-            outcome = self._run_child(dag, task, claimed, path)
+            outcome = self._run_child(task, message, claimed, path)
         return self._record(message, claimed, outcome, spec, path)
 
     def prepare(self) -> None:
-        """Called while idle; the spare task child of a later change goes here."""
+        """While idle, fork the spare child the next try will run in."""
+        spare = self._spare
+        if spare is not None and spare.generation == self._dagbag.generation:
+            return
+        if spare is not None:
+            discard(spare)
+        self._spare = fork_spare(self._run_job, generation=self._dagbag.generation)
 
     def _log_path(self, message: TaskMessage) -> Path:
         return log_path(
@@ -125,13 +141,22 @@ class Supervisor:
         )
 
     def _run_child(
-        self, dag: DAG, task: BaseOperator, claimed: recording.ClaimedTry, path: Path
+        self, task: BaseOperator, message: TaskMessage, claimed: recording.ClaimedTry, path: Path
     ) -> TryOutcome:
         timeout = timeout_seconds(task)
-        pid, read_fd = start_child(
-            lambda: self._child_target(dag, task, claimed, timeout), log_file=path
-        )
+        job = Job(message.dag_id, message.fingerprint, message.task_id, claimed, path, timeout)
+        self.prepare()  # a spare of the current DAG generation, forked now if needed
+        spare, self._spare = self._spare, None
+        assert spare is not None
+        pid, read_fd = start_job(spare, job)
         return self._watch(pid, read_fd, claimed, timeout, path)
+
+    def _run_job(self, job: Job) -> TryOutcome:
+        """Runs in the spare child: the DAG is in the cache it inherited."""
+        dag = self._dagbag.get(job.dag_id, job.fingerprint)
+        task = dag.get_task(job.task_id)
+        stop_on_sigterm(task)
+        return self._child_target(dag, task, job.claimed, job.timeout)
 
     def _child_target(
         self, dag: DAG, task: BaseOperator, claimed: recording.ClaimedTry, timeout: float | None
