@@ -40,6 +40,9 @@ class ClaimedTry:
     run_type: str
     conf: dict[str, Any]
     run_start_date: datetime | None
+    #: ``(data_interval_start, data_interval_end, start_date)`` of the DAG's previous
+    #: successful run, for the ``prev_*_success`` template variables
+    prev_success: tuple[datetime | None, datetime | None, datetime | None] = (None, None, None)
 
 
 def key_of(message: TaskMessage) -> TaskKey:
@@ -88,7 +91,26 @@ def claim(
         run_type=run.run_type,
         conf=dict(run.conf or {}),
         run_start_date=run.start_date,
+        prev_success=_previous_success(session, run),
     )
+
+
+def _previous_success(
+    session: Session, run: DagRun
+) -> tuple[datetime | None, datetime | None, datetime | None]:
+    if run.logical_date is None:
+        return (None, None, None)
+    found = session.execute(
+        select(DagRun.data_interval_start, DagRun.data_interval_end, DagRun.start_date)
+        .where(
+            DagRun.dag_id == run.dag_id,
+            DagRun.state == "success",
+            DagRun.logical_date < run.logical_date,
+        )
+        .order_by(DagRun.logical_date.desc())
+        .limit(1)
+    ).first()
+    return (found[0], found[1], found[2]) if found else (None, None, None)
 
 
 def _xcom_key(key: TaskKey) -> tuple[Any, ...]:

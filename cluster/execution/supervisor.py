@@ -178,7 +178,16 @@ class Supervisor:
             conf=claimed.conf,
             start_date=claimed.run_start_date,
         )
-        context = build_context(dag=dag, task=task, ti=ti, dag_run=run)
+        prev_start, prev_end, prev_started = claimed.prev_success
+        context = build_context(
+            dag=dag,
+            task=task,
+            ti=ti,
+            dag_run=run,
+            prev_data_interval_start_success=prev_start,
+            prev_data_interval_end_success=prev_end,
+            prev_start_date_success=prev_started,
+        )
         return execute_try(
             task, context, timeout=timeout, xcom_max_size=self._settings.core.xcom_max_size
         )

@@ -7,11 +7,15 @@ reschedule dates are crossed by moving the clock, never by sleeping.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import select
+
+from cluster import actions
 from cluster.actions import load_dag
-from cluster.metastore.models import TaskInstance
+from cluster.metastore.models import TaskInstance, XCom
 from cluster.states import TaskState
 from tests.example_expectations import EXPECTED
 from tests.integration.scheduler_harness import (
@@ -195,3 +199,47 @@ def test_a_message_delivered_twice_runs_once(
         assert [
             h.try_number for h in history(harness.sessions, "side_effects", run_id, task_id)
         ] == [1]
+
+
+PREV_DAG = """
+from datetime import datetime
+from cluster.sdk import DAG
+from cluster.operators.bash import BashOperator
+
+with DAG("prev", schedule="@daily", start_date=datetime(2024, 1, 1)):
+    BashOperator(
+        task_id="show",
+        bash_command="echo {{ data_interval_start | ds }} {{ prev_data_interval_start_success | ds }}",
+    )
+"""
+
+
+def test_prev_success_variables_name_the_previous_successful_run(
+    inprocess: InProcessScheduler, dags_folder: Path
+) -> None:
+    harness = inprocess
+    (dags_folder / "prev.py").write_text(PREV_DAG)
+    harness.process_dags()
+    first, second = "manual__first", "manual__second"
+    for run_id, day in ((first, 10), (second, 12)):
+        with harness.sessions.begin() as session:
+            actions.trigger(
+                session,
+                "prev",
+                actor=actions.Actor("pytest"),
+                run_id=run_id,
+                logical_date=datetime(2024, 3, day, tzinfo=UTC),
+                now=harness.clock(),
+            )
+        assert harness.run_until_finished([("prev", run_id)]) == {("prev", run_id): "success"}
+    with harness.sessions() as session:
+        pushed = dict(
+            session.execute(
+                select(XCom.run_id, XCom.value).where(
+                    XCom.dag_id == "prev", XCom.key == "return_value"
+                )
+            ).all()
+        )
+    # a manual @daily run at day D covers [D-1, D], as in Airflow
+    assert json.loads(pushed[first]) == "2024-03-09 None"
+    assert json.loads(pushed[second]) == "2024-03-11 2024-03-09"
