@@ -3,13 +3,18 @@
 Occupancy (pools, per DAG, global) is counted from ``queued`` and ``running`` rows, so
 it is exact whichever scheduler or worker moved them. The move sets the next try
 number; the message carries it, and the runner's claim only accepts that number.
+Only the best-weighted scheduled instances are read (a few times the free slots), so
+a run of 1,000 ready tasks costs a bounded query per iteration; when that whole batch
+is blocked by full pools or DAGs, the rest is read too.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -18,12 +23,20 @@ from cluster.executors.base import Dispatch, TaskMessage
 from cluster.metastore.models import DagRun, SlotPool, TaskInstance
 from cluster.metastore.transitions import TaskKey, set_task_state
 from cluster.scheduler.dagcache import DagCache
-from cluster.scheduler.policy.fit import DagLoad, PoolSnapshot, QueueCandidate, select_to_queue
+from cluster.scheduler.policy.fit import (
+    DagLoad,
+    FitDecision,
+    PoolSnapshot,
+    QueueCandidate,
+    select_to_queue,
+)
 from cluster.states import OCCUPYING, TaskState
 
 log = logging.getLogger(__name__)
 
 _OCCUPYING = [str(s) for s in OCCUPYING]
+#: the fewest scheduled instances read per iteration
+MIN_CANDIDATES = 128
 
 
 def queue_ready(
@@ -36,7 +49,27 @@ def queue_ready(
     executor_free: int | None,
 ) -> list[Dispatch]:
     """Queue what fits and return the dispatches to send once the transaction commits."""
-    rows = session.execute(
+    occupied, pools, by_dag = _occupancy(session)
+    free = parallelism - occupied
+    if executor_free is not None:
+        free = min(free, executor_free)
+    if free <= 0:
+        return []
+    limit = max(4 * free, MIN_CANDIDATES)
+    rows = _scheduled(session, limit)
+    decision = _decide(session, dags, rows, pools, by_dag, free, now)
+    if not decision.to_queue and len(rows) == limit:
+        rows = _scheduled(session, None)
+        decision = _decide(session, dags, rows, pools, by_dag, free, now)
+    for unrunnable in decision.never_fits:
+        _fail_unrunnable(session, unrunnable.candidate, unrunnable.reason, now)
+    by_key = {(r.dag_id, r.run_id, r.task_id, r.map_index): r for r in rows}
+    chosen = [by_key[(c.dag_id, c.run_id, c.task_id, c.map_index)] for c in decision.to_queue]
+    return _move_to_queued(session, dags, chosen, now=now, epoch=epoch)
+
+
+def _scheduled(session: Session, limit: int | None) -> Sequence[Any]:
+    query = (
         select(
             TaskInstance.dag_id,
             TaskInstance.run_id,
@@ -54,14 +87,27 @@ def queue_ready(
             DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id)
         )
         .where(TaskInstance.state == TaskState.SCHEDULED)
-    ).all()
-    if not rows:
-        return []
-    by_key = {(r.dag_id, r.run_id, r.task_id, r.map_index): r for r in rows}
-    occupied_total, pools, loads = _occupancy(session, dags, {r.dag_id for r in rows})
-    free = parallelism - occupied_total
-    if executor_free is not None:
-        free = min(free, executor_free)
+        .order_by(TaskInstance.priority_weight.desc(), DagRun.logical_date)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return session.execute(query).all()
+
+
+def _decide(
+    session: Session,
+    dags: DagCache,
+    rows: Sequence[Any],
+    pools: dict[str, PoolSnapshot],
+    by_dag: dict[str, int],
+    free: int,
+    now: datetime,
+) -> FitDecision:
+    loads = {}
+    for dag_id in {r.dag_id for r in rows}:
+        dag = dags.get(session, dag_id)
+        if dag is not None:
+            loads[dag_id] = DagLoad(dag.max_active_tasks, by_dag.get(dag_id, 0))
     candidates = [
         QueueCandidate(
             dag_id=r.dag_id,
@@ -75,14 +121,14 @@ def queue_ready(
         )
         for r in rows
     ]
-    decision = select_to_queue(
-        candidates, pools=pools, dag_loads=loads, free_executor_slots=max(free, 0)
-    )
-    for unrunnable in decision.never_fits:
-        _fail_unrunnable(session, unrunnable.candidate, unrunnable.reason, now)
+    return select_to_queue(candidates, pools=pools, dag_loads=loads, free_executor_slots=free)
+
+
+def _move_to_queued(
+    session: Session, dags: DagCache, rows: list[Any], *, now: datetime, epoch: int
+) -> list[Dispatch]:
     dispatches: list[Dispatch] = []
-    for candidate in decision.to_queue:
-        row = by_key[(candidate.dag_id, candidate.run_id, candidate.task_id, candidate.map_index)]
+    for row in rows:
         key = TaskKey(row.dag_id, row.run_id, row.task_id, row.map_index)
         next_try = row.try_number + 1
         if not set_task_state(
@@ -109,9 +155,8 @@ def queue_ready(
     return dispatches
 
 
-def _occupancy(
-    session: Session, dags: DagCache, dag_ids: set[str]
-) -> tuple[int, dict[str, PoolSnapshot], dict[str, DagLoad]]:
+def _occupancy(session: Session) -> tuple[int, dict[str, PoolSnapshot], dict[str, int]]:
+    """``(queued + running in all, pools with their occupied slots, per-DAG active count)``."""
     by_pool: dict[str, int] = defaultdict(int)
     by_dag: dict[str, int] = defaultdict(int)
     total = 0
@@ -130,12 +175,7 @@ def _occupancy(
         name: PoolSnapshot(name, slots, by_pool.get(name, 0))
         for name, slots in session.execute(select(SlotPool.pool, SlotPool.slots))
     }
-    loads = {}
-    for dag_id in dag_ids:
-        dag = dags.get(session, dag_id)
-        if dag is not None:
-            loads[dag_id] = DagLoad(dag.max_active_tasks, by_dag.get(dag_id, 0))
-    return total, pools, loads
+    return total, pools, dict(by_dag)
 
 
 def _fail_unrunnable(
