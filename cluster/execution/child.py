@@ -9,6 +9,7 @@ orphan running a try nobody watches). Its stdout and stderr go to the try's log.
 from __future__ import annotations
 
 import contextlib
+import gc
 import ctypes
 import json
 import logging
@@ -72,8 +73,12 @@ def fork_spare(run_job: Callable[[Job], TryOutcome], *, generation: int) -> Spar
     """Fork a child that waits for one :class:`Job`, runs ``run_job`` and reports back."""
     job_read, job_write = os.pipe()
     result_read, result_write = os.pipe()
+    # objects that exist now are never collected in the child: its collector would
+    # otherwise write to every page it scans and copy the whole heap (copy-on-write)
+    gc.freeze()
     pid = os.fork()
     if pid:
+        gc.unfreeze()  # the long-lived worker keeps collecting its own cycles
         os.close(job_read)
         os.close(result_write)
         return SpareChild(pid, job_write, result_read, generation)

@@ -47,6 +47,7 @@ class MariaDB:
         password: str = "tradewind",
         buffer_pool_size: str = "64M",
         fsync: bool = True,
+        log_file_size: str = "4M",
     ) -> None:
         self.base_dir = Path(base_dir)
         self.host = host
@@ -56,6 +57,8 @@ class MariaDB:
         self.password = password
         self.buffer_pool_size = buffer_pool_size
         self.fsync = fsync
+        #: InnoDB redo log size: small for tests, larger where write throughput matters
+        self.log_file_size = log_file_size
         self.data_dir = self.base_dir / "data"
         self.socket = self.base_dir / "mysqld.sock"
         self.pid_file = self.base_dir / "mysqld.pid"
@@ -182,7 +185,7 @@ class MariaDB:
                 f"--datadir={self.data_dir}",
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
-                "--innodb-log-file-size=4M",
+                f"--innodb-log-file-size={self.log_file_size}",
             ],
             capture_output=True,
             text=True,
@@ -213,7 +216,7 @@ class MariaDB:
             f"--pid-file={self.pid_file}",
             f"--log-error={self.error_log}",
             f"--innodb-buffer-pool-size={self.buffer_pool_size}",
-            "--innodb-log-file-size=4M",
+            f"--innodb-log-file-size={self.log_file_size}",
             "--skip-name-resolve",
             "--character-set-server=utf8mb4",
             "--collation-server=utf8mb4_unicode_ci",
