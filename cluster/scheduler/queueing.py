@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from cluster.executors.base import Dispatch, TaskMessage
 from cluster.metastore.models import DagRun, SlotPool, TaskInstance
-from cluster.metastore.transitions import TaskKey, set_task_state
+from cluster.metastore.transitions import TaskKey, set_task_state, set_task_states
 from cluster.scheduler.dagcache import DagCache
 from cluster.scheduler.policy.fit import (
     DagLoad,
@@ -127,32 +127,52 @@ def _decide(
 def _move_to_queued(
     session: Session, dags: DagCache, rows: list[Any], *, now: datetime, epoch: int
 ) -> list[Dispatch]:
-    dispatches: list[Dispatch] = []
+    """Move ``rows`` to ``queued`` in one statement; dispatch exactly those that moved."""
+    if not rows:
+        return []
+    keys = [TaskKey(r.dag_id, r.run_id, r.task_id, r.map_index) for r in rows]
+    moved = set_task_states(
+        session,
+        keys,
+        TaskState.QUEUED,
+        expected=[TaskState.SCHEDULED],
+        values={
+            "try_number": TaskInstance.try_number + 1,
+            "queued_at": now,
+            "queued_by_epoch": epoch,
+            "start_date": None,
+            "end_date": None,
+            "heartbeat_at": None,
+        },
+    )
+    if moved < len(keys):
+        # a user cleared or marked some meanwhile: dispatch only what this loop moved
+        rows = [r for r in rows if _moved_now(session, r, now, epoch)]
+    dispatches = []
     for row in rows:
-        key = TaskKey(row.dag_id, row.run_id, row.task_id, row.map_index)
-        next_try = row.try_number + 1
-        if not set_task_state(
-            session,
-            key,
-            TaskState.QUEUED,
-            expected=[TaskState.SCHEDULED],
-            try_number=row.try_number,
-            values={
-                "try_number": next_try,
-                "queued_at": now,
-                "queued_by_epoch": epoch,
-                "start_date": None,
-                "end_date": None,
-                "heartbeat_at": None,
-            },
-        ):
-            continue
-        fingerprint = dags.fingerprint(row.dag_id) or ""
         message = TaskMessage(
-            row.dag_id, row.run_id, row.task_id, row.map_index, next_try, fingerprint
+            row.dag_id,
+            row.run_id,
+            row.task_id,
+            row.map_index,
+            row.try_number + 1,
+            dags.fingerprint(row.dag_id) or "",
         )
         dispatches.append(Dispatch(message, queue=row.queue, priority=row.priority_weight))
     return dispatches
+
+
+def _moved_now(session: Session, row: Any, now: datetime, epoch: int) -> bool:
+    state = session.execute(
+        select(TaskInstance.state, TaskInstance.try_number, TaskInstance.queued_at).where(
+            TaskInstance.dag_id == row.dag_id,
+            TaskInstance.run_id == row.run_id,
+            TaskInstance.task_id == row.task_id,
+            TaskInstance.map_index == row.map_index,
+            TaskInstance.queued_by_epoch == epoch,
+        )
+    ).first()
+    return state is not None and tuple(state) == (TaskState.QUEUED, row.try_number + 1, now)
 
 
 def _occupancy(session: Session) -> tuple[int, dict[str, PoolSnapshot], dict[str, int]]:
