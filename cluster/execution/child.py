@@ -9,8 +9,8 @@ orphan running a try nobody watches). Its stdout and stderr go to the try's log.
 from __future__ import annotations
 
 import contextlib
-import gc
 import ctypes
+import gc
 import json
 import logging
 import os

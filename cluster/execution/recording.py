@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from cluster.dagfiles.serialized import SerializedTask
@@ -67,24 +67,32 @@ def claim(
             "hostname": hostname,
             "pid": pid,
             "heartbeat_at": now,
+            # a sensor in reschedule mode measures its timeout from its first poke
+            "sensor_started_at": func.coalesce(TaskInstance.sensor_started_at, now),
         },
     )
     if not won:
         return None
-    ti = session.get(TaskInstance, (key.dag_id, key.run_id, key.task_id, key.map_index))
+    max_tries, sensor_started_at = session.execute(
+        select(TaskInstance.max_tries, TaskInstance.sensor_started_at).where(
+            TaskInstance.dag_id == key.dag_id,
+            TaskInstance.run_id == key.run_id,
+            TaskInstance.task_id == key.task_id,
+            TaskInstance.map_index == key.map_index,
+        )
+    ).one()
     run = session.scalars(
         select(DagRun).where(DagRun.dag_id == key.dag_id, DagRun.run_id == key.run_id)
     ).one()
-    assert ti is not None
-    if ti.sensor_started_at is None:
-        ti.sensor_started_at = now
-    session.execute(delete(XCom).where(*_xcom_key(key)))
+    if message.try_number > 1:
+        # XComs of an earlier try (or of the run before a clear) must not leak into this one
+        session.execute(delete(XCom).where(*_xcom_key(key)))
     return ClaimedTry(
         key=key,
-        try_number=ti.try_number,
-        max_tries=ti.max_tries,
+        try_number=message.try_number,
+        max_tries=max_tries,
         start_date=now,
-        sensor_started_at=ti.sensor_started_at,
+        sensor_started_at=sensor_started_at,
         logical_date=run.logical_date,
         data_interval_start=run.data_interval_start,
         data_interval_end=run.data_interval_end,
@@ -222,8 +230,8 @@ def write_history(
     operator: str | None,
 ) -> None:
     """One ``task_instance_history`` row per try (also for zombies and timeouts)."""
-    session.add(
-        TaskInstanceHistory(
+    session.execute(
+        insert(TaskInstanceHistory).values(
             dag_id=key.dag_id,
             run_id=key.run_id,
             task_id=key.task_id,
