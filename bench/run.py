@@ -97,7 +97,11 @@ def metastore(db: str, tmp: Path) -> Iterator[str]:
         return
     # sized like a small production server: a 4 MB redo log makes InnoDB checkpoint constantly
     server = MariaDB(
-        tmp / "mariadb", port=free_port(), fsync=False, buffer_pool_size="512M", log_file_size="256M"
+        tmp / "mariadb",
+        port=free_port(),
+        fsync=False,
+        buffer_pool_size="512M",
+        log_file_size="256M",
     )
     server.start()
     try:

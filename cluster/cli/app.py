@@ -8,20 +8,24 @@ usage error never touch the database.
 from __future__ import annotations
 
 import functools
+import getpass
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import click
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.config import Settings, default_home, load_settings
-from cluster.metastore.engine import create_engine_for, make_session_factory
+from cluster.metastore import migrate as schema
+from cluster.metastore.audit import record_event
+from cluster.metastore.engine import create_engine_for, make_session_factory, transaction
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 class App:
@@ -60,3 +64,29 @@ def pass_app(func: Callable[Concatenate[App, P], R]) -> Callable[P, R]:
         return func(app, *args, **kwargs)
 
     return wrapper
+
+
+def in_metastore(app: App, work: Callable[[Session], T]) -> T:
+    """Run ``work(session)`` in one transaction on a metastore at the head revision.
+
+    ``work`` may run more than once (the transaction retries deadlocks), so it must
+    not print: print its result after this returns.
+
+    :raises MigrationError: when the schema is missing or old, telling the user to run
+        ``tradewind db migrate``.
+    """
+    schema.check(app.engine)
+    return transaction(app.session_factory, work)
+
+
+def audit(session: Session, event: str, **extra: Any) -> None:
+    """Record a change made from the CLI, by the operating-system user who made it."""
+    record_event(event, session=session, username=os_user(), extra=extra or None)
+
+
+def os_user() -> str | None:
+    """The login name of whoever runs the command, for the audit log."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        return None

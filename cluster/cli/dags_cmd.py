@@ -17,7 +17,7 @@ from rich.progress import Progress, TextColumn
 from sqlalchemy import select
 
 from cluster import actions
-from cluster.cli.app import App, pass_app
+from cluster.cli.app import App, os_user, pass_app
 from cluster.cli.output import emit, output_option
 from cluster.cli.params import DATETIME, JSON_OBJECT
 from cluster.dagfiles.importer import dags_in_module, load_module
@@ -28,7 +28,7 @@ from cluster.execution.inprocess import test_dag
 from cluster.metastore.models import Dag, DagRun, ImportErrorRow, SerializedDagRow
 from cluster.sdk import DAG
 
-CLI = actions.Actor("cli")
+CLI = actions.Actor(os_user() or "cli")
 
 
 @click.group("dags")

@@ -1,75 +1,19 @@
-"""``tradewind db``: create, check, reset and clean the metastore.
-
-This module also owns the one way every metastore command runs its work
-(:func:`in_metastore`): refuse an unmigrated schema with a line that says what to
-run, then do the work and its audit record in one transaction, so a change is never
-committed without the event that explains it.
-"""
+"""``tradewind db``: create, check, reset and clean the metastore."""
 
 from __future__ import annotations
 
-import getpass
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from datetime import datetime
 
 import click
 from sqlalchemy.orm import Session
 
-from cluster.cli.app import App, pass_app
+from cluster.cli.app import App, audit, in_metastore, pass_app
 from cluster.cli.output import emit, output_option
+from cluster.cli.params import DATETIME
 from cluster.errors import UsageError
 from cluster.metastore import migrate as schema
-from cluster.metastore.audit import record_event
 from cluster.metastore.cleanup import clean
 from cluster.metastore.engine import transaction
-
-T = TypeVar("T")
-
-
-def in_metastore(app: App, work: Callable[[Session], T]) -> T:
-    """Run ``work(session)`` in one transaction on a metastore at the head revision.
-
-    ``work`` may run more than once (the transaction retries deadlocks), so it must
-    not print: print its result after this returns.
-
-    :raises MigrationError: when the schema is missing or old, telling the user to run
-        ``tradewind db migrate``.
-    """
-    schema.check(app.engine)
-    return transaction(app.session_factory, work)
-
-
-def audit(session: Session, event: str, **extra: Any) -> None:
-    """Record a change made from the CLI, by the operating-system user who made it."""
-    record_event(event, session=session, username=_os_user(), extra=extra or None)
-
-
-def _os_user() -> str | None:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
-        return None
-
-
-class IsoTimestamp(click.ParamType):
-    """An ISO date or datetime; a naive one is taken as UTC, a date as its midnight."""
-
-    name = "DATE"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, datetime):
-            return value
-        try:
-            parsed = datetime.fromisoformat(str(value).strip())
-        except ValueError:
-            self.fail(
-                f"'{value}' is not an ISO date or datetime (e.g. 2025-01-31 or "
-                "2025-01-31T12:00:00+00:00)",
-                param,
-                ctx,
-            )
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 @click.group("db")
@@ -121,7 +65,7 @@ def reset_command(app: App, yes: bool) -> None:
     "--before",
     "--clean-before-timestamp",
     "before",
-    type=IsoTimestamp(),
+    type=DATETIME,
     required=True,
     help="Purge history that ended before this ISO date or datetime (UTC if no zone).",
 )

@@ -30,13 +30,15 @@ def build_supervisor(settings: Settings) -> Supervisor:
     def child_sessions() -> sessionmaker[Session]:
         return make_session_factory(create_engine_for(settings.metastore))
 
-    dagbag = DagBag(locate=_locator(sessions))
+    dagbag = DagBag(locate=locator(sessions))
     return Supervisor(
         settings, sessions=sessions, child_sessions=lazy(child_sessions), dagbag=dagbag
     )
 
 
-def _locator(sessions: sessionmaker[Session]) -> Callable[[str], tuple[str, str]]:
+def locator(sessions: sessionmaker[Session]) -> Callable[[str], tuple[str, str]]:
+    """Where a DAG's file is, and the fingerprint the scheduler serialized, from the metastore."""
+
     def locate(dag_id: str) -> tuple[str, str]:
         with sessions() as session:
             row = session.execute(

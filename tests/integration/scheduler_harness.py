@@ -35,6 +35,7 @@ from cluster.dagfiles.processor import DagProcessor
 from cluster.execution.dagbag import DagBag
 from cluster.execution.handle import lazy
 from cluster.execution.supervisor import Supervisor, TryResult
+from cluster.execution.worker import locator
 from cluster.executors.base import Dispatch, TaskMessage
 from cluster.metastore.engine import create_engine_for, make_session_factory, transaction
 from cluster.metastore.models import (
@@ -98,19 +99,6 @@ class FakeClock:
         self._now += timedelta(seconds=seconds)
 
 
-def _locator(sessions: sessionmaker[Session]) -> Callable[[str], tuple[str, str]]:
-    def locate(dag_id: str) -> tuple[str, str]:
-        with sessions() as session:
-            row = session.execute(
-                select(SerializedDagRow.fileloc, SerializedDagRow.fingerprint).where(
-                    SerializedDagRow.dag_id == dag_id
-                )
-            ).one()
-        return row[0], row[1]
-
-    return locate
-
-
 def supervisor_for(
     settings: Settings, sessions: sessionmaker[Session], clock: FakeClock
 ) -> Supervisor:
@@ -123,7 +111,7 @@ def supervisor_for(
         settings,
         sessions=sessions,
         child_sessions=lazy(child_sessions),
-        dagbag=DagBag(locate=_locator(sessions)),
+        dagbag=DagBag(locate=locator(sessions)),
         clock=clock,
     )
 
