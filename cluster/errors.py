@@ -60,10 +60,6 @@ class TemplateError(TradewindError):
 # --- DAG files --------------------------------------------------------------------
 
 
-class DagImportError(TradewindError):
-    """A DAG file could not be imported (syntax error, exception, time limit)."""
-
-
 class DagVersionMismatch(TradewindError):
     """A worker's DAG file differs from the version the scheduler serialized."""
 

@@ -8,7 +8,6 @@ try that was reaped as a zombie or cleared by a user cannot overwrite the new tr
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -265,7 +264,3 @@ def heartbeat(session: Session, claimed: ClaimedTry, *, now: datetime) -> bool:
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-
-def decode_xcom(value: str | None) -> Any:
-    return None if value is None else json.loads(value)

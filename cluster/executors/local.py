@@ -113,9 +113,6 @@ class LocalExecutor:
         with self._lock:
             return self._size - len(self._running) - len(self._backlog)
 
-    def worker_pids(self) -> list[int]:
-        return [w.process.pid for w in self._workers if w.process.pid is not None]
-
     def stop(self, *, drain: bool) -> None:
         for worker in self._workers:
             with contextlib.suppress(OSError):
