@@ -145,7 +145,11 @@ class LocalExecutor:
                 log.exception("finished-callback failed")
 
     def reap_dead_workers(self) -> int:
-        """Replace workers that died (``kill -9``); their tries become zombies. Returns how many."""
+        """Replace workers that died (``kill -9``); returns how many.
+
+        A try the dead worker had claimed becomes a zombie; one it had not claimed yet
+        is handed to another worker at once instead of waiting for the queued timeout.
+        """
         replaced = 0
         with self._lock:
             for number, worker in enumerate(self._workers):
@@ -153,9 +157,13 @@ class LocalExecutor:
                     continue
                 worker.process.join(0)
                 self._workers[number] = self._spawn(number)
-                self._running.pop(number, None)
+                lost = self._running.pop(number, None)
                 if number not in self._idle:
                     self._idle.append(number)
+                if lost is not None:
+                    # sending again is safe: if the dead worker had claimed the try, the
+                    # claim fails (it is running, and will be reaped as a zombie)
+                    self._assign(lost)
                 replaced += 1
         return replaced
 
