@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from cluster.dagfiles.serialized import SerializedTask
 from cluster.execution.outcome import TryOutcome
@@ -72,52 +72,67 @@ def claim(
     )
     if not won:
         return None
-    max_tries, sensor_started_at = session.execute(
-        select(TaskInstance.max_tries, TaskInstance.sensor_started_at).where(
-            TaskInstance.dag_id == key.dag_id,
-            TaskInstance.run_id == key.run_id,
-            TaskInstance.task_id == key.task_id,
-            TaskInstance.map_index == key.map_index,
-        )
-    ).one()
-    run = session.scalars(
-        select(DagRun).where(DagRun.dag_id == key.dag_id, DagRun.run_id == key.run_id)
-    ).one()
+    row = session.execute(_claimed_query(key)).one()
     if message.try_number > 1:
         # XComs of an earlier try (or of the run before a clear) must not leak into this one
         session.execute(delete(XCom).where(*_xcom_key(key)))
     return ClaimedTry(
         key=key,
         try_number=message.try_number,
-        max_tries=max_tries,
+        max_tries=row.max_tries,
         start_date=now,
-        sensor_started_at=sensor_started_at,
-        logical_date=run.logical_date,
-        data_interval_start=run.data_interval_start,
-        data_interval_end=run.data_interval_end,
-        run_type=run.run_type,
-        conf=dict(run.conf or {}),
-        run_start_date=run.start_date,
-        prev_success=_previous_success(session, run),
+        sensor_started_at=row.sensor_started_at,
+        logical_date=row.logical_date,
+        data_interval_start=row.data_interval_start,
+        data_interval_end=row.data_interval_end,
+        run_type=row.run_type,
+        conf=dict(row.conf or {}),
+        run_start_date=row.start_date,
+        prev_success=(row.prev_start, row.prev_end, row.prev_started),
     )
 
 
-def _previous_success(
-    session: Session, run: DagRun
-) -> tuple[datetime | None, datetime | None, datetime | None]:
-    if run.logical_date is None:
-        return (None, None, None)
-    found = session.execute(
-        select(DagRun.data_interval_start, DagRun.data_interval_end, DagRun.start_date)
-        .where(
-            DagRun.dag_id == run.dag_id,
-            DagRun.state == "success",
-            DagRun.logical_date < run.logical_date,
+def _claimed_query(key: TaskKey) -> Any:
+    """The instance, its run and the DAG's previous successful run, in one round trip."""
+    previous = aliased(DagRun)
+
+    def from_previous_success(column: Any) -> Any:
+        return (
+            select(column)
+            .where(
+                previous.dag_id == DagRun.dag_id,
+                previous.state == "success",
+                previous.logical_date < DagRun.logical_date,
+            )
+            .order_by(previous.logical_date.desc())
+            .limit(1)
+            .scalar_subquery()
         )
-        .order_by(DagRun.logical_date.desc())
-        .limit(1)
-    ).first()
-    return (found[0], found[1], found[2]) if found else (None, None, None)
+
+    return (
+        select(
+            TaskInstance.max_tries,
+            TaskInstance.sensor_started_at,
+            DagRun.logical_date,
+            DagRun.data_interval_start,
+            DagRun.data_interval_end,
+            DagRun.run_type,
+            DagRun.conf,
+            DagRun.start_date,
+            from_previous_success(previous.data_interval_start).label("prev_start"),
+            from_previous_success(previous.data_interval_end).label("prev_end"),
+            from_previous_success(previous.start_date).label("prev_started"),
+        )
+        .join(
+            DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id)
+        )
+        .where(
+            TaskInstance.dag_id == key.dag_id,
+            TaskInstance.run_id == key.run_id,
+            TaskInstance.task_id == key.task_id,
+            TaskInstance.map_index == key.map_index,
+        )
+    )
 
 
 def _xcom_key(key: TaskKey) -> tuple[Any, ...]:
