@@ -26,6 +26,7 @@ from cluster.cli.standalone_cmd import standalone
 from cluster.cli.tasks_cmd import tasks_group
 from cluster.cli.users_cmd import users_group
 from cluster.cli.variables_cmd import variables_group
+from cluster.cli.webserver_cmd import webserver
 from cluster.errors import TradewindError
 
 
@@ -48,6 +49,7 @@ cli.add_command(connections_group)
 cli.add_command(pools_group)
 cli.add_command(users_group)
 cli.add_command(rotate_fernet_key_command)
+cli.add_command(webserver)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

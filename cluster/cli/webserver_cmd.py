@@ -1,0 +1,105 @@
+"""``tradewind webserver``: the web UI and REST API under gunicorn, in this process.
+
+Gunicorn's master forks ``-w`` workers; each builds its own app (and so its own
+metastore engine: connections are never shared across a fork) from the settings the
+command loaded once, and runs a heartbeat thread that keeps its ``component`` row
+(kind ``webserver``) fresh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from cluster.cli.app import App, pass_app
+from cluster.config import Settings
+from cluster.errors import UsageError
+from cluster.web import create_app
+from cluster.web.app import check_secret_key
+from cluster.web.context import EXTENSION, WebContext
+from cluster.web.heartbeat import Heartbeat
+
+#: seconds a request may take before gunicorn restarts its worker
+WORKER_TIMEOUT = 120
+
+
+class WebServer(BaseApplication):
+    """Gunicorn configured in code: no config file, no command-line parsing of its own."""
+
+    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return create_app(self.settings)
+
+
+def parse_bind(bind: str) -> str:
+    """``HOST:PORT`` as gunicorn takes it; :class:`UsageError` for anything else."""
+    host, sep, port = bind.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--bind {bind!r}: expected HOST:PORT, e.g. 0.0.0.0:8080")
+    return bind
+
+
+def start_heartbeat(worker: Any) -> None:
+    """Gunicorn ``post_worker_init`` hook: one heartbeat thread per worker."""
+    context: WebContext = worker.wsgi.extensions[EXTENSION]
+    heartbeat = Heartbeat(
+        context.session_factory,
+        host=context.settings.core.hostname,
+        clock=lambda: datetime.now(UTC),
+    )
+    heartbeat.start()
+    worker.tradewind_heartbeat = heartbeat
+
+
+def stop_heartbeat(worker: Any) -> None:
+    """Gunicorn ``worker_exit`` hook: record the worker as stopped."""
+    heartbeat: Heartbeat | None = getattr(worker, "tradewind_heartbeat", None)
+    if heartbeat is not None:
+        heartbeat.stop()
+
+
+def gunicorn_options(settings: Settings, workers: int, bind: str) -> dict[str, Any]:
+    hooks: dict[str, Callable[..., None]] = {
+        "post_worker_init": start_heartbeat,
+        "worker_exit": lambda _server, worker: stop_heartbeat(worker),
+    }
+    return {
+        "bind": bind,
+        "workers": workers,
+        "worker_class": "sync",
+        "timeout": WORKER_TIMEOUT,
+        "accesslog": "-",
+        "errorlog": "-",
+        "loglevel": settings.logging.level.lower(),
+        "proc_name": "tradewind-webserver",
+        **hooks,
+    }
+
+
+@click.command("webserver")
+@click.option(
+    "-w", "--workers", type=click.IntRange(min=1), help="Worker processes [webserver.workers]."
+)
+@click.option("-b", "--bind", help="HOST:PORT to listen on [webserver.host:webserver.port].")
+@pass_app
+def webserver(app: App, workers: int | None, bind: str | None) -> None:
+    """Run the web UI and the REST API (gunicorn) until stopped."""
+    settings = app.settings
+    check_secret_key(settings)  # fail here with one line, not in every worker
+    address = parse_bind(bind or f"{settings.webserver.host}:{settings.webserver.port}")
+    count = workers or settings.webserver.workers
+    click.echo(f"Tradewind webserver on http://{address} with {count} worker(s).")
+    WebServer(settings, gunicorn_options(settings, count, address)).run()

@@ -1,0 +1,159 @@
+"""``/dags/{dag_id}/dagRuns``: list, read, trigger, mark, clear and delete DAG runs.
+
+Every change goes through :mod:`cluster.actions`, which writes the audit log; the
+scheduler picks the change up from the metastore.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from cluster import actions
+from cluster.metastore.models import DagRun as DagRunRow
+from cluster.metastore.transitions import TaskKey
+from cluster.states import DagRunState
+from cluster.web.api.lookups import api_actor, paginate, require_dag, require_run
+from cluster.web.api.operations import Routes
+from cluster.web.api.schemas import (
+    ClearDagRun,
+    DagRun,
+    DagRunCollection,
+    DagRunListQuery,
+    DagRunPatch,
+    TaskInstanceReference,
+    TaskInstanceReferenceCollection,
+    TriggerDagRun,
+)
+from cluster.web.context import db_session, web_context
+
+routes = Routes("DAGRun")
+
+#: ``/dags/~/dagRuns`` lists the runs of every DAG, as in Airflow
+ANY_DAG = "~"
+
+_ORDER: dict[str, Any] = {
+    "id": DagRunRow.id.asc(),
+    "-id": DagRunRow.id.desc(),
+    "logical_date": DagRunRow.logical_date.asc(),
+    "-logical_date": DagRunRow.logical_date.desc(),
+}
+
+
+def dag_run_model(row: DagRunRow) -> DagRun:
+    return DagRun(
+        dag_run_id=row.run_id,
+        dag_id=row.dag_id,
+        logical_date=row.logical_date,
+        execution_date=row.logical_date,
+        data_interval_start=row.data_interval_start,
+        data_interval_end=row.data_interval_end,
+        queued_at=row.queued_at,
+        start_date=row.start_date,
+        end_date=row.end_date,
+        last_scheduling_decision=row.last_scheduling_decision,
+        state=DagRunState(row.state),
+        run_type=row.run_type,
+        external_trigger=row.run_type == "manual",
+        conf=row.conf if isinstance(row.conf, dict) else {},
+        clear_number=row.clear_number,
+    )
+
+
+def references(keys: list[TaskKey]) -> TaskInstanceReferenceCollection:
+    items = [
+        TaskInstanceReference(
+            task_id=k.task_id, dag_id=k.dag_id, dag_run_id=k.run_id, map_index=k.map_index
+        )
+        for k in keys
+    ]
+    return TaskInstanceReferenceCollection(task_instances=items, total_entries=len(items))
+
+
+@routes.operation("/dags/<dag_id>/dagRuns", "GET", query=DagRunListQuery, response=DagRunCollection)
+def get_dag_runs(dag_id: str, *, query: DagRunListQuery) -> DagRunCollection:
+    """List a DAG's runs (``~`` for every DAG), filtered by state and logical date."""
+    session = db_session()
+    statement = select(DagRunRow).order_by(_ORDER[query.order_by], DagRunRow.id)
+    if dag_id != ANY_DAG:
+        require_dag(session, dag_id)
+        statement = statement.where(DagRunRow.dag_id == dag_id)
+    if query.state:
+        statement = statement.where(DagRunRow.state.in_([str(s) for s in query.state]))
+    if query.logical_date_gte is not None:
+        statement = statement.where(DagRunRow.logical_date >= query.logical_date_gte)
+    if query.logical_date_lte is not None:
+        statement = statement.where(DagRunRow.logical_date <= query.logical_date_lte)
+    rows, total = paginate(session, statement, query)
+    return DagRunCollection(dag_runs=[dag_run_model(r) for r in rows], total_entries=total)
+
+
+@routes.operation("/dags/<dag_id>/dagRuns/<dag_run_id>", "GET", response=DagRun)
+def get_dag_run(dag_id: str, dag_run_id: str) -> DagRun:
+    """One DAG run."""
+    return dag_run_model(require_run(db_session(), dag_id, dag_run_id))
+
+
+@routes.operation("/dags/<dag_id>/dagRuns", "POST", body=TriggerDagRun, response=DagRun)
+def post_dag_run(dag_id: str, *, body: TriggerDagRun) -> DagRun:
+    """Trigger a run: it is created ``queued`` and the scheduler starts it.
+
+    ``conf`` is checked against the DAG's params (400 when it breaks them); a taken
+    ``dag_run_id`` is a 409.
+    """
+    session = db_session()
+    require_dag(session, dag_id)
+    run = actions.trigger(
+        session,
+        dag_id,
+        actor=api_actor(),
+        conf=body.conf,
+        run_id=body.dag_run_id,
+        logical_date=body.logical_date,
+        now=web_context().clock(),
+    )
+    session.flush()
+    return dag_run_model(run)
+
+
+@routes.operation("/dags/<dag_id>/dagRuns/<dag_run_id>", "PATCH", body=DagRunPatch, response=DagRun)
+def patch_dag_run(dag_id: str, dag_run_id: str, *, body: DagRunPatch) -> DagRun:
+    """Mark a run success or failed, with all its unfinished task instances."""
+    session = db_session()
+    require_run(session, dag_id, dag_run_id)
+    actions.mark_run(session, dag_id, dag_run_id, DagRunState(body.state), actor=api_actor())
+    return dag_run_model(require_run(session, dag_id, dag_run_id))
+
+
+@routes.operation("/dags/<dag_id>/dagRuns/<dag_run_id>", "DELETE", status=204)
+def delete_dag_run(dag_id: str, dag_run_id: str) -> None:
+    """Delete a run with its task instances, their history and XComs."""
+    session = db_session()
+    require_run(session, dag_id, dag_run_id)
+    actions.delete_run(session, dag_id, dag_run_id, actor=api_actor())
+
+
+@routes.operation(
+    "/dags/<dag_id>/dagRuns/<dag_run_id>/clear",
+    "POST",
+    body=ClearDagRun,
+    response=TaskInstanceReferenceCollection,
+)
+def clear_dag_run(
+    dag_id: str, dag_run_id: str, *, body: ClearDagRun
+) -> TaskInstanceReferenceCollection:
+    """Clear a run's task instances so they run again (``dry_run`` only lists them)."""
+    session = db_session()
+    require_run(session, dag_id, dag_run_id)
+    dag = actions.load_dag(session, dag_id)
+    keys = actions.clear(
+        session,
+        dag_id,
+        [dag_run_id],
+        set(dag.tasks),
+        actor=api_actor(),
+        only_failed=body.only_failed,
+        dry_run=body.dry_run,
+    )
+    return references(keys)

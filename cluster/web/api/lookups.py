@@ -1,0 +1,77 @@
+"""Finding the rows an API path names, and paging through lists.
+
+Each ``require_*`` raises :class:`cluster.errors.NotFoundError` (a 404 problem) naming
+what is missing, so views read as the happy path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from cluster.actions import Actor
+from cluster.errors import NotFoundError
+from cluster.metastore.models import Dag, DagRun, TaskInstance
+from cluster.web.api.schemas import Page
+from cluster.web.context import require_user
+
+T = TypeVar("T")
+
+#: the audit log's source of actions taken through the REST API
+API_SOURCE = "api"
+
+
+def api_actor() -> Actor:
+    """The signed-in user, as the audit log records API actions."""
+    return Actor(require_user().username, source=API_SOURCE)
+
+
+def require_dag(session: Session, dag_id: str) -> Dag:
+    row = session.get(Dag, dag_id)
+    if row is None:
+        raise NotFoundError(f"DAG '{dag_id}' not found")
+    return row
+
+
+def require_run(session: Session, dag_id: str, run_id: str) -> DagRun:
+    require_dag(session, dag_id)
+    row = session.scalar(
+        select(DagRun)
+        .where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+        .execution_options(populate_existing=True)
+    )
+    if row is None:
+        raise NotFoundError(f"DAG run '{run_id}' of DAG '{dag_id}' not found")
+    return row
+
+
+def require_task_instance(
+    session: Session, dag_id: str, run_id: str, task_id: str, map_index: int = -1
+) -> TaskInstance:
+    require_run(session, dag_id, run_id)
+    row = session.scalar(
+        select(TaskInstance)
+        .where(
+            TaskInstance.dag_id == dag_id,
+            TaskInstance.run_id == run_id,
+            TaskInstance.task_id == task_id,
+            TaskInstance.map_index == map_index,
+        )
+        .execution_options(populate_existing=True)
+    )
+    if row is None:
+        raise NotFoundError(
+            f"task instance '{task_id}' (map index {map_index}) of run '{run_id}' not found"
+        )
+    return row
+
+
+def paginate(session: Session, statement: Select[T], page: Page) -> tuple[Sequence[T], int]:
+    """One page of ``statement``'s rows and the total number of rows it matches."""
+    total_query: Select[Any] = select(func.count()).select_from(statement.order_by(None).subquery())
+    total = session.scalar(total_query) or 0
+    rows = session.scalars(statement.limit(page.limit).offset(page.offset)).all()
+    return rows, total

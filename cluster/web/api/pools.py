@@ -1,0 +1,113 @@
+"""``/pools``: the slot budgets task instances share (Op and Admin only)."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from cluster.errors import AlreadyExistsError, UsageError
+from cluster.metastore import audit
+from cluster.metastore import pools as store
+from cluster.metastore.models import SlotPool, TaskInstance
+from cluster.states import TaskState
+from cluster.web.api.admin_schemas import Pool, PoolBody, PoolCollection, PoolPatch
+from cluster.web.api.lookups import api_actor, paginate
+from cluster.web.api.operations import Routes
+from cluster.web.api.schemas import Page
+from cluster.web.context import db_session
+
+routes = Routes("Pool")
+
+
+def _usage(names: list[str]) -> dict[tuple[str, str], int]:
+    """Slots held by queued and running instances, per ``(pool, state)``."""
+    if not names:
+        return {}
+    statement = (
+        select(TaskInstance.pool, TaskInstance.state, func.sum(TaskInstance.pool_slots))
+        .where(
+            TaskInstance.pool.in_(names),
+            TaskInstance.state.in_([TaskState.QUEUED, TaskState.RUNNING]),
+        )
+        .group_by(TaskInstance.pool, TaskInstance.state)
+    )
+    return {(p, s): int(n or 0) for p, s, n in db_session().execute(statement)}
+
+
+def pool_models(rows: list[tuple[str, int, str | None]]) -> list[Pool]:
+    usage = _usage([name for name, _, _ in rows])
+    result = []
+    for name, slots, description in rows:
+        running = usage.get((name, TaskState.RUNNING), 0)
+        queued = usage.get((name, TaskState.QUEUED), 0)
+        result.append(
+            Pool(
+                name=name,
+                slots=slots,
+                occupied_slots=running + queued,
+                running_slots=running,
+                queued_slots=queued,
+                open_slots=max(slots - running - queued, 0),
+                description=description,
+            )
+        )
+    return result
+
+
+def _read(name: str) -> Pool:
+    record = store.get_pool(name, session=db_session())
+    return pool_models([(record.pool, record.slots, record.description)])[0]
+
+
+def _audit(event: str, name: str, **extra: object) -> None:
+    actor = api_actor()
+    audit.record_event(
+        f"{actor.source}.pools.{event}",
+        session=db_session(),
+        username=actor.username,
+        extra={"pool": name, **extra},
+    )
+
+
+@routes.operation("/pools", "GET", query=Page, response=PoolCollection)
+def get_pools(*, query: Page) -> PoolCollection:
+    """List pools with their slot usage."""
+    statement = select(SlotPool).order_by(SlotPool.pool)
+    rows, total = paginate(db_session(), statement, query)
+    models = pool_models([(r.pool, r.slots, r.description) for r in rows])
+    return PoolCollection(pools=models, total_entries=total)
+
+
+@routes.operation("/pools/<pool_name>", "GET", response=Pool)
+def get_pool(pool_name: str) -> Pool:
+    """One pool with its slot usage."""
+    return _read(pool_name)
+
+
+@routes.operation("/pools", "POST", body=PoolBody, response=Pool)
+def post_pool(*, body: PoolBody) -> Pool:
+    """Create a pool (409 when the name is taken)."""
+    session = db_session()
+    if session.get(SlotPool, body.name) is not None:
+        raise AlreadyExistsError(f"pool '{body.name}' exists already: PATCH it instead")
+    store.set_pool(body.name, body.slots, session=session, description=body.description)
+    _audit("set", body.name, slots=body.slots)
+    return _read(body.name)
+
+
+@routes.operation("/pools/<pool_name>", "PATCH", body=PoolPatch, response=Pool)
+def patch_pool(pool_name: str, *, body: PoolPatch) -> Pool:
+    """Resize a pool or change its description."""
+    if body.name is not None and body.name != pool_name:
+        raise UsageError("a pool cannot be renamed: the name in the body must match the path")
+    current = store.get_pool(pool_name, session=db_session())
+    slots = current.slots if body.slots is None else body.slots
+    store.set_pool(pool_name, slots, session=db_session(), description=body.description)
+    _audit("set", pool_name, slots=slots)
+    return _read(pool_name)
+
+
+@routes.operation("/pools/<pool_name>", "DELETE", status=204)
+def delete_pool(pool_name: str) -> None:
+    """Delete a pool (``default_pool`` cannot be deleted: 400)."""
+    store.delete_pool(pool_name, session=db_session())
+    _audit("delete", pool_name)

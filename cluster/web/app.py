@@ -1,0 +1,113 @@
+"""The Flask application factory: the gunicorn target ``cluster.web:create_app()``.
+
+Settings are loaded when the app is created, never at import. The factory builds the
+metastore engine and session factory, then wires the request pipeline:
+authenticate, authorize and CSRF-check (:mod:`cluster.web.auth`) → view → commit the
+request's session → security headers. Webservers keep no state of their own: the
+session is a cookie signed with ``webserver.secret_key``, so any webserver behind the
+load balancer serves any user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+from flask import Flask, Response
+
+from cluster.config import Settings, load_settings
+from cluster.errors import ConfigError
+from cluster.metastore.engine import create_engine_for, make_session_factory
+from cluster.web import auth, health, pages
+from cluster.web.api import install_api
+from cluster.web.context import (
+    EXTENSION,
+    WebContext,
+    close_request_session,
+    commit_request_session,
+    rollback_request_session,
+)
+from cluster.web.csrf import csrf_token
+from cluster.web.headers import add_secure_headers
+from cluster.web.problems import problem_for
+from cluster.web.throttle import LoginThrottle
+
+SESSION_COOKIE = "tradewind_session"
+SESSION_LIFETIME = timedelta(hours=12)
+#: request bodies larger than this are refused (413) before a view reads them
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+def check_secret_key(settings: Settings) -> str:
+    """The session signing key; :class:`ConfigError` saying how to set one when empty."""
+    key = settings.webserver.secret_key
+    if not key:
+        raise ConfigError(
+            "webserver.secret_key is empty: set [webserver] secret_key in tradewind.toml "
+            "(or TRADEWIND__WEBSERVER__SECRET_KEY) to the same random string on every "
+            "webserver, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return key
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    throttle: LoginThrottle | None = None,
+) -> Flask:
+    """Build the web application for ``settings`` (loaded from the environment if omitted).
+
+    :param clock: the current time for logins and tokens; injected by tests.
+    :param throttle: the login throttle; tests pass one with a fake clock.
+    :raises ConfigError: when ``webserver.secret_key`` is empty.
+    """
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.secret_key = check_secret_key(settings)
+    root_path = urlsplit(settings.webserver.base_url).path.rstrip("/")
+    app.config.update(
+        SESSION_COOKIE_NAME=SESSION_COOKIE,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.webserver.base_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        PROPAGATE_EXCEPTIONS=False,
+        JSON_SORT_KEYS=False,
+    )
+    engine = create_engine_for(settings.metastore)
+    app.extensions[EXTENSION] = WebContext(
+        settings=settings,
+        engine=engine,
+        session_factory=make_session_factory(engine),
+        throttle=throttle or LoginThrottle(),
+        clock=clock or (lambda: datetime.now(UTC)),
+    )
+    _wire_requests(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(pages.bp)
+    install_api(app, root_path=root_path)
+    return app
+
+
+def _wire_requests(app: Flask) -> None:
+    """The request pipeline; every error becomes a JSON problem (rolled back first)."""
+    app.before_request(auth.before_request)
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        if response.status_code < 400:
+            commit_request_session()
+        else:
+            rollback_request_session()
+        return add_secure_headers(response)
+
+    @app.errorhandler(Exception)
+    def handle_error(exc: Exception) -> Response:
+        rollback_request_session()
+        return add_secure_headers(problem_for(exc))
+
+    app.teardown_request(lambda _exc: close_request_session())
+    app.jinja_env.globals["csrf_token"] = csrf_token

@@ -1,0 +1,99 @@
+"""Who may call what: the one table of endpoint → minimum role.
+
+The roles have Airflow's meanings, each including the ones below it:
+
+- ``Viewer`` reads everything except connections, variables, pools, users and the
+  audit log;
+- ``User`` also triggers, pauses, clears, marks and deletes runs and task instances;
+- ``Op`` also manages variables, connections and pools (and reads the audit log);
+- ``Admin`` also manages users.
+
+:func:`cluster.web.auth.authorize` checks every request against :data:`PERMISSIONS`
+in one place. An endpoint missing from both tables is refused to everyone (fail
+closed), and a test iterates the table over every role.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Role(IntEnum):
+    """Roles ordered by power, so "at least" is a comparison."""
+
+    VIEWER = 1
+    USER = 2
+    OP = 3
+    ADMIN = 4
+
+    @classmethod
+    def parse(cls, name: str) -> Role | None:
+        """The role stored as ``name`` in the ``user`` table; ``None`` for unknown names."""
+        return _BY_NAME.get(name)
+
+    @property
+    def label(self) -> str:
+        return _NAMES[self]
+
+
+_NAMES = {Role.ADMIN: "Admin", Role.OP: "Op", Role.USER: "User", Role.VIEWER: "Viewer"}
+_BY_NAME = {name: role for role, name in _NAMES.items()}
+
+#: endpoints anyone may call, signed in or not
+PUBLIC: frozenset[str] = frozenset({"static", "health.health", "pages.login", "pages.logout"})
+
+PERMISSIONS: dict[str, Role] = {
+    # pages
+    "pages.index": Role.VIEWER,
+    # monitoring and the API description
+    "api.get_health": Role.VIEWER,
+    "api.get_version": Role.VIEWER,
+    "api.get_openapi": Role.VIEWER,
+    # DAGs
+    "api.get_dags": Role.VIEWER,
+    "api.get_dag": Role.VIEWER,
+    "api.patch_dag": Role.USER,
+    "api.get_import_errors": Role.VIEWER,
+    "api.get_import_error": Role.VIEWER,
+    # runs
+    "api.get_dag_runs": Role.VIEWER,
+    "api.get_dag_run": Role.VIEWER,
+    "api.post_dag_run": Role.USER,
+    "api.patch_dag_run": Role.USER,
+    "api.delete_dag_run": Role.USER,
+    "api.clear_dag_run": Role.USER,
+    # task instances and XComs
+    "api.get_task_instances": Role.VIEWER,
+    "api.get_task_instance": Role.VIEWER,
+    "api.patch_task_instance": Role.USER,
+    "api.post_clear_task_instances": Role.USER,
+    "api.get_xcom_entries": Role.VIEWER,
+    "api.get_xcom_entry": Role.VIEWER,
+    # variables, connections, pools, audit log
+    "api.get_variables": Role.OP,
+    "api.get_variable": Role.OP,
+    "api.post_variable": Role.OP,
+    "api.patch_variable": Role.OP,
+    "api.delete_variable": Role.OP,
+    "api.get_connections": Role.OP,
+    "api.get_connection": Role.OP,
+    "api.post_connection": Role.OP,
+    "api.patch_connection": Role.OP,
+    "api.delete_connection": Role.OP,
+    "api.get_pools": Role.OP,
+    "api.get_pool": Role.OP,
+    "api.post_pool": Role.OP,
+    "api.patch_pool": Role.OP,
+    "api.delete_pool": Role.OP,
+    "api.get_event_logs": Role.OP,
+    # users
+    "api.get_users": Role.ADMIN,
+    "api.get_user": Role.ADMIN,
+}
+
+
+def allows(role_name: str, endpoint: str) -> bool:
+    """Whether a user with ``role_name`` may call ``endpoint`` (unknown ones: nobody)."""
+    needed = PERMISSIONS.get(endpoint)
+    role = Role.parse(role_name)
+    return needed is not None and role is not None and role >= needed
