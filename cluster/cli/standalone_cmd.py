@@ -3,13 +3,16 @@
 Creates ``$TRADEWIND_HOME`` with a ``tradewind.toml`` holding fresh secrets (Fernet
 key, web secret key) when it is missing, migrates the SQLite metastore, creates an
 ``admin`` user whose password is printed once and saved beside the config, and runs
-the scheduler with the local executor until Ctrl-C.
+the scheduler with the local executor and the webserver (one gunicorn worker, a child
+process running ``tradewind webserver``) until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -17,6 +20,7 @@ from cryptography.fernet import Fernet
 
 from cluster.cli.app import App, pass_app
 from cluster.cli.scheduler_cmd import build_scheduler, configure_logging, stop_on_signals
+from cluster.config import Settings
 from cluster.errors import NotFoundError
 from cluster.metastore import users
 from cluster.metastore.migrate import migrate
@@ -59,8 +63,9 @@ def ensure_admin(app: App, home: Path) -> str | None:
 
 @click.command("standalone")
 @click.option("--no-examples", is_flag=True, help="Do not load the example DAGs.")
+@click.option("--no-webserver", is_flag=True, help="Run the scheduler only.")
 @pass_app
-def standalone(app: App, no_examples: bool) -> None:
+def standalone(app: App, no_examples: bool, no_webserver: bool) -> None:
     """Run Tradewind on this machine: SQLite, local executor, scheduler, admin user."""
     home = app.home
     write_initial_config(home)
@@ -71,17 +76,39 @@ def standalone(app: App, no_examples: bool) -> None:
     migrate(app.engine)
     password = ensure_admin(app, home)
     service = build_scheduler(app, settings)
-    _print_welcome(home, settings.core.dags_folder, password)
+    web = None if no_webserver else _start_webserver()
+    _print_welcome(home, settings, password, web is not None)
     stop_on_signals(service)
-    service.run()
+    try:
+        service.run()
+    finally:
+        if web is not None:
+            _stop(web)
     click.echo("Tradewind standalone stopped.")
 
 
-def _print_welcome(home: Path, dags_folder: Path, password: str | None) -> None:
+def _start_webserver() -> subprocess.Popen[bytes]:
+    """``tradewind webserver -w 1`` as a child, with this process's environment."""
+    return subprocess.Popen([sys.executable, "-m", "cluster.cli", "webserver", "-w", "1"])
+
+
+def _stop(web: subprocess.Popen[bytes]) -> None:
+    if web.poll() is None:
+        web.terminate()
+    try:
+        web.wait(15)
+    except subprocess.TimeoutExpired:
+        web.kill()
+        web.wait(5)
+
+
+def _print_welcome(home: Path, settings: Settings, password: str | None, web: bool) -> None:
     click.echo("")
     click.echo(f"Tradewind standalone is running (pid {os.getpid()}); Ctrl-C stops it.")
+    if web:
+        click.echo(f"  web UI:      http://{settings.webserver.host}:{settings.webserver.port}/")
     click.echo(f"  home:        {home}")
-    click.echo(f"  DAGs folder: {dags_folder}")
+    click.echo(f"  DAGs folder: {settings.core.dags_folder}")
     click.echo(f"  logs:        {home / 'logs'}")
     if password:
         click.echo(f"  login:       admin / {password}  (saved to {home / PASSWORD_FILE})")

@@ -7,15 +7,19 @@ Ctrl-C stops it and everything it started.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
 import subprocess
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from cluster.devcluster.services.ports import free_port
 from tests.integration.scheduler_harness import (
     CLI,
     REPO,
@@ -32,10 +36,16 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def env(home: Path) -> dict[str, str]:
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def env(home: Path, port: int) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TRADEWIND")}
     return {
         **clean,
+        "TRADEWIND__WEBSERVER__PORT": str(port),
         "TRADEWIND_HOME": str(home),
         "PYTHONPATH": str(REPO),
         "TRADEWIND__SCHEDULER__POLL_INTERVAL": "0.2",
@@ -71,8 +81,22 @@ def _dag_ids(env: dict[str, str]) -> set[str]:
     return set() if done.returncode else {d["dag_id"] for d in json.loads(done.stdout)}
 
 
+def _get(url: str, auth: tuple[str, str] | None = None) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(url)
+    if auth is not None:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, {}
+    except OSError:
+        return 0, {}
+
+
 def test_standalone_runs_the_tutorial_and_stops_cleanly(
-    standalone: subprocess.Popen[bytes], env: dict[str, str], home: Path
+    standalone: subprocess.Popen[bytes], env: dict[str, str], home: Path, port: int
 ) -> None:
     wait_for(
         lambda: "tutorial" in _dag_ids(env), timeout=60, message="the example DAGs to be listed"
@@ -102,6 +126,16 @@ def test_standalone_runs_the_tutorial_and_stops_cleanly(
         "sleep": "success",
         "templated": "success",
     }
+
+    base = f"http://127.0.0.1:{port}"
+    wait_for(
+        lambda: _get(f"{base}/health")[0] == 200, timeout=30, message="the webserver's /health"
+    )
+    admin = ("admin", password.read_text().strip())
+    status, dags = _get(f"{base}/api/v1/dags?limit=100", auth=admin)
+    assert status == 200
+    assert "tutorial" in {d["dag_id"] for d in dags["dags"]}  # type: ignore[union-attr]
+    assert _get(f"{base}/api/v1/dags", auth=("admin", "wrong"))[0] == 401
 
     tree = descendants_of(standalone.pid)
     assert tree, "the local executor's workers run as children of standalone"
