@@ -185,6 +185,10 @@ def create_api_token(
     return row.id, token
 
 
+#: how stale ``api_token.last_used_at`` may get before a use is written
+TOKEN_USE_RESOLUTION = timedelta(minutes=1)
+
+
 def verify_api_token(token: str, *, session: Session, now: datetime) -> UserRecord | None:
     """The token's active user when it exists and has not expired; records its use."""
     row = session.scalars(select(ApiToken).where(ApiToken.token_hash == _token_hash(token))).first()
@@ -193,8 +197,10 @@ def verify_api_token(token: str, *, session: Session, now: datetime) -> UserReco
     user = session.get(User, row.user_id)
     if user is None or not user.active:
         return None
-    row.last_used_at = now
-    session.flush()
+    if row.last_used_at is None or now - row.last_used_at >= TOKEN_USE_RESOLUTION:
+        # at most one write a minute per token: an API call stays a read
+        row.last_used_at = now
+        session.flush()
     return _record(user)
 
 

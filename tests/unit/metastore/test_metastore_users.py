@@ -101,3 +101,14 @@ def test_deleting_a_user_deletes_their_tokens(session: Session) -> None:
     assert session.scalars(select(ApiToken)).all() == []
     with pytest.raises(NotFoundError):
         delete_user("ada", session=session)
+
+
+def test_token_use_is_written_at_most_once_a_minute(session: Session) -> None:
+    create_user("ada", "pw", role="Admin", session=session)
+    _, token = create_api_token("ada", "ci", session=session)
+    verify_api_token(token, session=session, now=NOW)
+    verify_api_token(token, session=session, now=NOW + timedelta(seconds=59))
+    assert list_api_tokens("ada", session=session)[0].last_used_at == NOW
+    later = NOW + timedelta(seconds=61)
+    verify_api_token(token, session=session, now=later)
+    assert list_api_tokens("ada", session=session)[0].last_used_at == later
