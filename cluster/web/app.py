@@ -14,12 +14,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 
 from cluster.config import Settings, load_settings
 from cluster.errors import ConfigError
 from cluster.metastore.engine import create_engine_for, make_session_factory
-from cluster.web import auth, health, pages
+from cluster.web import auth, health
 from cluster.web.api import install_api
 from cluster.web.context import (
     EXTENSION,
@@ -30,6 +30,8 @@ from cluster.web.context import (
 )
 from cluster.web.csrf import csrf_token
 from cluster.web.headers import add_secure_headers
+from cluster.web.pages import PAGE_BLUEPRINTS, install_pages
+from cluster.web.pages.errors import page_error
 from cluster.web.problems import problem_for
 from cluster.web.throttle import LoginThrottle
 
@@ -87,13 +89,14 @@ def create_app(
     )
     _wire_requests(app)
     app.register_blueprint(health.bp)
-    app.register_blueprint(pages.bp)
+    install_pages(app)
     install_api(app, root_path=root_path)
     return app
 
 
 def _wire_requests(app: Flask) -> None:
-    """The request pipeline; every error becomes a JSON problem (rolled back first)."""
+    """The request pipeline; every error becomes a JSON problem (rolled back first), or
+    an HTML page with the same status and message when a page raised it."""
     app.before_request(auth.before_request)
 
     @app.after_request
@@ -107,6 +110,8 @@ def _wire_requests(app: Flask) -> None:
     @app.errorhandler(Exception)
     def handle_error(exc: Exception) -> Response:
         rollback_request_session()
+        if request.blueprint in PAGE_BLUEPRINTS:
+            return add_secure_headers(page_error(exc))
         return add_secure_headers(problem_for(exc))
 
     app.teardown_request(lambda _exc: close_request_session())

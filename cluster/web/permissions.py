@@ -5,7 +5,8 @@ The roles have Airflow's meanings, each including the ones below it:
 - ``Viewer`` reads everything except connections, variables, pools, users and the
   audit log;
 - ``User`` also triggers, pauses, clears, marks and deletes runs and task instances;
-- ``Op`` also manages variables, connections and pools (and reads the audit log);
+- ``Op`` also manages variables, connections and pools, deletes whole DAGs (every
+  run of them) and reads the audit log;
 - ``Admin`` also manages users.
 
 :func:`cluster.web.auth.authorize` checks every request against :data:`PERMISSIONS`
@@ -43,8 +44,49 @@ _BY_NAME = {name: role for role, name in _NAMES.items()}
 PUBLIC: frozenset[str] = frozenset({"static", "health.health", "pages.login", "pages.logout"})
 
 PERMISSIONS: dict[str, Role] = {
-    # pages
-    "pages.index": Role.VIEWER,
+    # pages: DAGs and a DAG's tabs
+    "dags.index": Role.VIEWER,
+    "dags.pause": Role.USER,
+    "dags.trigger": Role.USER,
+    "dags.delete": Role.OP,
+    "dag.grid": Role.VIEWER,
+    "dag.grid_json": Role.VIEWER,
+    "dag.graph": Role.VIEWER,
+    "dag.code": Role.VIEWER,
+    "dag.runs": Role.VIEWER,
+    "dag.details": Role.VIEWER,
+    # pages: runs and task instances (GET shows the confirmation, POST acts)
+    "runs.show": Role.VIEWER,
+    "runs.mark": Role.USER,
+    "runs.clear": Role.USER,
+    "runs.delete": Role.USER,
+    "task_instances.show": Role.VIEWER,
+    "task_instances.log_json": Role.VIEWER,
+    "task_instances.clear": Role.USER,
+    "task_instances.mark": Role.USER,
+    # pages: browse
+    "browse.runs": Role.VIEWER,
+    "browse.task_instances": Role.VIEWER,
+    "browse.audit_log": Role.OP,
+    "browse.import_errors": Role.VIEWER,
+    # pages: admin
+    "admin.variables_list": Role.OP,
+    "admin.variable_create": Role.OP,
+    "admin.variable_edit": Role.OP,
+    "admin.variable_delete": Role.OP,
+    "admin.connections_list": Role.OP,
+    "admin.connection_create": Role.OP,
+    "admin.connection_edit": Role.OP,
+    "admin.connection_delete": Role.OP,
+    "admin.pools_list": Role.OP,
+    "admin.pool_create": Role.OP,
+    "admin.pool_edit": Role.OP,
+    "admin.pool_delete": Role.OP,
+    "users.index": Role.ADMIN,
+    "users.create": Role.ADMIN,
+    "users.set_role": Role.ADMIN,
+    "users.delete": Role.ADMIN,
+    "cluster.index": Role.VIEWER,
     # monitoring and the API description
     "api.get_health": Role.VIEWER,
     "api.get_version": Role.VIEWER,

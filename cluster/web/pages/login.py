@@ -1,4 +1,4 @@
-"""The login and logout pages, and a home page until the HTML views arrive.
+"""The login and logout pages.
 
 Login checks the password with the same throttle and lockout as HTTP basic auth,
 starts a signed-cookie session and goes back where the user was heading (only to
@@ -11,7 +11,6 @@ from flask import Blueprint, redirect, render_template, request, session
 from werkzeug.wrappers import Response as BaseResponse
 
 from cluster.web.auth import check_password, sign_in
-from cluster.web.context import require_user
 from cluster.web.csrf import new_csrf_token
 from cluster.web.problems import ApiProblem
 
@@ -50,9 +49,3 @@ def logout() -> BaseResponse:
     """End the session (a POST with the CSRF token, so other sites cannot log users out)."""
     session.clear()
     return redirect("/login")
-
-
-@bp.get("/")
-def index() -> str:
-    """The home page; the DAG list and the other views replace it."""
-    return render_template("index.html", user=require_user())

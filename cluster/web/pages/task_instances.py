@@ -1,0 +1,237 @@
+"""One task instance: its tries, rendered fields, XComs and logs; clearing and marking it.
+
+The log of the chosen try is read by :func:`cluster.web.logs.fetch_log`; while the try
+runs, ``log.js`` asks ``log.json`` for what was written after the last byte it has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import select
+from werkzeug.wrappers import Response as BaseResponse
+
+from cluster import actions
+from cluster.errors import UsageError
+from cluster.metastore.models import TaskInstance, TaskInstanceHistory, XCom
+from cluster.states import TaskState
+from cluster.web.context import db_session, web_context
+from cluster.web.logs import LogChunk, TryRef, fetch_log
+from cluster.web.pages.lookups import require_task_instance
+from cluster.web.pages.requests import checked, web_actor
+
+bp = Blueprint("task_instances", __name__)
+
+_TASK = "/dags/<dag_id>/runs/<dag_run_id>/tasks/<task_id>"
+MARKABLE = {"success": TaskState.SUCCESS, "failed": TaskState.FAILED}
+#: longest XCom value shown on the page
+XCOM_PREVIEW = 4000
+
+
+@dataclass(frozen=True)
+class Try:
+    """One try as the page lists it, from the history table or the current row."""
+
+    try_number: int
+    state: str
+    start_date: datetime | None
+    end_date: datetime | None
+    duration: float | None
+    hostname: str | None
+    pid: int | None
+
+
+def _map_index() -> int:
+    try:
+        return int(request.args.get("map_index", "-1"))
+    except ValueError:
+        raise UsageError("map_index must be a whole number") from None
+
+
+def list_tries(row: TaskInstance) -> list[Try]:
+    """Every try, oldest first: past ones from ``task_instance_history``, the current row last."""
+    history = db_session().scalars(
+        select(TaskInstanceHistory)
+        .where(
+            TaskInstanceHistory.dag_id == row.dag_id,
+            TaskInstanceHistory.run_id == row.run_id,
+            TaskInstanceHistory.task_id == row.task_id,
+            TaskInstanceHistory.map_index == row.map_index,
+        )
+        .order_by(TaskInstanceHistory.try_number, TaskInstanceHistory.id)
+    )
+    tries = {
+        h.try_number: Try(
+            h.try_number, h.state, h.start_date, h.end_date, h.duration, h.hostname, h.pid
+        )
+        for h in history
+    }
+    if row.try_number > 0:
+        tries[row.try_number] = Try(
+            row.try_number,
+            row.state,
+            row.start_date,
+            row.end_date,
+            row.duration,
+            row.hostname,
+            row.pid,
+        )
+    return [tries[n] for n in sorted(tries)]
+
+
+def _chosen_try(tries: list[Try]) -> Try | None:
+    wanted = request.args.get("try_number")
+    if wanted is not None and wanted.isdigit():
+        for attempt in tries:
+            if attempt.try_number == int(wanted):
+                return attempt
+    return tries[-1] if tries else None
+
+
+def _log(row: TaskInstance, attempt: Try, offset: int = 0) -> LogChunk:
+    ref = TryRef(
+        row.dag_id, row.run_id, row.task_id, attempt.try_number, row.map_index, attempt.hostname
+    )
+    return fetch_log(web_context().settings, ref, offset=offset)
+
+
+def _is_live(row: TaskInstance, attempt: Try) -> bool:
+    return attempt.try_number == row.try_number and row.state in ("running", "queued")
+
+
+@bp.get(_TASK)
+def show(dag_id: str, dag_run_id: str, task_id: str) -> str:
+    """Tries, rendered template fields, XComs and the chosen try's log."""
+    session = db_session()
+    row = require_task_instance(session, dag_id, dag_run_id, task_id, _map_index())
+    tries = list_tries(row)
+    attempt = _chosen_try(tries)
+    xcoms = session.scalars(
+        select(XCom)
+        .where(
+            XCom.dag_id == dag_id,
+            XCom.run_id == dag_run_id,
+            XCom.task_id == task_id,
+            XCom.map_index == row.map_index,
+        )
+        .order_by(XCom.key)
+    ).all()
+    return render_template(
+        "task_instance.html",
+        ti=row,
+        tries=tries,
+        attempt=attempt,
+        log=_log(row, attempt) if attempt else None,
+        live=attempt is not None and _is_live(row, attempt),
+        rendered=row.rendered_fields if isinstance(row.rendered_fields, dict) else {},
+        xcoms=xcoms,
+        xcom_preview=XCOM_PREVIEW,
+    )
+
+
+@bp.get(_TASK + "/log.json")
+def log_json(dag_id: str, dag_run_id: str, task_id: str) -> Response:
+    """The chosen try's log from byte ``offset`` on, and whether it is still being written."""
+    row = require_task_instance(db_session(), dag_id, dag_run_id, task_id, _map_index())
+    attempt = _chosen_try(list_tries(row))
+    if attempt is None:
+        raise UsageError(f"task instance '{task_id}' has not started a try yet")
+    try:
+        offset = max(int(request.args.get("offset", "0")), 0)
+    except ValueError:
+        raise UsageError("offset must be a whole number of bytes") from None
+    chunk = _log(row, attempt, offset)
+    return jsonify(
+        {
+            "try_number": attempt.try_number,
+            "offset": chunk.offset,
+            "next_offset": chunk.next_offset,
+            "text": chunk.text,
+            "source": chunk.source,
+            "message": chunk.message,
+            "live": _is_live(row, attempt),
+        }
+    )
+
+
+@bp.route(_TASK + "/clear", methods=["GET", "POST"])
+def clear(dag_id: str, dag_run_id: str, task_id: str) -> BaseResponse | str:
+    """Clear this task instance, and its ``upstream`` / ``downstream`` ones if ticked."""
+    session = db_session()
+    require_task_instance(session, dag_id, dag_run_id, task_id)
+    dag = actions.load_dag(session, dag_id)
+    options = {name: checked(name) for name in ("upstream", "downstream", "only_failed")}
+    task_ids = actions.select_task_ids(
+        dag, task_ids=[task_id], upstream=options["upstream"], downstream=options["downstream"]
+    )
+    keys = actions.clear(
+        session,
+        dag_id,
+        [dag_run_id],
+        task_ids,
+        actor=web_actor(),
+        only_failed=options["only_failed"],
+        dry_run=request.method == "GET",
+    )
+    here = url_for("task_instances.show", dag_id=dag_id, dag_run_id=dag_run_id, task_id=task_id)
+    if request.method == "POST":
+        flash(f"Cleared {len(keys)} task instances.", "info")
+        return redirect(here)
+    action = url_for("task_instances.clear", dag_id=dag_id, dag_run_id=dag_run_id, task_id=task_id)
+    return render_template(
+        "confirm.html",
+        title=f"Clear {task_id} in run {dag_run_id}?",
+        message=f"These {len(keys)} task instances will be cleared and run again:"
+        if keys
+        else "Nothing to clear with these options.",
+        items=sorted(k.task_id for k in keys),
+        action=action,
+        fields={name: "1" for name, on in options.items() if on},
+        options=[
+            ("upstream", "Upstream", options["upstream"]),
+            ("downstream", "Downstream", options["downstream"]),
+            ("only_failed", "Only failed", options["only_failed"]),
+        ],
+        preview=action,
+        button="Clear",
+        danger=False,
+        cancel=here,
+    )
+
+
+@bp.route(_TASK + "/mark", methods=["GET", "POST"])
+def mark(dag_id: str, dag_run_id: str, task_id: str) -> BaseResponse | str:
+    """Mark this task instance ``?state=success`` or ``failed`` (a running try is stopped)."""
+    session = db_session()
+    row = require_task_instance(session, dag_id, dag_run_id, task_id)
+    name = request.values.get("state", "")
+    if name not in MARKABLE:
+        raise UsageError("a task instance can only be marked success or failed here")
+    here = url_for("task_instances.show", dag_id=dag_id, dag_run_id=dag_run_id, task_id=task_id)
+    if request.method == "GET":
+        return render_template(
+            "confirm.html",
+            title=f"Mark {task_id} {name}?",
+            message=f"{task_id} in run {dag_run_id} is {row.state}; it will be marked {name}.",
+            items=[],
+            action=url_for(
+                "task_instances.mark", dag_id=dag_id, dag_run_id=dag_run_id, task_id=task_id
+            ),
+            fields={"state": name},
+            button=f"Mark {name}",
+            danger=name == "failed",
+            cancel=here,
+        )
+    actions.mark(
+        session,
+        dag_id,
+        dag_run_id,
+        {task_id},
+        MARKABLE[name],
+        actor=web_actor(),
+        now=web_context().clock(),
+    )
+    flash(f"{task_id} marked {name}.", "info")
+    return redirect(here)

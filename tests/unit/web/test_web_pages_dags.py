@@ -1,0 +1,156 @@
+"""The DAGs page and the DAG-level actions: pause, trigger, delete.
+
+Forms are posted as a signed-in browser does, with the session's CSRF token; without
+it every action is refused and nothing changes.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event, select
+from web_harness import T0, Browser, context_of
+
+from cluster.metastore.engine import SessionFactory
+from cluster.metastore.models import AuditLog, Dag, DagRun
+
+
+def browser(client: FlaskClient, tokens: dict[str, str], role: str = "User") -> Browser:
+    return Browser(client, tokens[role])
+
+
+def test_the_dags_page_lists_dags_with_tags_runs_and_the_import_error_banner(
+    client: FlaskClient, tokens: dict[str, str], seeded: None
+) -> None:
+    html = browser(client, tokens, "Viewer").page("/")
+    assert 'href="/dags/etl"' in html and 'href="/dags/other"' in html
+    assert "finance" in html and "misc" in html and "ops" in html
+    assert 'class="dot state-failed"' in html and 'title="run1: failed"' in html
+    assert "1 DAG file failed to import" in html and 'href="/importerrors"' in html
+    assert "viewer (Viewer)" in html
+    assert "Trigger</a>" not in html, "a Viewer is not offered the trigger button"
+    assert "Trigger</a>" in browser(client, tokens, "User").page("/")
+
+
+def test_the_dags_page_filters_by_id_tag_and_state(
+    client: FlaskClient, tokens: dict[str, str], seeded: None
+) -> None:
+    viewer = browser(client, tokens, "Viewer")
+    assert 'data-dag-id="etl"' not in viewer.page("/?search=oth")
+    assert 'data-dag-id="other"' in viewer.page("/?search=oth")
+    tagged = viewer.page("/?tag=finance")
+    assert 'data-dag-id="etl"' in tagged and 'data-dag-id="other"' not in tagged
+    paused = viewer.page("/?state=paused")
+    assert 'data-dag-id="etl"' in paused and 'data-dag-id="other"' not in paused
+    active = viewer.page("/?state=active")
+    assert 'data-dag-id="other"' in active and 'data-dag-id="etl"' not in active
+
+
+def _paused(factory: SessionFactory, dag_id: str) -> bool:
+    with factory() as session:
+        row = session.get(Dag, dag_id)
+        assert row is not None
+        return row.is_paused
+
+
+def test_pausing_needs_the_csrf_token_and_flips_the_flag(
+    client: FlaskClient, tokens: dict[str, str], seeded: None, factory: SessionFactory
+) -> None:
+    user = browser(client, tokens, "User")
+    refused = user.post("/dags/etl/pause", {"paused": "false"}, csrf=False)
+    assert refused.status_code == 400 and _paused(factory, "etl")
+    done = user.post("/dags/etl/pause", {"paused": "false", "next": "/?tag=finance"})
+    assert done.status_code == 302 and done.headers["Location"] == "/?tag=finance"
+    assert not _paused(factory, "etl")
+    assert "DAG etl unpaused." in user.page("/")
+    assert browser(client, tokens, "Viewer").post("/dags/etl/pause").status_code == 403
+    with factory() as session:
+        events = session.scalars(select(AuditLog.event).where(AuditLog.dag_id == "etl")).all()
+    assert "web.dags.unpause" in events
+
+
+def test_the_trigger_form_shows_params_with_defaults(
+    client: FlaskClient, tokens: dict[str, str], seeded: None
+) -> None:
+    html = browser(client, tokens).page("/dags/etl/trigger")
+    assert 'name="param.rows"' in html and 'value="10"' in html and 'type="number"' in html
+
+
+def test_triggering_queues_a_run_with_the_validated_conf(
+    client: FlaskClient, tokens: dict[str, str], seeded: None, factory: SessionFactory
+) -> None:
+    user = browser(client, tokens)
+    assert user.post("/dags/etl/trigger", {"param.rows": "5"}, csrf=False).status_code == 400
+    response = user.post(
+        "/dags/etl/trigger",
+        {"param.rows": "5", "run_id": "by_hand", "conf": '{"note": "hi"}'},
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/dags/etl"
+    with factory() as session:
+        run = session.scalar(select(DagRun).where(DagRun.run_id == "by_hand"))
+    assert run is not None and run.state == "queued" and run.run_type == "manual"
+    assert run.conf == {"rows": 5, "note": "hi"}
+
+
+def test_a_conf_that_breaks_the_params_is_shown_in_the_form(
+    client: FlaskClient, tokens: dict[str, str], seeded: None, factory: SessionFactory
+) -> None:
+    user = browser(client, tokens)
+    response = user.post("/dags/etl/trigger", {"param.rows": "-1", "run_id": "bad"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert 'id="trigger-error"' in html and "rows" in html and "minimum" in html
+    assert 'value="-1"' in html, "the form keeps what the user typed"
+    not_a_number = user.post("/dags/etl/trigger", {"param.rows": "ten"})
+    assert "not a whole number" in not_a_number.get_data(as_text=True)
+    with factory() as session:
+        assert session.scalar(select(DagRun).where(DagRun.run_id == "bad")) is None
+
+
+def test_deleting_a_dag_asks_first_then_removes_its_records(
+    client: FlaskClient, tokens: dict[str, str], seeded: None, factory: SessionFactory
+) -> None:
+    op = browser(client, tokens, "Op")
+    assert "with its 1 runs" in op.page("/dags/etl/delete")
+    assert browser(client, tokens, "User").get("/dags/etl/delete").status_code == 403
+    assert op.post("/dags/etl/delete", csrf=False).status_code == 400
+    assert op.post("/dags/etl/delete").status_code == 302
+    with factory() as session:
+        assert session.get(Dag, "etl") is None
+        assert session.scalars(select(DagRun).where(DagRun.dag_id == "etl")).all() == []
+
+
+def test_the_dags_page_costs_a_bounded_number_of_queries_for_100_dags(
+    app: Flask, client: FlaskClient, tokens: dict[str, str], factory: SessionFactory
+) -> None:
+    with factory.begin() as session:
+        for i in range(100):
+            dag_id = f"dag_{i:03d}"
+            session.add(Dag(dag_id=dag_id, fileloc=f"/dags/{dag_id}.py", tags=["bulk"]))
+            for n in range(12):
+                state = "success" if n % 3 else "failed"
+                session.add(
+                    DagRun(
+                        dag_id=dag_id,
+                        run_id=f"scheduled__{n:02d}",
+                        logical_date=T0 + timedelta(days=n),
+                        run_type="scheduled",
+                        state=state,
+                    )
+                )
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(context_of(app).engine, "before_cursor_execute", count)
+    try:
+        html = browser(client, tokens, "Viewer").page("/")
+    finally:
+        event.remove(context_of(app).engine, "before_cursor_execute", count)
+    assert html.count('class="dot state-') == 100 * 10, "the last 10 runs of each DAG"
+    assert 'title="scheduled__11: failed"' not in html and 'title="scheduled__11: success"' in html
+    assert 'title="scheduled__01: success"' not in html, "older runs are left out"
+    assert len(statements) <= 10, statements
