@@ -27,6 +27,7 @@ from cluster.cli.tasks_cmd import tasks_group
 from cluster.cli.users_cmd import users_group
 from cluster.cli.variables_cmd import variables_group
 from cluster.cli.webserver_cmd import webserver
+from cluster.cli.worker_cmd import worker
 from cluster.errors import TradewindError
 
 
@@ -50,6 +51,7 @@ cli.add_command(pools_group)
 cli.add_command(users_group)
 cli.add_command(rotate_fernet_key_command)
 cli.add_command(webserver)
+cli.add_command(worker)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

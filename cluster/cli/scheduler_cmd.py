@@ -14,6 +14,7 @@ from cluster.config import Settings
 from cluster.errors import ConfigError
 from cluster.execution.worker import local_worker
 from cluster.executors.base import Executor
+from cluster.executors.celery import build_celery_executor
 from cluster.executors.local import LocalExecutor
 from cluster.metastore.engine import wait_for_metastore
 from cluster.metastore.migrate import check
@@ -23,13 +24,19 @@ log = logging.getLogger(__name__)
 
 
 def build_executor(settings: Settings, on_finished: Any) -> Executor:
-    """The executor named by ``core.executor``."""
+    """The executor named by ``core.executor``.
+
+    With ``celery``, ``on_finished`` is called from the thread that consumes the
+    workers' finished events (the loop polls while the broker is unreachable).
+    """
     if settings.core.executor == "local":
         return LocalExecutor(
             size=settings.core.parallelism,
             worker_factory=local_worker(settings),
             on_finished=on_finished,
         )
+    if settings.core.executor == "celery":
+        return build_celery_executor(settings, on_finished)
     raise ConfigError(f"core.executor = {settings.core.executor!r} is not available in this build")
 
 

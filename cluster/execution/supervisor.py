@@ -65,6 +65,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: called after a try's end state was recorded (e.g. to publish a "finished" event)
+OnRecorded = Callable[[TaskMessage, TaskState], object]
+
+
 class Supervisor:
     """Runs tries in this process, one at a time."""
 
@@ -76,8 +80,10 @@ class Supervisor:
         child_sessions: SessionFactory,
         dagbag: DagBag,
         clock: Callable[[], datetime] = utcnow,
+        on_recorded: OnRecorded | None = None,
     ) -> None:
         self._settings = settings
+        self._on_recorded = on_recorded
         self._sessions = sessions
         self._child_sessions = child_sessions
         self._dagbag = dagbag
@@ -268,7 +274,17 @@ class Supervisor:
         else:
             detail = f": {outcome.message}" if outcome.message else ""
             append_line(path, f"Marking task as {state.upper()}{detail}")
+            self._notify(message, state)
         return TryResult(message, state)
+
+    def _notify(self, message: TaskMessage, state: TaskState) -> None:
+        """Tell ``on_recorded``; its failure is logged, never the try's problem."""
+        if self._on_recorded is None:
+            return
+        try:
+            self._on_recorded(message, state)
+        except Exception:
+            log.warning("on_recorded hook failed for %s", message, exc_info=True)
 
 
 def _kill_group(pid: int) -> None:

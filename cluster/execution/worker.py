@@ -16,15 +16,19 @@ from cluster.config import Settings
 from cluster.errors import NotFoundError
 from cluster.execution.dagbag import DagBag
 from cluster.execution.handle import lazy
-from cluster.execution.supervisor import Supervisor
+from cluster.execution.supervisor import OnRecorded, Supervisor
 from cluster.executors.base import TaskMessage
 from cluster.metastore.engine import create_engine_for, make_session_factory
 from cluster.metastore.models import SerializedDagRow
 from cluster.states import TaskState
 
 
-def build_supervisor(settings: Settings) -> Supervisor:
-    """A :class:`Supervisor` with its own engine, DAG cache and child-session factory."""
+def build_supervisor(settings: Settings, *, on_recorded: OnRecorded | None = None) -> Supervisor:
+    """A :class:`Supervisor` with its own engine, DAG cache and child-session factory.
+
+    :param on_recorded: called after each try's end state is recorded (the Celery
+        worker publishes its "finished" event there).
+    """
     sessions = make_session_factory(create_engine_for(settings.metastore))
 
     def child_sessions() -> sessionmaker[Session]:
@@ -32,7 +36,11 @@ def build_supervisor(settings: Settings) -> Supervisor:
 
     dagbag = DagBag(locate=locator(sessions))
     return Supervisor(
-        settings, sessions=sessions, child_sessions=lazy(child_sessions), dagbag=dagbag
+        settings,
+        sessions=sessions,
+        child_sessions=lazy(child_sessions),
+        dagbag=dagbag,
+        on_recorded=on_recorded,
     )
 
 

@@ -1,0 +1,228 @@
+"""``tradewind worker``: a Celery worker, its log server and its heartbeat, in one process.
+
+The worker consumes its queues with a prefork pool; each pool process runs tries
+through its own :class:`~cluster.execution.supervisor.Supervisor` and publishes a
+"finished" event after each recorded try. The log server (a thread of the main
+process) serves this node's logs on ``logging.log_server_port`` at the address
+``core.hostname`` resolves to, the name the runner records on every try and the
+webserver later connects to: ``--hostname`` sets both. (On a Debian host whose name
+resolves to ``127.0.1.1`` in ``/etc/hosts``, make it resolve to the node's address.)
+
+SIGTERM drains: the worker stops taking messages and waits for running tries (a warm
+shutdown). A second SIGTERM stops at once (a cold shutdown: running tries are
+cancelled, their messages requeued, and the claim keeps them from running twice).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from celery import Celery
+from celery.apps.worker import Worker, install_worker_term_hard_handler
+from celery.apps.worker import _shutdown_handler as celery_shutdown_handler
+from celery.signals import worker_process_init
+
+from cluster.cli.app import App, pass_app
+from cluster.cli.scheduler_cmd import configure_logging
+from cluster.config import Settings
+from cluster.errors import ConfigError, TradewindError
+from cluster.execution.worker import LocalRunner, build_supervisor
+from cluster.executors.celery_app import build_celery_app, register_task
+from cluster.executors.events import EventPublisher, quiet_vendor_logs
+from cluster.logserver.server import LogServer
+from cluster.metastore.components import heartbeat_component
+from cluster.metastore.engine import SessionFactory, transaction, wait_for_metastore
+from cluster.metastore.migrate import check
+
+log = logging.getLogger(__name__)
+
+KIND = "worker"
+
+
+def split_queues(value: str | None, default: list[str]) -> list[str]:
+    """``q1,q2`` as a list; the configured queues when not given."""
+    if value is None:
+        return list(default)
+    queues = [part.strip() for part in value.split(",") if part.strip()]
+    if not queues:
+        raise ConfigError("--queues names no queue")
+    return queues
+
+
+def bind_address(hostname: str) -> str:
+    """The address ``hostname`` resolves to: where the log server listens.
+
+    :raises ConfigError: when it does not resolve.
+    """
+    try:
+        return socket.gethostbyname(hostname)
+    except OSError as exc:
+        raise ConfigError(
+            f"core.hostname '{hostname}' does not resolve to an address for the log server: "
+            "give --hostname a name or address of this node"
+        ) from exc
+
+
+def runner_factory(settings: Settings) -> Callable[[], LocalRunner]:
+    """What each pool process builds after the fork: a supervisor that publishes events."""
+
+    def build() -> LocalRunner:
+        publisher = EventPublisher(settings.celery.broker_urls, settings.celery.events_exchange)
+        return LocalRunner(build_supervisor(settings, on_recorded=publisher.publish))
+
+    return build
+
+
+class Heartbeat:
+    """This worker's ``component`` row, refreshed from a thread until stopped."""
+
+    def __init__(
+        self, sessions: SessionFactory, *, host: str, extra: dict[str, Any], interval: float
+    ) -> None:
+        self._sessions = sessions
+        self._host = host
+        self._extra = extra
+        self._interval = interval
+        self._pid = os.getpid()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="worker-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(5)
+        self.beat(state="stopped")
+
+    def beat(self, *, state: str = "running") -> None:
+        """Write one heartbeat; a metastore outage is logged and retried at the next."""
+        try:
+            transaction(
+                self._sessions,
+                lambda s: heartbeat_component(
+                    KIND,
+                    self._host,
+                    self._pid,
+                    session=s,
+                    now=datetime.now(UTC),
+                    state=state,
+                    extra=self._extra,
+                ),
+                retries=1,
+            )
+        except TradewindError as exc:
+            log.warning("worker heartbeat failed: %s", exc)
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            self.beat()
+            self._stopped.wait(self._interval)
+
+
+class TradewindWorker(Worker):
+    """Celery's worker with one change: a second SIGTERM stops at once.
+
+    Celery ignores every SIGTERM after the first (only SIGQUIT or a second Ctrl-C
+    turns a warm shutdown cold); an operator or a service manager expects the second
+    TERM to stop the worker.
+    """
+
+    def install_platform_tweaks(self, worker: Any) -> None:
+        super().install_platform_tweaks(worker)
+        celery_shutdown_handler(
+            worker,
+            sig="SIGTERM",
+            how="Warm",
+            callback=lambda w: install_worker_term_hard_handler(w, sig="SIGTERM"),
+        )
+
+
+def start_worker(
+    app: Celery, *, hostname: str, queues: list[str], concurrency: int, loglevel: str
+) -> int:
+    """Run the Celery worker until it shuts down; its exit code."""
+    worker = TradewindWorker(
+        app=app,
+        hostname=f"tradewind@{hostname}",
+        queues=queues,
+        concurrency=concurrency,
+        pool_cls="prefork",
+        loglevel=loglevel,
+        without_mingle=True,
+        without_gossip=True,
+        quiet=True,
+    )
+    worker.start()
+    return int(worker.exitcode or 0)
+
+
+@click.command("worker")
+@click.option("-q", "--queues", help="Comma-separated queues to consume (default: celery.queues).")
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Pool processes (default: celery.worker_concurrency).",
+)
+@click.option("--hostname", help="This node's name or address (default: core.hostname).")
+@pass_app
+def worker(app: App, queues: str | None, concurrency: int | None, hostname: str | None) -> None:
+    """Run a Celery worker with its log server."""
+    settings = app.settings
+    if hostname:
+        settings = settings.replace("core", hostname=hostname)
+    configure_logging(settings)
+    quiet_vendor_logs()
+    chosen = split_queues(queues, settings.celery.queues)
+    wait_for_metastore(app.engine, timeout=60)
+    check(app.engine)
+    server = LogServer(
+        settings.logging.base_log_folder,
+        key=settings.webserver.secret_key,
+        host=bind_address(settings.core.hostname),
+        port=settings.logging.log_server_port,
+    )
+    celery_app = build_celery_app(settings, queues=chosen)
+    register_task(celery_app, runner_factory(settings))
+
+    def after_fork(**_: Any) -> None:
+        """Pool processes must not keep the log server's socket or pooled connections."""
+        server.close_inherited_socket()
+        app.engine.dispose(close=False)
+
+    worker_process_init.connect(after_fork, weak=False, dispatch_uid="tradewind.worker.fork")
+    extra = {
+        "queues": chosen,
+        "log_server_url": f"http://{settings.core.hostname}:{server.port}",
+        "concurrency": concurrency or settings.celery.worker_concurrency,
+    }
+    heartbeat = Heartbeat(
+        app.session_factory,
+        host=settings.core.hostname,
+        extra=extra,
+        interval=settings.scheduler.heartbeat_interval,
+    )
+    server.start()
+    heartbeat.start()
+    log.info("worker %s: queues %s, logs at %s", settings.core.hostname, chosen, server.url)
+    try:
+        code = start_worker(
+            celery_app,
+            hostname=settings.core.hostname,
+            queues=chosen,
+            concurrency=concurrency or settings.celery.worker_concurrency,
+            loglevel=settings.logging.level,
+        )
+    finally:
+        heartbeat.stop()
+        server.stop()
+    if code:
+        raise click.exceptions.Exit(code)

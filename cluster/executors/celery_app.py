@@ -1,0 +1,177 @@
+"""The Celery application, built from settings when a process starts (never at import).
+
+The scheduler uses it only to publish; a ``tradewind worker`` also registers the one
+task, :data:`TASK_NAME`, which hands each message to a task runner (a
+:class:`~cluster.execution.supervisor.Supervisor`) built once per pool process.
+
+Delivery guarantees come from the broker and the runner's claim together: messages
+sit in durable quorum queues (replicated on every RabbitMQ node), publishing waits
+for the broker's confirm, a worker acknowledges a message only after the try ended
+(late acks, one prefetched message per pool process) and a message whose worker died
+is requeued. A message delivered twice runs nothing the second time: the claim (a
+compare-and-set of ``queued → running`` for that try number) decides.
+
+Priorities: RabbitMQ 3.10's quorum queues ignore message priorities (they honour
+two levels from 4.0 on), so no priority is set; the scheduler already queues the
+instances of one iteration in priority order and the queues are FIFO.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init, worker_process_shutdown
+from celery.worker.consumer import Consumer
+from kombu import Exchange, Queue
+
+from cluster.config import Settings
+from cluster.errors import ConfigError
+from cluster.executors.base import TaskMessage
+from cluster.executors.local import TaskRunner
+
+log = logging.getLogger(__name__)
+
+#: the one Celery task of Tradewind
+TASK_NAME = "tradewind.run_task"
+#: seconds between AMQP heartbeats: a dead broker node is noticed within about two
+BROKER_HEARTBEAT = 10.0
+
+
+class TaskConsumer(Consumer):
+    """Celery's consumer without native delayed delivery.
+
+    Celery sets up delayed-delivery exchanges and queues on every broker node whenever
+    it sees a quorum queue; Tradewind never publishes a countdown or an ETA (the
+    scheduler decides when a task runs), so that would only slow every worker start.
+    """
+
+    class Blueprint(Consumer.Blueprint):
+        default_steps = [
+            step
+            for step in Consumer.Blueprint.default_steps
+            if not step.endswith(":DelayedDelivery")
+        ]
+
+
+def quorum_queue(name: str) -> Queue:
+    """A durable quorum queue of that name, bound to a direct exchange of the same name."""
+    return Queue(
+        name,
+        Exchange(name, type="direct", durable=True),
+        routing_key=name,
+        durable=True,
+        queue_arguments={"x-queue-type": "quorum"},
+    )
+
+
+def broker_url(settings: Settings) -> str:
+    """Every node's URL joined with ``;``: kombu fails over from one to the next.
+
+    :raises ConfigError: when ``celery.broker_urls`` is empty.
+    """
+    urls = settings.celery.broker_urls
+    if not urls:
+        raise ConfigError(
+            "celery.broker_urls is empty: give every RabbitMQ node's URL, e.g. "
+            "TRADEWIND__CELERY__BROKER_URLS='[\"amqp://user:pass@infra1:5672/tradewind\"]'"
+        )
+    return ";".join(urls)
+
+
+def queue_names(settings: Settings, extra: Iterable[str] = ()) -> list[str]:
+    """``celery.default_queue``, ``celery.queues`` and ``extra``, each once, in order."""
+    names = [settings.celery.default_queue, *settings.celery.queues, *extra]
+    return list(dict.fromkeys(name for name in names if name))
+
+
+def build_celery_app(settings: Settings, *, queues: Iterable[str] = ()) -> Celery:
+    """A Celery app on every broker node, with a quorum queue per known queue name.
+
+    :param queues: queues besides ``celery.queues`` (a worker's ``-q``).
+    """
+    app = Celery("tradewind", set_as_current=False, fixups=[])
+    default = settings.celery.default_queue
+    app.conf.update(
+        broker_url=broker_url(settings),
+        broker_failover_strategy="round-robin",
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        broker_heartbeat=BROKER_HEARTBEAT,
+        broker_transport_options={"confirm_publish": True},
+        task_queues=[quorum_queue(name) for name in queue_names(settings, queues)],
+        task_default_queue=default,
+        task_default_exchange=default,
+        task_default_routing_key=default,
+        task_default_queue_type="quorum",
+        task_create_missing_queue_type="quorum",
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        event_serializer="json",
+        worker_prefetch_multiplier=1,
+        worker_consumer=f"{__name__}:TaskConsumer",
+        worker_detect_quorum_queues=True,
+        # a lost broker connection requeues the message; the running try goes on and
+        # the redelivered copy finds it claimed, so it is not cancelled
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+    )
+    return app
+
+
+#: builds the task runner in each pool process (after the fork)
+RunnerFactory = Callable[[], TaskRunner]
+
+
+class PoolProcessRunner:
+    """The task runner of one pool process, built when the process starts.
+
+    A runner holds a metastore engine and a forked spare task child: neither may be
+    inherited across the pool's fork, so each pool process builds its own in
+    ``worker_process_init``.
+    """
+
+    def __init__(self, factory: RunnerFactory) -> None:
+        self._factory = factory
+        self._runner: TaskRunner | None = None
+
+    def init_process(self, **_: Any) -> None:
+        self._runner = self._factory()
+        self._runner.prepare()
+
+    def shutdown_process(self, **_: Any) -> None:
+        self._runner = None
+
+    def run(self, payload: dict[str, Any]) -> str | None:
+        """Run one message; the name of the recorded state, ``None`` when it ran nothing."""
+        if self._runner is None:  # a solo or threads pool: no pool process was started
+            self.init_process()
+        assert self._runner is not None
+        state = self._runner.run(TaskMessage.from_dict(payload))
+        self._runner.prepare()
+        return str(state) if state is not None else None
+
+
+def register_task(app: Celery, factory: RunnerFactory) -> PoolProcessRunner:
+    """Register :data:`TASK_NAME` on ``app``, running each message through ``factory()``'s runner.
+
+    For the worker process only; the scheduler publishes by name.
+    """
+    runner = PoolProcessRunner(factory)
+    worker_process_init.connect(runner.init_process, weak=False, dispatch_uid=TASK_NAME)
+    worker_process_shutdown.connect(runner.shutdown_process, weak=False, dispatch_uid=TASK_NAME)
+
+    @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+    def run_task(payload: dict[str, Any]) -> str | None:
+        return runner.run(payload)
+
+    return runner

@@ -1,0 +1,176 @@
+"""Harness of the Celery tests: a private RabbitMQ cluster, and ``tradewind`` processes
+(a scheduler with the Celery executor, workers on their own loopback addresses) that
+each test run starts itself and stops by PID, with everything they started.
+
+Each worker gets its own loopback address (``127.0.1.N``) as ``--hostname``: the runner
+records it on every try it runs (so a test can tell which worker ran what), and the
+log server listens there, on the one ``logging.log_server_port`` of the cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cluster.devcluster.services.ports import free_port, is_port_free
+from cluster.devcluster.services.process import ServiceError
+from cluster.devcluster.services.rabbitmq import RabbitMQCluster
+from tests.integration.scheduler_harness import CLI, REPO, alive, descendants_of, wait_for
+
+DEFINITIONS = REPO / "configs" / "rabbitmq" / "definitions.json"
+#: the user and vhost of configs/rabbitmq/definitions.json
+BROKER_USER = "tradewind"
+BROKER_PASSWORD = "tradewind"
+BROKER_VHOST = "tradewind"
+
+
+def start_rabbitmq(base_dir: Path, *, nodes: int = 3) -> RabbitMQCluster:
+    """A started cluster loaded with the repository's definitions; fails the test (never
+    skips) when RabbitMQ is not installed: a green run must mean the broker was tested."""
+    try:
+        cluster = RabbitMQCluster(
+            base_dir,
+            nodes=nodes,
+            definitions=DEFINITIONS,
+            user=BROKER_USER,
+            password=BROKER_PASSWORD,
+            vhost=BROKER_VHOST,
+        )
+    except ServiceError as exc:
+        pytest.fail(f"RabbitMQ is needed by this test and is not installed: {exc}")
+    try:
+        cluster.start()
+    except ServiceError:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def port_free_on(addresses: list[str]) -> int:
+    """A port below the ephemeral range that is free on every one of ``addresses``."""
+    for _ in range(50):
+        port = free_port(addresses[0])
+        if all(is_port_free(address, port) for address in addresses):
+            return port
+    raise AssertionError(f"no port free on all of {addresses}")
+
+
+def celery_env(base: dict[str, str], broker_urls: list[str], **settings: object) -> dict[str, str]:
+    """``base`` (from :func:`cli_env`) with the Celery executor on ``broker_urls``."""
+    env = dict(base)
+    env.update(
+        {
+            "TRADEWIND__CORE__EXECUTOR": "celery",
+            "TRADEWIND__CELERY__BROKER_URLS": json.dumps(broker_urls),
+        }
+    )
+    env.update({f"TRADEWIND__{k}": str(v) for k, v in settings.items()})
+    return env
+
+
+class TradewindProcess:
+    """One ``tradewind`` command run in the background, in a session of its own."""
+
+    def __init__(self, env: dict[str, str], args: list[str], log_file: Path) -> None:
+        self.env = env
+        self.args = args
+        self.log_file = log_file
+        self.process: subprocess.Popen[bytes] | None = None
+        #: every PID seen in its tree (pool processes, task children)
+        self.seen: set[int] = set()
+        self._terminated = False
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> TradewindProcess:
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*CLI, *self.args],
+                env=self.env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def remember_tree(self) -> None:
+        if self.running():
+            self.seen.update(descendants_of(self.pid))
+
+    def signal(self, signum: int) -> None:
+        self.remember_tree()
+        os.kill(self.pid, signum)
+
+    def wait_for_log(self, text: str, *, timeout: float) -> None:
+        """Poll the output until ``text`` shows up; fail early if the process exits."""
+
+        def found() -> bool:
+            if not self.running():
+                raise AssertionError(f"{self.args} exited early:\n{self.log_tail()}")
+            return text in self.read_log()
+
+        wait_for(found, timeout=timeout, message=lambda: f"{text!r} in\n{self.log_tail()}")
+
+    def read_log(self) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.read_log().splitlines()[-lines:])
+
+    def terminate(self) -> None:
+        """Send the one SIGTERM that starts a graceful stop (a worker drains)."""
+        if self.running() and not self._terminated:
+            self.signal(signal.SIGTERM)
+            self._terminated = True
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM (once), SIGKILL after ``timeout``; then every leftover by PID."""
+        if self.process is None:
+            return
+        self.remember_tree()
+        self.terminate()
+        if self.process.poll() is None:
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        leftover = [pid for pid in sorted(self.seen) if alive(pid)]
+        for pid in leftover:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        wait_for(
+            lambda: not any(alive(pid) for pid in leftover),
+            timeout=10,
+            interval=0.05,
+            message=f"processes {leftover} to end",
+        )
+
+
+def start_worker(
+    env: dict[str, str], log_dir: Path, *, address: str, queues: str, concurrency: int = 2
+) -> TradewindProcess:
+    """``tradewind worker`` on ``address``, started and ready to consume."""
+    worker = TradewindProcess(
+        env,
+        ["worker", "-q", queues, "-c", str(concurrency), "--hostname", address],
+        log_dir / f"worker-{address}.log",
+    ).start()
+    worker.wait_for_log(f"tradewind@{address} ready", timeout=60)
+    return worker
