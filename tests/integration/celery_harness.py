@@ -9,7 +9,6 @@ log server listens there, on the one ``logging.log_server_port`` of the cluster.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -21,7 +20,13 @@ import pytest
 from cluster.devcluster.services.ports import free_port, is_port_free
 from cluster.devcluster.services.process import ServiceError
 from cluster.devcluster.services.rabbitmq import RabbitMQCluster
-from tests.integration.scheduler_harness import CLI, REPO, alive, descendants_of, wait_for
+from tests.integration.scheduler_harness import (
+    CLI,
+    REPO,
+    descendants_of,
+    kill_leftovers,
+    wait_for,
+)
 
 DEFINITIONS = REPO / "configs" / "rabbitmq" / "definitions.json"
 #: the user and vhost of configs/rabbitmq/definitions.json
@@ -151,16 +156,7 @@ class TradewindProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
-        leftover = [pid for pid in sorted(self.seen) if alive(pid)]
-        for pid in leftover:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        wait_for(
-            lambda: not any(alive(pid) for pid in leftover),
-            timeout=10,
-            interval=0.05,
-            message=f"processes {leftover} to end",
-        )
+        kill_leftovers(self.seen)
 
 
 def start_worker(

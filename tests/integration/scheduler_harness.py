@@ -345,6 +345,20 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def kill_leftovers(pids: set[int]) -> None:
+    """SIGKILL every PID of ``pids`` still alive, and wait until they are gone."""
+    leftover = [pid for pid in sorted(pids) if alive(pid)]
+    for pid in leftover:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    wait_for(
+        lambda: not any(alive(pid) for pid in leftover),
+        timeout=10,
+        interval=0.05,
+        message=f"processes {leftover} to end",
+    )
+
+
 class SchedulerProcess:
     """One ``tradewind scheduler`` subprocess, in a process group of its own."""
 
@@ -401,16 +415,7 @@ class SchedulerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
-        leftover = [pid for pid in sorted(self.seen) if alive(pid)]
-        for pid in leftover:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        wait_for(
-            lambda: not any(alive(pid) for pid in leftover),
-            timeout=10,
-            interval=0.05,
-            message=f"processes {leftover} to end",
-        )
+        kill_leftovers(self.seen)
 
     def log_tail(self, lines: int = 60) -> str:
         try:
