@@ -37,9 +37,10 @@ from cluster.execution.child import (
 )
 from cluster.execution.dagbag import DagBag
 from cluster.execution.handle import MetastoreRuntime, MetastoreTaskInstance, SessionFactory
-from cluster.execution.logs import append_line, log_path
+from cluster.execution.logs import append_line
 from cluster.execution.outcome import TryOutcome
 from cluster.executors.base import TaskMessage
+from cluster.logserver.paths import log_path
 from cluster.metastore.engine import transaction
 from cluster.metastore.secrets import make_fernet
 from cluster.sdk import DAG, BaseOperator

@@ -1,5 +1,5 @@
 """The worker's log server and the signed URLs that let a webserver read its logs.
 
-``signing`` is pure (standard library only): the web layer imports it and nothing else
-of this package. ``server`` serves ``$TRADEWIND_HOME/logs`` on each worker.
+``signing`` and ``paths`` are pure (standard library only): the web layer imports them
+and nothing else of this package. ``server`` serves ``$TRADEWIND_HOME/logs`` on each worker.
 """

@@ -6,9 +6,6 @@ host ran the try, or the folder is shared); otherwise the log lives on the worke
 recorded on the try. Fetching it from that worker's log server (port 8793, HMAC-signed
 requests) arrives with the worker log server: until then :func:`fetch_remote` says
 plainly where the log is, and it is the one function to change.
-
-The path rules repeat :func:`cluster.execution.logs.log_path` on purpose: the web layer
-may not import the runner (a layer test enforces it), and both follow ARCHITECTURE.md.
 """
 
 from __future__ import annotations
@@ -18,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from cluster.config import Settings
-from cluster.errors import UsageError
+from cluster.logserver.paths import log_path
 
 #: the most one request returns; the page's script asks again from the new offset
 CHUNK_BYTES = 256 * 1024
@@ -51,17 +48,15 @@ class TryRef:
 
 
 def log_file(base: Path, ref: TryRef) -> Path:
-    """The log file of ``ref`` under ``base``; no part may step out of ``base``.
-
-    :raises UsageError: for an id that would (``..``, ``/``, NUL).
-    """
-    parts = [f"dag_id={ref.dag_id}", f"run_id={ref.run_id}", f"task_id={ref.task_id}"]
-    if ref.map_index >= 0:
-        parts.append(f"map_index={ref.map_index}")
-    for part in parts:
-        if "/" in part or "\x00" in part or part.split("=", 1)[1] in ("", ".", ".."):
-            raise UsageError(f"invalid log path component: {part!r}")
-    return base.joinpath(*parts, f"attempt={ref.try_number}.log")
+    """The log file of ``ref`` under ``base`` (:func:`cluster.logserver.paths.log_path`)."""
+    return log_path(
+        base,
+        dag_id=ref.dag_id,
+        run_id=ref.run_id,
+        task_id=ref.task_id,
+        try_number=ref.try_number,
+        map_index=ref.map_index,
+    )
 
 
 def fetch_log(

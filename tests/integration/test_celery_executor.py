@@ -31,11 +31,11 @@ from cluster.config import Settings, load_settings
 from cluster.devcluster.services.mariadb import MariaDB
 from cluster.devcluster.services.ports import free_port
 from cluster.devcluster.services.rabbitmq import RabbitMQCluster
-from cluster.execution.logs import log_path
 from cluster.executors.base import Dispatch, TaskMessage
 from cluster.executors.celery import CeleryExecutor
 from cluster.executors.celery_app import build_celery_app
 from cluster.executors.events import EventListener, EventPublisher, FinishedEvent
+from cluster.logserver.paths import log_path
 from cluster.logserver.server import OFFSET_HEADER
 from cluster.logserver.signing import sign
 from cluster.metastore.components import list_components
