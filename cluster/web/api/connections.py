@@ -11,7 +11,6 @@ import dataclasses
 from sqlalchemy import select
 
 from cluster.errors import UsageError
-from cluster.metastore import audit
 from cluster.metastore import connections as store
 from cluster.metastore.connections import ConnectionRecord
 from cluster.metastore.models import Connection as ConnectionRow
@@ -21,7 +20,7 @@ from cluster.web.api.admin_schemas import (
     ConnectionCollection,
     ConnectionPatch,
 )
-from cluster.web.api.lookups import api_actor, paginate
+from cluster.web.api.lookups import audit_api, paginate
 from cluster.web.api.operations import Routes
 from cluster.web.api.schemas import Page
 from cluster.web.context import db_session, web_context
@@ -43,13 +42,7 @@ def connection_model(record: ConnectionRecord, *, with_extra: bool = False) -> C
 
 
 def _audit(event: str, conn_id: str) -> None:
-    actor = api_actor()
-    audit.record_event(
-        f"{actor.source}.connections.{event}",
-        session=db_session(),
-        username=actor.username,
-        extra={"conn_id": conn_id},
-    )
+    audit_api(f"connections.{event}", session=db_session(), conn_id=conn_id)
 
 
 def _read(conn_id: str) -> Connection:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from cluster.actions import Actor
 from cluster.errors import NotFoundError
+from cluster.metastore import audit
 from cluster.metastore.models import Dag, DagRun, TaskInstance
 from cluster.web.api.schemas import Page
 from cluster.web.context import require_user
@@ -27,6 +28,14 @@ API_SOURCE = "api"
 def api_actor() -> Actor:
     """The signed-in user, as the audit log records API actions."""
     return Actor(require_user().username, source=API_SOURCE)
+
+
+def audit_api(event: str, *, session: Session, **extra: object) -> None:
+    """Record ``api.<event>`` by the signed-in user, in the request's transaction."""
+    actor = api_actor()
+    audit.record_event(
+        f"{actor.source}.{event}", session=session, username=actor.username, extra=extra
+    )
 
 
 def require_dag(session: Session, dag_id: str) -> Dag:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from cluster.errors import AlreadyExistsError, UsageError
-from cluster.metastore import audit
 from cluster.metastore import pools as store
 from cluster.metastore.models import SlotPool, TaskInstance
 from cluster.states import TaskState
 from cluster.web.api.admin_schemas import Pool, PoolBody, PoolCollection, PoolPatch
-from cluster.web.api.lookups import api_actor, paginate
+from cluster.web.api.lookups import audit_api, paginate
 from cluster.web.api.operations import Routes
 from cluster.web.api.schemas import Page
 from cluster.web.context import db_session
@@ -59,13 +58,7 @@ def _read(name: str) -> Pool:
 
 
 def _audit(event: str, name: str, **extra: object) -> None:
-    actor = api_actor()
-    audit.record_event(
-        f"{actor.source}.pools.{event}",
-        session=db_session(),
-        username=actor.username,
-        extra={"pool": name, **extra},
-    )
+    audit_api(f"pools.{event}", session=db_session(), pool=name, **extra)
 
 
 @routes.operation("/pools", "GET", query=Page, response=PoolCollection)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from cluster.errors import AlreadyExistsError, UsageError
-from cluster.metastore import audit
 from cluster.metastore import variables as store
 from cluster.metastore.models import Variable as VariableRow
 from cluster.web.api.admin_schemas import (
@@ -15,7 +14,7 @@ from cluster.web.api.admin_schemas import (
     VariableInfo,
     VariablePatch,
 )
-from cluster.web.api.lookups import api_actor, paginate
+from cluster.web.api.lookups import audit_api, paginate
 from cluster.web.api.operations import Routes
 from cluster.web.api.schemas import Page
 from cluster.web.context import db_session, web_context
@@ -24,13 +23,7 @@ routes = Routes("Variable")
 
 
 def _audit(event: str, key: str) -> None:
-    actor = api_actor()
-    audit.record_event(
-        f"{actor.source}.variables.{event}",
-        session=db_session(),
-        username=actor.username,
-        extra={"key": key},
-    )
+    audit_api(f"variables.{event}", session=db_session(), key=key)
 
 
 def _read(key: str) -> Variable:
