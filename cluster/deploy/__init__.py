@@ -1,0 +1,1 @@
+"""Deployment tooling: the inventory topology, HAProxy configs and RabbitMQ topology."""
