@@ -22,9 +22,10 @@ from cluster.config import Settings
 from cluster.errors import FencedOff, MetastoreError
 from cluster.executors.base import Dispatch, Executor
 from cluster.metastore.engine import transaction
-from cluster.scheduler import dagruns, queueing, reaper
+from cluster.scheduler import dagruns, queueing, reaper, takeover
 from cluster.scheduler.dagcache import DagCache
 from cluster.scheduler.fencing import Fence
+from cluster.scheduler.leadership import Leadership
 
 log = logging.getLogger(__name__)
 
@@ -87,20 +88,48 @@ class SchedulerLoop:
 
     # --- the loop ---------------------------------------------------------------------
 
-    def run(self, *, is_leader: Callable[[], bool] = lambda: True) -> None:
-        """Iterate until :meth:`stop`; pause (without writing) while not the leader."""
+    def run(self, leadership: Leadership | None = None) -> None:
+        """Iterate until :meth:`stop`; while not leading, wait without writing.
+
+        Without ``leadership`` the loop assumes it leads and a newer epoch ends it
+        with :class:`FencedOff`; with it, being fenced off means stepping down.
+        """
         poll = self._settings.scheduler.poll_interval
         while not self._stop.is_set():
             self._wake.clear()
-            if is_leader():
+            if leadership is None or leadership.is_leader():
                 try:
                     self.run_once()
-                except FencedOff:
-                    raise
+                except FencedOff as exc:
+                    if leadership is None:
+                        raise
+                    leadership.fenced_off(str(exc))
                 except MetastoreError as exc:
                     log.warning("metastore unavailable, retrying: %s", exc)
                     self._stop.wait(min(poll * 2, 5.0))
             self._wake.wait(poll)
+
+    def reset(self) -> None:
+        """Forget cached DAGs: a new leader rebuilds its view from the metastore alone."""
+        self._dags = DagCache()
+        self._next_reap = 0.0
+
+    def resend_orphans(self) -> int:
+        """Send again what an older leader queued; a duplicate message is claimed only once.
+
+        An old leader may have committed ``queued`` and died before its messages left:
+        without this they would wait for ``scheduler.queued_timeout``.
+        """
+        now = self._clock()
+        dispatches = self._write(
+            lambda session, now: takeover.orphaned_dispatches(
+                session, self._dags, epoch=self._fence.epoch or 0
+            ),
+            now,
+        )
+        if dispatches:
+            self._executor.send(dispatches)
+        return len(dispatches)
 
     def run_once(self) -> int:
         """One iteration in one fenced transaction; returns how many instances were dispatched.

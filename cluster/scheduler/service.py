@@ -1,16 +1,21 @@
-"""The scheduler process: DAG processing, the loop and the executor, started and stopped together.
+"""The scheduler process: election, DAG processing, the loop and the executor together.
 
-DAG processing runs in a thread of its own, so a slow or endless DAG file never delays
-scheduling; it wakes the loop when something changed. Stopping drains: the loop ends
-its iteration, the executor lets running tries finish.
+Every master runs one; only the leader (the election's holder with the newest epoch)
+schedules and processes DAG files, so standbys never write scheduling state. DAG
+processing runs in a thread of its own while leading, so a slow or endless DAG file
+never delays scheduling. Stopping releases the election first, so a standby takes
+over at once, then drains: the loop ends its iteration, the executor lets running
+tries finish.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,8 +23,10 @@ from cluster.config import Settings
 from cluster.dagfiles.processor import DagProcessor, dag_folders
 from cluster.errors import MetastoreError
 from cluster.executors.base import Executor
-from cluster.metastore.engine import transaction
+from cluster.metastore.heartbeats import ComponentHeartbeat
+from cluster.scheduler.election import Elector, build_elector
 from cluster.scheduler.fencing import Fence
+from cluster.scheduler.leadership import Leadership
 from cluster.scheduler.loop import SchedulerLoop
 
 log = logging.getLogger(__name__)
@@ -29,7 +36,7 @@ ExecutorFactory = Callable[[Callable[..., None]], Executor]
 
 
 class SchedulerService:
-    """One scheduler: owns its loop, its DAG-processing thread and its executor."""
+    """One scheduler: owns its election, loop, DAG-processing thread and executor."""
 
     def __init__(
         self,
@@ -38,11 +45,13 @@ class SchedulerService:
         sessions: sessionmaker[Session],
         executor_factory: ExecutorFactory,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        elector: Elector | None = None,
     ) -> None:
         self.settings = settings
         self._sessions = sessions
         self._clock = clock
-        self.fence = Fence(host=settings.core.hostname)
+        host = settings.core.hostname
+        self.fence = Fence(host=host)
         self.executor = executor_factory(lambda *_: self.loop.wake())
         self.loop = SchedulerLoop(
             settings,
@@ -52,6 +61,14 @@ class SchedulerService:
             clock=clock,
             on_iteration=self._after_iteration,
         )
+        self.leadership = Leadership(
+            elector or build_elector(settings.ha, identifier=f"{host}:{os.getpid()}"),
+            self.fence,
+            sessions=sessions,
+            clock=clock,
+            on_elected=self._on_elected,
+            on_deposed=self._on_deposed,
+        )
         self.processor = DagProcessor(
             folders=dag_folders(
                 settings.core.dags_folder, load_examples=settings.core.load_examples
@@ -60,27 +77,33 @@ class SchedulerService:
             timeout=settings.core.dag_file_processor_timeout,
             paused_at_creation=settings.core.dags_are_paused_at_creation,
         )
+        self.heartbeat = ComponentHeartbeat(
+            sessions,
+            kind="scheduler",
+            host=host,
+            interval=settings.scheduler.heartbeat_interval,
+            describe=self._describe,
+            clock=clock,
+        )
+        self._last_epoch: int | None = None
         self._stop = threading.Event()
         self._processing: threading.Thread | None = None
+        self._processing_stop = threading.Event()
+        self._processing_lock = threading.Lock()
 
     def run(self) -> None:
-        """Start everything and schedule until :meth:`stop`; drains on the way out."""
+        """Contend, and schedule while leading, until :meth:`stop`; drains on the way out."""
         self.executor.start()
-        epoch = transaction(self._sessions, lambda s: self.fence.acquire(s, now=self._clock()))
-        log.info("scheduler on %s holds epoch %s", self.settings.core.hostname, epoch)
-        self.process_dags_once()
-        self._processing = threading.Thread(
-            target=self._process_dags, name="dag-processing", daemon=True
-        )
-        self._processing.start()
+        self.heartbeat.start()
+        self.leadership.elector.start(on_change=self.loop.wake)
         try:
-            self.loop.run()
+            self.loop.run(self.leadership)
         finally:
             self._stop.set()
+            self.leadership.release()
+            self._stop_processing()
             self.executor.stop(drain=True)
-            if self._processing is not None:
-                self._processing.join(timeout=self.settings.core.dag_file_processor_timeout + 5)
-            self.fence.release()
+            self.heartbeat.stop()
 
     def stop(self) -> None:
         self._stop.set()
@@ -102,13 +125,65 @@ class SchedulerService:
             )
             self.loop.wake()
 
-    def _process_dags(self) -> None:
+    # --- roles ------------------------------------------------------------------------
+
+    def _on_elected(self, epoch: int) -> None:
+        """Take over: rebuild the view from the metastore, re-send orphans, process DAGs."""
+        self._last_epoch = epoch
+        self.loop.reset()
+        try:
+            resent = self.loop.resend_orphans()
+        except MetastoreError as exc:
+            log.warning("could not re-send the previous leader's queued tries yet: %s", exc)
+        else:
+            if resent:
+                log.info("re-sent %d tries queued by the previous leader", resent)
+        self._start_processing()
+        self.heartbeat.beat()
+
+    def _on_deposed(self, reason: str) -> None:
+        self._stop_processing()
+        self.heartbeat.beat()
+
+    def _describe(self) -> tuple[str, dict[str, Any]]:
+        extra = {
+            "epoch": self._last_epoch,
+            "election": self.settings.ha.election,
+            "identifier": f"{self.fence.host}:{self.fence.pid}",
+        }
+        return self.leadership.role, extra
+
+    # --- DAG processing (leader only) ----------------------------------------------------
+
+    def _start_processing(self) -> None:
+        """A processing thread for this term; one of an earlier term ends by itself."""
+        self._processing_stop.set()
+        self._processing_stop = threading.Event()
+        self._processing = threading.Thread(
+            target=self._process_dags,
+            args=(self._processing_stop,),
+            name="dag-processing",
+            daemon=True,
+        )
+        self._processing.start()
+
+    def _stop_processing(self) -> None:
+        """Ask the thread to stop; a pass under way ends by itself (its writes are idempotent)."""
+        self._processing_stop.set()
+        if self._stop.is_set() and self._processing is not None:
+            self._processing.join(timeout=self.settings.core.dag_file_processor_timeout + 5)
+
+    def _process_dags(self, term_over: threading.Event) -> None:
         interval = self.settings.scheduler.dag_dir_list_interval
-        while not self._stop.wait(interval):
-            try:
-                self.process_dags_once()
-            except Exception:
-                log.exception("DAG processing failed; trying again in %s s", interval)
+        while not term_over.is_set():
+            with self._processing_lock:
+                if term_over.is_set():
+                    return
+                try:
+                    self.process_dags_once()
+                except Exception:
+                    log.exception("DAG processing failed; trying again in %s s", interval)
+            term_over.wait(interval)
 
     def _after_iteration(self) -> None:
         reap = getattr(self.executor, "reap_dead_workers", None)

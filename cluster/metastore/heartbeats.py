@@ -1,0 +1,85 @@
+"""A process's ``component`` row, refreshed from a background thread.
+
+Schedulers, webservers and workers each beat so that ``tradewind cluster status``,
+``/health`` and the cluster page can tell who is alive and in which role. A failed beat
+(metastore down) is logged and retried at the next one: it never takes a process down.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from cluster.errors import TradewindError
+from cluster.metastore.components import heartbeat_component
+from cluster.metastore.engine import SessionFactory, transaction
+
+log = logging.getLogger(__name__)
+
+#: what a process says of itself at each beat: its state and extra JSON detail
+Describe = Callable[[], tuple[str, Any]]
+
+
+class ComponentHeartbeat:
+    """Beat every ``interval`` seconds until :meth:`stop`, which records ``stopped``."""
+
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        *,
+        kind: str,
+        host: str,
+        interval: float,
+        describe: Describe = lambda: ("running", None),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        pid: int | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self.kind = kind
+        self.host = host
+        self.pid = os.getpid() if pid is None else pid
+        self._interval = interval
+        self._describe = describe
+        self._clock = clock
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"{kind}-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self.beat(state="stopped")
+
+    def beat(self, *, state: str | None = None) -> bool:
+        """Write one heartbeat; ``False`` (and a log line) when the metastore failed."""
+        described_state, extra = self._describe()
+        try:
+            transaction(
+                self._sessions,
+                lambda session: heartbeat_component(
+                    self.kind,
+                    self.host,
+                    self.pid,
+                    session=session,
+                    now=self._clock(),
+                    state=state or described_state,
+                    extra=extra,
+                ),
+                retries=1,
+            )
+        except TradewindError as exc:
+            log.warning("%s heartbeat failed: %s", self.kind, exc)
+            return False
+        return True
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            self.beat()
+            self._stopped.wait(self._interval)
