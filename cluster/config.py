@@ -80,6 +80,11 @@ class HaSettings:
     session_timeout: float = 4.0
     chroot: str = "/tradewind"
 
+    @property
+    def election_path(self) -> str:
+        """The schedulers' election znode, ``{chroot}/scheduler``."""
+        return "/" + "/".join([*filter(None, self.chroot.split("/")), "scheduler"])
+
 
 @dataclass(frozen=True)
 class WebserverSettings:

@@ -87,6 +87,10 @@ class FencedOff(TradewindError):
     """This scheduler's epoch is no longer the current one: it must stop writing."""
 
 
+class ElectionError(TradewindError):
+    """The scheduler election could not be set up (bad settings, ZooKeeper unusable)."""
+
+
 # --- task control (raised inside task code, handled by the runner) ---------------
 
 

@@ -31,10 +31,6 @@ from cluster.errors import ConfigError, ElectionError
 
 log = logging.getLogger(__name__)
 
-#: the election's znode under ``ha.chroot``
-ELECTION_NODE = "scheduler"
-
-
 class Elector(Protocol):
     """What a scheduler asks about the election."""
 
@@ -72,7 +68,7 @@ class SoleElector:
 
 
 class ZooKeeperElector:
-    """Contends under ``{ha.chroot}/scheduler`` with kazoo's Election recipe.
+    """Contends under ``ha.election_path`` (``{ha.chroot}/scheduler``) with kazoo's Election recipe.
 
     :param identifier: shown to other contenders (``tradewind cluster status``);
         ``host:pid`` of this scheduler.
@@ -82,7 +78,7 @@ class ZooKeeperElector:
         if not settings.zookeeper_hosts:
             raise ConfigError("ha.election = zookeeper needs ha.zookeeper_hosts (host:port, ...)")
         self.identifier = identifier
-        self.path = election_path(settings)
+        self.path = settings.election_path
         self._session_timeout = settings.session_timeout
         self._client = KazooClient(
             hosts=",".join(settings.zookeeper_hosts),
@@ -183,12 +179,6 @@ class ZooKeeperElector:
             self._connected.clear()
             self._leave.set()
         self._on_change()
-
-
-def election_path(settings: HaSettings) -> str:
-    """The election znode, ``{chroot}/scheduler``."""
-    chroot = "/" + settings.chroot.strip("/")
-    return f"{chroot.rstrip('/')}/{ELECTION_NODE}"
 
 
 def build_elector(settings: HaSettings, *, identifier: str) -> Elector:
