@@ -18,6 +18,7 @@ from cluster.executors.celery import build_celery_executor
 from cluster.executors.local import LocalExecutor
 from cluster.metastore.engine import wait_for_metastore
 from cluster.metastore.migrate import check
+from cluster.scheduler.fencing import bound_idle_transactions
 from cluster.scheduler.service import SchedulerService
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ def build_scheduler(app: App, settings: Settings) -> SchedulerService:
     check(app.engine)
     # local workers are forked: they must not inherit pooled connections
     app.engine.dispose()
+    if settings.ha.election == "zookeeper":
+        bound_idle_transactions(app.engine, settings.ha.session_timeout)
     return SchedulerService(
         settings,
         sessions=app.session_factory,

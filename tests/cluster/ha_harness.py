@@ -23,10 +23,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from cluster.metastore.migrate import migrate
 from cluster.metastore.models import SchedulerLease, TaskInstance
 from tests.integration.celery_harness import CeleryDeployment, TradewindProcess
-from tests.integration.scheduler_harness import CLI, REPO, wait_for, wait_for_dags
+from tests.integration.scheduler_harness import CLI, REPO, wait_for
 
 HA_DAGS = """
 import os
@@ -106,17 +105,10 @@ class HaDeployment(CeleryDeployment):
         self.scheduler = self.schedulers[0]
 
     def start(self, dag_ids: set[str] = HA_DAG_IDS) -> HaDeployment:
-        (self.home / "dags").mkdir(parents=True)
-        self.side_effects.mkdir()
-        for name, source in self.dags.items():
-            text = source.replace("@SIDE_EFFECTS@", str(self.side_effects))
-            (self.home / "dags" / name).write_text(text)
-        migrate(self.engine)
-        for scheduler in self.schedulers:
+        """The base class starts master1 and the workers; the other contenders start first."""
+        for scheduler in self.schedulers[1:]:
             scheduler.start()
-        for address in self.worker_queues:
-            self.start_worker(address)
-        wait_for_dags(self.sessions, dag_ids, timeout=120)
+        super().start(dag_ids)
         return self
 
     def processes(self) -> list[TradewindProcess]:
