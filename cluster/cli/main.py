@@ -20,6 +20,7 @@ from cluster.cli.config_cmd import config_group, version
 from cluster.cli.connections_cmd import connections_group
 from cluster.cli.dags_cmd import dags_group
 from cluster.cli.db_cmd import db_group
+from cluster.cli.haproxy_cmd import haproxy_group
 from cluster.cli.pools_cmd import pools_group
 from cluster.cli.scheduler_cmd import scheduler
 from cluster.cli.secrets_cmd import rotate_fernet_key_command
@@ -54,6 +55,7 @@ cli.add_command(rotate_fernet_key_command)
 cli.add_command(webserver)
 cli.add_command(worker)
 cli.add_command(cluster_group)
+cli.add_command(haproxy_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

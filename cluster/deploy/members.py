@@ -69,14 +69,24 @@ def cluster_members(
         if r.kind == "scheduler"
     ]
     return {
-        "schedulers": sorted(schedulers, key=lambda s: (s["role"] != "leader", s["host"], s["pid"])),
-        "webservers": [_member(r, now - r.heartbeat_at <= other_fresh) for r in records if r.kind == "webserver"],
-        "workers": [_member(r, now - r.heartbeat_at <= other_fresh) for r in records if r.kind == "worker"],
+        "schedulers": sorted(
+            schedulers, key=lambda s: (s["role"] != "leader", s["host"], s["pid"])
+        ),
+        "webservers": [
+            _member(r, now - r.heartbeat_at <= other_fresh)
+            for r in records
+            if r.kind == "webserver"
+        ],
+        "workers": [
+            _member(r, now - r.heartbeat_at <= other_fresh) for r in records if r.kind == "worker"
+        ],
         "election": _election(settings, election),
     }
 
 
-def _scheduler(record: ComponentRecord, lease: SchedulerLease | None, *, alive: bool) -> dict[str, Any]:
+def _scheduler(
+    record: ComponentRecord, lease: SchedulerLease | None, *, alive: bool
+) -> dict[str, Any]:
     holds_lease = (
         lease is not None and lease.leader_host == record.host and lease.leader_pid == record.pid
     )
@@ -112,4 +122,3 @@ def _election(settings: Settings, view: ElectionView | None) -> dict[str, Any]:
         "contenders": list(view.contenders),
         "error": view.error,
     }
-

@@ -5,7 +5,8 @@ The inventory is a plain Ansible YAML inventory whose groups are the node roles
 Ansible provisions from it, the Vagrantfile builds its VMs from it and the dev
 cluster lays its loopback nodes out from it, so the three cannot drift apart.
 
-A node's address is its ``ansible_host``; every other host variable is kept as is.
+A node's address is its ``ansible_host``; every other host variable is kept as is, over
+the variables of its role groups and of ``all`` (Ansible's precedence).
 """
 
 from __future__ import annotations
@@ -101,6 +102,12 @@ def parse_inventory(data: Any, *, source: str = "inventory") -> Topology:
             host_vars[name].update(variables or {})
     if not order:
         raise ConfigError(f"{source}: no hosts in any of the groups {', '.join(ROLES)}")
+    for name in order:  # as in Ansible: host vars over group vars over all.vars
+        inherited = dict(_group_vars(data.get("all"), source))
+        for role in ROLES:
+            if role in roles[name]:
+                inherited.update(_group_vars(groups.get(role), source))
+        host_vars[name] = {**inherited, **host_vars[name]}
     nodes = tuple(
         Node(
             name=name,
@@ -111,6 +118,14 @@ def parse_inventory(data: Any, *, source: str = "inventory") -> Topology:
         for name in order
     )
     return Topology(nodes=nodes)
+
+
+def _group_vars(group: Any, source: str) -> Mapping[str, Any]:
+    """A group's ``vars`` mapping (empty when the group has none)."""
+    variables = group.get("vars") if isinstance(group, Mapping) else None
+    if variables is not None and not isinstance(variables, Mapping):
+        raise ConfigError(f"{source}: group vars must be a mapping")
+    return variables or {}
 
 
 def _role_groups(data: Any, source: str) -> Mapping[str, Any]:

@@ -31,6 +31,7 @@ from cluster.errors import ConfigError, ElectionError
 
 log = logging.getLogger(__name__)
 
+
 class Elector(Protocol):
     """What a scheduler asks about the election."""
 

@@ -23,4 +23,5 @@ def test_haproxy_reference_config_is_valid() -> None:
     text = path.read_text()
     assert "option httpchk GET /health" in text
     assert "option redispatch" in text
-    assert "bind :1936" in text and "stats auth" in text
+    assert "bind *:1936" in text and "stats auth" in text
+    assert "inter 500ms fall 2 rise 1" in text and "http-check expect status 200" in text

@@ -1,0 +1,418 @@
+"""Benchmark the web tier: two webservers behind HAProxy on a seeded MariaDB.
+
+Starts a private MariaDB, seeds it (100 DAGs, 100,000 finished task instances by
+default), starts two ``tradewind webserver -w 2`` (gunicorn) and a HAProxy built by
+``tradewind haproxy render``'s code, then drives it from a pool of threads, each with
+its own keep-alive connection to HAProxy:
+
+* ``GET /api/v1/dags?limit=100`` with an API token: requests/s, p50, p99;
+* the DAGs page (``GET /``) with a browser session: pages/s, p50, p99;
+* the API again while webserver 1 is SIGKILLed (with its workers) and restarted: the
+  share of requests that succeeded.
+
+It prints figures and never asserts on them (targets: API >= 300 req/s with
+p99 <= 100 ms, DAGs page >= 150 pages/s, >= 99.9 % success during the kill).
+
+    python bench/web.py
+    python bench/web.py --duration 20 --concurrency 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import requests
+from cryptography.fernet import Fernet
+from sqlalchemy import insert
+from sqlalchemy.orm import Session, sessionmaker
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cluster.config import MetastoreSettings  # noqa: E402
+from cluster.dagfiles.serialized import SerializedDag, SerializedTask  # noqa: E402
+from cluster.deploy.haproxy import Webserver  # noqa: E402
+from cluster.devcluster.services.haproxy import HAProxy  # noqa: E402
+from cluster.devcluster.services.mariadb import MariaDB  # noqa: E402
+from cluster.devcluster.services.ports import free_port  # noqa: E402
+from cluster.devcluster.services.process import wait_until  # noqa: E402
+from cluster.metastore import users  # noqa: E402
+from cluster.metastore.engine import create_engine_for, make_session_factory  # noqa: E402
+from cluster.metastore.migrate import migrate  # noqa: E402
+from cluster.metastore.models import Dag, DagRun, SerializedDagRow, TaskInstance  # noqa: E402
+
+HOST = "127.0.0.1"
+USER, PASSWORD = "bench", "bench-password"
+TASKS_PER_DAG = 10
+START = datetime(2024, 1, 1, tzinfo=UTC)
+STATES = ("success",) * 8 + ("failed", "skipped")
+
+
+# --- seeding ---------------------------------------------------------------------------
+
+
+def seed(sessions: sessionmaker[Session], dags: int, task_instances: int) -> None:
+    """``dags`` DAGs of ten tasks, and enough finished runs for ``task_instances`` rows."""
+    runs_per_dag = max(1, task_instances // (dags * TASKS_PER_DAG))
+    with sessions.begin() as session:
+        for number in range(dags):
+            dag = serialized_dag(f"bench_dag_{number:03d}", tags=(f"team{number % 5}",))
+            session.add(
+                Dag(dag_id=dag.dag_id, fileloc=dag.fileloc, is_paused=number % 3 == 0,
+                    tags=list(dag.tags), owners="bench", timetable_summary="@daily")
+            )  # fmt: skip
+            session.add(
+                SerializedDagRow(dag_id=dag.dag_id, fileloc=dag.fileloc, data=dag.to_json(),
+                                 fingerprint=dag.fingerprint())
+            )  # fmt: skip
+    for number in range(dags):
+        dag_id = f"bench_dag_{number:03d}"
+        with sessions.begin() as session:
+            session.execute(insert(DagRun), [run_row(dag_id, r) for r in range(runs_per_dag)])
+            session.execute(
+                insert(TaskInstance),
+                [ti_row(dag_id, r, t) for r in range(runs_per_dag) for t in range(TASKS_PER_DAG)],
+            )
+
+
+def serialized_dag(dag_id: str, *, tags: tuple[str, ...]) -> SerializedDag:
+    ids = [f"task_{i:02d}" for i in range(TASKS_PER_DAG)]
+    tasks = {
+        task_id: SerializedTask(
+            task_id=task_id,
+            operator="EmptyOperator",
+            upstream_task_ids=tuple(ids[i - 1 : i]),
+            downstream_task_ids=tuple(ids[i + 1 : i + 2]),
+        )
+        for i, task_id in enumerate(ids)
+    }
+    return SerializedDag(
+        dag_id=dag_id,
+        fileloc=f"/dags/{dag_id}.py",
+        timetable={"type": "null"},
+        schedule="@daily",
+        tags=tags,
+        tasks=tasks,
+    )
+
+
+def run_row(dag_id: str, number: int) -> dict[str, object]:
+    when = START + timedelta(days=number)
+    return {
+        "dag_id": dag_id,
+        "run_id": f"scheduled__{when.isoformat()}",
+        "logical_date": when,
+        "data_interval_start": when,
+        "data_interval_end": when + timedelta(days=1),
+        "run_type": "scheduled",
+        "state": "failed" if number % 10 == 9 else "success",
+        "conf": {},
+        "queued_at": when,
+        "start_date": when,
+        "end_date": when + timedelta(minutes=5),
+    }
+
+
+def ti_row(dag_id: str, run: int, task: int) -> dict[str, object]:
+    when = START + timedelta(days=run)
+    return {
+        "dag_id": dag_id,
+        "run_id": f"scheduled__{when.isoformat()}",
+        "task_id": f"task_{task:02d}",
+        "map_index": -1,
+        "state": STATES[(run + task) % len(STATES)],
+        "try_number": 1,
+        "operator": "EmptyOperator",
+        "start_date": when,
+        "end_date": when + timedelta(seconds=30),
+        "duration": 30.0,
+        "queued_at": when,
+    }
+
+
+# --- the processes -------------------------------------------------------------------
+
+
+@dataclass
+class WebserverProcess:
+    """``tradewind webserver`` in a process group of its own."""
+
+    port: int
+    env: dict[str, str]
+    log_file: Path
+    workers: int = 2
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WebserverProcess:
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "cluster.cli", "webserver", "-w", str(self.workers),
+                 "-b", f"{HOST}:{self.port}"],
+                env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        wait_until(self._healthy, timeout=120, what=f"webserver on :{self.port}", interval=0.2)
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"webserver on :{self.port} exited; see {self.log_file}")
+        with contextlib.suppress(requests.RequestException):
+            return requests.get(f"http://{HOST}:{self.port}/health", timeout=5).ok
+        return False
+
+    def kill(self) -> None:
+        """SIGKILL gunicorn and its workers: the node died."""
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+# --- the load ------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """What the load saw: latencies (s) of successful requests, failures by kind."""
+
+    elapsed: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    failures: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def ok(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def total(self) -> int:
+        return self.ok + sum(self.failures.values())
+
+    def percentile(self, q: float) -> float:
+        if len(self.latencies) < 2:
+            return self.latencies[0] if self.latencies else float("nan")
+        return statistics.quantiles(self.latencies, n=1000)[int(q * 10) - 1]
+
+
+def drive(
+    port: int, path: str, headers: dict[str, str], *, concurrency: int, duration: float
+) -> Result:
+    """``concurrency`` threads sending ``GET path`` back to back for ``duration`` seconds."""
+    result = Result()
+    deadline = time.monotonic() + duration
+
+    def client() -> None:
+        connection = http.client.HTTPConnection(HOST, port, timeout=30)
+        latencies: list[float] = []
+        failures: Counter[str] = Counter()
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            try:
+                connection.request("GET", path, headers=headers)
+                response = connection.getresponse()
+                response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                failures[type(exc).__name__] += 1
+                connection.close()
+                connection = http.client.HTTPConnection(HOST, port, timeout=30)
+                continue
+            if response.status == 200:
+                latencies.append(time.perf_counter() - started)
+            else:
+                failures[f"HTTP {response.status}"] += 1
+        connection.close()
+        with result.lock:
+            result.latencies += latencies
+            result.failures.update(failures)
+
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result.elapsed = time.perf_counter() - started
+    return result
+
+
+def report(label: str, result: Result, unit: str) -> None:
+    rate = result.ok / result.elapsed if result.elapsed else 0.0
+    print(
+        f"{label:<34}{rate:>9.1f} {unit:<9}p50 {result.percentile(50) * 1000:>6.1f} ms"
+        f"   p99 {result.percentile(99) * 1000:>7.1f} ms   ok {result.ok:>6}"
+        f"   failed {sum(result.failures.values())} {dict(result.failures) or ''}"
+    )
+
+
+def during_kill(
+    port: int, headers: dict[str, str], victim: WebserverProcess, haproxy: HAProxy,
+    *, concurrency: int, duration: float,
+) -> tuple[Result, list[str]]:  # fmt: skip
+    """Drive the API while ``victim`` is SIGKILLed and restarted; a timeline of events."""
+    events: list[str] = []
+    t0 = time.monotonic()
+
+    def note(what: str) -> None:
+        events.append(f"{time.monotonic() - t0:6.1f} s  {what}")
+
+    def chaos() -> None:
+        time.sleep(duration * 0.2)
+        victim.kill()
+        note("webserver 1 SIGKILLed")
+        haproxy.wait_for_status("m1", "DOWN", timeout=60)
+        note("HAProxy marked it DOWN")
+        time.sleep(duration * 0.1)
+        victim.start()
+        note("webserver 1 restarted and healthy")
+        haproxy.wait_for_status("m1", "UP", timeout=60)
+        note("HAProxy marked it UP")
+
+    thread = threading.Thread(target=chaos)
+    thread.start()
+    result = drive(port, "/api/v1/dags?limit=100", headers, concurrency=concurrency,
+                   duration=duration)  # fmt: skip
+    thread.join()
+    return result, events
+
+
+# --- wiring --------------------------------------------------------------------------
+
+
+def log_in(base: str) -> str:
+    """The session cookie of a browser that logged in with the form."""
+    session = requests.Session()
+    form = session.get(f"{base}/login", timeout=30)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert token, "no CSRF token on the login page"
+    done = session.post(
+        f"{base}/login",
+        data={"username": USER, "password": PASSWORD, "csrf_token": token[1], "next": "/"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    if done.status_code != 302:
+        raise RuntimeError(f"login failed: {done.status_code} {done.text[:200]}")
+    return "; ".join(f"{c.name}={c.value}" for c in session.cookies)
+
+
+def prepare(url: str, home: Path, args: argparse.Namespace) -> str:
+    """Migrate and seed the metastore; returns an API token."""
+    engine = create_engine_for(MetastoreSettings(url=url))
+    migrate(engine)
+    sessions = make_session_factory(engine)
+    started = time.perf_counter()
+    seed(sessions, args.dags, args.task_instances)
+    print(
+        f"seeded {args.dags} DAGs and {args.task_instances:,} task instances "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    with sessions.begin() as session:
+        users.create_user(USER, PASSWORD, role="Admin", session=session)
+        token = users.create_api_token(USER, "bench", session=session)[1]
+    engine.dispose()
+    return token
+
+
+def bench(tmp: Path, args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+    mariadb = MariaDB(
+        tmp / "mariadb", port=free_port(), fsync=False, buffer_pool_size="512M",
+        log_file_size="256M",
+    )  # fmt: skip
+    mariadb.start()
+    stack.callback(mariadb.stop)
+    home = tmp / "home"
+    home.mkdir()
+    token = prepare(mariadb.url, home, args)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TRADEWIND")},
+        "TRADEWIND_HOME": str(home),
+        "TRADEWIND__METASTORE__URL": mariadb.url,
+        "TRADEWIND__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+        "TRADEWIND__CORE__LOAD_EXAMPLES": "false",
+        "TRADEWIND__WEBSERVER__SECRET_KEY": "bench-secret-key",
+        "TRADEWIND__LOGGING__LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+        "PYTHONPATH": str(ROOT),
+    }
+    servers = [WebserverProcess(free_port(), env, tmp / f"webserver{n}.log", args.workers)
+               for n in (1, 2)]  # fmt: skip
+    for server in servers:
+        stack.callback(server.stop)
+        server.start()
+    haproxy = HAProxy(
+        tmp / "haproxy", [Webserver(f"m{n}", HOST, s.port) for n, s in enumerate(servers, 1)]
+    )
+    haproxy.start()
+    stack.callback(haproxy.stop)
+    for name in ("m1", "m2"):
+        haproxy.wait_for_status(name, "UP", timeout=60)
+    api_headers = {"Authorization": f"Bearer {token}"}
+    page_headers = {"Cookie": log_in(haproxy.url)}
+    print(
+        f"two webservers x {args.workers} gunicorn workers behind HAProxy; "
+        f"{args.concurrency} keep-alive clients, {args.duration:g} s per figure\n"
+    )
+    measure: Callable[[str, dict[str, str]], Result] = lambda path, headers: drive(  # noqa: E731
+        haproxy.port, path, headers, concurrency=args.concurrency, duration=args.duration
+    )
+    measure("/api/v1/dags?limit=100", api_headers)  # warm-up: imports, pools, caches
+    report("GET /api/v1/dags?limit=100", measure("/api/v1/dags?limit=100", api_headers), "req/s")
+    measure("/", page_headers)
+    report("DAGs page (GET /)", measure("/", page_headers), "pages/s")
+    if args.kill:
+        result, events = during_kill(
+            haproxy.port, api_headers, servers[0], haproxy,
+            concurrency=args.concurrency, duration=max(args.duration * 2, 20),
+        )  # fmt: skip
+        report("API while webserver 1 is killed", result, "req/s")
+        share = 100.0 * result.ok / result.total if result.total else float("nan")
+        print(f"{'':<34}succeeded {result.ok}/{result.total} = {share:.3f} %")
+        for event in events:
+            print(f"{'':<34}{event}")
+        print(f"{'':<34}HAProxy m1 redispatched {haproxy.server_stat('m1')['wredis']} requests")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--dags", type=int, default=100)
+    parser.add_argument("--task-instances", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per webserver")
+    parser.add_argument("--concurrency", type=int, default=8, help="client threads")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per figure")
+    parser.add_argument("--no-kill", dest="kill", action="store_false")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tw-webbench-") as tmp, contextlib.ExitStack() as stack:
+        bench(Path(tmp), args, stack)
+
+
+if __name__ == "__main__":
+    main()
