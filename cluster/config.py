@@ -71,6 +71,9 @@ class CelerySettings:
     queues: list[str] = field(default_factory=lambda: ["default"])
     worker_concurrency: int = 8
     events_exchange: str = "tradewind.events"
+    #: RabbitMQ management API base URLs (``http://user:pass@host:15672``), one per node;
+    #: empty: derived from ``broker_urls`` (same host and credentials, port 15672)
+    management_urls: list[str] = field(default_factory=list, metadata=_SECRET)
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,10 @@ class WebserverSettings:
     port: int = 8080
     workers: int = 2
     log_fetch_timeout: float = 5.0
+    #: how many proxies (HAProxy: 1) in front of the webserver to trust for
+    #: ``X-Forwarded-For``; 0 ignores the header (a client could forge it). Login
+    #: throttling and the access log key on the address this yields.
+    proxy_fix_x_for: int = 0
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,19 @@ class LoggingSettings:
     level: str = "INFO"
     log_server_port: int = 8793
     log_url_expiry: float = 30.0
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Prometheus metrics: schedulers and workers serve them on their own port, webservers
+    at ``/metrics`` (signed-in users only)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    scheduler_port: int = 9180
+    worker_port: int = 9181
+    #: prometheus_client's multiprocess files (webserver and worker processes), under home
+    multiproc_dir: Path = Path("metrics")
 
 
 @dataclass(frozen=True)
@@ -116,6 +136,7 @@ class Settings:
     ha: HaSettings
     webserver: WebserverSettings
     logging: LoggingSettings
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     def replace(self, section: str, **values: Any) -> Settings:
         """Return a copy with ``values`` changed in one section (for tests and CLI flags)."""
@@ -131,6 +152,7 @@ SECTIONS: dict[str, type] = {
     "ha": HaSettings,
     "webserver": WebserverSettings,
     "logging": LoggingSettings,
+    "metrics": MetricsSettings,
 }
 
 
@@ -245,6 +267,8 @@ def _apply_home_defaults(section: str, kwargs: dict[str, Any], home: Path) -> No
             kwargs["hostname"] = os.uname().nodename
     elif section == "logging":
         kwargs["base_log_folder"] = home / kwargs.get("base_log_folder", Path("logs"))
+    elif section == "metrics":
+        kwargs["multiproc_dir"] = home / kwargs.get("multiproc_dir", Path("metrics"))
     elif section == "metastore" and not kwargs.get("url"):
         kwargs["url"] = f"sqlite:///{home / 'tradewind.db'}"
 

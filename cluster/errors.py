@@ -87,8 +87,23 @@ class FencedOff(TradewindError):
     """This scheduler's epoch is no longer the current one: it must stop writing."""
 
 
+# --- broker and cluster endpoints --------------------------------------------------
+
+
 class ElectionError(TradewindError):
     """The scheduler election could not be set up (bad settings, ZooKeeper unusable)."""
+
+
+class BrokerError(TradewindError):
+    """RabbitMQ could not be reached or refused an operation."""
+
+
+class SignatureError(TradewindError):
+    """A log request is unsigned, wrongly signed or expired."""
+
+
+class ExpiredSignature(SignatureError):
+    """The signature was right but its expiry has passed."""
 
 
 # --- task control (raised inside task code, handled by the runner) ---------------

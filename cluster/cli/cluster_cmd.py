@@ -9,12 +9,55 @@ from typing import Any
 import click
 
 from cluster.cli.app import App, in_metastore, pass_app
+from cluster.deploy.doctor import Check, Environment, run_checks
 from cluster.deploy.members import cluster_members, read_election
+from cluster.deploy.rabbitmq import quiet_pika
 
 
 @click.group("cluster")
 def cluster_group() -> None:
     """Inspect the whole cluster: its members and its endpoints."""
+
+
+@cluster_group.command("doctor")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@pass_app
+def doctor(app: App, output: str) -> None:
+    """Check every configured endpoint, one line each; exit 1 if any check failed."""
+    quiet_pika()
+    environment = Environment(
+        settings=app.settings,
+        engine=app.engine,
+        sessions=app.session_factory,
+        now=lambda: datetime.now(UTC),
+    )
+    checks = run_checks(environment)
+    if output == "json":
+        click.echo(json.dumps([c.to_dict() for c in checks], indent=2))
+    else:
+        for check in checks:
+            click.echo(format_check(check))
+    if any(c.failed for c in checks):
+        raise click.exceptions.Exit(1)
+
+
+_MARKS = {"ok": "ok  ", "fail": "FAIL", "skip": "skip"}
+
+
+def format_check(check: Check) -> str:
+    """One line: ``ok   broker amqp://host:5672/vh: AMQP connected``; a failure ends with
+    ``-- hint: what to look at``."""
+    line = f"{_MARKS[check.status]} {check.name} {check.target}: {check.detail}".rstrip(": ")
+    if check.hint and check.failed:
+        line += f" -- hint: {check.hint}"
+    return line
 
 
 @cluster_group.command("status")

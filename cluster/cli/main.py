@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cluster import __version__
 from cluster.cli.app import App
+from cluster.cli.broker_cmd import broker_group
 from cluster.cli.cluster_cmd import cluster_group
 from cluster.cli.config_cmd import config_group, version
 from cluster.cli.connections_cmd import connections_group
@@ -55,6 +56,7 @@ cli.add_command(rotate_fernet_key_command)
 cli.add_command(webserver)
 cli.add_command(worker)
 cli.add_command(cluster_group)
+cli.add_command(broker_group)
 cli.add_command(haproxy_group)
 
 

@@ -3,7 +3,9 @@
 Gunicorn's master forks ``-w`` workers; each builds its own app (and so its own
 metastore engine: connections are never shared across a fork) from the settings the
 command loaded once, and runs a heartbeat thread that keeps its ``component`` row
-(kind ``webserver``) fresh.
+(kind ``webserver``) fresh. With ``metrics.enabled`` the master switches to
+prometheus_client's multiprocess mode before forking, so ``/metrics`` on any worker
+reports every worker; without it each worker reports its own requests.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from gunicorn.app.base import BaseApplication
 from cluster.cli.app import App, pass_app
 from cluster.config import Settings
 from cluster.errors import UsageError
+from cluster.metastore.components import settings_fingerprints
+from cluster.metrics.exposition import enable_multiprocess, mark_process_dead, process_directory
 from cluster.web import create_app
 from cluster.web.app import check_secret_key
 from cluster.web.context import EXTENSION, WebContext
@@ -26,6 +30,9 @@ from cluster.web.heartbeat import Heartbeat
 
 #: seconds a request may take before gunicorn restarts its worker
 WORKER_TIMEOUT = 120
+#: set when this gunicorn knows them: from 25.1 gunicorn opens a control socket at one
+#: fixed path per user, which several webservers on one machine would fight over
+OPTIONAL_SETTINGS = {"control_socket_disable": True}
 
 
 class WebServer(BaseApplication):
@@ -39,6 +46,9 @@ class WebServer(BaseApplication):
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        for key, value in OPTIONAL_SETTINGS.items():
+            if key in self.cfg.settings:
+                self.cfg.set(key, value)
 
     def load(self) -> Flask:
         return create_app(self.settings)
@@ -59,6 +69,7 @@ def start_heartbeat(worker: Any) -> None:
         context.session_factory,
         host=context.settings.core.hostname,
         clock=lambda: datetime.now(UTC),
+        fingerprints=settings_fingerprints(context.settings),
     )
     heartbeat.start()
     worker.tradewind_heartbeat = heartbeat
@@ -75,6 +86,7 @@ def gunicorn_options(settings: Settings, workers: int, bind: str) -> dict[str, A
     hooks: dict[str, Callable[..., None]] = {
         "post_worker_init": start_heartbeat,
         "worker_exit": lambda _server, worker: stop_heartbeat(worker),
+        "child_exit": lambda _server, worker: mark_process_dead(worker.pid),
     }
     return {
         "bind": bind,
@@ -102,4 +114,6 @@ def webserver(app: App, workers: int | None, bind: str | None) -> None:
     address = parse_bind(bind or f"{settings.webserver.host}:{settings.webserver.port}")
     count = workers or settings.webserver.workers
     click.echo(f"Tradewind webserver on http://{address} with {count} worker(s).")
+    if settings.metrics.enabled:
+        enable_multiprocess(process_directory(settings.metrics, "webserver"))
     WebServer(settings, gunicorn_options(settings, count, address)).run()

@@ -8,6 +8,11 @@ process) serves this node's logs on ``logging.log_server_port`` at the address
 webserver later connects to: ``--hostname`` sets both. (On a Debian host whose name
 resolves to ``127.0.1.1`` in ``/etc/hosts``, make it resolve to the node's address.)
 
+With ``metrics.enabled`` the worker serves Prometheus metrics on
+``metrics.host:metrics.worker_port``: it switches to prometheus_client's multiprocess
+mode before the pool forks, each pool process times its tries
+(:class:`MeasuredRunner`), and the main process serves all of them.
+
 SIGTERM drains: the worker stops taking messages and waits for running tries (a warm
 shutdown). A second SIGTERM stops at once (a cold shutdown: running tries are
 cancelled, their messages requeued, and the claim keeps them from running twice).
@@ -19,6 +24,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -27,19 +33,31 @@ import click
 from celery import Celery
 from celery.apps.worker import Worker, install_worker_term_hard_handler
 from celery.apps.worker import _shutdown_handler as celery_shutdown_handler
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_process_shutdown
+from prometheus_client import CollectorRegistry
 
 from cluster.cli.app import App, pass_app
 from cluster.cli.scheduler_cmd import configure_logging
 from cluster.config import Settings
 from cluster.errors import ConfigError, TradewindError
 from cluster.execution.worker import LocalRunner, build_supervisor
+from cluster.executors.base import TaskMessage
 from cluster.executors.celery_app import build_celery_app, register_task
 from cluster.executors.events import EventPublisher, quiet_vendor_logs
+from cluster.executors.local import TaskRunner
 from cluster.logserver.server import LogServer
-from cluster.metastore.components import heartbeat_component
+from cluster.metastore.components import heartbeat_component, settings_fingerprints
 from cluster.metastore.engine import SessionFactory, transaction, wait_for_metastore
 from cluster.metastore.migrate import check
+from cluster.metrics.exposition import (
+    MetricsServer,
+    enable_multiprocess,
+    exposition_registry,
+    mark_process_dead,
+    process_directory,
+)
+from cluster.metrics.worker import NOT_CLAIMED, WorkerMetrics
+from cluster.states import TaskState
 
 log = logging.getLogger(__name__)
 
@@ -70,26 +88,92 @@ def bind_address(hostname: str) -> str:
         ) from exc
 
 
-def runner_factory(settings: Settings) -> Callable[[], LocalRunner]:
-    """What each pool process builds after the fork: a supervisor that publishes events."""
+class MeasuredRunner:
+    """A task runner that records each try's duration and outcome and the running count.
 
-    def build() -> LocalRunner:
+    It wraps the runner rather than listening on the supervisor's ``on_recorded`` hook:
+    that hook is told the end state but not when the try began, and is not called for
+    a message that ran nothing (a duplicate delivery), which is counted here too.
+    """
+
+    def __init__(
+        self,
+        runner: TaskRunner,
+        metrics: WorkerMetrics,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._runner = runner
+        self._metrics = metrics
+        self._clock = clock
+
+    def run(self, message: TaskMessage) -> TaskState | None:
+        self._metrics.task_started()
+        started = self._clock()
+        outcome = "error"  # the runner raised: a bug or the metastore away
+        try:
+            state = self._runner.run(message)
+            outcome = str(state) if state is not None else NOT_CLAIMED
+            return state
+        finally:
+            seconds = self._clock() - started
+            self._metrics.task_finished(message.dag_id, message.task_id, outcome, seconds)
+
+    def prepare(self) -> None:
+        self._runner.prepare()
+
+
+def runner_factory(settings: Settings) -> Callable[[], TaskRunner]:
+    """What each pool process builds after the fork: a supervisor that publishes events,
+    timed when ``metrics.enabled``."""
+
+    def build() -> TaskRunner:
         publisher = EventPublisher(settings.celery.broker_urls, settings.celery.events_exchange)
-        return LocalRunner(build_supervisor(settings, on_recorded=publisher.publish))
+        runner = LocalRunner(build_supervisor(settings, on_recorded=publisher.publish))
+        if not settings.metrics.enabled:
+            return runner
+        return MeasuredRunner(runner, WorkerMetrics())
 
     return build
+
+
+def start_metrics(settings: Settings) -> MetricsServer | None:
+    """In multiprocess mode, serve every pool process's metrics; ``None`` when disabled.
+
+    Must run before the pool forks (and before any metric exists in this process).
+    """
+    if not settings.metrics.enabled:
+        return None
+    enable_multiprocess(process_directory(settings.metrics, KIND))
+    registry = exposition_registry(CollectorRegistry())
+    server = MetricsServer(
+        registry, host=settings.metrics.host, port=settings.metrics.worker_port
+    ).start()
+
+    def forget(**_: Any) -> None:
+        mark_process_dead(os.getpid())
+
+    worker_process_shutdown.connect(forget, weak=False, dispatch_uid="tradewind.worker.metrics")
+    return server
 
 
 class Heartbeat:
     """This worker's ``component`` row, refreshed from a thread until stopped."""
 
     def __init__(
-        self, sessions: SessionFactory, *, host: str, extra: dict[str, Any], interval: float
+        self,
+        sessions: SessionFactory,
+        *,
+        host: str,
+        extra: dict[str, Any],
+        interval: float,
+        fingerprints: dict[str, str] | None = None,
     ) -> None:
         self._sessions = sessions
         self._host = host
         self._extra = extra
         self._interval = interval
+        self._fingerprints = fingerprints
         self._pid = os.getpid()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="worker-heartbeat", daemon=True)
@@ -115,6 +199,7 @@ class Heartbeat:
                     now=datetime.now(UTC),
                     state=state,
                     extra=self._extra,
+                    fingerprints=self._fingerprints,
                 ),
                 retries=1,
             )
@@ -190,12 +275,15 @@ def worker(app: App, queues: str | None, concurrency: int | None, hostname: str 
         host=bind_address(settings.core.hostname),
         port=settings.logging.log_server_port,
     )
+    metrics = start_metrics(settings)
     celery_app = build_celery_app(settings, queues=chosen)
     register_task(celery_app, runner_factory(settings))
 
     def after_fork(**_: Any) -> None:
-        """Pool processes must not keep the log server's socket or pooled connections."""
+        """Pool processes must not keep the servers' sockets or pooled connections."""
         server.close_inherited_socket()
+        if metrics is not None:
+            metrics.close_inherited_socket()
         app.engine.dispose(close=False)
 
     worker_process_init.connect(after_fork, weak=False, dispatch_uid="tradewind.worker.fork")
@@ -209,6 +297,7 @@ def worker(app: App, queues: str | None, concurrency: int | None, hostname: str 
         host=settings.core.hostname,
         extra=extra,
         interval=settings.scheduler.heartbeat_interval,
+        fingerprints=settings_fingerprints(settings),
     )
     server.start()
     heartbeat.start()
@@ -224,5 +313,7 @@ def worker(app: App, queues: str | None, concurrency: int | None, hostname: str 
     finally:
         heartbeat.stop()
         server.stop()
+        if metrics is not None:
+            metrics.stop()
     if code:
         raise click.exceptions.Exit(code)

@@ -7,7 +7,7 @@ instead of at its next poll. The events are hints, never the truth (the metastor
 a lost event costs one poll interval, so publishing never retries for long and never
 fails a try, and a scheduler whose broker is unreachable simply keeps polling.
 
-pika's errors are turned into :class:`BrokerError` here, where they enter.
+pika's errors are turned into :class:`~cluster.errors.BrokerError` here, where they enter.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import pika
 import pika.exceptions
 
-from cluster.errors import TradewindError
+from cluster.errors import BrokerError
 from cluster.executors.base import TaskMessage
 from cluster.states import TaskState
 
@@ -40,10 +40,6 @@ _PIKA_ERRORS = (pika.exceptions.AMQPError, OSError)
 def quiet_vendor_logs() -> None:
     """pika logs every step of every connection at INFO: keep its warnings only."""
     logging.getLogger("pika").setLevel(logging.WARNING)
-
-
-class BrokerError(TradewindError):
-    """RabbitMQ could not be reached or refused an operation."""
 
 
 @dataclass(frozen=True)

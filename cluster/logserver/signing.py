@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from cluster.errors import ConfigError, TradewindError
+from cluster.errors import ConfigError, ExpiredSignature, SignatureError
 
 #: keeps these signatures apart from anything else signed with the same secret
 DOMAIN = b"tradewind-log-v1"
@@ -28,14 +28,6 @@ EXPIRES = "expires"
 SIGNATURE = "signature"
 #: where the log server serves files; the signed path is relative to the log folder
 ROUTE = "/log/"
-
-
-class SignatureError(TradewindError):
-    """A log request is unsigned, wrongly signed or expired."""
-
-
-class ExpiredSignature(SignatureError):
-    """The signature was right but its expiry has passed."""
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,8 @@ class ZooKeeperElector:
         self._connected = threading.Event()
         self._leave = threading.Event()
         self._stopped = threading.Event()
+        self._stopping = threading.Lock()
+        self._closing = threading.Event()
         self._thread: threading.Thread | None = None
 
     # --- the Elector protocol -------------------------------------------------------
@@ -110,7 +112,14 @@ class ZooKeeperElector:
         self._leave.set()
 
     def stop(self) -> None:
-        self._stopped.set()
+        """Leave the election and close the session; later calls wait for the first."""
+        with self._stopping:
+            if self._stopped.is_set():
+                return
+            self._leave_for_good()
+
+    def _leave_for_good(self) -> None:
+        self._closing.set()
         self._leave.set()
         if self._thread is not None:
             self._thread.join(timeout=self._session_timeout + 5)
@@ -119,12 +128,13 @@ class ZooKeeperElector:
             self._client.close()
         except KazooException as exc:  # the session ends with the process anyway
             log.debug("closing the ZooKeeper client: %s", exc)
+        self._stopped.set()
 
     # --- contending -----------------------------------------------------------------
 
     def _contend(self) -> None:
         """Connect, then contend until stopped; each round lasts as long as one leadership."""
-        while not self._stopped.is_set():
+        while not self._closing.is_set():
             if not self._connect():
                 continue
             self._leave.clear()

@@ -86,6 +86,7 @@ class SchedulerService:
             clock=clock,
         )
         self._last_epoch: int | None = None
+        self._takeover_pending = False
         self._stop = threading.Event()
         self._processing: threading.Thread | None = None
         self._processing_stop = threading.Event()
@@ -106,8 +107,14 @@ class SchedulerService:
             self.heartbeat.stop()
 
     def stop(self) -> None:
+        """Stop scheduling; the election is left at once, from a thread of its own.
+
+        A standby may take over while this loop ends its iteration: the fencing epoch
+        rejects whatever this one would still write.
+        """
         self._stop.set()
         self.loop.stop()
+        threading.Thread(target=self.leadership.elector.stop, name="leave-election").start()
 
     def process_dags_once(self) -> None:
         """Process changed DAG files now; a metastore hiccup is logged and retried later."""
@@ -128,22 +135,29 @@ class SchedulerService:
     # --- roles ------------------------------------------------------------------------
 
     def _on_elected(self, epoch: int) -> None:
-        """Take over: rebuild the view from the metastore, re-send orphans, process DAGs."""
+        """Take over: rebuild the view from the metastore alone.
+
+        Scheduling comes first: re-sending the previous leader's queued tries and
+        processing DAG files wait until the first iteration of the new term is done.
+        """
         self._last_epoch = epoch
         self.loop.reset()
+        self._takeover_pending = True
+
+    def _finish_takeover(self) -> None:
+        self._takeover_pending = False
         try:
             resent = self.loop.resend_orphans()
         except MetastoreError as exc:
-            log.warning("could not re-send the previous leader's queued tries yet: %s", exc)
+            log.warning("could not re-send the previous leader's queued tries: %s", exc)
         else:
             if resent:
                 log.info("re-sent %d tries queued by the previous leader", resent)
         self._start_processing()
-        self.heartbeat.beat()
 
     def _on_deposed(self, reason: str) -> None:
+        self._takeover_pending = False
         self._stop_processing()
-        self.heartbeat.beat()
 
     def _describe(self) -> tuple[str, dict[str, Any]]:
         extra = {
@@ -186,6 +200,8 @@ class SchedulerService:
             term_over.wait(interval)
 
     def _after_iteration(self) -> None:
+        if self._takeover_pending and self.leadership.leading:
+            self._finish_takeover()
         reap = getattr(self.executor, "reap_dead_workers", None)
         if reap is not None and reap():
             log.warning("replaced dead local worker processes; their tries become zombies")

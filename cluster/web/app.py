@@ -5,7 +5,9 @@ metastore engine and session factory, then wires the request pipeline:
 authenticate, authorize and CSRF-check (:mod:`cluster.web.auth`) → view → commit the
 request's session → security headers. Webservers keep no state of their own: the
 session is a cookie signed with ``webserver.secret_key``, so any webserver behind the
-load balancer serves any user.
+load balancer serves any user. Behind HAProxy, ``webserver.proxy_fix_x_for`` (the
+number of trusted proxies) makes werkzeug's ``ProxyFix`` take the client address from
+``X-Forwarded-For``, so login throttling counts the real client, not the proxy.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from cluster.config import Settings, load_settings
 from cluster.errors import ConfigError
 from cluster.metastore.engine import create_engine_for, make_session_factory
+from cluster.metrics.webserver import install_metrics
 from cluster.web import auth, health
 from cluster.web.api import install_api
 from cluster.web.context import (
@@ -87,11 +91,23 @@ def create_app(
         throttle=throttle or LoginThrottle(),
         clock=clock or (lambda: datetime.now(UTC)),
     )
+    _trust_proxies(app, settings.webserver.proxy_fix_x_for)
     _wire_requests(app)
     app.register_blueprint(health.bp)
     install_pages(app)
     install_api(app, root_path=root_path)
+    install_metrics(app)
     return app
+
+
+def _trust_proxies(app: Flask, x_for: int) -> None:
+    """Read the client address from the last ``x_for`` hops of ``X-Forwarded-For``.
+
+    Only set it to the number of proxies really in front: with more, a client could
+    pick its own address by sending the header itself and so escape the throttle.
+    """
+    if x_for > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=x_for)  # type: ignore[method-assign]
 
 
 def _wire_requests(app: Flask) -> None:

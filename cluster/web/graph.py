@@ -9,22 +9,28 @@ Pure functions over a :class:`SerializedDag`, no browser-side layout library:
 3. :func:`order_layers` sweeps right and left a few times, sorting each layer by the
    mean position of its neighbours (the barycentric heuristic) and keeping the order
    with the fewest crossings;
-4. :func:`layout_dag` stacks each layer's boxes top to bottom, so boxes of one layer
-   can never overlap, and :func:`render_svg` draws boxes coloured by state.
+4. task groups (:mod:`cluster.web.taskgroups`) are kept together in each layer,
+   nested groups inside their parents, with room left around them for a frame;
+5. :func:`layout_dag` stacks each layer's boxes top to bottom, so boxes of one layer
+   can never overlap, frames each group's tasks in each layer it spans (labelled in
+   its first), widens the gap after a layer to fit the labels (``Label``) of the edges
+   leaving it, and :func:`render_svg` draws it all, boxes coloured by state.
 
 A 200-task DAG lays out in milliseconds; very wide layers simply make a tall picture
-that the page scrolls.
+that the page scrolls. Inside a group a task shows its own name (``task_1``); the
+full id is in its tooltip.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 
 from markupsafe import Markup, escape
 
 from cluster.dagfiles.serialized import SerializedDag
+from cluster.web.taskgroups import GroupPath, cluster_column, group_paths, short_label
 
 NODE_HEIGHT = 28.0
 WAYPOINT_HEIGHT = 8.0
@@ -35,6 +41,14 @@ CHAR_WIDTH = 7.2
 MIN_WIDTH = 80.0
 MAX_WIDTH = 240.0
 SWEEPS = 6
+#: room around a group's tasks, per level of nesting, on every side
+GROUP_PAD = 8.0
+#: deeper nesting than this is drawn, but gets no more padding
+MAX_GROUP_DEPTH = 3
+LABEL_CHAR_WIDTH = 6.0
+LABEL_HEIGHT = 14.0
+#: longest edge label shown in full; longer ones are cut (the tooltip has them whole)
+MAX_LABEL = 40
 
 #: waypoint ids start with a character no task id may contain
 _WAYPOINT = "\x00"
@@ -50,6 +64,8 @@ class NodeBox:
     y: float
     width: float
     height: float
+    #: the text in the box: the task's name inside its innermost group
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,25 @@ class EdgePath:
     source: str
     target: str
     points: tuple[tuple[float, float], ...]
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class GroupBox:
+    """The frame of one task group around its tasks in one layer.
+
+    ``level`` is the nesting depth (0: a top-level group); ``first`` marks the
+    leftmost layer of the group, where its name is written.
+    """
+
+    group_id: str
+    layer: int
+    level: int
+    x: float
+    y: float
+    width: float
+    height: float
+    first: bool
 
 
 @dataclass(frozen=True)
@@ -67,6 +102,7 @@ class Layout:
     edges: list[EdgePath]
     width: float
     height: float
+    groups: list[GroupBox] = field(default_factory=list)
 
 
 def assign_layers(dag: SerializedDag) -> dict[str, int]:
@@ -195,37 +231,147 @@ def _inversions(values: list[int], size: int) -> int:
     return inversions
 
 
-def box_width(task_id: str) -> float:
-    return min(MAX_WIDTH, max(MIN_WIDTH, len(task_id) * CHAR_WIDTH + 20))
+def box_width(label: str) -> float:
+    return min(MAX_WIDTH, max(MIN_WIDTH, len(label) * CHAR_WIDTH + 20))
 
 
 def layout_dag(dag: SerializedDag) -> Layout:
-    """Boxes and edge paths for every task of ``dag``, left to right."""
+    """Boxes, group frames and edge paths for every task of ``dag``, left to right."""
     layers = assign_layers(dag)
     columns, short, chains = _with_waypoints(dag, layers)
-    order = order_layers(columns, short)
-    heights = [
-        sum(_height(n) for n in column) + V_GAP * max(len(column) - 1, 0) for column in order
-    ]
-    tallest = max(heights, default=0.0)
+    paths = _with_waypoint_paths(group_paths(dag), chains)
+    order = [cluster_column(column, paths) for column in order_layers(columns, short)]
+    labels = edge_labels(dag)
+    stacks = [_stack(column, paths) for column in order]
+    tallest = max((height for _, height in stacks), default=0.0)
+    gaps = _gaps(len(order), layers, labels)
     nodes: dict[str, NodeBox] = {}
     centres: dict[str, tuple[float, float]] = {}
+    groups: list[GroupBox] = []
+    seen_groups: set[str] = set()
     x = MARGIN
     for layer, column in enumerate(order):
-        width = max((box_width(n) for n in column if not n.startswith(_WAYPOINT)), default=0.0)
-        y = MARGIN + (tallest - heights[layer]) / 2
-        for node in column:
-            height = _height(node)
+        names = {n: short_label(n, paths[n]) for n in column if not n.startswith(_WAYPOINT)}
+        width = max((box_width(name) for name in names.values()), default=0.0)
+        offsets, height = stacks[layer]
+        top = MARGIN + (tallest - height) / 2
+        for node, offset in zip(column, offsets, strict=True):
+            y = top + offset
             if node.startswith(_WAYPOINT):
-                centres[node] = (x + width / 2, y + height / 2)
+                centres[node] = (x + width / 2, y + WAYPOINT_HEIGHT / 2)
             else:
-                own = box_width(node)
-                left = x + (width - own) / 2
-                nodes[node] = NodeBox(node, layer, left, y, own, height)
-            y += height + V_GAP
-        x += width + H_GAP
-    edges = [_edge_path(up, down, chain, nodes, centres) for (up, down), chain in chains.items()]
-    return Layout(nodes, edges, width=max(x - H_GAP + MARGIN, 0.0), height=tallest + 2 * MARGIN)
+                own = box_width(names[node])
+                nodes[node] = NodeBox(
+                    node, layer, x + (width - own) / 2, y, own, NODE_HEIGHT, names[node]
+                )
+        groups.extend(_group_boxes(layer, column, nodes, paths, seen_groups))
+        x += width + gaps[layer]
+    edges = [
+        _edge_path(up, down, chain, nodes, centres, labels.get((up, down)))
+        for (up, down), chain in chains.items()
+    ]
+    right = x - (gaps[-1] if gaps else 0.0) + MARGIN
+    return Layout(nodes, edges, max(right, 0.0), tallest + 2 * MARGIN, groups)
+
+
+def edge_labels(dag: SerializedDag) -> dict[tuple[str, str], str]:
+    """``{(up, down): label}`` from the serialized ``{"up>down": label}``."""
+    found: dict[tuple[str, str], str] = {}
+    for key, label in dag.edge_labels.items():
+        up, sep, down = key.partition(">")
+        if sep and up in dag.tasks and down in dag.tasks:
+            found[(up, down)] = label
+    return found
+
+
+def _with_waypoint_paths(
+    paths: dict[str, GroupPath], chains: Mapping[tuple[str, str], list[str]]
+) -> dict[str, GroupPath]:
+    """A waypoint belongs to the groups both ends of its edge share: it stays inside."""
+    result = dict(paths)
+    for (up, down), chain in chains.items():
+        shared: list[str] = []
+        for a, b in zip(paths[up], paths[down], strict=False):
+            if a != b:
+                break
+            shared.append(a)
+        for waypoint in chain[1:-1]:
+            result[waypoint] = tuple(shared)
+    return result
+
+
+def _pad(levels: int) -> float:
+    return GROUP_PAD * min(levels, MAX_GROUP_DEPTH)
+
+
+def _stack(column: list[str], paths: Mapping[str, GroupPath]) -> tuple[list[float], float]:
+    """Each node's top offset in its layer, leaving room for the frames between groups."""
+    offsets: list[float] = []
+    y = 0.0
+    previous: GroupPath | None = None
+    for node in column:
+        path = paths.get(node, ())
+        if previous is None:
+            y += _pad(len(path))
+        else:
+            common = _common(previous, path)
+            y += V_GAP + _pad(len(previous) - common) + _pad(len(path) - common)
+        offsets.append(y)
+        y += _height(node)
+        previous = path
+    if previous is not None:
+        y += _pad(len(previous))
+    return offsets, y
+
+
+def _common(a: GroupPath, b: GroupPath) -> int:
+    count = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        count += 1
+    return count
+
+
+def _gaps(
+    count: int, layers: Mapping[str, int], labels: Mapping[tuple[str, str], str]
+) -> list[float]:
+    """The space after each layer: wide enough for the labels of the edges leaving it."""
+    gaps = [H_GAP] * count
+    for (up, _down), label in labels.items():
+        wanted = len(_cut(label)) * LABEL_CHAR_WIDTH + 2 * _pad(MAX_GROUP_DEPTH) + 24
+        gaps[layers[up]] = max(gaps[layers[up]], wanted)
+    return gaps
+
+
+def _group_boxes(
+    layer: int,
+    column: list[str],
+    nodes: Mapping[str, NodeBox],
+    paths: Mapping[str, GroupPath],
+    seen: set[str],
+) -> list[GroupBox]:
+    """The frame of each group around its (adjacent) tasks in this layer."""
+    members: dict[str, list[NodeBox]] = {}
+    for node in column:
+        if node in nodes:
+            for group in paths[node]:
+                members.setdefault(group, []).append(nodes[node])
+    boxes = []
+    for group, inside in members.items():
+        level = paths[inside[0].task_id].index(group)
+        deepest = max(len(paths[box.task_id]) for box in inside) - level
+        first_depth = len(paths[inside[0].task_id]) - level
+        last_depth = len(paths[inside[-1].task_id]) - level
+        left = min(box.x for box in inside) - _pad(deepest)
+        right = max(box.x + box.width for box in inside) + _pad(deepest)
+        top = inside[0].y - _pad(first_depth)
+        bottom = inside[-1].y + inside[-1].height + _pad(last_depth)
+        boxes.append(
+            GroupBox(group, layer, level, left, top, right - left, bottom - top, group not in seen)
+        )
+        seen.add(group)
+    return boxes
 
 
 def _height(node: str) -> float:
@@ -238,12 +384,17 @@ def _edge_path(
     chain: list[str],
     nodes: Mapping[str, NodeBox],
     centres: Mapping[str, tuple[float, float]],
+    label: str | None = None,
 ) -> EdgePath:
     start, end = nodes[up], nodes[down]
     points = [(start.x + start.width, start.y + start.height / 2)]
     points.extend(centres[w] for w in chain[1:-1])
     points.append((end.x, end.y + end.height / 2))
-    return EdgePath(up, down, tuple(points))
+    return EdgePath(up, down, tuple(points), label)
+
+
+def _cut(label: str) -> str:
+    return label if len(label) <= MAX_LABEL else label[: MAX_LABEL - 1] + "…"
 
 
 def _path_data(points: tuple[tuple[float, float], ...]) -> str:
@@ -266,7 +417,10 @@ def render_svg(
     states: Mapping[str, str],
     link: Callable[[str], str | None] = lambda _task_id: None,
 ) -> Markup:
-    """The SVG of ``layout``; each box has the class ``state-<state>`` and links to ``link``."""
+    """The SVG of ``layout``; each box has the class ``state-<state>`` and links to ``link``.
+
+    Drawn back to front: group frames, edges, edge labels, task boxes.
+    """
     out = [
         f'<svg class="dag-graph" xmlns="http://www.w3.org/2000/svg" '
         f'width="{layout.width:.0f}" height="{layout.height:.0f}" '
@@ -275,24 +429,60 @@ def render_svg(
         'markerHeight="6" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z"/></marker>'
         "</defs>",
     ]
+    out.extend(_svg_group(group) for group in layout.groups)
     for edge in layout.edges:
         out.append(
             f'<path class="edge" data-source="{escape(edge.source)}" '
             f'data-target="{escape(edge.target)}" d="{_path_data(edge.points)}" '
             'marker-end="url(#arrow)"/>'
         )
+    out.extend(_svg_edge_label(edge) for edge in layout.edges if edge.label)
     for node in layout.nodes.values():
-        state = states.get(node.task_id, "none")
-        box = (
-            f'<g class="node state-{escape(state)}" data-task-id="{escape(node.task_id)}" '
-            f'data-layer="{node.layer}">'
-            f"<title>{escape(node.task_id)}: {escape(state)}</title>"
-            f'<rect x="{node.x:.1f}" y="{node.y:.1f}" width="{node.width:.1f}" '
-            f'height="{node.height:.1f}" rx="4"/>'
-            f'<text x="{node.x + node.width / 2:.1f}" y="{node.y + node.height / 2 + 4:.1f}" '
-            f'text-anchor="middle">{escape(_label(node.task_id, node.width))}</text></g>'
-        )
+        box = _svg_node(node, states.get(node.task_id, "none"))
         href = link(node.task_id)
         out.append(f'<a href="{escape(href)}">{box}</a>' if href else box)
     out.append("</svg>")
     return Markup("".join(out))
+
+
+def _svg_group(group: GroupBox) -> str:
+    name = group.group_id.rsplit(".", 1)[-1]
+    caption = (
+        f'<text x="{group.x + 4:.1f}" y="{group.y + GROUP_PAD - 1:.1f}">{escape(name)}</text>'
+        if group.first
+        else ""
+    )
+    return (
+        f'<g class="group level-{group.level}" data-group-id="{escape(group.group_id)}" '
+        f'data-layer="{group.layer}"><title>group {escape(group.group_id)}</title>'
+        f'<rect x="{group.x:.1f}" y="{group.y:.1f}" width="{group.width:.1f}" '
+        f'height="{group.height:.1f}" rx="6"/>{caption}</g>'
+    )
+
+
+def _svg_edge_label(edge: EdgePath) -> str:
+    """The label on the first stretch of ``edge``, in the gap after its source's layer."""
+    (x0, y0), (x1, y1) = edge.points[0], edge.points[1]
+    text = _cut(edge.label or "")
+    width = len(text) * LABEL_CHAR_WIDTH + 8
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return (
+        f'<g class="edge-label" data-source="{escape(edge.source)}" '
+        f'data-target="{escape(edge.target)}"><title>{escape(edge.label or "")}</title>'
+        f'<rect x="{cx - width / 2:.1f}" y="{cy - LABEL_HEIGHT / 2:.1f}" width="{width:.1f}" '
+        f'height="{LABEL_HEIGHT:.1f}" rx="3"/>'
+        f'<text x="{cx:.1f}" y="{cy + 4:.1f}" text-anchor="middle">{escape(text)}</text></g>'
+    )
+
+
+def _svg_node(node: NodeBox, state: str) -> str:
+    label = node.label or node.task_id
+    return (
+        f'<g class="node state-{escape(state)}" data-task-id="{escape(node.task_id)}" '
+        f'data-layer="{node.layer}">'
+        f"<title>{escape(node.task_id)}: {escape(state)}</title>"
+        f'<rect x="{node.x:.1f}" y="{node.y:.1f}" width="{node.width:.1f}" '
+        f'height="{node.height:.1f}" rx="4"/>'
+        f'<text x="{node.x + node.width / 2:.1f}" y="{node.y + node.height / 2 + 4:.1f}" '
+        f'text-anchor="middle">{escape(_label(label, node.width))}</text></g>'
+    )

@@ -36,8 +36,10 @@ class Heartbeat:
         clock: Callable[[], datetime],
         interval: float = INTERVAL_SECONDS,
         pid: int | None = None,
+        fingerprints: dict[str, str] | None = None,
     ) -> None:
         self._factory = session_factory
+        self._fingerprints = fingerprints
         self._host = host
         self._clock = clock
         self._interval = interval
@@ -58,7 +60,13 @@ class Heartbeat:
 
         def work(session: Session) -> int:
             return heartbeat_component(
-                KIND, self._host, self._pid, session=session, now=self._clock(), state=state
+                KIND,
+                self._host,
+                self._pid,
+                session=session,
+                now=self._clock(),
+                state=state,
+                fingerprints=self._fingerprints,
             )
 
         try:

@@ -87,6 +87,8 @@ PERMISSIONS: dict[str, Role] = {
     "users.set_role": Role.ADMIN,
     "users.delete": Role.ADMIN,
     "cluster.index": Role.VIEWER,
+    # Prometheus metrics (cluster.metrics.webserver)
+    "metrics.metrics": Role.VIEWER,
     # monitoring and the API description
     "api.get_health": Role.VIEWER,
     "api.get_version": Role.VIEWER,
@@ -109,6 +111,7 @@ PERMISSIONS: dict[str, Role] = {
     "api.get_task_instance": Role.VIEWER,
     "api.patch_task_instance": Role.USER,
     "api.post_clear_task_instances": Role.USER,
+    "api.get_log": Role.VIEWER,
     "api.get_xcom_entries": Role.VIEWER,
     "api.get_xcom_entry": Role.VIEWER,
     # variables, connections, pools, audit log

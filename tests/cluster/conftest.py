@@ -7,20 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from cluster.devcluster.services.process import ServiceError
 from cluster.devcluster.services.rabbitmq import RabbitMQCluster
-from cluster.devcluster.services.zookeeper import ZooKeeperEnsemble, free_loopback_addresses
+from cluster.devcluster.services.zookeeper import ZooKeeperEnsemble
+from tests.cluster.ha_harness import start_zookeeper
 from tests.integration.celery_harness import start_rabbitmq
-
-
-def start_zookeeper(base: Path, *, size: int = 3) -> ZooKeeperEnsemble:
-    """A started ensemble; fails (never skips) when ZooKeeper is not installed."""
-    try:
-        ensemble = ZooKeeperEnsemble(base, free_loopback_addresses(size))
-    except ServiceError as exc:
-        pytest.fail(f"ZooKeeper is needed by this test and is not installed: {exc}")
-    ensemble.start()
-    return ensemble
 
 
 @pytest.fixture(scope="session")

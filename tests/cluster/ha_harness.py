@@ -21,8 +21,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
+from cluster.devcluster.services.process import ServiceError
+from cluster.devcluster.services.zookeeper import ZooKeeperEnsemble, free_loopback_addresses
 from cluster.metastore.models import SchedulerLease, TaskInstance
 from tests.integration.celery_harness import CeleryDeployment, TradewindProcess
 from tests.integration.scheduler_harness import CLI, REPO, wait_for
@@ -59,6 +62,16 @@ with DAG("ha_chain", schedule=None, start_date=START) as chain:
 """
 
 HA_DAG_IDS = {"ha_wide", "ha_chain"}
+
+
+def start_zookeeper(base: Path, *, size: int = 3) -> ZooKeeperEnsemble:
+    """A started ensemble; fails (never skips) when ZooKeeper is not installed."""
+    try:
+        ensemble = ZooKeeperEnsemble(base, free_loopback_addresses(size))
+    except ServiceError as exc:
+        pytest.fail(f"ZooKeeper is needed by this test and is not installed: {exc}")
+    ensemble.start()
+    return ensemble
 
 
 @dataclass(frozen=True)

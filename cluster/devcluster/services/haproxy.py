@@ -89,6 +89,11 @@ class HAProxy:
     def pid(self) -> int | None:
         return self._process.pid
 
+    @property
+    def process(self) -> ServiceProcess:
+        """The ``haproxy`` process (its command line, for the dev cluster's records)."""
+        return self._process
+
     # --- life cycle -------------------------------------------------------------
 
     def config_text(self) -> str:

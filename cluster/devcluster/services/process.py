@@ -71,6 +71,10 @@ class ServiceProcess:
         self.name = name
         self.log_path = log_path
         self._popen: subprocess.Popen[bytes] | None = None
+        #: the command line and environment of the last start, so the dev cluster can
+        #: record them and start the service again from another process
+        self.argv: list[str] = []
+        self.env: dict[str, str] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -81,6 +85,8 @@ class ServiceProcess:
         if self.alive():
             raise ServiceError(f"{self.name} is already running as PID {self.pid}")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.argv = list(argv)
+        self.env = dict(env) if env is not None else None
         with self.log_path.open("ab") as log:
             self._popen = subprocess.Popen(
                 list(argv),

@@ -36,6 +36,7 @@ HOST = "127.0.0.1"
 AMQP_PORTS = (20000, 26000)
 DIST_PORTS = (26000, 30000)
 CTL_PORTS = (30000, 32000)
+MANAGEMENT_PORTS = (15000, 20000)
 #: seconds ``rabbitmqctl`` may take for one administrative command
 CTL_TIMEOUT = 120.0
 
@@ -49,6 +50,7 @@ class NodeSpec:
     amqp_port: int
     dist_port: int
     base: Path
+    management_port: int = 0
 
     @property
     def pid_file(self) -> Path:
@@ -67,6 +69,8 @@ class RabbitMQCluster:
     :param user, password, vhost: what :attr:`urls` name; they must exist in
         ``definitions``.
     :param consumer_timeout: milliseconds a consumer may hold an unacked message.
+    :param management: enable the management plugin (HTTP API on a port of each node's
+        own, see :meth:`management_url`); it adds a few seconds to every boot.
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class RabbitMQCluster:
         password: str = "guest",
         vhost: str = "/",
         consumer_timeout: int = 604_800_000,
+        management: bool = False,
     ) -> None:
         if nodes < 1:
             raise ServiceError("a RabbitMQ cluster needs at least one node")
@@ -89,6 +94,7 @@ class RabbitMQCluster:
         self.password = password
         self.vhost = vhost
         self.consumer_timeout = consumer_timeout
+        self.management = management
         self._server = _require_script("rabbitmq-server")
         self._ctl = _require_script("rabbitmqctl")
         self._epmd_binary = require_binary("epmd", package="erlang-base")
@@ -113,8 +119,23 @@ class RabbitMQCluster:
         vhost = "" if self.vhost == "/" else self.vhost
         return f"amqp://{self.user}:{self.password}@{HOST}:{spec.amqp_port}/{vhost}"
 
+    def management_url(self, number: int) -> str:
+        """The management API base URL of node ``number``, with the credentials."""
+        port = self._node(number).management_port
+        return f"http://{self.user}:{self.password}@{HOST}:{port}"
+
     def pid(self, number: int) -> int | None:
         return self._processes[number - 1].pid
+
+    def node_process(self, number: int) -> ServiceProcess:
+        """Node ``number``'s process (its command line, for the dev cluster's records)."""
+        self._node(number)
+        return self._processes[number - 1]
+
+    @property
+    def epmd_process(self) -> ServiceProcess:
+        """This cluster's own ``epmd``."""
+        return self._epmd
 
     # --- life cycle -------------------------------------------------------------
 
@@ -223,6 +244,11 @@ class RabbitMQCluster:
             amqp_port=free_port(HOST, low=AMQP_PORTS[0], high=AMQP_PORTS[1]),
             dist_port=free_port(HOST, low=DIST_PORTS[0], high=DIST_PORTS[1]),
             base=self.base_dir / f"n{number}",
+            management_port=(
+                free_port(HOST, low=MANAGEMENT_PORTS[0], high=MANAGEMENT_PORTS[1])
+                if self.management
+                else 0
+            ),
         )
 
     def _node(self, number: int) -> NodeSpec:
@@ -265,8 +291,15 @@ class RabbitMQCluster:
         ]
         if self.definitions is not None:
             lines.append(f"load_definitions = {self.definitions}")
+        plugins = "[]."
+        if self.management:
+            lines += [
+                f"management.tcp.ip = {HOST}",
+                f"management.tcp.port = {spec.management_port}",
+            ]
+            plugins = "[rabbitmq_management]."
         (spec.base / "rabbitmq.conf").write_text("\n".join(lines) + "\n")
-        (spec.base / "enabled_plugins").write_text("[].\n")
+        (spec.base / "enabled_plugins").write_text(plugins + "\n")
         (spec.base / "rabbitmq-env.conf").write_text("")
 
     def _env(self, spec: NodeSpec) -> dict[str, str]:

@@ -108,6 +108,10 @@ class ZooKeeperEnsemble:
     def pid(self, node: int) -> int | None:
         return self._nodes[node - 1].pid
 
+    def node_process(self, node: int) -> ServiceProcess:
+        """Node ``node``'s JVM (its command line, for the dev cluster's records)."""
+        return self._nodes[node - 1]
+
     # --- life cycle -------------------------------------------------------------
 
     def start(self, timeout: float = 60.0) -> None:

@@ -192,6 +192,27 @@ class ClearTaskInstances(Body):
     include_downstream: bool = False
 
 
+class LogQuery(MapIndexQuery):
+    offset: int = Field(
+        0, ge=0, le=2**53, description="Byte to read from: the previous answer's next_offset."
+    )
+
+
+class TaskInstanceLog(BaseModel):
+    """A piece of one try's log; ask again from ``next_offset`` to follow a running try."""
+
+    try_number: int
+    content: str = Field(description="Log text from offset up to next_offset.")
+    offset: int
+    next_offset: int
+    source: Literal["local", "remote", "missing", "unreachable"] = Field(
+        description="This webserver's disk, the worker's log server, no log yet, or a "
+        "worker whose log server cannot be reached (see message)."
+    )
+    message: str | None = Field(description="Why there is no text, in words.")
+    host: str | None = Field(description="The host that ran the try.")
+
+
 # --- XComs ------------------------------------------------------------------------------
 
 

@@ -21,10 +21,12 @@ from cluster.web.api.lookups import (
 from cluster.web.api.operations import Routes
 from cluster.web.api.schemas import (
     ClearTaskInstances,
+    LogQuery,
     MapIndexQuery,
     TaskInstance,
     TaskInstanceCollection,
     TaskInstanceListQuery,
+    TaskInstanceLog,
     TaskInstancePatch,
     TaskInstanceReferenceCollection,
     XComCollection,
@@ -33,6 +35,8 @@ from cluster.web.api.schemas import (
     XComListQuery,
 )
 from cluster.web.context import db_session, web_context
+from cluster.web.logs import fetch_log
+from cluster.web.tries import find_try, list_tries, try_ref
 
 routes = Routes("TaskInstance")
 xcom_routes = Routes("XCom")
@@ -165,6 +169,37 @@ def post_clear_task_instances(
         dry_run=body.dry_run,
     )
     return references(keys)
+
+
+@routes.operation(
+    _TASK + "/logs/<int(max=2147483647):task_try_number>",
+    "GET",
+    query=LogQuery,
+    response=TaskInstanceLog,
+)
+def get_log(
+    dag_id: str, dag_run_id: str, task_id: str, task_try_number: int, *, query: LogQuery
+) -> TaskInstanceLog:
+    """One try's log from byte ``offset``: from this machine or the worker's log server.
+
+    A worker that cannot be reached is not an error: ``source`` is ``unreachable`` and
+    ``message`` names the host and the reason.
+    """
+    session = db_session()
+    row = require_task_instance(session, dag_id, dag_run_id, task_id, query.map_index)
+    attempt = find_try(list_tries(session, row), task_try_number)
+    if attempt is None:
+        raise NotFoundError(f"task instance '{task_id}' has no try {task_try_number}")
+    chunk = fetch_log(web_context().settings, try_ref(row, attempt), offset=query.offset)
+    return TaskInstanceLog(
+        try_number=attempt.try_number,
+        content=chunk.text,
+        offset=chunk.offset,
+        next_offset=chunk.next_offset,
+        source=chunk.source,
+        message=chunk.message,
+        host=chunk.host,
+    )
 
 
 def xcom_model(row: XCom) -> XComEntry:

@@ -15,7 +15,7 @@ from cluster.metastore import connections, pools, variables
 from cluster.metastore.connections import ConnectionRecord
 from cluster.metastore.models import DEFAULT_POOL
 from cluster.web.context import db_session, web_context
-from cluster.web.pages.requests import checked, text
+from cluster.web.pages.requests import audit_web, checked, text
 
 bp = Blueprint("admin", __name__)
 
@@ -67,6 +67,7 @@ def _variable_form(key: str | None) -> Page:
     variables.set_variable(
         new_key, value, session=session, fernet=fernet, description=description or None
     )
+    audit_web("variables.set", key=new_key)
     flash(f"Variable {new_key} saved.", "info")
     return redirect(url_for("admin.variables_list"))
 
@@ -78,6 +79,7 @@ def _variable_info(key: str) -> variables.VariableInfo | None:
 @bp.post("/variables/<variable_key>/delete")
 def variable_delete(variable_key: str) -> BaseResponse:
     variables.delete_variable(variable_key, session=db_session())
+    audit_web("variables.delete", key=variable_key)
     flash(f"Variable {variable_key} deleted.", "info")
     return redirect(url_for("admin.variables_list"))
 
@@ -119,6 +121,11 @@ def _connection_form(conn_id: str | None) -> Page:
         if stored is not None:
             connections.delete_connection(stored.conn_id, session=session)
         connections.add_connection(record, session=session, fernet=fernet)
+        audit_web(
+            "connections.update" if stored else "connections.add",
+            conn_id=record.conn_id,
+            conn_type=record.conn_type,
+        )
     except (UsageError, AlreadyExistsError) as exc:
         return render_template(
             "connection_form.html",
@@ -172,6 +179,7 @@ def _connection_from_form_loosely(conn_id: str | None) -> ConnectionRecord:
 @bp.post("/connections/<connection_id>/delete")
 def connection_delete(connection_id: str) -> BaseResponse:
     connections.delete_connection(connection_id, session=db_session())
+    audit_web("connections.delete", conn_id=connection_id)
     flash(f"Connection {connection_id} deleted.", "info")
     return redirect(url_for("admin.connections_list"))
 
@@ -218,6 +226,7 @@ def _pool_form(name: str | None) -> Page:
         pools.set_pool(
             new_name, int(slots), session=session, description=request.form.get("description")
         )
+        audit_web("pools.set", pool=new_name, slots=int(slots))
     except (UsageError, AlreadyExistsError) as exc:
         return render_template("pool_form.html", pool=stored, name=name, error=str(exc)), 400
     flash(f"Pool {new_name} saved.", "info")
@@ -240,5 +249,6 @@ def pool_delete(pool_name: str) -> BaseResponse:
     except UsageError as exc:
         flash(str(exc), "error")
     else:
+        audit_web("pools.delete", pool=pool_name)
         flash(f"Pool {pool_name} deleted.", "info")
     return redirect(url_for("admin.pools_list"))

@@ -12,7 +12,8 @@ from typing import Any
 from flask import request, url_for
 
 from cluster.actions import Actor
-from cluster.web.context import require_user
+from cluster.metastore import audit
+from cluster.web.context import db_session, require_user
 from cluster.web.pages.login import safe_next
 
 #: the audit log's source of actions taken in the web UI
@@ -26,6 +27,17 @@ _TRUE = frozenset({"1", "on", "true", "yes"})
 def web_actor() -> Actor:
     """The signed-in user, as the audit log records actions taken in the web UI."""
     return Actor(require_user().username, source=WEB_SOURCE)
+
+
+def audit_web(event: str, **extra: object) -> None:
+    """Record ``web.<event>`` by the signed-in user in the request's transaction.
+
+    The row commits with the change it describes, or not at all when the request fails.
+    """
+    actor = web_actor()
+    audit.record_event(
+        f"{actor.source}.{event}", session=db_session(), username=actor.username, extra=extra
+    )
 
 
 def checked(name: str) -> bool:

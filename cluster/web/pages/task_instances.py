@@ -6,21 +6,19 @@ runs, ``log.js`` asks ``log.json`` for what was written after the last byte it h
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from cluster import actions
 from cluster.errors import UsageError
-from cluster.metastore.models import TaskInstance, TaskInstanceHistory, XCom
+from cluster.metastore.models import TaskInstance, XCom
 from cluster.states import TaskState
 from cluster.web.context import db_session, web_context
-from cluster.web.logs import LogChunk, TryRef, fetch_log
+from cluster.web.logs import LogChunk, fetch_log
 from cluster.web.pages.lookups import require_task_instance
 from cluster.web.pages.requests import checked, web_actor
+from cluster.web.tries import Try, find_try, is_live, list_tries, try_ref
 
 bp = Blueprint("task_instances", __name__)
 
@@ -30,19 +28,6 @@ MARKABLE = {"success": TaskState.SUCCESS, "failed": TaskState.FAILED}
 XCOM_PREVIEW = 4000
 
 
-@dataclass(frozen=True)
-class Try:
-    """One try as the page lists it, from the history table or the current row."""
-
-    try_number: int
-    state: str
-    start_date: datetime | None
-    end_date: datetime | None
-    duration: float | None
-    hostname: str | None
-    pid: int | None
-
-
 def _map_index() -> int:
     try:
         return int(request.args.get("map_index", "-1"))
@@ -50,55 +35,14 @@ def _map_index() -> int:
         raise UsageError("map_index must be a whole number") from None
 
 
-def list_tries(row: TaskInstance) -> list[Try]:
-    """Every try, oldest first: past ones from ``task_instance_history``, the current row last."""
-    history = db_session().scalars(
-        select(TaskInstanceHistory)
-        .where(
-            TaskInstanceHistory.dag_id == row.dag_id,
-            TaskInstanceHistory.run_id == row.run_id,
-            TaskInstanceHistory.task_id == row.task_id,
-            TaskInstanceHistory.map_index == row.map_index,
-        )
-        .order_by(TaskInstanceHistory.try_number, TaskInstanceHistory.id)
-    )
-    tries = {
-        h.try_number: Try(
-            h.try_number, h.state, h.start_date, h.end_date, h.duration, h.hostname, h.pid
-        )
-        for h in history
-    }
-    if row.try_number > 0:
-        tries[row.try_number] = Try(
-            row.try_number,
-            row.state,
-            row.start_date,
-            row.end_date,
-            row.duration,
-            row.hostname,
-            row.pid,
-        )
-    return [tries[n] for n in sorted(tries)]
-
-
 def _chosen_try(tries: list[Try]) -> Try | None:
     wanted = request.args.get("try_number")
-    if wanted is not None and wanted.isdigit():
-        for attempt in tries:
-            if attempt.try_number == int(wanted):
-                return attempt
-    return tries[-1] if tries else None
+    chosen = find_try(tries, int(wanted)) if wanted is not None and wanted.isdigit() else None
+    return chosen or find_try(tries, None)
 
 
 def _log(row: TaskInstance, attempt: Try, offset: int = 0) -> LogChunk:
-    ref = TryRef(
-        row.dag_id, row.run_id, row.task_id, attempt.try_number, row.map_index, attempt.hostname
-    )
-    return fetch_log(web_context().settings, ref, offset=offset)
-
-
-def _is_live(row: TaskInstance, attempt: Try) -> bool:
-    return attempt.try_number == row.try_number and row.state in ("running", "queued")
+    return fetch_log(web_context().settings, try_ref(row, attempt), offset=offset)
 
 
 @bp.get(_TASK)
@@ -106,7 +50,7 @@ def show(dag_id: str, dag_run_id: str, task_id: str) -> str:
     """Tries, rendered template fields, XComs and the chosen try's log."""
     session = db_session()
     row = require_task_instance(session, dag_id, dag_run_id, task_id, _map_index())
-    tries = list_tries(row)
+    tries = list_tries(session, row)
     attempt = _chosen_try(tries)
     xcoms = session.scalars(
         select(XCom)
@@ -124,7 +68,7 @@ def show(dag_id: str, dag_run_id: str, task_id: str) -> str:
         tries=tries,
         attempt=attempt,
         log=_log(row, attempt) if attempt else None,
-        live=attempt is not None and _is_live(row, attempt),
+        live=attempt is not None and is_live(row, attempt),
         rendered=row.rendered_fields if isinstance(row.rendered_fields, dict) else {},
         xcoms=xcoms,
         xcom_preview=XCOM_PREVIEW,
@@ -135,7 +79,7 @@ def show(dag_id: str, dag_run_id: str, task_id: str) -> str:
 def log_json(dag_id: str, dag_run_id: str, task_id: str) -> Response:
     """The chosen try's log from byte ``offset`` on, and whether it is still being written."""
     row = require_task_instance(db_session(), dag_id, dag_run_id, task_id, _map_index())
-    attempt = _chosen_try(list_tries(row))
+    attempt = _chosen_try(list_tries(db_session(), row))
     if attempt is None:
         raise UsageError(f"task instance '{task_id}' has not started a try yet")
     try:
@@ -151,7 +95,8 @@ def log_json(dag_id: str, dag_run_id: str, task_id: str) -> Response:
             "text": chunk.text,
             "source": chunk.source,
             "message": chunk.message,
-            "live": _is_live(row, attempt),
+            "host": chunk.host,
+            "live": is_live(row, attempt),
         }
     )
 

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from cluster.errors import AlreadyExistsError, UsageError
 from cluster.metastore import users
 from cluster.web.context import db_session, require_user
-from cluster.web.pages.requests import text
+from cluster.web.pages.requests import audit_web, text
 
 bp = Blueprint("users", __name__)
 
@@ -40,6 +40,7 @@ def create() -> BaseResponse | str | tuple[str, int]:
     except (UsageError, AlreadyExistsError) as exc:
         form = {"username": text("username"), "email": text("email"), "role": text("role")}
         return render_template("user_form.html", roles=users.ROLES, form=form, error=str(exc)), 400
+    audit_web("users.create", user=record.username, role=record.role)
     flash(f"User {record.username} created with the role {record.role}.", "info")
     return redirect(url_for("users.index"))
 
@@ -54,6 +55,7 @@ def set_role(username: str) -> BaseResponse:
     _not_yourself(username, "change the role of")
     role = request.form.get("role", "")
     users.set_role(username, role, session=db_session())
+    audit_web("users.set_role", user=username, role=role)
     flash(f"{username} now has the role {role}.", "info")
     return redirect(url_for("users.index"))
 
@@ -62,5 +64,6 @@ def set_role(username: str) -> BaseResponse:
 def delete(username: str) -> BaseResponse:
     _not_yourself(username, "delete")
     users.delete_user(username, session=db_session())
+    audit_web("users.delete", user=username)
     flash(f"User {username} deleted.", "info")
     return redirect(url_for("users.index"))

@@ -20,7 +20,6 @@
       var head = table.querySelector('a.run-head[data-run-id="' + CSS.escape(run.run_id) + '"]');
       if (head) { setState(head, run.state); }
     });
-    var cells = table.querySelectorAll("a.cell");
     var missing = false;
     Object.keys(data.states).forEach(function (taskId) {
       var byRun = data.states[taskId];
@@ -30,7 +29,8 @@
         if (cell) { setState(cell, byRun[runId]); } else { missing = true; }
       });
     });
-    if (missing && cells.length) { window.location.reload(); return; }
+    // a task instance appeared since the page was drawn (a new run starts with none)
+    if (missing) { window.location.reload(); return; }
     table.dataset.active = data.active ? "true" : "false";
     if (status && !data.active) { status.textContent = ""; }
   }

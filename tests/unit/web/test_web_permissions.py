@@ -26,6 +26,7 @@ PATH_VALUES = {
     "pool_name": "etl_pool",
     "username": "admin",
     "filename": "tradewind.css",
+    "task_try_number": 1,
 }
 
 
