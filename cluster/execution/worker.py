@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.config import Settings
 from cluster.errors import NotFoundError
-from cluster.execution.dagbag import DagBag
+from cluster.execution.dagbag import DagBag, source_cache_for
 from cluster.execution.handle import lazy
 from cluster.execution.supervisor import OnRecorded, Supervisor
 from cluster.executors.base import TaskMessage
@@ -34,7 +34,7 @@ def build_supervisor(settings: Settings, *, on_recorded: OnRecorded | None = Non
     def child_sessions() -> sessionmaker[Session]:
         return make_session_factory(create_engine_for(settings.metastore))
 
-    dagbag = DagBag(locate=locator(sessions))
+    dagbag = DagBag(locate=locator(sessions), sources=source_cache_for(settings, sessions))
     return Supervisor(
         settings,
         sessions=sessions,

@@ -11,6 +11,13 @@ for the broker's confirm, a worker acknowledges a message only after the try end
 is requeued. A message delivered twice runs nothing the second time: the claim (a
 compare-and-set of ``queued → running`` for that try number) decides.
 
+A metastore that cannot be reached (even after the engine's retries) makes the runner
+raise :class:`~cluster.errors.MetastoreError`; the message is then given back to the
+broker (rejected with requeue) after a pause that grows while the outage lasts, never
+acknowledged as done: acknowledging it would lose the try until the scheduler's queued
+timeout re-sends it. Quorum queues count redeliveries against the ``delivery-limit`` of
+``configs/rabbitmq/definitions.json``; the pause keeps a long outage within it.
+
 Priorities: RabbitMQ 3.10's quorum queues ignore message priorities (they honour
 two levels from 4.0 on), so no priority is set; the scheduler already queues the
 instances of one iteration in priority order and the queues are FIFO.
@@ -19,16 +26,18 @@ instances of one iteration in priority order and the queues are FIFO.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from celery import Celery
+from celery.exceptions import Reject
 from celery.signals import worker_process_init, worker_process_shutdown
 from celery.worker.consumer import Consumer
 from kombu import Exchange, Queue
 
 from cluster.config import Settings
-from cluster.errors import ConfigError
+from cluster.errors import ConfigError, MetastoreError
 from cluster.executors.base import TaskMessage
 from cluster.executors.local import TaskRunner
 
@@ -38,6 +47,9 @@ log = logging.getLogger(__name__)
 TASK_NAME = "tradewind.run_task"
 #: seconds between AMQP heartbeats: a dead broker node is noticed within about two
 BROKER_HEARTBEAT = 10.0
+#: first and longest pause before a message the metastore kept from running goes back
+REQUEUE_PAUSE_START = 1.0
+REQUEUE_PAUSE_MAX = 15.0
 
 
 class TaskConsumer(Consumer):
@@ -140,9 +152,14 @@ class PoolProcessRunner:
     ``worker_process_init``.
     """
 
-    def __init__(self, factory: RunnerFactory) -> None:
+    def __init__(
+        self, factory: RunnerFactory, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self._factory = factory
+        self._sleep = sleep
         self._runner: TaskRunner | None = None
+        #: messages in a row the metastore kept from running
+        self.outage_streak = 0
 
     def init_process(self, **_: Any) -> None:
         self._runner = self._factory()
@@ -152,11 +169,26 @@ class PoolProcessRunner:
         self._runner = None
 
     def run(self, payload: dict[str, Any]) -> str | None:
-        """Run one message; the name of the recorded state, ``None`` when it ran nothing."""
+        """Run one message; the name of the recorded state, ``None`` when it ran nothing.
+
+        :raises Reject: (requeue) when the metastore cannot be reached: the message goes
+            back to the broker, to be claimed once the metastore answers again.
+        """
         if self._runner is None:  # a solo or threads pool: no pool process was started
             self.init_process()
         assert self._runner is not None
-        state = self._runner.run(TaskMessage.from_dict(payload))
+        message = TaskMessage.from_dict(payload)
+        try:
+            state = self._runner.run(message)
+        except MetastoreError as exc:
+            pause = min(REQUEUE_PAUSE_MAX, REQUEUE_PAUSE_START * 2**self.outage_streak)
+            self.outage_streak += 1
+            log.warning(
+                "metastore unreachable; %s goes back to the broker in %g s: %s", message, pause, exc
+            )
+            self._sleep(pause)
+            raise Reject(str(exc), requeue=True) from exc
+        self.outage_streak = 0
         self._runner.prepare()
         return str(state) if state is not None else None
 

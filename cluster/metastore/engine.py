@@ -30,8 +30,9 @@ SessionFactory = sessionmaker[Session]
 
 #: MySQL/MariaDB error codes worth retrying: deadlock, lock wait timeout, server gone
 #: away, lost connection during query, cannot connect, connection killed (MariaDB),
-#: client disconnected by the server (MySQL 8)
-RETRYABLE_MYSQL_CODES = frozenset({1213, 1205, 2006, 2013, 2003, 1927, 4031})
+#: client disconnected by the server (MySQL 8), server shutdown in progress (a query
+#: that arrived while the server was stopping), lost connection at handshake
+RETRYABLE_MYSQL_CODES = frozenset({1213, 1205, 2006, 2013, 2003, 1927, 4031, 1053, 2055})
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POOL_RECYCLE_SECONDS = 1800

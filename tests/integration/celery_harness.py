@@ -9,23 +9,36 @@ log server listens there, on the one ``logging.log_server_port`` of the cluster.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
+from cluster import actions
+from cluster.config import load_settings
 from cluster.devcluster.services.ports import free_port, is_port_free
 from cluster.devcluster.services.process import ServiceError
 from cluster.devcluster.services.rabbitmq import RabbitMQCluster
+from cluster.metastore.engine import create_engine_for, make_session_factory
+from cluster.metastore.migrate import migrate
 from tests.integration.scheduler_harness import (
     CLI,
     REPO,
+    TEST_ACTOR,
+    children_of,
+    cli_env,
     descendants_of,
     kill_leftovers,
     wait_for,
+    wait_for_dags,
+    wait_for_run,
 )
 
 DEFINITIONS = REPO / "configs" / "rabbitmq" / "definitions.json"
@@ -163,10 +176,129 @@ def start_worker(
     env: dict[str, str], log_dir: Path, *, address: str, queues: str, concurrency: int = 2
 ) -> TradewindProcess:
     """``tradewind worker`` on ``address``, started and ready to consume."""
-    worker = TradewindProcess(
+    worker = launch_worker(env, log_dir, address=address, queues=queues, concurrency=concurrency)
+    wait_until_ready(worker, address)
+    return worker
+
+
+def launch_worker(
+    env: dict[str, str], log_dir: Path, *, address: str, queues: str, concurrency: int = 2
+) -> TradewindProcess:
+    """``tradewind worker`` on ``address``, started (see :func:`wait_until_ready`)."""
+    return TradewindProcess(
         env,
         ["worker", "-q", queues, "-c", str(concurrency), "--hostname", address],
         log_dir / f"worker-{address}.log",
     ).start()
+
+
+def wait_until_ready(worker: TradewindProcess, address: str) -> None:
+    """Until the worker on ``address`` says it consumes (it fails early if it exits)."""
     worker.wait_for_log(f"tradewind@{address} ready", timeout=60)
-    return worker
+
+
+def kill_worker_hard(worker: TradewindProcess) -> set[int]:
+    """SIGKILL a worker's Celery main process and its pool processes: a crash.
+
+    Returns every PID of its tree seen just before (task children included), so a test
+    can check that nothing of the dead worker lives on.
+    """
+    tree = set(descendants_of(worker.pid))
+    worker.seen.update(tree)
+    pool = children_of(worker.pid)
+    os.kill(worker.pid, signal.SIGKILL)
+    for pid in pool:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert worker.process is not None
+    worker.process.wait(30)
+    return tree | {worker.pid}
+
+
+class CeleryDeployment:
+    """One test's Tradewind on a shared broker and database server: its own metastore
+    database, home, DAG folder, a ``tradewind scheduler`` and ``tradewind worker``s.
+
+    :param dags: ``{file name: source}`` written into the DAG folder; ``@SIDE_EFFECTS@``
+        is replaced by :attr:`side_effects`, a folder tasks may write to.
+    :param workers: ``{loopback address: queues}``, one worker each.
+    :param settings: ``SECTION__KEY=value`` settings of every process.
+    """
+
+    def __init__(
+        self,
+        base: Path,
+        *,
+        metastore_url: str,
+        broker_urls: list[str],
+        dags: dict[str, str],
+        workers: dict[str, str],
+        concurrency: int = 2,
+        **settings: object,
+    ) -> None:
+        self.base = base
+        self.home = base / "home"
+        self.side_effects = base / "side_effects"
+        self.dags = dags
+        self.concurrency = concurrency
+        self.worker_queues = workers
+        env = cli_env(self.home, metastore_url, Fernet.generate_key().decode())
+        self.env = celery_env(
+            env,
+            broker_urls,
+            WEBSERVER__SECRET_KEY="resilience-test-secret",
+            LOGGING__LOG_SERVER_PORT=port_free_on(list(workers)),
+            **settings,
+        )
+        self.settings = load_settings(env=self.env)
+        self.engine = create_engine_for(self.settings.metastore)
+        self.sessions = make_session_factory(self.engine)
+        self.scheduler = TradewindProcess(self.env, ["scheduler"], base / "scheduler.log")
+        self.workers: dict[str, TradewindProcess] = {}
+
+    def start(self, dag_ids: set[str]) -> CeleryDeployment:
+        """Write the DAGs, migrate, start the scheduler and every worker; wait for ``dag_ids``."""
+        (self.home / "dags").mkdir(parents=True)
+        self.side_effects.mkdir()
+        for name, source in self.dags.items():
+            text = source.replace("@SIDE_EFFECTS@", str(self.side_effects))
+            (self.home / "dags" / name).write_text(text)
+        migrate(self.engine)
+        self.scheduler.start()
+        for address, queues in self.worker_queues.items():  # all start at once
+            self.workers[address] = launch_worker(
+                self.env, self.base, address=address, queues=queues, concurrency=self.concurrency
+            )
+        for address, worker in self.workers.items():
+            wait_until_ready(worker, address)
+        wait_for_dags(self.sessions, dag_ids)
+        return self
+
+    def trigger(self, dag_id: str) -> str:
+        run_id = f"manual__{uuid.uuid4().hex[:12]}"
+        with self.sessions.begin() as session:
+            actions.trigger(session, dag_id, actor=TEST_ACTOR, run_id=run_id, now=datetime.now(UTC))
+        return run_id
+
+    def processes(self) -> list[TradewindProcess]:
+        return [self.scheduler, *self.workers.values()]
+
+    def logs(self, lines: int = 40) -> str:
+        parts = [f"--- scheduler ---\n{self.scheduler.log_tail(lines)}"]
+        parts += [f"--- worker {a} ---\n{w.log_tail(lines)}" for a, w in self.workers.items()]
+        return "\n".join(parts)
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 120) -> str:
+        try:
+            return wait_for_run(self.sessions, dag_id, run_id, timeout=timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.logs()}") from exc
+
+    def stop(self) -> None:
+        """Stop every process (all drain at once), then release the engine."""
+        for process in self.processes():
+            if process.process is not None:
+                process.terminate()
+        for process in self.processes():
+            process.stop()
+        self.engine.dispose()

@@ -29,8 +29,9 @@ DEFAULT_PORT = 23306
 class MariaDB:
     """One ``mariadbd`` with its own data directory under ``base_dir``.
 
-    :param base_dir: created if missing; holds ``data/``, ``mysqld.sock``,
-        ``mysqld.pid`` and ``err.log``.
+    :param base_dir: created if missing; holds ``data/``, ``tmp/`` (the server's temporary
+        files: the shared ``/tmp`` saw another run's cleanup break a bootstrap),
+        ``mysqld.sock``, ``mysqld.pid`` and ``err.log``.
     :param database: created at start with ``user`` (granted everything, from any host).
     :param fsync: ``False`` leaves writes in the OS cache: commits survive a SIGKILL of
         the server (what tests inject) but not a machine crash, and DDL gets much faster.
@@ -60,6 +61,7 @@ class MariaDB:
         #: InnoDB redo log size: small for tests, larger where write throughput matters
         self.log_file_size = log_file_size
         self.data_dir = self.base_dir / "data"
+        self.tmp_dir = self.base_dir / "tmp"
         self.socket = self.base_dir / "mysqld.sock"
         self.pid_file = self.base_dir / "mysqld.pid"
         self.error_log = self.base_dir / "err.log"
@@ -88,6 +90,11 @@ class MariaDB:
     def pid(self) -> int | None:
         return self._process.pid
 
+    @property
+    def process(self) -> ServiceProcess:
+        """The server process (its command line, for the dev cluster's records)."""
+        return self._process
+
     # --- life cycle -------------------------------------------------------------
 
     def start(self, timeout: float = 60.0) -> None:
@@ -96,7 +103,7 @@ class MariaDB:
         :raises ServiceError: when the server exits or does not answer in time; the
             message ends with the tail of its error log.
         """
-        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
         if not (self.data_dir / "mysql").is_dir():
             self._install()
         self._process.start(self._server_argv())
@@ -186,6 +193,7 @@ class MariaDB:
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
                 f"--innodb-log-file-size={self.log_file_size}",
+                f"--tmpdir={self.tmp_dir}",
             ],
             capture_output=True,
             text=True,
@@ -213,6 +221,7 @@ class MariaDB:
             f"--port={self.port}",
             f"--bind-address={self.host}",
             f"--socket={self.socket}",
+            f"--tmpdir={self.tmp_dir}",
             f"--pid-file={self.pid_file}",
             f"--log-error={self.error_log}",
             f"--innodb-buffer-pool-size={self.buffer_pool_size}",
