@@ -18,6 +18,7 @@ from cluster.executors.celery import build_celery_executor
 from cluster.executors.local import LocalExecutor
 from cluster.metastore.engine import wait_for_metastore
 from cluster.metastore.migrate import check
+from cluster.metrics.exposition import MetricsServer
 from cluster.scheduler.fencing import bound_idle_transactions
 from cluster.scheduler.service import SchedulerService
 
@@ -80,4 +81,20 @@ def scheduler(app: App) -> None:
     configure_logging(app.settings)
     service = build_scheduler(app, app.settings)
     stop_on_signals(service)
-    service.run()
+    server = serve_metrics(app.settings, service)
+    try:
+        service.run()
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def serve_metrics(settings: Settings, service: SchedulerService) -> MetricsServer | None:
+    """Serve the scheduler's metrics on ``metrics.host:scheduler_port`` when enabled."""
+    if not settings.metrics.enabled:
+        return None
+    return MetricsServer(
+        service.observer.metrics.registry,
+        host=settings.metrics.host,
+        port=settings.metrics.scheduler_port,
+    ).start()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +35,7 @@ class ComponentHeartbeat:
         host: str,
         interval: float,
         describe: Describe = lambda: ("running", None),
+        fingerprints: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         pid: int | None = None,
     ) -> None:
@@ -44,6 +45,7 @@ class ComponentHeartbeat:
         self.pid = os.getpid() if pid is None else pid
         self._interval = interval
         self._describe = describe
+        self._fingerprints = fingerprints
         self._clock = clock
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"{kind}-heartbeat", daemon=True)
@@ -71,6 +73,7 @@ class ComponentHeartbeat:
                     now=self._clock(),
                     state=state or described_state,
                     extra=extra,
+                    fingerprints=self._fingerprints,
                 ),
                 retries=1,
             )

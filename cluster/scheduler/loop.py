@@ -70,6 +70,8 @@ class SchedulerLoop:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._next_reap = 0.0
+        #: the metastore failed since the last successful iteration
+        self._outage = False
         self.stats = LoopStats()
 
     # --- control from other threads -------------------------------------------------
@@ -106,6 +108,7 @@ class SchedulerLoop:
                     leadership.fenced_off(str(exc))
                 except MetastoreError as exc:
                     log.warning("metastore unavailable, retrying: %s", exc)
+                    self._outage = True
                     self._stop.wait(min(poll * 2, 5.0))
             self._wake.wait(poll)
 
@@ -178,6 +181,11 @@ class SchedulerLoop:
         )
 
     def _reap_if_due(self, now: datetime) -> None:
+        if self._outage:
+            # workers could not beat during the outage either: give them a full
+            # threshold to beat again before any heartbeat counts as stale
+            self._outage = False
+            self._next_reap = time.monotonic() + self._settings.scheduler.zombie_threshold
         if time.monotonic() < self._next_reap:
             return
         self._next_reap = time.monotonic() + max(1.0, self._settings.scheduler.zombie_threshold / 4)

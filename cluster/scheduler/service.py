@@ -23,11 +23,14 @@ from cluster.config import Settings
 from cluster.dagfiles.processor import DagProcessor, dag_folders
 from cluster.errors import MetastoreError
 from cluster.executors.base import Executor
+from cluster.metastore.components import settings_fingerprints
 from cluster.metastore.heartbeats import ComponentHeartbeat
+from cluster.metrics.scheduler import SchedulerMetrics
 from cluster.scheduler.election import Elector, build_elector
 from cluster.scheduler.fencing import Fence
 from cluster.scheduler.leadership import Leadership
 from cluster.scheduler.loop import SchedulerLoop
+from cluster.scheduler.observer import SchedulerObserver
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ class SchedulerService:
         executor_factory: ExecutorFactory,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         elector: Elector | None = None,
+        observer: SchedulerObserver | None = None,
     ) -> None:
         self.settings = settings
         self._sessions = sessions
@@ -84,7 +88,9 @@ class SchedulerService:
             interval=settings.scheduler.heartbeat_interval,
             describe=self._describe,
             clock=clock,
+            fingerprints=settings_fingerprints(settings),
         )
+        self.observer = observer or SchedulerObserver(SchedulerMetrics(), sessions=sessions)
         self._last_epoch: int | None = None
         self._takeover_pending = False
         self._stop = threading.Event()
@@ -123,6 +129,7 @@ class SchedulerService:
         except MetastoreError as exc:
             log.warning("DAG processing could not write to the metastore: %s", exc)
             return
+        self.observer.processed(report)
         if report.imported:
             log.info(
                 "DAG processing: %d files imported, %d DAGs, %d errors",
@@ -143,6 +150,7 @@ class SchedulerService:
         self._last_epoch = epoch
         self.loop.reset()
         self._takeover_pending = True
+        self.observer.leadership(True)
 
     def _finish_takeover(self) -> None:
         self._takeover_pending = False
@@ -158,6 +166,7 @@ class SchedulerService:
     def _on_deposed(self, reason: str) -> None:
         self._takeover_pending = False
         self._stop_processing()
+        self.observer.leadership(False)
 
     def _describe(self) -> tuple[str, dict[str, Any]]:
         extra = {
@@ -200,6 +209,7 @@ class SchedulerService:
             term_over.wait(interval)
 
     def _after_iteration(self) -> None:
+        self.observer.iteration(self.loop.stats.last_duration, leading=self.leadership.leading)
         if self._takeover_pending and self.leadership.leading:
             self._finish_takeover()
         reap = getattr(self.executor, "reap_dead_workers", None)
