@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -35,6 +36,8 @@ class MariaDB:
     :param database: created at start with ``user`` (granted everything, from any host).
     :param fsync: ``False`` leaves writes in the OS cache: commits survive a SIGKILL of
         the server (what tests inject) but not a machine crash, and DDL gets much faster.
+    :param prefix: argv prefix of the server, e.g. ``["ip", "netns", "exec", "ns"]`` to
+        run it inside a network namespace (its socket still serves this namespace).
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class MariaDB:
         buffer_pool_size: str = "64M",
         fsync: bool = True,
         log_file_size: str = "4M",
+        prefix: Sequence[str] = (),
     ) -> None:
         self.base_dir = Path(base_dir)
         self.host = host
@@ -60,6 +64,7 @@ class MariaDB:
         self.fsync = fsync
         #: InnoDB redo log size: small for tests, larger where write throughput matters
         self.log_file_size = log_file_size
+        self.prefix = list(prefix)
         self.data_dir = self.base_dir / "data"
         self.tmp_dir = self.base_dir / "tmp"
         self.socket = self.base_dir / "mysqld.sock"
@@ -84,6 +89,13 @@ class MariaDB:
         return (
             f"mysql+pymysql://{self.user}:{self.password}@{self.host}:{self.port}/"
             f"{database}?charset=utf8mb4"
+        )
+
+    def socket_url_for(self, database: str) -> str:
+        """SQLAlchemy URL of ``database`` over the Unix socket (reachable from any namespace)."""
+        return (
+            f"mysql+pymysql://{self.user}:{self.password}@localhost/{database}"
+            f"?unix_socket={self.socket}&charset=utf8mb4"
         )
 
     @property
@@ -214,6 +226,7 @@ class MariaDB:
             "--sync-frm=0",
         ]
         return [
+            *self.prefix,
             self._mariadbd,
             "--no-defaults",
             f"--user={getpass.getuser()}",

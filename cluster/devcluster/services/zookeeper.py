@@ -9,7 +9,8 @@ tests lose one node (the ensemble goes on) or the quorum (it stops answering).
 from __future__ import annotations
 
 import random
-import socket
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,22 @@ class ZkAddress:
     @property
     def client(self) -> str:
         return f"{self.host}:{self.client_port}"
+
+
+#: a four-letter-word probe, run as a script so that it can run inside a namespace
+_PROBE = """
+import socket, sys
+host, port, word = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+try:
+    with socket.create_connection((host, port), timeout=2) as s:
+        s.sendall(word.encode())
+        chunks = []
+        while chunk := s.recv(4096):
+            chunks.append(chunk)
+except OSError:
+    sys.exit(1)
+sys.stdout.write(b"".join(chunks).decode(errors="replace"))
+"""
 
 
 def loopback_addresses(size: int, *, client_port: int, first: int = 1) -> list[ZkAddress]:
@@ -169,17 +186,28 @@ class ZooKeeperEnsemble:
         return None
 
     def four_letter(self, node: int, word: str) -> str:
-        """Send a four-letter word to one node's client port ('' when it does not answer)."""
+        """Send a four-letter word to one node's client port ('' when it does not answer).
+
+        The probe runs through ``prefix`` too (inside the ensemble's network namespace,
+        if any), so it never sends anything from this one.
+        """
         address = self.addresses[node - 1]
-        try:
-            with socket.create_connection((address.host, address.client_port), timeout=2) as s:
-                s.sendall(word.encode())
-                chunks = []
-                while chunk := s.recv(4096):
-                    chunks.append(chunk)
-        except OSError:
-            return ""
-        return b"".join(chunks).decode(errors="replace")
+        done = subprocess.run(
+            [
+                *self.prefix,
+                sys.executable,
+                "-c",
+                _PROBE,
+                address.host,
+                str(address.client_port),
+                word,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+        return done.stdout if done.returncode == 0 else ""
 
     def log_tail(self, node: int, lines: int = 40) -> str:
         log = self._node_dir(node) / "logs" / "zookeeper.log"
