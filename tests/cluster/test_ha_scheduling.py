@@ -82,6 +82,9 @@ def test_sigkill_of_the_leader_mid_run(cluster: HaDeployment) -> None:
 
 def test_frozen_leader_is_fenced_off_and_becomes_standby(cluster: HaDeployment) -> None:
     leader, lease = cluster.leader()
+    cluster.wait_for_roles(
+        {s.pid: "leader" if s is leader else "standby" for s in cluster.schedulers}
+    )
     run_id = cluster.trigger("ha_chain")
     wait_for(lambda: len(cluster.side_effect_counts()) >= 3, timeout=120, interval=0.1)
 
@@ -133,6 +136,9 @@ def test_zookeeper_node_loss_and_quorum_loss(
 
 def _node_and_quorum_loss(cluster: HaDeployment, zookeeper: ZooKeeperEnsemble) -> None:
     leader, _lease = cluster.leader()
+    cluster.wait_for_roles(
+        {s.pid: "leader" if s is leader else "standby" for s in cluster.schedulers}
+    )
     run_id = cluster.trigger("ha_chain")
     wait_for(lambda: len(cluster.side_effect_counts()) >= 2, timeout=120, interval=0.1)
 
@@ -161,7 +167,9 @@ def _node_and_quorum_loss(cluster: HaDeployment, zookeeper: ZooKeeperEnsemble) -
     assert_one_scheduler_at_a_time(cluster.dispatches("ha_chain", run_id))
     status = cluster.status()
     assert [s["role"] for s in status["schedulers"]].count("leader") == 1
+    assert [s["role"] for s in status["schedulers"]].count("standby") == 2
     assert status["election"]["reachable"] is True
+    assert len(status["election"]["contenders"]) == 3
 
 
 def _in_flight(cluster: HaDeployment, run_id: str) -> bool:
