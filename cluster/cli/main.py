@@ -21,6 +21,7 @@ from cluster.cli.config_cmd import config_group, version
 from cluster.cli.connections_cmd import connections_group
 from cluster.cli.dags_cmd import dags_group
 from cluster.cli.db_cmd import db_group
+from cluster.cli.devcluster_cmd import devcluster_group
 from cluster.cli.haproxy_cmd import haproxy_group
 from cluster.cli.pools_cmd import pools_group
 from cluster.cli.scheduler_cmd import scheduler
@@ -58,6 +59,7 @@ cli.add_command(worker)
 cli.add_command(cluster_group)
 cli.add_command(broker_group)
 cli.add_command(haproxy_group)
+cli.add_command(devcluster_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
