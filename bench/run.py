@@ -90,6 +90,10 @@ def main() -> None:
             bench_database(db, url, Path(tmp), shapes, args.parallelism, args.seed_history)
 
 
+#: processes whose CPU time is charged to the shapes besides the scheduler's own tree
+EXTRA_PIDS: list[int] = []
+
+
 @contextmanager
 def metastore(db: str, tmp: Path) -> Iterator[str]:
     if db == "sqlite":
@@ -104,9 +108,11 @@ def metastore(db: str, tmp: Path) -> Iterator[str]:
         log_file_size="256M",
     )
     server.start()
+    EXTRA_PIDS[:] = [server.pid] if server.pid else []
     try:
         yield server.url
     finally:
+        EXTRA_PIDS.clear()
         server.stop()
 
 
@@ -145,15 +151,45 @@ def bench_database(
         print(
             f"{'shape':<20}{'tasks':>7}{'wall s':>9}{'tasks/s':>10}{'gap p50 ms':>12}{'gap p95 ms':>12}"
             f"{'q→run p50 ms':>14}{'try p50 ms':>12}{'end→queued p50':>16}{'gap mean':>10}"
+            f"{'CPU ms/task':>13}"
         )
         for shape in shapes:
-            print(format_row(shape, run_shape(sessions, shape)))
+            before = cpu_seconds([scheduler.pid, *EXTRA_PIDS])
+            figures = run_shape(sessions, shape)
+            spent = cpu_seconds([scheduler.pid, *EXTRA_PIDS]) - before
+            figures["cpu_per_task"] = spent * 1000 / figures["tasks"]
+            print(format_row(shape, figures))
     finally:
         os.killpg(scheduler.pid, signal.SIGTERM)
         try:
             scheduler.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(scheduler.pid, signal.SIGKILL)
+
+
+def cpu_seconds(roots: list[int]) -> float:
+    """User + system CPU of ``roots`` and every live descendant (and reaped children).
+
+    Wall time on a shared machine says little; the CPU a shape costs the scheduler,
+    its workers and the metastore server is what a change moves.
+    """
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+        stats[int(entry.name)] = (int(fields[1]), ticks / os.sysconf("SC_CLK_TCK"))
+    wanted = set(roots)
+    grew = True
+    while grew:
+        more = {pid for pid, (ppid, _) in stats.items() if ppid in wanted} - wanted
+        wanted |= more
+        grew = bool(more)
+    return sum(stats[pid][1] for pid in wanted if pid in stats)
 
 
 def parsed(sessions: sessionmaker[Session]) -> int:
@@ -264,7 +300,7 @@ def format_row(shape: str, r: dict[str, float]) -> str:
     flag = "" if r["state"] else "  (run FAILED)"
     return (
         f"{shape:<20}{int(r['tasks']):>7}{r['wall']:>9.2f}{r['tasks'] / r['wall']:>10.1f}"
-        f"{r['gap50']:>12.1f}{r['gap95']:>12.1f}{r['lat50']:>14.1f}{r['dur50']:>12.1f}{r['sched50']:>16.1f}{r['mean_gap']:>10.1f}{flag}"
+        f"{r['gap50']:>12.1f}{r['gap95']:>12.1f}{r['lat50']:>14.1f}{r['dur50']:>12.1f}{r['sched50']:>16.1f}{r['mean_gap']:>10.1f}{r['cpu_per_task']:>13.1f}{flag}"
     )
 
 

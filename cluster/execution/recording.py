@@ -8,6 +8,8 @@ try that was reaped as a zombie or cleared by a user cannot overwrite the new tr
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,10 +17,16 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
-from cluster.dagfiles.serialized import SerializedTask
+from cluster.dagfiles.serialized import SerializedDag, SerializedTask
 from cluster.execution.outcome import TryOutcome
 from cluster.executors.base import TaskMessage
-from cluster.metastore.models import DagRun, TaskInstance, TaskInstanceHistory, XCom
+from cluster.metastore.models import (
+    DagRun,
+    SerializedDagRow,
+    TaskInstance,
+    TaskInstanceHistory,
+    XCom,
+)
 from cluster.metastore.transitions import TaskKey, set_task_state
 from cluster.scheduler.policy.retries import next_try_at
 from cluster.states import TaskState
@@ -52,32 +60,66 @@ def claim(
     session: Session, message: TaskMessage, *, hostname: str, pid: int, now: datetime
 ) -> ClaimedTry | None:
     """Move the try ``queued → running``; ``None`` when someone else has it or it is gone."""
-    key = key_of(message)
-    won = set_task_state(
-        session,
-        key,
-        TaskState.RUNNING,
-        expected=[TaskState.QUEUED],
-        try_number=message.try_number,
-        values={
-            "start_date": now,
-            "end_date": None,
-            "duration": None,
-            "hostname": hostname,
-            "pid": pid,
-            "heartbeat_at": now,
-            # a sensor in reschedule mode measures its timeout from its first poke
-            "sensor_started_at": func.coalesce(TaskInstance.sensor_started_at, now),
-        },
-    )
-    if not won:
-        return None
-    row = session.execute(_claimed_query(key)).one()
-    if message.try_number > 1:
-        # XComs of an earlier try (or of the run before a clear) must not leak into this one
-        session.execute(delete(XCom).where(*_xcom_key(key)))
+    return claim_many(session, [(message, pid)], hostname=hostname, now=now).get(message)
+
+
+def claim_many(
+    session: Session,
+    assignments: Sequence[tuple[TaskMessage, int]],
+    *,
+    hostname: str,
+    now: datetime,
+) -> dict[TaskMessage, ClaimedTry]:
+    """Claim several tries in one transaction: each one a compare-and-set of its own.
+
+    :param assignments: ``(message, pid of the process that will run it)``.
+    :return: the tries this call won, by message; a message missing from it was taken
+        by someone else, re-sent with a newer try number, cleared or deleted.
+    """
+    won = [
+        message
+        for message, pid in assignments
+        if set_task_state(
+            session,
+            key_of(message),
+            TaskState.RUNNING,
+            expected=[TaskState.QUEUED],
+            try_number=message.try_number,
+            values=_claim_values(hostname, pid, now),
+        )
+    ]
+    by_run: dict[tuple[str, str], list[TaskMessage]] = defaultdict(list)
+    for message in won:
+        by_run[(message.dag_id, message.run_id)].append(message)
+    claimed: dict[TaskMessage, ClaimedTry] = {}
+    for (dag_id, run_id), messages in by_run.items():
+        query = _claimed_query(dag_id, run_id, sorted({m.task_id for m in messages}))
+        rows = {(r.task_id, r.map_index): r for r in session.execute(query)}
+        for message in messages:
+            row = rows[(message.task_id, message.map_index)]
+            claimed[message] = _claimed_try(message, row, now)
+            if message.try_number > 1:
+                # XComs of an earlier try (or of the run before a clear) must not leak into this one
+                session.execute(delete(XCom).where(*_xcom_key(key_of(message))))
+    return claimed
+
+
+def _claim_values(hostname: str, pid: int, now: datetime) -> dict[str, Any]:
+    return {
+        "start_date": now,
+        "end_date": None,
+        "duration": None,
+        "hostname": hostname,
+        "pid": pid,
+        "heartbeat_at": now,
+        # a sensor in reschedule mode measures its timeout from its first poke
+        "sensor_started_at": func.coalesce(TaskInstance.sensor_started_at, now),
+    }
+
+
+def _claimed_try(message: TaskMessage, row: Any, now: datetime) -> ClaimedTry:
     return ClaimedTry(
-        key=key,
+        key=key_of(message),
         try_number=message.try_number,
         max_tries=row.max_tries,
         start_date=now,
@@ -92,8 +134,8 @@ def claim(
     )
 
 
-def _claimed_query(key: TaskKey) -> Any:
-    """The instance, its run and the DAG's previous successful run, in one round trip."""
+def _claimed_query(dag_id: str, run_id: str, task_ids: list[str]) -> Any:
+    """The instances, their run and the DAG's previous successful run, in one round trip."""
     previous = aliased(DagRun)
 
     def from_previous_success(column: Any) -> Any:
@@ -111,6 +153,8 @@ def _claimed_query(key: TaskKey) -> Any:
 
     return (
         select(
+            TaskInstance.task_id,
+            TaskInstance.map_index,
             TaskInstance.max_tries,
             TaskInstance.sensor_started_at,
             DagRun.logical_date,
@@ -127,10 +171,9 @@ def _claimed_query(key: TaskKey) -> Any:
             DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id)
         )
         .where(
-            TaskInstance.dag_id == key.dag_id,
-            TaskInstance.run_id == key.run_id,
-            TaskInstance.task_id == key.task_id,
-            TaskInstance.map_index == key.map_index,
+            TaskInstance.dag_id == dag_id,
+            TaskInstance.run_id == run_id,
+            TaskInstance.task_id.in_(task_ids),
         )
     )
 
@@ -158,6 +201,34 @@ def end_state(
     return TaskState(outcome.state), None
 
 
+@dataclass(frozen=True)
+class FinishedTry:
+    """A try that ended, with its end state decided, ready to be recorded (picklable)."""
+
+    claimed: ClaimedTry
+    outcome: TryOutcome
+    state: TaskState
+    retry_at: datetime | None
+    end: datetime
+    operator: str | None
+    hostname: str
+    pid: int
+
+
+def finish(
+    claimed: ClaimedTry,
+    outcome: TryOutcome,
+    task: SerializedTask,
+    *,
+    hostname: str,
+    pid: int,
+    now: datetime,
+) -> FinishedTry:
+    """Decide the end state of a try (retry or not, when) without touching the metastore."""
+    state, retry_at = end_state(outcome, claimed, task, now)
+    return FinishedTry(claimed, outcome, state, retry_at, now, task.operator, hostname, pid)
+
+
 def record(
     session: Session,
     claimed: ClaimedTry,
@@ -169,14 +240,59 @@ def record(
     now: datetime,
 ) -> TaskState | None:
     """Write the end of the try in one transaction; ``None`` when the try lost its claim."""
-    state, retry_at = end_state(outcome, claimed, task, now)
-    duration = (now - claimed.start_date).total_seconds()
-    values: dict[str, Any] = {"end_date": now, "duration": duration, "next_try_at": retry_at}
+    finished = finish(claimed, outcome, task, hostname=hostname, pid=pid, now=now)
+    return record_many(session, [finished])[0]
+
+
+def record_many(session: Session, tries: Sequence[FinishedTry]) -> list[TaskState | None]:
+    """Record several ended tries in the caller's transaction, in order.
+
+    Each end is its own compare-and-set (``running → state`` for that try number); a try
+    that lost its claim (reaped as a zombie, cleared, marked) gets ``None`` and writes
+    nothing else. XComs and history rows of the winners go in one multi-row insert each.
+    """
+    states: list[TaskState | None] = []
+    xcoms: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    for finished in tries:
+        if not _set_end(session, finished):
+            states.append(None)
+            continue
+        states.append(finished.state)
+        claimed = finished.claimed
+        xcoms.extend(_xcom_rows(claimed.key, finished.outcome.xcoms, finished.end))
+        _skip(session, claimed.key, finished.outcome.skip_downstream)
+        history.append(
+            history_row(
+                claimed.key,
+                claimed.try_number,
+                finished.state,
+                claimed.start_date,
+                finished.end,
+                hostname=finished.hostname,
+                pid=finished.pid,
+                operator=finished.operator,
+            )
+        )
+    if xcoms:
+        session.execute(insert(XCom), xcoms)
+    if history:
+        session.execute(insert(TaskInstanceHistory), history)
+    return states
+
+
+def _set_end(session: Session, finished: FinishedTry) -> bool:
+    claimed, outcome, state = finished.claimed, finished.outcome, finished.state
+    values: dict[str, Any] = {
+        "end_date": finished.end,
+        "duration": (finished.end - claimed.start_date).total_seconds(),
+        "next_try_at": finished.retry_at,
+    }
     if outcome.rendered_fields is not None:
         values["rendered_fields"] = outcome.rendered_fields
     if state != TaskState.UP_FOR_RESCHEDULE:
         values["sensor_started_at"] = None
-    won = set_task_state(
+    return set_task_state(
         session,
         claimed.key,
         state,
@@ -184,28 +300,44 @@ def record(
         try_number=claimed.try_number,
         values=values,
     )
-    if not won:
-        return None
-    _write_xcoms(session, claimed.key, outcome.xcoms, now)
-    _skip(session, claimed.key, outcome.skip_downstream)
-    write_history(
+
+
+def record_lost(
+    session: Session,
+    claimed: ClaimedTry,
+    reason: str,
+    *,
+    hostname: str,
+    pid: int,
+    now: datetime,
+) -> TaskState | None:
+    """Record a try whose process died before reporting: failed, or up for retry.
+
+    The retry delay comes from the DAG's current serialized form (the process that
+    knew the task is gone); ``None`` when the try lost its claim meanwhile.
+    """
+    spec = _task_spec(session, claimed.key)
+    return record(
         session,
-        claimed.key,
-        claimed.try_number,
-        state,
-        claimed.start_date,
-        now,
+        claimed,
+        TryOutcome.crashed(reason),
+        spec,
         hostname=hostname,
         pid=pid,
-        operator=task.operator,
+        now=now,
     )
-    return state
 
 
-def _write_xcoms(
-    session: Session, key: TaskKey, xcoms: list[tuple[str, str]], now: datetime
-) -> None:
-    rows = [
+def _task_spec(session: Session, key: TaskKey) -> SerializedTask:
+    data = session.scalar(
+        select(SerializedDagRow.data).where(SerializedDagRow.dag_id == key.dag_id)
+    )
+    task = SerializedDag.from_json(data).tasks.get(key.task_id) if data is not None else None
+    return task or SerializedTask(task_id=key.task_id, operator="?")
+
+
+def _xcom_rows(key: TaskKey, xcoms: list[tuple[str, str]], now: datetime) -> list[dict[str, Any]]:
+    return [
         {
             "dag_id": key.dag_id,
             "run_id": key.run_id,
@@ -217,8 +349,6 @@ def _write_xcoms(
         }
         for name, value in dict(xcoms).items()
     ]
-    if rows:
-        session.execute(insert(XCom), rows)
 
 
 def _skip(session: Session, key: TaskKey, task_ids: list[str]) -> None:
@@ -246,20 +376,39 @@ def write_history(
     """One ``task_instance_history`` row per try (also for zombies and timeouts)."""
     session.execute(
         insert(TaskInstanceHistory).values(
-            dag_id=key.dag_id,
-            run_id=key.run_id,
-            task_id=key.task_id,
-            map_index=key.map_index,
-            try_number=try_number,
-            state=str(state),
-            start_date=start,
-            end_date=end,
-            duration=(end - start).total_seconds() if start else None,
-            hostname=hostname,
-            pid=pid,
-            operator=operator,
+            history_row(
+                key, try_number, state, start, end, hostname=hostname, pid=pid, operator=operator
+            )
         )
     )
+
+
+def history_row(
+    key: TaskKey,
+    try_number: int,
+    state: TaskState,
+    start: datetime | None,
+    end: datetime,
+    *,
+    hostname: str | None,
+    pid: int | None,
+    operator: str | None,
+) -> dict[str, Any]:
+    """The ``task_instance_history`` row of one try."""
+    return {
+        "dag_id": key.dag_id,
+        "run_id": key.run_id,
+        "task_id": key.task_id,
+        "map_index": key.map_index,
+        "try_number": try_number,
+        "state": str(state),
+        "start_date": start,
+        "end_date": end,
+        "duration": (end - start).total_seconds() if start else None,
+        "hostname": hostname,
+        "pid": pid,
+        "operator": operator,
+    }
 
 
 def heartbeat(session: Session, claimed: ClaimedTry, *, now: datetime) -> bool:
@@ -279,3 +428,8 @@ def heartbeat(session: Session, claimed: ClaimedTry, *, now: datetime) -> bool:
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def heartbeat_many(session: Session, tries: Sequence[ClaimedTry], *, now: datetime) -> list[bool]:
+    """Refresh several heartbeats in one transaction; ``False`` for each one that lost its claim."""
+    return [heartbeat(session, claimed, now=now) for claimed in tries]

@@ -29,14 +29,14 @@ from cluster.execution.child import (
     Job,
     SpareChild,
     discard,
-    execute_try,
     fork_spare,
     start_job,
     stop_on_sigterm,
     timeout_seconds,
 )
+from cluster.execution.claimed import execute_claimed
 from cluster.execution.dagbag import DagBag
-from cluster.execution.handle import MetastoreRuntime, MetastoreTaskInstance, SessionFactory
+from cluster.execution.handle import SessionFactory
 from cluster.execution.logs import append_line
 from cluster.execution.outcome import TryOutcome
 from cluster.executors.base import TaskMessage
@@ -44,8 +44,6 @@ from cluster.logserver.paths import log_path
 from cluster.metastore.engine import transaction
 from cluster.metastore.secrets import make_fernet
 from cluster.sdk import DAG, BaseOperator
-from cluster.sdk.context import RunInfo, build_context
-from cluster.sdk.runtime import set_runtime
 from cluster.states import TaskState
 
 log = logging.getLogger(__name__)
@@ -169,34 +167,15 @@ class Supervisor:
         self, dag: DAG, task: BaseOperator, claimed: recording.ClaimedTry, timeout: float | None
     ) -> TryOutcome:
         """Runs in the forked child."""
-        set_runtime(MetastoreRuntime(sessions=self._child_sessions, fernet=self._fernet))
-        ti = MetastoreTaskInstance(claimed, hostname=self._hostname, sessions=self._child_sessions)
-        run = RunInfo(
-            dag_id=claimed.key.dag_id,
-            run_id=claimed.key.run_id,
-            logical_date=claimed.logical_date or claimed.start_date,
-            data_interval_start=claimed.data_interval_start
-            or claimed.logical_date
-            or claimed.start_date,
-            data_interval_end=claimed.data_interval_end
-            or claimed.logical_date
-            or claimed.start_date,
-            run_type=claimed.run_type,
-            conf=claimed.conf,
-            start_date=claimed.run_start_date,
-        )
-        prev_start, prev_end, prev_started = claimed.prev_success
-        context = build_context(
-            dag=dag,
-            task=task,
-            ti=ti,
-            dag_run=run,
-            prev_data_interval_start_success=prev_start,
-            prev_data_interval_end_success=prev_end,
-            prev_start_date_success=prev_started,
-        )
-        return execute_try(
-            task, context, timeout=timeout, xcom_max_size=self._settings.core.xcom_max_size
+        return execute_claimed(
+            dag,
+            task,
+            claimed,
+            hostname=self._hostname,
+            sessions=self._child_sessions,
+            fernet=self._fernet,
+            timeout=timeout,
+            xcom_max_size=self._settings.core.xcom_max_size,
         )
 
     def _watch(

@@ -16,6 +16,7 @@ from cluster.config import Settings
 from cluster.errors import NotFoundError
 from cluster.execution.dagbag import DagBag, source_cache_for
 from cluster.execution.handle import lazy
+from cluster.execution.pool import PoolBook, PoolRunner
 from cluster.execution.supervisor import OnRecorded, Supervisor
 from cluster.executors.base import TaskMessage
 from cluster.metastore.engine import create_engine_for, make_session_factory
@@ -74,6 +75,31 @@ class LocalRunner:
         self._supervisor.prepare()
 
 
-def local_worker(settings: Settings) -> Callable[[], LocalRunner]:
-    """The factory the local executor calls in each of its worker processes."""
-    return lambda: LocalRunner(build_supervisor(settings))
+class LocalPool:
+    """What the local executor needs of the runner: its book here, a runner per worker.
+
+    :meth:`book` is called once in the executor's process, :meth:`runner` once in each
+    worker process after the fork: each builds its own engine there.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.heartbeat_interval = settings.scheduler.heartbeat_interval
+
+    def book(self) -> PoolBook:
+        sessions = make_session_factory(create_engine_for(self._settings.metastore))
+        return PoolBook(self._settings, sessions=sessions)
+
+    def runner(self) -> PoolRunner:
+        # an engine connects on first use: a worker whose tasks never read the
+        # metastore never opens a connection
+        sessions = make_session_factory(create_engine_for(self._settings.metastore))
+        dagbag = DagBag(
+            locate=locator(sessions), sources=source_cache_for(self._settings, sessions)
+        )
+        return PoolRunner(self._settings, sessions=lambda: sessions, dagbag=dagbag)
+
+
+def local_worker(settings: Settings) -> LocalPool:
+    """The runner side of the local executor (see :class:`LocalPool`)."""
+    return LocalPool(settings)

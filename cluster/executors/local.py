@@ -1,12 +1,17 @@
 """The local executor: a pool of long-lived worker processes on this machine.
 
-Workers are forked once when the executor starts (size = ``core.parallelism``); each
-runs a task runner (a :class:`~cluster.execution.supervisor.Supervisor`), so a try
-costs a fork of a warm process, never a new interpreter. Each worker has its own pipe
-and the executor hands work to the most recently idle worker first: in a chain of
-tasks the same warm worker (DAG imported, spare task child ready) takes each next
-task. Workers report every finished try on a shared result queue; a thread turns the
-reports into wake-ups of the scheduler loop.
+Workers are forked once when the executor starts (size = ``core.parallelism``) and
+run each try in their own process: no new interpreter, no fork per try. The
+executor's process keeps the metastore side of every try (the pool's *book*): one
+thread, the pump, claims the tries it hands out several at a time, heartbeats all
+running tries at once, and records the tries that ended in one transaction. So a
+short task costs a fraction of a transaction instead of three.
+
+Each worker has its own pipe; the most recently idle worker gets the next try, so in
+a chain the same warm worker takes each next task. The pump also watches the workers:
+one that dies (``kill -9``, a task's segfault or ``os._exit``) is replaced and its try
+recorded as failed with the reason; one whose task overran its ``execution_timeout``
+beyond a grace period, or whose try was cleared or marked meanwhile, is stopped.
 """
 
 from __future__ import annotations
@@ -17,24 +22,39 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections import deque
+import time
+from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
 from typing import Any, Protocol
 
+from cluster.errors import TradewindError
 from cluster.executors.base import Dispatch, TaskMessage
+from cluster.executors.local_worker import TryBook, WorkerPool, worker_main
 from cluster.states import TaskState
 
 log = logging.getLogger(__name__)
 
 _FORK = multiprocessing.get_context("fork")
 _STOP = None
-#: seconds between the checks of an idle worker that its scheduler is still alive
-ORPHAN_CHECK_INTERVAL = 1.0
+
+
+#: seconds a task gets past its timeout (or after a stop request) before SIGKILL
+KILL_GRACE = 5.0
+#: the signal that asks a worker to stop its try (see cluster.execution.isolation)
+STOP_SIGNAL = signal.SIGUSR1
+#: seconds the pump waits before trying a failed claim again
+RETRY_DELAY = 1.0
+#: workers that may import the same DAG version at once: imports are CPU-bound, so
+#: more than one per core only adds copies (a 1,000-task DAG file costs ~0.3 s each)
+COLD_STARTS = max(2, os.cpu_count() or 2)
+#: seconds a message waits for a warm worker before a cold one imports its DAG version
+COLD_PATIENCE = 0.2
 
 
 class TaskRunner(Protocol):
-    """What a worker process runs each message with."""
+    """A runner that claims, runs and records one message itself (the Celery worker's)."""
 
     def run(self, message: TaskMessage) -> TaskState | None:
         """Run one try to its end; ``None`` when it ran nothing (claim lost)."""
@@ -43,8 +63,6 @@ class TaskRunner(Protocol):
         """Get ready for the next message while idle (e.g. fork a spare task child)."""
 
 
-#: builds the task runner in each worker process
-WorkerFactory = Callable[[], TaskRunner]
 #: called in the scheduler process for every finished try
 OnFinished = Callable[[TaskMessage, TaskState | None], None]
 
@@ -52,146 +70,382 @@ OnFinished = Callable[[TaskMessage, TaskState | None], None]
 @dataclass
 class _Worker:
     process: Any
-    inbox: Any  # the sending end of this worker's pipe
+    conn: Any  # this end of the worker's duplex pipe
+    #: DAG versions ``(dag_id, fingerprint)`` this worker has imported
+    warm: set[tuple[str, str]] = field(default_factory=set)
+    #: died and handled; replaced by :meth:`LocalExecutor.reap_dead_workers`
+    dead: bool = False
+
+
+@dataclass
+class _Try:
+    """The try a worker holds: claimed, and what the pump must still do about it."""
+
+    message: TaskMessage
+    #: the worker imports the DAG version first
+    cold: bool = False
+    claimed: Any = None
+    timeout: float | None = None
+    kill_at: float | None = None
+    #: why the pump stopped the worker (timeout), or ``None``
+    killed: str | None = None
+    #: the try was cleared or marked meanwhile: record nothing
+    abandoned: bool = False
 
 
 class LocalExecutor:
     """Runs tries in ``size`` forked worker processes."""
 
-    def __init__(
-        self, *, size: int, worker_factory: WorkerFactory, on_finished: OnFinished
-    ) -> None:
+    def __init__(self, *, size: int, worker_factory: WorkerPool, on_finished: OnFinished) -> None:
         self._size = max(1, size)
-        self._worker_factory = worker_factory
+        self._pool = worker_factory
         self._on_finished = on_finished
-        self._results: Any = _FORK.Queue()
+        self._book: TryBook | None = None
         self._workers: list[_Worker] = []
         self._idle: list[int] = []
-        self._running: dict[int, TaskMessage] = {}
+        self._running: dict[int, _Try] = {}
         self._backlog: deque[TaskMessage] = deque()
-        self._lock = threading.Lock()
-        self._reader: threading.Thread | None = None
+        #: when each backlog message arrived (monotonic)
+        self._since: dict[TaskMessage, float] = {}
+        self._lock = threading.Condition()
+        #: held around the pump's metastore work and around a fork: a child forked
+        #: while another thread is inside a SQLite transaction inherits SQLite's
+        #: in-process lock table and finds the database locked for good
+        self._fork_guard = threading.Lock()
+        self._wake_r, self._wake_w = -1, -1
+        self._pump: threading.Thread | None = None
+        self._stopping = False
+        self._accepting = True
+        self._next_beat = 0.0
+        self._retry_at = 0.0
+
+    # --- the executor contract ------------------------------------------------------
 
     def start(self) -> None:
         self._workers = [self._spawn(number) for number in range(self._size)]
         self._idle = list(reversed(range(self._size)))
-        self._reader = threading.Thread(
-            target=self._read_results, name="local-results", daemon=True
-        )
-        self._reader.start()
-
-    def _spawn(self, number: int) -> _Worker:
-        receiver, sender = _FORK.Pipe(duplex=False)
-        process = _FORK.Process(
-            target=_worker_main,
-            args=(self._worker_factory, receiver, self._results, number),
-            name=f"tradewind-local-worker-{number}",
-            daemon=True,
-        )
-        process.start()
-        receiver.close()
-        return _Worker(process, sender)
+        # built after the fork: the workers never inherit its connections
+        self._book = self._pool.book()
+        self._next_beat = time.monotonic() + self._book.heartbeat_interval
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._pump = threading.Thread(target=self._pump_forever, name="local-pump", daemon=True)
+        self._pump.start()
 
     def send(self, dispatches: list[Dispatch]) -> None:
         with self._lock:
+            if not self._accepting:
+                return
+            self._backlog.extend(d.message for d in dispatches)
+            now = time.monotonic()
             for dispatch in dispatches:
-                self._assign(dispatch.message)
-
-    def _assign(self, message: TaskMessage) -> None:
-        """Give ``message`` to the most recently idle worker, or keep it for the next one."""
-        if not self._idle:
-            self._backlog.append(message)
-            return
-        number = self._idle.pop()
-        self._running[number] = message
-        try:
-            self._workers[number].inbox.send(message.to_dict())
-        except OSError:
-            log.warning("local worker %s is gone; %s stays queued until re-sent", number, message)
+                self._since.setdefault(dispatch.message, now)
+        self._poke()
 
     def free_slots(self) -> int | None:
         with self._lock:
             return self._size - len(self._running) - len(self._backlog)
 
     def stop(self, *, drain: bool) -> None:
+        """Stop taking work; with ``drain`` wait for running tries to end and be recorded."""
+        with self._lock:
+            self._accepting = False
+            self._backlog.clear()  # still queued in the metastore: re-sent by a next scheduler
+            self._since.clear()
+            if drain:
+                self._lock.wait_for(lambda: not self._running)
+            self._stopping = True
+        self._poke()
+        if self._pump is not None:
+            self._pump.join(10)
         for worker in self._workers:
             with contextlib.suppress(OSError):
-                worker.inbox.send(_STOP)
+                worker.conn.send(_STOP)
         for worker in self._workers:
-            worker.process.join(timeout=None if drain else 5)
+            worker.process.join(timeout=5)
             if worker.process.is_alive():
                 worker.process.kill()
                 worker.process.join(5)
-        self._results.put(_STOP)
-        if self._reader is not None:
-            self._reader.join(5)
-
-    def _read_results(self) -> None:
-        while True:
-            item = self._results.get()
-            if item is _STOP:
-                return
-            number, message_data, state = item
-            message = TaskMessage.from_dict(message_data)
-            with self._lock:
-                if self._running.get(number) == message:
-                    del self._running[number]
-                    self._idle.append(number)
-                    if self._backlog:
-                        self._assign(self._backlog.popleft())
-            try:
-                self._on_finished(message, TaskState(state) if state else None)
-            except Exception:
-                log.exception("finished-callback failed")
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def reap_dead_workers(self) -> int:
-        """Replace workers that died (``kill -9``); returns how many.
+        """Replace the workers that died; returns how many.
 
-        A try the dead worker had claimed becomes a zombie; one it had not claimed yet
-        is handed to another worker at once instead of waiting for the queued timeout.
+        The pump already recorded the try a dead worker held (failed or up for
+        retry, with the reason in its log). The fork happens here, in the caller's
+        thread between its transactions, with the pump's metastore work held off.
         """
         replaced = 0
-        with self._lock:
+        with self._fork_guard, self._lock:
             for number, worker in enumerate(self._workers):
-                if worker.process.is_alive():
-                    continue
-                worker.process.join(0)
-                self._workers[number] = self._spawn(number)
-                lost = self._running.pop(number, None)
-                if number not in self._idle:
+                if worker.dead:
+                    self._workers[number] = self._spawn(number)
                     self._idle.append(number)
-                if lost is not None:
-                    # sending again is safe: if the dead worker had claimed the try, the
-                    # claim fails (it is running, and will be reaped as a zombie)
-                    self._assign(lost)
-                replaced += 1
+                    replaced += 1
+        if replaced:
+            self._poke()
         return replaced
 
+    # --- workers --------------------------------------------------------------------
 
-def _worker_main(factory: WorkerFactory, inbox: Any, results: Any, number: int) -> None:
-    # the scheduler coordinates shutdown (sentinel, then drain): a signal to the whole
-    # process group must not kill running tries
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    scheduler = os.getppid()
-    runner = factory()
-    runner.prepare()
-    while True:
+    def _spawn(self, number: int) -> _Worker:
+        mine, theirs = _FORK.Pipe(duplex=True)
+        process = _FORK.Process(
+            target=worker_main,
+            args=(self._pool, theirs),
+            name=f"tradewind-local-worker-{number}",
+            daemon=True,
+        )
+        process.start()
+        theirs.close()
+        return _Worker(process, mine)
+
+    def _poke(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    # --- the pump -------------------------------------------------------------------
+
+    def _pump_forever(self) -> None:
+        while not self._stopping:
+            try:
+                self._pump_once()
+            except Exception:
+                log.exception("local executor pump failed; going on")
+                time.sleep(RETRY_DELAY)
+
+    def _pump_once(self) -> None:
+        live = [(n, w) for n, w in enumerate(self._workers) if not w.dead]
+        by_conn = {w.conn: n for n, w in live}
+        sentinels = [w.process.sentinel for _, w in live]
+        ready = wait([*by_conn, *sentinels, self._wake_r], timeout=self._tick())
+        if self._wake_r in ready:
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.read(self._wake_r, 4096)
+        reports = []
+        for conn in ready:
+            if conn in by_conn:
+                reports.extend(self._receive(by_conn[conn]))
+        self._record(reports)
+        self._handle_deaths()
+        self._enforce_deadlines()
+        self._heartbeat_if_due()
+        self._dispatch()
+
+    def _tick(self) -> float:
+        now = time.monotonic()
+        wake = [self._next_beat]
+        wake.extend(t.kill_at for t in self._running.values() if t.kill_at is not None)
+        if self._backlog and self._idle:
+            if self._retry_at > now:
+                wake.append(self._retry_at)
+            # a message waiting for a warm worker may take a cold one after a while
+            # (one whose patience ran out waits for a report: no busy loop)
+            wake.extend(t + COLD_PATIENCE for t in self._since.values() if t + COLD_PATIENCE > now)
+        return max(0.0, min(wake) - now)
+
+    def _receive(self, number: int) -> list[tuple[int, Any]]:
+        """Read what worker ``number`` sent: announcements and at most one report."""
+        conn = self._workers[number].conn
+        reports = []
+        with contextlib.suppress(EOFError, OSError):
+            while conn.poll():
+                kind, payload = conn.recv()
+                current = self._running.get(number)
+                if current is None:
+                    continue
+                if kind == "started" and payload is not None:
+                    current.timeout = payload
+                    current.kill_at = time.monotonic() + payload + KILL_GRACE
+                elif kind == "finished":
+                    reports.append((number, payload))
+        return reports
+
+    def _record(self, reports: list[tuple[int, Any]]) -> None:
+        """Record ended tries in one transaction, free their workers, tell the scheduler."""
+        if not reports:
+            return
+        assert self._book is not None
         try:
-            if not inbox.poll(ORPHAN_CHECK_INTERVAL):
-                if os.getppid() != scheduler:
-                    return  # the scheduler died (kill -9): nobody will send work or read results
+            with self._fork_guard:
+                states: list[TaskState | None] = self._book.record([r for _, r in reports])
+        except TradewindError:
+            log.exception(
+                "could not record %d tries; the zombie reaper will end them", len(reports)
+            )
+            states = [None] * len(reports)
+        finished = []
+        with self._lock:
+            for (number, _), state in zip(reports, states, strict=True):
+                current = self._running.pop(number)
+                self._workers[number].warm.add(_version(current.message))
+                self._idle.append(number)
+                finished.append((current.message, state))
+            self._lock.notify_all()
+        for message, state in finished:
+            self._tell(message, state)
+
+    def _handle_deaths(self) -> None:
+        for number, worker in enumerate(self._workers):
+            if worker.dead or worker.process.is_alive():
                 continue
-            item = inbox.recv()
-        except (EOFError, OSError):
+            leftover = self._receive(number)  # a report sent just before dying still counts
+            self._record(leftover)
+            worker.process.join(0)
+            with self._lock:
+                worker.dead = True
+                current = self._running.pop(number, None)
+                self._lock.notify_all()
+            if current is None or current.claimed is None:
+                continue
+            state = None
+            if not current.abandoned:
+                reason = current.killed or _describe_exit(worker.process.exitcode)
+                state = self._record_lost(current, reason, worker.process.pid)
+            self._tell(current.message, state)
+
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        for number, current in list(self._running.items()):
+            if current.kill_at is None or now < current.kill_at:
+                continue
+            current.kill_at = None
+            if not current.abandoned and current.killed is None:
+                current.killed = (
+                    f"Task timed out after {current.timeout:g} s and was killed "
+                    "(it did not stop at its execution_timeout)"
+                )
+                self._say(
+                    current, f"Task did not stop after its {current.timeout:g} s timeout: killed"
+                )
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._workers[number].process.pid, signal.SIGKILL)
+
+    def _heartbeat_if_due(self) -> None:
+        assert self._book is not None
+        if time.monotonic() < self._next_beat:
             return
-        if item is _STOP:
+        self._next_beat = time.monotonic() + self._book.heartbeat_interval
+        watched = [(n, t) for n, t in self._running.items() if t.claimed and not t.abandoned]
+        if not watched:
             return
-        state: TaskState | None = None
+        with self._fork_guard:
+            alive = self._book.heartbeat([t.claimed for _, t in watched])
+        for (number, current), ok in zip(watched, alive, strict=True):
+            if ok:
+                continue
+            current.abandoned = True
+            self._say(current, "State of this instance was changed externally: killing the task")
+            current.kill_at = time.monotonic() + KILL_GRACE
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._workers[number].process.pid, STOP_SIGNAL)
+
+    def _pick(self) -> list[tuple[int, TaskMessage]]:
+        """Pair backlog messages with idle workers (call with the lock held).
+
+        A worker that already imported the message's DAG version goes first (most
+        recently idle first); a cold worker only while fewer than
+        :data:`COLD_STARTS` workers import that version and, once some worker has it,
+        only after the message waited :data:`COLD_PATIENCE` for a warm one: short
+        tasks then run on the warm workers instead of every worker importing the same
+        DAG file, and long ones still spread over the pool. A message that must wait
+        keeps its place; later messages of other DAGs may pass it.
+        """
+        pairs: list[tuple[int, TaskMessage]] = []
+        importing = Counter(_version(t.message) for t in self._running.values() if t.cold)
+        loaded = set().union(*(w.warm for w in self._workers))
+        waiting: list[TaskMessage] = []
+        now = time.monotonic()
+        while self._idle and self._backlog:
+            message = self._backlog.popleft()
+            version = _version(message)
+            warm = [n for n in self._idle if version in self._workers[n].warm]
+            patient = version in loaded and now - self._since[message] < COLD_PATIENCE
+            if warm:
+                number = warm[-1]
+            elif importing[version] < COLD_STARTS and not patient:
+                number = self._idle[-1]
+                importing[version] += 1
+            else:
+                waiting.append(message)
+                continue
+            self._idle.remove(number)
+            del self._since[message]
+            self._running[number] = _Try(message, cold=not warm)
+            pairs.append((number, message))
+        self._backlog.extendleft(reversed(waiting))
+        return pairs
+
+    def _dispatch(self) -> None:
+        """Claim backlog messages for idle workers in one transaction and hand them over."""
+        if time.monotonic() < self._retry_at:
+            return
+        with self._lock:
+            pairs = self._pick() if not self._stopping else []
+        if not pairs:
+            return
+        assert self._book is not None
         try:
-            state = runner.run(TaskMessage.from_dict(item))
+            with self._fork_guard:
+                claimed = self._book.claim([(m, self._workers[n].process.pid) for n, m in pairs])
+        except TradewindError:
+            log.warning("could not claim %d tries; trying again", len(pairs), exc_info=True)
+            self._retry_at = time.monotonic() + RETRY_DELAY
+            with self._lock:
+                for number, message in reversed(pairs):
+                    del self._running[number]
+                    self._idle.append(number)
+                    self._backlog.appendleft(message)
+                    self._since[message] = time.monotonic() - COLD_PATIENCE
+            return
+        lost = []
+        for number, message in pairs:
+            current = self._running[number]
+            current.claimed = claimed.get(message)
+            if current.claimed is None:
+                lost.append(message)
+                with self._lock:
+                    del self._running[number]
+                    self._idle.append(number)
+                    self._lock.notify_all()
+                continue
+            with contextlib.suppress(OSError):
+                self._workers[number].conn.send((message, current.claimed))
+            # a worker that is gone shows up in _handle_deaths: its try is recorded lost
+        for message in lost:
+            self._tell(message, None)
+
+    # --- small things ---------------------------------------------------------------
+
+    def _record_lost(self, current: _Try, reason: str, pid: int) -> TaskState | None:
+        assert self._book is not None
+        try:
+            with self._fork_guard:
+                return self._book.record_lost(current.claimed, reason, pid=pid)
+        except TradewindError:
+            log.exception("could not record a lost try; the zombie reaper will end it")
+            return None
+
+    def _say(self, current: _Try, line: str) -> None:
+        assert self._book is not None
+        with contextlib.suppress(OSError):
+            self._book.say(current.claimed, line)
+
+    def _tell(self, message: TaskMessage, state: TaskState | None) -> None:
+        try:
+            self._on_finished(message, state)
         except Exception:
-            log.exception("worker failed to run %s", item)
-        with contextlib.suppress(Exception):
-            results.put((number, item, str(state) if state else None))
-        runner.prepare()
+            log.exception("finished-callback failed")
+
+
+def _version(message: TaskMessage) -> tuple[str, str]:
+    return message.dag_id, message.fingerprint
+
+
+def _describe_exit(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        return f"Task process was killed by signal {name}"
+    return f"Task process exited with code {exitcode} before reporting"

@@ -214,4 +214,4 @@ class SchedulerService:
             self._finish_takeover()
         reap = getattr(self.executor, "reap_dead_workers", None)
         if reap is not None and reap():
-            log.warning("replaced dead local worker processes; their tries become zombies")
+            log.warning("replaced dead local worker processes; their tries were recorded as failed")

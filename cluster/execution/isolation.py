@@ -1,0 +1,113 @@
+"""Running a try inside the long-lived worker process, with the fences a fork gave for free.
+
+A forked task child costs a fork, copy-on-write faults and an exit per try, about half
+of a worker's CPU on short tasks. The local pool's worker runs the try itself instead,
+and this module keeps the guarantees a separate process gave:
+
+- output: file descriptors 1 and 2 and the root logger point at the try's log file for
+  the duration of the try, then back;
+- process state: the environment, the working directory and the signal dispositions
+  the worker relies on are restored after the try, so one task's ``os.environ`` edits
+  never leak into the next;
+- stopping: ``SIGUSR1`` from the executor (the try was cleared or marked meanwhile,
+  or overran its timeout) calls the task's ``on_kill`` (a Bash task's process group is
+  killed) and ends the worker; the executor replaces it;
+- ``sys.exit`` in a task ends the try as failed, not the worker.
+
+What a fork contained and this cannot: a task that segfaults, calls ``os._exit`` or
+hangs in C code takes the worker down or has it killed; the executor watches its
+workers and records such a try as failed with the reason (see
+:mod:`cluster.executors.local`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+#: the executor's "stop the try you are running now" signal
+STOP_SIGNAL = signal.SIGUSR1
+#: dispositions a task may change and the worker needs back
+_RESTORED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGUSR1)
+_LOG_FORMAT = "[%(asctime)s] {%(name)s} %(levelname)s - %(message)s"
+
+
+@contextlib.contextmanager
+def isolated_try(log_file: Path, on_stop: Callable[[], None]) -> Iterator[None]:
+    """Run the body as one try in this process (see the module docstring).
+
+    :param on_stop: called when the executor sends :data:`STOP_SIGNAL`; the process
+        then exits with ``128 + signal``.
+    """
+    saved_signals = {sig: signal.getsignal(sig) for sig in _RESTORED_SIGNALS}
+    saved_env = dict(os.environ)
+    saved_cwd = os.getcwd()
+
+    def _stop(signum: int, frame: object) -> None:
+        with contextlib.suppress(Exception):
+            on_stop()
+        _flush()
+        os._exit(128 + signum)
+
+    signal.signal(STOP_SIGNAL, _stop)
+    try:
+        with _output_to(log_file):
+            yield
+    finally:
+        for sig, handler in saved_signals.items():
+            with contextlib.suppress(TypeError, ValueError):
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        if os.environ != saved_env:
+            os.environ.clear()
+            os.environ.update(saved_env)
+        with contextlib.suppress(OSError):
+            os.chdir(saved_cwd)
+
+
+@contextlib.contextmanager
+def _output_to(log_file: Path) -> Iterator[None]:
+    """Point fds 1 and 2, ``sys.stdout``/``sys.stderr`` and the root logger at ``log_file``."""
+    _flush()
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    saved_fds = (os.dup(1), os.dup(2))
+    saved_streams = (sys.stdout, sys.stderr)
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+    finally:
+        os.close(fd)
+    stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+    sys.stdout, sys.stderr = stdout, stderr
+    handler = logging.StreamHandler(stderr)
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    root.handlers = [handler]
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        _flush()
+        root.handlers = saved_handlers
+        root.setLevel(saved_level)
+        sys.stdout, sys.stderr = saved_streams
+        for stream in (stdout, stderr):
+            with contextlib.suppress(Exception):
+                stream.close()
+        os.dup2(saved_fds[0], 1)
+        os.dup2(saved_fds[1], 2)
+        for saved in saved_fds:
+            os.close(saved)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()

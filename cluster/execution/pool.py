@@ -1,0 +1,261 @@
+"""The runner of the local process pool: tries run in the worker, the metastore work is batched.
+
+The local executor's process (the scheduler) keeps the metastore side of every try
+in a :class:`PoolBook`: it claims the tries it hands out several at a time (one
+compare-and-set per try, one commit), heartbeats every running try in one
+transaction, and records the tries that ended in one transaction. Its worker
+processes only run user code (:class:`PoolRunner`), in-process (see
+:mod:`cluster.execution.isolation`), and touch the metastore only when a task reads
+XComs, Variables or connections, or to record their last try if the scheduler died.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from cluster.config import Settings
+from cluster.dagfiles.serialized import SerializedTask
+from cluster.errors import TradewindError
+from cluster.execution import recording
+from cluster.execution.child import timeout_seconds
+from cluster.execution.claimed import execute_claimed
+from cluster.execution.dagbag import DagBag
+from cluster.execution.handle import SessionFactory
+from cluster.execution.isolation import isolated_try
+from cluster.execution.logs import append_line
+from cluster.execution.outcome import TryOutcome
+from cluster.executors.base import TaskMessage
+from cluster.logserver.paths import log_path
+from cluster.metastore.engine import transaction
+from cluster.metastore.secrets import make_fernet
+from cluster.sdk import DAG, BaseOperator
+from cluster.states import TaskState
+
+log = logging.getLogger(__name__)
+
+#: how often a try's record is attempted before the executor gives up (the zombie
+#: reaper then ends it); the metastore may be restarting
+RECORD_RETRIES = 20
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def try_log(settings: Settings, message: TaskMessage) -> Path:
+    """The log file of the try ``message`` names."""
+    return log_path(
+        settings.logging.base_log_folder,
+        dag_id=message.dag_id,
+        run_id=message.run_id,
+        task_id=message.task_id,
+        try_number=message.try_number,
+        map_index=message.map_index,
+    )
+
+
+class PoolBook:
+    """The metastore side of the pool's tries, in the executor's process.
+
+    :param sessions: built in the executor's process (never inherited over a fork).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sessions: sessionmaker[Session],
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._clock = clock
+        self._hostname = settings.core.hostname
+        self.heartbeat_interval = settings.scheduler.heartbeat_interval
+
+    def claim(
+        self, assignments: Sequence[tuple[TaskMessage, int]]
+    ) -> dict[TaskMessage, recording.ClaimedTry]:
+        """Claim ``(message, worker pid)`` pairs in one transaction; returns the tries won."""
+        now = self._clock()
+        claimed = transaction(
+            self._sessions,
+            lambda s: recording.claim_many(s, assignments, hostname=self._hostname, now=now),
+        )
+        for message, _ in assignments:
+            if message not in claimed:
+                log.info("not claimed (already taken or no longer queued): %s", message)
+        return claimed
+
+    def record(self, tries: Sequence[recording.FinishedTry]) -> list[TaskState | None]:
+        """Record ended tries in one transaction, and say so in each try's log."""
+        states = transaction(
+            self._sessions, lambda s: recording.record_many(s, tries), retries=RECORD_RETRIES
+        )
+        for finished, state in zip(tries, states, strict=True):
+            self._say_recorded(finished.claimed, state, finished.outcome.message)
+        return states
+
+    def record_lost(
+        self, claimed: recording.ClaimedTry, reason: str, *, pid: int
+    ) -> TaskState | None:
+        """Record a try whose worker died (or was killed) before it reported."""
+        path = self._path(claimed)
+        append_line(path, reason)
+        now = self._clock()
+        state = transaction(
+            self._sessions,
+            lambda s: recording.record_lost(
+                s, claimed, reason, hostname=self._hostname, pid=pid, now=now
+            ),
+            retries=RECORD_RETRIES,
+        )
+        self._say_recorded(claimed, state, reason)
+        return state
+
+    def heartbeat(self, tries: Sequence[recording.ClaimedTry]) -> list[bool]:
+        """Heartbeat running tries in one transaction; ``False`` where one lost its claim.
+
+        A metastore that cannot be reached counts as alive: the reaper, not a
+        hiccup, decides that a try is gone.
+        """
+        now = self._clock()
+        try:
+            return transaction(
+                self._sessions, lambda s: recording.heartbeat_many(s, tries, now=now), retries=1
+            )
+        except TradewindError:
+            log.warning("heartbeat failed; the metastore may be down", exc_info=True)
+            return [True] * len(tries)
+
+    def say(self, claimed: recording.ClaimedTry, line: str) -> None:
+        """Add one of our own lines to the try's log."""
+        append_line(self._path(claimed), line)
+
+    def _say_recorded(
+        self, claimed: recording.ClaimedTry, state: TaskState | None, detail: str | None
+    ) -> None:
+        if state is None:
+            line = "This try lost its claim (zombie reaped or state changed); nothing recorded"
+        else:
+            line = f"Marking task as {state.upper()}" + (f": {detail}" if detail else "")
+        self.say(claimed, line)
+
+    def _path(self, claimed: recording.ClaimedTry) -> Path:
+        key = claimed.key
+        return log_path(
+            self._settings.logging.base_log_folder,
+            dag_id=key.dag_id,
+            run_id=key.run_id,
+            task_id=key.task_id,
+            try_number=claimed.try_number,
+            map_index=key.map_index,
+        )
+
+
+class PoolRunner:
+    """Runs claimed tries in this worker process, one at a time.
+
+    :param sessions: this process's own metastore connection (opened on first use):
+        tasks read XComs and Variables through it, and the DAG cache locates files.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sessions: SessionFactory,
+        dagbag: DagBag,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._dagbag = dagbag
+        self._clock = clock
+        self._hostname = settings.core.hostname
+        self._fernet = make_fernet(settings.core.fernet_key)
+
+    def run(
+        self,
+        message: TaskMessage,
+        claimed: recording.ClaimedTry,
+        announce: Callable[[float | None], None],
+    ) -> recording.FinishedTry:
+        """Run one claimed try to its end; never raises for anything the task does.
+
+        :param announce: called with the task's ``execution_timeout`` (seconds or
+            ``None``) just before its code runs, so the executor can kill a worker
+            whose task does not stop at its timeout.
+        """
+        path = try_log(self._settings, message)
+        append_line(
+            path,
+            f"Running try {message.try_number} of {message.dag_id}.{message.task_id} "
+            f"({message.run_id}) on {self._hostname}, pid {os.getpid()}",
+        )
+        try:
+            dag = self._dagbag.get(message.dag_id, message.fingerprint)
+            task = dag.get_task(message.task_id)
+            spec = self._dagbag.serialized(message.dag_id, message.fingerprint).tasks[
+                message.task_id
+            ]
+        except Exception as exc:  # a DAG file's import error, a metastore hiccup: this try fails
+            outcome = TryOutcome.crashed(f"cannot load the task: {exc}")
+            append_line(path, outcome.message or "")
+            return self._finish(claimed, outcome, SerializedTask(message.task_id, "?"))
+        if spec.extra.get("empty"):
+            return self._finish(claimed, TryOutcome(state="success"), spec)
+        timeout = timeout_seconds(task)
+        announce(timeout)
+        outcome = self._execute(dag, task, claimed, timeout, path)
+        return self._finish(claimed, outcome, spec)
+
+    def record_alone(self, finished: recording.FinishedTry) -> TaskState | None:
+        """Record a try ourselves: the executor that would have is gone (scheduler killed)."""
+        return transaction(
+            self._sessions(), lambda s: recording.record_many(s, [finished])[0], retries=5
+        )
+
+    def _execute(
+        self,
+        dag: DAG,
+        task: BaseOperator,
+        claimed: recording.ClaimedTry,
+        timeout: float | None,
+        path: Path,
+    ) -> TryOutcome:
+        # rendering sets template fields on the task: work on a copy, so the cached DAG
+        # keeps its templates for the next try run by this worker
+        task = copy.copy(task)
+        try:
+            with isolated_try(path, task.on_kill):
+                return execute_claimed(
+                    dag,
+                    task,
+                    claimed,
+                    hostname=self._hostname,
+                    sessions=self._sessions,
+                    fernet=self._fernet,
+                    timeout=timeout,
+                    xcom_max_size=self._settings.core.xcom_max_size,
+                )
+        except SystemExit as exc:
+            reason = f"Task called sys.exit({exc.code!r}) and ended without a result"
+        except BaseException as exc:  # KeyboardInterrupt, GeneratorExit: never the worker's end
+            reason = f"Task ended with {type(exc).__name__}: {exc}"
+        append_line(path, reason)
+        return TryOutcome.crashed(reason)
+
+    def _finish(
+        self, claimed: recording.ClaimedTry, outcome: TryOutcome, spec: SerializedTask
+    ) -> recording.FinishedTry:
+        return recording.finish(
+            claimed, outcome, spec, hostname=self._hostname, pid=os.getpid(), now=self._clock()
+        )

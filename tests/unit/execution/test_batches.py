@@ -1,0 +1,176 @@
+"""Claiming and recording several tries in one transaction, each still a compare-and-set."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from cluster.dagfiles.serialized import SerializedDag, SerializedTask
+from cluster.execution import recording
+from cluster.execution.outcome import TryOutcome
+from cluster.executors.base import TaskMessage
+from cluster.metastore.models import (
+    DagRun,
+    SerializedDagRow,
+    TaskInstance,
+    TaskInstanceHistory,
+    XCom,
+)
+
+NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
+
+
+def _seed(session: Session, task_ids: list[str], *, try_number: int = 1) -> None:
+    session.execute(
+        insert(DagRun).values(
+            dag_id="b", run_id="r", run_type="manual", state="running", conf={"k": 1},
+            logical_date=NOW,
+        )
+    )  # fmt: skip
+    session.execute(
+        insert(TaskInstance),
+        [
+            {"dag_id": "b", "run_id": "r", "task_id": t, "state": "queued",
+             "try_number": try_number, "max_tries": 1}
+            for t in task_ids
+        ],
+    )  # fmt: skip
+
+
+def _message(task_id: str, try_number: int = 1) -> TaskMessage:
+    return TaskMessage("b", "r", task_id, -1, try_number, "fp")
+
+
+def _states(session_factory: sessionmaker[Session]) -> dict[str, tuple[str, int | None]]:
+    with session_factory() as session:
+        rows = session.execute(select(TaskInstance.task_id, TaskInstance.state, TaskInstance.pid))
+        return {task_id: (state, pid) for task_id, state, pid in rows}
+
+
+def test_a_batch_claim_takes_only_the_tries_still_queued_with_that_number(
+    session_factory: sessionmaker[Session],
+) -> None:
+    with session_factory.begin() as session:
+        _seed(session, ["a", "b", "c"])
+        # "c" was cleared by a user meanwhile
+        session.execute(
+            update(TaskInstance).where(TaskInstance.task_id == "c").values(state="none")
+        )
+    stale = _message("b", try_number=0)  # an old message of an earlier try
+    with session_factory.begin() as session:
+        claimed = recording.claim_many(
+            session,
+            [(_message("a"), 101), (stale, 102), (_message("c"), 103)],
+            hostname="h",
+            now=NOW,
+        )
+    assert set(claimed) == {_message("a")}
+    assert claimed[_message("a")].conf == {"k": 1}
+    assert claimed[_message("a")].max_tries == 1
+    assert _states(session_factory) == {
+        "a": ("running", 101),
+        "b": ("queued", None),
+        "c": ("none", None),
+    }
+    with session_factory.begin() as session:
+        again = recording.claim_many(session, [(_message("a"), 104)], hostname="h", now=NOW)
+    assert again == {}  # the same message delivered twice runs once
+
+
+def test_a_batch_record_writes_every_winner_and_skips_a_try_that_lost_its_claim(
+    session_factory: sessionmaker[Session],
+) -> None:
+    with session_factory.begin() as session:
+        _seed(session, ["a", "b", "c"])
+    messages = [_message(t) for t in "abc"]
+    with session_factory.begin() as session:
+        claimed = recording.claim_many(session, [(m, 7) for m in messages], hostname="h", now=NOW)
+    with session_factory.begin() as session:
+        # "b" was reaped as a zombie while it ran
+        session.execute(
+            update(TaskInstance).where(TaskInstance.task_id == "b").values(state="failed")
+        )
+    spec = SerializedTask(task_id="x", operator="PythonOperator", retries=1, retry_delay=60)
+    end = NOW + timedelta(seconds=3)
+    outcomes = {
+        "a": TryOutcome("success", xcoms=[("return_value", "42")]),
+        "b": TryOutcome("success"),
+        "c": TryOutcome("failed", message="boom"),
+    }
+    finished = [
+        recording.finish(claimed[m], outcomes[m.task_id], spec, hostname="h", pid=7, now=end)
+        for m in messages
+    ]
+    with session_factory.begin() as session:
+        states = recording.record_many(session, finished)
+    assert states == ["success", None, "up_for_retry"]
+    with session_factory() as session:
+        history = session.execute(
+            select(
+                TaskInstanceHistory.task_id, TaskInstanceHistory.state, TaskInstanceHistory.duration
+            )
+        ).all()
+        xcoms = session.execute(select(XCom.task_id, XCom.value)).all()
+        retry_at = session.scalar(
+            select(TaskInstance.next_try_at).where(TaskInstance.task_id == "c")
+        )
+    assert sorted(tuple(h) for h in history) == [("a", "success", 3.0), ("c", "up_for_retry", 3.0)]
+    assert [tuple(x) for x in xcoms] == [("a", "42")]
+    assert retry_at is not None and retry_at.replace(tzinfo=UTC) == end + timedelta(seconds=60)
+
+
+def test_a_try_whose_worker_died_is_recorded_with_the_retry_policy_of_its_dag(
+    session_factory: sessionmaker[Session],
+) -> None:
+    dag = SerializedDag(
+        dag_id="b",
+        fileloc="/dev/null",
+        timetable={"type": "null"},
+        schedule=None,
+        tasks={
+            "a": SerializedTask(task_id="a", operator="PythonOperator", retries=1, retry_delay=5)
+        },
+    )
+    with session_factory.begin() as session:
+        _seed(session, ["a"])
+        session.add(
+            SerializedDagRow(dag_id="b", fileloc="/dev/null", data=dag.to_json(), fingerprint="fp")
+        )
+    with session_factory.begin() as session:
+        claimed = recording.claim_many(session, [(_message("a"), 9)], hostname="h", now=NOW)
+    with session_factory.begin() as session:
+        state = recording.record_lost(
+            session,
+            claimed[_message("a")],
+            "killed by signal SIGKILL",
+            hostname="h",
+            pid=9,
+            now=NOW,
+        )
+    assert state == "up_for_retry"
+    with session_factory() as session:
+        ti = session.scalars(select(TaskInstance)).one()
+    assert ti.next_try_at is not None and ti.next_try_at.replace(tzinfo=UTC) == NOW + timedelta(
+        seconds=5
+    )
+
+
+def test_a_batch_heartbeat_names_the_tries_that_were_changed_externally(
+    session_factory: sessionmaker[Session],
+) -> None:
+    with session_factory.begin() as session:
+        _seed(session, ["a", "b"])
+    with session_factory.begin() as session:
+        claimed = recording.claim_many(
+            session, [(_message("a"), 1), (_message("b"), 2)], hostname="h", now=NOW
+        )
+    with session_factory.begin() as session:
+        session.execute(
+            update(TaskInstance).where(TaskInstance.task_id == "b").values(state="none")
+        )
+    tries = [claimed[_message("a")], claimed[_message("b")]]
+    with session_factory.begin() as session:
+        alive = recording.heartbeat_many(session, tries, now=NOW + timedelta(seconds=2))
+    assert alive == [True, False]

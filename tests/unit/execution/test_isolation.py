@@ -1,0 +1,56 @@
+"""A try run inside the worker process: its output goes to its log, its mess does not stay."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from cluster.execution.isolation import isolated_try
+
+
+def test_output_of_the_try_goes_to_its_log_and_comes_back_after(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "attempt=1.log"
+    with isolated_try(log, on_stop=lambda: None):
+        print("from print")
+        os.write(1, b"from fd 1\n")
+        subprocess.run(["sh", "-c", "echo from a child >&2"], check=True)
+    text = log.read_text()
+    assert "from print" in text
+    assert "from fd 1" in text
+    assert "from a child" in text
+    print("after the try")
+    assert "after the try" not in log.read_text()
+
+
+def test_environment_working_directory_and_signals_are_restored(tmp_path: Path) -> None:
+    before_env = dict(os.environ)
+    before_cwd = os.getcwd()
+    before_term = signal.getsignal(signal.SIGTERM)
+    with isolated_try(tmp_path / "a.log", on_stop=lambda: None):
+        os.environ["TW_LEAK"] = "1"
+        os.environ.pop("PATH", None)
+        os.chdir(tmp_path)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    assert dict(os.environ) == before_env
+    assert os.getcwd() == before_cwd
+    assert signal.getsignal(signal.SIGTERM) == before_term
+
+
+def test_a_stop_request_calls_on_kill_and_ends_the_process(tmp_path: Path) -> None:
+    """The executor's stop signal: ``on_kill`` runs, then the process exits 128 + signal."""
+    marker = tmp_path / "killed"
+    script = f"""
+import os, signal, sys, time
+from pathlib import Path
+from cluster.execution.isolation import STOP_SIGNAL, isolated_try
+with isolated_try(Path({str(tmp_path / "b.log")!r}), lambda: Path({str(marker)!r}).touch()):
+    os.kill(os.getpid(), STOP_SIGNAL)
+    time.sleep(30)
+sys.exit(0)
+"""
+    result = subprocess.run([sys.executable, "-c", script], timeout=60, check=False)
+    assert result.returncode == 128 + signal.SIGUSR1
+    assert marker.exists()
