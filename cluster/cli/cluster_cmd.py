@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -13,6 +14,20 @@ from cluster.deploy.doctor import Check, Environment, run_checks
 from cluster.deploy.members import cluster_members, read_election
 from cluster.deploy.rabbitmq import quiet_pika
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def format_option(plain: str) -> Callable[[F], F]:
+    """``-o/--output`` with ``plain`` (the default, for people) or ``json`` (for scripts)."""
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Choice([plain, "json"]),
+        default=plain,
+        show_default=True,
+        help="Output format.",
+    )
+
 
 @click.group("cluster")
 def cluster_group() -> None:
@@ -20,14 +35,7 @@ def cluster_group() -> None:
 
 
 @cluster_group.command("doctor")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
+@format_option("text")
 @pass_app
 def doctor(app: App, output: str) -> None:
     """Check every configured endpoint, one line each; exit 1 if any check failed."""
@@ -61,14 +69,7 @@ def format_check(check: Check) -> str:
 
 
 @cluster_group.command("status")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@format_option("table")
 @pass_app
 def status(app: App, output: str) -> None:
     """Every scheduler (leader or standby), webserver and worker, and the election."""

@@ -15,12 +15,12 @@ import secrets
 import socket
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 from cluster.deploy.haproxy import BACKEND, HAProxyOptions, Webserver, render_config
 from cluster.deploy.haproxy_validate import validate_file
 from cluster.devcluster.services.ports import free_port
 from cluster.devcluster.services.process import (
+    Service,
     ServiceError,
     ServiceProcess,
     require_binary,
@@ -37,7 +37,7 @@ MAX_SOCKET_PATH = 100
 SOCKET_TIMEOUT = 10.0
 
 
-class HAProxy:
+class HAProxy(Service):
     """One ``haproxy`` balancing ``servers`` under ``base_dir``.
 
     :param base_dir: created if missing; holds ``haproxy.cfg``, ``admin.sock`` and
@@ -140,18 +140,6 @@ class HAProxy:
     def log_tail(self, lines: int = 40) -> str:
         """The end of HAProxy's log, for failure reports."""
         return f"--- {self.log_file} ---\n{tail(self.log_file, lines)}"
-
-    def __enter__(self) -> HAProxy:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- the admin socket -------------------------------------------------------
 

@@ -12,9 +12,9 @@ import getpass
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 from cluster.devcluster.services.process import (
+    Service,
     ServiceError,
     ServiceProcess,
     require_binary,
@@ -27,7 +27,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 23306
 
 
-class MariaDB:
+class MariaDB(Service):
     """One ``mariadbd`` with its own data directory under ``base_dir``.
 
     :param base_dir: created if missing; holds ``data/``, ``tmp/`` (the server's temporary
@@ -153,18 +153,6 @@ class MariaDB:
     def log_tail(self, lines: int = 40) -> str:
         """The end of the error log, for failure reports."""
         return f"--- {self.error_log} ---\n{tail(self.error_log, lines)}"
-
-    def __enter__(self) -> MariaDB:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- administration ---------------------------------------------------------
 

@@ -14,6 +14,8 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 from cluster.errors import TradewindError
 
@@ -121,3 +123,25 @@ class ServiceProcess:
         assert self._popen is not None
         self._popen.kill()
         self._popen.wait(30)
+
+
+class Service:
+    """Base of the private services: ``with service:`` starts it and stops it by PID."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

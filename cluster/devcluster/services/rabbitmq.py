@@ -18,10 +18,10 @@ import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from cluster.devcluster.services.ports import free_port
 from cluster.devcluster.services.process import (
+    Service,
     ServiceError,
     ServiceProcess,
     require_binary,
@@ -61,7 +61,7 @@ class NodeSpec:
         return self.base / "log" / f"{self.name}.log"
 
 
-class RabbitMQCluster:
+class RabbitMQCluster(Service):
     """``nodes`` RabbitMQ nodes clustered on ``127.0.0.1`` under ``base_dir``.
 
     :param definitions: a definitions file (vhost, users, policies) every node loads at
@@ -191,18 +191,6 @@ class RabbitMQCluster:
 
     def node_alive(self, number: int) -> bool:
         return self._processes[number - 1].alive()
-
-    def __enter__(self) -> RabbitMQCluster:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- administration ---------------------------------------------------------
 

@@ -14,10 +14,10 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from cluster.devcluster.services.ports import is_port_free
 from cluster.devcluster.services.process import (
+    Service,
     ServiceError,
     ServiceProcess,
     require_binary,
@@ -86,7 +86,7 @@ def free_loopback_addresses(size: int, *, first: int = 1) -> list[ZkAddress]:
     raise ServiceError("no free ports for a ZooKeeper ensemble on 127.0.1.x")
 
 
-class ZooKeeperEnsemble:
+class ZooKeeperEnsemble(Service):
     """``len(addresses)`` ZooKeeper nodes forming one ensemble.
 
     :param prefix: argv prefix for every node, e.g. ``["ip", "netns", "exec", "ns"]`` to
@@ -213,18 +213,6 @@ class ZooKeeperEnsemble:
         log = self._node_dir(node) / "logs" / "zookeeper.log"
         stdout = self._node_dir(node) / "stdout.log"
         return f"--- zookeeper{node} ---\n{tail(log, lines)}\n{tail(stdout, lines)}"
-
-    def __enter__(self) -> ZooKeeperEnsemble:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- files ------------------------------------------------------------------
 
