@@ -15,11 +15,18 @@ p99 <= 100 ms, DAGs page >= 150 pages/s, >= 99.9 % success during the kill).
 
     python bench/web.py
     python bench/web.py --duration 20 --concurrency 16
+    python bench/web.py --metastore-url mysql+pymysql://...  # a metastore seeded before
+    python bench/web.py --auth basic   # the API with HTTP basic auth instead of a token
+
+To compare two versions of the code back to back on a busy machine, seed one MariaDB
+once and point both trees' ``bench/web.py`` at it with ``--metastore-url``: seeding
+takes a minute, and the figures move with the machine's load.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import http.client
 import os
@@ -52,6 +59,7 @@ from cluster.devcluster.services.haproxy import HAProxy  # noqa: E402
 from cluster.devcluster.services.mariadb import MariaDB  # noqa: E402
 from cluster.devcluster.services.ports import free_port  # noqa: E402
 from cluster.devcluster.services.process import wait_until  # noqa: E402
+from cluster.errors import AlreadyExistsError  # noqa: E402
 from cluster.metastore import users  # noqa: E402
 from cluster.metastore.engine import create_engine_for, make_session_factory  # noqa: E402
 from cluster.metastore.migrate import migrate  # noqa: E402
@@ -204,6 +212,8 @@ class Result:
     """What the load saw: latencies (s) of successful requests, failures by kind."""
 
     elapsed: float = 0.0
+    #: CPU seconds the webservers (gunicorn masters and workers) spent meanwhile
+    server_cpu: float | None = None
     latencies: list[float] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -223,10 +233,13 @@ class Result:
 
 
 def drive(
-    port: int, path: str, headers: dict[str, str], *, concurrency: int, duration: float
-) -> Result:
-    """``concurrency`` threads sending ``GET path`` back to back for ``duration`` seconds."""
+    port: int, path: str, headers: dict[str, str], *, concurrency: int, duration: float,
+    cpu: Callable[[], float] | None = None,
+) -> Result:  # fmt: skip
+    """``concurrency`` threads sending ``GET path`` back to back for ``duration`` seconds;
+    ``cpu`` tells the servers' CPU seconds so far."""
     result = Result()
+    cpu_before = cpu() if cpu is not None else 0.0
     deadline = time.monotonic() + duration
 
     def client() -> None:
@@ -260,16 +273,36 @@ def drive(
     for thread in threads:
         thread.join()
     result.elapsed = time.perf_counter() - started
+    if cpu is not None:
+        result.server_cpu = cpu() - cpu_before
     return result
 
 
 def report(label: str, result: Result, unit: str) -> None:
     rate = result.ok / result.elapsed if result.elapsed else 0.0
+    cpu = "  n/a"
+    if result.server_cpu is not None and result.total:
+        cpu = f"{result.server_cpu * 1000 / result.total:>5.1f}"
     print(
         f"{label:<34}{rate:>9.1f} {unit:<9}p50 {result.percentile(50) * 1000:>6.1f} ms"
-        f"   p99 {result.percentile(99) * 1000:>7.1f} ms   ok {result.ok:>6}"
-        f"   failed {sum(result.failures.values())} {dict(result.failures) or ''}"
+        f"   p99 {result.percentile(99) * 1000:>7.1f} ms   web CPU {cpu} ms/req"
+        f"   ok {result.ok:>6}   failed {sum(result.failures.values())} "
+        f"{dict(result.failures) or ''}"
     )
+
+
+def group_cpu_seconds(groups: list[int]) -> float:
+    """CPU seconds (user + system) used so far by the live processes of these process
+    groups: on a shared, busy machine the webservers' CPU per request moves far less
+    with the load than requests/s does."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rpartition(")")[2].split()
+            if int(fields[2]) in groups:  # pgrp
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def during_kill(
@@ -306,6 +339,13 @@ def during_kill(
 # --- wiring --------------------------------------------------------------------------
 
 
+def authorization(scheme: str, token: str) -> str:
+    """The API's ``Authorization`` header: the token, or the bench user's password."""
+    if scheme == "basic":
+        return "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    return f"Bearer {token}"
+
+
 def log_in(base: str) -> str:
     """The session cookie of a browser that logged in with the form."""
     session = requests.Session()
@@ -323,7 +363,32 @@ def log_in(base: str) -> str:
     return "; ".join(f"{c.name}={c.value}" for c in session.cookies)
 
 
-def prepare(url: str, home: Path, args: argparse.Namespace) -> str:
+def api_token(url: str) -> str:
+    """A new API token of the bench user in an already seeded metastore."""
+    engine = create_engine_for(MetastoreSettings(url=url))
+    sessions = make_session_factory(engine)
+    with sessions.begin() as session:
+        with contextlib.suppress(AlreadyExistsError):
+            users.create_user(USER, PASSWORD, role="Admin", session=session)
+        token = users.create_api_token(USER, "bench", session=session)[1]
+    engine.dispose()
+    return token
+
+
+def metastore(tmp: Path, args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[str, str]:
+    """The metastore URL and an API token: ``--metastore-url``, or a fresh seeded MariaDB."""
+    if args.metastore_url:
+        return args.metastore_url, api_token(args.metastore_url)
+    mariadb = MariaDB(
+        tmp / "mariadb", port=free_port(), fsync=False, buffer_pool_size="512M",
+        log_file_size="256M",
+    )  # fmt: skip
+    mariadb.start()
+    stack.callback(mariadb.stop)
+    return mariadb.url, prepare(mariadb.url, args)
+
+
+def prepare(url: str, args: argparse.Namespace) -> str:
     """Migrate and seed the metastore; returns an API token."""
     engine = create_engine_for(MetastoreSettings(url=url))
     migrate(engine)
@@ -342,19 +407,13 @@ def prepare(url: str, home: Path, args: argparse.Namespace) -> str:
 
 
 def bench(tmp: Path, args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
-    mariadb = MariaDB(
-        tmp / "mariadb", port=free_port(), fsync=False, buffer_pool_size="512M",
-        log_file_size="256M",
-    )  # fmt: skip
-    mariadb.start()
-    stack.callback(mariadb.stop)
+    url, token = metastore(tmp, args, stack)
     home = tmp / "home"
     home.mkdir()
-    token = prepare(mariadb.url, home, args)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("TRADEWIND")},
         "TRADEWIND_HOME": str(home),
-        "TRADEWIND__METASTORE__URL": mariadb.url,
+        "TRADEWIND__METASTORE__URL": url,
         "TRADEWIND__CORE__FERNET_KEY": Fernet.generate_key().decode(),
         "TRADEWIND__CORE__LOAD_EXAMPLES": "false",
         "TRADEWIND__WEBSERVER__SECRET_KEY": "bench-secret-key",
@@ -373,15 +432,17 @@ def bench(tmp: Path, args: argparse.Namespace, stack: contextlib.ExitStack) -> N
     stack.callback(haproxy.stop)
     for name in ("m1", "m2"):
         haproxy.wait_for_status(name, "UP", timeout=60)
-    api_headers = {"Authorization": f"Bearer {token}"}
+    api_headers = {"Authorization": authorization(args.auth, token)}
     page_headers = {"Cookie": log_in(haproxy.url)}
     print(
         f"two webservers x {args.workers} gunicorn workers behind HAProxy; "
         f"{args.concurrency} keep-alive clients, {args.duration:g} s per figure\n"
     )
+    groups = [s.process.pid for s in servers if s.process is not None]
     measure: Callable[[str, dict[str, str]], Result] = lambda path, headers: drive(  # noqa: E731
-        haproxy.port, path, headers, concurrency=args.concurrency, duration=args.duration
-    )
+        haproxy.port, path, headers, concurrency=args.concurrency, duration=args.duration,
+        cpu=lambda: group_cpu_seconds(groups),
+    )  # fmt: skip
     measure("/api/v1/dags?limit=100", api_headers)  # warm-up: imports, pools, caches
     report("GET /api/v1/dags?limit=100", measure("/api/v1/dags?limit=100", api_headers), "req/s")
     measure("/", page_headers)
@@ -409,6 +470,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="client threads")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per figure")
     parser.add_argument("--no-kill", dest="kill", action="store_false")
+    parser.add_argument(
+        "--metastore-url", help="use this metastore, seeded by an earlier run, as it is"
+    )
+    parser.add_argument(
+        "--auth", choices=("token", "basic"), default="token", help="how API calls sign in"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tw-webbench-") as tmp, contextlib.ExitStack() as stack:
         bench(Path(tmp), args, stack)

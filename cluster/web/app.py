@@ -27,11 +27,13 @@ from cluster.web import auth, health
 from cluster.web.api import install_api
 from cluster.web.context import (
     EXTENSION,
+    CurrentUser,
     WebContext,
     close_request_session,
     commit_request_session,
     rollback_request_session,
 )
+from cluster.web.credentials import CredentialCache
 from cluster.web.csrf import csrf_token
 from cluster.web.headers import add_secure_headers
 from cluster.web.pages import PAGE_BLUEPRINTS, install_pages
@@ -62,11 +64,13 @@ def create_app(
     *,
     clock: Callable[[], datetime] | None = None,
     throttle: LoginThrottle | None = None,
+    credentials: CredentialCache[CurrentUser] | None = None,
 ) -> Flask:
     """Build the web application for ``settings`` (loaded from the environment if omitted).
 
     :param clock: the current time for logins and tokens; injected by tests.
     :param throttle: the login throttle; tests pass one with a fake clock.
+    :param credentials: the cache of verified API credentials (a default one if omitted).
     :raises ConfigError: when ``webserver.secret_key`` is empty.
     """
     settings = settings or load_settings()
@@ -90,6 +94,7 @@ def create_app(
         session_factory=make_session_factory(engine),
         throttle=throttle or LoginThrottle(),
         clock=clock or (lambda: datetime.now(UTC)),
+        credentials=CredentialCache() if credentials is None else credentials,
     )
     _trust_proxies(app, settings.webserver.proxy_fix_x_for)
     _wire_requests(app)
@@ -119,6 +124,7 @@ def _wire_requests(app: Flask) -> None:
     def finish(response: Response) -> Response:
         if response.status_code < 400:
             commit_request_session()
+            auth.forget_credentials_if_changed()
         else:
             rollback_request_session()
         return add_secure_headers(response)

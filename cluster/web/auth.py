@@ -10,7 +10,9 @@ Three ways to sign in, tried in this order:
 
 Password checks and token checks run in their own short transaction, so a failed
 login's counter (which locks the account after five failures) is committed even
-though the request then fails. :func:`before_request` is the one place where every
+though the request then fails. Successful basic-auth and token checks are remembered
+for a few seconds (:mod:`cluster.web.credentials`): API clients send the same
+credentials with every call. :func:`before_request` is the one place where every
 request is authenticated, authorized and CSRF-checked.
 """
 
@@ -20,16 +22,18 @@ import base64
 import binascii
 import hashlib
 import math
+from datetime import datetime
 from urllib.parse import urlencode
 
 from flask import g, redirect, request, session
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
 from cluster.metastore import users
 from cluster.metastore.engine import transaction
-from cluster.metastore.models import User
-from cluster.web.context import CurrentUser, db_session, web_context
+from cluster.metastore.models import ApiToken, User
+from cluster.web.context import CurrentUser, WebContext, db_session, web_context
 from cluster.web.csrf import csrf_token_valid, needs_csrf_check
 from cluster.web.permissions import PUBLIC, allows
 from cluster.web.problems import ApiProblem, problem
@@ -81,11 +85,7 @@ def identify() -> CurrentUser | None:
     if scheme.lower() == "bearer":
         return _from_token(credentials.strip())
     if scheme.lower() == "basic":
-        username, password = _decode_basic(credentials.strip())
-        record = check_password(username, password)
-        if record is None:
-            raise ApiProblem(401, "wrong username or password, or the account is locked")
-        return CurrentUser(record.id, record.username, record.role, "basic")
+        return _from_basic(*_decode_basic(credentials.strip()))
     if header:
         raise ApiProblem(401, "unsupported Authorization scheme: use Basic or Bearer")
     return _from_session()
@@ -97,14 +97,7 @@ def check_password(username: str, password: str) -> users.UserRecord | None:
     :raises ApiProblem: 429 while this client address is throttled.
     """
     context = web_context()
-    address = request.remote_addr or "unknown"
-    wait = context.throttle.retry_after(address)
-    if wait > 0:
-        raise ApiProblem(
-            429,
-            "too many failed logins from this address: try again later",
-            headers={"Retry-After": str(math.ceil(wait))},
-        )
+    address = _refuse_if_throttled(context)
 
     def work(session: Session) -> users.UserRecord | None:
         return users.authenticate(username, password, session=session, now=context.clock())
@@ -115,16 +108,78 @@ def check_password(username: str, password: str) -> users.UserRecord | None:
     return record
 
 
-def _from_token(token: str) -> CurrentUser:
+def _refuse_if_throttled(context: WebContext) -> str:
+    """The client's address; :raises ApiProblem: 429 while it is throttled."""
+    address = request.remote_addr or "unknown"
+    wait = context.throttle.retry_after(address)
+    if wait > 0:
+        raise ApiProblem(
+            429,
+            "too many failed logins from this address: try again later",
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
+    return address
+
+
+def _from_basic(username: str, password: str) -> CurrentUser:
+    """The user of a right password, from the cache of verified credentials when it
+    was checked a moment ago (the throttle still applies); else checked with scrypt."""
     context = web_context()
-
-    def work(session: Session) -> users.UserRecord | None:
-        return users.verify_api_token(token, session=session, now=context.clock())
-
-    record = transaction(context.session_factory, work, retries=2) if token else None
+    key = context.credentials.key("basic", username, password)
+    now = context.clock()
+    cached = context.credentials.lookup(key, now)
+    if cached is not None:
+        _refuse_if_throttled(context)
+        return cached
+    record = check_password(username, password)
     if record is None:
+        raise ApiProblem(401, "wrong username or password, or the account is locked")
+    user = CurrentUser(record.id, record.username, record.role, "basic")
+    context.credentials.remember(key, user, now)
+    return user
+
+
+def _from_token(token: str) -> CurrentUser:
+    """The user of a valid API token, from the cache when it was checked a moment ago."""
+    if not token:
         raise ApiProblem(401, "the API token is unknown, expired or its user is inactive")
-    return CurrentUser(record.id, record.username, record.role, "token")
+    context = web_context()
+    key = context.credentials.key("token", token)
+    now = context.clock()
+    cached = context.credentials.lookup(key, now)
+    if cached is not None:
+        return cached
+
+    def work(session: Session) -> tuple[users.UserRecord, list[datetime | None]] | None:
+        record = users.verify_api_token(token, session=session, now=now)
+        return None if record is None else (record, _token_expiry(session, token))
+
+    verified = transaction(context.session_factory, work, retries=2)
+    if verified is None:
+        raise ApiProblem(401, "the API token is unknown, expired or its user is inactive")
+    record, expiry = verified
+    user = CurrentUser(record.id, record.username, record.role, "token")
+    if len(expiry) == 1:  # else the token's row was not found: never remember blindly
+        context.credentials.remember(key, user, now, expires_at=expiry[0])
+    return user
+
+
+def _token_expiry(session: Session, token: str) -> list[datetime | None]:
+    """``[expires_at]`` of the token's row, so a cached token never outlives it."""
+    digest = hashlib.sha256(token.encode()).hexdigest()  # as cluster.metastore.users stores it
+    return list(session.scalars(select(ApiToken.expires_at).where(ApiToken.token_hash == digest)))
+
+
+def forget_credentials() -> None:
+    """Clear the cache of verified credentials when this request commits: it changed a
+    user (role, deletion) or a token."""
+    g.credentials_changed = True
+
+
+def forget_credentials_if_changed() -> None:
+    """Called once the request committed (see :func:`forget_credentials`)."""
+    if g.pop("credentials_changed", False):
+        web_context().credentials.forget_all()
 
 
 def _decode_basic(credentials: str) -> tuple[str, str]:

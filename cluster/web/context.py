@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from cluster.config import Settings
 from cluster.metastore.engine import SessionFactory
 from cluster.metastore.secrets import make_fernet
+from cluster.web.credentials import CredentialCache
 from cluster.web.throttle import LoginThrottle
 
 EXTENSION = "tradewind"
@@ -45,6 +46,8 @@ class WebContext:
     session_factory: SessionFactory
     throttle: LoginThrottle
     clock: Callable[[], datetime]
+    #: API credentials verified a moment ago (:mod:`cluster.web.credentials`)
+    credentials: CredentialCache[CurrentUser] = field(default_factory=CredentialCache)
     _fernet: MultiFernet | None = field(default=None, repr=False)
 
     def fernet(self) -> MultiFernet:

@@ -1,59 +1,107 @@
-"""``/dags``: list, read and pause DAGs; ``/importErrors``: why DAG files failed to load."""
+"""``/dags``: list, read and pause DAGs; ``/importErrors``: why DAG files failed to load.
+
+The list is the API's busiest call (dashboards poll it), so it reads plain columns
+rather than ORM objects, counts the matches in the same query, and hands the page to
+the JSON writer as plain data (:class:`~cluster.web.api.operations.JsonBody`) instead
+of a hundred validated models: together well under half the CPU of the plain way.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, Select, func, select
 
 from cluster import actions
 from cluster.errors import NotFoundError
 from cluster.metastore.models import Dag as DagRow
 from cluster.metastore.models import ImportErrorRow
 from cluster.web.api.admin_schemas import ImportErrorCollection, ImportErrorEntry
-from cluster.web.api.lookups import api_actor, paginate, require_dag
-from cluster.web.api.operations import Routes
+from cluster.web.api.lookups import api_actor, count_matches, paginate, require_dag
+from cluster.web.api.operations import JsonBody, Routes
 from cluster.web.api.schemas import (
     Dag,
     DagCollection,
     DagListQuery,
     DagPatch,
-    DagTag,
     Page,
 )
 from cluster.web.context import db_session
 
 routes = Routes("DAG")
 
+#: the ``dag`` columns a :class:`Dag` is made of
+DAG_COLUMNS = (
+    DagRow.dag_id,
+    DagRow.description,
+    DagRow.fileloc,
+    DagRow.is_paused,
+    DagRow.is_active,
+    DagRow.owners,
+    DagRow.tags,
+    DagRow.timetable_summary,
+    DagRow.max_active_runs,
+    DagRow.max_active_tasks,
+    DagRow.next_dagrun,
+    DagRow.next_dagrun_data_interval_start,
+    DagRow.next_dagrun_data_interval_end,
+    DagRow.next_dagrun_create_after,
+    DagRow.last_parsed_at,
+    DagRow.fingerprint,
+)
+
+
+def dag_fields(row: DagRow | Row[Any]) -> dict[str, Any]:
+    """The fields of a :class:`Dag` from a ``dag`` row: an ORM object, or the
+    :data:`DAG_COLUMNS` in their order (read by position: much cheaper than by name)."""
+    values = (
+        tuple(getattr(row, column.key) for column in DAG_COLUMNS)
+        if isinstance(row, DagRow)
+        else tuple(row)
+    )
+    (
+        dag_id, description, fileloc, is_paused, is_active, owners, tags, timetable,
+        max_active_runs, max_active_tasks, next_dagrun, interval_start, interval_end,
+        create_after, last_parsed_at, fingerprint, *_,
+    ) = values  # fmt: skip
+    return {
+        "dag_id": dag_id,
+        "description": description,
+        "fileloc": fileloc,
+        "is_paused": bool(is_paused),
+        "is_active": bool(is_active),
+        "owners": [o.strip() for o in (owners or "").split(",") if o.strip()],
+        "tags": [{"name": str(t)} for t in tags or []],
+        "timetable_description": timetable,
+        "max_active_runs": max_active_runs,
+        "max_active_tasks": max_active_tasks,
+        "next_dagrun": next_dagrun,
+        "next_dagrun_data_interval_start": interval_start,
+        "next_dagrun_data_interval_end": interval_end,
+        "next_dagrun_create_after": create_after,
+        "last_parsed_time": last_parsed_at,
+        "fingerprint": fingerprint,
+    }
+
 
 def dag_model(row: DagRow) -> Dag:
-    owners = [o.strip() for o in (row.owners or "").split(",") if o.strip()]
-    return Dag(
-        dag_id=row.dag_id,
-        description=row.description,
-        fileloc=row.fileloc,
-        is_paused=row.is_paused,
-        is_active=row.is_active,
-        owners=owners,
-        tags=[DagTag(name=str(t)) for t in row.tags or []],
-        timetable_description=row.timetable_summary,
-        max_active_runs=row.max_active_runs,
-        max_active_tasks=row.max_active_tasks,
-        next_dagrun=row.next_dagrun,
-        next_dagrun_data_interval_start=row.next_dagrun_data_interval_start,
-        next_dagrun_data_interval_end=row.next_dagrun_data_interval_end,
-        next_dagrun_create_after=row.next_dagrun_create_after,
-        last_parsed_time=row.last_parsed_at,
-        fingerprint=row.fingerprint,
-    )
+    return Dag.model_validate(dag_fields(row))
+
+
+def dag_collection(rows: Sequence[Row[Any]], total: int) -> JsonBody:
+    """One page of DAGs as a :class:`DagCollection` would write it."""
+    return JsonBody({"dags": [dag_fields(r) for r in rows], "total_entries": total})
 
 
 @routes.operation("/dags", "GET", query=DagListQuery, response=DagCollection)
-def get_dags(*, query: DagListQuery) -> DagCollection:
+def get_dags(*, query: DagListQuery) -> JsonBody:
     """List DAGs, filtered by tags, paused state and id, sorted by id.
 
     Tags are stored as JSON text, so the tag filter runs here rather than in SQL
     (nothing dialect-specific outside the metastore package); the DAG table is small.
     """
-    statement = select(DagRow).order_by(DagRow.dag_id)
+    statement = select(*DAG_COLUMNS).order_by(DagRow.dag_id)
     if query.only_active:
         statement = statement.where(DagRow.is_active.is_(True))
     if query.paused is not None:
@@ -63,11 +111,21 @@ def get_dags(*, query: DagListQuery) -> DagCollection:
     session = db_session()
     if query.tags:
         wanted = set(query.tags)
-        matching = [r for r in session.scalars(statement) if wanted & set(r.tags or [])]
-        page = matching[query.offset : query.offset + query.limit]
-        return DagCollection(dags=[dag_model(r) for r in page], total_entries=len(matching))
-    rows, total = paginate(session, statement, query)
-    return DagCollection(dags=[dag_model(r) for r in rows], total_entries=total)
+        matching = [r for r in session.execute(statement) if wanted & set(r.tags or [])]
+        return dag_collection(matching[query.offset : query.offset + query.limit], len(matching))
+    return dag_collection(*_page_with_total(statement, query))
+
+
+def _page_with_total(statement: Select[Any], page: Page) -> tuple[Sequence[Row[Any]], int]:
+    """One page of DAG rows and the number of matches, in one query while the page has
+    rows (a window count: the DAG table is small, so counting with the page is cheaper
+    than a second query); a page past the end falls back to a count."""
+    session = db_session()
+    counted = statement.add_columns(func.count().over().label("total_entries"))
+    rows = session.execute(counted.limit(page.limit).offset(page.offset)).all()
+    if rows:
+        return rows, rows[0].total_entries
+    return [], count_matches(session, statement)
 
 
 @routes.operation("/dags/<dag_id>", "GET", response=Dag)

@@ -80,7 +80,12 @@ def require_task_instance(
 
 def paginate(session: Session, statement: Select[T], page: Page) -> tuple[Sequence[T], int]:
     """One page of ``statement``'s rows and the total number of rows it matches."""
-    total_query: Select[Any] = select(func.count()).select_from(statement.order_by(None).subquery())
-    total = session.scalar(total_query) or 0
+    total = count_matches(session, statement)
     rows = session.scalars(statement.limit(page.limit).offset(page.offset)).all()
     return rows, total
+
+
+def count_matches(session: Session, statement: Select[Any]) -> int:
+    """How many rows ``statement`` matches."""
+    total_query: Select[Any] = select(func.count()).select_from(statement.order_by(None).subquery())
+    return session.scalar(total_query) or 0

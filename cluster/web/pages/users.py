@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from cluster.errors import AlreadyExistsError, UsageError
 from cluster.metastore import users
+from cluster.web.auth import forget_credentials
 from cluster.web.context import db_session, require_user
 from cluster.web.pages.requests import audit_web, text
 
@@ -55,6 +56,7 @@ def set_role(username: str) -> BaseResponse:
     _not_yourself(username, "change the role of")
     role = request.form.get("role", "")
     users.set_role(username, role, session=db_session())
+    forget_credentials()
     audit_web("users.set_role", user=username, role=role)
     flash(f"{username} now has the role {role}.", "info")
     return redirect(url_for("users.index"))
@@ -64,6 +66,7 @@ def set_role(username: str) -> BaseResponse:
 def delete(username: str) -> BaseResponse:
     _not_yourself(username, "delete")
     users.delete_user(username, session=db_session())
+    forget_credentials()
     audit_web("users.delete", user=username)
     flash(f"User {username} deleted.", "info")
     return redirect(url_for("users.index"))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from web_harness import Api
+from web_harness import T0, Api
 
 from cluster.metastore.engine import SessionFactory
 from cluster.metastore.models import AuditLog, Dag, DagRun, TaskInstance
+from cluster.web.api.schemas import Dag as DagSchema
+from cluster.web.api.schemas import DagCollection
 
 RUN = "/api/v1/dags/etl/dagRuns/run1"
 
@@ -34,6 +36,26 @@ def test_list_dags_with_filters_and_pages(admin: Api) -> None:
     page = admin.get("/api/v1/dags?limit=1&offset=1").get_json()
     assert [d["dag_id"] for d in page["dags"]] == ["other"] and page["total_entries"] == 2
     assert admin.get("/api/v1/dags?dag_id_pattern=oth").get_json()["total_entries"] == 1
+
+
+def test_the_dag_list_matches_its_schema_and_the_single_dag(
+    admin: Api, factory: SessionFactory
+) -> None:
+    """The list is written without building models (it is polled hard): it must still
+    be exactly what the declared schema and ``GET /dags/<id>`` say."""
+    with factory.begin() as session:
+        row = session.get(Dag, "etl")
+        assert row is not None
+        row.next_dagrun = T0
+        row.max_active_runs = 3
+        row.description = 'quotes " and <tags>'
+    body = admin.get("/api/v1/dags").get_json()
+    strict = DagCollection.model_validate(body)
+    assert strict.model_dump(mode="json") == body
+    assert body["dags"][0] == admin.get("/api/v1/dags/etl").get_json()
+    assert body["dags"][0]["next_dagrun"] == "2024-01-01T00:00:00Z"
+    assert body["dags"][0]["owners"] == ["ops"] and body["dags"][1]["owners"] == []
+    assert DagSchema.model_validate(body["dags"][1]).dag_id == "other"
 
 
 def test_patch_is_paused_flips_the_dag(admin: Api, factory: SessionFactory) -> None:
