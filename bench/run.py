@@ -1,16 +1,19 @@
 """Benchmark the hot path: scheduler, executor and runner, end to end on this machine.
 
-Runs a real ``tradewind scheduler`` (local executor) against SQLite and/or a private
-MariaDB, triggers each shape once and reads every figure from the metastore's own
-timestamps. It prints figures and never asserts on time.
+Runs a real ``tradewind scheduler`` against SQLite and/or a private MariaDB, with the
+local executor or with Celery (a private RabbitMQ node and ``--workers`` real
+``tradewind worker`` processes), triggers each shape once and reads every figure from
+the metastore's own timestamps. It prints figures and never asserts on time.
 
     python bench/run.py                       # both databases, every shape
     python bench/run.py --db mariadb --seed-history 1000000 --shapes chain_50
+    python bench/run.py --db mariadb --executor celery --workers 2 --concurrency 8
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import statistics
@@ -18,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +40,9 @@ from cluster.devcluster.services.ports import free_port  # noqa: E402
 from cluster.metastore.engine import create_engine_for, make_session_factory  # noqa: E402
 from cluster.metastore.migrate import migrate  # noqa: E402
 from cluster.metastore.models import Dag, DagRun, TaskInstance  # noqa: E402
+from tests.integration.celery_harness import port_free_on, start_rabbitmq  # noqa: E402
+
+CLI = [sys.executable, "-c", "from cluster.cli.main import main; main()"]
 
 SHAPES = ("chain_50", "fanout_200", "fanout_1000_python")
 
@@ -74,6 +80,9 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "mariadb", "both"], default="both")
     parser.add_argument("--shapes", default=",".join(SHAPES))
     parser.add_argument("--parallelism", type=int, default=32)
+    parser.add_argument("--executor", choices=["local", "celery"], default="local")
+    parser.add_argument("--workers", type=int, default=2, help="Celery workers (--executor celery)")
+    parser.add_argument("--concurrency", type=int, default=8, help="processes per Celery worker")
     parser.add_argument(
         "--seed-history", type=int, default=0, help="finished task instances to add first"
     )
@@ -86,8 +95,54 @@ def main() -> None:
         with (
             tempfile.TemporaryDirectory(prefix="tw-bench-") as tmp,
             metastore(db, Path(tmp)) as url,
+            executor(args, Path(tmp)) as (executor_env, start_workers),
         ):
-            bench_database(db, url, Path(tmp), shapes, args.parallelism, args.seed_history)
+            bench_database(
+                db,
+                url,
+                Path(tmp),
+                shapes,
+                args.parallelism,
+                args.seed_history,
+                executor_env=executor_env,
+                start_workers=start_workers,
+            )
+
+
+@contextmanager
+def executor(
+    args: argparse.Namespace, tmp: Path
+) -> Iterator[tuple[dict[str, str], Callable[[dict[str, str]], list[subprocess.Popen[bytes]]]]]:
+    """Settings for the chosen executor, and what starts its workers (none for local)."""
+    if args.executor == "local":
+        yield {}, lambda env: []
+        return
+    broker = start_rabbitmq(tmp / "rabbitmq", nodes=1)
+    addresses = [f"127.0.1.{20 + n}" for n in range(1, args.workers + 1)]
+    settings = {
+        "TRADEWIND__CORE__EXECUTOR": "celery",
+        "TRADEWIND__CELERY__BROKER_URLS": json.dumps(broker.urls),
+        "TRADEWIND__WEBSERVER__SECRET_KEY": "bench-secret",
+        "TRADEWIND__LOGGING__LOG_SERVER_PORT": str(port_free_on(addresses)),
+    }
+
+    def start_workers(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+        return [
+            subprocess.Popen(
+                [*CLI, "worker", "-c", str(args.concurrency), "--hostname", address],
+                env=env,
+                cwd=ROOT,
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for address in addresses
+        ]
+
+    try:
+        yield settings, start_workers
+    finally:
+        broker.stop()
 
 
 #: processes whose CPU time is charged to the shapes besides the scheduler's own tree
@@ -117,7 +172,15 @@ def metastore(db: str, tmp: Path) -> Iterator[str]:
 
 
 def bench_database(
-    db: str, url: str, home: Path, shapes: list[str], parallelism: int, seed: int
+    db: str,
+    url: str,
+    home: Path,
+    shapes: list[str],
+    parallelism: int,
+    seed: int,
+    *,
+    executor_env: dict[str, str],
+    start_workers: Callable[[dict[str, str]], list[subprocess.Popen[bytes]]],
 ) -> None:
     (home / "dags").mkdir(parents=True, exist_ok=True)
     (home / "dags" / "bench_shapes.py").write_text(DAG_FILE)
@@ -138,33 +201,34 @@ def bench_database(
         "TRADEWIND__CORE__PARALLELISM": str(parallelism),
         "TRADEWIND__CORE__DAGS_ARE_PAUSED_AT_CREATION": "false",
         "TRADEWIND__LOGGING__LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+        **executor_env,
     }
-    scheduler = subprocess.Popen(
-        [sys.executable, "-c", "from cluster.cli.main import main; main()", "scheduler"],
-        env=env,
-        cwd=ROOT,
-        start_new_session=True,
-    )
+    scheduler = subprocess.Popen([*CLI, "scheduler"], env=env, cwd=ROOT, start_new_session=True)
+    workers = start_workers(env)
+    roots = [scheduler.pid, *(w.pid for w in workers)]
     try:
         wait_for(lambda: parsed(sessions) >= len(SHAPES), 120, "DAGs parsed")
-        print(f"\n{db}: local executor, parallelism {parallelism}")
+        kind = env.get("TRADEWIND__CORE__EXECUTOR", "local")
+        print(f"\n{db}: {kind} executor, parallelism {parallelism}, {len(workers)} Celery workers")
         print(
             f"{'shape':<20}{'tasks':>7}{'wall s':>9}{'tasks/s':>10}{'gap p50 ms':>12}{'gap p95 ms':>12}"
             f"{'q→run p50 ms':>14}{'try p50 ms':>12}{'end→queued p50':>16}{'gap mean':>10}"
             f"{'CPU ms/task':>13}"
         )
         for shape in shapes:
-            before = cpu_seconds([scheduler.pid, *EXTRA_PIDS])
+            before = cpu_seconds([*roots, *EXTRA_PIDS])
             figures = run_shape(sessions, shape)
-            spent = cpu_seconds([scheduler.pid, *EXTRA_PIDS]) - before
+            spent = cpu_seconds([*roots, *EXTRA_PIDS]) - before
             figures["cpu_per_task"] = spent * 1000 / figures["tasks"]
             print(format_row(shape, figures))
     finally:
-        os.killpg(scheduler.pid, signal.SIGTERM)
-        try:
-            scheduler.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(scheduler.pid, signal.SIGKILL)
+        for process in (scheduler, *workers):
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in (scheduler, *workers):
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 def cpu_seconds(roots: list[int]) -> float:
