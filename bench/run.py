@@ -209,7 +209,8 @@ def bench_database(
     try:
         wait_for(lambda: parsed(sessions) >= len(SHAPES), 120, "DAGs parsed")
         kind = env.get("TRADEWIND__CORE__EXECUTOR", "local")
-        print(f"\n{db}: {kind} executor, parallelism {parallelism}, {len(workers)} Celery workers")
+        celery = f", {len(workers)} Celery workers" if workers else ""
+        print(f"\n{db}: {kind} executor, parallelism {parallelism}{celery}")
         print(
             f"{'shape':<20}{'tasks':>7}{'wall s':>9}{'tasks/s':>10}{'gap p50 ms':>12}{'gap p95 ms':>12}"
             f"{'q→run p50 ms':>14}{'try p50 ms':>12}{'end→queued p50':>16}{'gap mean':>10}"

@@ -68,7 +68,7 @@ class Leadership:
         """Leave for good (clean shutdown): the election is released at once."""
         self.elector.stop()
         if self.leading:
-            self._step_down("shutting down")
+            self._step_down("shutting down", level=logging.INFO)
 
     @property
     def role(self) -> str:
@@ -86,8 +86,8 @@ class Leadership:
         log.info("leading the schedulers with epoch %s", epoch)
         self._on_elected(epoch)
 
-    def _step_down(self, reason: str) -> None:
-        log.warning("stepping down (%s): epoch %s no longer writes", reason, self.fence.epoch)
+    def _step_down(self, reason: str, *, level: int = logging.WARNING) -> None:
+        log.log(level, "stepping down (%s): epoch %s no longer writes", reason, self.fence.epoch)
         self.leading = False
         self.fence.release()
         self._on_deposed(reason)
