@@ -11,7 +11,6 @@ reports every worker; without it each worker reports its own requests.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -22,11 +21,11 @@ from cluster.cli.app import App, pass_app
 from cluster.config import Settings
 from cluster.errors import UsageError
 from cluster.metastore.components import settings_fingerprints
+from cluster.metastore.heartbeats import WEBSERVER_BEAT_SECONDS, ComponentHeartbeat
 from cluster.metrics.exposition import enable_multiprocess, mark_process_dead, process_directory
 from cluster.web import create_app
 from cluster.web.app import check_secret_key
 from cluster.web.context import EXTENSION, WebContext
-from cluster.web.heartbeat import Heartbeat
 
 #: seconds a request may take before gunicorn restarts its worker
 WORKER_TIMEOUT = 120
@@ -65,10 +64,11 @@ def parse_bind(bind: str) -> str:
 def start_heartbeat(worker: Any) -> None:
     """Gunicorn ``post_worker_init`` hook: one heartbeat thread per worker."""
     context: WebContext = worker.wsgi.extensions[EXTENSION]
-    heartbeat = Heartbeat(
+    heartbeat = ComponentHeartbeat(
         context.session_factory,
+        kind="webserver",
         host=context.settings.core.hostname,
-        clock=lambda: datetime.now(UTC),
+        interval=WEBSERVER_BEAT_SECONDS,
         fingerprints=settings_fingerprints(context.settings),
     )
     heartbeat.start()
@@ -77,7 +77,7 @@ def start_heartbeat(worker: Any) -> None:
 
 def stop_heartbeat(worker: Any) -> None:
     """Gunicorn ``worker_exit`` hook: record the worker as stopped."""
-    heartbeat: Heartbeat | None = getattr(worker, "tradewind_heartbeat", None)
+    heartbeat: ComponentHeartbeat | None = getattr(worker, "tradewind_heartbeat", None)
     if heartbeat is not None:
         heartbeat.stop()
 

@@ -23,10 +23,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -39,15 +37,16 @@ from prometheus_client import CollectorRegistry
 from cluster.cli.app import App, pass_app
 from cluster.cli.scheduler_cmd import configure_logging
 from cluster.config import Settings
-from cluster.errors import ConfigError, TradewindError
+from cluster.errors import ConfigError
 from cluster.execution.worker import LocalRunner, build_supervisor
 from cluster.executors.base import TaskMessage
 from cluster.executors.celery_app import build_celery_app, register_task
 from cluster.executors.events import EventPublisher, quiet_vendor_logs
 from cluster.executors.local import TaskRunner
 from cluster.logserver.server import LogServer
-from cluster.metastore.components import heartbeat_component, settings_fingerprints
-from cluster.metastore.engine import SessionFactory, transaction, wait_for_metastore
+from cluster.metastore.components import settings_fingerprints
+from cluster.metastore.engine import wait_for_metastore
+from cluster.metastore.heartbeats import ComponentHeartbeat
 from cluster.metastore.migrate import check
 from cluster.metrics.exposition import (
     MetricsServer,
@@ -157,61 +156,6 @@ def start_metrics(settings: Settings) -> MetricsServer | None:
     return server
 
 
-class Heartbeat:
-    """This worker's ``component`` row, refreshed from a thread until stopped."""
-
-    def __init__(
-        self,
-        sessions: SessionFactory,
-        *,
-        host: str,
-        extra: dict[str, Any],
-        interval: float,
-        fingerprints: dict[str, str] | None = None,
-    ) -> None:
-        self._sessions = sessions
-        self._host = host
-        self._extra = extra
-        self._interval = interval
-        self._fingerprints = fingerprints
-        self._pid = os.getpid()
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="worker-heartbeat", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join(5)
-        self.beat(state="stopped")
-
-    def beat(self, *, state: str = "running") -> None:
-        """Write one heartbeat; a metastore outage is logged and retried at the next."""
-        try:
-            transaction(
-                self._sessions,
-                lambda s: heartbeat_component(
-                    KIND,
-                    self._host,
-                    self._pid,
-                    session=s,
-                    now=datetime.now(UTC),
-                    state=state,
-                    extra=self._extra,
-                    fingerprints=self._fingerprints,
-                ),
-                retries=1,
-            )
-        except TradewindError as exc:
-            log.warning("worker heartbeat failed: %s", exc)
-
-    def _run(self) -> None:
-        while not self._stopped.is_set():
-            self.beat()
-            self._stopped.wait(self._interval)
-
-
 class TradewindWorker(Worker):
     """Celery's worker with one change: a second SIGTERM stops at once.
 
@@ -292,11 +236,12 @@ def worker(app: App, queues: str | None, concurrency: int | None, hostname: str 
         "log_server_url": f"http://{settings.core.hostname}:{server.port}",
         "concurrency": concurrency or settings.celery.worker_concurrency,
     }
-    heartbeat = Heartbeat(
+    heartbeat = ComponentHeartbeat(
         app.session_factory,
+        kind=KIND,
         host=settings.core.hostname,
-        extra=extra,
         interval=settings.scheduler.heartbeat_interval,
+        describe=lambda: ("running", extra),
         fingerprints=settings_fingerprints(settings),
     )
     server.start()

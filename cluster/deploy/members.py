@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 
 from cluster.config import Settings
 from cluster.metastore.components import ComponentRecord, list_components
+from cluster.metastore.heartbeats import WEBSERVER_BEAT_SECONDS
 from cluster.metastore.models import SchedulerLease
 
-#: beats a webserver or worker may miss before it counts as down
+#: beats a process may miss before it counts as down
 MISSED_BEATS = 3
-OTHER_BEAT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def cluster_members(
     lease = session.get(SchedulerLease, 1)
     records = [r for r in list_components(session=session) if r.state != "stopped"]
     scheduler_fresh = timedelta(seconds=MISSED_BEATS * settings.scheduler.heartbeat_interval + 1)
-    other_fresh = timedelta(seconds=MISSED_BEATS * OTHER_BEAT_SECONDS + 1)
+    other_fresh = timedelta(seconds=MISSED_BEATS * WEBSERVER_BEAT_SECONDS + 1)
     schedulers = [
         _scheduler(r, lease, alive=now - r.heartbeat_at <= scheduler_fresh)
         for r in records

@@ -20,6 +20,9 @@ from cluster.metastore.engine import SessionFactory, transaction
 
 log = logging.getLogger(__name__)
 
+#: how often a webserver beats (schedulers and workers use ``scheduler.heartbeat_interval``)
+WEBSERVER_BEAT_SECONDS = 5.0
+
 #: what a process says of itself at each beat: its state and extra JSON detail
 Describe = Callable[[], tuple[str, Any]]
 
