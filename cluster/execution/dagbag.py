@@ -59,11 +59,11 @@ from cluster.config import Settings
 from cluster.dagfiles.importer import dags_in_module, load_module
 from cluster.dagfiles.processor import path_hash
 from cluster.dagfiles.serialize import serialize_dag
-from cluster.dagfiles.serialized import SerializedDag
+from cluster.dagfiles.serialized import SerializedDag, SerializedTask
 from cluster.errors import DagDefinitionError, DagVersionMismatch, NotFoundError
 from cluster.metastore.engine import transaction
 from cluster.metastore.models import DagCode
-from cluster.sdk import DAG
+from cluster.sdk import DAG, BaseOperator
 
 #: given a dag_id, where its file is: ``(fileloc, fingerprint serialized by the scheduler)``
 LocateDag = Callable[[str], tuple[str, str]]
@@ -201,6 +201,16 @@ class DagBag:
         :raises DagDefinitionError: the file failed to import.
         """
         return self._load(dag_id, fingerprint)[0]
+
+    def task(
+        self, dag_id: str, fingerprint: str, task_id: str
+    ) -> tuple[DAG, BaseOperator, SerializedTask]:
+        """The DAG, one of its tasks and that task's serialized form, of exactly this version.
+
+        :raises KeyError: this version has no such task; otherwise as :meth:`get`.
+        """
+        dag, serialized = self._load(dag_id, fingerprint)
+        return dag, dag.get_task(task_id), serialized.tasks[task_id]
 
     def serialized(self, dag_id: str, fingerprint: str) -> SerializedDag:
         """The serialized form of exactly this version (retries, pools, sensor mode, ...)."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
+
+from cluster.executors.base import TaskMessage
 
 
 def stamp(message: str, *, source: str = "tradewind") -> str:
@@ -17,3 +20,12 @@ def append_line(path: Path, message: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         handle.write(stamp(message))
+
+
+def announce_try(path: Path, message: TaskMessage, *, hostname: str) -> None:
+    """The first line of every try's log: which try, where and in which process."""
+    append_line(
+        path,
+        f"Running try {message.try_number} of {message.dag_id}.{message.task_id} "
+        f"({message.run_id}) on {hostname}, pid {os.getpid()}",
+    )

@@ -37,7 +37,7 @@ from cluster.execution.child import (
 from cluster.execution.claimed import execute_claimed
 from cluster.execution.dagbag import DagBag
 from cluster.execution.handle import SessionFactory
-from cluster.execution.logs import append_line
+from cluster.execution.logs import announce_try, append_line
 from cluster.execution.outcome import TryOutcome
 from cluster.executors.base import TaskMessage
 from cluster.logserver.paths import log_path
@@ -103,17 +103,9 @@ class Supervisor:
             log.info("not claimed (already taken or no longer queued): %s", message)
             return TryResult(message, None)
         path = self._log_path(message)
-        append_line(
-            path,
-            f"Running try {message.try_number} of {message.dag_id}.{message.task_id} "
-            f"({message.run_id}) on {self._hostname}, pid {os.getpid()}",
-        )
+        announce_try(path, message, hostname=self._hostname)
         try:
-            dag = self._dagbag.get(message.dag_id, message.fingerprint)
-            task = dag.get_task(message.task_id)
-            spec = self._dagbag.serialized(message.dag_id, message.fingerprint).tasks[
-                message.task_id
-            ]
+            _, task, spec = self._dagbag.task(message.dag_id, message.fingerprint, message.task_id)
         except (TradewindError, KeyError) as exc:
             outcome = TryOutcome.crashed(f"cannot load the task: {exc}")
             append_line(path, outcome.message or "")
