@@ -14,25 +14,17 @@ because every DAG file imports it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any, ClassVar, NamedTuple
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from croniter import croniter
-from croniter.croniter import CroniterError
 
 from cluster.errors import DagDefinitionError
-
-#: Airflow's cron presets; ``@once`` and ``@continuous`` are timetables of their own
-CRON_PRESETS: dict[str, str] = {
-    "@hourly": "0 * * * *",
-    "@daily": "0 0 * * *",
-    "@weekly": "0 0 * * 0",
-    "@monthly": "0 0 1 * *",
-    "@quarterly": "0 0 1 */3 *",
-    "@yearly": "0 0 1 1 *",
-}
+from cluster.sdk.cron import (
+    CronSchedule,
+    to_utc,
+    validate_cron,
+    zone,
+)
 
 
 class DataInterval(NamedTuple):
@@ -89,7 +81,7 @@ class Timetable:
 
     def infer_manual_data_interval(self, run_after: datetime) -> DataInterval:
         """The data interval of a run triggered by hand at ``run_after``."""
-        return DataInterval.exact(_utc(run_after))
+        return DataInterval.exact(to_utc(run_after))
 
     def next_dagrun_info(
         self,
@@ -146,8 +138,8 @@ class OnceTimetable(Timetable):
     ) -> DagRunInfo | None:
         if last_automated_data_interval is not None or restriction.earliest is None:
             return None
-        run_after = _utc(restriction.earliest)
-        if restriction.latest is not None and run_after > _utc(restriction.latest):
+        run_after = to_utc(restriction.earliest)
+        if restriction.latest is not None and run_after > to_utc(restriction.latest):
             return None
         return DagRunInfo.exact(run_after)
 
@@ -172,16 +164,16 @@ class ContinuousTimetable(Timetable):
         if restriction.earliest is None:
             return None
         current = _now(now)
-        earliest = _utc(restriction.earliest)
+        earliest = to_utc(restriction.earliest)
         last = last_automated_data_interval
         if last is None:
             start, end = earliest, max(earliest, current)
-        elif _utc(last.end) > current:  # the start date lies in the future
+        elif to_utc(last.end) > current:  # the start date lies in the future
             start = earliest
-            end = start + (_utc(last.end) - _utc(last.start))
+            end = start + (to_utc(last.end) - to_utc(last.start))
         else:
-            start, end = _utc(last.end), current
-        if restriction.latest is not None and end > _utc(restriction.latest):
+            start, end = to_utc(last.end), current
+        if restriction.latest is not None and end > to_utc(restriction.latest):
             return None
         return DagRunInfo.interval(start, end)
 
@@ -221,7 +213,7 @@ class _DataIntervalTimetable(Timetable):
         restriction: TimeRestriction,
         now: datetime | None = None,
     ) -> DagRunInfo | None:
-        earliest = _utc(restriction.earliest) if restriction.earliest is not None else None
+        earliest = to_utc(restriction.earliest) if restriction.earliest is not None else None
         if not restriction.catchup:
             earliest = self._skip_to_latest(earliest, _now(now))
         elif earliest is not None:
@@ -232,71 +224,39 @@ class _DataIntervalTimetable(Timetable):
             start = earliest
         else:
             # Aligning copes with a schedule that changed since the last run.
-            start = self._align_to_prev(_utc(last_automated_data_interval.end))
+            start = self._align_to_prev(to_utc(last_automated_data_interval.end))
             if earliest is not None:
                 start = max(start, earliest)
-        if restriction.latest is not None and start > _utc(restriction.latest):
+        if restriction.latest is not None and start > to_utc(restriction.latest):
             return None
         return DagRunInfo.interval(start, self._next(start))
 
 
-class _CronSchedule:
-    """Steps along a cron expression on the wall clock of a timezone.
-
-    Airflow's DST rules: a wall time that does not exist (spring forward) moves to
-    the same distance after the gap (02:30 becomes 03:30), an ambiguous one (fall
-    back) is taken the second time it occurs; expressions that fire every hour step
-    in real elapsed time instead, so that no hour is run twice or lost.
-    """
-
-    def __init__(self, expression: str, timezone: str) -> None:
-        self.expression = CRON_PRESETS.get(expression, expression)
-        self.tz = _zone(timezone)
-        self.every_hour = croniter(self.expression).expanded[1] == ["*"]
-
-    def next(self, current: datetime) -> datetime:
-        naive = current.astimezone(self.tz).replace(tzinfo=None)
-        scheduled = croniter(self.expression, naive).get_next(datetime)
-        if not self.every_hour:
-            return _localize(scheduled, self.tz)
-        return _shift(current, scheduled - naive, self.tz)
-
-    def prev(self, current: datetime) -> datetime:
-        naive = current.astimezone(self.tz).replace(tzinfo=None)
-        scheduled = croniter(self.expression, naive).get_prev(datetime)
-        if not self.every_hour:
-            return _localize(scheduled, self.tz)
-        return _shift(current, scheduled - naive, self.tz)
-
-    def align_to_next(self, current: datetime) -> datetime:
-        """``current`` when it is on the schedule, else the next scheduled time."""
-        following = self.next(current)
-        return current if self.prev(following) == current else following
-
-    def align_to_prev(self, current: datetime) -> datetime:
-        """``current`` when it is on the schedule, else the previous scheduled time."""
-        preceding = self.prev(current)
-        return current if self.next(preceding) == current else preceding
-
-
-@dataclass(frozen=True)
-class CronDataIntervalTimetable(_DataIntervalTimetable):
-    """A cron expression (or preset) whose runs cover the span between two fires."""
+class _OnCron:
+    """What both cron timetables share: a checked expression stepped in a timezone."""
 
     cron: str
-    timezone: str = "UTC"
+    timezone: str
 
     def __post_init__(self) -> None:
         validate_cron(self.cron)
-        _zone(self.timezone)
+        zone(self.timezone)
 
     @cached_property
-    def _schedule(self) -> _CronSchedule:
-        return _CronSchedule(self.cron, self.timezone)
+    def _schedule(self) -> CronSchedule:
+        return CronSchedule(self.cron, self.timezone)
 
     @property
     def summary(self) -> str | None:
         return self.cron
+
+
+@dataclass(frozen=True)
+class CronDataIntervalTimetable(_OnCron, _DataIntervalTimetable):
+    """A cron expression (or preset) whose runs cover the span between two fires."""
+
+    cron: str
+    timezone: str = "UTC"
 
     def _next(self, current: datetime) -> datetime:
         return self._schedule.next(current)
@@ -323,7 +283,7 @@ class CronDataIntervalTimetable(_DataIntervalTimetable):
     def infer_manual_data_interval(self, run_after: datetime) -> DataInterval:
         # The last complete interval: triggered at 01:00 on the 25th, a daily DAG
         # covers the 24th.
-        end = self._align_to_prev(_utc(run_after))
+        end = self._align_to_prev(to_utc(run_after))
         return DataInterval(self._prev(end), end)
 
 
@@ -368,12 +328,12 @@ class DeltaDataIntervalTimetable(_DataIntervalTimetable):
         return new_start if earliest is None else max(new_start, earliest)
 
     def infer_manual_data_interval(self, run_after: datetime) -> DataInterval:
-        end = _utc(run_after)
+        end = to_utc(run_after)
         return DataInterval(self._prev(end), end)
 
 
 @dataclass(frozen=True)
-class CronTriggerTimetable(Timetable):
+class CronTriggerTimetable(_OnCron, Timetable):
     """Airflow's ``CronTriggerTimetable``: run *at* each cron time, logical date = it.
 
     ``interval`` optionally gives each run a data interval ending at the fire time.
@@ -385,20 +345,8 @@ class CronTriggerTimetable(Timetable):
 
     periodic: ClassVar[bool] = True
 
-    def __post_init__(self) -> None:
-        validate_cron(self.cron)
-        _zone(self.timezone)
-
-    @cached_property
-    def _schedule(self) -> _CronSchedule:
-        return _CronSchedule(self.cron, self.timezone)
-
-    @property
-    def summary(self) -> str | None:
-        return self.cron
-
     def infer_manual_data_interval(self, run_after: datetime) -> DataInterval:
-        at = _utc(run_after)
+        at = to_utc(run_after)
         return DataInterval(at - self.interval, at)
 
     def next_dagrun_info(
@@ -409,19 +357,19 @@ class CronTriggerTimetable(Timetable):
         now: datetime | None = None,
     ) -> DagRunInfo | None:
         current = _now(now)
-        earliest = _utc(restriction.earliest) if restriction.earliest is not None else None
+        earliest = to_utc(restriction.earliest) if restriction.earliest is not None else None
         last = last_automated_data_interval
         candidates: list[datetime] = []
         if not restriction.catchup:
             candidates.append(self._schedule.align_to_prev(current))
         if last is not None:
-            candidates.append(self._schedule.next(_utc(last.end)))
+            candidates.append(self._schedule.next(to_utc(last.end)))
         elif earliest is None:
             candidates.append(self._first_run(current))
         if earliest is not None and (not restriction.catchup or last is None):
             candidates.append(self._schedule.align_to_next(earliest))
         fire = max(candidates)
-        if restriction.latest is not None and _utc(restriction.latest) < fire:
+        if restriction.latest is not None and to_utc(restriction.latest) < fire:
             return None
         return DagRunInfo(fire, DataInterval(fire - self.interval, fire))
 
@@ -461,29 +409,6 @@ def timetable_from_schedule(
         f"schedule must be a cron string, a preset, a timedelta, a Timetable or None, "
         f"not {schedule!r}"
     )
-
-
-def validate_cron(expression: str) -> None:
-    """Raise :class:`DagDefinitionError` unless ``expression`` is a usable cron.
-
-    Only five-field expressions (minute hour day month weekday) and the presets are
-    accepted: croniter reads a sixth field as seconds, which no scheduler loop honours.
-    """
-    if expression.startswith("@"):
-        if expression not in CRON_PRESETS:
-            known = ", ".join([*CRON_PRESETS, "@once", "@continuous"])
-            raise DagDefinitionError(f"unknown schedule preset {expression!r}: use one of {known}")
-        return
-    fields = expression.split()
-    if len(fields) != 5:
-        raise DagDefinitionError(
-            f"invalid cron expression {expression!r}: it has {len(fields)} fields, a cron "
-            f"needs exactly 5 (minute hour day-of-month month day-of-week)"
-        )
-    try:
-        croniter(expression, datetime(2000, 1, 1)).get_next(datetime)
-    except (CroniterError, ValueError, KeyError) as exc:
-        raise DagDefinitionError(f"invalid cron expression {expression!r}: {exc}") from exc
 
 
 def timetable_to_dict(tt: Timetable) -> dict[str, Any]:
@@ -543,46 +468,5 @@ def _delta_from_list(parts: list[int]) -> timedelta:
     return timedelta(days=days, seconds=seconds, microseconds=microseconds)
 
 
-def _zone(name: str) -> tzinfo:
-    if name.upper() == "UTC":
-        return UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise DagDefinitionError(
-            f"unknown timezone {name!r}: use an IANA name such as 'Europe/Amsterdam'"
-        ) from exc
-
-
-def _utc(value: datetime) -> datetime:
-    """``value`` in UTC; a naive datetime is taken to be UTC already."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
 def _now(now: datetime | None) -> datetime:
-    return _utc(now) if now is not None else datetime.now(UTC)
-
-
-def _localize(naive: datetime, tz: tzinfo) -> datetime:
-    """The UTC instant of wall time ``naive`` in ``tz``, resolved as Airflow does.
-
-    Ambiguous (fall back): the second occurrence. Non-existent (spring forward): the
-    wall time read with the offset from before the gap, i.e. pushed past it.
-    """
-    later = naive.replace(tzinfo=tz, fold=1)
-    if later.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != naive:
-        later = naive.replace(tzinfo=tz, fold=0)  # in a gap
-    return later.astimezone(UTC)
-
-
-def _shift(current: datetime, delta: timedelta, tz: tzinfo) -> datetime:
-    """Move ``current`` by ``delta`` like pendulum does for Airflow.
-
-    Steps under a day are elapsed time; steps with whole days are wall-clock time.
-    """
-    if abs(delta) < timedelta(days=1):
-        return _utc(current) + delta
-    naive = current.astimezone(tz).replace(tzinfo=None) + delta
-    return _localize(naive, tz)
+    return to_utc(now) if now is not None else datetime.now(UTC)

@@ -13,8 +13,8 @@ import pytest
 
 from cluster.dagfiles.serialize import serialize_dag
 from cluster.dagfiles.serialized import SerializedDag
+from cluster.sdk.cron import CRON_PRESETS
 from cluster.sdk.dagcontext import capture_dags
-from cluster.sdk.timetables import CRON_PRESETS
 
 FIXTURES = pathlib.Path(__file__).parents[2] / "fixtures" / "airflow"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())
