@@ -48,7 +48,7 @@ BROKER_PASSWORD = "tradewind"
 BROKER_VHOST = "tradewind"
 
 
-def start_rabbitmq(base_dir: Path, *, nodes: int = 3) -> RabbitMQCluster:
+def start_rabbitmq(base_dir: Path, *, nodes: int = 3, management: bool = False) -> RabbitMQCluster:
     """A started cluster loaded with the repository's definitions; fails the test (never
     skips) when RabbitMQ is not installed: a green run must mean the broker was tested."""
     try:
@@ -59,6 +59,7 @@ def start_rabbitmq(base_dir: Path, *, nodes: int = 3) -> RabbitMQCluster:
             user=BROKER_USER,
             password=BROKER_PASSWORD,
             vhost=BROKER_VHOST,
+            management=management,
         )
     except ServiceError as exc:
         pytest.fail(f"RabbitMQ is needed by this test and is not installed: {exc}")

@@ -18,7 +18,6 @@ from cluster.cli.app import App
 from cluster.config import CelerySettings, load_settings
 from cluster.deploy.rabbitmq import read_status, setup_topology
 from cluster.devcluster.services.ports import free_port
-from cluster.devcluster.services.process import ServiceError
 from cluster.devcluster.services.rabbitmq import RabbitMQCluster
 from cluster.errors import BrokerError
 from cluster.metastore import users
@@ -26,40 +25,17 @@ from cluster.metastore.engine import create_engine_for, make_session_factory
 from cluster.metastore.migrate import migrate
 from cluster.web import create_app
 from tests.integration.celery_harness import (
-    BROKER_PASSWORD,
-    BROKER_USER,
     BROKER_VHOST,
-    DEFINITIONS,
+    start_rabbitmq,
 )
 from tests.integration.scheduler_harness import wait_for
 
 QUEUES = ["default", "heavy"]
 
 
-def start_cluster(base: Path, *, nodes: int, management: bool) -> RabbitMQCluster:
-    try:
-        cluster = RabbitMQCluster(
-            base,
-            nodes=nodes,
-            definitions=DEFINITIONS,
-            user=BROKER_USER,
-            password=BROKER_PASSWORD,
-            vhost=BROKER_VHOST,
-            management=management,
-        )
-    except ServiceError as exc:
-        pytest.fail(f"RabbitMQ is needed by this test and is not installed: {exc}")
-    try:
-        cluster.start()
-    except ServiceError:
-        cluster.stop()
-        raise
-    return cluster
-
-
 @pytest.fixture(scope="module")
 def trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQCluster]:
-    cluster = start_cluster(tmp_path_factory.mktemp("rabbit3"), nodes=3, management=True)
+    cluster = start_rabbitmq(tmp_path_factory.mktemp("rabbit3"), nodes=3, management=True)
     yield cluster
     cluster.stop()
 
