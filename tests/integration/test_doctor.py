@@ -29,14 +29,14 @@ from cluster.logserver.server import LogServer
 from cluster.metastore.components import heartbeat_component, settings_fingerprints
 from cluster.metastore.engine import create_engine_for, make_session_factory, transaction
 from cluster.metastore.migrate import migrate
-from tests.integration.test_broker_tools import start_cluster
+from tests.integration.celery_harness import start_rabbitmq
 
 SECRET = "the-cluster-secret"
 
 
 @pytest.fixture(scope="module")
 def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQCluster]:
-    cluster = start_cluster(tmp_path_factory.mktemp("doctor-rabbit"), nodes=1, management=False)
+    cluster = start_rabbitmq(tmp_path_factory.mktemp("doctor-rabbit"), nodes=1)
     yield cluster
     cluster.stop()
 
