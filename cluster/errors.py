@@ -87,6 +87,10 @@ class FencedOff(TradewindError):
     """This scheduler's epoch is no longer the current one: it must stop writing."""
 
 
+class ElectionLost(TradewindError):
+    """The election was lost during a write transaction, which is rolled back."""
+
+
 # --- broker and cluster endpoints --------------------------------------------------
 
 

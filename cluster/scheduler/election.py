@@ -183,12 +183,12 @@ class ZooKeeperElector:
         if state == KazooState.CONNECTED:
             self._connected.set()
         elif state == KazooState.SUSPENDED:
+            self._connected.clear()  # before the log line: tests read it as "paused"
             log.warning("ZooKeeper connection suspended: not scheduling until it is back")
-            self._connected.clear()
         elif state == KazooState.LOST:
-            log.warning("ZooKeeper session lost: leaving the election")
             self._connected.clear()
             self._leave.set()
+            log.warning("ZooKeeper session lost: leaving the election")
         self._on_change()
 
 

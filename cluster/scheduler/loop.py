@@ -3,7 +3,9 @@
 One iteration creates due DAG runs, starts queued runs, moves ready task instances
 forward, queues what fits and hands it to the executor. It wakes on a "task finished"
 event and otherwise polls. Every write transaction first checks the fencing epoch, so
-a scheduler that lost leadership stops writing at its next transaction.
+a scheduler that lost leadership stops writing at its next transaction; a leader whose
+ZooKeeper connection is suspended during a transaction rolls it back instead of
+committing.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.config import Settings
-from cluster.errors import FencedOff, MetastoreError
+from cluster.errors import ElectionLost, FencedOff, MetastoreError
 from cluster.executors.base import Dispatch, Executor
 from cluster.metastore.engine import transaction
 from cluster.scheduler import dagruns, queueing, reaper, takeover
@@ -72,6 +74,7 @@ class SchedulerLoop:
         self._next_reap = 0.0
         #: the metastore failed since the last successful iteration
         self._outage = False
+        self._leadership: Leadership | None = None
         self.stats = LoopStats()
 
     # --- control from other threads -------------------------------------------------
@@ -97,6 +100,7 @@ class SchedulerLoop:
         with :class:`FencedOff`; with it, being fenced off means stepping down.
         """
         poll = self._settings.scheduler.poll_interval
+        self._leadership = leadership
         while not self._stop.is_set():
             self._wake.clear()
             if leadership is None or leadership.is_leader():
@@ -106,6 +110,8 @@ class SchedulerLoop:
                     if leadership is None:
                         raise
                     leadership.fenced_off(str(exc))
+                except ElectionLost as exc:
+                    log.warning("%s", exc)  # the next is_leader() steps down
                 except MetastoreError as exc:
                     log.warning("metastore unavailable, retrying: %s", exc)
                     self._outage = True
@@ -155,7 +161,10 @@ class SchedulerLoop:
 
         def fenced(session: Session) -> T:
             self._fence.check(session, now=now)
-            return step(session, now)
+            result = step(session, now)
+            if self._leadership is not None and not self._leadership.elector.holds():
+                raise ElectionLost("election lost during an iteration: its writes are rolled back")
+            return result
 
         return transaction(self._sessions, fenced)
 

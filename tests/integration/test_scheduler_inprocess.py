@@ -8,6 +8,7 @@ reschedule dates are crossed by moving the clock, never by sleeping.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +17,9 @@ from sqlalchemy import select
 from cluster import actions
 from cluster.actions import load_dag
 from cluster.metastore.models import TaskInstance, XCom
+from cluster.scheduler.fencing import Fence
+from cluster.scheduler.leadership import Leadership
+from cluster.scheduler.loop import SchedulerLoop
 from cluster.states import TaskState
 from tests.example_expectations import EXPECTED
 from tests.integration.scheduler_harness import (
@@ -243,3 +247,60 @@ def test_prev_success_variables_name_the_previous_successful_run(
     # a manual @daily run at day D covers [D-1, D], as in Airflow
     assert json.loads(pushed[first]) == "2024-03-09 None"
     assert json.loads(pushed[second]) == "2024-03-11 2024-03-09"
+
+
+class SuspendedMidIteration:
+    """An elector that holds, except at its second question (the first pre-commit check).
+
+    That answer also stops the loop, so ``run`` returns after the interrupted iteration.
+    """
+
+    def __init__(self, stop: Callable[[], None]) -> None:
+        self.calls = 0
+        self.suspended_at: int | None = 2
+        self._stop = stop
+
+    def start(self, on_change: Callable[[], None]) -> None:
+        on_change()
+
+    def holds(self) -> bool:
+        self.calls += 1
+        if self.calls == self.suspended_at:
+            self._stop()
+            return False
+        return True
+
+    def resign(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+def test_an_election_lost_mid_iteration_commits_nothing(
+    inprocess_examples: InProcessScheduler, run_id: str
+) -> None:
+    harness = inprocess_examples
+    harness.process_dags()
+    harness.trigger("example_bash_operator", run_id)
+    fence = Fence(host="suspended")
+    loop = SchedulerLoop(
+        harness.settings,
+        sessions=harness.sessions,
+        executor=harness.executor,
+        fence=fence,
+        clock=harness.clock,
+    )
+    elector = SuspendedMidIteration(loop.stop)
+    leadership = Leadership(elector, fence, sessions=harness.sessions, clock=harness.clock)
+
+    loop.run(leadership)
+
+    assert leadership.terms == 1 and elector.calls == 2
+    assert harness.executor.results == []
+    assert task_states(harness.sessions, "example_bash_operator", run_id) == {}
+    assert harness.run_state("example_bash_operator", run_id) == "queued"
+    # the same iteration, once the connection is back, writes and dispatches
+    elector.suspended_at = None
+    assert loop.run_once() > 0
+    assert harness.run_state("example_bash_operator", run_id) == "running"
