@@ -217,11 +217,16 @@ def bench_database(
             f"{'CPU ms/task':>13}"
         )
         for shape in shapes:
-            before = cpu_seconds([*roots, *EXTRA_PIDS])
+            before = cpu_split(roots, EXTRA_PIDS)
             figures = run_shape(sessions, shape)
-            spent = cpu_seconds([*roots, *EXTRA_PIDS]) - before
-            figures["cpu_per_task"] = spent * 1000 / figures["tasks"]
+            after = cpu_split(roots, EXTRA_PIDS)
+            spent = {k: (after[k] - before[k]) * 1000 / figures["tasks"] for k in after}
+            figures["cpu_per_task"] = sum(spent.values())
             print(format_row(shape, figures))
+            print(
+                f"{'':<20}CPU ms/task: scheduler {spent['scheduler']:.1f}, "
+                f"workers {spent['workers']:.1f}, metastore {spent['metastore']:.1f}"
+            )
     finally:
         for process in (scheduler, *workers):
             os.killpg(process.pid, signal.SIGTERM)
@@ -232,13 +237,16 @@ def bench_database(
                 os.killpg(process.pid, signal.SIGKILL)
 
 
-def cpu_seconds(roots: list[int]) -> float:
-    """User + system CPU of ``roots`` and every live descendant (and reaped children).
+def cpu_split(roots: list[int], metastore: list[int]) -> dict[str, float]:
+    """CPU seconds (user + system, reaped children included) of the first root's own
+    process, of every other process of the trees of ``roots`` (workers, tries) and of
+    the ``metastore`` server's tree.
 
     Wall time on a shared machine says little; the CPU a shape costs the scheduler,
     its workers and the metastore server is what a change moves.
     """
-    stats: dict[int, tuple[int, float]] = {}
+    stats: dict[int, tuple[int, float, float]] = {}
+    clock = os.sysconf("SC_CLK_TCK")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -246,15 +254,28 @@ def cpu_seconds(roots: list[int]) -> float:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        ticks = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
-        stats[int(entry.name)] = (int(fields[1]), ticks / os.sysconf("SC_CLK_TCK"))
+        own = (int(fields[11]) + int(fields[12])) / clock  # utime stime
+        reaped = (int(fields[13]) + int(fields[14])) / clock  # cutime cstime
+        stats[int(entry.name)] = (int(fields[1]), own, reaped)
+    split = {"scheduler": 0.0, "workers": 0.0, "metastore": 0.0}
+    for group, tree in (("workers", roots), ("metastore", metastore)):
+        for pid in _tree(stats, tree):
+            if pid in stats:
+                split[group] += stats[pid][1] + stats[pid][2]
+    if roots and roots[0] in stats:
+        split["scheduler"] = stats[roots[0]][1]
+        split["workers"] -= stats[roots[0]][1]
+    return split
+
+
+def _tree(stats: dict[int, tuple[int, float, float]], roots: list[int]) -> set[int]:
     wanted = set(roots)
     grew = True
     while grew:
-        more = {pid for pid, (ppid, _) in stats.items() if ppid in wanted} - wanted
+        more = {pid for pid, (ppid, *_) in stats.items() if ppid in wanted} - wanted
         wanted |= more
         grew = bool(more)
-    return sum(stats[pid][1] for pid in wanted if pid in stats)
+    return wanted
 
 
 def parsed(sessions: sessionmaker[Session]) -> int:

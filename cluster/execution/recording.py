@@ -27,7 +27,7 @@ from cluster.metastore.models import (
     TaskInstanceHistory,
     XCom,
 )
-from cluster.metastore.transitions import TaskKey, set_task_state
+from cluster.metastore.transitions import TaskKey, TryMove, keys_clause, move_tries, set_task_state
 from cluster.scheduler.policy.retries import next_try_at
 from cluster.states import TaskState
 
@@ -70,24 +70,21 @@ def claim_many(
     hostname: str,
     now: datetime,
 ) -> dict[TaskMessage, ClaimedTry]:
-    """Claim several tries in one transaction: each one a compare-and-set of its own.
+    """Claim several tries in one transaction: each one a compare-and-set of its own,
+    all of them in one locking read and one UPDATE.
 
     :param assignments: ``(message, pid of the process that will run it)``.
     :return: the tries this call won, by message; a message missing from it was taken
         by someone else, re-sent with a newer try number, cleared or deleted.
     """
-    won = [
-        message
+    moves = [
+        TryMove(key_of(message), message.try_number, TaskState.RUNNING, {"pid": pid})
         for message, pid in assignments
-        if set_task_state(
-            session,
-            key_of(message),
-            TaskState.RUNNING,
-            expected=[TaskState.QUEUED],
-            try_number=message.try_number,
-            values=_claim_values(hostname, pid, now),
-        )
     ]
+    flags = move_tries(
+        session, moves, expected=TaskState.QUEUED, shared=_claim_values(hostname, now)
+    )
+    won = [message for (message, _), ok in zip(assignments, flags, strict=True) if ok]
     by_run: dict[tuple[str, str], list[TaskMessage]] = defaultdict(list)
     for message in won:
         by_run[(message.dag_id, message.run_id)].append(message)
@@ -104,13 +101,12 @@ def claim_many(
     return claimed
 
 
-def _claim_values(hostname: str, pid: int, now: datetime) -> dict[str, Any]:
+def _claim_values(hostname: str, now: datetime) -> dict[str, Any]:
     return {
         "start_date": now,
         "end_date": None,
         "duration": None,
         "hostname": hostname,
-        "pid": pid,
         "heartbeat_at": now,
         # a sensor in reschedule mode measures its timeout from its first poke
         "sensor_started_at": func.coalesce(TaskInstance.sensor_started_at, now),
@@ -247,15 +243,17 @@ def record(
 def record_many(session: Session, tries: Sequence[FinishedTry]) -> list[TaskState | None]:
     """Record several ended tries in the caller's transaction, in order.
 
-    Each end is its own compare-and-set (``running → state`` for that try number); a try
-    that lost its claim (reaped as a zombie, cleared, marked) gets ``None`` and writes
-    nothing else. XComs and history rows of the winners go in one multi-row insert each.
+    Each end is its own compare-and-set (``running → state`` for that try number), all
+    of them in one locking read and one UPDATE; a try that lost its claim (reaped as a
+    zombie, cleared, marked) gets ``None`` and writes nothing else. XComs and history rows of the winners go in one multi-row insert each.
     """
+    moves = [TryMove(f.claimed.key, f.claimed.try_number, f.state, _end_values(f)) for f in tries]
+    flags = move_tries(session, moves, expected=TaskState.RUNNING)
     states: list[TaskState | None] = []
     xcoms: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
-    for finished in tries:
-        if not _set_end(session, finished):
+    for finished, ok in zip(tries, flags, strict=True):
+        if not ok:
             states.append(None)
             continue
         states.append(finished.state)
@@ -281,8 +279,8 @@ def record_many(session: Session, tries: Sequence[FinishedTry]) -> list[TaskStat
     return states
 
 
-def _set_end(session: Session, finished: FinishedTry) -> bool:
-    claimed, outcome, state = finished.claimed, finished.outcome, finished.state
+def _end_values(finished: FinishedTry) -> dict[str, Any]:
+    claimed, outcome = finished.claimed, finished.outcome
     values: dict[str, Any] = {
         "end_date": finished.end,
         "duration": (finished.end - claimed.start_date).total_seconds(),
@@ -290,16 +288,9 @@ def _set_end(session: Session, finished: FinishedTry) -> bool:
     }
     if outcome.rendered_fields is not None:
         values["rendered_fields"] = outcome.rendered_fields
-    if state != TaskState.UP_FOR_RESCHEDULE:
+    if finished.state != TaskState.UP_FOR_RESCHEDULE:
         values["sensor_started_at"] = None
-    return set_task_state(
-        session,
-        claimed.key,
-        state,
-        expected=[TaskState.RUNNING],
-        try_number=claimed.try_number,
-        values=values,
-    )
+    return values
 
 
 def record_lost(
@@ -413,23 +404,41 @@ def history_row(
 
 def heartbeat(session: Session, claimed: ClaimedTry, *, now: datetime) -> bool:
     """Refresh the heartbeat; ``False`` when the instance was set to another state."""
-    key = claimed.key
-    result = session.execute(
-        update(TaskInstance)
-        .where(
-            TaskInstance.dag_id == key.dag_id,
-            TaskInstance.run_id == key.run_id,
-            TaskInstance.task_id == key.task_id,
-            TaskInstance.map_index == key.map_index,
-            TaskInstance.state == TaskState.RUNNING,
-            TaskInstance.try_number == claimed.try_number,
-        )
-        .values(heartbeat_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return heartbeat_many(session, [claimed], now=now)[0]
 
 
 def heartbeat_many(session: Session, tries: Sequence[ClaimedTry], *, now: datetime) -> list[bool]:
-    """Refresh several heartbeats in one transaction; ``False`` for each one that lost its claim."""
-    return [heartbeat(session, claimed, now=now) for claimed in tries]
+    """Refresh several heartbeats in one UPDATE per try number; ``False`` for each try
+    that lost its claim (found with one more read, only when some did)."""
+    by_number: dict[int, list[TaskKey]] = defaultdict(list)
+    for claimed in tries:
+        by_number[claimed.try_number].append(claimed.key)
+    changed = 0
+    for try_number, keys in by_number.items():
+        result = session.execute(
+            update(TaskInstance)
+            .where(
+                keys_clause(keys),
+                TaskInstance.state == TaskState.RUNNING,
+                TaskInstance.try_number == try_number,
+            )
+            .values(heartbeat_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        changed += result.rowcount  # type: ignore[attr-defined]
+    if changed == len(tries):
+        return [True] * len(tries)
+    rows = session.execute(
+        select(
+            TaskInstance.dag_id,
+            TaskInstance.run_id,
+            TaskInstance.task_id,
+            TaskInstance.map_index,
+            TaskInstance.state,
+            TaskInstance.try_number,
+        ).where(keys_clause([c.key for c in tries]))
+    )
+    current = {
+        TaskKey(r.dag_id, r.run_id, r.task_id, r.map_index): (r.state, r.try_number) for r in rows
+    }
+    return [current.get(c.key) == (TaskState.RUNNING, c.try_number) for c in tries]

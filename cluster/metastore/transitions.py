@@ -9,15 +9,15 @@ that fails loudly even when no row would have matched.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, or_, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from cluster.errors import InvalidTransition
+from cluster.errors import InvalidTransition, MetastoreError
 from cluster.metastore.models import DagRun, TaskInstance
 from cluster.states import (
     DAG_RUN_TRANSITIONS,
@@ -99,13 +99,116 @@ def set_task_states(
     changed = 0
     for start in range(0, len(unique), BULK_CHUNK):
         chunk = unique[start : start + BULK_CHUNK]
-        condition = and_(_keys_clause(chunk), TaskInstance.state.in_([str(s) for s in sources]))
+        condition = and_(keys_clause(chunk), TaskInstance.state.in_([str(s) for s in sources]))
         if try_number is not None:
             condition = and_(condition, TaskInstance.try_number == try_number)
         statement = update(TaskInstance).where(condition).values(assignments)
         result = session.execute(statement.execution_options(synchronize_session=False))
         changed += _rowcount(result)
     return changed
+
+
+@dataclass(frozen=True, slots=True)
+class TryMove:
+    """One try to move to ``target``, setting ``values`` (plain values, per try)."""
+
+    key: TaskKey
+    try_number: int
+    target: TaskState
+    values: Mapping[str, Any]
+
+
+def move_tries(
+    session: Session,
+    moves: Sequence[TryMove],
+    *,
+    expected: TaskState,
+    shared: Mapping[str, Any] = _NO_VALUES,
+) -> list[bool]:
+    """Move each try that is still in ``expected`` with its own try number; one result per move.
+
+    The runners' claims and records, many at a time: one locking read of the rows, then
+    one ``executemany`` UPDATE per set of columns, whose ``WHERE`` still holds the
+    compare-and-set. The rows stay locked (MySQL ``FOR UPDATE``, SQLite's write lock
+    from ``BEGIN IMMEDIATE``) until commit, so what the read saw is what the UPDATE
+    finds. A key given twice wins at most once.
+
+    :param shared: columns set alike for every move (SQL expressions allowed).
+    :raises InvalidTransition: a target that may not follow ``expected``.
+    :raises MetastoreError: an UPDATE found fewer rows than the locked read (a bug).
+    """
+    for target in {m.target for m in moves}:
+        _task_sources(target, [expected], False)
+    if len(moves) == 1:  # one compare-and-set decides alone: no read needed
+        move = moves[0]
+        columns = tuple(sorted(move.values))
+        return [_update_each(session, columns, [move], expected=expected, shared=shared) == 1]
+    current = _locked_tries(session, [m.key for m in moves])
+    won: list[bool] = []
+    groups: dict[tuple[str, ...], list[TryMove]] = {}
+    for move in moves:
+        ok = current.pop(move.key, None) == (str(expected), move.try_number)
+        won.append(ok)
+        if ok:
+            groups.setdefault(tuple(sorted(move.values)), []).append(move)
+    for columns, group in groups.items():
+        changed = _update_each(session, columns, group, expected=expected, shared=shared)
+        if session.get_bind().dialect.supports_sane_multi_rowcount and changed != len(group):
+            raise MetastoreError(f"{len(group)} locked task instances, but {changed} updated")
+    return won
+
+
+def _locked_tries(session: Session, keys: Sequence[TaskKey]) -> dict[TaskKey, tuple[str, int]]:
+    if not keys:
+        return {}
+    ti = TaskInstance
+    rows = session.execute(
+        select(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.state, ti.try_number)
+        .where(keys_clause(keys))
+        .with_for_update()
+    )
+    return {
+        TaskKey(r.dag_id, r.run_id, r.task_id, r.map_index): (r.state, r.try_number) for r in rows
+    }
+
+
+def _update_each(
+    session: Session,
+    columns: tuple[str, ...],
+    moves: list[TryMove],
+    *,
+    expected: TaskState,
+    shared: Mapping[str, Any],
+) -> int:
+    """One compare-and-set UPDATE per move, sent as one ``executemany``; rows changed."""
+    table = cast(Table, TaskInstance.__table__)
+    _assignments(TaskInstance, expected, {**shared, **dict.fromkeys(columns)})
+    per_try = {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in columns}
+    statement = (
+        update(table)
+        .where(
+            table.c.dag_id == bindparam("k_dag_id"),
+            table.c.run_id == bindparam("k_run_id"),
+            table.c.task_id == bindparam("k_task_id"),
+            table.c.map_index == bindparam("k_map_index"),
+            table.c.try_number == bindparam("k_try_number"),
+            table.c.state == str(expected),
+        )
+        .values({**shared, **per_try, "state": bindparam("v_state")})
+    )
+    rows = [
+        {
+            "k_dag_id": m.key.dag_id,
+            "k_run_id": m.key.run_id,
+            "k_task_id": m.key.task_id,
+            "k_map_index": m.key.map_index,
+            "k_try_number": m.try_number,
+            "v_state": str(m.target),
+            **{f"v_{name}": m.values[name] for name in columns},
+        }
+        for m in moves
+    ]
+    return _rowcount(session.connection().execute(statement, rows))
 
 
 def set_dag_run_state(
@@ -176,17 +279,25 @@ def _assignments(model: type[Any], target: str, values: Mapping[str, Any]) -> di
     return {**values, "state": str(target)}
 
 
-def _keys_clause(keys: list[TaskKey]) -> ColumnElement[bool]:
-    # OR of ANDs rather than a row-value IN: both SQLite and MySQL use the primary key
+def keys_clause(keys: Iterable[TaskKey]) -> ColumnElement[bool]:
+    """``WHERE`` these instances: one ``task_id IN (…)`` per run and map index.
+
+    The instances of one call nearly always share a run, so this is one equality on
+    the leading primary-key columns and one expanding ``IN``: cheap to build, compiled
+    once whatever the number of keys, and a primary-key range scan on SQLite and MySQL.
+    """
+    groups: dict[tuple[str, str, int], list[str]] = {}
+    for key in keys:
+        groups.setdefault((key.dag_id, key.run_id, key.map_index), []).append(key.task_id)
     return or_(
         *(
             and_(
-                TaskInstance.dag_id == k.dag_id,
-                TaskInstance.run_id == k.run_id,
-                TaskInstance.task_id == k.task_id,
-                TaskInstance.map_index == k.map_index,
+                TaskInstance.dag_id == dag_id,
+                TaskInstance.run_id == run_id,
+                TaskInstance.map_index == map_index,
+                TaskInstance.task_id.in_(task_ids),
             )
-            for k in keys
+            for (dag_id, run_id, map_index), task_ids in groups.items()
         )
     )
 

@@ -174,3 +174,19 @@ def test_a_batch_heartbeat_names_the_tries_that_were_changed_externally(
     with session_factory.begin() as session:
         alive = recording.heartbeat_many(session, tries, now=NOW + timedelta(seconds=2))
     assert alive == [True, False]
+
+
+def test_a_message_twice_in_one_batch_claims_its_try_once(
+    session_factory: sessionmaker[Session],
+) -> None:
+    with session_factory.begin() as session:
+        _seed(session, ["a", "b"])
+    with session_factory.begin() as session:
+        claimed = recording.claim_many(
+            session,
+            [(_message("a"), 1), (_message("a"), 2), (_message("b"), 3)],
+            hostname="h",
+            now=NOW,
+        )
+    assert set(claimed) == {_message("a"), _message("b")}
+    assert _states(session_factory) == {"a": ("running", 1), "b": ("running", 3)}

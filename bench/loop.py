@@ -1,0 +1,169 @@
+"""Benchmark the scheduler's own metastore work, without running any task.
+
+Runs the real scheduling loop in this process against a private MariaDB (or SQLite)
+with an executor that claims and records each try as a success the moment it is
+sent, exactly as the local executor's pump does, but without a worker. What is left
+is the scheduler side of every task: the iteration that queues it, its claim and its
+record. It prints CPU milliseconds per task and, with ``--profile``, the functions
+that cost most. It never asserts on time.
+
+    python bench/loop.py                          # MariaDB, chain_50 and fanout_1000_python
+    python bench/loop.py --db sqlite --profile 25
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cluster import actions  # noqa: E402
+from cluster.config import MetastoreSettings, load_settings  # noqa: E402
+from cluster.dagfiles.processor import DagProcessor  # noqa: E402
+from cluster.devcluster.services.mariadb import MariaDB  # noqa: E402
+from cluster.devcluster.services.ports import free_port  # noqa: E402
+from cluster.execution import recording  # noqa: E402
+from cluster.execution.outcome import TryOutcome  # noqa: E402
+from cluster.execution.pool import PoolBook  # noqa: E402
+from cluster.executors.base import Dispatch  # noqa: E402
+from cluster.metastore.engine import create_engine_for, make_session_factory, transaction  # noqa: E402
+from cluster.metastore.migrate import migrate  # noqa: E402
+from cluster.metastore.models import DagRun  # noqa: E402
+from cluster.scheduler.fencing import Fence  # noqa: E402
+from cluster.scheduler.loop import SchedulerLoop  # noqa: E402
+from cluster.states import TaskState  # noqa: E402
+
+DAG_FILE = """
+from datetime import datetime
+from cluster.sdk import DAG, chain
+from cluster.operators.bash import BashOperator
+
+START = datetime(2024, 1, 1)
+
+with DAG("chain_50", schedule=None, start_date=START, max_active_tasks=1000):
+    chain(*[BashOperator(task_id=f"t{i:02d}", bash_command="true") for i in range(50)])
+
+with DAG("fanout_1000_python", schedule=None, start_date=START, max_active_tasks=1000):
+    for i in range(1000):
+        BashOperator(task_id=f"t{i:04d}", bash_command="true")
+"""
+
+
+class InstantExecutor:
+    """Claims and records every try it is sent as a success, in the pump's batches."""
+
+    def __init__(self, book: PoolBook, slots: int) -> None:
+        self._book = book
+        self._slots = slots
+        self.tasks = 0
+
+    def start(self) -> None:
+        pass
+
+    def send(self, dispatches: list[Dispatch]) -> None:
+        claimed = self._book.claim([(d.message, 1) for d in dispatches])
+        now = datetime.now(UTC)
+        finished = [
+            recording.FinishedTry(
+                claim, TryOutcome("success"), TaskState.SUCCESS, None, now, "Bash", "bench", 1
+            )
+            for claim in claimed.values()
+        ]
+        self._book.record(finished)
+        self.tasks += len(finished)
+
+    def free_slots(self) -> int | None:
+        return self._slots
+
+    def stop(self, *, drain: bool) -> None:
+        pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", choices=("sqlite", "mariadb"), default="mariadb")
+    parser.add_argument("--shapes", default="chain_50,fanout_1000_python")
+    parser.add_argument("--parallelism", type=int, default=32)
+    parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tw-loop-bench-") as tmp:
+        base = Path(tmp)
+        server = None
+        if args.db == "mariadb":
+            server = MariaDB(base / "mariadb", port=free_port(), fsync=False)
+            server.start()
+            url = server.url
+        else:
+            url = f"sqlite:///{base / 'bench.db'}"
+        try:
+            bench(url, base, args.shapes.split(","), args.parallelism, args.profile)
+        finally:
+            if server is not None:
+                server.stop()
+
+
+def bench(url: str, base: Path, shapes: list[str], parallelism: int, profile: int) -> None:
+    (base / "dags").mkdir()
+    (base / "dags" / "shapes.py").write_text(DAG_FILE)
+    settings = load_settings(
+        env={},
+        home=base,
+        overrides={
+            "core": {"fernet_key": Fernet.generate_key().decode(), "parallelism": parallelism},
+            "metastore": {"url": url},
+        },
+    )
+    sessions = make_session_factory(create_engine_for(MetastoreSettings(url=url)))
+    migrate(sessions.kw["bind"])
+    processor = DagProcessor(
+        folders=[base / "dags"], sessions=sessions, timeout=60.0, paused_at_creation=False
+    )
+    report = processor.process()
+    assert not report.errors, report.errors
+    fence = Fence(host="bench")
+    transaction(sessions, lambda s: fence.acquire(s, now=datetime.now(UTC)))
+    executor = InstantExecutor(PoolBook(settings, sessions=sessions), parallelism)
+    loop = SchedulerLoop(settings, sessions=sessions, executor=executor, fence=fence)
+    print(f"{'shape':<22}{'tasks':>7}{'iterations':>12}{'CPU ms/task':>13}{'wall s':>9}")
+    for shape in shapes:
+        run_id = f"bench_{shape}"
+        with sessions.begin() as session:
+            actions.trigger(
+                session, shape, actor=actions.Actor("bench"), run_id=run_id, now=datetime.now(UTC)
+            )
+        profiler = cProfile.Profile() if profile else None
+        executor.tasks = 0
+        iterations = 0
+        cpu, wall = time.process_time(), time.perf_counter()
+        if profiler:
+            profiler.enable()
+        while not finished(sessions, shape, run_id):
+            loop.run_once()
+            iterations += 1
+        if profiler:
+            profiler.disable()
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        tasks = max(executor.tasks, 1)
+        print(f"{shape:<22}{tasks:>7}{iterations:>12}{cpu * 1000 / tasks:>13.2f}{wall:>9.2f}")
+        if profiler:
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(profile)
+
+
+def finished(sessions: object, dag_id: str, run_id: str) -> bool:
+    with sessions() as session:  # type: ignore[operator]
+        state = session.query(DagRun.state).filter_by(dag_id=dag_id, run_id=run_id).scalar()
+    return state in ("success", "failed")
+
+
+if __name__ == "__main__":
+    main()
