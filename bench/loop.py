@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import sys
 import tempfile
@@ -134,7 +135,10 @@ def bench(url: str, base: Path, shapes: list[str], parallelism: int, profile: in
     transaction(sessions, lambda s: fence.acquire(s, now=datetime.now(UTC)))
     executor = InstantExecutor(PoolBook(settings, sessions=sessions), parallelism)
     loop = SchedulerLoop(settings, sessions=sessions, executor=executor, fence=fence)
-    print(f"{'shape':<22}{'tasks':>7}{'iterations':>12}{'CPU ms/task':>13}{'wall s':>9}")
+    print(
+        f"{'shape':<22}{'tasks':>7}{'iterations':>12}{'CPU ms/task':>13}{'user':>9}{'system':>9}"
+        f"{'wall s':>9}"
+    )
     for shape in shapes:
         run_id = f"bench_{shape}"
         with sessions.begin() as session:
@@ -144,7 +148,7 @@ def bench(url: str, base: Path, shapes: list[str], parallelism: int, profile: in
         profiler = cProfile.Profile() if profile else None
         executor.tasks = 0
         iterations = 0
-        cpu, wall = time.process_time(), time.perf_counter()
+        times, wall = os.times(), time.perf_counter()
         if profiler:
             profiler.enable()
         while not finished(sessions, shape, run_id):
@@ -152,11 +156,17 @@ def bench(url: str, base: Path, shapes: list[str], parallelism: int, profile: in
             iterations += 1
         if profiler:
             profiler.disable()
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        after, wall = os.times(), time.perf_counter() - wall
+        user, system = after.user - times.user, after.system - times.system
         tasks = max(executor.tasks, 1)
-        print(f"{shape:<22}{tasks:>7}{iterations:>12}{cpu * 1000 / tasks:>13.2f}{wall:>9.2f}")
+        print(
+            f"{shape:<22}{tasks:>7}{iterations:>12}{(user + system) * 1000 / tasks:>13.2f}"
+            f"{user * 1000 / tasks:>9.2f}{system * 1000 / tasks:>9.2f}{wall:>9.2f}"
+        )
         if profiler:
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(profile)
+            pstats.Stats(profiler).sort_stats(
+                os.environ.get("BENCH_SORT", "cumulative")
+            ).print_stats(profile)
 
 
 def finished(sessions: object, dag_id: str, run_id: str) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask
@@ -90,8 +90,11 @@ def claim_many(
         by_run[(message.dag_id, message.run_id)].append(message)
     claimed: dict[TaskMessage, ClaimedTry] = {}
     for (dag_id, run_id), messages in by_run.items():
-        query = _claimed_query(dag_id, run_id, sorted({m.task_id for m in messages}))
-        rows = {(r.task_id, r.map_index): r for r in session.execute(query)}
+        task_ids = sorted({m.task_id for m in messages})
+        found = session.execute(
+            CLAIMED_QUERY, {"dag_id": dag_id, "run_id": run_id, "task_ids": task_ids}
+        )
+        rows = {(r.task_id, r.map_index): r for r in found}
         for message in messages:
             row = rows[(message.task_id, message.map_index)]
             claimed[message] = _claimed_try(message, row, now)
@@ -130,8 +133,12 @@ def _claimed_try(message: TaskMessage, row: Any, now: datetime) -> ClaimedTry:
     )
 
 
-def _claimed_query(dag_id: str, run_id: str, task_ids: list[str]) -> Any:
-    """The instances, their run and the DAG's previous successful run, in one round trip."""
+def _claimed_query() -> Any:
+    """The instances, their run and the DAG's previous successful run, in one round trip.
+
+    Built once (:data:`CLAIMED_QUERY`): its correlated subqueries cost more to build
+    than to run.
+    """
     previous = aliased(DagRun)
 
     def from_previous_success(column: Any) -> Any:
@@ -167,11 +174,14 @@ def _claimed_query(dag_id: str, run_id: str, task_ids: list[str]) -> Any:
             DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id)
         )
         .where(
-            TaskInstance.dag_id == dag_id,
-            TaskInstance.run_id == run_id,
-            TaskInstance.task_id.in_(task_ids),
+            TaskInstance.dag_id == bindparam("dag_id"),
+            TaskInstance.run_id == bindparam("run_id"),
+            TaskInstance.task_id.in_(bindparam("task_ids", expanding=True)),
         )
     )
+
+
+CLAIMED_QUERY = _claimed_query()
 
 
 def _xcom_key(key: TaskKey) -> tuple[Any, ...]:

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 ACTIVE_RUN_STATES = (DagRunState.QUEUED, DagRunState.RUNNING)
 #: instance states that will change by themselves (a runner or the queue moves them)
 ACTIVE_TI_STATES = (TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RUNNING)
+#: runs of at least this many tasks are counted before they are loaded: a run waiting
+#: only on its running tasks is then skipped; loading a smaller run costs no more
+SETTLED_CHECK_TASKS = 100
 #: ``next_dagrun_create_after`` of a DAG that waits for a run to finish (max_active_runs)
 #: or has nothing more to schedule: far enough never to be due
 NEVER = datetime(9999, 12, 31, tzinfo=UTC)
@@ -121,39 +124,60 @@ def _active_runs(session: Session, dag_id: str) -> int:
     )
 
 
-def start_queued_runs(session: Session, dags: DagCache, *, now: datetime) -> int:
-    """Move queued runs to running within ``max_active_runs`` and create their instances."""
+def step_active_runs(session: Session, dags: DagCache, *, now: datetime) -> int:
+    """Start queued runs within ``max_active_runs``, then move every running run forward.
+
+    One read of the active runs and one of their DAGs' fingerprints serve both steps;
+    a run started here is moved forward in the same iteration. Returns the changes.
+    """
     rows = session.execute(
         select(
             DagRun.dag_id, DagRun.run_id, DagRun.state, DagRun.logical_date, DagRun.start_date
         ).where(DagRun.state.in_(ACTIVE_RUN_STATES))
     ).all()
+    if not rows:
+        return 0
     by_dag: dict[str, list[RunSnapshot]] = defaultdict(list)
     for dag_id, run_id, state, logical_date, start_date in rows:
         by_dag[dag_id].append(RunSnapshot(run_id, DagRunState(state), logical_date, start_date))
-    started = 0
     fingerprints = _unpaused_fingerprints(session, set(by_dag))
+    changed = 0
     for dag_id, runs in by_dag.items():
-        if dag_id not in fingerprints or not any(r.state is DagRunState.QUEUED for r in runs):
-            continue
+        if dag_id not in fingerprints:
+            continue  # paused: queued runs wait and running ones stand still, as in Airflow
         dag = dags.get(session, dag_id, fingerprints[dag_id])
         if dag is None:
             continue
-        for run_id in runs_to_start(dag, runs):
-            if set_dag_run_state(
-                session,
-                dag_id,
-                run_id,
-                DagRunState.RUNNING,
-                expected=[DagRunState.QUEUED],
-                values={
-                    "start_date": now,
-                    "end_date": None,
-                    "fingerprint": dags.fingerprint(dag_id),
-                },
-            ):
-                _create_instances(session, dag, dags.weights(session, dag_id), run_id, dag.tasks)
-                started += 1
+        started = _start_queued(session, dags, dag, runs, now)
+        for run in runs:
+            if run.state is DagRunState.RUNNING or run.run_id in started:
+                changed += _advance_running(session, dags, dag, run, now)
+    return changed
+
+
+def _start_queued(
+    session: Session, dags: DagCache, dag: SerializedDag, runs: list[RunSnapshot], now: datetime
+) -> set[str]:
+    """Move the queued runs that fit to running and create their instances."""
+    if not any(r.state is DagRunState.QUEUED for r in runs):
+        return set()
+    started = set()
+    for run_id in runs_to_start(dag, runs):
+        if set_dag_run_state(
+            session,
+            dag.dag_id,
+            run_id,
+            DagRunState.RUNNING,
+            expected=[DagRunState.QUEUED],
+            values={
+                "start_date": now,
+                "end_date": None,
+                "fingerprint": dags.fingerprint(dag.dag_id),
+            },
+        ):
+            weights = dags.weights(session, dag.dag_id)
+            _create_instances(session, dag, weights, run_id, dag.tasks)
+            started.add(run_id)
     return started
 
 
@@ -201,35 +225,21 @@ def _create_instances(
         session.execute(insert(TaskInstance), rows)
 
 
-def advance_running_runs(session: Session, dags: DagCache, *, now: datetime) -> int:
-    """Apply trigger rules, retries and run outcomes to every running run; returns changes."""
-    runs = session.execute(
-        select(DagRun.dag_id, DagRun.run_id, DagRun.logical_date, DagRun.start_date).where(
-            DagRun.state == DagRunState.RUNNING
-        )
-    ).all()
-    if not runs:
-        return 0
-    fingerprints = _unpaused_fingerprints(session, {r[0] for r in runs})
-    changed = 0
-    for dag_id, run_id, logical_date, start_date in runs:
-        if dag_id not in fingerprints:
-            continue  # paused: its running runs wait, as in Airflow
-        dag = dags.get(session, dag_id, fingerprints[dag_id])
-        if dag is None:
-            continue
-        snapshot = RunSnapshot(run_id, DagRunState.RUNNING, logical_date, start_date)
-        if timed_out_runs(dag, [snapshot], now=now):
-            changed += _time_out(session, dag_id, run_id, now)
-            continue
-        changed += _advance(session, dag, dags.weights(session, dag_id), snapshot, now)
-    return changed
+def _advance_running(
+    session: Session, dags: DagCache, dag: SerializedDag, run: RunSnapshot, now: datetime
+) -> int:
+    """Apply trigger rules, retries, timeouts and the outcome to one running run."""
+    start = run.start_date if run.state is DagRunState.RUNNING else now  # else started just now
+    snapshot = RunSnapshot(run.run_id, DagRunState.RUNNING, run.logical_date, start)
+    if timed_out_runs(dag, [snapshot], now=now):
+        return _time_out(session, dag.dag_id, run.run_id, now)
+    return _advance(session, dag, dags.weights(session, dag.dag_id), snapshot, now)
 
 
 def _advance(
     session: Session, dag: SerializedDag, weights: dict[str, int], run: RunSnapshot, now: datetime
 ) -> int:
-    if _settled(session, dag, run.run_id):
+    if len(dag.tasks) >= SETTLED_CHECK_TASKS and _settled(session, dag, run.run_id):
         return 0
     instances = _load_instances(session, dag.dag_id, run.run_id)
     missing = [t for t in dag.tasks if t not in instances]

@@ -1,7 +1,8 @@
 """The fencing epoch: the token that keeps an old leader from writing.
 
 The leader increments ``scheduler_lease.epoch`` when it wins and remembers the value.
-Every write transaction of the loop first locks the lease row and compares: a paused
+Every write transaction of the loop first updates the lease row where the epoch is
+still its own, which locks the row and compares in one statement: a paused
 or partitioned old leader finds a newer epoch, aborts its transaction and steps down.
 With ``ha.election = none`` the single scheduler takes an epoch at start the same way.
 
@@ -18,7 +19,7 @@ import os
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, event, select, update
 from sqlalchemy.orm import Session
 
 from cluster.errors import FencedOff
@@ -54,15 +55,23 @@ class Fence:
     def check(self, session: Session, *, now: datetime | None = None) -> int:
         """Lock the lease row and verify the epoch; ``now`` also refreshes its heartbeat.
 
+        One ``UPDATE … WHERE epoch = mine`` does all three: it finds the row only while
+        the epoch is ours, and holds its lock until the caller's transaction ends.
+
         :raises FencedOff: another scheduler took a newer epoch (or none was taken).
         """
-        lease = _locked_lease(session)
-        if self.epoch is None or lease is None or lease.epoch != self.epoch:
-            current = lease.epoch if lease else None
-            raise FencedOff(f"scheduler epoch {self.epoch} is stale (current epoch {current})")
-        if now is not None:
-            lease.heartbeat_at = now
-        return self.epoch
+        if self.epoch is not None:
+            heartbeat = now if now is not None else SchedulerLease.heartbeat_at
+            result = session.execute(
+                update(SchedulerLease)
+                .where(SchedulerLease.id == LEASE_ID, SchedulerLease.epoch == self.epoch)
+                .values(heartbeat_at=heartbeat)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                return self.epoch
+        current = session.scalar(select(SchedulerLease.epoch).where(SchedulerLease.id == LEASE_ID))
+        raise FencedOff(f"scheduler epoch {self.epoch} is stale (current epoch {current})")
 
     def release(self) -> None:
         self.epoch = None

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -72,6 +72,7 @@ class SchedulerLoop:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._next_reap = 0.0
+        self._next_creation: datetime | None = None
         #: the metastore failed since the last successful iteration
         self._outage = False
         self._leadership: Leadership | None = None
@@ -122,6 +123,7 @@ class SchedulerLoop:
         """Forget cached DAGs: a new leader rebuilds its view from the metastore alone."""
         self._dags = DagCache()
         self._next_reap = 0.0
+        self._next_creation = None
 
     def resend_orphans(self) -> int:
         """Send again what an older leader queued; a duplicate message is claimed only once.
@@ -169,15 +171,18 @@ class SchedulerLoop:
         return transaction(self._sessions, fenced)
 
     def _iterate(self, session: Session, now: datetime, free: int | None) -> list[Dispatch]:
-        self.stats.runs_created += dagruns.create_due_runs(
-            session,
-            self._dags,
-            now=now,
-            epoch=self._fence.epoch or 0,
-            limit=self._settings.scheduler.max_dagruns_to_create_per_loop,
-        )
-        dagruns.start_queued_runs(session, self._dags, now=now)
-        dagruns.advance_running_runs(session, self._dags, now=now)
+        if self._next_creation is None or now >= self._next_creation:
+            # schedules are never finer than a poll: iterations woken by finished
+            # tasks (many per second) skip this query; manual runs never wait for it
+            self._next_creation = now + timedelta(seconds=self._settings.scheduler.poll_interval)
+            self.stats.runs_created += dagruns.create_due_runs(
+                session,
+                self._dags,
+                now=now,
+                epoch=self._fence.epoch or 0,
+                limit=self._settings.scheduler.max_dagruns_to_create_per_loop,
+            )
+        dagruns.step_active_runs(session, self._dags, now=now)
         if free is not None and free <= 0:
             return []
         return queueing.queue_ready(
