@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from cluster.dagfiles.serialized import SerializedDag
@@ -43,6 +43,21 @@ SETTLED_CHECK_TASKS = 100
 #: ``next_dagrun_create_after`` of a DAG that waits for a run to finish (max_active_runs)
 #: or has nothing more to schedule: far enough never to be due
 NEVER = datetime(9999, 12, 31, tzinfo=UTC)
+
+# the loop's queries run many times a second: built once, they cost only their execution
+_ACTIVE_RUNS = select(
+    DagRun.dag_id, DagRun.run_id, DagRun.state, DagRun.logical_date, DagRun.start_date
+).where(DagRun.state.in_(ACTIVE_RUN_STATES))
+_UNPAUSED = select(Dag.dag_id, Dag.fingerprint).where(
+    Dag.dag_id.in_(bindparam("dag_ids", expanding=True)), Dag.is_paused.is_(False)
+)
+_IN_RUN = (TaskInstance.dag_id == bindparam("dag_id"), TaskInstance.run_id == bindparam("run_id"))
+_STATE_COUNTS = (
+    select(TaskInstance.state, func.count()).where(*_IN_RUN).group_by(TaskInstance.state)
+)
+_INSTANCES = select(TaskInstance.task_id, TaskInstance.state, TaskInstance.next_try_at).where(
+    *_IN_RUN
+)
 
 
 def create_due_runs(
@@ -130,11 +145,7 @@ def step_active_runs(session: Session, dags: DagCache, *, now: datetime) -> int:
     One read of the active runs and one of their DAGs' fingerprints serve both steps;
     a run started here is moved forward in the same iteration. Returns the changes.
     """
-    rows = session.execute(
-        select(
-            DagRun.dag_id, DagRun.run_id, DagRun.state, DagRun.logical_date, DagRun.start_date
-        ).where(DagRun.state.in_(ACTIVE_RUN_STATES))
-    ).all()
+    rows = session.execute(_ACTIVE_RUNS).all()
     if not rows:
         return 0
     by_dag: dict[str, list[RunSnapshot]] = defaultdict(list)
@@ -183,9 +194,7 @@ def _start_queued(
 
 def _unpaused_fingerprints(session: Session, dag_ids: set[str]) -> dict[str, str | None]:
     """``dag_id → fingerprint`` of those DAGs that are not paused."""
-    rows = session.execute(
-        select(Dag.dag_id, Dag.fingerprint).where(Dag.dag_id.in_(dag_ids), Dag.is_paused.is_(False))
-    ).all()
+    rows = session.execute(_UNPAUSED, {"dag_ids": sorted(dag_ids)}).all()
     return {dag_id: fingerprint for dag_id, fingerprint in rows}
 
 
@@ -313,13 +322,7 @@ def _settled(session: Session, dag: SerializedDag, run_id: str) -> bool:
     queries instead of loading the whole run: a 1,000-task fan-out is otherwise
     re-evaluated in full after each of its tasks.
     """
-    counts = dict(
-        session.execute(
-            select(TaskInstance.state, func.count())
-            .where(TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == run_id)
-            .group_by(TaskInstance.state)
-        ).all()
-    )
+    counts = dict(session.execute(_STATE_COUNTS, {"dag_id": dag.dag_id, "run_id": run_id}).all())
     if sum(counts.values()) != len(dag.tasks):
         return False
     waiting = sum(counts.get(str(s), 0) for s in WAITING)
@@ -328,11 +331,7 @@ def _settled(session: Session, dag: SerializedDag, run_id: str) -> bool:
 
 
 def _load_instances(session: Session, dag_id: str, run_id: str) -> dict[str, InstanceSnapshot]:
-    rows = session.execute(
-        select(TaskInstance.task_id, TaskInstance.state, TaskInstance.next_try_at).where(
-            TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
-        )
-    ).all()
+    rows = session.execute(_INSTANCES, {"dag_id": dag_id, "run_id": run_id}).all()
     return {
         task_id: InstanceSnapshot(task_id, TaskState(state), ready_at)
         for task_id, state, ready_at in rows

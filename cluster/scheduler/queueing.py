@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from cluster.executors.base import Dispatch, TaskMessage
@@ -68,7 +68,7 @@ def queue_ready(
     return _move_to_queued(session, dags, chosen, now=now, epoch=epoch)
 
 
-def _scheduled(session: Session, limit: int | None) -> Sequence[Any]:
+def _scheduled_query(*, limited: bool) -> Any:
     query = (
         select(
             TaskInstance.dag_id,
@@ -89,9 +89,24 @@ def _scheduled(session: Session, limit: int | None) -> Sequence[Any]:
         .where(TaskInstance.state == TaskState.SCHEDULED)
         .order_by(TaskInstance.priority_weight.desc(), DagRun.logical_date)
     )
-    if limit is not None:
-        query = query.limit(limit)
-    return session.execute(query).all()
+    return query.limit(bindparam("limit")) if limited else query
+
+
+# the loop's queries run many times a second: built once, they cost only their execution
+_SCHEDULED_FIRST = _scheduled_query(limited=True)
+_SCHEDULED_ALL = _scheduled_query(limited=False)
+_OCCUPANCY = (
+    select(TaskInstance.dag_id, TaskInstance.pool, func.count(), func.sum(TaskInstance.pool_slots))
+    .where(TaskInstance.state.in_(_OCCUPYING))
+    .group_by(TaskInstance.dag_id, TaskInstance.pool)
+)
+_POOLS = select(SlotPool.pool, SlotPool.slots)
+
+
+def _scheduled(session: Session, limit: int | None) -> Sequence[Any]:
+    if limit is None:
+        return session.execute(_SCHEDULED_ALL).all()
+    return session.execute(_SCHEDULED_FIRST, {"limit": limit}).all()
 
 
 def _decide(
@@ -180,20 +195,14 @@ def _occupancy(session: Session) -> tuple[int, dict[str, PoolSnapshot], dict[str
     by_pool: dict[str, int] = defaultdict(int)
     by_dag: dict[str, int] = defaultdict(int)
     total = 0
-    counts = session.execute(
-        select(
-            TaskInstance.dag_id, TaskInstance.pool, func.count(), func.sum(TaskInstance.pool_slots)
-        )
-        .where(TaskInstance.state.in_(_OCCUPYING))
-        .group_by(TaskInstance.dag_id, TaskInstance.pool)
-    ).all()
+    counts = session.execute(_OCCUPANCY).all()
     for dag_id, pool, count, slots in counts:
         by_pool[pool] += int(slots or 0)
         by_dag[dag_id] += int(count)
         total += int(count)
     pools = {
         name: PoolSnapshot(name, slots, by_pool.get(name, 0))
-        for name, slots in session.execute(select(SlotPool.pool, SlotPool.slots))
+        for name, slots in session.execute(_POOLS)
     }
     return total, pools, dict(by_dag)
 
