@@ -41,9 +41,13 @@ CONNECT_TIMEOUT_SECONDS = 10
 PING_AFTER_IDLE_SECONDS = 1.0
 
 
-def create_engine_for(settings: MetastoreSettings) -> Engine:
+def create_engine_for(settings: MetastoreSettings, *, reset_on_return: bool = True) -> Engine:
     """Build the process's engine for ``settings.url`` (SQLite or ``mysql+pymysql://``).
 
+    :param reset_on_return: ``False`` skips the ROLLBACK the MySQL pool sends when a
+        connection comes back. Only for callers that always end their transactions
+        (the webserver: its request sessions and :func:`transaction` commit or roll
+        back before they close); SQLite engines always reset.
     :raises ConfigError: when the URL names a database Tradewind does not support.
     """
     url = make_url(settings.url)
@@ -51,7 +55,7 @@ def create_engine_for(settings: MetastoreSettings) -> Engine:
     if backend == "sqlite":
         return _sqlite_engine(url, settings)
     if backend in ("mysql", "mariadb"):
-        return _mysql_engine(url, settings)
+        return _mysql_engine(url, settings, reset_on_return=reset_on_return)
     raise ConfigError(
         f"metastore.url: unsupported database '{backend}' (use sqlite:/// or mysql+pymysql://)"
     )
@@ -89,9 +93,10 @@ def _sqlite_engine(url: URL, settings: MetastoreSettings) -> Engine:
     return engine
 
 
-def _mysql_engine(url: URL, settings: MetastoreSettings) -> Engine:
+def _mysql_engine(url: URL, settings: MetastoreSettings, *, reset_on_return: bool) -> Engine:
     engine = create_engine(
         url,
+        pool_reset_on_return="rollback" if reset_on_return else None,
         echo=settings.echo,
         pool_recycle=POOL_RECYCLE_SECONDS,
         pool_size=max(settings.pool_size, 1),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from cryptography.fernet import MultiFernet
 from flask import current_app, g
@@ -23,6 +23,7 @@ from cluster.metastore.engine import SessionFactory
 from cluster.metastore.secrets import make_fernet
 from cluster.web.credentials import CredentialCache
 from cluster.web.throttle import LoginThrottle
+from cluster.web.view_cache import ViewCache
 
 EXTENSION = "tradewind"
 
@@ -48,6 +49,10 @@ class WebContext:
     clock: Callable[[], datetime]
     #: API credentials verified a moment ago (:mod:`cluster.web.credentials`)
     credentials: CredentialCache[CurrentUser] = field(default_factory=CredentialCache)
+    #: ``GET /api/v1/dags`` answers by query, reused while their rows are unchanged
+    dag_list_views: ViewCache[bytes] = field(default_factory=ViewCache)
+    #: the DAGs page's table by filters and role (:mod:`cluster.web.pages.dags`)
+    dags_page_views: ViewCache[Any] = field(default_factory=ViewCache)
     _fernet: MultiFernet | None = field(default=None, repr=False)
 
     def fernet(self) -> MultiFernet:

@@ -3,15 +3,19 @@
 The list is the API's busiest call (dashboards poll it), so it reads plain columns
 rather than ORM objects, counts the matches in the same query, and hands the page to
 the JSON writer as plain data (:class:`~cluster.web.api.operations.JsonBody`) instead
-of a hundred validated models: together well under half the CPU of the plain way.
+of a hundred validated models. The JSON written is kept per query
+(:mod:`cluster.web.view_cache`) and sent again while the rows' stamp
+(:mod:`cluster.web.stamps`) is unchanged: then a call reads one short field instead of
+a hundred rows of sixteen columns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import Row, bindparam, func, select
 
 from cluster import actions
 from cluster.errors import NotFoundError
@@ -27,7 +31,8 @@ from cluster.web.api.schemas import (
     DagPatch,
     Page,
 )
-from cluster.web.context import db_session
+from cluster.web.context import db_session, web_context
+from cluster.web.stamps import AnySelect, read_stamp, row_code, stamp_of, stamp_statement
 
 routes = Routes("DAG")
 
@@ -101,31 +106,63 @@ def get_dags(*, query: DagListQuery) -> JsonBody:
     Tags are stored as JSON text, so the tag filter runs here rather than in SQL
     (nothing dialect-specific outside the metastore package); the DAG table is small.
     """
+    paged = not query.tags
+    shape = {
+        "only_active": query.only_active,
+        "paused": query.paused,
+        "pattern": query.dag_id_pattern or None,
+    }
+    statement, stamp_query = list_statements(**shape, paged=paged)
+    params = {"limit": query.limit, "offset": query.offset} if paged else {}
+    session = db_session()
+    views = web_context().dag_list_views
+    key = query.model_dump_json()
+    cached = views.get(key)
+    if cached is not None and (read_stamp(session, stamp_query, params),) == cached.stamps:
+        return JsonBody(cached.value)
+    rows = session.connection().execute(statement, params).all()
+    if paged and not rows:  # past the end: nothing to reuse, count the matches
+        return dag_collection([], count_matches(session, list_statements(**shape, paged=False)[0]))
+    if paged:
+        body = dag_collection(rows, rows[0].total_entries)
+    else:
+        wanted = set(query.tags or ())
+        matching = [r for r in rows if wanted & set(r.tags or [])]
+        body = dag_collection(matching[query.offset : query.offset + query.limit], len(matching))
+    written = body.encoded()
+    views.put(key, (stamp_of(r.row_code for r in rows),), written)
+    return JsonBody(written)
+
+
+@lru_cache(maxsize=64)
+def list_statements(
+    *, only_active: bool, paused: bool | None, pattern: str | None, paged: bool
+) -> tuple[AnySelect, AnySelect]:
+    """The DAG list query and its stamp query (:mod:`cluster.web.stamps`).
+
+    Paged, it reads one page (bound parameters ``limit`` and ``offset``) with the
+    number of matches as a window count (the DAG table is small, so counting with the
+    page is cheaper than a second query), and the count is part of each row's code.
+    Unpaged (the tag filter runs here), it reads every match. Built once per shape:
+    building and keying the statement cost about as much as running it.
+    """
     statement = select(*DAG_COLUMNS).order_by(DagRow.dag_id)
-    if query.only_active:
+    if only_active:
         statement = statement.where(DagRow.is_active.is_(True))
-    if query.paused is not None:
-        statement = statement.where(DagRow.is_paused.is_(query.paused))
-    if query.dag_id_pattern:
-        statement = statement.where(DagRow.dag_id.contains(query.dag_id_pattern, autoescape=True))
-    session = db_session()
-    if query.tags:
-        wanted = set(query.tags)
-        matching = [r for r in session.execute(statement) if wanted & set(r.tags or [])]
-        return dag_collection(matching[query.offset : query.offset + query.limit], len(matching))
-    return dag_collection(*_page_with_total(statement, query))
-
-
-def _page_with_total(statement: Select[Any], page: Page) -> tuple[Sequence[Row[Any]], int]:
-    """One page of DAG rows and the number of matches, in one query while the page has
-    rows (a window count: the DAG table is small, so counting with the page is cheaper
-    than a second query); a page past the end falls back to a count."""
-    session = db_session()
-    counted = statement.add_columns(func.count().over().label("total_entries"))
-    rows = session.execute(counted.limit(page.limit).offset(page.offset)).all()
-    if rows:
-        return rows, rows[0].total_entries
-    return [], count_matches(session, statement)
+    if paused is not None:
+        statement = statement.where(DagRow.is_paused.is_(paused))
+    if pattern:
+        statement = statement.where(DagRow.dag_id.contains(pattern, autoescape=True))
+    if paged:
+        total = func.count().over()
+        statement = (
+            statement.add_columns(total.label("total_entries"), row_code(*DAG_COLUMNS, total))
+            .limit(bindparam("limit"))
+            .offset(bindparam("offset"))
+        )
+    else:
+        statement = statement.add_columns(row_code(*DAG_COLUMNS))
+    return statement, stamp_statement(statement)
 
 
 @routes.operation("/dags/<dag_id>", "GET", response=Dag)

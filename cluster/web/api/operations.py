@@ -33,10 +33,15 @@ class JsonBody:
     metastore columns (the DAG list): building and validating a model per item cost a
     third of such a request. pydantic's own serializer writes it, so dates and numbers
     look exactly as a model would write them; the endpoint's tests validate the output
-    against the declared model.
+    against the declared model. ``data`` may also be that JSON already written (a view
+    reused from :mod:`cluster.web.view_cache`).
     """
 
-    data: dict[str, Any]
+    data: dict[str, Any] | bytes
+
+    def encoded(self) -> bytes:
+        """The JSON text of :attr:`data`."""
+        return self.data if isinstance(self.data, bytes) else to_json(self.data)
 
 
 View = Callable[..., BaseModel | JsonBody | None]
@@ -112,7 +117,7 @@ def _dispatcher(op: Operation) -> Callable[..., Response]:
         if result is None:
             return Response(status=op.status)
         if isinstance(result, JsonBody):
-            return Response(to_json(result.data), op.status, mimetype=JSON)
+            return Response(result.encoded(), op.status, mimetype=JSON)
         # pydantic writes the JSON itself: one pass in Rust, not a dict for json.dumps
         return Response(result.model_dump_json(by_alias=True), op.status, mimetype=JSON)
 

@@ -59,7 +59,7 @@ def test_recent_runs_are_the_last_by_logical_date_oldest_first(factory: SessionF
         session.add(_run("b", "b_no_date", None))
         session.add(_run("b", "b1", 1))
     with factory() as session:
-        runs = recent_runs(session, ["a", "b", "idle"], per_dag=3)
+        runs, _ = recent_runs(session, ["a", "b", "idle"], per_dag=3)
     assert [r.run_id for r in runs["a"]] == ["a3", "a4", "a5"]
     assert [r.run_id for r in runs["b"]] == ["b_no_date", "b1"], "no date sorts as oldest"
     assert runs["b"][1].state == "success"
@@ -73,7 +73,7 @@ def test_recent_runs_of_more_dags_than_one_query_takes(factory: SessionFactory) 
             session.add(Dag(dag_id=dag_id, fileloc=f"/dags/{dag_id}.py"))
             session.add(_run(dag_id, f"{dag_id}_run", 1))
     with factory() as session:
-        runs = recent_runs(session, dag_ids)
+        runs, _ = recent_runs(session, dag_ids)
     assert [r.run_id for r in runs["dag_249"]] == ["dag_249_run"]
     assert all(len(runs[dag_id]) == 1 for dag_id in dag_ids)
 

@@ -1,0 +1,99 @@
+"""Exact stamps of query results: has anything a view showed changed since it was built?
+
+The busiest views (the DAG list of the API, the DAGs page) show a few hundred short
+rows. Parsing those rows (PyMySQL decodes every field in Python) and turning them into
+JSON or HTML cost most of such a request, while the rows themselves rarely change.
+So each query of such a view selects one more column, :func:`row_code`: every shown
+column as hex text, joined by ``|`` (``~`` for NULL). The codes of the rows a view was
+built from are its *stamp*. The next request asks the database for the same query's
+codes glued into one string (:func:`stamp_statement`, one row, one field: cheap to
+parse) and reuses the view when the codes are the same.
+
+Why it is exact: the codes are injective (hex has neither ``|``, ``~`` nor ``,``), a
+stamp is read in the very statement that read the data it describes, and the
+comparison is of the codes themselves, not of a hash or a "last changed" time that a
+writer might forget to bump. Codes are compared sorted, as ``group_concat`` keeps no
+order. What can go wrong: MySQL cuts ``group_concat`` at ``group_concat_max_len``
+(MariaDB's default is 1 MiB, MySQL 8's 1 KiB); :func:`read_stamp` notices the cut and
+returns ``None``, which callers treat as "changed", so a cut costs speed, never
+correctness. ``group_concat`` and ``hex`` are spelled alike by the two supported
+databases, MySQL/MariaDB and SQLite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Label,
+    Select,
+    SQLColumnExpression,
+    String,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy.orm import Session
+
+#: the name of the code column in a view's queries
+CODE = "row_code"
+#: the code of a NULL value (hex digits never contain it)
+NULL_CODE = "~"
+#: what separates the columns of one row's code
+COLUMN_SEPARATOR = "|"
+#: what ``group_concat`` puts between rows by default, in both databases
+ROW_SEPARATOR = ","
+
+#: the codes of a result's rows, sorted
+Stamp = tuple[str, ...]
+#: a SELECT of any columns
+AnySelect = Select[*tuple[Any, ...]]
+
+
+def row_code(*columns: SQLColumnExpression[Any]) -> Label[str]:
+    """One row's code: each of ``columns`` as hex of its text, ``~`` when NULL, joined by
+    ``|``. Select it (as :data:`CODE`) along with the columns a view shows."""
+    code: ColumnElement[str] = _column_code(columns[0])
+    for column in columns[1:]:
+        code = code + literal(COLUMN_SEPARATOR, String) + _column_code(column)
+    return code.label(CODE)
+
+
+def _column_code(column: SQLColumnExpression[Any]) -> ColumnElement[str]:
+    # CASE rather than coalesce(hex(...)): SQLite's hex(NULL) is '', the same as hex('')
+    return case(
+        (column.is_(None), literal(NULL_CODE, String)),
+        else_=func.hex(cast(column, String), type_=String),
+    )
+
+
+def stamp_statement(statement: AnySelect) -> AnySelect:
+    """The codes of ``statement``'s rows in one field, with what detects a cut.
+
+    ``statement`` must select :func:`row_code`; its filters, order and limits stay.
+    """
+    coded = statement.subquery("coded")
+    code = coded.c[CODE]
+    return select(func.group_concat(code, type_=String), func.sum(func.length(code)), func.count())
+
+
+def read_stamp(
+    session: Session, statement: AnySelect, params: Mapping[str, Any] | None = None
+) -> Stamp | None:
+    """The current stamp of ``statement`` (one of :func:`stamp_statement`), or ``None``
+    when the database cut it short: treat that as "changed"."""
+    joined, length, count = session.connection().execute(statement, params or {}).one()
+    if not count:
+        return ()
+    if joined is None or len(joined) != int(length) + count - 1:  # codes are ASCII
+        return None
+    return tuple(sorted(joined.split(ROW_SEPARATOR)))
+
+
+def stamp_of(codes: Iterable[str]) -> Stamp:
+    """The stamp of rows read with their codes: compare it with :func:`read_stamp`'s."""
+    return tuple(sorted(codes))
