@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.config import MetastoreSettings
 from cluster.errors import ConfigError, MetastoreError
+from cluster.metastore import mysql_connect
 
 T = TypeVar("T")
 
@@ -104,6 +105,7 @@ def _mysql_engine(url: URL, settings: MetastoreSettings, *, reset_on_return: boo
         isolation_level="READ COMMITTED",
         connect_args={"charset": "utf8mb4", "connect_timeout": CONNECT_TIMEOUT_SECONDS},
     )
+    event.listen(engine, "do_connect", mysql_connect.connect)
     _ping_when_idle(engine)
     return engine
 

@@ -24,6 +24,7 @@ from cluster.metastore.engine import (
 )
 from cluster.metastore.migrate import check, migrate
 from cluster.metastore.models import Base, DagRun, SlotPool, TaskInstance
+from cluster.metastore.mysql_connect import SharedContextConnection
 from cluster.metastore.transitions import TaskKey, set_task_state
 from cluster.states import TaskState
 
@@ -54,6 +55,19 @@ def test_migrate_is_idempotent_and_matches_the_models(engine: Engine) -> None:
         isolation = connection.execute(text("SELECT @@session.tx_isolation")).scalar()
         charset = connection.execute(text("SELECT @@character_set_client")).scalar()
     assert (isolation, charset) == ("READ-COMMITTED", "utf8mb4")
+
+
+def test_connections_share_one_opportunistic_tls_context(engine: Engine) -> None:
+    """PyMySQL would load the CA bundle into a new context for every connection."""
+    first, second = engine.raw_connection(), engine.raw_connection()
+    try:
+        assert first.dbapi_connection is not second.dbapi_connection
+        assert isinstance(first.dbapi_connection, SharedContextConnection)
+        assert first.dbapi_connection.ctx is second.dbapi_connection.ctx  # type: ignore[union-attr]
+        assert first.dbapi_connection.ctx is not None  # type: ignore[union-attr]
+    finally:
+        first.close()
+        second.close()
 
 
 def test_ids_are_case_sensitive_and_keep_unicode(factory: SessionFactory) -> None:
