@@ -9,6 +9,7 @@ file. XComArgs and ``@dag`` params in fields are resolved, not rendered.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +31,30 @@ class _NativeSandbox(jinja2.sandbox.SandboxedEnvironment, jinja2.nativetypes.Nat
     """``render_template_as_native_obj=True``: templates give Python objects, not text."""
 
 
+#: each DAG object's environment, gone with the DAG
+_ENVS: weakref.WeakKeyDictionary[DAG, jinja2.Environment] = weakref.WeakKeyDictionary()
+#: compiled string templates kept per environment
+COMPILED_PER_ENV = 512
+_COMPILED: weakref.WeakKeyDictionary[jinja2.Environment, dict[str, jinja2.Template]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def template_env(dag: DAG | None) -> jinja2.Environment:
-    """The Jinja environment for tasks of ``dag`` (a DAG-less task gets the defaults)."""
+    """The Jinja environment for tasks of ``dag`` (a DAG-less task gets the defaults).
+
+    Built once per DAG object: a long-lived worker renders the same DAG's tasks again
+    and again, and building a sandbox costs more than rendering a short field.
+    """
+    if dag is None:
+        return _build_env(None)
+    env = _ENVS.get(dag)
+    if env is None:
+        env = _ENVS[dag] = _build_env(dag)
+    return env
+
+
+def _build_env(dag: DAG | None) -> jinja2.Environment:
     searchpath = [dag.folder, *dag.template_searchpath] if dag is not None else ["."]
     options: dict[str, Any] = {
         "loader": jinja2.FileSystemLoader(searchpath),
@@ -65,7 +88,7 @@ def render_value(
     if isinstance(value, str):
         if template_ext and value.endswith(template_ext):
             return env.get_template(value).render(**context)
-        return env.from_string(value).render(**context)
+        return _render_string(value, context, env)
     if isinstance(value, XComArg | DagParam):
         return value.resolve(dict(context))
     if isinstance(value, tuple):
@@ -87,6 +110,37 @@ def render_value(
                 nested = getattr(value, name)
                 setattr(value, name, render_value(nested, context, env, template_ext, seen))
     return value
+
+
+def _render_string(value: str, context: Mapping[str, Any], env: jinja2.Environment) -> Any:
+    """Render one string; plain text skips Jinja, a template is compiled once per env.
+
+    Plain text renders to itself in a text environment, less the one trailing newline
+    Jinja drops unless ``keep_trailing_newline`` (``\\r`` would be normalised: not plain).
+    """
+    if not isinstance(env, jinja2.nativetypes.NativeEnvironment) and _is_plain(value, env):
+        if value.endswith("\n") and not env.keep_trailing_newline:
+            return value[:-1]
+        return value
+    compiled = _COMPILED.setdefault(env, {})
+    template = compiled.get(value)
+    if template is None:
+        template = env.from_string(value)
+        if len(compiled) < COMPILED_PER_ENV:
+            compiled[value] = template
+    return template.render(**context)
+
+
+def _is_plain(value: str, env: jinja2.Environment) -> bool:
+    markers = (
+        env.block_start_string,
+        env.variable_start_string,
+        env.comment_start_string,
+        env.line_statement_prefix,
+        env.line_comment_prefix,
+        "\r",
+    )
+    return not any(m and m in value for m in markers)
 
 
 def render_template_fields(task: BaseOperator, context: Mapping[str, Any]) -> dict[str, Any]:

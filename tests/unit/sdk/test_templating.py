@@ -9,13 +9,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import jinja2
+import jinja2.nativetypes
+import jinja2.sandbox
 import pytest
 
 from cluster.errors import TemplateError
 from cluster.operators.bash import BashOperator
-from cluster.sdk import DAG, BaseOperator, Connection, Variable
+from cluster.sdk import DAG, BaseOperator, Connection, Variable, templating
 from cluster.sdk.context import RunInfo, build_context, execution_context, get_current_context
-from cluster.sdk.templating import render_template_fields
+from cluster.sdk.templating import render_template_fields, template_env
 from cluster.sdk.testing import InMemoryRuntime, InMemoryTaskInstance
 
 LOGICAL = datetime(2024, 3, 5, 6, 7, 8, tzinfo=UTC)
@@ -167,3 +169,34 @@ def test_execution_context_is_scoped() -> None:
         assert get_current_context() is ctx
     with pytest.raises(Exception, match="no context was found"):
         get_current_context()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["true", "echo done\n", "two\n\n", "a\r\nb", "100", "", "{ not a block }", "50%", "# note"],
+)
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"keep_trailing_newline": True}, {"variable_start_string": "[["}],
+    ids=["default", "keep-newline", "custom-delimiters"],
+)
+def test_plain_text_renders_as_jinja_would(text: str, kwargs: dict[str, Any]) -> None:
+    """Text without Jinja markers skips Jinja; the result must not tell the difference."""
+    dag = DAG("d", jinja_environment_kwargs=kwargs)
+    expected = jinja2.sandbox.SandboxedEnvironment(**kwargs).from_string(text).render()
+    assert render(text, dag=dag) == expected
+    assert render(text, dag=DAG("n", render_template_as_native_obj=True)) == (
+        jinja2.nativetypes.NativeEnvironment().from_string(text).render()
+    )
+
+
+def test_a_dag_renders_with_one_environment_and_each_template_compiled_once() -> None:
+    dag = DAG("d", params={"p": 1})
+    first = render("{{ params.p }}-{{ ds }}", dag=dag)
+    with dag:
+        task = Templated(task_id="u", value="{{ params.p }}-{{ ds }}")
+    env = template_env(dag)
+    compiled = templating._COMPILED[env]
+    assert template_env(dag) is env and list(compiled) == ["{{ params.p }}-{{ ds }}"]
+    again = render_template_fields(task, context_for(task))["value"]
+    assert first == again == "1-2024-03-05" and len(compiled) == 1
