@@ -13,6 +13,7 @@ the metastore's own timestamps. It prints figures and never asserts on time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -127,17 +128,27 @@ def executor(
     }
 
     def start_workers(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
-        return [
-            subprocess.Popen(
-                [*CLI, "worker", "-c", str(args.concurrency), "--hostname", address],
-                env=env,
-                cwd=ROOT,
-                start_new_session=True,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for address in addresses
-        ]
+        # BENCH_WORKER_LOGS=DIR keeps each worker's output there
+        logs = os.environ.get("BENCH_WORKER_LOGS")
+        started = []
+        for address in addresses:
+            with contextlib.ExitStack() as stack:
+                output = (
+                    stack.enter_context(Path(logs, f"worker-{address}.log").open("ab"))
+                    if logs
+                    else None
+                )
+                started.append(
+                    subprocess.Popen(
+                        [*CLI, "worker", "-c", str(args.concurrency), "--hostname", address],
+                        env=env,
+                        cwd=ROOT,
+                        start_new_session=True,
+                        stdout=output or subprocess.DEVNULL,
+                        stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
+                    )
+                )
+        return started
 
     try:
         yield settings, start_workers

@@ -1,7 +1,8 @@
 """``tradewind worker``: a Celery worker, its log server and its heartbeat, in one process.
 
-The worker consumes its queues with a prefork pool; each pool process runs tries
-through its own :class:`~cluster.execution.supervisor.Supervisor` and publishes a
+The worker consumes its queues on Celery's threads pool; each thread hands its
+message to the worker's own process pool (:func:`~cluster.execution.worker.pooled_runner`),
+which runs tries without a fork, batches their metastore work and publishes a
 "finished" event after each recorded try. The log server (a thread of the main
 process) serves this node's logs on ``logging.log_server_port`` at the address
 ``core.hostname`` resolves to, the name the runner records on every try and the
@@ -10,8 +11,8 @@ resolves to ``127.0.1.1`` in ``/etc/hosts``, make it resolve to the node's addre
 
 With ``metrics.enabled`` the worker serves Prometheus metrics on
 ``metrics.host:metrics.worker_port``: it switches to prometheus_client's multiprocess
-mode before the pool forks, each pool process times its tries
-(:class:`MeasuredRunner`), and the main process serves all of them.
+mode before the pool forks, the worker times its tries (:class:`MeasuredRunner`),
+and the main process serves the metrics.
 
 SIGTERM drains: the worker stops taking messages and waits for running tries (a warm
 shutdown). A second SIGTERM stops at once (a cold shutdown: running tries are
@@ -21,7 +22,6 @@ cancelled, their messages requeued, and the claim keeps them from running twice)
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import time
 from collections.abc import Callable
@@ -31,18 +31,21 @@ import click
 from celery import Celery
 from celery.apps.worker import Worker, install_worker_term_hard_handler
 from celery.apps.worker import _shutdown_handler as celery_shutdown_handler
-from celery.signals import worker_process_init, worker_process_shutdown
 from prometheus_client import CollectorRegistry
 
 from cluster.cli.app import App, pass_app
 from cluster.cli.scheduler_cmd import configure_logging
 from cluster.config import Settings
 from cluster.errors import ConfigError
-from cluster.execution.worker import LocalRunner, build_supervisor
+from cluster.execution.worker import pooled_runner
 from cluster.executors.base import TaskMessage
-from cluster.executors.celery_app import build_celery_app, register_task
+from cluster.executors.celery_app import (
+    WorkerRunner,
+    build_celery_app,
+    register_task,
+    threads_pool,
+)
 from cluster.executors.events import EventPublisher, quiet_vendor_logs
-from cluster.executors.local import TaskRunner
 from cluster.logserver.server import LogServer
 from cluster.metastore.components import settings_fingerprints
 from cluster.metastore.engine import wait_for_metastore
@@ -52,7 +55,6 @@ from cluster.metrics.exposition import (
     MetricsServer,
     enable_multiprocess,
     exposition_registry,
-    mark_process_dead,
     process_directory,
 )
 from cluster.metrics.worker import NOT_CLAIMED, WorkerMetrics
@@ -97,7 +99,7 @@ class MeasuredRunner:
 
     def __init__(
         self,
-        runner: TaskRunner,
+        runner: WorkerRunner,
         metrics: WorkerMetrics,
         *,
         clock: Callable[[], float] = time.perf_counter,
@@ -121,14 +123,25 @@ class MeasuredRunner:
     def prepare(self) -> None:
         self._runner.prepare()
 
+    def cut(self) -> None:
+        self._runner.cut()
 
-def runner_factory(settings: Settings) -> Callable[[], TaskRunner]:
-    """What each pool process builds after the fork: a supervisor that publishes events,
-    timed when ``metrics.enabled``."""
+    def stop(self) -> None:
+        self._runner.stop()
 
-    def build() -> TaskRunner:
+
+def runner_factory(
+    settings: Settings, concurrency: int, *, after_fork: Callable[[], None]
+) -> Callable[[], WorkerRunner]:
+    """What the worker builds when it starts: a pool of ``concurrency`` processes whose
+    recorded tries publish events, timed when ``metrics.enabled``; each pool process
+    runs ``after_fork`` first."""
+
+    def build() -> WorkerRunner:
         publisher = EventPublisher(settings.celery.broker_urls, settings.celery.events_exchange)
-        runner = LocalRunner(build_supervisor(settings, on_recorded=publisher.publish))
+        runner = pooled_runner(
+            settings, size=concurrency, on_recorded=publisher.publish, after_fork=after_fork
+        )
         if not settings.metrics.enabled:
             return runner
         return MeasuredRunner(runner, WorkerMetrics())
@@ -148,11 +161,6 @@ def start_metrics(settings: Settings) -> MetricsServer | None:
     server = MetricsServer(
         registry, host=settings.metrics.host, port=settings.metrics.worker_port
     ).start()
-
-    def forget(**_: Any) -> None:
-        mark_process_dead(os.getpid())
-
-    worker_process_shutdown.connect(forget, weak=False, dispatch_uid="tradewind.worker.metrics")
     return server
 
 
@@ -175,7 +183,13 @@ class TradewindWorker(Worker):
 
 
 def start_worker(
-    app: Celery, *, hostname: str, queues: list[str], concurrency: int, loglevel: str
+    app: Celery,
+    *,
+    hostname: str,
+    queues: list[str],
+    concurrency: int,
+    loglevel: str,
+    pool: type[Any],
 ) -> int:
     """Run the Celery worker until it shuts down; its exit code."""
     worker = TradewindWorker(
@@ -183,7 +197,8 @@ def start_worker(
         hostname=f"tradewind@{hostname}",
         queues=queues,
         concurrency=concurrency,
-        pool_cls="prefork",
+        # threads only wait: the tries run in the runner's own process pool
+        pool_cls=pool,
         loglevel=loglevel,
         without_mingle=True,
         without_gossip=True,
@@ -221,16 +236,16 @@ def worker(app: App, queues: str | None, concurrency: int | None, hostname: str 
     )
     metrics = start_metrics(settings)
     celery_app = build_celery_app(settings, queues=chosen)
-    register_task(celery_app, runner_factory(settings))
 
-    def after_fork(**_: Any) -> None:
+    def after_fork() -> None:
         """Pool processes must not keep the servers' sockets or pooled connections."""
         server.close_inherited_socket()
         if metrics is not None:
             metrics.close_inherited_socket()
         app.engine.dispose(close=False)
 
-    worker_process_init.connect(after_fork, weak=False, dispatch_uid="tradewind.worker.fork")
+    size = concurrency or settings.celery.worker_concurrency
+    registered = register_task(celery_app, runner_factory(settings, size, after_fork=after_fork))
     extra = {
         "queues": chosen,
         "log_server_url": f"http://{settings.core.hostname}:{server.port}",
@@ -254,6 +269,7 @@ def worker(app: App, queues: str | None, concurrency: int | None, hostname: str 
             queues=chosen,
             concurrency=concurrency or settings.celery.worker_concurrency,
             loglevel=settings.logging.level,
+            pool=threads_pool(registered),
         )
     finally:
         heartbeat.stop()

@@ -3,10 +3,19 @@
 Everything is created in the process that uses it: an engine inherited across a fork
 would share its sockets with the parent. Task children open their own connection, on
 first use only (most tasks never read the metastore themselves).
+
+A Celery worker runs its tries in a local process pool of its own
+(:func:`pooled_runner`); its pool processes die with the worker (a parent-death
+signal), so a worker killed with ``kill -9`` leaves zombies to be retried elsewhere,
+never tries that run on unwatched.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import signal
 from collections.abc import Callable
 
 from sqlalchemy import select
@@ -16,9 +25,12 @@ from cluster.config import Settings
 from cluster.errors import NotFoundError
 from cluster.execution.dagbag import DagBag, source_cache_for
 from cluster.execution.handle import lazy
+from cluster.execution.isolation import STOP_SIGNAL
 from cluster.execution.pool import PoolBook, PoolRunner
 from cluster.execution.supervisor import OnRecorded, Supervisor
 from cluster.executors.base import TaskMessage
+from cluster.executors.celery_pool import OutagePool, PooledRunner
+from cluster.executors.local import LocalExecutor, OnFinished
 from cluster.metastore.engine import create_engine_for, make_session_factory
 from cluster.metastore.models import SerializedDagRow
 from cluster.states import TaskState
@@ -103,3 +115,62 @@ class LocalPool:
 def local_worker(settings: Settings) -> LocalPool:
     """The runner side of the local executor (see :class:`LocalPool`)."""
     return LocalPool(settings)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+class CeleryWorkerPool(LocalPool):
+    """The local pool of a Celery worker: its processes die with the worker.
+
+    Each process asks for :data:`~cluster.execution.isolation.STOP_SIGNAL` when the
+    thread that forked it ends (the worker's main thread, or its pool keeper): a
+    running try then calls its task's ``on_kill`` (a Bash task's process group is
+    killed) and the process exits; an idle one simply exits. The try is never
+    recorded: it stops heartbeating and the zombie reaper retries it elsewhere.
+    """
+
+    def __init__(self, settings: Settings, *, after_fork: Callable[[], None]) -> None:
+        super().__init__(settings)
+        self._after_fork = after_fork
+
+    def runner(self) -> PoolRunner:
+        self._after_fork()
+        die_with_parent()
+        return super().runner()
+
+
+def die_with_parent() -> None:
+    """In a forked pool process: receive :data:`STOP_SIGNAL` when the parent thread ends.
+
+    The disposition is reset first: the worker's own handler for that signal (Celery
+    installs one) must not swallow it. Exits at once if the parent is already gone.
+    """
+    parent = os.getppid()
+    signal.signal(STOP_SIGNAL, signal.SIG_DFL)
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, STOP_SIGNAL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def pooled_runner(
+    settings: Settings,
+    *,
+    size: int,
+    on_recorded: OnRecorded | None = None,
+    after_fork: Callable[[], None] = lambda: None,
+) -> PooledRunner:
+    """The runner of a Celery worker: ``size`` pool processes, metastore work batched.
+
+    Nothing starts until :meth:`PooledRunner.prepare` (call it from the main thread).
+
+    :param after_fork: run first in each pool process (close what it must not inherit).
+    """
+    pool = OutagePool(CeleryWorkerPool(settings, after_fork=after_fork))
+
+    def executor(on_finished: OnFinished) -> LocalExecutor:
+        return LocalExecutor(size=size, worker_factory=pool, on_finished=on_finished)
+
+    return PooledRunner(executor, pool, on_recorded=on_recorded)

@@ -1,14 +1,18 @@
 """The Celery application, built from settings when a process starts (never at import).
 
 The scheduler uses it only to publish; a ``tradewind worker`` also registers the one
-task, :data:`TASK_NAME`, which hands each message to a task runner (a
-:class:`~cluster.execution.supervisor.Supervisor`) built once per pool process.
+task, :data:`TASK_NAME`, and consumes on Celery's threads pool (:func:`threads_pool`):
+each thread hands its message to the worker's runner, built once when the worker
+starts (a :class:`~cluster.executors.celery_pool.PooledRunner`: a local process pool
+that runs tries without a fork and batches their metastore work), and waits for the
+try's end.
 
 Delivery guarantees come from the broker and the runner's claim together: messages
 sit in durable quorum queues (replicated on every RabbitMQ node), publishing waits
 for the broker's confirm, a worker acknowledges a message only after the try ended
-(late acks, one prefetched message per pool process) and a message whose worker died
-is requeued. A message delivered twice runs nothing the second time: the claim (a
+(late acks, one prefetched message per thread) and a message whose worker died
+is requeued (its pool processes die with it, so the try becomes a zombie that the
+scheduler retries). A message delivered twice runs nothing the second time: the claim (a
 compare-and-set of ``queued → running`` for that try number) decides.
 
 A metastore that cannot be reached (even after the engine's retries) makes the runner
@@ -26,13 +30,16 @@ instances of one iteration in priority order and the queues are FIFO.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from celery import Celery
+from celery.concurrency.thread import ApplyResult
+from celery.concurrency.thread import TaskPool as ThreadsPool
 from celery.exceptions import Reject
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import worker_init, worker_shutdown, worker_shutting_down
 from celery.worker.consumer import Consumer
 from kombu import Exchange, Queue
 
@@ -140,16 +147,26 @@ def build_celery_app(settings: Settings, *, queues: Iterable[str] = ()) -> Celer
     return app
 
 
-#: builds the task runner in each pool process (after the fork)
-RunnerFactory = Callable[[], TaskRunner]
+class WorkerRunner(TaskRunner, Protocol):
+    """A task runner that a Celery worker starts and stops with itself."""
+
+    def cut(self) -> None:
+        """A cold shutdown: give running messages back and stop (called in a signal handler)."""
+
+    def stop(self) -> None:
+        """A warm shutdown: the running tries have ended; stop."""
+
+
+#: builds the worker's task runner, once, in the worker's main thread
+RunnerFactory = Callable[[], WorkerRunner]
 
 
 class PoolProcessRunner:
-    """The task runner of one pool process, built when the process starts.
+    """The worker's task runner, built when the worker starts, shared by Celery's threads.
 
-    A runner holds a metastore engine and a forked spare task child: neither may be
-    inherited across the pool's fork, so each pool process builds its own in
-    ``worker_process_init``.
+    The runner forks the processes that run the tries: that happens in
+    ``worker_init``, on the worker's main thread, before Celery installs its signal
+    handlers (see :func:`cluster.execution.worker.pooled_runner`).
     """
 
     def __init__(
@@ -157,16 +174,36 @@ class PoolProcessRunner:
     ) -> None:
         self._factory = factory
         self._sleep = sleep
-        self._runner: TaskRunner | None = None
+        self._runner: WorkerRunner | None = None
+        self._lock = threading.Lock()
         #: messages in a row the metastore kept from running
         self.outage_streak = 0
 
-    def init_process(self, **_: Any) -> None:
-        self._runner = self._factory()
-        self._runner.prepare()
+    def init_process(self, **_: Any) -> WorkerRunner:
+        """Build and prepare the runner once (later calls return it)."""
+        with self._lock:
+            if self._runner is None:
+                runner = self._factory()
+                runner.prepare()
+                self._runner = runner
+            return self._runner
+
+    def shutting_down(self, how: str = "Warm", **_: Any) -> None:
+        """Celery's ``worker_shutting_down``, in a signal handler: a cold one cuts the tries."""
+        if how == "Cold":
+            self.cut()
+
+    def cut(self) -> None:
+        """Release the running messages to the broker and stop the runner (idempotent)."""
+        runner = self._runner
+        if runner is not None:
+            runner.cut()
 
     def shutdown_process(self, **_: Any) -> None:
-        self._runner = None
+        """Celery's ``worker_shutdown``: the running tries have ended (a warm shutdown)."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.stop()
 
     def run(self, payload: dict[str, Any]) -> str | None:
         """Run one message; the name of the recorded state, ``None`` when it ran nothing.
@@ -174,12 +211,10 @@ class PoolProcessRunner:
         :raises Reject: (requeue) when the metastore cannot be reached: the message goes
             back to the broker, to be claimed once the metastore answers again.
         """
-        if self._runner is None:  # a solo or threads pool: no pool process was started
-            self.init_process()
-        assert self._runner is not None
+        runner = self._runner or self.init_process()
         message = TaskMessage.from_dict(payload)
         try:
-            state = self._runner.run(message)
+            state = runner.run(message)
         except MetastoreError as exc:
             pause = min(REQUEUE_PAUSE_MAX, REQUEUE_PAUSE_START * 2**self.outage_streak)
             self.outage_streak += 1
@@ -189,18 +224,45 @@ class PoolProcessRunner:
             self._sleep(pause)
             raise Reject(str(exc), requeue=True) from exc
         self.outage_streak = 0
-        self._runner.prepare()
         return str(state) if state is not None else None
+
+
+class _CutResult(ApplyResult):
+    """A threads-pool job that Celery may "terminate": its runner was cut already."""
+
+    def terminate(self, signal: int | None = None) -> None:
+        """Nothing left to do (see :func:`threads_pool`)."""
+
+
+def threads_pool(runner: PoolProcessRunner) -> type[ThreadsPool]:
+    """Celery's threads pool, whose running jobs a cold shutdown can end.
+
+    A cold shutdown cancels each running request by terminating its job; Celery's own
+    threads pool cannot (its threads would block the shutdown until every try ends).
+    Here terminating a job cuts ``runner``: every waiting thread returns at once and
+    its message goes back to the broker (see ``PooledRunner.cut``).
+    """
+
+    class CuttingThreadsPool(ThreadsPool):
+        def terminate_job(self, pid: int, signal: int | None = None) -> None:
+            runner.cut()
+
+        def on_apply(self, *args: Any, **kwargs: Any) -> _CutResult:
+            return _CutResult(super().on_apply(*args, **kwargs).f)
+
+    return CuttingThreadsPool
 
 
 def register_task(app: Celery, factory: RunnerFactory) -> PoolProcessRunner:
     """Register :data:`TASK_NAME` on ``app``, running each message through ``factory()``'s runner.
 
-    For the worker process only; the scheduler publishes by name.
+    For the worker process only (with Celery's threads pool); the scheduler publishes
+    by name.
     """
     runner = PoolProcessRunner(factory)
-    worker_process_init.connect(runner.init_process, weak=False, dispatch_uid=TASK_NAME)
-    worker_process_shutdown.connect(runner.shutdown_process, weak=False, dispatch_uid=TASK_NAME)
+    worker_init.connect(runner.init_process, weak=False, dispatch_uid=TASK_NAME)
+    worker_shutting_down.connect(runner.shutting_down, weak=False, dispatch_uid=TASK_NAME)
+    worker_shutdown.connect(runner.shutdown_process, weak=False, dispatch_uid=TASK_NAME)
 
     @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
     def run_task(payload: dict[str, Any]) -> str | None:
