@@ -51,6 +51,8 @@ class ComponentHeartbeat:
         self._fingerprints = fingerprints
         self._clock = clock
         self._stopped = threading.Event()
+        #: the last beat failed (the next failure logs at debug level only)
+        self._failing = False
         self._thread = threading.Thread(target=self._run, name=f"{kind}-heartbeat", daemon=True)
 
     def start(self) -> None:
@@ -81,8 +83,14 @@ class ComponentHeartbeat:
                 retries=1,
             )
         except TradewindError as exc:
-            log.warning("%s heartbeat failed: %s", self.kind, exc)
+            # one warning per outage, not one per beat
+            level = logging.DEBUG if self._failing else logging.WARNING
+            log.log(level, "%s heartbeat failed: %s", self.kind, exc)
+            self._failing = True
             return False
+        if self._failing:
+            log.warning("%s heartbeat written again: the metastore is back", self.kind)
+            self._failing = False
         return True
 
     def _run(self) -> None:
