@@ -27,7 +27,14 @@ from cluster.metastore.models import (
     TaskInstanceHistory,
     XCom,
 )
-from cluster.metastore.transitions import TaskKey, TryMove, keys_clause, move_tries, set_task_state
+from cluster.metastore.transitions import (
+    TaskKey,
+    TryMove,
+    current_tries,
+    keys_clause,
+    move_tries,
+    set_task_state,
+)
 from cluster.scheduler.policy.retries import next_try_at
 from cluster.states import TaskState
 
@@ -438,17 +445,5 @@ def heartbeat_many(session: Session, tries: Sequence[ClaimedTry], *, now: dateti
         changed += result.rowcount  # type: ignore[attr-defined]
     if changed == len(tries):
         return [True] * len(tries)
-    rows = session.execute(
-        select(
-            TaskInstance.dag_id,
-            TaskInstance.run_id,
-            TaskInstance.task_id,
-            TaskInstance.map_index,
-            TaskInstance.state,
-            TaskInstance.try_number,
-        ).where(keys_clause([c.key for c in tries]))
-    )
-    current = {
-        TaskKey(r.dag_id, r.run_id, r.task_id, r.map_index): (r.state, r.try_number) for r in rows
-    }
+    current = current_tries(session, [c.key for c in tries])
     return [current.get(c.key) == (TaskState.RUNNING, c.try_number) for c in tries]

@@ -143,7 +143,7 @@ def move_tries(
         move = moves[0]
         columns = tuple(sorted(move.values))
         return [_update_each(session, columns, [move], expected=expected, shared=shared) == 1]
-    current = _locked_tries(session, [m.key for m in moves])
+    current = current_tries(session, [m.key for m in moves], lock=True)
     won: list[bool] = []
     groups: dict[tuple[str, ...], list[TryMove]] = {}
     for move in moves:
@@ -158,15 +158,18 @@ def move_tries(
     return won
 
 
-def _locked_tries(session: Session, keys: Sequence[TaskKey]) -> dict[TaskKey, tuple[str, int]]:
+def current_tries(
+    session: Session, keys: Sequence[TaskKey], *, lock: bool = False
+) -> dict[TaskKey, tuple[str, int]]:
+    """``key → (state, try number)`` of these instances; ``lock`` holds their rows
+    (``FOR UPDATE``) until the caller's transaction ends. Missing rows are left out."""
     if not keys:
         return {}
     ti = TaskInstance
-    rows = session.execute(
-        select(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.state, ti.try_number)
-        .where(keys_clause(keys))
-        .with_for_update()
+    query = select(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.state, ti.try_number).where(
+        keys_clause(keys)
     )
+    rows = session.execute(query.with_for_update() if lock else query)
     return {
         TaskKey(r.dag_id, r.run_id, r.task_id, r.map_index): (r.state, r.try_number) for r in rows
     }
