@@ -39,10 +39,10 @@ from cluster.execution.pool import PoolBook  # noqa: E402
 from cluster.executors.base import Dispatch  # noqa: E402
 from cluster.metastore.engine import create_engine_for, make_session_factory, transaction  # noqa: E402
 from cluster.metastore.migrate import migrate  # noqa: E402
-from cluster.metastore.models import DagRun  # noqa: E402
 from cluster.scheduler.fencing import Fence  # noqa: E402
 from cluster.scheduler.loop import SchedulerLoop  # noqa: E402
 from cluster.states import TaskState  # noqa: E402
+from tests.integration.scheduler_harness import FINISHED_RUN_STATES, run_state  # noqa: E402
 
 DAG_FILE = """
 from datetime import datetime
@@ -151,7 +151,7 @@ def bench(url: str, base: Path, shapes: list[str], parallelism: int, profile: in
         times, wall = os.times(), time.perf_counter()
         if profiler:
             profiler.enable()
-        while not finished(sessions, shape, run_id):
+        while run_state(sessions, shape, run_id) not in FINISHED_RUN_STATES:
             loop.run_once()
             iterations += 1
         if profiler:
@@ -167,12 +167,6 @@ def bench(url: str, base: Path, shapes: list[str], parallelism: int, profile: in
             pstats.Stats(profiler).sort_stats(
                 os.environ.get("BENCH_SORT", "cumulative")
             ).print_stats(profile)
-
-
-def finished(sessions: object, dag_id: str, run_id: str) -> bool:
-    with sessions() as session:  # type: ignore[operator]
-        state = session.query(DagRun.state).filter_by(dag_id=dag_id, run_id=run_id).scalar()
-    return state in ("success", "failed")
 
 
 if __name__ == "__main__":

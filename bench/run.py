@@ -42,6 +42,7 @@ from cluster.metastore.engine import create_engine_for, make_session_factory  # 
 from cluster.metastore.migrate import migrate  # noqa: E402
 from cluster.metastore.models import Dag, DagRun, TaskInstance  # noqa: E402
 from tests.integration.celery_harness import port_free_on, start_rabbitmq  # noqa: E402
+from tests.integration.scheduler_harness import FINISHED_RUN_STATES, run_state  # noqa: E402
 
 CLI = [sys.executable, "-c", "from cluster.cli.main import main; main()"]
 
@@ -333,7 +334,9 @@ def run_shape(sessions: sessionmaker[Session], shape: str) -> dict[str, float]:
     with sessions.begin() as session:
         run = actions.trigger(session, shape, actor=actions.Actor("bench"))
         run_id = run.run_id
-    wait_for(lambda: finished(sessions, shape, run_id), 600, f"{shape} finished")
+    wait_for(
+        lambda: run_state(sessions, shape, run_id) in FINISHED_RUN_STATES, 600, f"{shape} finished"
+    )
     with sessions() as session:
         dag = actions.load_dag(session, shape)
         dag_run = session.scalars(
@@ -375,14 +378,6 @@ def run_shape(sessions: sessionmaker[Session], shape: str) -> dict[str, float]:
         "sched50": pct(to_queue, 50),
         "mean_gap": statistics.fmean(gaps) if gaps else float("nan"),
     }
-
-
-def finished(sessions: sessionmaker[Session], dag_id: str, run_id: str) -> bool:
-    with sessions() as session:
-        state = session.scalar(
-            select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
-        )
-    return state in ("success", "failed")
 
 
 def pct(values: list[float], q: int) -> float:
