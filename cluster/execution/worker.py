@@ -28,20 +28,15 @@ from cluster.execution.handle import lazy
 from cluster.execution.isolation import STOP_SIGNAL
 from cluster.execution.pool import PoolBook, PoolRunner
 from cluster.execution.supervisor import OnRecorded, Supervisor
-from cluster.executors.base import TaskMessage
 from cluster.executors.celery_pool import OutagePool, PooledRunner
 from cluster.executors.local import LocalExecutor, OnFinished
 from cluster.metastore.engine import create_engine_for, make_session_factory
 from cluster.metastore.models import SerializedDagRow
-from cluster.states import TaskState
 
 
-def build_supervisor(settings: Settings, *, on_recorded: OnRecorded | None = None) -> Supervisor:
-    """A :class:`Supervisor` with its own engine, DAG cache and child-session factory.
-
-    :param on_recorded: called after each try's end state is recorded (the Celery
-        worker publishes its "finished" event there).
-    """
+def build_supervisor(settings: Settings) -> Supervisor:
+    """A :class:`Supervisor` with its own engine, DAG cache and child-session factory
+    (``tasks run``: one try in a forked child, outside any pool)."""
     sessions = make_session_factory(create_engine_for(settings.metastore))
 
     def child_sessions() -> sessionmaker[Session]:
@@ -53,7 +48,6 @@ def build_supervisor(settings: Settings, *, on_recorded: OnRecorded | None = Non
         sessions=sessions,
         child_sessions=lazy(child_sessions),
         dagbag=dagbag,
-        on_recorded=on_recorded,
     )
 
 
@@ -72,19 +66,6 @@ def locator(sessions: sessionmaker[Session]) -> Callable[[str], tuple[str, str]]
         return row[0], row[1]
 
     return locate
-
-
-class LocalRunner:
-    """A :class:`~cluster.executors.local.TaskRunner` over a supervisor."""
-
-    def __init__(self, supervisor: Supervisor) -> None:
-        self._supervisor = supervisor
-
-    def run(self, message: TaskMessage) -> TaskState | None:
-        return self._supervisor.run(message).state
-
-    def prepare(self) -> None:
-        self._supervisor.prepare()
 
 
 class LocalPool:
