@@ -213,6 +213,7 @@ class PooledRunner:
         if not started:
             return
         if self._cut:
+            self._executor.abandon_running()
             stop_pool_processes()
         self._executor.stop(drain=not self._cut)
         self._stopped.set()

@@ -170,6 +170,19 @@ class LocalExecutor:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
+    def abandon_running(self) -> None:
+        """Record nothing more for the tries running now, nor start new ones.
+
+        For a cold shutdown: the pool processes are about to be stopped, and their
+        tries must end as zombies (retried elsewhere), not be recorded as failed.
+        """
+        with self._lock:
+            self._accepting = False
+            self._backlog.clear()
+            self._since.clear()
+            for current in self._running.values():
+                current.abandoned = True
+
     def reap_dead_workers(self) -> int:
         """Replace the workers that died; returns how many.
 

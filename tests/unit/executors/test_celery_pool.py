@@ -31,7 +31,7 @@ class FakeExecutor:
     def __init__(self, on_finished: OnFinished) -> None:
         self.on_finished = on_finished
         self.sent: list[TaskMessage] = []
-        self.started = self.stopped = 0
+        self.started = self.stopped = self.abandoned = 0
         self.drained: list[bool] = []
         self.reaped = threading.Event()
 
@@ -44,6 +44,9 @@ class FakeExecutor:
     def stop(self, *, drain: bool) -> None:
         self.stopped += 1
         self.drained.append(drain)
+
+    def abandon_running(self) -> None:
+        self.abandoned += 1
 
     def reap_dead_workers(self) -> int:
         self.reaped.set()
@@ -213,6 +216,7 @@ def test_a_cold_shutdown_releases_every_thread_and_requeues_its_message(
         assert isinstance(result, Reject) and result.requeue is True
     wait_until(lambda: harness.executor.stopped == 1, timeout=10, what="the pool to stop")
     assert harness.executor.drained == [False]
+    assert harness.executor.abandoned == 1  # the cut tries are left to the zombie reaper
     with pytest.raises(Reject):
         harness.runner.run(MESSAGE)  # nothing new is taken
 
@@ -225,3 +229,4 @@ def test_a_warm_shutdown_drains_the_pool_and_the_keeper_replaces_dead_processes(
     harness.runner.stop()
     assert harness.executor.stopped == 1
     assert harness.executor.drained == [True]
+    assert harness.executor.abandoned == 0
