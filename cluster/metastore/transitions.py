@@ -9,12 +9,13 @@ that fails loudly even when no row would have matched.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, case, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from cluster.errors import InvalidTransition, MetastoreError
@@ -128,7 +129,7 @@ def move_tries(
     """Move each try that is still in ``expected`` with its own try number; one result per move.
 
     The runners' claims and records, many at a time: one locking read of the rows, then
-    one ``executemany`` UPDATE per set of columns, whose ``WHERE`` still holds the
+    one UPDATE per run and set of columns, whose ``WHERE`` still holds each move's
     compare-and-set. The rows stay locked (MySQL ``FOR UPDATE``, SQLite's write lock
     from ``BEGIN IMMEDIATE``) until commit, so what the read saw is what the UPDATE
     finds. A key given twice wins at most once.
@@ -153,7 +154,7 @@ def move_tries(
             groups.setdefault(tuple(sorted(move.values)), []).append(move)
     for columns, group in groups.items():
         changed = _update_each(session, columns, group, expected=expected, shared=shared)
-        if session.get_bind().dialect.supports_sane_multi_rowcount and changed != len(group):
+        if changed != len(group):
             raise MetastoreError(f"{len(group)} locked task instances, but {changed} updated")
     return won
 
@@ -183,35 +184,56 @@ def _update_each(
     expected: TaskState,
     shared: Mapping[str, Any],
 ) -> int:
-    """One compare-and-set UPDATE per move, sent as one ``executemany``; rows changed."""
+    """Every move's compare-and-set in one UPDATE per run and map index; rows changed.
+
+    A value that differs between the moves (a pid, an end date, the try number
+    compared) is a ``CASE`` on the task id: one statement where an ``executemany``
+    costs the metastore a statement and a round trip per try.
+    """
     table = cast(Table, TaskInstance.__table__)
     _assignments(TaskInstance, expected, {**shared, **dict.fromkeys(columns)})
-    per_try = {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in columns}
-    statement = (
-        update(table)
-        .where(
-            table.c.dag_id == bindparam("k_dag_id"),
-            table.c.run_id == bindparam("k_run_id"),
-            table.c.task_id == bindparam("k_task_id"),
-            table.c.map_index == bindparam("k_map_index"),
-            table.c.try_number == bindparam("k_try_number"),
-            table.c.state == str(expected),
-        )
-        .values({**shared, **per_try, "state": bindparam("v_state")})
-    )
-    rows = [
-        {
-            "k_dag_id": m.key.dag_id,
-            "k_run_id": m.key.run_id,
-            "k_task_id": m.key.task_id,
-            "k_map_index": m.key.map_index,
-            "k_try_number": m.try_number,
-            "v_state": str(m.target),
-            **{f"v_{name}": m.values[name] for name in columns},
+    by_run: dict[tuple[str, str, int], list[TryMove]] = defaultdict(list)
+    for move in moves:
+        by_run[(move.key.dag_id, move.key.run_id, move.key.map_index)].append(move)
+    changed = 0
+    for (dag_id, run_id, map_index), group in by_run.items():
+        task_ids = [m.key.task_id for m in group]
+        per_try = {
+            name: _per_task(table, name, task_ids, [m.values[name] for m in group])
+            for name in columns
         }
-        for m in moves
-    ]
-    return _rowcount(session.connection().execute(statement, rows))
+        per_try["state"] = _per_task(table, "state", task_ids, [str(m.target) for m in group])
+        statement = (
+            update(table)
+            .where(
+                table.c.dag_id == dag_id,
+                table.c.run_id == run_id,
+                table.c.map_index == map_index,
+                table.c.task_id.in_(task_ids),
+                table.c.state == str(expected),
+                table.c.try_number
+                == _per_task(table, "try_number", task_ids, [m.try_number for m in group]),
+            )
+            .values({**shared, **per_try})
+        )
+        changed += _rowcount(session.connection().execute(statement))
+    return changed
+
+
+def _per_task(
+    table: Table, name: str, task_ids: list[str], values: list[Any]
+) -> ColumnElement[Any]:
+    """Column ``name``'s value for each of ``task_ids``: one value when they all agree,
+    else a ``CASE`` on the task id."""
+    column_type = table.c[name].type
+    first = values[0]
+    if all(value == first for value in values):
+        return literal(first, column_type)
+    whens = {
+        task_id: literal(value, column_type)
+        for task_id, value in zip(task_ids, values, strict=True)
+    }
+    return case(whens, value=table.c.task_id)
 
 
 def set_dag_run_state(

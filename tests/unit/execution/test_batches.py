@@ -79,6 +79,25 @@ def test_a_batch_claim_takes_only_the_tries_still_queued_with_that_number(
     assert again == {}  # the same message delivered twice runs once
 
 
+def test_a_batch_claim_gives_each_try_its_own_pid_and_compares_its_own_try_number(
+    session_factory: sessionmaker[Session],
+) -> None:
+    with session_factory.begin() as session:
+        _seed(session, ["a", "b", "c"])
+        session.execute(
+            update(TaskInstance).where(TaskInstance.task_id != "a").values(try_number=2)
+        )
+    wanted = [(_message("a"), 11), (_message("b", try_number=2), 12), (_message("c"), 13)]
+    with session_factory.begin() as session:
+        claimed = recording.claim_many(session, wanted, hostname="h", now=NOW)
+    assert set(claimed) == {_message("a"), _message("b", try_number=2)}
+    assert _states(session_factory) == {
+        "a": ("running", 11),
+        "b": ("running", 12),
+        "c": ("queued", None),  # its message names try 1; the instance is at try 2
+    }
+
+
 def test_a_batch_record_writes_every_winner_and_skips_a_try_that_lost_its_claim(
     session_factory: sessionmaker[Session],
 ) -> None:
