@@ -45,7 +45,7 @@ def isolated_try(log_file: Path, on_stop: Callable[[], None]) -> Iterator[None]:
         then exits with ``128 + signal``.
     """
     saved_signals = {sig: signal.getsignal(sig) for sig in _RESTORED_SIGNALS}
-    saved_env = dict(os.environ)
+    saved_env = _environment()
     saved_cwd = os.getcwd()
 
     def _stop(signum: int, frame: object) -> None:
@@ -60,25 +60,31 @@ def isolated_try(log_file: Path, on_stop: Callable[[], None]) -> Iterator[None]:
             yield
     finally:
         for sig, handler in saved_signals.items():
-            with contextlib.suppress(TypeError, ValueError):
-                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-        if os.environ != saved_env:
+            if signal.getsignal(sig) is not handler:
+                with contextlib.suppress(TypeError, ValueError):
+                    signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        if _environment() != saved_env:
             os.environ.clear()
-            os.environ.update(saved_env)
+            os.environ.update({os.fsdecode(k): os.fsdecode(v) for k, v in saved_env.items()})
         with contextlib.suppress(OSError):
             os.chdir(saved_cwd)
+
+
+def _environment() -> dict[bytes, bytes]:
+    """The environment as the OS sees it, copied without decoding each variable (a hot
+    path: ``dict(os.environ)`` decodes every one, once more than the try itself costs)."""
+    return dict(os.environ._data)  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager
 def _output_to(log_file: Path) -> Iterator[None]:
     """Point fds 1 and 2, ``sys.stdout``/``sys.stderr`` and the root logger at ``log_file``."""
     _flush()
-    log_file.parent.mkdir(parents=True, exist_ok=True)
     saved_fds = (os.dup(1), os.dup(2))
     saved_streams = (sys.stdout, sys.stderr)
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
-    fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = _open_append(log_file)
     try:
         os.dup2(fd, 1)
         os.dup2(fd, 2)
@@ -90,13 +96,15 @@ def _output_to(log_file: Path) -> Iterator[None]:
     handler = logging.StreamHandler(stderr)
     handler.setFormatter(logging.Formatter(_LOG_FORMAT))
     root.handlers = [handler]
-    root.setLevel(logging.INFO)
+    if saved_level != logging.INFO:  # setLevel clears every logger's cache
+        root.setLevel(logging.INFO)
     try:
         yield
     finally:
         _flush()
         root.handlers = saved_handlers
-        root.setLevel(saved_level)
+        if saved_level != logging.INFO:
+            root.setLevel(saved_level)
         sys.stdout, sys.stderr = saved_streams
         for stream in (stdout, stderr):
             with contextlib.suppress(Exception):
@@ -105,6 +113,16 @@ def _output_to(log_file: Path) -> Iterator[None]:
         os.dup2(saved_fds[1], 2)
         for saved in saved_fds:
             os.close(saved)
+
+
+def _open_append(log_file: Path) -> int:
+    """A descriptor appending to ``log_file``; its folder is made only when missing."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    try:
+        return os.open(log_file, flags, 0o644)
+    except FileNotFoundError:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(log_file, flags, 0o644)
 
 
 def _flush() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 from cluster.executors.base import TaskMessage
 
@@ -17,9 +18,18 @@ def stamp(message: str, *, source: str = "tradewind") -> str:
 
 def append_line(path: Path, message: str) -> None:
     """Append one of our own lines to a try's log (created with its folders)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
+    with open_log(path, "a") as handle:
         handle.write(stamp(message))
+
+
+def open_log(path: Path, mode: str) -> IO[str]:
+    """Open a try's log, making its folders only when they are missing (a hot path:
+    most lines go to a log whose folder exists)."""
+    try:
+        return path.open(mode)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.open(mode)
 
 
 def announce_try(path: Path, message: TaskMessage, *, hostname: str) -> None:

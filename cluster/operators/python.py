@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from cluster.operators.branching import branch_skips, short_circuit_skips, skip
@@ -24,16 +25,28 @@ def determine_kwargs(
 
     :raises ValueError: when a name filled by ``args`` positionally is also a context key.
     """
-    signature = inspect.signature(fn)
-    names = list(signature.parameters)
+    try:
+        names, takes_any = _cached_parameters(fn)
+    except TypeError:  # an unhashable callable (or one without a signature: raises again)
+        names, takes_any = _parameters(fn)
     for name in names[: len(args)]:
         if name in context:
             raise ValueError(
                 f"The key {name!r} in args is a part of kwargs and therefore reserved."
             )
-    if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+    if takes_any:
         return dict(context)
     return {name: context[name] for name in names if name in context}
+
+
+def _parameters(fn: Callable[..., Any]) -> tuple[tuple[str, ...], bool]:
+    """``fn``'s parameter names and whether it takes ``**kwargs``."""
+    parameters = inspect.signature(fn).parameters
+    return tuple(parameters), any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+#: a pool worker calls the same callables over and over, and ``inspect.signature`` is slow
+_cached_parameters = lru_cache(maxsize=1024)(_parameters)
 
 
 class PythonOperator(BaseOperator):
