@@ -100,7 +100,8 @@ class PoolBook:
             self._sessions, lambda s: recording.record_many(s, tries), retries=RECORD_RETRIES
         )
         for finished, state in zip(tries, states, strict=True):
-            self._say_recorded(finished.claimed, state, finished.outcome.message)
+            if state is None:  # the worker already said what it meant to record
+                self._say_recorded(finished.claimed, state, finished.outcome.message)
         return states
 
     def record_lost(
@@ -145,7 +146,7 @@ class PoolBook:
         if state is None:
             line = "This try lost its claim (zombie reaped or state changed); nothing recorded"
         else:
-            line = f"Marking task as {state.upper()}" + (f": {detail}" if detail else "")
+            line = marking_line(state, detail)
         self.say(claimed, line)
 
     def _path(self, claimed: recording.ClaimedTry) -> Path:
@@ -203,13 +204,13 @@ class PoolRunner:
         except Exception as exc:  # a DAG file's import error, a metastore hiccup: this try fails
             outcome = TryOutcome.crashed(f"cannot load the task: {exc}")
             append_line(path, outcome.message or "")
-            return self._finish(claimed, outcome, SerializedTask(message.task_id, "?"))
+            return self._finish(claimed, outcome, SerializedTask(message.task_id, "?"), path)
         if spec.extra.get("empty"):
-            return self._finish(claimed, TryOutcome(state="success"), spec)
+            return self._finish(claimed, TryOutcome(state="success"), spec, path)
         timeout = timeout_seconds(task)
         announce(timeout)
         outcome = self._execute(dag, task, claimed, timeout, path)
-        return self._finish(claimed, outcome, spec)
+        return self._finish(claimed, outcome, spec, path)
 
     def record_alone(self, finished: recording.FinishedTry) -> TaskState | None:
         """Record a try ourselves: the executor that would have is gone (scheduler killed)."""
@@ -248,8 +249,17 @@ class PoolRunner:
         return TryOutcome.crashed(reason)
 
     def _finish(
-        self, claimed: recording.ClaimedTry, outcome: TryOutcome, spec: SerializedTask
+        self, claimed: recording.ClaimedTry, outcome: TryOutcome, spec: SerializedTask, path: Path
     ) -> recording.FinishedTry:
-        return recording.finish(
+        """The try's end to record; its log says so now (the book adds a line only if
+        the record finds the claim lost), sparing the executor a file per try."""
+        finished = recording.finish(
             claimed, outcome, spec, hostname=self._hostname, pid=os.getpid(), now=self._clock()
         )
+        append_line(path, marking_line(finished.state, outcome.message))
+        return finished
+
+
+def marking_line(state: TaskState, detail: str | None) -> str:
+    """The log line that ends a recorded try."""
+    return f"Marking task as {state.upper()}" + (f": {detail}" if detail else "")
