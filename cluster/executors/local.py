@@ -49,8 +49,11 @@ RETRY_DELAY = 1.0
 #: workers that may import the same DAG version at once: imports are CPU-bound, so
 #: more than one per core only adds copies (a 1,000-task DAG file costs ~0.3 s each)
 COLD_STARTS = max(2, os.cpu_count() or 2)
-#: seconds a message waits for a warm worker before a cold one imports its DAG version
+#: seconds a message waits for a warm worker before a cold one imports its DAG version,
+#: until the version's costs are measured (see :class:`VersionCost`)
 COLD_PATIENCE = 0.2
+#: weight of the newest figure in a DAG version's moving average costs
+COST_WEIGHT = 0.2
 
 
 class TaskRunner(Protocol):
@@ -91,6 +94,32 @@ class _Try:
     killed: str | None = None
     #: the try was cleared or marked meanwhile: record nothing
     abandoned: bool = False
+    #: when the pump handed it to its worker (monotonic)
+    handed_at: float = 0.0
+
+
+@dataclass
+class VersionCost:
+    """What a DAG version costs a worker, in seconds (moving averages, once measured).
+
+    ``load``: a cold worker's import, from the hand-over to its "started"; ``busy``: a
+    warm worker's whole try, from the hand-over to its report being recorded.
+    """
+
+    load: float | None = None
+    busy: float | None = None
+
+    def worth_a_cold_start(self, waiting: int, workers: int) -> bool | None:
+        """Whether ``waiting`` messages would wait longer for the ``workers`` that have
+        (or are importing) the version than a new worker takes to import it; ``None``
+        while not measured."""
+        if self.load is None or self.busy is None:
+            return None
+        return waiting * self.busy / max(1, workers) > self.load
+
+
+def _average(old: float | None, new: float) -> float:
+    return new if old is None else old + COST_WEIGHT * (new - old)
 
 
 class LocalExecutor:
@@ -118,6 +147,7 @@ class LocalExecutor:
         self._accepting = True
         self._next_beat = 0.0
         self._retry_at = 0.0
+        self._costs: dict[tuple[str, str], VersionCost] = {}
 
     # --- the executor contract ------------------------------------------------------
 
@@ -269,9 +299,13 @@ class LocalExecutor:
                 current = self._running.get(number)
                 if current is None:
                     continue
-                if kind == "started" and payload is not None:
-                    current.timeout = payload
-                    current.kill_at = time.monotonic() + payload + KILL_GRACE
+                if kind == "started":
+                    if current.cold:
+                        cost = self._costs.setdefault(_version(current.message), VersionCost())
+                        cost.load = _average(cost.load, time.monotonic() - current.handed_at)
+                    if payload is not None:
+                        current.timeout = payload
+                        current.kill_at = time.monotonic() + payload + KILL_GRACE
                 elif kind == "finished":
                     reports.append((number, payload))
         return reports
@@ -290,10 +324,15 @@ class LocalExecutor:
             )
             states = [None] * len(reports)
         finished = []
+        now = time.monotonic()
         with self._lock:
             for (number, _), state in zip(reports, states, strict=True):
                 current = self._running.pop(number)
-                self._workers[number].warm.add(_version(current.message))
+                version = _version(current.message)
+                if not current.cold:
+                    cost = self._costs.setdefault(version, VersionCost())
+                    cost.busy = _average(cost.busy, now - current.handed_at)
+                self._workers[number].warm.add(version)
                 self._idle.append(number)
                 finished.append((current.message, state))
             self._lock.notify_all()
@@ -359,37 +398,59 @@ class LocalExecutor:
         """Pair backlog messages with idle workers (call with the lock held).
 
         A worker that already imported the message's DAG version goes first (most
-        recently idle first); a cold worker only while fewer than
-        :data:`COLD_STARTS` workers import that version and, once some worker has it,
-        only after the message waited :data:`COLD_PATIENCE` for a warm one: short
-        tasks then run on the warm workers instead of every worker importing the same
-        DAG file, and long ones still spread over the pool. A message that must wait
-        keeps its place; later messages of other DAGs may pass it.
+        recently idle first). A cold worker imports the version only while fewer than
+        :data:`COLD_STARTS` workers import it, and while some worker runs that version,
+        only when that pays: when the messages of that version waiting would wait
+        longer for the workers running it than an import takes (both measured per
+        version, see :class:`VersionCost`; until then, when the message waited
+        :data:`COLD_PATIENCE`).
+        Short tasks then run on a few warm workers instead of every worker importing
+        the same DAG file, and long ones spread over the pool. A message that must
+        wait keeps its place; later messages of other DAGs may pass it.
         """
         pairs: list[tuple[int, TaskMessage]] = []
         importing = Counter(_version(t.message) for t in self._running.values() if t.cold)
-        loaded = set().union(*(w.warm for w in self._workers))
+        # the workers that will be free for a version soonest: those running it
+        working = Counter(_version(t.message) for t in self._running.values())
+        waiting_of = Counter(_version(m) for m in self._backlog)
         waiting: list[TaskMessage] = []
         now = time.monotonic()
         while self._idle and self._backlog:
             message = self._backlog.popleft()
             version = _version(message)
             warm = [n for n in self._idle if version in self._workers[n].warm]
-            patient = version in loaded and now - self._since[message] < COLD_PATIENCE
             if warm:
                 number = warm[-1]
-            elif importing[version] < COLD_STARTS and not patient:
+            elif importing[version] < COLD_STARTS and (
+                not working[version]  # no worker will free up for it: import now
+                or self._cold_pays(
+                    version,
+                    waiting=waiting_of[version],
+                    workers=working[version],
+                    waited=now - self._since[message],
+                )
+            ):
                 number = self._idle[-1]
                 importing[version] += 1
             else:
                 waiting.append(message)
                 continue
+            waiting_of[version] -= 1
+            working[version] += 1
             self._idle.remove(number)
             del self._since[message]
-            self._running[number] = _Try(message, cold=not warm)
+            self._running[number] = _Try(message, cold=not warm, handed_at=now)
             pairs.append((number, message))
         self._backlog.extendleft(reversed(waiting))
         return pairs
+
+    def _cold_pays(
+        self, version: tuple[str, str], *, waiting: int, workers: int, waited: float
+    ) -> bool:
+        """Whether one more worker should import ``version`` for a message that ``waited``."""
+        cost = self._costs.get(version)
+        pays = cost.worth_a_cold_start(waiting, workers) if cost is not None else None
+        return waited >= COLD_PATIENCE if pays is None else pays
 
     def _dispatch(self) -> None:
         """Claim backlog messages for idle workers in one transaction and hand them over."""

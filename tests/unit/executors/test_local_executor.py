@@ -17,7 +17,7 @@ import pytest
 
 from cluster.devcluster.services.process import wait_until
 from cluster.executors.base import Dispatch, TaskMessage
-from cluster.executors.local import LocalExecutor
+from cluster.executors.local import LocalExecutor, VersionCost
 from cluster.states import TaskState
 
 MESSAGE = TaskMessage("etl", "manual__1", "load", -1, 1, "abc")
@@ -98,3 +98,13 @@ def test_a_dead_pool_process_records_its_try_lost_unless_abandoned(abandoned: bo
     else:
         assert finished == [(MESSAGE, TaskState.FAILED)]
         assert len(pool.built.lost) == 1 and "SIGKILL" in pool.built.lost[0]
+
+
+def test_a_cold_start_pays_only_when_the_waiting_would_outlast_an_import() -> None:
+    unmeasured = VersionCost(load=0.1)
+    assert unmeasured.worth_a_cold_start(waiting=100, workers=1) is None
+    short_tasks = VersionCost(load=0.1, busy=0.005)  # 32 waiting on 2 workers: 80 ms < 100 ms
+    assert short_tasks.worth_a_cold_start(waiting=32, workers=2) is False
+    assert short_tasks.worth_a_cold_start(waiting=32, workers=1) is True
+    long_task = VersionCost(load=0.1, busy=10.0)  # one message waiting on a 10 s task: import
+    assert long_task.worth_a_cold_start(waiting=1, workers=4) is True
