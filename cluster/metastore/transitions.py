@@ -30,6 +30,8 @@ from cluster.states import (
 _NO_VALUES: Mapping[str, Any] = MappingProxyType({})
 #: keys per statement in the bulk variant (bounded SQL size, bounded lock footprint)
 BULK_CHUNK = 200
+#: the task instance table, for Core statements on hot paths (the ORM adds its own cost)
+_TI = cast(Table, TaskInstance.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,15 +99,15 @@ def set_task_states(
     sources = _task_sources(target, expected, by_user)
     assignments = _assignments(TaskInstance, target, values)
     unique = list(dict.fromkeys(keys))
+    session.flush()  # what the ORM's autoflush did: pending rows are seen by the UPDATE
+    connection = session.connection()  # Core: the ORM's bulk-update path costs more than the SQL
     changed = 0
     for start in range(0, len(unique), BULK_CHUNK):
         chunk = unique[start : start + BULK_CHUNK]
-        condition = and_(keys_clause(chunk), TaskInstance.state.in_([str(s) for s in sources]))
+        condition = and_(keys_clause(chunk), _TI.c.state.in_([str(s) for s in sources]))
         if try_number is not None:
-            condition = and_(condition, TaskInstance.try_number == try_number)
-        statement = update(TaskInstance).where(condition).values(assignments)
-        result = session.execute(statement.execution_options(synchronize_session=False))
-        changed += _rowcount(result)
+            condition = and_(condition, _TI.c.try_number == try_number)
+        changed += _rowcount(connection.execute(update(_TI).where(condition).values(assignments)))
     return changed
 
 
@@ -166,11 +168,11 @@ def current_tries(
     (``FOR UPDATE``) until the caller's transaction ends. Missing rows are left out."""
     if not keys:
         return {}
-    ti = TaskInstance
-    query = select(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.state, ti.try_number).where(
+    c = _TI.c
+    query = select(c.dag_id, c.run_id, c.task_id, c.map_index, c.state, c.try_number).where(
         keys_clause(keys)
     )
-    rows = session.execute(query.with_for_update() if lock else query)
+    rows = session.connection().execute(query.with_for_update() if lock else query)
     return {
         TaskKey(r.dag_id, r.run_id, r.task_id, r.map_index): (r.state, r.try_number) for r in rows
     }
@@ -190,7 +192,7 @@ def _update_each(
     compared) is a ``CASE`` on the task id: one statement where an ``executemany``
     costs the metastore a statement and a round trip per try.
     """
-    table = cast(Table, TaskInstance.__table__)
+    table = _TI
     _assignments(TaskInstance, expected, {**shared, **dict.fromkeys(columns)})
     by_run: dict[tuple[str, str, int], list[TryMove]] = defaultdict(list)
     for move in moves:
@@ -314,13 +316,14 @@ def keys_clause(keys: Iterable[TaskKey]) -> ColumnElement[bool]:
     groups: dict[tuple[str, str, int], list[str]] = {}
     for key in keys:
         groups.setdefault((key.dag_id, key.run_id, key.map_index), []).append(key.task_id)
+    c = _TI.c
     return or_(
         *(
             and_(
-                TaskInstance.dag_id == dag_id,
-                TaskInstance.run_id == run_id,
-                TaskInstance.map_index == map_index,
-                TaskInstance.task_id.in_(task_ids),
+                c.dag_id == dag_id,
+                c.run_id == run_id,
+                c.map_index == map_index,
+                c.task_id.in_(task_ids),
             )
             for (dag_id, run_id, map_index), task_ids in groups.items()
         )

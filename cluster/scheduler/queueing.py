@@ -14,9 +14,9 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from cluster.executors.base import Dispatch, TaskMessage
@@ -49,6 +49,7 @@ def queue_ready(
     executor_free: int | None,
 ) -> list[Dispatch]:
     """Queue what fits and return the dispatches to send once the transaction commits."""
+    session.flush()  # the Core queries below see rows the iteration added through the ORM
     occupied, pools, by_dag = _occupancy(session)
     free = parallelism - occupied
     if executor_free is not None:
@@ -68,45 +69,49 @@ def queue_ready(
     return _move_to_queued(session, dags, chosen, now=now, epoch=epoch)
 
 
+_TI = cast(Table, TaskInstance.__table__)
+_RUN = cast(Table, DagRun.__table__)
+
+
 def _scheduled_query(*, limited: bool) -> Any:
+    ti, run = _TI.c, _RUN.c
     query = (
         select(
-            TaskInstance.dag_id,
-            TaskInstance.run_id,
-            TaskInstance.task_id,
-            TaskInstance.map_index,
-            TaskInstance.try_number,
-            TaskInstance.priority_weight,
-            TaskInstance.pool,
-            TaskInstance.pool_slots,
-            TaskInstance.queue,
-            DagRun.logical_date,
-            DagRun.queued_at,
+            ti.dag_id,
+            ti.run_id,
+            ti.task_id,
+            ti.map_index,
+            ti.try_number,
+            ti.priority_weight,
+            ti.pool,
+            ti.pool_slots,
+            ti.queue,
+            func.coalesce(run.logical_date, run.queued_at).label("run_date"),
         )
-        .join(
-            DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id)
-        )
-        .where(TaskInstance.state == TaskState.SCHEDULED)
-        .order_by(TaskInstance.priority_weight.desc(), DagRun.logical_date)
+        .join(_RUN, (run.dag_id == ti.dag_id) & (run.run_id == ti.run_id))
+        .where(ti.state == TaskState.SCHEDULED)
+        .order_by(ti.priority_weight.desc(), run.logical_date)
     )
     return query.limit(bindparam("limit")) if limited else query
 
 
-# the loop's queries run many times a second: built once, they cost only their execution
+# the loop's queries run many times a second: built once, in Core (the ORM's execution
+# path costs more than these queries), they cost only their execution
 _SCHEDULED_FIRST = _scheduled_query(limited=True)
 _SCHEDULED_ALL = _scheduled_query(limited=False)
 _OCCUPANCY = (
-    select(TaskInstance.dag_id, TaskInstance.pool, func.count(), func.sum(TaskInstance.pool_slots))
-    .where(TaskInstance.state.in_(_OCCUPYING))
-    .group_by(TaskInstance.dag_id, TaskInstance.pool)
+    select(_TI.c.dag_id, _TI.c.pool, func.count(), func.sum(_TI.c.pool_slots))
+    .where(_TI.c.state.in_(_OCCUPYING))
+    .group_by(_TI.c.dag_id, _TI.c.pool)
 )
 _POOLS = select(SlotPool.pool, SlotPool.slots)
 
 
 def _scheduled(session: Session, limit: int | None) -> Sequence[Any]:
+    connection = session.connection()
     if limit is None:
-        return session.execute(_SCHEDULED_ALL).all()
-    return session.execute(_SCHEDULED_FIRST, {"limit": limit}).all()
+        return connection.execute(_SCHEDULED_ALL).all()
+    return connection.execute(_SCHEDULED_FIRST, {"limit": limit}).all()
 
 
 def _decide(
@@ -128,7 +133,7 @@ def _decide(
             dag_id=r.dag_id,
             run_id=r.run_id,
             task_id=r.task_id,
-            logical_date=r.logical_date or r.queued_at or now,
+            logical_date=r.run_date or now,
             priority_weight=r.priority_weight,
             pool=r.pool,
             pool_slots=r.pool_slots,
@@ -195,14 +200,14 @@ def _occupancy(session: Session) -> tuple[int, dict[str, PoolSnapshot], dict[str
     by_pool: dict[str, int] = defaultdict(int)
     by_dag: dict[str, int] = defaultdict(int)
     total = 0
-    counts = session.execute(_OCCUPANCY).all()
+    counts = session.connection().execute(_OCCUPANCY).all()
     for dag_id, pool, count, slots in counts:
         by_pool[pool] += int(slots or 0)
         by_dag[dag_id] += int(count)
         total += int(count)
     pools = {
         name: PoolSnapshot(name, slots, by_pool.get(name, 0))
-        for name, slots in session.execute(_POOLS)
+        for name, slots in session.connection().execute(_POOLS)
     }
     return total, pools, dict(by_dag)
 
