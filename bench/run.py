@@ -48,31 +48,43 @@ CLI = [sys.executable, "-c", "from cluster.cli.main import main; main()"]
 
 SHAPES = ("chain_50", "fanout_200", "fanout_1000_python")
 
-DAG_FILE = """
+#: one file per shape, as DAGs usually live: a worker running a shape imports only its own
+DAG_FILES = {
+    "chain_50": """
 from datetime import datetime
 from cluster.sdk import DAG, chain
 from cluster.operators.bash import BashOperator
-from cluster.operators.python import PythonOperator
 
-START = datetime(2024, 1, 1)
-
-with DAG("chain_50", schedule=None, start_date=START, max_active_tasks=1000):
+with DAG("chain_50", schedule=None, start_date=datetime(2024, 1, 1), max_active_tasks=1000):
     chain(*[BashOperator(task_id=f"t{i:02d}", bash_command="true") for i in range(50)])
+""",
+    "fanout_200": """
+from datetime import datetime
+from cluster.sdk import DAG
+from cluster.operators.bash import BashOperator
 
-with DAG("fanout_200", schedule=None, start_date=START, max_active_tasks=1000):
+with DAG("fanout_200", schedule=None, start_date=datetime(2024, 1, 1), max_active_tasks=1000):
     start = BashOperator(task_id="start", bash_command="true")
     end = BashOperator(task_id="end", bash_command="true")
     start >> [BashOperator(task_id=f"t{i:03d}", bash_command="true") for i in range(200)] >> end
+""",
+    "fanout_1000_python": """
+from datetime import datetime
+from cluster.sdk import DAG
+from cluster.operators.python import PythonOperator
 
 
 def noop():
     return None
 
 
-with DAG("fanout_1000_python", schedule=None, start_date=START, max_active_tasks=1000):
+with DAG(
+    "fanout_1000_python", schedule=None, start_date=datetime(2024, 1, 1), max_active_tasks=1000
+):
     for i in range(1000):
         PythonOperator(task_id=f"t{i:04d}", python_callable=noop, do_xcom_push=False)
-"""
+""",
+}
 
 
 def main() -> None:
@@ -195,7 +207,8 @@ def bench_database(
     start_workers: Callable[[dict[str, str]], list[subprocess.Popen[bytes]]],
 ) -> None:
     (home / "dags").mkdir(parents=True, exist_ok=True)
-    (home / "dags" / "bench_shapes.py").write_text(DAG_FILE)
+    for shape, source in DAG_FILES.items():
+        (home / "dags" / f"{shape}.py").write_text(source)
     sessions = make_session_factory(create_engine_for(MetastoreSettings(url=url)))
     migrate(sessions.kw["bind"])
     if seed:
