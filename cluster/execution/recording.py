@@ -12,9 +12,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask
@@ -98,7 +98,7 @@ def claim_many(
     claimed: dict[TaskMessage, ClaimedTry] = {}
     for (dag_id, run_id), messages in by_run.items():
         task_ids = sorted({m.task_id for m in messages})
-        found = session.execute(
+        found = session.connection().execute(
             CLAIMED_QUERY, {"dag_id": dag_id, "run_id": run_id, "task_ids": task_ids}
         )
         rows = {(r.task_id, r.map_index): r for r in found}
@@ -189,6 +189,10 @@ def _claimed_query() -> Any:
 
 
 CLAIMED_QUERY = _claimed_query()
+# tables for Core statements on the hot path (the ORM's bulk paths add per-row work)
+_TI_TABLE = cast(Table, TaskInstance.__table__)
+_XCOM_TABLE = cast(Table, XCom.__table__)
+_HISTORY_TABLE = cast(Table, TaskInstanceHistory.__table__)
 
 
 def _xcom_key(key: TaskKey) -> tuple[Any, ...]:
@@ -289,10 +293,11 @@ def record_many(session: Session, tries: Sequence[FinishedTry]) -> list[TaskStat
                 operator=finished.operator,
             )
         )
+    # Core multi-row inserts: the ORM's bulk insert adds per-row work to the same SQL
     if xcoms:
-        session.execute(insert(XCom), xcoms)
+        session.connection().execute(insert(_XCOM_TABLE), xcoms)
     if history:
-        session.execute(insert(TaskInstanceHistory), history)
+        session.connection().execute(insert(_HISTORY_TABLE), history)
     return states
 
 
@@ -432,17 +437,16 @@ def heartbeat_many(session: Session, tries: Sequence[ClaimedTry], *, now: dateti
         by_number[claimed.try_number].append(claimed.key)
     changed = 0
     for try_number, keys in by_number.items():
-        result = session.execute(
-            update(TaskInstance)
+        result = session.connection().execute(
+            update(_TI_TABLE)
             .where(
                 keys_clause(keys),
                 TaskInstance.state == TaskState.RUNNING,
                 TaskInstance.try_number == try_number,
             )
             .values(heartbeat_at=now)
-            .execution_options(synchronize_session=False)
         )
-        changed += result.rowcount  # type: ignore[attr-defined]
+        changed += result.rowcount
     if changed == len(tries):
         return [True] * len(tries)
     current = current_tries(session, [c.key for c in tries])

@@ -145,7 +145,8 @@ def step_active_runs(session: Session, dags: DagCache, *, now: datetime) -> int:
     One read of the active runs and one of their DAGs' fingerprints serve both steps;
     a run started here is moved forward in the same iteration. Returns the changes.
     """
-    rows = session.execute(_ACTIVE_RUNS).all()
+    session.flush()  # the Core reads below see runs this iteration added through the ORM
+    rows = session.connection().execute(_ACTIVE_RUNS).all()
     if not rows:
         return 0
     by_dag: dict[str, list[RunSnapshot]] = defaultdict(list)
@@ -194,7 +195,7 @@ def _start_queued(
 
 def _unpaused_fingerprints(session: Session, dag_ids: set[str]) -> dict[str, str | None]:
     """``dag_id → fingerprint`` of those DAGs that are not paused."""
-    rows = session.execute(_UNPAUSED, {"dag_ids": sorted(dag_ids)}).all()
+    rows = session.connection().execute(_UNPAUSED, {"dag_ids": sorted(dag_ids)}).all()
     return {dag_id: fingerprint for dag_id, fingerprint in rows}
 
 
@@ -322,7 +323,8 @@ def _settled(session: Session, dag: SerializedDag, run_id: str) -> bool:
     queries instead of loading the whole run: a 1,000-task fan-out is otherwise
     re-evaluated in full after each of its tasks.
     """
-    counts = dict(session.execute(_STATE_COUNTS, {"dag_id": dag.dag_id, "run_id": run_id}).all())
+    params = {"dag_id": dag.dag_id, "run_id": run_id}
+    counts = dict(session.connection().execute(_STATE_COUNTS, params).all())
     if sum(counts.values()) != len(dag.tasks):
         return False
     waiting = sum(counts.get(str(s), 0) for s in WAITING)
@@ -331,7 +333,7 @@ def _settled(session: Session, dag: SerializedDag, run_id: str) -> bool:
 
 
 def _load_instances(session: Session, dag_id: str, run_id: str) -> dict[str, InstanceSnapshot]:
-    rows = session.execute(_INSTANCES, {"dag_id": dag_id, "run_id": run_id}).all()
+    rows = session.connection().execute(_INSTANCES, {"dag_id": dag_id, "run_id": run_id}).all()
     return {
         task_id: InstanceSnapshot(task_id, TaskState(state), ready_at)
         for task_id, state, ready_at in rows
