@@ -8,12 +8,14 @@ that runs tries without a fork and batches their metastore work), and waits for 
 try's end.
 
 Delivery guarantees come from the broker and the runner's claim together: messages
-sit in durable quorum queues (replicated on every RabbitMQ node), publishing waits
-for the broker's confirm, a worker acknowledges a message only after the try ended
-(late acks, one prefetched message per thread) and a message whose worker died
-is requeued (its pool processes die with it, so the try becomes a zombie that the
-scheduler retries). A message delivered twice runs nothing the second time: the claim (a
-compare-and-set of ``queued → running`` for that try number) decides.
+sit in durable quorum queues (replicated on every RabbitMQ node), a dispatch counts
+as sent only once the broker confirmed it (the scheduler waits for the confirms of a
+batch at once, see :mod:`cluster.executors.celery_publisher`), a worker acknowledges
+a message only after the try ended (late acks, one prefetched message per thread)
+and a message whose worker died is requeued (its pool processes die with it, so the
+try becomes a zombie that the scheduler retries). A message delivered twice runs
+nothing the second time: the claim (a compare-and-set of ``queued → running`` for
+that try number) decides.
 
 A metastore that cannot be reached (even after the engine's retries) makes the runner
 raise :class:`~cluster.errors.MetastoreError`; the message is then given back to the
@@ -141,8 +143,13 @@ def build_celery_app(settings: Settings, *, queues: Iterable[str] = ()) -> Celer
         worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
+        # what a tradewind worker does not use costs every message or every start:
+        # task events (-E), remote control (a pidbox queue per worker, nobody sends
+        # it commands) and rate limits (the scheduler's pools and limits decide)
         worker_send_task_events=False,
         task_send_sent_event=False,
+        worker_enable_remote_control=False,
+        worker_disable_rate_limits=True,
     )
     return app
 

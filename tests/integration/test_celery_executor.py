@@ -8,6 +8,7 @@ for the module; the shutdown tests start workers of their own on their own queue
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import signal
@@ -31,9 +32,11 @@ from cluster.config import Settings, load_settings
 from cluster.devcluster.services.mariadb import MariaDB
 from cluster.devcluster.services.ports import free_port
 from cluster.devcluster.services.rabbitmq import RabbitMQCluster
+from cluster.errors import BrokerError
 from cluster.executors.base import Dispatch, TaskMessage
 from cluster.executors.celery import CeleryExecutor
-from cluster.executors.celery_app import build_celery_app
+from cluster.executors.celery_app import TASK_NAME, build_celery_app
+from cluster.executors.celery_publisher import ConfirmedPublisher
 from cluster.executors.events import EventListener, EventPublisher, FinishedEvent
 from cluster.logserver.paths import log_path
 from cluster.logserver.server import OFFSET_HEADER
@@ -45,6 +48,7 @@ from cluster.metastore.models import SerializedDagRow, TaskInstance
 from cluster.metastore.pools import set_pool
 from cluster.states import TaskState
 from tests.integration.celery_harness import (
+    BROKER_VHOST,
     TradewindProcess,
     celery_env,
     port_free_on,
@@ -436,3 +440,99 @@ def test_the_executor_keeps_dispatches_while_no_broker_answers(settings: Setting
     assert executor.free_slots() is None
     assert executor.unsent == 2
     executor.stop(drain=False)
+
+
+# --- publishing in confirmed batches ----------------------------------------------------
+
+
+def _queue_depth(rabbitmq: RabbitMQCluster, queue: str) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq.urls[0]))
+    try:
+        declared = connection.channel().queue_declare(queue, passive=True)
+        return int(declared.method.message_count)
+    finally:
+        connection.close()
+
+
+def _delete_queue(rabbitmq: RabbitMQCluster, queue: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq.urls[0]))
+    try:
+        connection.channel().queue_delete(queue)
+    finally:
+        connection.close()
+
+
+def _messages(count: int, queue: str) -> list[Dispatch]:
+    return [
+        Dispatch(TaskMessage("etl", "manual__batch", f"t{n:03d}", -1, 1, "abc"), queue=queue)
+        for n in range(count)
+    ]
+
+
+def test_a_batch_is_confirmed_at_once_and_lands_as_celery_task_messages(
+    rabbitmq: RabbitMQCluster, settings: Settings
+) -> None:
+    queue = f"batch_{uuid.uuid4().hex[:8]}"
+    app = build_celery_app(settings.replace("celery", broker_urls=rabbitmq.urls), queues=[queue])
+    publisher = ConfirmedPublisher(app, queues=[queue], batch_size=16)
+    dispatches = _messages(40, queue)
+    try:
+        result = publisher.publish(dispatches)
+        assert result.unconfirmed == [] and result.error is None
+        assert _queue_depth(rabbitmq, queue) == 40
+        connection = pika.BlockingConnection(pika.URLParameters(rabbitmq.urls[0]))
+        try:
+            method, properties, body = connection.channel().basic_get(queue, auto_ack=True)
+        finally:
+            connection.close()
+        assert method is not None
+        assert properties.headers["task"] == TASK_NAME
+        assert properties.delivery_mode == 2  # persistent
+        args, _, _ = json.loads(body)
+        assert TaskMessage.from_dict(args[0]) == dispatches[0].message
+    finally:
+        publisher.close()
+        _delete_queue(rabbitmq, queue)
+
+
+def test_messages_the_broker_refuses_come_back_in_order_to_be_sent_again(
+    rabbitmq: RabbitMQCluster, settings: Settings
+) -> None:
+    """A queue over its length limit under ``reject-publish`` answers ``basic.nack``.
+
+    RabbitMQ 3.10's quorum queue refuses a message once it holds *more* than the limit:
+    with a limit of one it takes two, then refuses every other.
+    """
+    queue = f"full_{uuid.uuid4().hex[:8]}"
+    rabbitmq.ctl(
+        1,
+        "set_policy",
+        "-p",
+        BROKER_VHOST,
+        "--apply-to",
+        "queues",
+        "--priority",
+        "10",
+        queue,
+        f"^{queue}$",
+        json.dumps({"max-length": 1, "overflow": "reject-publish"}),
+    )
+    app = build_celery_app(settings.replace("celery", broker_urls=rabbitmq.urls), queues=[queue])
+    executor = CeleryExecutor(app, queues=[queue])
+    dispatches = _messages(5, queue)
+    first, refused = dispatches[:2], dispatches[2:]
+    try:
+        executor.start()
+        executor.send(first)
+        assert executor.unsent == 0
+        assert _queue_depth(rabbitmq, queue) == 2
+        executor.send(refused)
+        assert executor.unsent == 3
+        result = ConfirmedPublisher(app, queues=[queue]).publish(refused)
+        assert result.unconfirmed == refused
+        assert isinstance(result.error, BrokerError)
+        assert "refused 3" in str(result.error)
+    finally:
+        executor.stop(drain=False)
+        rabbitmq.ctl(1, "clear_policy", "-p", BROKER_VHOST, queue)
+        _delete_queue(rabbitmq, queue)
