@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 _OCCUPYING = [str(s) for s in OCCUPYING]
 #: the fewest scheduled instances read per iteration
-MIN_CANDIDATES = 128
+MIN_CANDIDATES = 32
 
 
 def queue_ready(
