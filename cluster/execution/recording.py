@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask
@@ -28,6 +28,7 @@ from cluster.metastore.models import (
     XCom,
 )
 from cluster.metastore.transitions import (
+    IfNull,
     TaskKey,
     TryMove,
     current_tries,
@@ -119,7 +120,7 @@ def _claim_values(hostname: str, now: datetime) -> dict[str, Any]:
         "hostname": hostname,
         "heartbeat_at": now,
         # a sensor in reschedule mode measures its timeout from its first poke
-        "sensor_started_at": func.coalesce(TaskInstance.sensor_started_at, now),
+        "sensor_started_at": IfNull(now),
     }
 
 

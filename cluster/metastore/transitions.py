@@ -12,10 +12,23 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, case, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from cluster.errors import InvalidTransition, MetastoreError
@@ -112,6 +125,13 @@ def set_task_states(
 
 
 @dataclass(frozen=True, slots=True)
+class IfNull:
+    """A shared value of :func:`move_tries` set only where the column is still NULL."""
+
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
 class TryMove:
     """One try to move to ``target``, setting ``values`` (plain values, per try)."""
 
@@ -136,16 +156,14 @@ def move_tries(
     from ``BEGIN IMMEDIATE``) until commit, so what the read saw is what the UPDATE
     finds. A key given twice wins at most once.
 
-    :param shared: columns set alike for every move (SQL expressions allowed).
+    :param shared: columns set alike for every move: plain values, or :class:`IfNull`.
     :raises InvalidTransition: a target that may not follow ``expected``.
     :raises MetastoreError: an UPDATE found fewer rows than the locked read (a bug).
     """
     for target in {m.target for m in moves}:
         _task_sources(target, [expected], False)
     if len(moves) == 1:  # one compare-and-set decides alone: no read needed
-        move = moves[0]
-        columns = tuple(sorted(move.values))
-        return [_update_each(session, columns, [move], expected=expected, shared=shared) == 1]
+        return [_update_one(session, moves[0], expected=expected, shared=shared) == 1]
     current = current_tries(session, [m.key for m in moves], lock=True)
     won: list[bool] = []
     groups: dict[tuple[str, ...], list[TryMove]] = {}
@@ -205,6 +223,7 @@ def _update_each(
             for name in columns
         }
         per_try["state"] = _per_task(table, "state", task_ids, [str(m.target) for m in group])
+        fixed = {name: _shared_value(name, value) for name, value in shared.items()}
         statement = (
             update(table)
             .where(
@@ -216,10 +235,68 @@ def _update_each(
                 table.c.try_number
                 == _per_task(table, "try_number", task_ids, [m.try_number for m in group]),
             )
-            .values({**shared, **per_try})
+            .values({**fixed, **per_try})
         )
         changed += _rowcount(session.connection().execute(statement))
     return changed
+
+
+def _shared_value(name: str, value: Any) -> Any:
+    if isinstance(value, IfNull):
+        column = _TI.c[name]
+        return func.coalesce(column, literal(value.value, column.type))
+    return value
+
+
+def _update_one(
+    session: Session, move: TryMove, *, expected: TaskState, shared: Mapping[str, Any]
+) -> int:
+    """One move's compare-and-set, with a statement built once per set of columns (a
+    runner claims and records one try at a time most of the time)."""
+    statement = _one_move_statement(
+        tuple(sorted(move.values)),
+        tuple(sorted(n for n, v in shared.items() if not isinstance(v, IfNull))),
+        tuple(sorted(n for n, v in shared.items() if isinstance(v, IfNull))),
+        str(expected),
+    )
+    key = move.key
+    params = {
+        "k_dag_id": key.dag_id,
+        "k_run_id": key.run_id,
+        "k_task_id": key.task_id,
+        "k_map_index": key.map_index,
+        "k_try_number": move.try_number,
+        "v_state": str(move.target),
+        **{f"v_{name}": value for name, value in move.values.items()},
+        **{f"v_{n}": v.value if isinstance(v, IfNull) else v for n, v in shared.items()},
+    }
+    return _rowcount(session.connection().execute(statement, params))
+
+
+@lru_cache(maxsize=32)
+def _one_move_statement(
+    columns: tuple[str, ...], shared: tuple[str, ...], if_null: tuple[str, ...], expected: str
+) -> Update:
+    """``UPDATE`` one try by key and try number if in ``expected``; every value bound."""
+    _assignments(TaskInstance, expected, dict.fromkeys((*columns, *shared, *if_null)))
+    c = _TI.c
+    values: dict[str, Any] = {
+        name: bindparam(f"v_{name}", type_=c[name].type) for name in (*columns, *shared, "state")
+    }
+    for name in if_null:
+        values[name] = func.coalesce(c[name], bindparam(f"v_{name}", type_=c[name].type))
+    return (
+        update(_TI)
+        .where(
+            c.dag_id == bindparam("k_dag_id"),
+            c.run_id == bindparam("k_run_id"),
+            c.task_id == bindparam("k_task_id"),
+            c.map_index == bindparam("k_map_index"),
+            c.try_number == bindparam("k_try_number"),
+            c.state == expected,
+        )
+        .values(values)
+    )
 
 
 def _per_task(
