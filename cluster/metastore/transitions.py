@@ -24,7 +24,6 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
-    literal,
     or_,
     select,
     update,
@@ -163,7 +162,9 @@ def move_tries(
     for target in {m.target for m in moves}:
         _task_sources(target, [expected], False)
     if len(moves) == 1:  # one compare-and-set decides alone: no read needed
-        return [_update_one(session, moves[0], expected=expected, shared=shared) == 1]
+        move = moves[0]
+        columns = tuple(sorted(move.values))
+        return [_update_each(session, columns, [move], expected=expected, shared=shared) == 1]
     current = current_tries(session, [m.key for m in moves], lock=True)
     won: list[bool] = []
     groups: dict[tuple[str, ...], list[TryMove]] = {}
@@ -206,113 +207,71 @@ def _update_each(
 ) -> int:
     """Every move's compare-and-set in one UPDATE per run and map index; rows changed.
 
-    A value that differs between the moves (a pid, an end date, the try number
-    compared) is a ``CASE`` on the task id: one statement where an ``executemany``
-    costs the metastore a statement and a round trip per try.
+    A per-try value (a pid, an end date, the try number compared) is a ``CASE`` on the
+    task id: one statement where an ``executemany`` costs the metastore a statement
+    and a round trip per try. Statements are built once per shape, every value bound.
     """
-    table = _TI
-    _assignments(TaskInstance, expected, {**shared, **dict.fromkeys(columns)})
     by_run: dict[tuple[str, str, int], list[TryMove]] = defaultdict(list)
     for move in moves:
         by_run[(move.key.dag_id, move.key.run_id, move.key.map_index)].append(move)
+    plain = tuple(sorted(n for n, v in shared.items() if not isinstance(v, IfNull)))
+    if_null = tuple(sorted(n for n, v in shared.items() if isinstance(v, IfNull)))
+    fixed = {f"s_{n}": v.value if isinstance(v, IfNull) else v for n, v in shared.items()}
+    connection = session.connection()
     changed = 0
     for (dag_id, run_id, map_index), group in by_run.items():
-        task_ids = [m.key.task_id for m in group]
-        per_try = {
-            name: _per_task(table, name, task_ids, [m.values[name] for m in group])
-            for name in columns
-        }
-        per_try["state"] = _per_task(table, "state", task_ids, [str(m.target) for m in group])
-        fixed = {name: _shared_value(name, value) for name, value in shared.items()}
-        statement = (
-            update(table)
-            .where(
-                table.c.dag_id == dag_id,
-                table.c.run_id == run_id,
-                table.c.map_index == map_index,
-                table.c.task_id.in_(task_ids),
-                table.c.state == str(expected),
-                table.c.try_number
-                == _per_task(table, "try_number", task_ids, [m.try_number for m in group]),
-            )
-            .values({**fixed, **per_try})
-        )
-        changed += _rowcount(session.connection().execute(statement))
+        statement = _moves_statement(columns, plain, if_null, str(expected), len(group))
+        params = {"k_dag_id": dag_id, "k_run_id": run_id, "k_map_index": map_index, **fixed}
+        for i, move in enumerate(group):
+            params[f"t_{i}"] = move.key.task_id
+            params[f"try_{i}"] = move.try_number
+            params[f"to_{i}"] = str(move.target)
+            params.update({f"v_{name}_{i}": move.values[name] for name in columns})
+        changed += _rowcount(connection.execute(statement, params))
     return changed
 
 
-def _shared_value(name: str, value: Any) -> Any:
-    if isinstance(value, IfNull):
-        column = _TI.c[name]
-        return func.coalesce(column, literal(value.value, column.type))
-    return value
-
-
-def _update_one(
-    session: Session, move: TryMove, *, expected: TaskState, shared: Mapping[str, Any]
-) -> int:
-    """One move's compare-and-set, with a statement built once per set of columns (a
-    runner claims and records one try at a time most of the time)."""
-    statement = _one_move_statement(
-        tuple(sorted(move.values)),
-        tuple(sorted(n for n, v in shared.items() if not isinstance(v, IfNull))),
-        tuple(sorted(n for n, v in shared.items() if isinstance(v, IfNull))),
-        str(expected),
-    )
-    key = move.key
-    params = {
-        "k_dag_id": key.dag_id,
-        "k_run_id": key.run_id,
-        "k_task_id": key.task_id,
-        "k_map_index": key.map_index,
-        "k_try_number": move.try_number,
-        "v_state": str(move.target),
-        **{f"v_{name}": value for name, value in move.values.items()},
-        **{f"v_{n}": v.value if isinstance(v, IfNull) else v for n, v in shared.items()},
-    }
-    return _rowcount(session.connection().execute(statement, params))
-
-
-@lru_cache(maxsize=32)
-def _one_move_statement(
-    columns: tuple[str, ...], shared: tuple[str, ...], if_null: tuple[str, ...], expected: str
+@lru_cache(maxsize=128)
+def _moves_statement(
+    columns: tuple[str, ...],
+    shared: tuple[str, ...],
+    if_null: tuple[str, ...],
+    expected: str,
+    n: int,
 ) -> Update:
-    """``UPDATE`` one try by key and try number if in ``expected``; every value bound."""
+    """The UPDATE of ``n`` tries of one run (see :func:`_update_each`), every value bound:
+    ``k_*`` the run, ``t_<i>``/``try_<i>``/``to_<i>`` each try (its task id, try number and target; no name is
+    ``<column>_<n>``, which SQLAlchemy gives its own parameters), ``v_<column>_<i>`` its
+    values, ``s_<column>`` the shared ones."""
     _assignments(TaskInstance, expected, dict.fromkeys((*columns, *shared, *if_null)))
     c = _TI.c
-    values: dict[str, Any] = {
-        name: bindparam(f"v_{name}", type_=c[name].type) for name in (*columns, *shared, "state")
-    }
+
+    def per_try(name: str, column: str) -> Any:
+        def value(i: int) -> Any:
+            return bindparam(f"{name}_{i}", type_=c[column].type)
+
+        if n == 1:
+            return value(0)
+        return case(*((c.task_id == bindparam(f"t_{i}"), value(i)) for i in range(n)))
+
+    values: dict[str, Any] = {name: per_try(f"v_{name}", name) for name in columns}
+    values["state"] = per_try("to", "state")
+    values.update({name: bindparam(f"s_{name}", type_=c[name].type) for name in shared})
     for name in if_null:
-        values[name] = func.coalesce(c[name], bindparam(f"v_{name}", type_=c[name].type))
+        values[name] = func.coalesce(c[name], bindparam(f"s_{name}", type_=c[name].type))
+    task_ids: list[Any] = [bindparam(f"t_{i}") for i in range(n)]
     return (
         update(_TI)
         .where(
             c.dag_id == bindparam("k_dag_id"),
             c.run_id == bindparam("k_run_id"),
-            c.task_id == bindparam("k_task_id"),
             c.map_index == bindparam("k_map_index"),
-            c.try_number == bindparam("k_try_number"),
+            c.task_id == task_ids[0] if n == 1 else c.task_id.in_(task_ids),
             c.state == expected,
+            c.try_number == per_try("try", "try_number"),
         )
         .values(values)
     )
-
-
-def _per_task(
-    table: Table, name: str, task_ids: list[str], values: list[Any]
-) -> ColumnElement[Any]:
-    """Column ``name``'s value for each of ``task_ids``: one value when they all agree,
-    else a ``CASE`` on the task id."""
-    column_type = table.c[name].type
-    first = values[0]
-    if all(value == first for value in values):
-        return literal(first, column_type)
-    whens = {
-        task_id: literal(value, column_type)
-        for task_id, value in zip(task_ids, values, strict=True)
-    }
-    return case(whens, value=table.c.task_id)
 
 
 def set_dag_run_state(
