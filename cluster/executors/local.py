@@ -94,28 +94,34 @@ class _Try:
     killed: str | None = None
     #: the try was cleared or marked meanwhile: record nothing
     abandoned: bool = False
-    #: when the pump handed it to its worker (monotonic)
+    #: when the pump handed it to its worker, and when the worker said it has the DAG
+    #: and starts the task (monotonic)
     handed_at: float = 0.0
+    started_at: float | None = None
 
 
 @dataclass
 class VersionCost:
     """What a DAG version costs a worker, in seconds (moving averages, once measured).
 
-    ``load``: a cold worker's import, from the hand-over to its "started"; ``busy``: a
-    warm worker's whole try, from the hand-over to its report being recorded.
+    ``load``: a cold worker's import, from the hand-over to its "started"; ``busy``: how
+    long a try holds a worker that has the DAG, until its report is recorded.
     """
 
     load: float | None = None
     busy: float | None = None
 
-    def worth_a_cold_start(self, waiting: int, workers: int) -> bool | None:
-        """Whether ``waiting`` messages would wait longer for the ``workers`` that have
-        (or are importing) the version than a new worker takes to import it; ``None``
-        while not measured."""
-        if self.load is None or self.busy is None:
+    def worth_a_cold_start(
+        self, waiting: int, workers: int, *, running_for: float = 0.0
+    ) -> bool | None:
+        """Whether ``waiting`` messages would wait longer for the ``workers`` running the
+        version than a new worker takes to import it; ``None`` while no import was
+        measured. Until a try ended, the longest a try of the version has been running
+        (``running_for``) stands in for ``busy``: a long first task still spreads."""
+        if self.load is None:
             return None
-        return waiting * self.busy / max(1, workers) > self.load
+        busy = self.busy if self.busy is not None else running_for
+        return waiting * busy / max(1, workers) > self.load
 
 
 def _average(old: float | None, new: float) -> float:
@@ -300,6 +306,7 @@ class LocalExecutor:
                 if current is None:
                     continue
                 if kind == "started":
+                    current.started_at = time.monotonic()
                     if current.cold:
                         cost = self._costs.setdefault(_version(current.message), VersionCost())
                         cost.load = _average(cost.load, time.monotonic() - current.handed_at)
@@ -329,9 +336,10 @@ class LocalExecutor:
             for (number, _), state in zip(reports, states, strict=True):
                 current = self._running.pop(number)
                 version = _version(current.message)
-                if not current.cold:
+                began = current.started_at if current.cold else current.handed_at
+                if began is not None:
                     cost = self._costs.setdefault(version, VersionCost())
-                    cost.busy = _average(cost.busy, now - current.handed_at)
+                    cost.busy = _average(cost.busy, now - began)
                 self._workers[number].warm.add(version)
                 self._idle.append(number)
                 finished.append((current.message, state))
@@ -449,7 +457,18 @@ class LocalExecutor:
     ) -> bool:
         """Whether one more worker should import ``version`` for a message that ``waited``."""
         cost = self._costs.get(version)
-        pays = cost.worth_a_cold_start(waiting, workers) if cost is not None else None
+        if cost is None:
+            return waited >= COLD_PATIENCE
+        now = time.monotonic()
+        running_for = max(
+            (
+                now - t.started_at
+                for t in self._running.values()
+                if t.started_at is not None and _version(t.message) == version
+            ),
+            default=0.0,
+        )
+        pays = cost.worth_a_cold_start(waiting, workers, running_for=running_for)
         return waited >= COLD_PATIENCE if pays is None else pays
 
     def _dispatch(self) -> None:

@@ -101,8 +101,10 @@ def test_a_dead_pool_process_records_its_try_lost_unless_abandoned(abandoned: bo
 
 
 def test_a_cold_start_pays_only_when_the_waiting_would_outlast_an_import() -> None:
-    unmeasured = VersionCost(load=0.1)
-    assert unmeasured.worth_a_cold_start(waiting=100, workers=1) is None
+    assert VersionCost().worth_a_cold_start(waiting=100, workers=1) is None  # no import seen
+    first_tries_running = VersionCost(load=0.1)  # no try ended yet: how long they run counts
+    assert first_tries_running.worth_a_cold_start(waiting=4, workers=2, running_for=0.01) is False
+    assert first_tries_running.worth_a_cold_start(waiting=4, workers=2, running_for=1.0) is True
     short_tasks = VersionCost(load=0.1, busy=0.005)  # 32 waiting on 2 workers: 80 ms < 100 ms
     assert short_tasks.worth_a_cold_start(waiting=32, workers=2) is False
     assert short_tasks.worth_a_cold_start(waiting=32, workers=1) is True
