@@ -21,6 +21,7 @@ cancelled, their messages requeued, and the claim keeps them from running twice)
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import time
@@ -262,6 +263,7 @@ def worker(app: App, queues: str | None, concurrency: int | None, hostname: str 
     server.start()
     heartbeat.start()
     log.info("worker %s: queues %s, logs at %s", settings.core.hostname, chosen, server.url)
+    gc.freeze()  # the startup heap lives as long as we do: the collector skips it
     try:
         code = start_worker(
             celery_app,

@@ -114,14 +114,16 @@ class VersionCost:
     def worth_a_cold_start(
         self, waiting: int, workers: int, *, running_for: float = 0.0
     ) -> bool | None:
-        """Whether ``waiting`` messages would wait longer for the ``workers`` running the
-        version than a new worker takes to import it; ``None`` while no import was
-        measured. Until a try ended, the longest a try of the version has been running
-        (``running_for``) stands in for ``busy``: a long first task still spreads."""
+        """Whether a new worker's import pays: its first try takes longer than the import
+        (so for long tasks the pool spreads, as far as pools and limits let the
+        scheduler send them), or the ``waiting`` messages would wait longer for the
+        ``workers`` running the version than the import takes. ``None`` while no
+        import was measured. Until a try ended, the longest a try of the version has
+        been running (``running_for``) stands in for ``busy``."""
         if self.load is None:
             return None
         busy = self.busy if self.busy is not None else running_for
-        return waiting * busy / max(1, workers) > self.load
+        return busy * max(1.0, waiting / max(1, workers)) > self.load
 
 
 def _average(old: float | None, new: float) -> float:
@@ -292,7 +294,10 @@ class LocalExecutor:
                 wake.append(self._retry_at)
             # a message waiting for a warm worker may take a cold one after a while
             # (one whose patience ran out waits for a report: no busy loop)
-            wake.extend(t + COLD_PATIENCE for t in self._since.values() if t + COLD_PATIENCE > now)
+            for message, since in self._since.items():
+                until = since + self._patience(_version(message))
+                if until > now:
+                    wake.append(until)
         return max(0.0, min(wake) - now)
 
     def _receive(self, number: int) -> list[tuple[int, Any]]:
@@ -410,14 +415,16 @@ class LocalExecutor:
         :data:`COLD_STARTS` workers import it, and while some worker runs that version,
         only when that pays: when the messages of that version waiting would wait
         longer for the workers running it than an import takes (both measured per
-        version, see :class:`VersionCost`; until then, when the message waited
-        :data:`COLD_PATIENCE`).
-        Short tasks then run on a few warm workers instead of every worker importing
-        the same DAG file, and long ones spread over the pool. A message that must
+        version, see :class:`VersionCost`), or when the message already waited that
+        long (:data:`COLD_PATIENCE` until an import was measured). Short tasks then
+        run on a few warm workers instead of every worker importing the same DAG
+        file, and long ones spread over the pool. A message that must
         wait keeps its place; later messages of other DAGs may pass it.
         """
         pairs: list[tuple[int, TaskMessage]] = []
-        importing = Counter(_version(t.message) for t in self._running.values() if t.cold)
+        importing = Counter(
+            _version(t.message) for t in self._running.values() if t.cold and t.started_at is None
+        )
         # the workers that will be free for a version soonest: those running it
         working = Counter(_version(t.message) for t in self._running.values())
         waiting_of = Counter(_version(m) for m in self._backlog)
@@ -430,7 +437,7 @@ class LocalExecutor:
             if warm:
                 number = warm[-1]
             elif importing[version] < COLD_STARTS and (
-                not working[version]  # no worker will free up for it: import now
+                working[version] == importing[version]  # none runs it yet: import now
                 or self._cold_pays(
                     version,
                     waiting=waiting_of[version],
@@ -456,9 +463,11 @@ class LocalExecutor:
         self, version: tuple[str, str], *, waiting: int, workers: int, waited: float
     ) -> bool:
         """Whether one more worker should import ``version`` for a message that ``waited``."""
+        if waited >= self._patience(version):
+            return True  # it already waited as long as an import takes
         cost = self._costs.get(version)
         if cost is None:
-            return waited >= COLD_PATIENCE
+            return False
         now = time.monotonic()
         running_for = max(
             (
@@ -468,8 +477,13 @@ class LocalExecutor:
             ),
             default=0.0,
         )
-        pays = cost.worth_a_cold_start(waiting, workers, running_for=running_for)
-        return waited >= COLD_PATIENCE if pays is None else pays
+        return bool(cost.worth_a_cold_start(waiting, workers, running_for=running_for))
+
+    def _patience(self, version: tuple[str, str]) -> float:
+        """How long a message waits for a warm worker at most: an import's time, once
+        measured (waiting longer than that only loses time), else :data:`COLD_PATIENCE`."""
+        cost = self._costs.get(version)
+        return cost.load if cost is not None and cost.load is not None else COLD_PATIENCE
 
     def _dispatch(self) -> None:
         """Claim backlog messages for idle workers in one transaction and hand them over."""

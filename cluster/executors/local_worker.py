@@ -8,6 +8,7 @@ records that try itself and leaves.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -74,6 +75,9 @@ def worker_main(pool: WorkerPool, conn: Any) -> None:
     signal.signal(signal.SIGTERM, _disregard)
     scheduler = os.getppid()
     runner = pool.runner()
+    # what the worker inherited lives as long as it does: the cyclic collector need not
+    # walk it again each time a DAG import allocates thousands of objects
+    gc.freeze()
     while True:
         try:
             if not conn.poll(ORPHAN_CHECK_INTERVAL):
@@ -102,9 +106,10 @@ def _disregard(signum: int, frame: object) -> None:
 
 
 def _announce(conn: Any, timeout: float | None) -> None:
-    if timeout is not None:
-        with contextlib.suppress(OSError):
-            conn.send(("started", timeout))
+    """Tell the executor the try starts: it has its DAG (the executor measures imports)
+    and will be killed past ``timeout``."""
+    with contextlib.suppress(OSError):
+        conn.send(("started", timeout))
 
 
 def _record_alone(runner: TryRunner, report: Any) -> None:

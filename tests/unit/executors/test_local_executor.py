@@ -108,5 +108,78 @@ def test_a_cold_start_pays_only_when_the_waiting_would_outlast_an_import() -> No
     short_tasks = VersionCost(load=0.1, busy=0.005)  # 32 waiting on 2 workers: 80 ms < 100 ms
     assert short_tasks.worth_a_cold_start(waiting=32, workers=2) is False
     assert short_tasks.worth_a_cold_start(waiting=32, workers=1) is True
-    long_task = VersionCost(load=0.1, busy=10.0)  # one message waiting on a 10 s task: import
-    assert long_task.worth_a_cold_start(waiting=1, workers=4) is True
+    long_tasks = VersionCost(load=0.1, busy=0.3)  # a try outlasts an import: spread
+    assert long_tasks.worth_a_cold_start(waiting=1, workers=4) is True
+    heavy_file = VersionCost(load=1.0, busy=0.3)  # only a long queue pays for a 1 s import
+    assert heavy_file.worth_a_cold_start(waiting=1, workers=1) is False
+    assert heavy_file.worth_a_cold_start(waiting=8, workers=2) is True
+
+
+class ImportingRunner:
+    """Imports (sleeps ``IMPORT``) before a version's first try in this process, then
+    runs the try for ``TRY`` seconds."""
+
+    IMPORT, TRY = 0.05, 0.5
+
+    def __init__(self) -> None:
+        self.warm: set[str] = set()
+
+    def run(
+        self, message: TaskMessage, claimed: Any, announce: Callable[[float | None], None]
+    ) -> Any:
+        if message.fingerprint not in self.warm:
+            time.sleep(self.IMPORT)
+            self.warm.add(message.fingerprint)
+        announce(None)
+        time.sleep(self.TRY)
+        return message
+
+    def record_alone(self, report: Any) -> TaskState | None:
+        return None
+
+
+class SpanBook(CountingBook):
+    """Remembers when each try was claimed and recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.claimed_at: dict[TaskMessage, float] = {}
+        self.recorded_at: dict[TaskMessage, float] = {}
+
+    def claim(self, assignments: Sequence[tuple[TaskMessage, int]]) -> dict[TaskMessage, Any]:
+        self.claimed_at.update({message: time.monotonic() for message, _ in assignments})
+        return super().claim(assignments)
+
+    def record(self, reports: Sequence[Any]) -> list[TaskState | None]:
+        self.recorded_at.update({message: time.monotonic() for message in reports})
+        return super().record(reports)
+
+
+class SpanPool:
+    def __init__(self) -> None:
+        self.built = SpanBook()
+
+    def book(self) -> SpanBook:
+        return self.built
+
+    def runner(self) -> ImportingRunner:
+        return ImportingRunner()
+
+
+def test_tries_that_wait_longer_than_an_import_spread_over_cold_workers() -> None:
+    pool = SpanPool()
+    messages = [TaskMessage("etl", "manual__1", f"t{i}", -1, 1, "v1") for i in range(3)]
+    executor = LocalExecutor(size=8, worker_factory=pool, on_finished=lambda m, s: None)
+    executor.start()
+    try:
+        executor.send([Dispatch(m) for m in messages])
+        wait_until(
+            lambda: len(pool.built.recorded_at) == 3, timeout=30, what="the three tries to end"
+        )
+    finally:
+        executor.stop(drain=False)
+    book = pool.built
+    spans = [(book.claimed_at[m], book.recorded_at[m]) for m in messages]
+    last_start = max(start for start, _ in spans)
+    first_end = min(end for _, end in spans)
+    assert last_start < first_end, spans  # all three ran side by side
