@@ -16,11 +16,13 @@ p99 <= 100 ms, DAGs page >= 150 pages/s, >= 99.9 % success during the kill).
     python bench/web.py
     python bench/web.py --duration 20 --concurrency 16
     python bench/web.py --metastore-url mysql+pymysql://...  # a metastore seeded before
+    python bench/web.py --metastore-url ... --metastore-pid PID  # and its server's CPU
     python bench/web.py --auth basic   # the API with HTTP basic auth instead of a token
 
 To compare two versions of the code back to back on a busy machine, seed one MariaDB
 once and point both trees' ``bench/web.py`` at it with ``--metastore-url``: seeding
-takes a minute, and the figures move with the machine's load.
+takes a minute, and the figures move with the machine's load. The CPU the webservers
+and MariaDB spend per request moves far less with the load than requests/s do.
 """
 
 from __future__ import annotations
@@ -214,6 +216,8 @@ class Result:
     elapsed: float = 0.0
     #: CPU seconds the webservers (gunicorn masters and workers) spent meanwhile
     server_cpu: float | None = None
+    #: CPU seconds the metastore's server spent meanwhile (when its PID is known)
+    database_cpu: float | None = None
     latencies: list[float] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -234,12 +238,13 @@ class Result:
 
 def drive(
     port: int, path: str, headers: dict[str, str], *, concurrency: int, duration: float,
-    cpu: Callable[[], float] | None = None,
+    cpu: Callable[[], float] | None = None, database_cpu: Callable[[], float] | None = None,
 ) -> Result:  # fmt: skip
     """``concurrency`` threads sending ``GET path`` back to back for ``duration`` seconds;
-    ``cpu`` tells the servers' CPU seconds so far."""
+    ``cpu`` and ``database_cpu`` tell the webservers' and the database's CPU seconds so far."""
     result = Result()
     cpu_before = cpu() if cpu is not None else 0.0
+    database_before = database_cpu() if database_cpu is not None else 0.0
     deadline = time.monotonic() + duration
 
     def client() -> None:
@@ -275,20 +280,33 @@ def drive(
     result.elapsed = time.perf_counter() - started
     if cpu is not None:
         result.server_cpu = cpu() - cpu_before
+    if database_cpu is not None:
+        result.database_cpu = database_cpu() - database_before
     return result
 
 
 def report(label: str, result: Result, unit: str) -> None:
     rate = result.ok / result.elapsed if result.elapsed else 0.0
-    cpu = "  n/a"
-    if result.server_cpu is not None and result.total:
-        cpu = f"{result.server_cpu * 1000 / result.total:>5.1f}"
+    cpu = per_request(result.server_cpu, result.total)
+    database = per_request(result.database_cpu, result.total)
     print(
         f"{label:<34}{rate:>9.1f} {unit:<9}p50 {result.percentile(50) * 1000:>6.1f} ms"
         f"   p99 {result.percentile(99) * 1000:>7.1f} ms   web CPU {cpu} ms/req"
+        f"   MariaDB CPU {database} ms/req"
         f"   ok {result.ok:>6}   failed {sum(result.failures.values())} "
         f"{dict(result.failures) or ''}"
     )
+
+
+def per_request(seconds: float | None, requests: int) -> str:
+    """CPU milliseconds per request, or ``n/a``."""
+    return "  n/a" if seconds is None or not requests else f"{seconds * 1000 / requests:>5.1f}"
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by one process (the database server)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def group_cpu_seconds(groups: list[int]) -> float:
@@ -375,17 +393,20 @@ def api_token(url: str) -> str:
     return token
 
 
-def metastore(tmp: Path, args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[str, str]:
-    """The metastore URL and an API token: ``--metastore-url``, or a fresh seeded MariaDB."""
+def metastore(
+    tmp: Path, args: argparse.Namespace, stack: contextlib.ExitStack
+) -> tuple[str, str, int | None]:
+    """The metastore URL, an API token and the database server's PID if known:
+    ``--metastore-url`` (and ``--metastore-pid``), or a fresh seeded MariaDB."""
     if args.metastore_url:
-        return args.metastore_url, api_token(args.metastore_url)
+        return args.metastore_url, api_token(args.metastore_url), args.metastore_pid
     mariadb = MariaDB(
         tmp / "mariadb", port=free_port(), fsync=False, buffer_pool_size="512M",
         log_file_size="256M",
     )  # fmt: skip
     mariadb.start()
     stack.callback(mariadb.stop)
-    return mariadb.url, prepare(mariadb.url, args)
+    return mariadb.url, prepare(mariadb.url, args), mariadb.pid
 
 
 def prepare(url: str, args: argparse.Namespace) -> str:
@@ -407,7 +428,7 @@ def prepare(url: str, args: argparse.Namespace) -> str:
 
 
 def bench(tmp: Path, args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
-    url, token = metastore(tmp, args, stack)
+    url, token, database_pid = metastore(tmp, args, stack)
     home = tmp / "home"
     home.mkdir()
     env = {
@@ -442,6 +463,7 @@ def bench(tmp: Path, args: argparse.Namespace, stack: contextlib.ExitStack) -> N
     measure: Callable[[str, dict[str, str]], Result] = lambda path, headers: drive(  # noqa: E731
         haproxy.port, path, headers, concurrency=args.concurrency, duration=args.duration,
         cpu=lambda: group_cpu_seconds(groups),
+        database_cpu=None if database_pid is None else lambda: process_cpu_seconds(database_pid),
     )  # fmt: skip
     measure("/api/v1/dags?limit=100", api_headers)  # warm-up: imports, pools, caches
     report("GET /api/v1/dags?limit=100", measure("/api/v1/dags?limit=100", api_headers), "req/s")
@@ -472,6 +494,9 @@ def main() -> None:
     parser.add_argument("--no-kill", dest="kill", action="store_false")
     parser.add_argument(
         "--metastore-url", help="use this metastore, seeded by an earlier run, as it is"
+    )
+    parser.add_argument(
+        "--metastore-pid", type=int, help="PID of --metastore-url's server, to report its CPU"
     )
     parser.add_argument(
         "--auth", choices=("token", "basic"), default="token", help="how API calls sign in"

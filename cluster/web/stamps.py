@@ -28,16 +28,17 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Label,
-    Select,
     SQLColumnExpression,
     String,
     case,
     cast,
     func,
-    literal,
+    literal_column,
     select,
 )
 from sqlalchemy.orm import Session
+
+from cluster.web.prepared import AnySelect, execute
 
 #: the name of the code column in a view's queries
 CODE = "row_code"
@@ -48,10 +49,13 @@ COLUMN_SEPARATOR = "|"
 #: what ``group_concat`` puts between rows by default, in both databases
 ROW_SEPARATOR = ","
 
+#: the constants of a code, written into the SQL: as bound parameters, each request
+#: escaped and sent some thirty of them
+_SEPARATOR = literal_column(f"'{COLUMN_SEPARATOR}'", String)
+_NULL = literal_column(f"'{NULL_CODE}'", String)
+
 #: the codes of a result's rows, sorted
 Stamp = tuple[str, ...]
-#: a SELECT of any columns
-AnySelect = Select[*tuple[Any, ...]]
 
 
 def row_code(*columns: SQLColumnExpression[Any]) -> Label[str]:
@@ -59,41 +63,47 @@ def row_code(*columns: SQLColumnExpression[Any]) -> Label[str]:
     ``|``. Select it (as :data:`CODE`) along with the columns a view shows."""
     code: ColumnElement[str] = _column_code(columns[0])
     for column in columns[1:]:
-        code = code + literal(COLUMN_SEPARATOR, String) + _column_code(column)
+        code = code + _SEPARATOR + _column_code(column)
     return code.label(CODE)
 
 
 def _column_code(column: SQLColumnExpression[Any]) -> ColumnElement[str]:
     # CASE rather than coalesce(hex(...)): SQLite's hex(NULL) is '', the same as hex('')
     return case(
-        (column.is_(None), literal(NULL_CODE, String)),
+        (column.is_(None), _NULL),
         else_=func.hex(cast(column, String), type_=String),
     )
 
 
-def stamp_statement(statement: AnySelect) -> AnySelect:
-    """The codes of ``statement``'s rows in one field, with what detects a cut.
+def stamp_statement(statement: AnySelect, *extras: ColumnElement[Any]) -> AnySelect:
+    """The codes of ``statement``'s rows in one field, with what detects a cut, and the
+    values of ``extras`` (scalar subqueries, e.g. a count of matches beyond a page).
 
     ``statement`` must select :func:`row_code`; its filters, order and limits stay.
     """
     coded = statement.subquery("coded")
     code = coded.c[CODE]
-    return select(func.group_concat(code, type_=String), func.sum(func.length(code)), func.count())
+    return select(
+        func.group_concat(code, type_=String), func.sum(func.length(code)), func.count(), *extras
+    )
 
 
 def read_stamp(
     session: Session, statement: AnySelect, params: Mapping[str, Any] | None = None
 ) -> Stamp | None:
-    """The current stamp of ``statement`` (one of :func:`stamp_statement`), or ``None``
-    when the database cut it short: treat that as "changed"."""
-    joined, length, count = session.connection().execute(statement, params or {}).one()
+    """The current stamp of ``statement`` (one of :func:`stamp_statement`, built once
+    and kept: it runs :func:`~cluster.web.prepared.prepared`), or ``None`` when the
+    database cut it short: treat that as "changed"."""
+    joined, length, count, *extras = execute(session, statement, params).one()
     if not count:
-        return ()
+        return stamp_of((), extras)
     if joined is None or len(joined) != int(length) + count - 1:  # codes are ASCII
         return None
-    return tuple(sorted(joined.split(ROW_SEPARATOR)))
+    return stamp_of(joined.split(ROW_SEPARATOR), extras)
 
 
-def stamp_of(codes: Iterable[str]) -> Stamp:
-    """The stamp of rows read with their codes: compare it with :func:`read_stamp`'s."""
-    return tuple(sorted(codes))
+def stamp_of(codes: Iterable[str], extras: Iterable[object] = ()) -> Stamp:
+    """The stamp of rows read with their codes (and the values of the stamp statement's
+    ``extras``): compare it with :func:`read_stamp`'s. Extras follow the sorted codes
+    marked with ``=``, which no code contains, so neither can pass for the other."""
+    return (*sorted(codes), *(f"={value}" for value in extras))

@@ -23,9 +23,9 @@ from cluster.metastore.engine import SessionFactory, create_engine_for, make_ses
 from cluster.metastore.migrate import migrate
 from cluster.metastore.models import Dag, DagRun
 from cluster.web import create_app
-from cluster.web.api.dags import list_statements
+from cluster.web.api.dags import list_statements, stamp_of_rows
 from cluster.web.context import EXTENSION, WebContext
-from cluster.web.stamps import read_stamp, stamp_of
+from cluster.web.stamps import read_stamp
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -168,7 +168,7 @@ def test_a_stamp_read_alone_equals_the_stamp_of_the_rows(
     with elsewhere() as session:
         rows = session.execute(statement, params).all()
         assert len(rows) == 3
-        assert read_stamp(session, stamp_query, params) == stamp_of(r.row_code for r in rows)
+        assert read_stamp(session, stamp_query, params) == stamp_of_rows(rows, paged=True)
         session.rollback()
 
 

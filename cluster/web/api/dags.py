@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, select
+from sqlalchemy import ColumnElement, Row, bindparam, func, select
 
 from cluster import actions
 from cluster.errors import NotFoundError
@@ -32,7 +32,8 @@ from cluster.web.api.schemas import (
     Page,
 )
 from cluster.web.context import db_session, web_context
-from cluster.web.stamps import AnySelect, read_stamp, row_code, stamp_of, stamp_statement
+from cluster.web.prepared import execute
+from cluster.web.stamps import AnySelect, Stamp, read_stamp, row_code, stamp_of, stamp_statement
 
 routes = Routes("DAG")
 
@@ -120,7 +121,7 @@ def get_dags(*, query: DagListQuery) -> JsonBody:
     cached = views.get(key)
     if cached is not None and (read_stamp(session, stamp_query, params),) == cached.stamps:
         return JsonBody(cached.value)
-    rows = session.connection().execute(statement, params).all()
+    rows = execute(session, statement, params).all()
     if paged and not rows:  # past the end: nothing to reuse, count the matches
         return dag_collection([], count_matches(session, list_statements(**shape, paged=False)[0]))
     if paged:
@@ -130,7 +131,7 @@ def get_dags(*, query: DagListQuery) -> JsonBody:
         matching = [r for r in rows if wanted & set(r.tags or [])]
         body = dag_collection(matching[query.offset : query.offset + query.limit], len(matching))
     written = body.encoded()
-    views.put(key, (stamp_of(r.row_code for r in rows),), written)
+    views.put(key, (stamp_of_rows(rows, paged=paged),), written)
     return JsonBody(written)
 
 
@@ -142,27 +143,33 @@ def list_statements(
 
     Paged, it reads one page (bound parameters ``limit`` and ``offset``) with the
     number of matches as a window count (the DAG table is small, so counting with the
-    page is cheaper than a second query), and the count is part of each row's code.
-    Unpaged (the tag filter runs here), it reads every match. Built once per shape:
-    building and keying the statement cost about as much as running it.
+    page is cheaper than a second query). The stamp query reads the page's codes and
+    the number of matches as a plain count beside them: the window count inside the
+    stamp's subquery cost MariaDB as much again as the rest of it. Unpaged (the tag
+    filter runs here), it reads every match. Built once per shape: building and keying
+    the statement cost about as much as running it.
     """
-    statement = select(*DAG_COLUMNS).order_by(DagRow.dag_id)
+    filters: list[ColumnElement[bool]] = []
     if only_active:
-        statement = statement.where(DagRow.is_active.is_(True))
+        filters.append(DagRow.is_active.is_(True))
     if paused is not None:
-        statement = statement.where(DagRow.is_paused.is_(paused))
+        filters.append(DagRow.is_paused.is_(paused))
     if pattern:
-        statement = statement.where(DagRow.dag_id.contains(pattern, autoescape=True))
-    if paged:
-        total = func.count().over()
-        statement = (
-            statement.add_columns(total.label("total_entries"), row_code(*DAG_COLUMNS, total))
-            .limit(bindparam("limit"))
-            .offset(bindparam("offset"))
-        )
-    else:
-        statement = statement.add_columns(row_code(*DAG_COLUMNS))
-    return statement, stamp_statement(statement)
+        filters.append(DagRow.dag_id.contains(pattern, autoescape=True))
+    coded = select(*DAG_COLUMNS, row_code(*DAG_COLUMNS)).where(*filters).order_by(DagRow.dag_id)
+    if not paged:
+        return coded, stamp_statement(coded)
+    page = coded.limit(bindparam("limit")).offset(bindparam("offset"))
+    statement = page.add_columns(func.count().over().label("total_entries"))
+    matches = select(func.count()).select_from(DagRow).where(*filters).scalar_subquery()
+    return statement, stamp_statement(page, matches)
+
+
+def stamp_of_rows(rows: Sequence[Row[Any]], *, paged: bool) -> Stamp:
+    """The stamp of rows read with :func:`list_statements`: what its stamp query reads
+    while they are unchanged."""
+    codes = (r.row_code for r in rows)
+    return stamp_of(codes, (rows[0].total_entries,) if paged and rows else ())
 
 
 @routes.operation("/dags/<dag_id>", "GET", response=Dag)

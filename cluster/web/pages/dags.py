@@ -27,18 +27,11 @@ from cluster.errors import AlreadyExistsError, ParamValidationError, UsageError
 from cluster.metastore.models import DagRun, ImportErrorRow
 from cluster.web.context import db_session, require_user, web_context
 from cluster.web.csrf import csrf_token
-from cluster.web.pages.dag_list import (
-    DagFilter,
-    DagSummary,
-    RecentRun,
-    list_dags,
-    listing_stamps,
-    recent_runs,
-    recent_runs_stamp,
-)
+from cluster.web.pages.dag_list import DagFilter, DagSummary, list_dags, listing_stamps
 from cluster.web.pages.lookups import require_dag
 from cluster.web.pages.params_form import conf_from_form, fields_for
 from cluster.web.pages.paths import PathPattern
+from cluster.web.pages.recent_runs import RecentRun, RunWindow, recent_runs, recent_runs_stamp
 from cluster.web.pages.requests import back_to, text, web_actor
 from cluster.web.permissions import allows
 from cluster.web.stamps import Stamp
@@ -115,7 +108,8 @@ class DagsTable:
     is the session's, the rows are everyone's.
     """
 
-    dag_ids: tuple[str, ...]
+    #: the runs the dots were chosen from
+    runs: RunWindow
     total: int
     has_next: bool
     tags: list[str]
@@ -158,7 +152,7 @@ def _reusable(
     """The cached table if the rows it shows are still those in the metastore."""
     if cached is None:
         return None
-    current = (*listing_stamps(session, wanted), recent_runs_stamp(session, cached.value.dag_ids))
+    current = (*listing_stamps(session, wanted), recent_runs_stamp(session, cached.value.runs))
     return cached.value if current == cached.stamps else None
 
 
@@ -168,10 +162,10 @@ def build_table(
     """The list part of the page, and the stamps of the rows it was built from."""
     listing = list_dags(session, wanted)
     shown = listing.dags[(page - 1) * DAGS_PER_PAGE : page * DAGS_PER_PAGE]
-    runs, runs_stamp = recent_runs(session, [r.dag_id for r in shown])
+    recent = recent_runs(session, [r.dag_id for r in shown])
     rows = render_template(
         "dag_rows.html",
-        dags=entries(shown, runs),
+        dags=entries(shown, recent.runs),
         tag_urls={t: url_for("dags.index", tag=t) for r in shown for t in r.tags},
         may_pause=may_pause,
         may_trigger=may_trigger,
@@ -179,13 +173,13 @@ def build_table(
         back=back,
     )
     table = DagsTable(
-        dag_ids=tuple(r.dag_id for r in shown),
+        runs=recent.window,
         total=len(listing.dags),
         has_next=len(listing.dags) > page * DAGS_PER_PAGE,
         tags=listing.tags,
         rows=rows,
     )
-    return table, (*listing.stamps, runs_stamp)
+    return table, (*listing.stamps, recent.stamp)
 
 
 @bp.post("/dags/<dag_id>/pause")

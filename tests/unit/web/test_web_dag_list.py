@@ -7,12 +7,13 @@ from datetime import timedelta
 import pytest
 from flask import Flask, url_for
 from flask.testing import FlaskClient
+from sqlalchemy import delete, event, update
 from web_harness import T0, Browser
 
 from cluster.metastore.engine import SessionFactory
 from cluster.metastore.models import Dag, DagRun
-from cluster.web.pages.dag_list import recent_runs
 from cluster.web.pages.paths import PathPattern
+from cluster.web.pages.recent_runs import read_cutoffs, recent_runs, recent_runs_stamp
 
 ODD_VALUES = [
     "plain_id",
@@ -59,7 +60,7 @@ def test_recent_runs_are_the_last_by_logical_date_oldest_first(factory: SessionF
         session.add(_run("b", "b_no_date", None))
         session.add(_run("b", "b1", 1))
     with factory() as session:
-        runs, _ = recent_runs(session, ["a", "b", "idle"], per_dag=3)
+        runs = recent_runs(session, ["a", "b", "idle"], per_dag=3).runs
     assert [r.run_id for r in runs["a"]] == ["a3", "a4", "a5"]
     assert [r.run_id for r in runs["b"]] == ["b_no_date", "b1"], "no date sorts as oldest"
     assert runs["b"][1].state == "success"
@@ -73,9 +74,94 @@ def test_recent_runs_of_more_dags_than_one_query_takes(factory: SessionFactory) 
             session.add(Dag(dag_id=dag_id, fileloc=f"/dags/{dag_id}.py"))
             session.add(_run(dag_id, f"{dag_id}_run", 1))
     with factory() as session:
-        runs, _ = recent_runs(session, dag_ids)
+        runs = recent_runs(session, dag_ids).runs
     assert [r.run_id for r in runs["dag_249"]] == ["dag_249_run"]
     assert all(len(runs[dag_id]) == 1 for dag_id in dag_ids)
+
+
+def test_recent_runs_read_each_dag_from_its_cutoff_on(factory: SessionFactory) -> None:
+    with factory.begin() as session:
+        for dag_id in ("busy", "new", "undated"):
+            session.add(Dag(dag_id=dag_id, fileloc=f"/dags/{dag_id}.py"))
+        for n in range(1, 9):
+            session.add(_run("busy", f"busy{n}", n))
+        session.add(_run("new", "new1", 1))
+        for n in range(3):
+            session.add(_run("undated", f"undated{n}", None))
+    with factory() as session:
+        recent = recent_runs(session, ["busy", "new", "undated", "no_row"], per_dag=3)
+        cutoffs = read_cutoffs(session, ["busy", "new"], 3)
+    assert cutoffs == (T0 + timedelta(days=6), None), "the 3rd newest date; none with 1 run"
+    assert recent.window.cutoffs[2:] == (None, None), "no date, no dag row: read whole"
+    assert len(recent.stamp) == 3 + 1 + 3, "the stamp covers the ranges read, no more"
+    assert [r.run_id for r in recent.runs["busy"]] == ["busy6", "busy7", "busy8"]
+    assert [r.run_id for r in recent.runs["undated"]] == ["undated0", "undated1", "undated2"]
+    assert recent.runs["no_row"] == []
+
+
+def test_runs_tied_at_the_cutoff_are_ranked_by_id(factory: SessionFactory) -> None:
+    with factory.begin() as session:
+        session.add(Dag(dag_id="a", fileloc="/dags/a.py"))
+        for run_id, day in (("old", 1), ("tie1", 2), ("tie2", 2), ("tie3", 2), ("new", 3)):
+            session.add(_run("a", run_id, day))
+            session.flush()  # ids in this order
+    with factory() as session:
+        recent = recent_runs(session, ["a"], per_dag=3)
+    assert [r.run_id for r in recent.runs["a"]] == ["tie2", "tie3", "new"]
+    assert len(recent.stamp) == 4, "every run on the cutoff date is read and stamped"
+
+
+@pytest.mark.parametrize("how", ["new run", "state", "deleted", "backfill", "other dag"])
+def test_the_stamp_changes_exactly_when_the_shown_runs_may_have(
+    factory: SessionFactory, how: str
+) -> None:
+    with factory.begin() as session:
+        for dag_id in ("a", "b"):
+            session.add(Dag(dag_id=dag_id, fileloc=f"/dags/{dag_id}.py"))
+            for n in range(1, 6):
+                session.add(_run(dag_id, f"{dag_id}{n}", n))
+    with factory() as session:
+        before = recent_runs(session, ["a"], per_dag=3)
+    with factory.begin() as session:
+        if how == "new run":
+            session.add(_run("a", "a9", 9))
+        elif how == "state":
+            session.execute(update(DagRun).where(DagRun.run_id == "a4").values(state="failed"))
+        elif how == "deleted":
+            session.execute(delete(DagRun).where(DagRun.run_id == "a5"))
+        elif how == "backfill":  # older than every shown run: the dots stay as they are
+            session.add(_run("a", "a0", 0))
+        else:
+            session.execute(update(DagRun).where(DagRun.dag_id == "b").values(state="failed"))
+    with factory() as session:
+        after = recent_runs(session, ["a"], per_dag=3)
+        stamp = recent_runs_stamp(session, before.window)
+    shown_changed = after.runs != before.runs
+    assert shown_changed == (how in ("new run", "state", "deleted"))
+    assert (stamp != before.stamp) == shown_changed
+
+
+def test_a_range_left_short_is_read_whole(factory: SessionFactory) -> None:
+    """A run deleted after the cutoffs were read (READ COMMITTED) never shows a DAG short."""
+    with factory.begin() as session:
+        session.add(Dag(dag_id="a", fileloc="/dags/a.py"))
+        for n in range(1, 6):
+            session.add(_run("a", f"a{n}", n))
+    with factory() as session:
+        connection = session.connection()
+
+        statements: list[object] = []
+
+        def delete_after_cutoffs(*_: object) -> None:
+            statements.append(_)
+            if len(statements) == 1:  # the cutoffs were read; the ranges are next
+                connection.execute(delete(DagRun).where(DagRun.run_id == "a4"))
+
+        event.listen(connection, "after_execute", delete_after_cutoffs)
+        recent = recent_runs(session, ["a"], per_dag=3)
+        session.rollback()
+    assert [r.run_id for r in recent.runs["a"]] == ["a2", "a3", "a5"]
+    assert recent.window.cutoffs == (None,)
 
 
 def _run(dag_id: str, run_id: str, day: int | None) -> DagRun:
