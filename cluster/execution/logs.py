@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
 
 from cluster.executors.base import TaskMessage
 
@@ -17,19 +16,15 @@ def stamp(message: str, *, source: str = "tradewind") -> str:
 
 
 def append_line(path: Path, message: str) -> None:
-    """Append one of our own lines to a try's log (created with its folders)."""
-    with open_log(path, "a") as handle:
-        handle.write(stamp(message))
-
-
-def open_log(path: Path, mode: str) -> IO[str]:
-    """Open a try's log, making its folders only when they are missing (a hot path:
-    most lines go to a log whose folder exists)."""
+    """Append one of our own lines to a try's log (created with its folders, which are
+    made only when missing: most lines go to a log whose folder exists)."""
     try:
-        return path.open(mode)
+        handle = path.open("a")
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return path.open(mode)
+        handle = path.open("a")
+    with handle:
+        handle.write(stamp(message))
 
 
 def announce_try(path: Path, message: TaskMessage, *, hostname: str) -> None:

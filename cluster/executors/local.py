@@ -47,7 +47,7 @@ STOP_SIGNAL = signal.SIGUSR1
 #: seconds the pump waits before trying a failed claim again
 RETRY_DELAY = 1.0
 #: workers that may import the same DAG version at once: imports are CPU-bound, so
-#: more than one per core only adds copies (a 1,000-task DAG file costs ~0.3 s each)
+#: more than one per core only adds copies (a 1,000-task DAG file costs ~0.1 s each)
 COLD_STARTS = max(2, os.cpu_count() or 2)
 #: seconds a message waits for a warm worker before a cold one imports its DAG version,
 #: until the version's costs are measured (see :class:`VersionCost`)
@@ -413,13 +413,13 @@ class LocalExecutor:
         A worker that already imported the message's DAG version goes first (most
         recently idle first). A cold worker imports the version only while fewer than
         :data:`COLD_STARTS` workers import it, and while some worker runs that version,
-        only when that pays: when the messages of that version waiting would wait
-        longer for the workers running it than an import takes (both measured per
-        version, see :class:`VersionCost`), or when the message already waited that
-        long (:data:`COLD_PATIENCE` until an import was measured). Short tasks then
-        run on a few warm workers instead of every worker importing the same DAG
-        file, and long ones spread over the pool. A message that must
-        wait keeps its place; later messages of other DAGs may pass it.
+        only when that pays (:meth:`VersionCost.worth_a_cold_start`: a try outlasts an
+        import, or the queue ahead does; both measured per version) or when the
+        message already waited as long as an import takes (:data:`COLD_PATIENCE`
+        until one was measured). Short tasks then run on a few warm workers instead
+        of every worker importing the same DAG file, and long ones spread over the
+        pool. A message that must wait keeps its place; later messages of other DAGs
+        may pass it.
         """
         pairs: list[tuple[int, TaskMessage]] = []
         importing = Counter(

@@ -239,10 +239,12 @@ def _moves_statement(
     expected: str,
     n: int,
 ) -> Update:
-    """The UPDATE of ``n`` tries of one run (see :func:`_update_each`), every value bound:
-    ``k_*`` the run, ``t_<i>``/``try_<i>``/``to_<i>`` each try (its task id, try number and target; no name is
-    ``<column>_<n>``, which SQLAlchemy gives its own parameters), ``v_<column>_<i>`` its
-    values, ``s_<column>`` the shared ones."""
+    """The UPDATE of ``n`` tries of one run (see :func:`_update_each`), every value bound.
+
+    Parameters: ``k_*`` the run; ``t_<i>``, ``try_<i>`` and ``to_<i>`` each try's task
+    id, try number and target; ``v_<column>_<i>`` its values; ``s_<column>`` the shared
+    ones. No name has the form ``<column>_<n>``, which SQLAlchemy gives its own.
+    """
     _assignments(TaskInstance, expected, dict.fromkeys((*columns, *shared, *if_null)))
     c = _TI.c
 
