@@ -1,7 +1,8 @@
-"""The local pool records a try whose process died, unless its tries were abandoned.
+"""The local pool: a try whose process died is recorded unless abandoned, and when a
+cold worker imports a DAG version.
 
 A real :class:`LocalExecutor` forks real processes; their runner only sleeps, and the
-book (in this process) counts what the pump records.
+book (in this process) counts what the pump claims and records.
 """
 
 from __future__ import annotations
@@ -35,17 +36,23 @@ class SleepingRunner:
 
 
 class CountingBook:
+    """Counts what the pump claims and records, and when (a report is its message)."""
+
     heartbeat_interval = 60.0
 
     def __init__(self) -> None:
         self.pids: list[int] = []
         self.lost: list[str] = []
+        self.claimed_at: dict[TaskMessage, float] = {}
+        self.recorded_at: dict[TaskMessage, float] = {}
 
     def claim(self, assignments: Sequence[tuple[TaskMessage, int]]) -> dict[TaskMessage, Any]:
         self.pids.extend(pid for _, pid in assignments)
+        self.claimed_at.update({message: time.monotonic() for message, _ in assignments})
         return {message: "claimed" for message, _ in assignments}
 
     def record(self, reports: Sequence[Any]) -> list[TaskState | None]:
+        self.recorded_at.update({message: time.monotonic() for message in reports})
         return [TaskState.SUCCESS for _ in reports]
 
     def record_lost(self, claimed: Any, reason: str, *, pid: int) -> TaskState | None:
@@ -60,19 +67,22 @@ class CountingBook:
 
 
 class Pool:
-    def __init__(self) -> None:
+    """The book lives here; each worker process builds a ``runner_class``."""
+
+    def __init__(self, runner_class: Callable[[], Any]) -> None:
         self.built = CountingBook()
+        self._runner_class = runner_class
 
     def book(self) -> CountingBook:
         return self.built
 
-    def runner(self) -> SleepingRunner:
-        return SleepingRunner()
+    def runner(self) -> Any:
+        return self._runner_class()
 
 
 @pytest.mark.parametrize("abandoned", [False, True])
 def test_a_dead_pool_process_records_its_try_lost_unless_abandoned(abandoned: bool) -> None:
-    pool = Pool()
+    pool = Pool(SleepingRunner)
     finished: list[tuple[TaskMessage, TaskState | None]] = []
     told = threading.Event()
 
@@ -119,7 +129,7 @@ class ImportingRunner:
     """Imports (sleeps ``IMPORT``) before a version's first try in this process, then
     runs the try for ``TRY`` seconds."""
 
-    IMPORT, TRY = 0.05, 0.5
+    IMPORT, TRY = 0.05, 2.0  # a wide margin: the third must start long before the first ends
 
     def __init__(self) -> None:
         self.warm: set[str] = set()
@@ -138,36 +148,8 @@ class ImportingRunner:
         return None
 
 
-class SpanBook(CountingBook):
-    """Remembers when each try was claimed and recorded."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.claimed_at: dict[TaskMessage, float] = {}
-        self.recorded_at: dict[TaskMessage, float] = {}
-
-    def claim(self, assignments: Sequence[tuple[TaskMessage, int]]) -> dict[TaskMessage, Any]:
-        self.claimed_at.update({message: time.monotonic() for message, _ in assignments})
-        return super().claim(assignments)
-
-    def record(self, reports: Sequence[Any]) -> list[TaskState | None]:
-        self.recorded_at.update({message: time.monotonic() for message in reports})
-        return super().record(reports)
-
-
-class SpanPool:
-    def __init__(self) -> None:
-        self.built = SpanBook()
-
-    def book(self) -> SpanBook:
-        return self.built
-
-    def runner(self) -> ImportingRunner:
-        return ImportingRunner()
-
-
 def test_tries_that_wait_longer_than_an_import_spread_over_cold_workers() -> None:
-    pool = SpanPool()
+    pool = Pool(ImportingRunner)
     messages = [TaskMessage("etl", "manual__1", f"t{i}", -1, 1, "v1") for i in range(3)]
     executor = LocalExecutor(size=8, worker_factory=pool, on_finished=lambda m, s: None)
     executor.start()
