@@ -12,15 +12,18 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask
 from cluster.execution.outcome import TryOutcome
 from cluster.executors.base import TaskMessage
 from cluster.metastore.models import (
+    TASK_INSTANCE,
+    TASK_INSTANCE_HISTORY,
+    XCOM,
     DagRun,
     SerializedDagRow,
     TaskInstance,
@@ -190,10 +193,6 @@ def _claimed_query() -> Any:
 
 
 CLAIMED_QUERY = _claimed_query()
-# tables for Core statements on the hot path (the ORM's bulk paths add per-row work)
-_TI_TABLE = cast(Table, TaskInstance.__table__)
-_XCOM_TABLE = cast(Table, XCom.__table__)
-_HISTORY_TABLE = cast(Table, TaskInstanceHistory.__table__)
 
 
 def _xcom_key(key: TaskKey) -> tuple[Any, ...]:
@@ -296,9 +295,9 @@ def record_many(session: Session, tries: Sequence[FinishedTry]) -> list[TaskStat
         )
     # Core multi-row inserts: the ORM's bulk insert adds per-row work to the same SQL
     if xcoms:
-        session.connection().execute(insert(_XCOM_TABLE), xcoms)
+        session.connection().execute(insert(XCOM), xcoms)
     if history:
-        session.connection().execute(insert(_HISTORY_TABLE), history)
+        session.connection().execute(insert(TASK_INSTANCE_HISTORY), history)
     return states
 
 
@@ -439,7 +438,7 @@ def heartbeat_many(session: Session, tries: Sequence[ClaimedTry], *, now: dateti
     changed = 0
     for try_number, keys in by_number.items():
         result = session.connection().execute(
-            update(_TI_TABLE)
+            update(TASK_INSTANCE)
             .where(
                 keys_clause(keys),
                 TaskInstance.state == TaskState.RUNNING,

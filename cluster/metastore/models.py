@@ -10,7 +10,7 @@ migration creates exactly this schema; a test compares the two.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -379,3 +380,16 @@ class Component(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     state: Mapped[str] = mapped_column(String(20), default="running")
     extra: Mapped[Any] = mapped_column(JsonText, nullable=True)
+
+
+def table_of(model: type[Base]) -> Table:
+    """``model``'s Core table, typed."""
+    return cast(Table, model.__table__)
+
+
+# Core tables of the hot paths (scheduler loop, claims, records): there, statements run
+# on the session's connection, as the ORM's execution path costs more than their SQL
+TASK_INSTANCE = table_of(TaskInstance)
+TASK_INSTANCE_HISTORY = table_of(TaskInstanceHistory)
+DAG_RUN = table_of(DagRun)
+XCOM = table_of(XCom)

@@ -14,11 +14,10 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Table,
     Update,
     and_,
     bindparam,
@@ -31,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from cluster.errors import InvalidTransition, MetastoreError
-from cluster.metastore.models import DagRun, TaskInstance
+from cluster.metastore.models import TASK_INSTANCE, DagRun, TaskInstance
 from cluster.states import (
     DAG_RUN_TRANSITIONS,
     DagRunState,
@@ -42,8 +41,6 @@ from cluster.states import (
 _NO_VALUES: Mapping[str, Any] = MappingProxyType({})
 #: keys per statement in the bulk variant (bounded SQL size, bounded lock footprint)
 BULK_CHUNK = 200
-#: the task instance table, for Core statements on hot paths (the ORM adds its own cost)
-_TI = cast(Table, TaskInstance.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +113,12 @@ def set_task_states(
     changed = 0
     for start in range(0, len(unique), BULK_CHUNK):
         chunk = unique[start : start + BULK_CHUNK]
-        condition = and_(keys_clause(chunk), _TI.c.state.in_([str(s) for s in sources]))
+        condition = and_(keys_clause(chunk), TASK_INSTANCE.c.state.in_([str(s) for s in sources]))
         if try_number is not None:
-            condition = and_(condition, _TI.c.try_number == try_number)
-        changed += _rowcount(connection.execute(update(_TI).where(condition).values(assignments)))
+            condition = and_(condition, TASK_INSTANCE.c.try_number == try_number)
+        changed += _rowcount(
+            connection.execute(update(TASK_INSTANCE).where(condition).values(assignments))
+        )
     return changed
 
 
@@ -187,7 +186,7 @@ def current_tries(
     (``FOR UPDATE``) until the caller's transaction ends. Missing rows are left out."""
     if not keys:
         return {}
-    c = _TI.c
+    c = TASK_INSTANCE.c
     query = select(c.dag_id, c.run_id, c.task_id, c.map_index, c.state, c.try_number).where(
         keys_clause(keys)
     )
@@ -246,7 +245,7 @@ def _moves_statement(
     ones. No name has the form ``<column>_<n>``, which SQLAlchemy gives its own.
     """
     _assignments(TaskInstance, expected, dict.fromkeys((*columns, *shared, *if_null)))
-    c = _TI.c
+    c = TASK_INSTANCE.c
 
     def per_try(name: str, column: str) -> Any:
         def value(i: int) -> Any:
@@ -263,7 +262,7 @@ def _moves_statement(
         values[name] = func.coalesce(c[name], bindparam(f"s_{name}", type_=c[name].type))
     task_ids: list[Any] = [bindparam(f"t_{i}") for i in range(n)]
     return (
-        update(_TI)
+        update(TASK_INSTANCE)
         .where(
             c.dag_id == bindparam("k_dag_id"),
             c.run_id == bindparam("k_run_id"),
@@ -354,7 +353,7 @@ def keys_clause(keys: Iterable[TaskKey]) -> ColumnElement[bool]:
     groups: dict[tuple[str, str, int], list[str]] = {}
     for key in keys:
         groups.setdefault((key.dag_id, key.run_id, key.map_index), []).append(key.task_id)
-    c = _TI.c
+    c = TASK_INSTANCE.c
     return or_(
         *(
             and_(

@@ -14,13 +14,13 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from cluster.executors.base import Dispatch, TaskMessage
-from cluster.metastore.models import DagRun, SlotPool, TaskInstance
+from cluster.metastore.models import DAG_RUN, TASK_INSTANCE, SlotPool, TaskInstance
 from cluster.metastore.transitions import TaskKey, set_task_state, set_task_states
 from cluster.scheduler.dagcache import DagCache
 from cluster.scheduler.policy.fit import (
@@ -69,12 +69,8 @@ def queue_ready(
     return _move_to_queued(session, dags, chosen, now=now, epoch=epoch)
 
 
-_TI = cast(Table, TaskInstance.__table__)
-_RUN = cast(Table, DagRun.__table__)
-
-
 def _scheduled_query(*, limited: bool) -> Any:
-    ti, run = _TI.c, _RUN.c
+    ti, run = TASK_INSTANCE.c, DAG_RUN.c
     query = (
         select(
             ti.dag_id,
@@ -88,7 +84,7 @@ def _scheduled_query(*, limited: bool) -> Any:
             ti.queue,
             func.coalesce(run.logical_date, run.queued_at).label("run_date"),
         )
-        .join(_RUN, (run.dag_id == ti.dag_id) & (run.run_id == ti.run_id))
+        .join(DAG_RUN, (run.dag_id == ti.dag_id) & (run.run_id == ti.run_id))
         .where(ti.state == TaskState.SCHEDULED)
         .order_by(ti.priority_weight.desc(), run.logical_date)
     )
@@ -100,9 +96,14 @@ def _scheduled_query(*, limited: bool) -> Any:
 _SCHEDULED_FIRST = _scheduled_query(limited=True)
 _SCHEDULED_ALL = _scheduled_query(limited=False)
 _OCCUPANCY = (
-    select(_TI.c.dag_id, _TI.c.pool, func.count(), func.sum(_TI.c.pool_slots))
-    .where(_TI.c.state.in_(_OCCUPYING))
-    .group_by(_TI.c.dag_id, _TI.c.pool)
+    select(
+        TASK_INSTANCE.c.dag_id,
+        TASK_INSTANCE.c.pool,
+        func.count(),
+        func.sum(TASK_INSTANCE.c.pool_slots),
+    )
+    .where(TASK_INSTANCE.c.state.in_(_OCCUPYING))
+    .group_by(TASK_INSTANCE.c.dag_id, TASK_INSTANCE.c.pool)
 )
 _POOLS = select(SlotPool.pool, SlotPool.slots)
 
