@@ -48,7 +48,7 @@ from kombu import Exchange, Queue
 from cluster.config import Settings
 from cluster.errors import ConfigError, MetastoreError
 from cluster.executors.base import TaskMessage
-from cluster.executors.local import TaskRunner
+from cluster.states import TaskState
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +154,14 @@ def build_celery_app(settings: Settings, *, queues: Iterable[str] = ()) -> Celer
     return app
 
 
-class WorkerRunner(TaskRunner, Protocol):
+class WorkerRunner(Protocol):
     """A task runner that a Celery worker starts and stops with itself."""
+
+    def run(self, message: TaskMessage) -> TaskState | None:
+        """Run one try to its end; ``None`` when it ran nothing (claim lost)."""
+
+    def prepare(self) -> None:
+        """Get ready before the first message (start the pool from the main thread)."""
 
     def cut(self) -> None:
         """A cold shutdown: give running messages back and stop (called in a signal handler)."""

@@ -27,7 +27,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
-from typing import Any, Protocol
+from typing import Any
 
 from cluster.errors import TradewindError
 from cluster.executors.base import Dispatch, TaskMessage
@@ -54,16 +54,6 @@ COLD_STARTS = max(2, os.cpu_count() or 2)
 COLD_PATIENCE = 0.2
 #: weight of the newest figure in a DAG version's moving average costs
 COST_WEIGHT = 0.2
-
-
-class TaskRunner(Protocol):
-    """A runner that claims, runs and records one message itself (the Celery worker's)."""
-
-    def run(self, message: TaskMessage) -> TaskState | None:
-        """Run one try to its end; ``None`` when it ran nothing (claim lost)."""
-
-    def prepare(self) -> None:
-        """Get ready for the next message while idle (e.g. fork a spare task child)."""
 
 
 #: called in the scheduler process for every finished try
