@@ -31,6 +31,7 @@ from typing import Any
 
 from cluster.errors import TradewindError
 from cluster.executors.base import Dispatch, TaskMessage
+from cluster.executors.cold_starts import COLD_STARTS, ColdStarts, Version
 from cluster.executors.local_worker import TryBook, WorkerPool, worker_main
 from cluster.states import TaskState
 
@@ -46,14 +47,6 @@ KILL_GRACE = 5.0
 STOP_SIGNAL = signal.SIGUSR1
 #: seconds the pump waits before trying a failed claim again
 RETRY_DELAY = 1.0
-#: workers that may import the same DAG version at once: imports are CPU-bound, so
-#: more than one per core only adds copies (a 1,000-task DAG file costs ~0.1 s each)
-COLD_STARTS = max(2, os.cpu_count() or 2)
-#: seconds a message waits for a warm worker before a cold one imports its DAG version,
-#: until the version's costs are measured (see :class:`VersionCost`)
-COLD_PATIENCE = 0.2
-#: weight of the newest figure in a DAG version's moving average costs
-COST_WEIGHT = 0.2
 
 
 #: called in the scheduler process for every finished try
@@ -90,36 +83,6 @@ class _Try:
     started_at: float | None = None
 
 
-@dataclass
-class VersionCost:
-    """What a DAG version costs a worker, in seconds (moving averages, once measured).
-
-    ``load``: a cold worker's import, from the hand-over to its "started"; ``busy``: how
-    long a try holds a worker that has the DAG, until its report is recorded.
-    """
-
-    load: float | None = None
-    busy: float | None = None
-
-    def worth_a_cold_start(
-        self, waiting: int, workers: int, *, running_for: float = 0.0
-    ) -> bool | None:
-        """Whether a new worker's import pays: its first try takes longer than the import
-        (so for long tasks the pool spreads, as far as pools and limits let the
-        scheduler send them), or the ``waiting`` messages would wait longer for the
-        ``workers`` running the version than the import takes. ``None`` while no
-        import was measured. Until a try ended, the longest a try of the version has
-        been running (``running_for``) stands in for ``busy``."""
-        if self.load is None:
-            return None
-        busy = self.busy if self.busy is not None else running_for
-        return busy * max(1.0, waiting / max(1, workers)) > self.load
-
-
-def _average(old: float | None, new: float) -> float:
-    return new if old is None else old + COST_WEIGHT * (new - old)
-
-
 class LocalExecutor:
     """Runs tries in ``size`` forked worker processes."""
 
@@ -145,7 +108,7 @@ class LocalExecutor:
         self._accepting = True
         self._next_beat = 0.0
         self._retry_at = 0.0
-        self._costs: dict[tuple[str, str], VersionCost] = {}
+        self._cold = ColdStarts()
 
     # --- the executor contract ------------------------------------------------------
 
@@ -285,7 +248,7 @@ class LocalExecutor:
             # a message waiting for a warm worker may take a cold one after a while
             # (one whose patience ran out waits for a report: no busy loop)
             for message, since in self._since.items():
-                until = since + self._patience(_version(message))
+                until = since + self._cold.patience(_version(message))
                 if until > now:
                     wake.append(until)
         return max(0.0, min(wake) - now)
@@ -303,8 +266,8 @@ class LocalExecutor:
                 if kind == "started":
                     current.started_at = time.monotonic()
                     if current.cold:
-                        cost = self._costs.setdefault(_version(current.message), VersionCost())
-                        cost.load = _average(cost.load, time.monotonic() - current.handed_at)
+                        load = current.started_at - current.handed_at
+                        self._cold.imported(_version(current.message), load)
                     if payload is not None:
                         current.timeout = payload
                         current.kill_at = time.monotonic() + payload + KILL_GRACE
@@ -333,8 +296,7 @@ class LocalExecutor:
                 version = _version(current.message)
                 began = current.started_at if current.cold else current.handed_at
                 if began is not None:
-                    cost = self._costs.setdefault(version, VersionCost())
-                    cost.busy = _average(cost.busy, now - began)
+                    self._cold.ran(version, now - began)
                 self._workers[number].warm.add(version)
                 self._idle.append(number)
                 finished.append((current.message, state))
@@ -403,13 +365,8 @@ class LocalExecutor:
         A worker that already imported the message's DAG version goes first (most
         recently idle first). A cold worker imports the version only while fewer than
         :data:`COLD_STARTS` workers import it, and while some worker runs that version,
-        only when that pays (:meth:`VersionCost.worth_a_cold_start`: a try outlasts an
-        import, or the queue ahead does; both measured per version) or when the
-        message already waited as long as an import takes (:data:`COLD_PATIENCE`
-        until one was measured). Short tasks then run on a few warm workers instead
-        of every worker importing the same DAG file, and long ones spread over the
-        pool. A message that must wait keeps its place; later messages of other DAGs
-        may pass it.
+        only when :meth:`ColdStarts.pays` says so. A message that must wait keeps its
+        place; later messages of other DAGs may pass it.
         """
         pairs: list[tuple[int, TaskMessage]] = []
         importing = Counter(
@@ -420,6 +377,12 @@ class LocalExecutor:
         waiting_of = Counter(_version(m) for m in self._backlog)
         waiting: list[TaskMessage] = []
         now = time.monotonic()
+        running_for: dict[Version, float] = {}  # the longest a try of each has run
+        for current in self._running.values():
+            if current.started_at is not None:
+                version = _version(current.message)
+                elapsed = now - current.started_at
+                running_for[version] = max(running_for.get(version, 0.0), elapsed)
         while self._idle and self._backlog:
             message = self._backlog.popleft()
             version = _version(message)
@@ -428,11 +391,12 @@ class LocalExecutor:
                 number = warm[-1]
             elif importing[version] < COLD_STARTS and (
                 working[version] == importing[version]  # none runs it yet: import now
-                or self._cold_pays(
+                or self._cold.pays(
                     version,
                     waiting=waiting_of[version],
                     workers=working[version],
                     waited=now - self._since[message],
+                    running_for=running_for.get(version, 0.0),
                 )
             ):
                 number = self._idle[-1]
@@ -448,32 +412,6 @@ class LocalExecutor:
             pairs.append((number, message))
         self._backlog.extendleft(reversed(waiting))
         return pairs
-
-    def _cold_pays(
-        self, version: tuple[str, str], *, waiting: int, workers: int, waited: float
-    ) -> bool:
-        """Whether one more worker should import ``version`` for a message that ``waited``."""
-        if waited >= self._patience(version):
-            return True  # it already waited as long as an import takes
-        cost = self._costs.get(version)
-        if cost is None:
-            return False
-        now = time.monotonic()
-        running_for = max(
-            (
-                now - t.started_at
-                for t in self._running.values()
-                if t.started_at is not None and _version(t.message) == version
-            ),
-            default=0.0,
-        )
-        return bool(cost.worth_a_cold_start(waiting, workers, running_for=running_for))
-
-    def _patience(self, version: tuple[str, str]) -> float:
-        """How long a message waits for a warm worker at most: an import's time, once
-        measured (waiting longer than that only loses time), else :data:`COLD_PATIENCE`."""
-        cost = self._costs.get(version)
-        return cost.load if cost is not None and cost.load is not None else COLD_PATIENCE
 
     def _dispatch(self) -> None:
         """Claim backlog messages for idle workers in one transaction and hand them over."""
@@ -495,7 +433,9 @@ class LocalExecutor:
                     del self._running[number]
                     self._idle.append(number)
                     self._backlog.appendleft(message)
-                    self._since[message] = time.monotonic() - COLD_PATIENCE
+                    # it keeps the right to a cold worker it had: its patience is spent
+                    patience = self._cold.patience(_version(message))
+                    self._since[message] = time.monotonic() - patience
             return
         lost = []
         for number, message in pairs:
@@ -537,7 +477,7 @@ class LocalExecutor:
             log.exception("finished-callback failed")
 
 
-def _version(message: TaskMessage) -> tuple[str, str]:
+def _version(message: TaskMessage) -> Version:
     return message.dag_id, message.fingerprint
 
 

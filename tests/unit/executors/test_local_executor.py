@@ -18,7 +18,8 @@ import pytest
 
 from cluster.devcluster.services.process import wait_until
 from cluster.executors.base import Dispatch, TaskMessage
-from cluster.executors.local import LocalExecutor, VersionCost
+from cluster.executors.cold_starts import VersionCost
+from cluster.executors.local import LocalExecutor
 from cluster.states import TaskState
 
 MESSAGE = TaskMessage("etl", "manual__1", "load", -1, 1, "abc")

@@ -1,0 +1,92 @@
+"""When a pool process that lacks a DAG version should import it: costs measured per version.
+
+An import of a DAG file costs a pool process CPU (a 1,000-task file, about 0.1 s);
+a process that has the version runs its next try at once. So the pool gives a try to
+a warm process when it can, and makes one more process import the version only when
+that pays: a try outlasts an import (long tasks spread over the pool, as far as pools
+and limits let the scheduler send them), or the queue ahead would wait longer for the
+processes running the version than an import takes. A message never waits longer
+than an import: past that, waiting only loses time. Short tasks thus run on a few
+warm processes instead of every process importing the same file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+#: a DAG version: ``(dag_id, fingerprint)``
+Version = tuple[str, str]
+
+#: workers that may import the same DAG version at once: imports are CPU-bound, so
+#: more than one per core only adds copies
+COLD_STARTS = max(2, os.cpu_count() or 2)
+#: seconds a message waits for a warm worker before a cold one imports its DAG version,
+#: until an import of that version was measured
+COLD_PATIENCE = 0.2
+#: weight of the newest figure in a DAG version's moving average costs
+COST_WEIGHT = 0.2
+
+
+@dataclass
+class VersionCost:
+    """What a DAG version costs a worker, in seconds (moving averages, once measured).
+
+    ``load``: a cold worker's import, from the hand-over to its "started"; ``busy``: how
+    long a try holds a worker that has the DAG, until its report is recorded.
+    """
+
+    load: float | None = None
+    busy: float | None = None
+
+    def worth_a_cold_start(
+        self, waiting: int, workers: int, *, running_for: float = 0.0
+    ) -> bool | None:
+        """Whether a new worker's import pays: its first try takes longer than the import,
+        or the ``waiting`` messages would wait longer for the ``workers`` running the
+        version than the import takes. ``None`` while no import was measured. Until a
+        try ended, the longest a try of the version has been running (``running_for``)
+        stands in for ``busy``."""
+        if self.load is None:
+            return None
+        busy = self.busy if self.busy is not None else running_for
+        return busy * max(1.0, waiting / max(1, workers)) > self.load
+
+
+class ColdStarts:
+    """The measured costs of the versions a pool ran, and the decision they feed."""
+
+    def __init__(self) -> None:
+        self._costs: dict[Version, VersionCost] = {}
+
+    def imported(self, version: Version, seconds: float) -> None:
+        """A cold worker had ``version`` ``seconds`` after it got its try."""
+        cost = self._costs.setdefault(version, VersionCost())
+        cost.load = _average(cost.load, seconds)
+
+    def ran(self, version: Version, seconds: float) -> None:
+        """A try of ``version`` held a worker that had it for ``seconds``."""
+        cost = self._costs.setdefault(version, VersionCost())
+        cost.busy = _average(cost.busy, seconds)
+
+    def patience(self, version: Version) -> float:
+        """How long a message waits for a warm worker at most: an import's time, once
+        measured, else :data:`COLD_PATIENCE`."""
+        cost = self._costs.get(version)
+        return cost.load if cost is not None and cost.load is not None else COLD_PATIENCE
+
+    def pays(
+        self, version: Version, *, waiting: int, workers: int, waited: float, running_for: float
+    ) -> bool:
+        """Whether one more worker should import ``version`` for a message that ``waited``,
+        while ``workers`` run it and ``waiting`` messages of it wait."""
+        if waited >= self.patience(version):
+            return True
+        cost = self._costs.get(version)
+        return cost is not None and bool(
+            cost.worth_a_cold_start(waiting, workers, running_for=running_for)
+        )
+
+
+def _average(old: float | None, new: float) -> float:
+    return new if old is None else old + COST_WEIGHT * (new - old)
