@@ -49,6 +49,14 @@ def _states(session_factory: sessionmaker[Session]) -> dict[str, tuple[str, int 
         return {task_id: (state, pid) for task_id, state, pid in rows}
 
 
+def _claim(
+    session_factory: sessionmaker[Session], assignments: list[tuple[TaskMessage, int]]
+) -> dict[TaskMessage, recording.ClaimedTry]:
+    """Claim ``(message, pid)`` pairs in one transaction, on host ``h`` at ``NOW``."""
+    with session_factory.begin() as session:
+        return recording.claim_many(session, assignments, hostname="h", now=NOW)
+
+
 def test_a_batch_claim_takes_only_the_tries_still_queued_with_that_number(
     session_factory: sessionmaker[Session],
 ) -> None:
@@ -59,13 +67,7 @@ def test_a_batch_claim_takes_only_the_tries_still_queued_with_that_number(
             update(TaskInstance).where(TaskInstance.task_id == "c").values(state="none")
         )
     stale = _message("b", try_number=0)  # an old message of an earlier try
-    with session_factory.begin() as session:
-        claimed = recording.claim_many(
-            session,
-            [(_message("a"), 101), (stale, 102), (_message("c"), 103)],
-            hostname="h",
-            now=NOW,
-        )
+    claimed = _claim(session_factory, [(_message("a"), 101), (stale, 102), (_message("c"), 103)])
     assert set(claimed) == {_message("a")}
     assert claimed[_message("a")].conf == {"k": 1}
     assert claimed[_message("a")].max_tries == 1
@@ -74,8 +76,7 @@ def test_a_batch_claim_takes_only_the_tries_still_queued_with_that_number(
         "b": ("queued", None),
         "c": ("none", None),
     }
-    with session_factory.begin() as session:
-        again = recording.claim_many(session, [(_message("a"), 104)], hostname="h", now=NOW)
+    again = _claim(session_factory, [(_message("a"), 104)])
     assert again == {}  # the same message delivered twice runs once
 
 
@@ -88,8 +89,7 @@ def test_a_batch_claim_gives_each_try_its_own_pid_and_compares_its_own_try_numbe
             update(TaskInstance).where(TaskInstance.task_id != "a").values(try_number=2)
         )
     wanted = [(_message("a"), 11), (_message("b", try_number=2), 12), (_message("c"), 13)]
-    with session_factory.begin() as session:
-        claimed = recording.claim_many(session, wanted, hostname="h", now=NOW)
+    claimed = _claim(session_factory, wanted)
     assert set(claimed) == {_message("a"), _message("b", try_number=2)}
     assert _states(session_factory) == {
         "a": ("running", 11),
@@ -104,8 +104,7 @@ def test_a_batch_record_writes_every_winner_and_skips_a_try_that_lost_its_claim(
     with session_factory.begin() as session:
         _seed(session, ["a", "b", "c"])
     messages = [_message(t) for t in "abc"]
-    with session_factory.begin() as session:
-        claimed = recording.claim_many(session, [(m, 7) for m in messages], hostname="h", now=NOW)
+    claimed = _claim(session_factory, [(m, 7) for m in messages])
     with session_factory.begin() as session:
         # "b" was reaped as a zombie while it ran
         session.execute(
@@ -157,8 +156,7 @@ def test_a_try_whose_worker_died_is_recorded_with_the_retry_policy_of_its_dag(
         session.add(
             SerializedDagRow(dag_id="b", fileloc="/dev/null", data=dag.to_json(), fingerprint="fp")
         )
-    with session_factory.begin() as session:
-        claimed = recording.claim_many(session, [(_message("a"), 9)], hostname="h", now=NOW)
+    claimed = _claim(session_factory, [(_message("a"), 9)])
     with session_factory.begin() as session:
         state = recording.record_lost(
             session,
@@ -181,10 +179,7 @@ def test_a_batch_heartbeat_names_the_tries_that_were_changed_externally(
 ) -> None:
     with session_factory.begin() as session:
         _seed(session, ["a", "b"])
-    with session_factory.begin() as session:
-        claimed = recording.claim_many(
-            session, [(_message("a"), 1), (_message("b"), 2)], hostname="h", now=NOW
-        )
+    claimed = _claim(session_factory, [(_message("a"), 1), (_message("b"), 2)])
     with session_factory.begin() as session:
         session.execute(
             update(TaskInstance).where(TaskInstance.task_id == "b").values(state="none")
@@ -200,12 +195,6 @@ def test_a_message_twice_in_one_batch_claims_its_try_once(
 ) -> None:
     with session_factory.begin() as session:
         _seed(session, ["a", "b"])
-    with session_factory.begin() as session:
-        claimed = recording.claim_many(
-            session,
-            [(_message("a"), 1), (_message("a"), 2), (_message("b"), 3)],
-            hostname="h",
-            now=NOW,
-        )
+    claimed = _claim(session_factory, [(_message("a"), 1), (_message("a"), 2), (_message("b"), 3)])
     assert set(claimed) == {_message("a"), _message("b")}
     assert _states(session_factory) == {"a": ("running", 1), "b": ("running", 3)}
