@@ -35,6 +35,7 @@ from cluster.executors.base import TaskMessage
 from cluster.logserver.paths import log_path
 from cluster.metastore.engine import transaction
 from cluster.metastore.secrets import make_fernet
+from cluster.metastore.transitions import moves_transaction
 from cluster.sdk import DAG, BaseOperator
 from cluster.states import TaskState
 
@@ -85,9 +86,11 @@ class PoolBook:
     ) -> dict[TaskMessage, recording.ClaimedTry]:
         """Claim ``(message, worker pid)`` pairs in one transaction; returns the tries won."""
         now = self._clock()
-        claimed = transaction(
+        claimed = moves_transaction(
             self._sessions,
-            lambda s: recording.claim_many(s, assignments, hostname=self._hostname, now=now),
+            lambda s, optimistic: recording.claim_many(
+                s, assignments, hostname=self._hostname, now=now, optimistic=optimistic
+            ),
         )
         for message, _ in assignments:
             if message not in claimed:
@@ -96,8 +99,10 @@ class PoolBook:
 
     def record(self, tries: Sequence[recording.FinishedTry]) -> list[TaskState | None]:
         """Record ended tries in one transaction, and say so in each try's log."""
-        states = transaction(
-            self._sessions, lambda s: recording.record_many(s, tries), retries=RECORD_RETRIES
+        states = moves_transaction(
+            self._sessions,
+            lambda s, optimistic: recording.record_many(s, tries, optimistic=optimistic),
+            retries=RECORD_RETRIES,
         )
         for finished, state in zip(tries, states, strict=True):
             if state is None:  # the worker already said what it meant to record

@@ -80,11 +80,13 @@ def claim_many(
     *,
     hostname: str,
     now: datetime,
+    optimistic: bool = False,
 ) -> dict[TaskMessage, ClaimedTry]:
     """Claim several tries in one transaction: each one a compare-and-set of its own,
     all of them in one locking read and one UPDATE.
 
     :param assignments: ``(message, pid of the process that will run it)``.
+    :param optimistic: see :func:`~cluster.metastore.transitions.move_tries`.
     :return: the tries this call won, by message; a message missing from it was taken
         by someone else, re-sent with a newer try number, cleared or deleted.
     """
@@ -93,7 +95,11 @@ def claim_many(
         for message, pid in assignments
     ]
     flags = move_tries(
-        session, moves, expected=TaskState.QUEUED, shared=_claim_values(hostname, now)
+        session,
+        moves,
+        expected=TaskState.QUEUED,
+        shared=_claim_values(hostname, now),
+        optimistic=optimistic,
     )
     won = [message for (message, _), ok in zip(assignments, flags, strict=True) if ok]
     by_run: dict[tuple[str, str], list[TaskMessage]] = defaultdict(list)
@@ -261,15 +267,20 @@ def record(
     return record_many(session, [finished])[0]
 
 
-def record_many(session: Session, tries: Sequence[FinishedTry]) -> list[TaskState | None]:
+def record_many(
+    session: Session, tries: Sequence[FinishedTry], *, optimistic: bool = False
+) -> list[TaskState | None]:
     """Record several ended tries in the caller's transaction, in order.
 
     Each end is its own compare-and-set (``running → state`` for that try number), all
     of them in one locking read and one UPDATE; a try that lost its claim (reaped as a
-    zombie, cleared, marked) gets ``None`` and writes nothing else. XComs and history rows of the winners go in one multi-row insert each.
+    zombie, cleared, marked) gets ``None`` and writes nothing else. XComs and history
+    rows of the winners go in one multi-row insert each.
+
+    :param optimistic: see :func:`~cluster.metastore.transitions.move_tries`.
     """
     moves = [TryMove(f.claimed.key, f.claimed.try_number, f.state, _end_values(f)) for f in tries]
-    flags = move_tries(session, moves, expected=TaskState.RUNNING)
+    flags = move_tries(session, moves, expected=TaskState.RUNNING, optimistic=optimistic)
     states: list[TaskState | None] = []
     xcoms: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []

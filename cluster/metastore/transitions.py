@@ -10,11 +10,11 @@ that fails loudly even when no row would have matched.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from cluster.errors import InvalidTransition, MetastoreError
+from cluster.metastore.engine import SessionFactory, transaction
 from cluster.metastore.models import TASK_INSTANCE, DagRun, TaskInstance
 from cluster.states import (
     DAG_RUN_TRANSITIONS,
@@ -37,6 +38,8 @@ from cluster.states import (
     TaskState,
     sources_of,
 )
+
+T = TypeVar("T")
 
 _NO_VALUES: Mapping[str, Any] = MappingProxyType({})
 #: keys per statement in the bulk variant (bounded SQL size, bounded lock footprint)
@@ -139,12 +142,34 @@ class TryMove:
     values: Mapping[str, Any]
 
 
+class RaceLost(Exception):
+    """An optimistic :func:`move_tries` changed fewer rows than it had moves.
+
+    Not an error: the caller's transaction rolls back and :func:`moves_transaction`
+    runs it again with the locking read, which tells the winners from the losers.
+    """
+
+
+def moves_transaction(factory: SessionFactory, fn: Callable[[Session, bool], T], **retry: Any) -> T:
+    """Run ``fn(session, optimistic)`` in one :func:`~cluster.metastore.engine.transaction`:
+    first optimistic, and once more with the locking read if a move lost its race.
+
+    Nearly every batch of claims or records wins whole, and then the UPDATE alone
+    decides it: one round trip instead of a locking read and an UPDATE.
+    """
+    try:
+        return transaction(factory, lambda s: fn(s, True), **retry)
+    except RaceLost:
+        return transaction(factory, lambda s: fn(s, False), **retry)
+
+
 def move_tries(
     session: Session,
     moves: Sequence[TryMove],
     *,
     expected: TaskState,
     shared: Mapping[str, Any] = _NO_VALUES,
+    optimistic: bool = False,
 ) -> list[bool]:
     """Move each try that is still in ``expected`` with its own try number; one result per move.
 
@@ -154,9 +179,14 @@ def move_tries(
     from ``BEGIN IMMEDIATE``) until commit, so what the read saw is what the UPDATE
     finds. A key given twice wins at most once.
 
+    ``optimistic`` skips the read: the UPDATEs alone decide when every move wins, and
+    :class:`RaceLost` says when one did not (run it again without, see
+    :func:`moves_transaction`).
+
     :param shared: columns set alike for every move: plain values, or :class:`IfNull`.
     :raises InvalidTransition: a target that may not follow ``expected``.
     :raises MetastoreError: an UPDATE found fewer rows than the locked read (a bug).
+    :raises RaceLost: ``optimistic``, and a move lost.
     """
     for target in {m.target for m in moves}:
         _task_sources(target, [expected], False)
@@ -164,19 +194,28 @@ def move_tries(
         move = moves[0]
         columns = tuple(sorted(move.values))
         return [_update_each(session, columns, [move], expected=expected, shared=shared) == 1]
+    if optimistic:
+        changed = sum(
+            _update_each(session, columns, group, expected=expected, shared=shared)
+            for columns, group in _by_columns(moves).items()
+        )
+        if changed != len(moves):
+            raise RaceLost(f"{changed} of {len(moves)} task instances moved")
+        return [True] * len(moves)
     current = current_tries(session, [m.key for m in moves], lock=True)
-    won: list[bool] = []
-    groups: dict[tuple[str, ...], list[TryMove]] = {}
-    for move in moves:
-        ok = current.pop(move.key, None) == (str(expected), move.try_number)
-        won.append(ok)
-        if ok:
-            groups.setdefault(tuple(sorted(move.values)), []).append(move)
-    for columns, group in groups.items():
+    won = [current.pop(m.key, None) == (str(expected), m.try_number) for m in moves]
+    for columns, group in _by_columns(m for m, ok in zip(moves, won, strict=True) if ok).items():
         changed = _update_each(session, columns, group, expected=expected, shared=shared)
         if changed != len(group):
             raise MetastoreError(f"{len(group)} locked task instances, but {changed} updated")
     return won
+
+
+def _by_columns(moves: Iterable[TryMove]) -> dict[tuple[str, ...], list[TryMove]]:
+    groups: dict[tuple[str, ...], list[TryMove]] = {}
+    for move in moves:
+        groups.setdefault(tuple(sorted(move.values)), []).append(move)
+    return groups
 
 
 def current_tries(

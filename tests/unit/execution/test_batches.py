@@ -18,6 +18,7 @@ from cluster.metastore.models import (
     TaskInstanceHistory,
     XCom,
 )
+from cluster.metastore.transitions import moves_transaction
 
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
 
@@ -52,9 +53,14 @@ def _states(session_factory: sessionmaker[Session]) -> dict[str, tuple[str, int 
 def _claim(
     session_factory: sessionmaker[Session], assignments: list[tuple[TaskMessage, int]]
 ) -> dict[TaskMessage, recording.ClaimedTry]:
-    """Claim ``(message, pid)`` pairs in one transaction, on host ``h`` at ``NOW``."""
-    with session_factory.begin() as session:
-        return recording.claim_many(session, assignments, hostname="h", now=NOW)
+    """Claim ``(message, pid)`` pairs in one transaction, on host ``h`` at ``NOW``, as
+    the pool does: optimistic first."""
+    return moves_transaction(
+        session_factory,
+        lambda s, optimistic: recording.claim_many(
+            s, assignments, hostname="h", now=NOW, optimistic=optimistic
+        ),
+    )
 
 
 def test_a_batch_claim_takes_only_the_tries_still_queued_with_that_number(
@@ -121,8 +127,10 @@ def test_a_batch_record_writes_every_winner_and_skips_a_try_that_lost_its_claim(
         recording.finish(claimed[m], outcomes[m.task_id], spec, hostname="h", pid=7, now=end)
         for m in messages
     ]
-    with session_factory.begin() as session:
-        states = recording.record_many(session, finished)
+    states = moves_transaction(
+        session_factory,
+        lambda s, optimistic: recording.record_many(s, finished, optimistic=optimistic),
+    )
     assert states == ["success", None, "up_for_retry"]
     with session_factory() as session:
         history = session.execute(

@@ -7,13 +7,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from cluster.errors import InvalidTransition
+from cluster.metastore.engine import SessionFactory
 from cluster.metastore.models import DagRun, TaskInstance
 from cluster.metastore.transitions import (
+    RaceLost,
     TaskKey,
+    TryMove,
+    move_tries,
+    moves_transaction,
     set_dag_run_state,
     set_task_state,
     set_task_states,
@@ -157,6 +162,56 @@ def test_bulk_counts_only_the_rows_that_moved(
     moved = set_task_states(session, keys, TaskState.QUEUED, expected={TaskState.SCHEDULED})
     assert moved == 300
     assert set_task_states(session, keys, TaskState.QUEUED, expected={TaskState.SCHEDULED}) == 0
+
+
+def _claims(*task_ids: str) -> list[TryMove]:
+    return [
+        TryMove(TaskKey("d", "r1", t), 1, TaskState.RUNNING, {"pid": n})
+        for n, t in enumerate(task_ids)
+    ]
+
+
+def test_an_optimistic_batch_that_wins_whole_reads_nothing(
+    session: Session, add_run: AddRun, add_task: AddTask
+) -> None:
+    add_run()
+    for task_id in ("a", "b", "c"):
+        add_task(task_id, state="queued", try_number=1)
+    statements: list[str] = []
+    event.listen(session.get_bind(), "before_cursor_execute", lambda *a: statements.append(a[2]))
+    won = move_tries(session, _claims("a", "b", "c"), expected=TaskState.QUEUED, optimistic=True)
+    assert won == [True, True, True]
+    assert [s.split()[0] for s in statements] == ["UPDATE"]
+    assert [state_of(session, TaskKey("d", "r1", t)) for t in "abc"] == ["running"] * 3
+
+
+def test_an_optimistic_batch_with_a_loser_is_run_again_with_the_locking_read(
+    session_factory: SessionFactory, session: Session, add_run: AddRun, add_task: AddTask
+) -> None:
+    add_run()
+    add_task("a", state="queued", try_number=1)
+    add_task("b", state="none", try_number=1)  # cleared by a user meanwhile
+    add_task("c", state="queued", try_number=1)
+    session.commit()
+    with pytest.raises(RaceLost), session_factory.begin() as other:
+        move_tries(other, _claims("a", "b", "c"), expected=TaskState.QUEUED, optimistic=True)
+    assert state_of(session, TaskKey("d", "r1", "a")) == "queued"  # rolled back
+    session.rollback()  # SQLite: let the next writer in
+    attempts: list[bool] = []
+
+    def claim(s: Session, optimistic: bool) -> list[bool]:
+        attempts.append(optimistic)
+        return move_tries(
+            s, _claims("a", "b", "c", "a"), expected=TaskState.QUEUED, optimistic=optimistic
+        )
+
+    assert moves_transaction(session_factory, claim) == [True, False, True, False]
+    assert attempts == [True, False]
+    assert [state_of(session, TaskKey("d", "r1", t)) for t in "abc"] == [
+        "running",
+        "none",
+        "running",
+    ]
 
 
 def test_bulk_rejects_a_forbidden_expected_state(session: Session) -> None:
