@@ -5,9 +5,11 @@ a process that has the version runs its next try at once. So the pool gives a tr
 a warm process when it can, and makes one more process import the version only when
 that pays: a try outlasts an import (long tasks spread over the pool, as far as pools
 and limits let the scheduler send them), or the queue ahead would wait longer for the
-processes running the version than an import takes. A message never waits longer
-than an import: past that, waiting only loses time. Short tasks thus run on a few
-warm processes instead of every process importing the same file.
+processes running the version than an import takes, or the version's messages have
+kept waiting, without a break, for as long as an import takes: a backlog the warm
+processes did not catch up with in that time is likely to last another, so one more
+process imports (and the next one after as long again). Short tasks thus run on a few
+warm processes, and more of them warm up only while they keep falling behind.
 """
 
 from __future__ import annotations
@@ -70,17 +72,24 @@ class ColdStarts:
         cost.busy = _average(cost.busy, seconds)
 
     def patience(self, version: Version) -> float:
-        """How long a message waits for a warm worker at most: an import's time, once
-        measured, else :data:`COLD_PATIENCE`."""
+        """How long a version's messages keep waiting for warm workers before one more
+        worker imports it: an import's time, once measured, else :data:`COLD_PATIENCE`."""
         cost = self._costs.get(version)
         return cost.load if cost is not None and cost.load is not None else COLD_PATIENCE
 
     def pays(
-        self, version: Version, *, waiting: int, workers: int, waited: float, running_for: float
+        self,
+        version: Version,
+        *,
+        waiting: int,
+        workers: int,
+        backlogged: float,
+        running_for: float,
     ) -> bool:
-        """Whether one more worker should import ``version`` for a message that ``waited``,
-        while ``workers`` run it and ``waiting`` messages of it wait."""
-        if waited >= self.patience(version):
+        """Whether one more worker should import ``version`` while ``workers`` run it,
+        ``waiting`` messages of it wait, and some have waited for ``backlogged`` seconds
+        without a break (since the last cold start of it, if later)."""
+        if backlogged >= self.patience(version):
             return True
         cost = self._costs.get(version)
         return cost is not None and bool(

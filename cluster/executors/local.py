@@ -94,9 +94,11 @@ class LocalExecutor:
         self._workers: list[_Worker] = []
         self._idle: list[int] = []
         self._running: dict[int, _Try] = {}
+        #: tries whose worker reported, not yet recorded
+        self._unrecorded = 0
         self._backlog: deque[TaskMessage] = deque()
-        #: when each backlog message arrived (monotonic)
-        self._since: dict[TaskMessage, float] = {}
+        #: since when each DAG version has had messages waiting, without a break (monotonic)
+        self._backlogged: dict[Version, float] = {}
         self._lock = threading.Condition()
         #: held around the pump's metastore work and around a fork: a child forked
         #: while another thread is inside a SQLite transaction inherits SQLite's
@@ -130,7 +132,7 @@ class LocalExecutor:
             self._backlog.extend(d.message for d in dispatches)
             now = time.monotonic()
             for dispatch in dispatches:
-                self._since.setdefault(dispatch.message, now)
+                self._backlogged.setdefault(_version(dispatch.message), now)
         self._poke()
 
     def free_slots(self) -> int | None:
@@ -142,9 +144,9 @@ class LocalExecutor:
         with self._lock:
             self._accepting = False
             self._backlog.clear()  # still queued in the metastore: re-sent by a next scheduler
-            self._since.clear()
+            self._backlogged.clear()
             if drain:
-                self._lock.wait_for(lambda: not self._running)
+                self._lock.wait_for(lambda: not self._running and not self._unrecorded)
             self._stopping = True
         self._poke()
         if self._pump is not None:
@@ -170,7 +172,7 @@ class LocalExecutor:
         with self._lock:
             self._accepting = False
             self._backlog.clear()
-            self._since.clear()
+            self._backlogged.clear()
             for current in self._running.values():
                 current.abandoned = True
 
@@ -232,7 +234,11 @@ class LocalExecutor:
         for conn in ready:
             if conn in by_conn:
                 reports.extend(self._receive(by_conn[conn]))
-        self._record(reports)
+        # a worker that reported is free: its next try is claimed and handed over
+        # before the last one is recorded, so it does not wait for that transaction
+        ended = self._release(reports)
+        self._dispatch()
+        self._record(ended)
         self._handle_deaths()
         self._enforce_deadlines()
         self._heartbeat_if_due()
@@ -245,10 +251,10 @@ class LocalExecutor:
         if self._backlog and self._idle:
             if self._retry_at > now:
                 wake.append(self._retry_at)
-            # a message waiting for a warm worker may take a cold one after a while
+            # a version waiting for warm workers may take a cold one after a while
             # (one whose patience ran out waits for a report: no busy loop)
-            for message, since in self._since.items():
-                until = since + self._cold.patience(_version(message))
+            for version, since in self._backlogged.items():
+                until = since + self._cold.patience(version)
                 if until > now:
                     wake.append(until)
         return max(0.0, min(wake) - now)
@@ -275,23 +281,12 @@ class LocalExecutor:
                     reports.append((number, payload))
         return reports
 
-    def _record(self, reports: list[tuple[int, Any]]) -> None:
-        """Record ended tries in one transaction, free their workers, tell the scheduler."""
-        if not reports:
-            return
-        assert self._book is not None
-        try:
-            with self._fork_guard:
-                states: list[TaskState | None] = self._book.record([r for _, r in reports])
-        except TradewindError:
-            log.exception(
-                "could not record %d tries; the zombie reaper will end them", len(reports)
-            )
-            states = [None] * len(reports)
-        finished = []
+    def _release(self, reports: list[tuple[int, Any]]) -> list[tuple[TaskMessage, Any]]:
+        """Free the workers that reported; their ``(message, report)`` await the record."""
+        ended = []
         now = time.monotonic()
         with self._lock:
-            for (number, _), state in zip(reports, states, strict=True):
+            for number, report in reports:
                 current = self._running.pop(number)
                 version = _version(current.message)
                 began = current.started_at if current.cold else current.handed_at
@@ -299,9 +294,25 @@ class LocalExecutor:
                     self._cold.ran(version, now - began)
                 self._workers[number].warm.add(version)
                 self._idle.append(number)
-                finished.append((current.message, state))
+                ended.append((current.message, report))
+            self._unrecorded += len(ended)
+        return ended
+
+    def _record(self, ended: list[tuple[TaskMessage, Any]]) -> None:
+        """Record released tries in one transaction, then tell the scheduler."""
+        if not ended:
+            return
+        assert self._book is not None
+        try:
+            with self._fork_guard:
+                states: list[TaskState | None] = self._book.record([r for _, r in ended])
+        except TradewindError:
+            log.exception("could not record %d tries; the zombie reaper will end them", len(ended))
+            states = [None] * len(ended)
+        with self._lock:
+            self._unrecorded -= len(ended)
             self._lock.notify_all()
-        for message, state in finished:
+        for (message, _), state in zip(ended, states, strict=True):
             self._tell(message, state)
 
     def _handle_deaths(self) -> None:
@@ -309,10 +320,12 @@ class LocalExecutor:
             if worker.dead or worker.process.is_alive():
                 continue
             leftover = self._receive(number)  # a report sent just before dying still counts
-            self._record(leftover)
+            self._record(self._release(leftover))
             worker.process.join(0)
             with self._lock:
                 worker.dead = True
+                if number in self._idle:
+                    self._idle.remove(number)
                 current = self._running.pop(number, None)
                 self._lock.notify_all()
             if current is None or current.claimed is None:
@@ -366,7 +379,8 @@ class LocalExecutor:
         recently idle first). A cold worker imports the version only while fewer than
         :data:`COLD_STARTS` workers import it, and while some worker runs that version,
         only when :meth:`ColdStarts.pays` says so. A message that must wait keeps its
-        place; later messages of other DAGs may pass it.
+        place; later messages of other DAGs may pass it. Each version's backlog clock
+        (:attr:`_backlogged`) restarts at a cold start and ends when none of it waits.
         """
         pairs: list[tuple[int, TaskMessage]] = []
         importing = Counter(
@@ -395,22 +409,25 @@ class LocalExecutor:
                     version,
                     waiting=waiting_of[version],
                     workers=working[version],
-                    waited=now - self._since[message],
+                    backlogged=now - self._backlogged[version],
                     running_for=running_for.get(version, 0.0),
                 )
             ):
                 number = self._idle[-1]
                 importing[version] += 1
+                self._backlogged[version] = now  # the next cold start waits as long again
             else:
                 waiting.append(message)
                 continue
             waiting_of[version] -= 1
             working[version] += 1
             self._idle.remove(number)
-            del self._since[message]
             self._running[number] = _Try(message, cold=not warm, handed_at=now)
             pairs.append((number, message))
         self._backlog.extendleft(reversed(waiting))
+        still = {_version(m) for m in self._backlog}
+        for version in [v for v in self._backlogged if v not in still]:
+            del self._backlogged[version]
         return pairs
 
     def _dispatch(self) -> None:
@@ -434,8 +451,9 @@ class LocalExecutor:
                     self._idle.append(number)
                     self._backlog.appendleft(message)
                     # it keeps the right to a cold worker it had: its patience is spent
-                    patience = self._cold.patience(_version(message))
-                    self._since[message] = time.monotonic() - patience
+                    version = _version(message)
+                    patience = self._cold.patience(version)
+                    self._backlogged[version] = time.monotonic() - patience
             return
         lost = []
         for number, message in pairs:

@@ -1,5 +1,6 @@
-"""The local pool: a try whose process died is recorded unless abandoned, and when a
-cold worker imports a DAG version.
+"""The local pool: a try whose process died is recorded unless abandoned, a worker
+takes its next try before its last one is recorded, and when a cold worker imports a
+DAG version.
 
 A real :class:`LocalExecutor` forks real processes; their runner only sleeps, and the
 book (in this process) counts what the pump claims and records.
@@ -18,7 +19,7 @@ import pytest
 
 from cluster.devcluster.services.process import wait_until
 from cluster.executors.base import Dispatch, TaskMessage
-from cluster.executors.cold_starts import VersionCost
+from cluster.executors.cold_starts import ColdStarts, VersionCost
 from cluster.executors.local import LocalExecutor
 from cluster.states import TaskState
 
@@ -109,6 +110,62 @@ def test_a_dead_pool_process_records_its_try_lost_unless_abandoned(abandoned: bo
     else:
         assert finished == [(MESSAGE, TaskState.FAILED)]
         assert len(pool.built.lost) == 1 and "SIGKILL" in pool.built.lost[0]
+
+
+class QuickRunner:
+    def run(
+        self, message: TaskMessage, claimed: Any, announce: Callable[[float | None], None]
+    ) -> Any:
+        announce(None)
+        return message
+
+    def record_alone(self, report: Any) -> TaskState | None:
+        return None
+
+
+class HeldBook(CountingBook):
+    """Records only once :attr:`open` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = threading.Event()
+
+    def record(self, reports: Sequence[Any]) -> list[TaskState | None]:
+        assert self.open.wait(30), "the test never let the record through"
+        return super().record(reports)
+
+
+def test_a_worker_takes_its_next_try_before_its_last_one_is_recorded() -> None:
+    pool = Pool(QuickRunner)
+    pool.built = book = HeldBook()
+    first, second = (TaskMessage("etl", "manual__1", t, -1, 1, "v1") for t in ("a", "b"))
+    executor = LocalExecutor(size=1, worker_factory=pool, on_finished=lambda m, s: None)
+    executor.start()
+    stopped = threading.Event()
+    try:
+        executor.send([Dispatch(first), Dispatch(second)])
+        # the first try's record is held, yet the only worker already has the second
+        wait_until(lambda: second in book.claimed_at, timeout=10, what="the second claim")
+        assert book.recorded_at == {}
+        drain = threading.Thread(target=lambda: (executor.stop(drain=True), stopped.set()))
+        drain.start()
+        assert not stopped.wait(0.5)  # a drain waits for the held records too
+        book.open.set()
+        assert stopped.wait(30), "the drain never ended"
+    finally:
+        book.open.set()
+        executor.stop(drain=False)
+    assert set(book.recorded_at) == {first, second}
+
+
+def test_a_backlog_that_lasts_an_import_warms_one_more_worker() -> None:
+    costs = ColdStarts()
+    version = ("etl", "v1")
+    costs.imported(version, 0.2)
+    costs.ran(version, 0.01)  # short tries: the queue ahead drains in 40 ms
+    asked = {"waiting": 8, "workers": 2, "running_for": 0.0}
+    assert not costs.pays(version, backlogged=0.1, **asked)
+    assert costs.pays(version, backlogged=0.2, **asked)
 
 
 def test_a_cold_start_pays_only_when_the_waiting_would_outlast_an_import() -> None:
