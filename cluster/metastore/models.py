@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     ForeignKey,
     ForeignKeyConstraint,
@@ -380,6 +381,21 @@ class Component(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     state: Mapped[str] = mapped_column(String(20), default="running")
     extra: Mapped[Any] = mapped_column(JsonText, nullable=True)
+
+
+class ChangeCounter(Base):
+    """How often the rows that the DAGs page shows changed, per table.
+
+    Database triggers (migration 0002) bump a table's counter in the transaction that
+    changes such a row, so a webserver knows a page it built is still exact by reading
+    these few rows (:mod:`cluster.metastore.change_counters`). Nothing writes it directly.
+    """
+
+    __tablename__ = "change_counter"
+    __table_args__ = (MYSQL_TABLE_ARGS,)
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    changes: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 def table_of(model: type[Base]) -> Table:

@@ -1,9 +1,11 @@
 """Views this process built a moment ago, each with the stamps of the rows it came from.
 
-A cached view is only reused after the caller read the current stamps of its queries
-(:mod:`cluster.web.stamps`) and found them equal to the stored ones, so the cache
-never serves stale data and needs no expiry; a change made anywhere (another
-webserver, the scheduler, a DAG file parse) shows at once. Entries are bounded: the
+A cached view is only reused after the caller read the current stamps of what it
+shows and found them equal to the stored ones: the codes of its queries' rows
+(:mod:`cluster.web.stamps`, the API's DAG list) or the metastore's change counters
+(:mod:`cluster.metastore.change_counters`, the DAGs page). So the cache never serves
+stale data and needs no expiry; a change made anywhere (another webserver, the
+scheduler, a DAG file parse) shows at once. Entries are bounded: the
 least recently used go first. Safe to share between threads.
 """
 

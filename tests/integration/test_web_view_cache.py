@@ -14,14 +14,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, select, text, update
+from sqlalchemy import delete, event, select, text, update
 from sqlalchemy.orm import Session
 
 from cluster.config import Settings
 from cluster.metastore import users
+from cluster.metastore.change_counters import COUNTED, read_changes
 from cluster.metastore.engine import SessionFactory, create_engine_for, make_session_factory
 from cluster.metastore.migrate import migrate
-from cluster.metastore.models import Dag, DagRun
+from cluster.metastore.models import Dag, DagRun, ImportErrorRow
 from cluster.web import create_app
 from cluster.web.api.dags import list_statements, stamp_of_rows
 from cluster.web.context import EXTENSION, WebContext
@@ -142,6 +143,65 @@ def test_the_dags_page_shows_run_states_changed_elsewhere_at_once(
     assert 'title="r2: running"' in page(client, token)
     change(elsewhere, update(Dag).where(Dag.dag_id == "d2").values(is_paused=True))
     assert re.search(r'data-dag-id="d2">.*?Unpause', page(client, token), re.S)
+
+
+def test_the_dags_page_shows_import_errors_and_dags_changed_elsewhere_at_once(
+    app: Flask, token: str, elsewhere: SessionFactory
+) -> None:
+    client = app.test_client()
+    assert "failed to import" not in page(client, token)
+    with elsewhere.begin() as session:
+        session.add(ImportErrorRow(filename="/dags/bad.py", filename_hash="h", message="boom"))
+    assert "1 DAG file failed to import" in page(client, token)
+    change(elsewhere, delete(ImportErrorRow))
+    assert "failed to import" not in page(client, token)
+
+    with elsewhere.begin() as session:
+        session.add(Dag(dag_id="d3", fileloc="/dags/d3.py", tags=["t"]))
+    assert 'data-dag-id="d3"' in page(client, token)
+    change(elsewhere, update(Dag).where(Dag.dag_id == "d3").values(tags=["T"]))
+    assert '<option value="T"' in page(client, token), "a change of case is a change"
+    change(elsewhere, update(Dag).where(Dag.dag_id == "d3").values(is_active=False))
+    assert 'data-dag-id="d3"' not in page(client, token)
+
+
+def test_change_counters_count_only_changes_the_dags_page_shows(
+    app: Flask, token: str, elsewhere: SessionFactory
+) -> None:
+    def counted() -> dict[str, int]:
+        with elsewhere() as session:
+            changes = read_changes(session)
+            session.rollback()
+        assert changes is not None
+        return dict(zip(COUNTED, changes, strict=True))
+
+    before = counted()
+    change(elsewhere, update(Dag).values(last_parsed_at=T0, description="unshown"))
+    change(elsewhere, update(DagRun).values(last_scheduling_decision=T0, conf={"a": 1}))
+    with elsewhere.begin() as session:
+        session.add(ImportErrorRow(filename="/dags/x.py", filename_hash="x", message="m"))
+    change(elsewhere, update(ImportErrorRow).values(message="other"))
+    assert counted() == {**before, "import_error": before["import_error"] + 1}
+
+    change(elsewhere, update(Dag).where(Dag.dag_id == "d0").values(owners="me"))
+    change(elsewhere, update(DagRun).where(DagRun.dag_id == "d1").values(state="failed"))
+    change(elsewhere, update(DagRun).where(DagRun.dag_id == "d2").values(logical_date=None))
+    change(elsewhere, delete(ImportErrorRow))
+    after = counted()
+    assert after["dag"] == before["dag"] + 1
+    assert after["dag_run"] == before["dag_run"] + 2
+    assert after["import_error"] == before["import_error"] + 2
+
+
+def test_without_its_counter_rows_the_dags_page_is_rebuilt_every_time(
+    app: Flask, token: str, elsewhere: SessionFactory
+) -> None:
+    change(elsewhere, text("DELETE FROM change_counter WHERE name = 'dag_run'"))
+    client = app.test_client()
+    assert 'title="r1: success"' in page(client, token)
+    change(elsewhere, update(DagRun).where(DagRun.dag_id == "d1").values(state="failed"))
+    assert 'title="r1: failed"' in page(client, token)
+    assert len(web_context(app).dags_page_views) == 0, "nothing kept without counters"
 
 
 def test_reused_rows_carry_each_sessions_own_csrf_token(app: Flask, token: str) -> None:

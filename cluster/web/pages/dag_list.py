@@ -2,9 +2,9 @@
 
 The list costs a fixed number of queries whatever the number of DAGs, and each reads
 only what it shows: the DAG columns of the list, not whole ORM objects (each DAG's
-last runs come from :mod:`cluster.web.pages.recent_runs`). Each query also reads its
-rows' codes, and has a stamp query beside it (:mod:`cluster.web.stamps`), so the page
-can tell whether what it showed a moment ago is still what the metastore holds.
+last runs come from :mod:`cluster.web.pages.recent_runs`). Whether what the page
+showed a moment ago is still what the metastore holds is told by the change counters
+(:mod:`cluster.metastore.change_counters`), whose triggers watch these columns.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cluster.metastore.models import Dag
-from cluster.web.prepared import execute
-from cluster.web.stamps import AnySelect, Stamp, read_stamp, row_code, stamp_of, stamp_statement
+from cluster.web.prepared import AnySelect, execute
 
 
 @dataclass(frozen=True)
@@ -50,11 +49,10 @@ _COLUMNS = (Dag.dag_id, Dag.is_paused, Dag.tags, Dag.owners, Dag.timetable_summa
 
 @dataclass(frozen=True)
 class DagListing:
-    """What :func:`list_dags` found, with the stamps of the rows it was made of."""
+    """What :func:`list_dags` found."""
 
     dags: list[DagSummary]
     tags: list[str]
-    stamps: tuple[Stamp, ...]
 
 
 def list_dags(session: Session, wanted: DagFilter) -> DagListing:
@@ -65,50 +63,30 @@ def list_dags(session: Session, wanted: DagFilter) -> DagListing:
     from the same rows instead of a second query.
     """
     statements = listing_statements(wanted.search, wanted.state)
-    found = execute(session, statements[0]).all()
     rows = [
         DagSummary(dag_id, bool(paused), [str(t) for t in tags or []], owners, summary, next_run)
-        for dag_id, paused, tags, owners, summary, next_run, _ in found
+        for dag_id, paused, tags, owners, summary, next_run in execute(session, statements[0])
     ]
-    stamps = [stamp_of(r.row_code for r in found)]
     if wanted.narrows_in_sql:
         every = execute(session, statements[1]).all()
-        tags = sorted_tags([str(t) for t in value or []] for value, _ in every)
-        stamps.append(stamp_of(r.row_code for r in every))
+        tags = sorted_tags([str(t) for t in value or []] for (value,) in every)
     else:
         tags = sorted_tags(r.tags for r in rows)
     if wanted.tag:
         rows = [r for r in rows if wanted.tag in r.tags]
-    return DagListing(rows, tags, tuple(stamps))
-
-
-def listing_stamps(session: Session, wanted: DagFilter) -> tuple[Stamp | None, ...]:
-    """The current stamps of what :func:`list_dags` reads for ``wanted``."""
-    statements = listing_stamp_statements(wanted.search, wanted.state)
-    count = 2 if wanted.narrows_in_sql else 1
-    return tuple(read_stamp(session, s) for s in statements[:count])
+    return DagListing(rows, tags)
 
 
 @lru_cache(maxsize=64)
 def listing_statements(search: str | None, state: str | None) -> tuple[AnySelect, AnySelect]:
-    """The active DAGs matching ``search`` and ``state``, and every active DAG's tags,
-    each with its rows' codes (:mod:`cluster.web.stamps`)."""
-    statement = (
-        select(*_COLUMNS, row_code(*_COLUMNS)).where(Dag.is_active.is_(True)).order_by(Dag.dag_id)
-    )
+    """The active DAGs matching ``search`` and ``state``, and every active DAG's tags."""
+    statement = select(*_COLUMNS).where(Dag.is_active.is_(True)).order_by(Dag.dag_id)
     if search:
         statement = statement.where(Dag.dag_id.contains(search, autoescape=True))
     if state in ("active", "paused"):
         statement = statement.where(Dag.is_paused.is_(state == "paused"))
-    tags = select(Dag.tags, row_code(Dag.dag_id, Dag.tags)).where(Dag.is_active.is_(True))
+    tags = select(Dag.tags).where(Dag.is_active.is_(True))
     return statement, tags
-
-
-@lru_cache(maxsize=64)
-def listing_stamp_statements(search: str | None, state: str | None) -> tuple[AnySelect, AnySelect]:
-    """The stamp queries of :func:`listing_statements`."""
-    listed, tags = listing_statements(search, state)
-    return stamp_statement(listed), stamp_statement(tags)
 
 
 def sorted_tags(tag_lists: Iterable[list[str]]) -> list[str]:

@@ -9,13 +9,6 @@ each range (ties at the cutoff may add a few). A ``UNION ALL`` of one ``LIMIT`` 
 per DAG, the previous form, cost MariaDB some 19 ms of CPU per 100 DAGs (a derived
 table each, and the optimizer's work on a hundred of them); this costs a third of that.
 
-The ranges are also what makes a shown list cheap to re-check. Its stamp
-(:mod:`cluster.web.stamps`) is the codes of every run in the ranges: while the ranges
-hold the same rows with the same values, no run can have entered or left any DAG's
-last N (a run outside a range is older than everything in it), so the view is still
-exact. A DAG whose cutoff is unknown (fewer than N runs, or an N-th run without a
-logical date) is read whole: NULL dates sort as the oldest, as in the database.
-
 What can go wrong: the metastore reads at READ COMMITTED, so a run deleted between the
 two statements can leave a range short of N runs; such ranges are read again whole
 (:func:`read_window`), never shown short.
@@ -34,8 +27,7 @@ from sqlalchemy.orm import Session
 
 from cluster.metastore.index_hints import along_index
 from cluster.metastore.models import Dag, DagRun
-from cluster.web.prepared import execute
-from cluster.web.stamps import AnySelect, Stamp, read_stamp, row_code, stamp_of, stamp_statement
+from cluster.web.prepared import AnySelect, execute
 
 #: dots per DAG on the list
 RECENT_RUNS = 10
@@ -63,11 +55,10 @@ class RunWindow:
 
 @dataclass(frozen=True, slots=True)
 class RecentRuns:
-    """The last runs of each DAG, oldest first, with what they were read from."""
+    """The last runs of each DAG, oldest first, with the ranges they were read from."""
 
     runs: dict[str, list[RecentRun]]
     window: RunWindow
-    stamp: Stamp
 
 
 def recent_runs(
@@ -87,19 +78,7 @@ def recent_runs(
         window = RunWindow(window.dag_ids, cutoffs)
         rows = read_window(session, window)
     runs = {dag_id: _newest(rows.get(dag_id, []), per_dag) for dag_id in window.dag_ids}
-    codes = [row[-1] for found in rows.values() for row in found]
-    return RecentRuns(runs, window, stamp_of(codes))
-
-
-def recent_runs_stamp(session: Session, window: RunWindow) -> Stamp | None:
-    """The current stamp of the runs in ``window``; ``None``: treat as changed."""
-    stamps: list[str] = []
-    for shape, params in _window_chunks(window):
-        stamp = read_stamp(session, window_stamp_statement(shape), params)
-        if stamp is None:
-            return None
-        stamps += stamp
-    return tuple(sorted(stamps))
+    return RecentRuns(runs, window)
 
 
 def read_cutoffs(
@@ -118,11 +97,11 @@ def read_cutoffs(
     return tuple(found.get(dag_id) for dag_id in dag_ids)
 
 
-_Row = tuple[str, str, str, datetime | None, int, str]
+_Row = tuple[str, str, str, datetime | None, int]
 
 
 def read_window(session: Session, window: RunWindow) -> dict[str, list[_Row]]:
-    """Every run in ``window`` by DAG: ``(dag_id, run_id, state, logical_date, id, code)``."""
+    """Every run in ``window`` by DAG: ``(dag_id, run_id, state, logical_date, id)``."""
     rows: dict[str, list[_Row]] = {}
     for shape, params in _window_chunks(window):
         for row in execute(session, window_statement(shape), params):
@@ -164,7 +143,7 @@ def cutoffs_statement() -> AnySelect:
 
 @lru_cache(maxsize=64)
 def window_statement(has_cutoff: tuple[bool, ...]) -> AnySelect:
-    """The runs of one range per DAG, with their codes; DAG ``i`` is bound as
+    """The runs of one range per DAG; DAG ``i`` is bound as
     ``dag_id_<i>`` and, where ``has_cutoff[i]``, its cutoff as ``cutoff_<i>``. Built once
     per shape: building a statement of a hundred ranges costs more than running it."""
     ranges: list[ColumnElement[bool]] = []
@@ -174,10 +153,5 @@ def window_statement(has_cutoff: tuple[bool, ...]) -> AnySelect:
             and_(same_dag, DagRun.logical_date >= bindparam(f"cutoff_{i}")) if bounded else same_dag
         )
     columns = (DagRun.dag_id, DagRun.run_id, DagRun.state, DagRun.logical_date, DagRun.id)
-    statement = select(*columns, row_code(*columns)).where(or_(*ranges))
+    statement = select(*columns).where(or_(*ranges))
     return along_index(statement, DagRun.__table__, DATE_INDEX)
-
-
-@lru_cache(maxsize=64)
-def window_stamp_statement(has_cutoff: tuple[bool, ...]) -> AnySelect:
-    return stamp_statement(window_statement(has_cutoff))

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 from flask import Flask, url_for
 from flask.testing import FlaskClient
 from sqlalchemy import delete, event, update
-from web_harness import T0, Browser
+from web_harness import T0, Browser, context_of
 
 from cluster.metastore.engine import SessionFactory
 from cluster.metastore.models import Dag, DagRun
 from cluster.web.pages.paths import PathPattern
-from cluster.web.pages.recent_runs import read_cutoffs, recent_runs, recent_runs_stamp
+from cluster.web.pages.recent_runs import read_cutoffs, recent_runs
 
 ODD_VALUES = [
     "plain_id",
@@ -93,7 +94,6 @@ def test_recent_runs_read_each_dag_from_its_cutoff_on(factory: SessionFactory) -
         cutoffs = read_cutoffs(session, ["busy", "new"], 3)
     assert cutoffs == (T0 + timedelta(days=6), None), "the 3rd newest date; none with 1 run"
     assert recent.window.cutoffs[2:] == (None, None), "no date, no dag row: read whole"
-    assert len(recent.stamp) == 3 + 1 + 3, "the stamp covers the ranges read, no more"
     assert [r.run_id for r in recent.runs["busy"]] == ["busy6", "busy7", "busy8"]
     assert [r.run_id for r in recent.runs["undated"]] == ["undated0", "undated1", "undated2"]
     assert recent.runs["no_row"] == []
@@ -108,37 +108,47 @@ def test_runs_tied_at_the_cutoff_are_ranked_by_id(factory: SessionFactory) -> No
     with factory() as session:
         recent = recent_runs(session, ["a"], per_dag=3)
     assert [r.run_id for r in recent.runs["a"]] == ["tie2", "tie3", "new"]
-    assert len(recent.stamp) == 4, "every run on the cutoff date is read and stamped"
 
 
 @pytest.mark.parametrize("how", ["new run", "state", "deleted", "backfill", "other dag"])
-def test_the_stamp_changes_exactly_when_the_shown_runs_may_have(
-    factory: SessionFactory, how: str
+def test_a_reused_dags_page_shows_every_run_change_at_the_next_request(
+    app: Flask, client: FlaskClient, tokens: dict[str, str], factory: SessionFactory, how: str
 ) -> None:
     with factory.begin() as session:
         for dag_id in ("a", "b"):
             session.add(Dag(dag_id=dag_id, fileloc=f"/dags/{dag_id}.py"))
-            for n in range(1, 6):
-                session.add(_run(dag_id, f"{dag_id}{n}", n))
-    with factory() as session:
-        before = recent_runs(session, ["a"], per_dag=3)
+            for n in range(1, 12):
+                session.add(_run(dag_id, f"{dag_id}{n:02d}", n))
+    viewer = Browser(client, tokens["Viewer"])
+    viewer.page("/")
+    before = viewer.page("/")  # from the cache
+    assert len(context_of(app).dags_page_views) == 1
     with factory.begin() as session:
         if how == "new run":
-            session.add(_run("a", "a9", 9))
+            session.add(_run("a", "a12", 12))
         elif how == "state":
-            session.execute(update(DagRun).where(DagRun.run_id == "a4").values(state="failed"))
+            session.execute(update(DagRun).where(DagRun.run_id == "a04").values(state="failed"))
         elif how == "deleted":
-            session.execute(delete(DagRun).where(DagRun.run_id == "a5"))
+            session.execute(delete(DagRun).where(DagRun.run_id == "a11"))
         elif how == "backfill":  # older than every shown run: the dots stay as they are
-            session.add(_run("a", "a0", 0))
+            session.add(_run("a", "a00", 0))
         else:
             session.execute(update(DagRun).where(DagRun.dag_id == "b").values(state="failed"))
+    after = viewer.page("/")
     with factory() as session:
-        after = recent_runs(session, ["a"], per_dag=3)
-        stamp = recent_runs_stamp(session, before.window)
-    shown_changed = after.runs != before.runs
-    assert shown_changed == (how in ("new run", "state", "deleted"))
-    assert (stamp != before.stamp) == shown_changed
+        fresh = {d: recent_runs(session, [d]).runs[d] for d in ("a", "b")}
+    for dag_id, runs in fresh.items():
+        shown = re.findall(rf'href="/dags/{dag_id}/runs/([^"]+)"', dots_of(after, dag_id))
+        assert shown == [r.run_id for r in runs]
+    assert ('title="a12: success"' in after) == (how == "new run")
+    assert (after != before) == (how != "backfill")
+
+
+def dots_of(html: str, dag_id: str) -> str:
+    """The run dots of ``dag_id``'s row on the DAGs page."""
+    row = re.search(rf'<tr data-dag-id="{dag_id}">(.*?)</tr>', html, re.S)
+    assert row is not None, f"no row for {dag_id}"
+    return row.group(1)
 
 
 def test_a_range_left_short_is_read_whole(factory: SessionFactory) -> None:
