@@ -59,7 +59,7 @@ def serialize_task(task: BaseOperator) -> SerializedTask:
         execution_timeout=_seconds(task.execution_timeout),
         pool=task.pool,
         pool_slots=task.pool_slots,
-        queue=task.queue,
+        queue=task.queue if task.names_queue else None,
         priority_weight=task.priority_weight,
         weight_rule=task.weight_rule,
         depends_on_past=task.depends_on_past,

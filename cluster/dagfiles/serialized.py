@@ -37,7 +37,8 @@ class SerializedTask:
     execution_timeout: float | None = None
     pool: str = "default_pool"
     pool_slots: int = 1
-    queue: str = "default"
+    #: ``None``: the cluster's ``celery.default_queue`` (filled in by the scheduler)
+    queue: str | None = None
     priority_weight: int = 1
     weight_rule: str = "downstream"
     depends_on_past: bool = False

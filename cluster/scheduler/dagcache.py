@@ -1,10 +1,15 @@
 """Serialized DAGs the scheduler plans over, cached by fingerprint.
 
 The scheduler never imports DAG files: it reads ``serialized_dag`` and keeps each
-version parsed in memory until the fingerprint in the ``dag`` row changes.
+version parsed in memory until the fingerprint in the ``dag`` row changes. A task
+that names no queue gets the cluster's default queue here, as Airflow's
+``[operators] default_queue`` does: the serialized form (and so its fingerprint,
+which workers check) leaves it unset, so that setting may differ between nodes.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,7 +22,8 @@ from cluster.scheduler.policy.weights import effective_priority_weights
 class DagCache:
     """``dag_id → SerializedDag`` for the current fingerprint, plus derived figures."""
 
-    def __init__(self) -> None:
+    def __init__(self, default_queue: str = "default") -> None:
+        self._default_queue = default_queue
         self._dags: dict[str, tuple[str, SerializedDag, dict[str, int]]] = {}
 
     def get(
@@ -33,9 +39,18 @@ class DagCache:
         if row is None:
             self._dags.pop(dag_id, None)
             return None
-        dag = SerializedDag.from_json(row.data)
+        dag = self._with_queues(SerializedDag.from_json(row.data))
         self._dags[dag_id] = (row.fingerprint, dag, effective_priority_weights(dag))
         return dag
+
+    def _with_queues(self, dag: SerializedDag) -> SerializedDag:
+        """``dag`` with :attr:`_default_queue` for each task that names no queue."""
+        unset = [t for t in dag.tasks.values() if t.queue is None]
+        if not unset:
+            return dag
+        tasks = dict(dag.tasks)
+        tasks.update({t.task_id: replace(t, queue=self._default_queue) for t in unset})
+        return replace(dag, tasks=tasks)
 
     def fingerprint(self, dag_id: str) -> str | None:
         cached = self._dags.get(dag_id)

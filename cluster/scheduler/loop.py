@@ -68,7 +68,7 @@ class SchedulerLoop:
         self._fence = fence
         self._clock = clock
         self._on_iteration = on_iteration
-        self._dags = DagCache()
+        self._dags = DagCache(settings.celery.default_queue)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._next_reap = 0.0
@@ -121,7 +121,7 @@ class SchedulerLoop:
 
     def reset(self) -> None:
         """Forget cached DAGs: a new leader rebuilds its view from the metastore alone."""
-        self._dags = DagCache()
+        self._dags = DagCache(self._settings.celery.default_queue)
         self._next_reap = 0.0
         self._next_creation = None
 

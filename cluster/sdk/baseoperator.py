@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from cluster.sdk.taskgroup import TaskGroup
 
 WEIGHT_RULES = ("downstream", "upstream", "absolute")
+#: ``task.queue`` of a task that names none, as in Airflow's default configuration; such
+#: a task runs on the cluster's ``celery.default_queue`` (see :attr:`BaseOperator.names_queue`)
+DEFAULT_QUEUE = "default"
 _accepted_cache: dict[type, frozenset[str]] = {}
 
 
@@ -127,7 +130,7 @@ class BaseOperator(DependencyMixin):
         default_args: dict[str, Any] | None = None,
         priority_weight: int = 1,
         weight_rule: str = "downstream",
-        queue: str = "default",
+        queue: str | None = None,
         pool: str | None = None,
         pool_slots: int = 1,
         sla: timedelta | None = None,
@@ -180,7 +183,8 @@ class BaseOperator(DependencyMixin):
         self.default_args = dict(default_args or {})
         self.priority_weight = priority_weight
         self.weight_rule = weight_rule
-        self.queue = queue
+        self.queue = queue if queue is not None else DEFAULT_QUEUE
+        self._queue_named = queue is not None
         self.pool = pool or "default_pool"
         self.pool_slots = pool_slots
         self.sla = sla
@@ -272,6 +276,12 @@ class BaseOperator(DependencyMixin):
             )
         dag.add_task(self)
         self._dag = dag
+
+    @property
+    def names_queue(self) -> bool:
+        """Whether the task chose its queue (argument, ``default_args`` or assignment);
+        if not, it runs on the cluster's ``celery.default_queue``."""
+        return self._queue_named or self.queue != DEFAULT_QUEUE
 
     @property
     def has_dag(self) -> bool:
