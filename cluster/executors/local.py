@@ -10,8 +10,10 @@ short task costs a fraction of a transaction instead of three.
 Each worker has its own pipe; the most recently idle worker gets the next try, so in
 a chain the same warm worker takes each next task. The pump also watches the workers:
 one that dies (``kill -9``, a task's segfault or ``os._exit``) is replaced and its try
-recorded as failed with the reason; one whose task overran its ``execution_timeout``
-beyond a grace period, or whose try was cleared or marked meanwhile, is stopped.
+recorded as failed with the reason, and the process groups its task started (a Bash
+command's session, which its death would orphan) are killed; one whose task overran its
+``execution_timeout`` beyond a grace period, or whose try was cleared or marked
+meanwhile, is stopped.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class _Try:
     #: and starts the task (monotonic)
     handed_at: float = 0.0
     started_at: float | None = None
+    #: process groups the task started that still run (a Bash command's session)
+    groups: set[int] = field(default_factory=set)
 
 
 class LocalExecutor:
@@ -277,6 +281,9 @@ class LocalExecutor:
                     if payload is not None:
                         current.timeout = payload
                         current.kill_at = time.monotonic() + payload + KILL_GRACE
+                elif kind == "group":
+                    pgid, running = payload
+                    (current.groups.add if running else current.groups.discard)(pgid)
                 elif kind == "finished":
                     reports.append((number, payload))
         return reports
@@ -328,7 +335,10 @@ class LocalExecutor:
                     self._idle.remove(number)
                 current = self._running.pop(number, None)
                 self._lock.notify_all()
-            if current is None or current.claimed is None:
+            if current is None:
+                continue
+            _kill_groups(current.groups)  # they would run on, orphaned, beside the retry
+            if current.claimed is None:
                 continue
             state = None
             if not current.abandoned:
@@ -497,6 +507,12 @@ class LocalExecutor:
 
 def _version(message: TaskMessage) -> Version:
     return message.dag_id, message.fingerprint
+
+
+def _kill_groups(groups: set[int]) -> None:
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
 
 
 def _describe_exit(exitcode: int | None) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from cluster.executors.base import TaskMessage
+from cluster.sdk.runtime import watch_process_groups
 from cluster.states import TaskState
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ def worker_main(pool: WorkerPool, conn: Any) -> None:
     signal.signal(signal.SIGTERM, _disregard)
     scheduler = os.getppid()
     runner = pool.runner()
+    watch_process_groups(lambda pgid, running: _tell(conn, ("group", (pgid, running))))
     # what the worker inherited lives as long as it does: the cyclic collector need not
     # walk it again each time a DAG import allocates thousands of objects
     gc.freeze()
@@ -108,8 +110,13 @@ def _disregard(signum: int, frame: object) -> None:
 def _announce(conn: Any, timeout: float | None) -> None:
     """Tell the executor the try starts: it has its DAG (the executor measures imports)
     and will be killed past ``timeout``."""
+    _tell(conn, ("started", timeout))
+
+
+def _tell(conn: Any, note: tuple[str, Any]) -> None:
+    """Send the executor a note about the running try; a gone executor is no error here."""
     with contextlib.suppress(OSError):
-        conn.send(("started", timeout))
+        conn.send(note)
 
 
 def _record_alone(runner: TryRunner, report: Any) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from cluster.errors import TaskSkipped, TradewindError
 from cluster.sdk.baseoperator import BaseOperator
+from cluster.sdk.runtime import process_group_ended, process_group_started
 
 log = logging.getLogger("tradewind.task")
 
@@ -65,12 +66,17 @@ class SubprocessRunner:
                 start_new_session=True,
             )
         process = self._process
-        assert process.stdout is not None
-        last = ""
-        for raw in iter(process.stdout.readline, b""):
-            last = raw.decode(encoding, errors="backslashreplace").rstrip()
-            log.info("%s", last)
-        process.wait()
+        process_group_started(process.pid)
+        try:
+            assert process.stdout is not None
+            last = ""
+            for raw in iter(process.stdout.readline, b""):
+                last = raw.decode(encoding, errors="backslashreplace").rstrip()
+                log.info("%s", last)
+            process.wait()
+        finally:
+            if process.returncode is not None:
+                process_group_ended(process.pid)
         return CommandResult(process.returncode, last)
 
     def kill(self) -> None:

@@ -3,11 +3,17 @@
 The SDK holds only the interface. The runner (or a test) installs an implementation
 with :func:`set_runtime` before running task code; ``Variable.get`` and
 ``Connection.get`` then go through it. No metastore code lives here.
+
+Task code that starts a process group of its own (a Bash command in its own session)
+says so with :func:`process_group_started` and :func:`process_group_ended`: a pool
+process that is killed outright (SIGKILL, the OOM killer) cannot stop such a group
+itself, so whoever :func:`watch_process_groups` (its executor) kills it instead.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
@@ -41,6 +47,28 @@ class _Holder:
 def set_runtime(services: RuntimeServices | None) -> None:
     """Install the services task code will use (``None`` disconnects)."""
     _Holder.services = services
+
+
+class _Groups:
+    watcher: Callable[[int, bool], None] | None = None
+
+
+def watch_process_groups(watcher: Callable[[int, bool], None] | None) -> None:
+    """Install who learns ``(pgid, running)`` of each process group task code starts
+    (``True``) or saw end (``False``); ``None`` stops watching."""
+    _Groups.watcher = watcher
+
+
+def process_group_started(pgid: int) -> None:
+    """Task code started process group ``pgid``: it must not outlive this process."""
+    if _Groups.watcher is not None:
+        _Groups.watcher(pgid, True)
+
+
+def process_group_ended(pgid: int) -> None:
+    """Process group ``pgid`` that task code started has ended (its leader was reaped)."""
+    if _Groups.watcher is not None:
+        _Groups.watcher(pgid, False)
 
 
 def current_runtime() -> RuntimeServices:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +23,7 @@ from cluster.devcluster.services.process import wait_until
 from cluster.executors.base import Dispatch, TaskMessage
 from cluster.executors.cold_starts import ColdStarts, VersionCost
 from cluster.executors.local import LocalExecutor
+from cluster.sdk.runtime import process_group_started
 from cluster.states import TaskState
 
 MESSAGE = TaskMessage("etl", "manual__1", "load", -1, 1, "abc")
@@ -166,6 +169,56 @@ def test_a_backlog_that_lasts_an_import_warms_one_more_worker() -> None:
     asked = {"waiting": 8, "workers": 2, "running_for": 0.0}
     assert not costs.pays(version, backlogged=0.1, **asked)
     assert costs.pays(version, backlogged=0.2, **asked)
+
+
+class GroupStartingRunner:
+    """Starts ``sleep`` in a session of its own, as a Bash task does, and says so."""
+
+    def __init__(self, pidfile: Path) -> None:
+        self._pidfile = pidfile
+
+    def run(
+        self, message: TaskMessage, claimed: Any, announce: Callable[[float | None], None]
+    ) -> Any:
+        announce(None)
+        child = subprocess.Popen(["sleep", "300"], start_new_session=True)
+        process_group_started(child.pid)
+        self._pidfile.write_text(str(child.pid))
+        time.sleep(120)
+
+    def record_alone(self, report: Any) -> TaskState | None:
+        return None
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` exists and is no zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def test_the_process_groups_of_a_killed_pool_process_s_task_are_killed(
+    tmp_path: Path,
+) -> None:
+    pidfile = tmp_path / "sleep.pid"
+    pool = Pool(lambda: GroupStartingRunner(pidfile))
+    told = threading.Event()
+    executor = LocalExecutor(size=1, worker_factory=pool, on_finished=lambda m, s: told.set())
+    executor.start()
+    try:
+        executor.send([Dispatch(MESSAGE)])
+        wait_until(lambda: pidfile.exists() and pidfile.read_text(), timeout=10, what="sleep")
+        sleep = int(pidfile.read_text())
+        assert _running(sleep)
+        os.kill(pool.built.pids[0], signal.SIGKILL)  # as the OOM killer would
+        assert told.wait(10), "the pump never noticed the dead process"
+        wait_until(lambda: not _running(sleep), timeout=10, what="the orphaned sleep to die")
+    finally:
+        executor.stop(drain=False)
+        if pidfile.exists() and _running(int(pidfile.read_text())):
+            os.killpg(int(pidfile.read_text()), signal.SIGKILL)
+    assert len(pool.built.lost) == 1
 
 
 def test_a_cold_start_pays_only_when_the_waiting_would_outlast_an_import() -> None:

@@ -16,6 +16,7 @@ from cluster.operators.bash import BashOperator
 from cluster.operators.empty import EmptyOperator
 from cluster.operators.python import BranchPythonOperator, PythonOperator, ShortCircuitOperator
 from cluster.sdk import DAG, TaskGroup
+from cluster.sdk.runtime import watch_process_groups
 from cluster.sdk.taskrun import execute_task
 from cluster.sdk.testing import make_context
 
@@ -105,6 +106,18 @@ def test_on_kill_kills_the_whole_process_group(tmp_path: Path) -> None:
         assert time.monotonic() < deadline, "the child sleep survived on_kill"
         time.sleep(0.01)
     assert errors and isinstance(errors[0], TradewindError)
+
+
+def test_a_bash_command_s_process_group_is_watched_while_it_runs() -> None:
+    seen: list[tuple[int, bool]] = []
+    watch_process_groups(lambda pgid, running: seen.append((pgid, running)))
+    try:
+        result, _ = run(bash("echo $$"))
+    finally:
+        watch_process_groups(None)
+    pgid = seen[0][0]
+    assert int(result) == pgid  # the group is the shell's own
+    assert seen == [(pgid, True), (pgid, False)]
 
 
 def test_python_context_injection_by_name_and_kwargs() -> None:
