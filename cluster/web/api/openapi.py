@@ -47,6 +47,13 @@ ERROR_RESPONSES = {
     "429": ("TooManyRequests", "Too many failed logins from this address."),
     "503": ("Unavailable", "This webserver cannot reach the metastore."),
 }
+#: gunicorn answers a request line over its ``limit_request_line`` before the API sees
+#: it: a 414 as an HTML page, the one error that is not a problem document
+URI_TOO_LONG = {
+    "description": "The path and query are longer than the HTTP server takes (4094 bytes); "
+    "the answer is gunicorn's HTML page.",
+    "content": {"text/html": {"schema": {"type": "string"}}},
+}
 
 
 def build_document(
@@ -80,7 +87,8 @@ def build_document(
             "responses": {
                 name: _json_response(text, {"$ref": REF.format(model="Problem")})
                 for name, text in ERROR_RESPONSES.values()
-            },
+            }
+            | {"UriTooLong": URI_TOO_LONG},
             "securitySchemes": SECURITY_SCHEMES,
         },
         "security": [{name: []} for name in SECURITY_SCHEMES],
@@ -178,6 +186,7 @@ def _responses(op: Operation, refs: dict[Key, Any]) -> dict[str, Any]:
         if code == "409" and op.method == "GET":
             continue
         responses[code] = {"$ref": f"#/components/responses/{name}"}
+    responses["414"] = {"$ref": "#/components/responses/UriTooLong"}
     return responses
 
 

@@ -114,6 +114,18 @@ def test_the_webserver_serves_the_api_and_heartbeats(server: Server) -> None:
     assert "webserver" in kinds
 
 
+def test_a_request_line_too_long_for_gunicorn_is_a_documented_414(server: Server) -> None:
+    headers = {"Authorization": f"Bearer {server.token}"}
+    response = requests.get(
+        server.url + "/api/v1/dags", params={"search": "x" * 5000}, headers=headers, timeout=5
+    )
+    assert response.status_code == 414
+    document = requests.get(server.url + "/api/v1/openapi.json", headers=headers, timeout=5)
+    documented = document.json()["paths"]["/dags"]["get"]["responses"]["414"]["$ref"]
+    answer = document.json()["components"]["responses"][documented.rsplit("/", 1)[1]]
+    assert response.headers["Content-Type"].split(";")[0] in answer["content"]
+
+
 def test_the_webserver_refuses_an_empty_secret_key(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli,
