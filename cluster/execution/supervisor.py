@@ -106,7 +106,7 @@ class Supervisor:
         announce_try(path, message, hostname=self._hostname)
         try:
             _, task, spec = self._dagbag.task(message.dag_id, message.fingerprint, message.task_id)
-        except (TradewindError, KeyError) as exc:
+        except Exception as exc:  # as the pool's runner: whatever stops the load fails the try
             outcome = TryOutcome.crashed(f"cannot load the task: {exc}")
             append_line(path, outcome.message or "")
             return self._record(

@@ -17,6 +17,7 @@ import ctypes
 import os
 import signal
 from collections.abc import Callable
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,17 +28,26 @@ from cluster.execution.dagbag import DagBag, source_cache_for
 from cluster.execution.handle import lazy
 from cluster.execution.isolation import STOP_SIGNAL
 from cluster.execution.pool import PoolBook, PoolRunner
-from cluster.execution.supervisor import OnRecorded, Supervisor
+from cluster.execution.supervisor import OnRecorded, Supervisor, utcnow
 from cluster.executors.celery_pool import OutagePool, PooledRunner
 from cluster.executors.local import LocalExecutor, OnFinished
 from cluster.metastore.engine import create_engine_for, make_session_factory
 from cluster.metastore.models import SerializedDagRow
 
 
-def build_supervisor(settings: Settings) -> Supervisor:
-    """A :class:`Supervisor` with its own engine, DAG cache and child-session factory
-    (``tasks run``: one try in a forked child, outside any pool)."""
-    sessions = make_session_factory(create_engine_for(settings.metastore))
+def build_supervisor(
+    settings: Settings,
+    *,
+    sessions: sessionmaker[Session] | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> Supervisor:
+    """A :class:`Supervisor` with a DAG cache and child-session factory of its own
+    (``tasks run``: one try in a forked child, outside any pool).
+
+    :param sessions: the metastore access to use; by default an engine of its own.
+    """
+    if sessions is None:
+        sessions = make_session_factory(create_engine_for(settings.metastore))
 
     def child_sessions() -> sessionmaker[Session]:
         return make_session_factory(create_engine_for(settings.metastore))
@@ -48,6 +58,7 @@ def build_supervisor(settings: Settings) -> Supervisor:
         sessions=sessions,
         child_sessions=lazy(child_sessions),
         dagbag=dagbag,
+        clock=clock,
     )
 
 

@@ -32,12 +32,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from cluster import actions
 from cluster.config import Settings
 from cluster.dagfiles.processor import DagProcessor
-from cluster.execution.dagbag import DagBag
-from cluster.execution.handle import lazy
 from cluster.execution.supervisor import Supervisor, TryResult
-from cluster.execution.worker import locator
+from cluster.execution.worker import build_supervisor
 from cluster.executors.base import Dispatch, TaskMessage
-from cluster.metastore.engine import create_engine_for, make_session_factory, transaction
+from cluster.metastore.engine import transaction
 from cluster.metastore.models import (
     DagRun,
     SerializedDagRow,
@@ -99,23 +97,6 @@ class FakeClock:
         self._now += timedelta(seconds=seconds)
 
 
-def supervisor_for(
-    settings: Settings, sessions: sessionmaker[Session], clock: FakeClock
-) -> Supervisor:
-    """A real supervisor on the test's metastore and clock (task children fork from pytest)."""
-
-    def child_sessions() -> sessionmaker[Session]:
-        return make_session_factory(create_engine_for(settings.metastore))
-
-    return Supervisor(
-        settings,
-        sessions=sessions,
-        child_sessions=lazy(child_sessions),
-        dagbag=DagBag(locate=locator(sessions)),
-        clock=clock,
-    )
-
-
 @dataclass
 class SynchronousExecutor:
     """The Executor protocol, running each message to its end inside ``send``.
@@ -164,7 +145,8 @@ class InProcessScheduler:
         self.processor = DagProcessor(
             folders=folders, sessions=sessions, timeout=30.0, paused_at_creation=False
         )
-        self.supervisor = supervisor_for(settings, sessions, clock)
+        # a real supervisor on the test's metastore and clock (task children fork from pytest)
+        self.supervisor = build_supervisor(settings, sessions=sessions, clock=clock)
         self.executor = SynchronousExecutor(self.supervisor)
         fence = Fence(host="pytest")
         transaction(sessions, lambda s: fence.acquire(s, now=clock()))
