@@ -56,10 +56,38 @@ class VersionCost:
 
 
 class ColdStarts:
-    """The measured costs of the versions a pool ran, and the decision they feed."""
+    """The measured costs of the versions a pool ran, each version's backlog clock, and
+    the decision they feed."""
 
     def __init__(self) -> None:
         self._costs: dict[Version, VersionCost] = {}
+        #: since when each version has had messages waiting, without a break (monotonic)
+        self._backlogged: dict[Version, float] = {}
+
+    def waiting(self, version: Version, now: float) -> None:
+        """A message of ``version`` waits from ``now``: its version's clock runs."""
+        self._backlogged.setdefault(version, now)
+
+    def waiting_only(self, versions: set[Version]) -> None:
+        """Only ``versions`` have messages waiting: the other clocks stop."""
+        for version in [v for v in self._backlogged if v not in versions]:
+            del self._backlogged[version]
+
+    def cold_started(self, version: Version, now: float) -> None:
+        """A worker imports ``version`` from ``now``: the next one waits as long again."""
+        self._backlogged[version] = now
+
+    def patience_spent(self, version: Version, now: float) -> None:
+        """``version`` may take a cold worker at once (its claim failed after waiting)."""
+        self._backlogged[version] = now - self.patience(version)
+
+    def forget_waiting(self) -> None:
+        """No message waits any more (the pool stops taking work)."""
+        self._backlogged.clear()
+
+    def patience_ends(self) -> list[float]:
+        """When each waiting version's patience runs out (monotonic)."""
+        return [since + self.patience(v) for v, since in self._backlogged.items()]
 
     def imported(self, version: Version, seconds: float) -> None:
         """A cold worker had ``version`` ``seconds`` after it got its try."""
@@ -78,18 +106,12 @@ class ColdStarts:
         return cost.load if cost is not None and cost.load is not None else COLD_PATIENCE
 
     def pays(
-        self,
-        version: Version,
-        *,
-        waiting: int,
-        workers: int,
-        backlogged: float,
-        running_for: float,
+        self, version: Version, *, waiting: int, workers: int, now: float, running_for: float
     ) -> bool:
-        """Whether one more worker should import ``version`` while ``workers`` run it,
-        ``waiting`` messages of it wait, and some have waited for ``backlogged`` seconds
-        without a break (since the last cold start of it, if later)."""
-        if backlogged >= self.patience(version):
+        """Whether one more worker should import ``version`` at ``now`` while ``workers``
+        run it and ``waiting`` messages of it wait: some have waited, without a break
+        (since its last cold start, if later), for its patience, or the costs say so."""
+        if now - self._backlogged[version] >= self.patience(version):
             return True
         cost = self._costs.get(version)
         return cost is not None and bool(

@@ -101,8 +101,6 @@ class LocalExecutor:
         #: tries whose worker reported, not yet recorded
         self._unrecorded = 0
         self._backlog: deque[TaskMessage] = deque()
-        #: since when each DAG version has had messages waiting, without a break (monotonic)
-        self._backlogged: dict[Version, float] = {}
         self._lock = threading.Condition()
         #: held around the pump's metastore work and around a fork: a child forked
         #: while another thread is inside a SQLite transaction inherits SQLite's
@@ -136,7 +134,7 @@ class LocalExecutor:
             self._backlog.extend(d.message for d in dispatches)
             now = time.monotonic()
             for dispatch in dispatches:
-                self._backlogged.setdefault(_version(dispatch.message), now)
+                self._cold.waiting(_version(dispatch.message), now)
         self._poke()
 
     def free_slots(self) -> int | None:
@@ -148,7 +146,7 @@ class LocalExecutor:
         with self._lock:
             self._accepting = False
             self._backlog.clear()  # still queued in the metastore: re-sent by a next scheduler
-            self._backlogged.clear()
+            self._cold.forget_waiting()
             if drain:
                 self._lock.wait_for(lambda: not self._running and not self._unrecorded)
             self._stopping = True
@@ -176,7 +174,7 @@ class LocalExecutor:
         with self._lock:
             self._accepting = False
             self._backlog.clear()
-            self._backlogged.clear()
+            self._cold.forget_waiting()
             for current in self._running.values():
                 current.abandoned = True
 
@@ -257,10 +255,7 @@ class LocalExecutor:
                 wake.append(self._retry_at)
             # a version waiting for warm workers may take a cold one after a while
             # (one whose patience ran out waits for a report: no busy loop)
-            for version, since in self._backlogged.items():
-                until = since + self._cold.patience(version)
-                if until > now:
-                    wake.append(until)
+            wake.extend(until for until in self._cold.patience_ends() if until > now)
         return max(0.0, min(wake) - now)
 
     def _receive(self, number: int) -> list[tuple[int, Any]]:
@@ -390,7 +385,7 @@ class LocalExecutor:
         :data:`COLD_STARTS` workers import it, and while some worker runs that version,
         only when :meth:`ColdStarts.pays` says so. A message that must wait keeps its
         place; later messages of other DAGs may pass it. Each version's backlog clock
-        (:attr:`_backlogged`) restarts at a cold start and ends when none of it waits.
+        (see :class:`ColdStarts`) restarts at a cold start and ends when none of it waits.
         """
         pairs: list[tuple[int, TaskMessage]] = []
         importing = Counter(
@@ -419,13 +414,13 @@ class LocalExecutor:
                     version,
                     waiting=waiting_of[version],
                     workers=working[version],
-                    backlogged=now - self._backlogged[version],
+                    now=now,
                     running_for=running_for.get(version, 0.0),
                 )
             ):
                 number = self._idle[-1]
                 importing[version] += 1
-                self._backlogged[version] = now  # the next cold start waits as long again
+                self._cold.cold_started(version, now)
             else:
                 waiting.append(message)
                 continue
@@ -435,9 +430,7 @@ class LocalExecutor:
             self._running[number] = _Try(message, cold=not warm, handed_at=now)
             pairs.append((number, message))
         self._backlog.extendleft(reversed(waiting))
-        still = {_version(m) for m in self._backlog}
-        for version in [v for v in self._backlogged if v not in still]:
-            del self._backlogged[version]
+        self._cold.waiting_only({_version(m) for m in self._backlog})
         return pairs
 
     def _dispatch(self) -> None:
@@ -461,9 +454,7 @@ class LocalExecutor:
                     self._idle.append(number)
                     self._backlog.appendleft(message)
                     # it keeps the right to a cold worker it had: its patience is spent
-                    version = _version(message)
-                    patience = self._cold.patience(version)
-                    self._backlogged[version] = time.monotonic() - patience
+                    self._cold.patience_spent(_version(message), time.monotonic())
             return
         lost = []
         for number, message in pairs:

@@ -167,8 +167,15 @@ def test_a_backlog_that_lasts_an_import_warms_one_more_worker() -> None:
     costs.imported(version, 0.2)
     costs.ran(version, 0.01)  # short tries: the queue ahead drains in 40 ms
     asked = {"waiting": 8, "workers": 2, "running_for": 0.0}
-    assert not costs.pays(version, backlogged=0.1, **asked)
-    assert costs.pays(version, backlogged=0.2, **asked)
+    costs.waiting(version, 100.0)
+    costs.waiting(version, 100.15)  # a later message does not restart the clock
+    assert not costs.pays(version, now=100.1, **asked)
+    assert costs.pays(version, now=100.2, **asked)
+    costs.cold_started(version, 100.2)  # the next cold start waits as long again
+    assert not costs.pays(version, now=100.3, **asked)
+    costs.waiting_only(set())  # the backlog drained: the clock starts afresh
+    costs.waiting(version, 101.0)
+    assert not costs.pays(version, now=101.1, **asked)
 
 
 class GroupStartingRunner:
