@@ -17,12 +17,13 @@ from sqlalchemy.orm import Session
 from cluster.dagfiles.serialized import SerializedDag
 from cluster.metastore.models import SerializedDagRow
 from cluster.scheduler.policy.weights import effective_priority_weights
+from cluster.sdk.baseoperator import DEFAULT_QUEUE
 
 
 class DagCache:
     """``dag_id → SerializedDag`` for the current fingerprint, plus derived figures."""
 
-    def __init__(self, default_queue: str = "default") -> None:
+    def __init__(self, default_queue: str = DEFAULT_QUEUE) -> None:
         self._default_queue = default_queue
         self._dags: dict[str, tuple[str, SerializedDag, dict[str, int]]] = {}
 
