@@ -30,7 +30,7 @@ from cluster.metastore.models import (
     XCom,
 )
 from cluster.metastore.transitions import TaskKey, set_dag_run_state, set_task_states
-from cluster.scheduler.policy.graph import ancestors, descendants
+from cluster.policy.graph import ancestors, descendants
 from cluster.sdk.params import validate_params
 from cluster.sdk.timetables import TimeRestriction, timetable_from_dict
 from cluster.states import FINISHED, DagRunState, TaskState

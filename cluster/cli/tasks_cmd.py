@@ -17,7 +17,7 @@ from cluster.cli.params import DATETIME
 from cluster.errors import NotFoundError
 from cluster.execution.inprocess import InProcessTaskInstance, run_task
 from cluster.execution.worker import build_supervisor
-from cluster.executors.base import TaskMessage
+from cluster.messages import TaskMessage
 from cluster.metastore.models import DagRun, TaskInstance
 from cluster.metastore.transitions import TaskKey, set_task_state
 from cluster.sdk.context import RunInfo, build_context

@@ -39,7 +39,6 @@ from cluster.cli.scheduler_cmd import configure_logging
 from cluster.config import Settings
 from cluster.errors import ConfigError
 from cluster.execution.worker import pooled_runner
-from cluster.executors.base import TaskMessage
 from cluster.executors.celery_app import (
     WorkerRunner,
     build_celery_app,
@@ -48,6 +47,7 @@ from cluster.executors.celery_app import (
 )
 from cluster.executors.events import EventPublisher, quiet_vendor_logs
 from cluster.logserver.server import LogServer
+from cluster.messages import TaskMessage
 from cluster.metastore.components import settings_fingerprints
 from cluster.metastore.engine import wait_for_metastore
 from cluster.metastore.heartbeats import ComponentHeartbeat

@@ -18,8 +18,8 @@ from typing import Any
 from cluster.dagfiles.serialize import serialize_dag
 from cluster.execution.child import execute_try, timeout_seconds
 from cluster.execution.outcome import TryOutcome
-from cluster.scheduler.policy.outcome import run_state
-from cluster.scheduler.policy.readiness import InstanceSnapshot, decide_task_states
+from cluster.policy.outcome import run_state
+from cluster.policy.readiness import InstanceSnapshot, decide_task_states
 from cluster.sdk import DAG
 from cluster.sdk.context import RunInfo, build_context
 from cluster.states import DagRunState, TaskState

@@ -6,7 +6,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cluster.executors.base import TaskMessage
+from cluster.messages import TaskMessage
 
 
 def stamp(message: str, *, source: str = "tradewind") -> str:

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, aliased
 
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask
 from cluster.execution.outcome import TryOutcome
-from cluster.executors.base import TaskMessage
+from cluster.messages import TaskMessage
+from cluster.metastore.history import history_row
 from cluster.metastore.models import (
     TASK_INSTANCE,
     TASK_INSTANCE_HISTORY,
@@ -27,7 +28,6 @@ from cluster.metastore.models import (
     DagRun,
     SerializedDagRow,
     TaskInstance,
-    TaskInstanceHistory,
     XCom,
 )
 from cluster.metastore.transitions import (
@@ -39,7 +39,7 @@ from cluster.metastore.transitions import (
     move_tries,
     set_task_state,
 )
-from cluster.scheduler.policy.retries import next_try_at
+from cluster.policy.retries import next_try_at
 from cluster.states import TaskState
 
 
@@ -383,56 +383,6 @@ def _skip(session: Session, key: TaskKey, task_ids: list[str]) -> None:
             TaskState.SKIPPED,
             expected=[TaskState.NONE, TaskState.SCHEDULED],
         )
-
-
-def write_history(
-    session: Session,
-    key: TaskKey,
-    try_number: int,
-    state: TaskState,
-    start: datetime | None,
-    end: datetime,
-    *,
-    hostname: str | None,
-    pid: int | None,
-    operator: str | None,
-) -> None:
-    """One ``task_instance_history`` row per try (also for zombies and timeouts)."""
-    session.execute(
-        insert(TaskInstanceHistory).values(
-            history_row(
-                key, try_number, state, start, end, hostname=hostname, pid=pid, operator=operator
-            )
-        )
-    )
-
-
-def history_row(
-    key: TaskKey,
-    try_number: int,
-    state: TaskState,
-    start: datetime | None,
-    end: datetime,
-    *,
-    hostname: str | None,
-    pid: int | None,
-    operator: str | None,
-) -> dict[str, Any]:
-    """The ``task_instance_history`` row of one try."""
-    return {
-        "dag_id": key.dag_id,
-        "run_id": key.run_id,
-        "task_id": key.task_id,
-        "map_index": key.map_index,
-        "try_number": try_number,
-        "state": str(state),
-        "start_date": start,
-        "end_date": end,
-        "duration": (end - start).total_seconds() if start else None,
-        "hostname": hostname,
-        "pid": pid,
-        "operator": operator,
-    }
 
 
 def heartbeat(session: Session, claimed: ClaimedTry, *, now: datetime) -> bool:

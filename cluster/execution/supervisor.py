@@ -39,8 +39,8 @@ from cluster.execution.dagbag import DagBag
 from cluster.execution.handle import SessionFactory
 from cluster.execution.logs import announce_try, append_line
 from cluster.execution.outcome import TryOutcome
-from cluster.executors.base import TaskMessage
 from cluster.logserver.paths import log_path
+from cluster.messages import TaskMessage
 from cluster.metastore.engine import transaction
 from cluster.metastore.secrets import make_fernet
 from cluster.sdk import DAG, BaseOperator

@@ -47,7 +47,7 @@ from kombu import Exchange, Queue
 
 from cluster.config import Settings
 from cluster.errors import ConfigError, MetastoreError
-from cluster.executors.base import TaskMessage
+from cluster.messages import TaskMessage
 from cluster.states import TaskState
 
 log = logging.getLogger(__name__)

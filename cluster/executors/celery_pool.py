@@ -36,9 +36,10 @@ from typing import Any
 from celery.exceptions import Reject
 
 from cluster.errors import MetastoreError, TradewindError
-from cluster.executors.base import Dispatch, TaskMessage
+from cluster.executors.base import Dispatch
 from cluster.executors.local import STOP_SIGNAL, LocalExecutor, OnFinished
 from cluster.executors.local_worker import TryBook, TryRunner, WorkerPool
+from cluster.messages import TaskMessage
 from cluster.states import TaskState
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ import pika
 import pika.exceptions
 
 from cluster.errors import BrokerError
-from cluster.executors.base import TaskMessage
+from cluster.messages import TaskMessage
 from cluster.states import TaskState
 
 log = logging.getLogger(__name__)

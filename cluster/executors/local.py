@@ -32,9 +32,10 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from cluster.errors import TradewindError
-from cluster.executors.base import Dispatch, TaskMessage
+from cluster.executors.base import Dispatch
 from cluster.executors.cold_starts import COLD_STARTS, ColdStarts, Version
 from cluster.executors.local_worker import TryBook, WorkerPool, worker_main
+from cluster.messages import TaskMessage
 from cluster.states import TaskState
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import signal
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from cluster.executors.base import TaskMessage
+from cluster.messages import TaskMessage
 from cluster.sdk.runtime import watch_process_groups
 from cluster.states import TaskState
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from cluster.dagfiles.serialized import SerializedDag
 from cluster.metastore.models import SerializedDagRow
-from cluster.scheduler.policy.weights import effective_priority_weights
+from cluster.policy.weights import effective_priority_weights
 from cluster.sdk.baseoperator import DEFAULT_QUEUE
 
 

@@ -1,6 +1,6 @@
 """The loop's DAG-run steps: create due runs, start queued ones, move running ones forward.
 
-Each function loads a small snapshot, asks :mod:`cluster.scheduler.policy` and writes
+Each function loads a small snapshot, asks :mod:`cluster.policy` and writes
 the decisions with compare-and-set in the caller's transaction. Only unfinished runs
 and their instances are read, so the cost does not grow with history.
 """
@@ -18,17 +18,17 @@ from sqlalchemy.orm import Session
 from cluster.dagfiles.serialized import SerializedDag
 from cluster.metastore.models import Dag, DagRun, TaskInstance
 from cluster.metastore.transitions import TaskKey, set_dag_run_state, set_task_states
-from cluster.scheduler.dagcache import DagCache
-from cluster.scheduler.policy.changes import StateChange
-from cluster.scheduler.policy.outcome import run_state
-from cluster.scheduler.policy.readiness import WAITING, InstanceSnapshot, decide_task_states
-from cluster.scheduler.policy.runs import (
+from cluster.policy.changes import StateChange
+from cluster.policy.outcome import run_state
+from cluster.policy.readiness import WAITING, InstanceSnapshot, decide_task_states
+from cluster.policy.runs import (
     RunSnapshot,
     plan_runs,
     runs_to_start,
     timed_out_runs,
     timeout_changes,
 )
+from cluster.scheduler.dagcache import DagCache
 from cluster.sdk.timetables import DataInterval
 from cluster.states import DagRunState, TaskState
 

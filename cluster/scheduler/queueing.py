@@ -19,17 +19,18 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from cluster.executors.base import Dispatch, TaskMessage
+from cluster.executors.base import Dispatch
+from cluster.messages import TaskMessage
 from cluster.metastore.models import DAG_RUN, TASK_INSTANCE, SlotPool, TaskInstance
 from cluster.metastore.transitions import TaskKey, set_task_state, set_task_states
-from cluster.scheduler.dagcache import DagCache
-from cluster.scheduler.policy.fit import (
+from cluster.policy.fit import (
     DagLoad,
     FitDecision,
     PoolSnapshot,
     QueueCandidate,
     select_to_queue,
 )
+from cluster.scheduler.dagcache import DagCache
 from cluster.states import OCCUPYING, TaskState
 
 log = logging.getLogger(__name__)

@@ -17,11 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cluster.dagfiles.serialized import SerializedTask
-from cluster.execution.recording import write_history
+from cluster.metastore.history import write_history
 from cluster.metastore.models import TaskInstance
 from cluster.metastore.transitions import TaskKey, set_task_state
+from cluster.policy.retries import next_try_at
 from cluster.scheduler.dagcache import DagCache
-from cluster.scheduler.policy.retries import next_try_at
 from cluster.states import TaskState
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cluster.executors.base import Dispatch, TaskMessage
+from cluster.executors.base import Dispatch
+from cluster.messages import TaskMessage
 from cluster.metastore.models import TaskInstance
 from cluster.scheduler.dagcache import DagCache
 from cluster.states import TaskState

@@ -5,27 +5,34 @@ Calling a decorated function inside a DAG creates one operator and returns its
 :class:`XComArg`; XComArgs passed as arguments become edges and are resolved at run
 time. Task ids repeat as ``f``, ``f__1``, ``f__2`` like Airflow's.
 
-The operators live in ``cluster.operators`` and ``cluster.sensors``, which import the
-SDK's ``BaseOperator``; this module is imported last by ``cluster.sdk`` and those
-packages import ``cluster.sdk`` first, so either import order completes the SDK before
-an operator module needs it.
+Each flavour's operator lives beside the operator it extends (``cluster.operators``,
+``cluster.sensors``), and those import the SDK's ``BaseOperator``: so the SDK names the
+classes in :data:`FLAVOURS` instead of importing them, as Airflow's providers register
+their decorators. A flavour's module is imported when a DAG file first uses it, which
+also keeps ``import cluster.sdk`` light.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import re
 import typing
 from collections.abc import Callable
 from typing import Any
 
-from cluster.operators.bash import BashOperator
-from cluster.operators.python import PythonOperator, determine_kwargs, do_branch, do_short_circuit
 from cluster.sdk.dagcontext import DagContext
-from cluster.sdk.templating import render_template
 from cluster.sdk.xcom_arg import XComArg
-from cluster.sensors.python import PythonSensor
+
+#: ``@task.<flavour>`` → ``(module, operator class)``, resolved on first use
+FLAVOURS: dict[str, tuple[str, str]] = {
+    "python": ("cluster.operators.taskflow", "PythonDecoratedOperator"),
+    "branch": ("cluster.operators.taskflow", "BranchPythonDecoratedOperator"),
+    "short_circuit": ("cluster.operators.taskflow", "ShortCircuitDecoratedOperator"),
+    "bash": ("cluster.operators.taskflow", "BashDecoratedOperator"),
+    "sensor": ("cluster.sensors.python", "DecoratedSensorOperator"),
+}
 
 #: context keys a TaskFlow function may name without the caller passing them
 KNOWN_CONTEXT_KEYS = frozenset(
@@ -59,66 +66,6 @@ def push_multiple_outputs(task: Any, context: dict[str, Any], result: Any) -> An
             )
         context["ti"].xcom_push(key, value)
     return result
-
-
-class _PythonDecoratedOperator(PythonOperator):
-    custom_operator_name = "@task"
-
-    def execute(self, context: dict[str, Any]) -> Any:
-        return push_multiple_outputs(self, context, super().execute(context))
-
-
-class _BranchPythonDecoratedOperator(_PythonDecoratedOperator):
-    custom_operator_name = "@task.branch"
-
-    def execute(self, context: dict[str, Any]) -> Any:
-        return do_branch(self, context, super().execute(context))
-
-
-class _ShortCircuitDecoratedOperator(_PythonDecoratedOperator):
-    custom_operator_name = "@task.short_circuit"
-
-    def __init__(self, *, ignore_downstream_trigger_rules: bool = True, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.ignore_downstream_trigger_rules = ignore_downstream_trigger_rules
-
-    def execute(self, context: dict[str, Any]) -> Any:
-        return do_short_circuit(self, context, super().execute(context))
-
-
-class _BashDecoratedOperator(BashOperator):
-    """The function returns the command; it is rendered, then run like ``BashOperator``."""
-
-    custom_operator_name = "@task.bash"
-    template_fields = (*BashOperator.template_fields, "op_args", "op_kwargs")
-
-    def __init__(
-        self,
-        *,
-        python_callable: Callable[..., Any],
-        op_args: list[Any] | None = None,
-        op_kwargs: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        kwargs.pop("multiple_outputs", None)
-        super().__init__(bash_command="SET_DURING_EXECUTION", **kwargs)
-        self.python_callable = python_callable
-        self.op_args = list(op_args or [])
-        self.op_kwargs = dict(op_kwargs or {})
-
-    def execute(self, context: dict[str, Any]) -> Any:
-        kwargs = determine_kwargs(self.python_callable, self.op_args, {**context, **self.op_kwargs})
-        command = self.python_callable(*self.op_args, **kwargs)
-        if not isinstance(command, str) or not command.strip():
-            raise TypeError(
-                "The returned value from the TaskFlow callable must be a non-empty string."
-            )
-        self.bash_command = render_template(self, command, context)
-        return super().execute(context)
-
-
-class _DecoratedSensorOperator(PythonSensor):
-    custom_operator_name = "@task.sensor"
 
 
 def unique_task_id(task_id: str) -> str:
@@ -208,12 +155,21 @@ class TaskDecorator:
         raise NotImplementedError("dynamic task mapping (partial) is not supported by Tradewind")
 
 
+@functools.cache
+def flavour_operator(flavour: str) -> type:
+    """The operator class of ``@task.<flavour>`` (see :data:`FLAVOURS`)."""
+    module, name = FLAVOURS[flavour]
+    operator_class: type = getattr(importlib.import_module(module), name)
+    return operator_class
+
+
 def _decorator(
-    operator_class: type,
+    flavour: str,
     python_callable: Callable[..., Any] | None,
     multiple_outputs: bool | None,
     kwargs: dict[str, Any],
 ) -> Any:
+    operator_class = flavour_operator(flavour)
     if python_callable is not None:
         return TaskDecorator(python_callable, operator_class, multiple_outputs, kwargs)
     return lambda fn: TaskDecorator(fn, operator_class, multiple_outputs, kwargs)
@@ -236,7 +192,7 @@ class _TaskFactory:
         multiple_outputs: bool | None = None,
         **kwargs: Any,
     ) -> Any:
-        return _decorator(_PythonDecoratedOperator, python_callable, multiple_outputs, kwargs)
+        return _decorator("python", python_callable, multiple_outputs, kwargs)
 
     def branch(
         self,
@@ -244,7 +200,7 @@ class _TaskFactory:
         multiple_outputs: bool | None = None,
         **kwargs: Any,
     ) -> Any:
-        return _decorator(_BranchPythonDecoratedOperator, python_callable, multiple_outputs, kwargs)
+        return _decorator("branch", python_callable, multiple_outputs, kwargs)
 
     def short_circuit(
         self,
@@ -252,13 +208,13 @@ class _TaskFactory:
         multiple_outputs: bool | None = None,
         **kwargs: Any,
     ) -> Any:
-        return _decorator(_ShortCircuitDecoratedOperator, python_callable, multiple_outputs, kwargs)
+        return _decorator("short_circuit", python_callable, multiple_outputs, kwargs)
 
     def bash(self, python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
-        return _decorator(_BashDecoratedOperator, python_callable, False, kwargs)
+        return _decorator("bash", python_callable, False, kwargs)
 
     def sensor(self, python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
-        return _decorator(_DecoratedSensorOperator, python_callable, False, kwargs)
+        return _decorator("sensor", python_callable, False, kwargs)
 
 
 task = _TaskFactory()

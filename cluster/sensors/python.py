@@ -34,3 +34,7 @@ class PythonSensor(BaseSensorOperator):
         kwargs = determine_kwargs(self.python_callable, self.op_args, merged)
         result = self.python_callable(*self.op_args, **kwargs)
         return result if isinstance(result, PokeReturnValue) else PokeReturnValue(bool(result))
+
+
+class DecoratedSensorOperator(PythonSensor):
+    custom_operator_name = "@task.sensor"

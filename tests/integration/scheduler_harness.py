@@ -34,7 +34,8 @@ from cluster.config import Settings
 from cluster.dagfiles.processor import DagProcessor
 from cluster.execution.supervisor import Supervisor, TryResult
 from cluster.execution.worker import build_supervisor
-from cluster.executors.base import Dispatch, TaskMessage
+from cluster.executors.base import Dispatch
+from cluster.messages import TaskMessage
 from cluster.metastore.engine import transaction
 from cluster.metastore.models import (
     DagRun,

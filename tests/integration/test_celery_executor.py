@@ -33,7 +33,7 @@ from cluster.devcluster.services.mariadb import MariaDB
 from cluster.devcluster.services.ports import free_port
 from cluster.devcluster.services.rabbitmq import RabbitMQCluster
 from cluster.errors import BrokerError
-from cluster.executors.base import Dispatch, TaskMessage
+from cluster.executors.base import Dispatch
 from cluster.executors.celery import CeleryExecutor
 from cluster.executors.celery_app import TASK_NAME, build_celery_app
 from cluster.executors.celery_publisher import ConfirmedPublisher
@@ -41,6 +41,7 @@ from cluster.executors.events import EventListener, EventPublisher, FinishedEven
 from cluster.logserver.paths import log_path
 from cluster.logserver.server import OFFSET_HEADER
 from cluster.logserver.signing import sign
+from cluster.messages import TaskMessage
 from cluster.metastore.components import list_components
 from cluster.metastore.engine import create_engine_for, make_session_factory
 from cluster.metastore.migrate import migrate

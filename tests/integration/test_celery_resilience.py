@@ -28,9 +28,10 @@ from cluster.devcluster.services.ports import free_port
 from cluster.devcluster.services.process import ServiceError
 from cluster.devcluster.services.rabbitmq import RabbitMQCluster
 from cluster.execution.dagbag import CACHE_FOLDER
-from cluster.executors.base import Dispatch, TaskMessage
+from cluster.executors.base import Dispatch
 from cluster.executors.celery import CeleryExecutor
 from cluster.executors.celery_app import build_celery_app
+from cluster.messages import TaskMessage
 from cluster.metastore.components import list_components
 from cluster.metastore.models import SerializedDagRow, TaskInstance
 from cluster.metastore.pools import set_pool

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cluster.cli.worker_cmd import MeasuredRunner
 from cluster.errors import ConfigError
-from cluster.executors.base import TaskMessage
+from cluster.messages import TaskMessage
 from cluster.metrics.exposition import (
     MetricsServer,
     disable_multiprocess,

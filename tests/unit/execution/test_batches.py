@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask
 from cluster.execution import recording
 from cluster.execution.outcome import TryOutcome
-from cluster.executors.base import TaskMessage
+from cluster.messages import TaskMessage
 from cluster.metastore.models import (
     DagRun,
     SerializedDagRow,

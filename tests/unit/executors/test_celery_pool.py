@@ -16,9 +16,10 @@ from celery.exceptions import Reject
 
 from cluster.devcluster.services.process import wait_until
 from cluster.errors import MetastoreError
-from cluster.executors.base import Dispatch, TaskMessage
+from cluster.executors.base import Dispatch
 from cluster.executors.celery_pool import OutageBook, OutagePool, PooledRunner
 from cluster.executors.local import OnFinished
+from cluster.messages import TaskMessage
 from cluster.states import TaskState
 
 MESSAGE = TaskMessage("etl", "manual__1", "load", -1, 1, "abc")

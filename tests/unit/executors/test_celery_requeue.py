@@ -6,8 +6,8 @@ import pytest
 from celery.exceptions import Reject
 
 from cluster.errors import MetastoreError
-from cluster.executors.base import TaskMessage
 from cluster.executors.celery_app import REQUEUE_PAUSE_MAX, PoolProcessRunner
+from cluster.messages import TaskMessage
 from cluster.states import TaskState
 
 MESSAGE = TaskMessage("etl", "manual__1", "load", -1, 1, "abc")

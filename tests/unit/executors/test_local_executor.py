@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 
 from cluster.devcluster.services.process import wait_until
-from cluster.executors.base import Dispatch, TaskMessage
+from cluster.executors.base import Dispatch
 from cluster.executors.cold_starts import ColdStarts, VersionCost
 from cluster.executors.local import LocalExecutor
+from cluster.messages import TaskMessage
 from cluster.sdk.runtime import process_group_started
 from cluster.states import TaskState
 

@@ -1,6 +1,6 @@
 """A plain reference for the property tests: Airflow's trigger rules as documented.
 
-Written separately from ``cluster.scheduler.policy`` on purpose, as directly as the
+Written separately from ``cluster.policy`` on purpose, as directly as the
 documentation reads (plus Airflow's documented "can never be satisfied" outcomes),
 so that the two can check each other.
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from policy_dags import utc
 
-from cluster.scheduler.policy import DagLoad, PoolSnapshot, QueueCandidate, select_to_queue
+from cluster.policy import DagLoad, PoolSnapshot, QueueCandidate, select_to_queue
 
 
 def cand(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from policy_dags import make_dag
 
-from cluster.scheduler.policy import can_progress, run_state
+from cluster.policy import can_progress, run_state
 from cluster.states import DagRunState, TaskState
 
 T = TaskState

@@ -8,7 +8,7 @@ from datetime import timedelta
 from policy_dags import make_dag, utc
 
 from cluster.dagfiles.serialized import SerializedDag
-from cluster.scheduler.policy import InstanceSnapshot, StateChange, decide_task_states
+from cluster.policy import InstanceSnapshot, StateChange, decide_task_states
 from cluster.states import TaskState
 
 T = TaskState

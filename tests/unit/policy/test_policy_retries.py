@@ -7,7 +7,7 @@ from datetime import timedelta
 from policy_dags import utc
 
 from cluster.dagfiles.serialized import SerializedTask
-from cluster.scheduler.policy import next_try_at, retry_delay, should_retry
+from cluster.policy import next_try_at, retry_delay, should_retry
 
 FAILED_AT = utc(2024, 1, 1, 12)
 

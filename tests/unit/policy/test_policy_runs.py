@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from policy_dags import make_dag, utc
 
-from cluster.scheduler.policy import (
+from cluster.policy import (
     RunSnapshot,
     plan_runs,
     runs_to_start,

@@ -20,7 +20,7 @@ from policy_dags import make_dag, utc
 from policy_reference import reference_final_states, reference_run_state
 
 from cluster.dagfiles.serialized import SerializedDag
-from cluster.scheduler.policy import (
+from cluster.policy import (
     DagLoad,
     InstanceSnapshot,
     PoolSnapshot,
@@ -32,7 +32,7 @@ from cluster.scheduler.policy import (
     select_to_queue,
     should_retry,
 )
-from cluster.scheduler.policy.graph import topological_order
+from cluster.policy.graph import topological_order
 from cluster.states import OCCUPYING, DagRunState, TaskState
 
 RULES = [

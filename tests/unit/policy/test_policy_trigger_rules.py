@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cluster.errors import DagDefinitionError
-from cluster.scheduler.policy import UpstreamCounts, Verdict, evaluate_trigger_rule
+from cluster.policy import UpstreamCounts, Verdict, evaluate_trigger_rule
 from cluster.states import TaskState
 
 S, F, K, U, R = (

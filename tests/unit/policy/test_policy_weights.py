@@ -6,7 +6,7 @@ import pytest
 from policy_dags import make_dag
 
 from cluster.errors import DagDefinitionError
-from cluster.scheduler.policy import effective_priority_weights
+from cluster.policy import effective_priority_weights
 
 # a → b → d, a → c → d: a diamond; weights 1, 2, 3, 4
 EDGES = [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")]

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask
-from cluster.scheduler.policy.changes import StateChange
-from cluster.scheduler.policy.graph import topological_order
-from cluster.scheduler.policy.trigger_rules import UpstreamCounts, Verdict, evaluate_trigger_rule
+from cluster.policy.changes import StateChange
+from cluster.policy.graph import topological_order
+from cluster.policy.trigger_rules import UpstreamCounts, Verdict, evaluate_trigger_rule
 from cluster.states import FINISHED, TaskState
 
 #: states in which an instance is waiting for the scheduler to let it run

@@ -7,8 +7,8 @@ database and takes the current time as an argument.
 
 from __future__ import annotations
 
-from cluster.scheduler.policy.changes import StateChange
-from cluster.scheduler.policy.fit import (
+from cluster.policy.changes import StateChange
+from cluster.policy.fit import (
     DagLoad,
     FitDecision,
     PoolSnapshot,
@@ -16,10 +16,10 @@ from cluster.scheduler.policy.fit import (
     Unrunnable,
     select_to_queue,
 )
-from cluster.scheduler.policy.outcome import run_state
-from cluster.scheduler.policy.readiness import InstanceSnapshot, can_progress, decide_task_states
-from cluster.scheduler.policy.retries import next_try_at, retry_delay, should_retry
-from cluster.scheduler.policy.runs import (
+from cluster.policy.outcome import run_state
+from cluster.policy.readiness import InstanceSnapshot, can_progress, decide_task_states
+from cluster.policy.retries import next_try_at, retry_delay, should_retry
+from cluster.policy.runs import (
     RunPlan,
     RunSnapshot,
     RunToCreate,
@@ -29,8 +29,8 @@ from cluster.scheduler.policy.runs import (
     timed_out_runs,
     timeout_changes,
 )
-from cluster.scheduler.policy.trigger_rules import UpstreamCounts, Verdict, evaluate_trigger_rule
-from cluster.scheduler.policy.weights import effective_priority_weights
+from cluster.policy.trigger_rules import UpstreamCounts, Verdict, evaluate_trigger_rule
+from cluster.policy.weights import effective_priority_weights
 
 __all__ = [
     "DagLoad",

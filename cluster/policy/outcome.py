@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from cluster.dagfiles.serialized import SerializedDag
-from cluster.scheduler.policy.readiness import can_progress
+from cluster.policy.readiness import can_progress
 from cluster.states import FINISHED, DagRunState, TaskState
 
 _LEAF_FAILED = frozenset({TaskState.FAILED, TaskState.UPSTREAM_FAILED})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cluster.dagfiles.serialized import SerializedDag
 from cluster.errors import DagDefinitionError
-from cluster.scheduler.policy.graph import ancestors, descendants
+from cluster.policy.graph import ancestors, descendants
 
 
 def effective_priority_weights(dag: SerializedDag) -> dict[str, int]:

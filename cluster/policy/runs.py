@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cluster.dagfiles.serialized import SerializedDag
-from cluster.scheduler.policy.changes import StateChange
+from cluster.policy.changes import StateChange
 from cluster.sdk.timetables import DagRunInfo, DataInterval, TimeRestriction, timetable_from_dict
 from cluster.states import FINISHED, DagRunState, TaskState
 
