@@ -52,6 +52,9 @@ class MetastoreSettings:
     pool_size: int = 5
     echo: bool = False
     connect_retries: int = 10
+    #: how long a role command waits at start-up for the metastore to answer and its
+    #: schema to reach this code's revision (Airflow's ``--migration-wait-timeout``)
+    migration_wait_timeout: float = 60.0
 
 
 @dataclass(frozen=True)

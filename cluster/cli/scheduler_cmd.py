@@ -17,8 +17,7 @@ from cluster.execution.worker import local_worker
 from cluster.executors.base import Executor
 from cluster.executors.celery import build_celery_executor
 from cluster.executors.local import LocalExecutor
-from cluster.metastore.engine import wait_for_metastore
-from cluster.metastore.migrate import check
+from cluster.metastore.migrate import wait_for_schema
 from cluster.metrics.exposition import MetricsServer
 from cluster.scheduler.fencing import bound_idle_transactions
 from cluster.scheduler.service import SchedulerService
@@ -44,9 +43,8 @@ def build_executor(settings: Settings, on_finished: Any) -> Executor:
 
 
 def build_scheduler(app: App, settings: Settings) -> SchedulerService:
-    """Wait for the metastore, check its schema, and build the scheduler service."""
-    wait_for_metastore(app.engine, timeout=60)
-    check(app.engine)
+    """Wait for the metastore and its schema, and build the scheduler service."""
+    wait_for_schema(app.engine, settings.metastore.migration_wait_timeout)
     # local workers are forked: they must not inherit pooled connections
     app.engine.dispose()
     if settings.ha.election == "zookeeper":

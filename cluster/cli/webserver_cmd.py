@@ -22,6 +22,7 @@ from cluster.config import Settings
 from cluster.errors import UsageError
 from cluster.metastore.components import settings_fingerprints
 from cluster.metastore.heartbeats import WEBSERVER_BEAT_SECONDS, ComponentHeartbeat
+from cluster.metastore.migrate import wait_for_schema
 from cluster.metrics.exposition import enable_multiprocess, mark_process_dead, process_directory
 from cluster.web import create_app
 from cluster.web.app import check_secret_key
@@ -113,6 +114,12 @@ def webserver(app: App, workers: int | None, bind: str | None) -> None:
     check_secret_key(settings)  # fail here with one line, not in every worker
     address = parse_bind(bind or f"{settings.webserver.host}:{settings.webserver.port}")
     count = workers or settings.webserver.workers
+    wait_for_schema(
+        app.engine,
+        settings.metastore.migration_wait_timeout,
+        announce=lambda line: click.echo(line, err=True),
+    )
+    app.engine.dispose()  # gunicorn's workers build engines of their own after the fork
     click.echo(f"Tradewind webserver on http://{address} with {count} worker(s).")
     if settings.metrics.enabled:
         enable_multiprocess(process_directory(settings.metrics, "webserver"))

@@ -49,9 +49,8 @@ from cluster.executors.events import EventPublisher, quiet_vendor_logs
 from cluster.logserver.server import LogServer
 from cluster.messages import TaskMessage
 from cluster.metastore.components import settings_fingerprints
-from cluster.metastore.engine import wait_for_metastore
 from cluster.metastore.heartbeats import ComponentHeartbeat
-from cluster.metastore.migrate import check
+from cluster.metastore.migrate import wait_for_schema
 from cluster.metrics.exposition import (
     MetricsServer,
     enable_multiprocess,
@@ -227,8 +226,7 @@ def worker(app: App, queues: str | None, concurrency: int | None, hostname: str 
     configure_logging(settings)
     quiet_vendor_logs()
     chosen = split_queues(queues, settings.celery.queues)
-    wait_for_metastore(app.engine, timeout=60)
-    check(app.engine)
+    wait_for_schema(app.engine, settings.metastore.migration_wait_timeout)
     server = LogServer(
         settings.logging.base_log_folder,
         key=settings.webserver.secret_key,

@@ -1,14 +1,17 @@
 """Bring the metastore schema to the revision this code expects (``tradewind db …``).
 
 Alembic is configured here, in code: its scripts ship inside the package
-(``cluster/metastore/migrations``) and users never need an ``alembic.ini``. Every
-process calls :func:`check` at start-up so that old schemas fail loudly instead of
-half-working.
+(``cluster/metastore/migrations``) and users never need an ``alembic.ini``. Commands
+call :func:`check` so that old schemas fail loudly instead of half-working; the role
+commands (scheduler, webserver, worker) call :func:`wait_for_schema` instead, so that
+on a rolling deploy they wait for the one ``tradewind db migrate`` rather than exit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +23,9 @@ from sqlalchemy import Connection, Engine, MetaData, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from cluster.errors import MetastoreError, MigrationError
+from cluster.metastore.engine import wait_for_metastore
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 #: held during a migration on MySQL so two processes starting at once do not race
@@ -43,6 +49,12 @@ def head_revision() -> str:
     return head
 
 
+def known_revisions() -> frozenset[str]:
+    """Every revision this code ships; a schema at any other one was migrated by newer code."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return frozenset(revision.revision for revision in script.walk_revisions())
+
+
 def current_revision(engine: Engine) -> str | None:
     """The schema's revision, or ``None`` for an empty database."""
     try:
@@ -52,14 +64,15 @@ def current_revision(engine: Engine) -> str | None:
         raise MetastoreError(f"cannot read the metastore revision: {exc}") from exc
 
 
-def migrate(engine: Engine) -> None:
-    """Upgrade the schema to head; running it again is a no-op.
+def migrate(engine: Engine, *, to: str = "head") -> None:
+    """Upgrade the schema to ``to`` (head, unless a test wants an older schema); running
+    it again is a no-op.
 
     :raises MigrationError: when a migration fails (the cause says which statement).
     """
     try:
         with engine.begin() as connection, _migration_lock(connection):
-            command.upgrade(alembic_config(connection), "head")
+            command.upgrade(alembic_config(connection), to)
     except SQLAlchemyError as exc:
         raise MigrationError(f"migrating the metastore failed: {exc}") from exc
 
@@ -71,11 +84,62 @@ def check(engine: Engine) -> None:
     """
     current, head = current_revision(engine), head_revision()
     if current != head:
-        found = "an empty database" if current is None else f"revision {current}"
-        raise MigrationError(
-            f"the metastore schema is at {found}, this code needs {head}: "
-            "run 'tradewind db migrate'"
+        raise _mismatch(current, head)
+
+
+def wait_for_schema(
+    engine: Engine,
+    timeout: float,
+    *,
+    interval: float = 0.5,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    announce: Callable[[str], None] = log.info,
+) -> None:
+    """Block until the metastore answers and its schema is at this code's revision.
+
+    On a rolling deploy the new version's processes start on every node while one
+    ``tradewind db migrate`` runs: they wait for it instead of exiting, as Airflow's
+    ``--migration-wait-timeout`` does. ``announce`` is told once, in one line, that
+    the process waits and for what. A schema *ahead* of this code (a revision it does
+    not ship) fails at once: only upgrading this node can cure that.
+
+    :param timeout: seconds for both waits together (``metastore.migration_wait_timeout``).
+    :raises MetastoreError: when the metastore does not answer within ``timeout``.
+    :raises MigrationError: when the schema is ahead, or still behind after ``timeout``,
+        with the one-line message of :func:`check`.
+    """
+    deadline = clock() + timeout
+    wait_for_metastore(engine, timeout, interval=interval, clock=clock, sleep=sleep)
+    head, known = head_revision(), known_revisions()
+    announced = False
+    while True:
+        current = current_revision(engine)
+        if current == head:
+            return
+        if (current is not None and current not in known) or clock() >= deadline:
+            raise _mismatch(current, head)
+        if not announced:
+            found = "empty" if current is None else f"at revision {current}"
+            announce(
+                f"the metastore schema is {found}, this code needs {head}: waiting up to "
+                f"{timeout:g} s for 'tradewind db migrate' (metastore.migration_wait_timeout)"
+            )
+            announced = True
+        sleep(interval)
+
+
+def _mismatch(current: str | None, head: str) -> MigrationError:
+    """The one-line error for a schema at ``current`` when this code needs ``head``."""
+    if current is not None and current not in known_revisions():
+        return MigrationError(
+            f"the metastore schema is at revision {current}, newer than this code's {head}: "
+            "upgrade Tradewind on this node"
         )
+    found = "an empty database" if current is None else f"revision {current}"
+    return MigrationError(
+        f"the metastore schema is at {found}, this code needs {head}: run 'tradewind db migrate'"
+    )
 
 
 def reset(engine: Engine) -> None:

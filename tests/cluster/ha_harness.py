@@ -118,11 +118,15 @@ class HaDeployment(CeleryDeployment):
         self.scheduler = self.schedulers[0]
 
     def start(self, dag_ids: set[str] = HA_DAG_IDS) -> HaDeployment:
-        """The base class starts master1 and the workers; the other contenders start first."""
-        for scheduler in self.schedulers[1:]:
-            scheduler.start()
+        """Migrate, then start every contender and the workers (see the base class)."""
         super().start(dag_ids)
         return self
+
+    def start_schedulers(self) -> None:
+        """Every contender, once the metastore is migrated: a contender started before
+        would wait for the migration and join the election late."""
+        for scheduler in self.schedulers:
+            scheduler.start()
 
     def processes(self) -> list[TradewindProcess]:
         return [*self.schedulers, *self.workers.values()]

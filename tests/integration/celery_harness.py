@@ -264,8 +264,8 @@ class CeleryDeployment:
         for name, source in self.dags.items():
             text = source.replace("@SIDE_EFFECTS@", str(self.side_effects))
             (self.home / "dags" / name).write_text(text)
-        migrate(self.engine)
-        self.scheduler.start()
+        migrate(self.engine)  # before any process starts: none has to wait for it
+        self.start_schedulers()
         for address, queues in self.worker_queues.items():  # all start at once
             self.workers[address] = launch_worker(
                 self.env, self.base, address=address, queues=queues, concurrency=self.concurrency
@@ -274,6 +274,10 @@ class CeleryDeployment:
             wait_until_ready(worker, address)
         wait_for_dags(self.sessions, dag_ids)
         return self
+
+    def start_schedulers(self) -> None:
+        """Start the scheduler; called once the metastore is migrated."""
+        self.scheduler.start()
 
     def trigger(self, dag_id: str) -> str:
         run_id = f"manual__{uuid.uuid4().hex[:12]}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -14,7 +15,14 @@ from sqlalchemy.orm import Session
 from cluster.config import MetastoreSettings
 from cluster.errors import MigrationError
 from cluster.metastore.engine import create_engine_for
-from cluster.metastore.migrate import check, current_revision, head_revision, migrate, reset
+from cluster.metastore.migrate import (
+    check,
+    current_revision,
+    head_revision,
+    migrate,
+    reset,
+    wait_for_schema,
+)
 from cluster.metastore.models import Base, DagRun, TaskInstance
 
 NOW = datetime(2025, 1, 1, 12, 30, 15, 123456, tzinfo=UTC)
@@ -115,3 +123,73 @@ def test_hot_queries_use_an_index(metastore_engine: Engine, index: str) -> None:
     with metastore_engine.connect() as connection:
         plan = connection.execute(text(f"EXPLAIN QUERY PLAN {HOT_QUERIES[index]}")).all()
     assert index in " ".join(str(row[-1]) for row in plan)
+
+
+class Polls:
+    """An injected clock and sleep: each sleep moves the clock; ``on_sleep`` may act."""
+
+    def __init__(self, on_sleep: Callable[[int], None] = lambda n: None) -> None:
+        self.now = 0.0
+        self.sleeps = 0
+        self.on_sleep = on_sleep
+        self.announced: list[str] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        self.now += seconds
+        self.on_sleep(self.sleeps)
+
+    def wait(self, engine: Engine, timeout: float) -> None:
+        wait_for_schema(
+            engine,
+            timeout,
+            interval=0.5,
+            clock=self.clock,
+            sleep=self.sleep,
+            announce=self.announced.append,
+        )
+
+
+def test_wait_for_schema_waits_for_the_migration_and_says_so_once(metastore_url: str) -> None:
+    engine = create_engine_for(MetastoreSettings(url=metastore_url))
+    migrate(engine, to="0001")
+    polls = Polls(on_sleep=lambda n: migrate(engine) if n == 3 else None)
+    polls.wait(engine, 60)
+    assert current_revision(engine) == head_revision()
+    assert polls.sleeps == 3
+    assert polls.announced == [
+        f"the metastore schema is at revision 0001, this code needs {head_revision()}: "
+        "waiting up to 60 s for 'tradewind db migrate' (metastore.migration_wait_timeout)"
+    ]
+
+
+def test_wait_for_schema_gives_up_after_the_timeout(metastore_url: str) -> None:
+    engine = create_engine_for(MetastoreSettings(url=metastore_url))
+    polls = Polls()
+    with pytest.raises(MigrationError) as failed:
+        polls.wait(engine, 2)
+    assert str(failed.value) == (
+        f"the metastore schema is at an empty database, this code needs {head_revision()}: "
+        "run 'tradewind db migrate'"
+    )
+    assert polls.sleeps == 4 and len(polls.announced) == 1
+
+
+def test_wait_for_schema_returns_at_once_on_a_migrated_metastore(metastore_engine: Engine) -> None:
+    polls = Polls()
+    polls.wait(metastore_engine, 60)
+    assert (polls.sleeps, polls.announced) == (0, [])
+
+
+def test_a_schema_newer_than_the_code_fails_at_once(metastore_engine: Engine) -> None:
+    with metastore_engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    polls = Polls()
+    with pytest.raises(MigrationError, match="at revision 9999, newer than this code's"):
+        polls.wait(metastore_engine, 60)
+    assert (polls.sleeps, polls.announced) == (0, [])
+    with pytest.raises(MigrationError, match="upgrade Tradewind on this node"):
+        check(metastore_engine)

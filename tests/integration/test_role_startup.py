@@ -1,0 +1,118 @@
+"""How role commands start, as an operator sees them: ``tradewind scheduler`` run as a
+subprocess on a SQLite metastore that is not ready for it yet.
+
+On a rolling deploy the new version's processes start while ``tradewind db migrate``
+runs: they wait for it (``metastore.migration_wait_timeout``), say so in one line, and
+give up with the one-line error after the timeout; a schema newer than the code fails
+at once.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import Engine, text
+
+from cluster.config import MetastoreSettings
+from cluster.metastore.engine import create_engine_for, make_session_factory
+from cluster.metastore.migrate import head_revision, migrate
+from tests.integration.scheduler_harness import (
+    CLI,
+    REPO,
+    SchedulerProcess,
+    cli_env,
+    tradewind,
+    wait_for,
+    wait_for_dags,
+)
+
+DAG = """
+from datetime import datetime
+from cluster.sdk import DAG
+from cluster.operators.empty import EmptyOperator
+
+with DAG("after_migration", schedule=None, start_date=datetime(2024, 1, 1)):
+    EmptyOperator(task_id="t")
+"""
+WAITING = "waiting up to"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    (home / "dags").mkdir(parents=True)
+    (home / "dags" / "after_migration.py").write_text(DAG)
+    return home
+
+
+@pytest.fixture
+def engine(home: Path) -> Iterator[Engine]:
+    """The test's SQLite metastore, at the first revision: older than the code."""
+    engine = create_engine_for(MetastoreSettings(url=f"sqlite:///{home / 'tradewind.db'}"))
+    migrate(engine, to="0001")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def env(home: Path, engine: Engine) -> dict[str, str]:
+    return cli_env(home, str(engine.url), Fernet.generate_key().decode())
+
+
+def run_scheduler(env: dict[str, str], **settings: str) -> subprocess.CompletedProcess[str]:
+    """``tradewind scheduler`` to its end: only for runs that must end by themselves."""
+    env = {**env, **{f"TRADEWIND__{k}": v for k, v in settings.items()}}
+    return subprocess.run(
+        [*CLI, "scheduler"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_the_scheduler_waits_for_the_migration_then_runs(
+    env: dict[str, str], engine: Engine, tmp_path: Path
+) -> None:
+    scheduler = SchedulerProcess(env, tmp_path / "scheduler.log").start()
+    log = scheduler.log_file
+    try:
+        wait_for(
+            lambda: WAITING in log.read_text(),
+            timeout=60,
+            message=lambda: f"the scheduler's waiting line in\n{log.read_text()}",
+        )
+        assert scheduler.process is not None and scheduler.process.poll() is None
+        assert log.read_text().count(WAITING) == 1
+        assert f"revision 0001, this code needs {head_revision()}" in log.read_text()
+
+        tradewind(env, "db", "migrate")
+        wait_for_dags(make_session_factory(engine), {"after_migration"})
+        assert scheduler.process.poll() is None, log.read_text()
+    finally:
+        scheduler.stop()
+
+
+def test_the_scheduler_gives_up_after_the_timeout_with_one_line(env: dict[str, str]) -> None:
+    done = run_scheduler(env, METASTORE__MIGRATION_WAIT_TIMEOUT="1")
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("tradewind: error")]
+    assert errors == [
+        f"tradewind: error: the metastore schema is at revision 0001, this code needs "
+        f"{head_revision()}: run 'tradewind db migrate'"
+    ]
+    assert done.stderr.splitlines()[-1] == errors[0]
+
+
+def test_a_schema_newer_than_the_code_fails_at_once(env: dict[str, str], engine: Engine) -> None:
+    migrate(engine)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    # a wait would outlast run_scheduler's 60 s limit and fail the test
+    done = run_scheduler(env, METASTORE__MIGRATION_WAIT_TIMEOUT="600")
+    assert done.returncode != 0
+    assert WAITING not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"tradewind: error: the metastore schema is at revision 9999, newer than this "
+        f"code's {head_revision()}: upgrade Tradewind on this node"
+    )
