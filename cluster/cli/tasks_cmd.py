@@ -16,7 +16,7 @@ from cluster.cli.output import emit, output_option
 from cluster.cli.params import DATETIME
 from cluster.errors import NotFoundError
 from cluster.execution.inprocess import InProcessTaskInstance, run_task
-from cluster.execution.worker import build_supervisor
+from cluster.execution.worker import single_try_runner
 from cluster.messages import TaskMessage
 from cluster.metastore.models import DagRun, TaskInstance
 from cluster.metastore.transitions import TaskKey, set_task_state
@@ -109,7 +109,7 @@ def render(app: App, dag_id: str, task_id: str, logical_date: datetime | None) -
 @click.argument("run_id")
 @pass_app
 def run(app: App, dag_id: str, task_id: str, run_id: str) -> None:
-    """Run one task instance now in this process, through the real runner, and record it."""
+    """Run one task instance now, in a pool process as the scheduler runs it, and record it."""
     with app.session_factory.begin() as session:
         dag_run = find_run(session, dag_id, run_id)
         fingerprint = dag_run.fingerprint or actions.load_dag(session, dag_id).fingerprint()
@@ -141,7 +141,9 @@ def run(app: App, dag_id: str, task_id: str, run_id: str) -> None:
             task_id=task_id,
         )
     message = TaskMessage(dag_id, dag_run.run_id, task_id, -1, next_try, fingerprint)
-    result = build_supervisor(app.settings).run(message)
+    app.engine.dispose()  # the pool process is forked: it must not inherit pooled connections
+    with single_try_runner(app.settings) as runner:
+        (result,) = runner.run([message])
     click.echo(f"{task_id}: {result.state}")
     if result.state is not TaskState.SUCCESS:
         raise SystemExit(1)

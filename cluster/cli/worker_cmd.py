@@ -92,9 +92,9 @@ def bind_address(hostname: str) -> str:
 class MeasuredRunner:
     """A task runner that records each try's duration and outcome and the running count.
 
-    It wraps the runner rather than listening on the supervisor's ``on_recorded`` hook:
-    that hook is told the end state but not when the try began, and is not called for
-    a message that ran nothing (a duplicate delivery), which is counted here too.
+    It wraps the runner rather than listening on its ``on_recorded`` hook: that hook is
+    told the end state but not when the try began, and is not called for a message that
+    ran nothing (a duplicate delivery), which is counted here too.
     """
 
     def __init__(

@@ -1,14 +1,14 @@
 """Running the user code of a claimed try in this process, with the context it sees.
 
-Both runners use it: the supervisor in its forked task child (Celery workers) and
-the local pool's worker process directly (:mod:`cluster.execution.pool`).
+The pool's runner (:mod:`cluster.execution.pool`) calls it in the pool process that
+runs the try, for the local executor, Celery workers and ``tradewind tasks run`` alike.
 """
 
 from __future__ import annotations
 
 from cryptography.fernet import MultiFernet
 
-from cluster.execution.child import execute_try
+from cluster.execution.execute import execute_try
 from cluster.execution.handle import MetastoreRuntime, MetastoreTaskInstance, SessionFactory
 from cluster.execution.outcome import TryOutcome
 from cluster.execution.recording import ClaimedTry

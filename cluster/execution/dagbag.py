@@ -189,8 +189,6 @@ class DagBag:
         self._sources = sources
         self._dags: dict[tuple[str, str], tuple[DAG, SerializedDag]] = {}
         self._lock = threading.Lock()
-        #: grows with every import: a forked child knows only the versions of its generation
-        self.generation = 0
 
     def get(self, dag_id: str, fingerprint: str) -> DAG:
         """The DAG of exactly this version.
@@ -222,7 +220,6 @@ class DagBag:
             cached = self._dags.get(key)
             if cached is None:
                 cached = self._dags[key] = self._import(dag_id, fingerprint)
-                self.generation += 1
             return cached
 
     def _import(self, dag_id: str, fingerprint: str) -> tuple[DAG, SerializedDag]:

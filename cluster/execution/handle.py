@@ -1,8 +1,8 @@
 """The ``ti`` a running task sees, and the runtime services behind ``Variable`` and ``conn``.
 
-Pushes and skip decisions are collected in memory and written by the supervisor with
-the try's end state, in one transaction; only pulls and variable reads go to the
-metastore from the task child, over a connection of its own opened on first use.
+Pushes and skip decisions are collected in memory and written with the try's end
+state, in one transaction (by the pool's book); only pulls and variable reads go to
+the metastore from the pool process, over a connection of its own opened on first use.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cluster.dagfiles.serialize import serialize_dag
-from cluster.execution.child import execute_try, timeout_seconds
+from cluster.execution.execute import execute_try, timeout_seconds
 from cluster.execution.outcome import TryOutcome
 from cluster.policy.outcome import run_state
 from cluster.policy.readiness import InstanceSnapshot, decide_task_states

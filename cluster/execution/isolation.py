@@ -1,8 +1,8 @@
 """Running a try inside the long-lived worker process, with the fences a fork gave for free.
 
-A forked task child costs a fork, copy-on-write faults and an exit per try, about half
-of a worker's CPU on short tasks. The local pool's worker runs the try itself instead,
-and this module keeps the guarantees a separate process gave:
+A task child forked per try would cost a fork, copy-on-write faults and an exit per
+try, about half of a worker's CPU on short tasks. The local pool's worker runs the try
+itself instead, and this module keeps the guarantees a separate process gives:
 
 - output: file descriptors 1 and 2 and the root logger point at the try's log file for
   the duration of the try, then back;

@@ -1,13 +1,12 @@
-"""What one try ended with, as the task child reports it to its supervisor.
+"""What one try ended with, as the pool process that ran it reports it to its executor.
 
-The child runs user code; the supervisor owns the metastore writes. The outcome is
-plain JSON over a pipe, so a child that dies mid-write leaves nothing half-recorded.
+The pool process runs user code; the executor's book owns the metastore writes of the
+try's end, so a process that dies mid-try leaves nothing half-recorded.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -31,16 +30,7 @@ class TryOutcome:
     reschedule_at: str | None = None
     rendered_fields: dict[str, Any] | None = None
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), default=str)
-
-    @classmethod
-    def from_json(cls, text: str) -> TryOutcome:
-        data = json.loads(text)
-        data["xcoms"] = [tuple(pair) for pair in data.get("xcoms", [])]
-        return cls(**data)
-
     @classmethod
     def crashed(cls, message: str) -> TryOutcome:
-        """The child ended without reporting: exit, signal or timeout."""
+        """The try ended without a result: exit, signal, timeout or a task that cannot load."""
         return cls(state="failed", retryable=True, message=message)

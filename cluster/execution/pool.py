@@ -24,9 +24,9 @@ from cluster.config import Settings
 from cluster.dagfiles.serialized import SerializedTask
 from cluster.errors import TradewindError
 from cluster.execution import recording
-from cluster.execution.child import timeout_seconds
 from cluster.execution.claimed import execute_claimed
 from cluster.execution.dagbag import DagBag
+from cluster.execution.execute import timeout_seconds
 from cluster.execution.handle import SessionFactory
 from cluster.execution.isolation import isolated_try
 from cluster.execution.logs import announce_try, append_line

@@ -67,13 +67,6 @@ def key_of(message: TaskMessage) -> TaskKey:
     return TaskKey(message.dag_id, message.run_id, message.task_id, message.map_index)
 
 
-def claim(
-    session: Session, message: TaskMessage, *, hostname: str, pid: int, now: datetime
-) -> ClaimedTry | None:
-    """Move the try ``queued → running``; ``None`` when someone else has it or it is gone."""
-    return claim_many(session, [(message, pid)], hostname=hostname, now=now).get(message)
-
-
 def claim_many(
     session: Session,
     assignments: Sequence[tuple[TaskMessage, int]],
@@ -383,11 +376,6 @@ def _skip(session: Session, key: TaskKey, task_ids: list[str]) -> None:
             TaskState.SKIPPED,
             expected=[TaskState.NONE, TaskState.SCHEDULED],
         )
-
-
-def heartbeat(session: Session, claimed: ClaimedTry, *, now: datetime) -> bool:
-    """Refresh the heartbeat; ``False`` when the instance was set to another state."""
-    return heartbeat_many(session, [claimed], now=now)[0]
 
 
 def heartbeat_many(session: Session, tries: Sequence[ClaimedTry], *, now: datetime) -> list[bool]:

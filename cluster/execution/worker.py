@@ -1,7 +1,7 @@
-"""Building a runner inside a worker process (a local pool process or a Celery worker).
+"""Building the runner of tries: the local pool (scheduler, Celery worker, ``tasks run``).
 
 Everything is created in the process that uses it: an engine inherited across a fork
-would share its sockets with the parent. Task children open their own connection, on
+would share its sockets with the parent. Pool processes open their own connection, on
 first use only (most tasks never read the metastore themselves).
 
 A Celery worker runs its tries in a local process pool of its own
@@ -25,41 +25,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from cluster.config import Settings
 from cluster.errors import NotFoundError
 from cluster.execution.dagbag import DagBag, source_cache_for
-from cluster.execution.handle import lazy
 from cluster.execution.isolation import STOP_SIGNAL
-from cluster.execution.pool import PoolBook, PoolRunner
-from cluster.execution.supervisor import OnRecorded, Supervisor, utcnow
-from cluster.executors.celery_pool import OutagePool, PooledRunner
+from cluster.execution.pool import PoolBook, PoolRunner, utcnow
+from cluster.executors.blocking import BlockingExecutor
+from cluster.executors.celery_pool import OnRecorded, OutagePool, PooledRunner
 from cluster.executors.local import LocalExecutor, OnFinished
 from cluster.metastore.engine import create_engine_for, make_session_factory
 from cluster.metastore.models import SerializedDagRow
-
-
-def build_supervisor(
-    settings: Settings,
-    *,
-    sessions: sessionmaker[Session] | None = None,
-    clock: Callable[[], datetime] = utcnow,
-) -> Supervisor:
-    """A :class:`Supervisor` with a DAG cache and child-session factory of its own
-    (``tasks run``: one try in a forked child, outside any pool).
-
-    :param sessions: the metastore access to use; by default an engine of its own.
-    """
-    if sessions is None:
-        sessions = make_session_factory(create_engine_for(settings.metastore))
-
-    def child_sessions() -> sessionmaker[Session]:
-        return make_session_factory(create_engine_for(settings.metastore))
-
-    dagbag = DagBag(locate=locator(sessions), sources=source_cache_for(settings, sessions))
-    return Supervisor(
-        settings,
-        sessions=sessions,
-        child_sessions=lazy(child_sessions),
-        dagbag=dagbag,
-        clock=clock,
-    )
 
 
 def locator(sessions: sessionmaker[Session]) -> Callable[[str], tuple[str, str]]:
@@ -84,15 +56,19 @@ class LocalPool:
 
     :meth:`book` is called once in the executor's process, :meth:`runner` once in each
     worker process after the fork: each builds its own engine there.
+
+    :param clock: the wall clock of claims, records and retry dates (a test's fake
+        clock must be readable from the forked workers too).
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._settings = settings
+        self._clock = clock
         self.heartbeat_interval = settings.scheduler.heartbeat_interval
 
     def book(self) -> PoolBook:
         sessions = make_session_factory(create_engine_for(self._settings.metastore))
-        return PoolBook(self._settings, sessions=sessions)
+        return PoolBook(self._settings, sessions=sessions, clock=self._clock)
 
     def runner(self) -> PoolRunner:
         # an engine connects on first use: a worker whose tasks never read the
@@ -101,12 +77,20 @@ class LocalPool:
         dagbag = DagBag(
             locate=locator(sessions), sources=source_cache_for(self._settings, sessions)
         )
-        return PoolRunner(self._settings, sessions=lambda: sessions, dagbag=dagbag)
+        return PoolRunner(
+            self._settings, sessions=lambda: sessions, dagbag=dagbag, clock=self._clock
+        )
 
 
 def local_worker(settings: Settings) -> LocalPool:
     """The runner side of the local executor (see :class:`LocalPool`)."""
     return LocalPool(settings)
+
+
+def single_try_runner(settings: Settings) -> BlockingExecutor:
+    """``tradewind tasks run``: one pool process that runs the given tries to their end,
+    exactly as the scheduler's local executor runs them."""
+    return BlockingExecutor(LocalPool(settings), size=1)
 
 
 _PR_SET_PDEATHSIG = 1

@@ -1,8 +1,6 @@
 """The Celery worker's runner: Celery delivers on threads, a local process pool runs the tries.
 
-A Celery worker used to fork a task child per try and claim and record each try in
-transactions of its own. Now the worker consumes with Celery's *threads* pool and each
-thread only hands its message to a :class:`~cluster.executors.local.LocalExecutor` that
+The worker consumes with Celery's *threads* pool and each thread only hands its message to a :class:`~cluster.executors.local.LocalExecutor` that
 lives in the worker's main process, then waits for the try's end. That executor runs
 tries in long-lived processes without a fork (see :mod:`cluster.execution.isolation`)
 and batches the metastore work of every try of this worker (see

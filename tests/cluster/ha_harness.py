@@ -28,7 +28,8 @@ from cluster.devcluster.services.process import ServiceError
 from cluster.devcluster.services.zookeeper import ZooKeeperEnsemble, free_loopback_addresses
 from cluster.metastore.models import SchedulerLease, TaskInstance
 from tests.integration.celery_harness import CeleryDeployment, TradewindProcess
-from tests.integration.scheduler_harness import CLI, REPO, wait_for
+from tests.integration.scheduler_harness import CLI, REPO
+from tests.waiting import wait_for
 
 HA_DAGS = """
 import os

@@ -41,7 +41,8 @@ from cluster.config import load_settings
 from cluster.devcluster.probes import zookeeper_mode
 from cluster.metastore.engine import create_engine_for, make_session_factory
 from cluster.metastore.models import DagRun, SchedulerLease, TaskInstance, TaskInstanceHistory
-from tests.integration.scheduler_harness import REPO, wait_for
+from tests.integration.scheduler_harness import REPO
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.mariadb
 

@@ -38,7 +38,8 @@ from cluster.metastore.models import SchedulerLease, SerializedDagRow, TaskInsta
 from tests.cluster.ha_harness import HA_DAGS, assert_one_scheduler_at_a_time, wait_for_log_count
 from tests.cluster.netns import INFRA_ADDRESS, NamespaceNet
 from tests.integration.celery_harness import TradewindProcess
-from tests.integration.scheduler_harness import CLI, REPO, TEST_ACTOR, cli_env, wait_for
+from tests.integration.scheduler_harness import CLI, REPO, TEST_ACTOR, cli_env
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.mariadb
 

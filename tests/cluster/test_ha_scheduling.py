@@ -24,7 +24,7 @@ from tests.cluster.ha_harness import (
     thaw,
 )
 from tests.integration.celery_harness import TradewindProcess
-from tests.integration.scheduler_harness import wait_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.mariadb
 

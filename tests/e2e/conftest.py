@@ -27,8 +27,8 @@ from tests.integration.scheduler_harness import (
     cli_env,
     tradewind,
     tradewind_json,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 from e2e_harness import (  # isort: skip
     ACTION_TIMEOUT_MS,

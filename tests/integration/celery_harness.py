@@ -36,10 +36,10 @@ from tests.integration.scheduler_harness import (
     cli_env,
     descendants_of,
     kill_leftovers,
-    wait_for,
     wait_for_dags,
     wait_for_run,
 )
+from tests.waiting import wait_for
 
 DEFINITIONS = REPO / "configs" / "rabbitmq" / "definitions.json"
 #: the user and vhost of configs/rabbitmq/definitions.json

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.config import Settings
+from tests.clocks import FakeClock
 from tests.integration.scheduler_harness import (
     EXAMPLES,
-    FakeClock,
     InProcessScheduler,
     SchedulerProcess,
     StartScheduler,
@@ -48,10 +48,12 @@ def dags_folder(tradewind_home: Path) -> Path:
 @pytest.fixture
 def inprocess_examples(
     metastore_settings: Settings, session_factory: sessionmaker[Session], fake_clock: FakeClock
-) -> InProcessScheduler:
-    return InProcessScheduler(
+) -> Iterator[InProcessScheduler]:
+    harness = InProcessScheduler(
         metastore_settings, session_factory, folders=[EXAMPLES], clock=fake_clock
     )
+    yield harness
+    harness.close()
 
 
 @pytest.fixture
@@ -60,10 +62,12 @@ def inprocess(
     session_factory: sessionmaker[Session],
     fake_clock: FakeClock,
     dags_folder: Path,
-) -> InProcessScheduler:
-    return InProcessScheduler(
+) -> Iterator[InProcessScheduler]:
+    harness = InProcessScheduler(
         metastore_settings, session_factory, folders=[dags_folder], clock=fake_clock
     )
+    yield harness
+    harness.close()
 
 
 @pytest.fixture

@@ -2,10 +2,10 @@
 ``tradewind scheduler`` subprocess.
 
 :class:`InProcessScheduler` wires a real :class:`SchedulerLoop` to a
-:class:`SynchronousExecutor` that runs every dispatched message through a real
-:class:`Supervisor` (which forks a real task child) before ``send`` returns. Loop and
-supervisor share one :class:`FakeClock`, so retry delays and reschedule dates are
-crossed by moving the clock, never by sleeping.
+:class:`SynchronousExecutor` that runs every dispatched message to its end, on the
+local pool that runs scheduled tries in production, before ``send`` returns. Loop and
+pool share one :class:`~tests.clocks.FakeClock`, so retry delays and reschedule dates
+are crossed by moving the clock, never by sleeping.
 
 :class:`SchedulerProcess` starts ``tradewind scheduler`` with its own home, metastore
 and short intervals, and stops it (and every local worker process it forked) by PID.
@@ -19,10 +19,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,9 +30,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from cluster import actions
 from cluster.config import Settings
 from cluster.dagfiles.processor import DagProcessor
-from cluster.execution.supervisor import Supervisor, TryResult
-from cluster.execution.worker import build_supervisor
+from cluster.execution.worker import LocalPool
 from cluster.executors.base import Dispatch
+from cluster.executors.blocking import BlockingExecutor, TryResult
 from cluster.messages import TaskMessage
 from cluster.metastore.engine import transaction
 from cluster.metastore.models import (
@@ -46,6 +44,8 @@ from cluster.metastore.models import (
 from cluster.scheduler.fencing import Fence
 from cluster.scheduler.loop import SchedulerLoop
 from cluster.states import DagRunState, TaskState
+from tests.clocks import FakeClock
+from tests.waiting import wait_for
 
 T = TypeVar("T")
 
@@ -56,68 +56,29 @@ FINISHED_RUN_STATES = (DagRunState.SUCCESS, DagRunState.FAILED)
 WAITING_STATES = (TaskState.UP_FOR_RETRY, TaskState.UP_FOR_RESCHEDULE)
 
 
-# --- waiting --------------------------------------------------------------------------
-
-
-def wait_for(
-    condition: Callable[[], T],
-    *,
-    timeout: float,
-    interval: float = 0.1,
-    message: str | Callable[[], str] = "condition",
-) -> T:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            text = message() if callable(message) else message
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {text}")
-        time.sleep(interval)
-
-
 # --- the in-process harness -----------------------------------------------------------
 
 
-class FakeClock:
-    """A clock that only moves when told; shared by the loop and the supervisor."""
-
-    def __init__(self, start: datetime) -> None:
-        self._now = start
-
-    def __call__(self) -> datetime:
-        return self._now
-
-    def set(self, when: datetime) -> None:
-        assert when >= self._now, f"the fake clock cannot go back ({when} < {self._now})"
-        self._now = when
-
-    def advance(self, seconds: float) -> None:
-        self._now += timedelta(seconds=seconds)
-
-
-@dataclass
 class SynchronousExecutor:
-    """The Executor protocol, running each message to its end inside ``send``.
+    """The Executor protocol, running each message to its end inside ``send``, on the
+    pool that runs scheduled tries in production (one process, so in dispatch order).
 
     :ivar deliveries: how many times each message is delivered (2 simulates a broker
         that redelivers).
-    :ivar results: every :class:`TryResult`, in delivery order.
+    :ivar results: every :class:`TryResult`, in the order the tries ended.
     """
 
-    supervisor: Supervisor
-    deliveries: int = 1
-    results: list[TryResult] = field(default_factory=list)
+    def __init__(self, runner: BlockingExecutor) -> None:
+        self.runner = runner
+        self.deliveries = 1
+        self.results: list[TryResult] = []
 
     def start(self) -> None:
         pass
 
     def send(self, dispatches: list[Dispatch]) -> None:
-        for dispatch in dispatches:
-            for _ in range(self.deliveries):
-                self.results.append(self.supervisor.run(dispatch.message))
+        messages = [d.message for d in dispatches for _ in range(self.deliveries)]
+        self.results.extend(self.runner.run(messages))
 
     def free_slots(self) -> int | None:
         return None
@@ -146,14 +107,19 @@ class InProcessScheduler:
         self.processor = DagProcessor(
             folders=folders, sessions=sessions, timeout=30.0, paused_at_creation=False
         )
-        # a real supervisor on the test's metastore and clock (task children fork from pytest)
-        self.supervisor = build_supervisor(settings, sessions=sessions, clock=clock)
-        self.executor = SynchronousExecutor(self.supervisor)
+        # the production pool on the test's metastore and clock (forked from pytest)
+        self.runner = BlockingExecutor(LocalPool(settings, clock=clock), size=1)
+        self.runner.start()
+        self.executor = SynchronousExecutor(self.runner)
         fence = Fence(host="pytest")
         transaction(sessions, lambda s: fence.acquire(s, now=clock()))
         self.loop = SchedulerLoop(
             settings, sessions=sessions, executor=self.executor, fence=fence, clock=clock
         )
+
+    def close(self) -> None:
+        """Stop the pool process (call once, at the end of the test)."""
+        self.runner.stop()
 
     def process_dags(self) -> None:
         report = self.processor.process()

@@ -28,7 +28,7 @@ from tests.integration.celery_harness import (
     BROKER_VHOST,
     start_rabbitmq,
 )
-from tests.integration.scheduler_harness import wait_for
+from tests.waiting import wait_for
 
 QUEUES = ["default", "heavy"]
 

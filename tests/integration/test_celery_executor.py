@@ -62,10 +62,10 @@ from tests.integration.scheduler_harness import (
     history,
     task_instances,
     task_states,
-    wait_for,
     wait_for_dags,
     wait_for_run,
 )
+from tests.waiting import wait_for
 
 LIGHT = "127.0.1.1"
 HEAVY = "127.0.1.2"

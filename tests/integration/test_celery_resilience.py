@@ -40,7 +40,8 @@ from tests.integration.celery_harness import (
     kill_worker_hard,
     start_rabbitmq,
 )
-from tests.integration.scheduler_harness import alive, history, task_instances, wait_for
+from tests.integration.scheduler_harness import alive, history, task_instances
+from tests.waiting import wait_for
 
 FIRST, SECOND = "127.0.2.1", "127.0.2.2"
 #: the outage the issue asks for

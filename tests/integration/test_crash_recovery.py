@@ -20,10 +20,10 @@ from tests.integration.scheduler_harness import (
     task_instances,
     task_states,
     tradewind,
-    wait_for,
     wait_for_dags,
     wait_for_run,
 )
+from tests.waiting import wait_for
 
 LONG_DAG = """
 import time

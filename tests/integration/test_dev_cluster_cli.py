@@ -23,7 +23,8 @@ import pytest
 import requests
 
 from cluster.devcluster.pids import ProcessId, is_running
-from tests.integration.scheduler_harness import REPO, wait_for
+from tests.integration.scheduler_harness import REPO
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.mariadb
 

@@ -188,8 +188,10 @@ def test_a_message_delivered_twice_runs_once(
         ("side_effects", run_id): "success"
     }
 
+    # per task: one delivery ran and was recorded, the other claimed nothing (the pool
+    # reports the lost claim first: the worker is handed it before the record commits)
     outcomes = [(r.message.task_id, r.state) for r in harness.executor.results]
-    assert outcomes == [
+    assert sorted(outcomes, key=lambda o: (o[0] == "bash_task", o[1] is None)) == [
         ("python_task", TaskState.SUCCESS),
         ("python_task", None),
         ("bash_task", TaskState.SUCCESS),
@@ -197,7 +199,7 @@ def test_a_message_delivered_twice_runs_once(
     ]
     # an old message arriving after the try finished claims nothing either
     for message in harness.executor.messages():
-        assert harness.supervisor.run(message).state is None
+        assert harness.runner.run([message])[0].state is None
     for task_id in ("python_task", "bash_task"):
         assert (side_effects / task_id).read_text().splitlines() == ["try 1"]
         assert [

@@ -24,10 +24,10 @@ from tests.integration.scheduler_harness import (
     task_states,
     tradewind,
     tradewind_json,
-    wait_for,
     wait_for_dags,
     wait_for_run,
 )
+from tests.waiting import wait_for
 
 LIMITS_DAGS = """
 from datetime import datetime

@@ -26,8 +26,8 @@ from tests.integration.scheduler_harness import (
     alive,
     descendants_of,
     tradewind,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 
 @pytest.fixture

@@ -1,27 +1,18 @@
-"""The task child: a forked process that runs one try's user code and reports back.
+"""Executing one try's user code in this process: render, run with its time limit, classify.
 
-Forking a warm worker costs no interpreter start: the DAG module is already imported,
-and the supervisor forks the next child while idle (:class:`SpareChild`). The child leads its own process group (so a timeout kills
-everything it started) and dies with its supervisor (so a killed worker leaves no
-orphan running a try nobody watches). Its stdout and stderr go to the try's log.
+The pool's runner (:mod:`cluster.execution.pool`) calls it in a pool process, inside
+the isolation of :mod:`cluster.execution.isolation`; ``tradewind dags test`` calls it
+in-process (:mod:`cluster.execution.inprocess`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import gc
 import json
 import logging
-import os
-import pickle
 import signal
-import sys
-import traceback
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from cluster.errors import (
@@ -37,149 +28,6 @@ from cluster.sdk.context import execution_context
 from cluster.sdk.templating import render_template_fields
 
 log = logging.getLogger("tradewind.task")
-
-_PR_SET_PDEATHSIG = 1
-
-
-@dataclass(frozen=True)
-class Job:
-    """One try as the supervisor hands it to a spare child (pickled over a pipe)."""
-
-    dag_id: str
-    fingerprint: str
-    task_id: str
-    claimed: Any
-    log_file: Path
-    timeout: float | None
-
-
-@dataclass(frozen=True)
-class SpareChild:
-    """A task child forked ahead of time, blocked until its job arrives.
-
-    Forking a worker that holds SQLAlchemy and the user's DAGs costs ~10 ms on these
-    machines; the supervisor forks the next child while it is idle, so a try starts
-    with a pipe write instead. ``generation`` is the DAG cache generation the child
-    inherited: a child older than a newly imported DAG is discarded, never used.
-    """
-
-    pid: int
-    job_fd: int
-    result_fd: int
-    generation: int
-
-
-def fork_spare(run_job: Callable[[Job], TryOutcome], *, generation: int) -> SpareChild:
-    """Fork a child that waits for one :class:`Job`, runs ``run_job`` and reports back."""
-    job_read, job_write = os.pipe()
-    result_read, result_write = os.pipe()
-    # objects that exist now are never collected in the child: its collector would
-    # otherwise write to every page it scans and copy the whole heap (copy-on-write)
-    gc.freeze()
-    pid = os.fork()
-    if pid:
-        gc.unfreeze()  # the long-lived worker keeps collecting its own cycles
-        os.close(job_read)
-        os.close(result_write)
-        return SpareChild(pid, job_write, result_read, generation)
-    os.close(job_write)
-    os.close(result_read)
-    _spare_main(run_job, job_read, result_write)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def start_job(spare: SpareChild, job: Job) -> tuple[int, int]:
-    """Hand ``job`` to ``spare``; return ``(pid, read end of its result pipe)``."""
-    job.log_file.parent.mkdir(parents=True, exist_ok=True)
-    _write_all(spare.job_fd, pickle.dumps(job))
-    return spare.pid, spare.result_fd
-
-
-def discard(spare: SpareChild) -> None:
-    """Let an unused spare exit (it reads end-of-file instead of a job) and reap it."""
-    for fd in (spare.job_fd, spare.result_fd):
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(spare.pid, 0)
-
-
-def _spare_main(run_job: Callable[[Job], TryOutcome], job_fd: int, result_fd: int) -> None:
-    code = 0
-    try:
-        os.setpgid(0, 0)
-        _die_with_parent()
-        payload = _read_all(job_fd)
-        if not payload:
-            os._exit(0)
-        job = pickle.loads(payload)
-        _redirect_output(job.log_file)
-        outcome = run_job(job)
-        _write_all(result_fd, outcome.to_json().encode())
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 65536):
-        chunks.append(chunk)
-    os.close(fd)
-    return b"".join(chunks)
-
-
-def stop_on_sigterm(task: BaseOperator) -> None:
-    """In the task child: SIGTERM (the supervisor stopping the try) calls ``on_kill`` first.
-
-    The worker ignores SIGTERM so that its process group can be signalled safely; the
-    child must not, or a try cleared by a user would run on until SIGKILL.
-    """
-
-    def _terminated(signum: int, frame: object) -> None:
-        _call_on_kill(task)
-        os._exit(128 + signum)
-
-    signal.signal(signal.SIGTERM, _terminated)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _die_with_parent() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _redirect_output(log_file: Path) -> None:
-    fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
-    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("[%(asctime)s] {%(name)s} %(levelname)s - %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-    os.close(fd)
-
-
-# --- what runs inside the child ------------------------------------------------------
 
 
 def execute_try(
