@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import requests
+
 T = TypeVar("T")
 
 
@@ -31,3 +33,11 @@ def wait_for(
             text = message() if callable(message) else message
             raise AssertionError(f"timed out after {timeout:g} s waiting for {text}")
         time.sleep(interval)
+
+
+def answers_ok(url: str) -> bool:
+    """Whether ``GET url`` answers 200 now (a refused or slow connection is a no)."""
+    try:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.RequestException:
+        return False

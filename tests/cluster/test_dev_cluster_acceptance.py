@@ -41,6 +41,7 @@ from cluster.config import load_settings
 from cluster.devcluster.probes import zookeeper_mode
 from cluster.metastore.engine import create_engine_for, make_session_factory
 from cluster.metastore.models import DagRun, SchedulerLease, TaskInstance, TaskInstanceHistory
+from tests.dagfiles import write_dag
 from tests.integration.scheduler_harness import REPO
 from tests.waiting import wait_for
 
@@ -229,12 +230,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
     side_effects.mkdir()
     dags = base / "dags"
     dags.mkdir()
-    source = (
-        DAGS.replace("@SIDE_EFFECTS@", repr(str(side_effects)))
-        .replace("@DAG_COUNT@", str(DAG_COUNT))
-        .replace("@TASKS@", str(TASKS_PER_DAG))
+    write_dag(
+        dags / "acceptance.py",
+        DAGS,
+        side_effects=repr(str(side_effects)),
+        dag_count=DAG_COUNT,
+        tasks=TASKS_PER_DAG,
     )
-    (dags / "acceptance.py").write_text(source)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEWIND")}
     env["TRADEWIND_HOME"] = str(base / "home")
     dev = DevCluster(base / "c", env, side_effects)

@@ -37,6 +37,7 @@ from cluster.metastore.migrate import migrate
 from cluster.metastore.models import SchedulerLease, SerializedDagRow, TaskInstance
 from tests.cluster.ha_harness import HA_DAGS, assert_one_scheduler_at_a_time, wait_for_log_count
 from tests.cluster.netns import INFRA_ADDRESS, NamespaceNet
+from tests.dagfiles import write_dag
 from tests.integration.celery_harness import TradewindProcess
 from tests.integration.scheduler_harness import CLI, REPO, TEST_ACTOR, cli_env
 from tests.waiting import wait_for
@@ -107,7 +108,7 @@ def test_leader_cut_off_from_zookeeper(
     side_effects.mkdir()
     home = tmp_path / "home"
     (home / "dags").mkdir(parents=True)
-    (home / "dags" / "ha_dags.py").write_text(HA_DAGS.replace("@SIDE_EFFECTS@", str(side_effects)))
+    write_dag(home / "dags" / "ha_dags.py", HA_DAGS, side_effects=side_effects)
     env = cli_env(home, mariadb.url_for(database), Fernet.generate_key().decode())
     env.update(
         {

@@ -8,12 +8,10 @@ polls the page with a deadline.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from playwright.sync_api import Page, expect
 
 from e2e_harness import ADMIN, ADMIN_PASSWORD, Tradewind  # isort: skip
+from tests.waiting import wait_for
 
 DAG_ID = "tutorial_taskflow_api"
 TASKS = ("extract", "transform", "load")
@@ -40,15 +38,6 @@ def cell_states(page: Page) -> dict[str, str]:
     runs = page.eval_on_selector_all("#grid a.run-head", "heads => heads.map(h => h.dataset.runId)")
     newest = runs[-1] if runs else None
     return {task: state for task, run, state in states if run == newest}
-
-
-def wait_until(check: Callable[[], bool], what: str, deadline_s: float = RUN_DEADLINE_S) -> None:
-    """Poll ``check()`` (which reads the page) until it is true; fail with ``what``."""
-    end = time.monotonic() + deadline_s
-    while not check():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {deadline_s:g} s waiting for {what}")
-        time.sleep(0.5)
 
 
 def test_a_wrong_password_shows_an_error_and_opens_no_session(
@@ -82,9 +71,11 @@ def test_trigger_watch_green_read_the_log_clear_and_run_again(
     page.wait_for_url(f"{url}/dags/{DAG_ID}*")
 
     # no reloads from the test: the grid's own script must bring the cells and colours
-    wait_until(
+    wait_for(
         lambda: cell_states(page) == dict.fromkeys(TASKS, "success"),
-        f"every task of the run to be green in the grid (now {cell_states(page)})",
+        timeout=RUN_DEADLINE_S,
+        interval=0.5,
+        message=lambda: f"every task of the run to be green in the grid (now {cell_states(page)})",
     )
     expect(page.locator("#grid a.run-head").last).to_have_class("run-head state-success")
 
@@ -104,7 +95,12 @@ def test_trigger_watch_green_read_the_log_clear_and_run_again(
         rows = page.locator("table.tries tbody tr")
         return rows.count() == 2 and "success" in rows.nth(1).inner_text()
 
-    wait_until(second_try_succeeded, "a second try of load to succeed")
+    wait_for(
+        second_try_succeeded,
+        timeout=RUN_DEADLINE_S,
+        interval=0.5,
+        message="a second try of load to succeed",
+    )
     expect(page.get_by_role("heading", name="Log of try 2")).to_be_visible()
     expect(page.locator("#log")).to_contain_text(LOAD_LINE)
     first_try = page.locator("table.tries tbody tr").first

@@ -28,6 +28,7 @@ from cluster.devcluster.services.process import ServiceError
 from cluster.devcluster.services.rabbitmq import RabbitMQCluster
 from cluster.metastore.engine import create_engine_for, make_session_factory
 from cluster.metastore.migrate import migrate
+from tests.dagfiles import dag_source
 from tests.integration.scheduler_harness import (
     CLI,
     REPO,
@@ -262,7 +263,7 @@ class CeleryDeployment:
         (self.home / "dags").mkdir(parents=True)
         self.side_effects.mkdir()
         for name, source in self.dags.items():
-            text = source.replace("@SIDE_EFFECTS@", str(self.side_effects))
+            text = dag_source(source, side_effects=self.side_effects)
             (self.home / "dags" / name).write_text(text)
         migrate(self.engine)  # before any process starts: none has to wait for it
         self.start_schedulers()

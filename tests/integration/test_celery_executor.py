@@ -48,6 +48,7 @@ from cluster.metastore.migrate import migrate
 from cluster.metastore.models import SerializedDagRow, TaskInstance
 from cluster.metastore.pools import set_pool
 from cluster.states import TaskState
+from tests.dagfiles import write_dag
 from tests.integration.celery_harness import (
     BROKER_VHOST,
     TradewindProcess,
@@ -165,7 +166,7 @@ def celery_cluster(
     home, side_effects = base / "home", base / "side_effects"
     (home / "dags").mkdir(parents=True)
     side_effects.mkdir()
-    (home / "dags" / "celery_dags.py").write_text(DAGS.replace("@SIDE_EFFECTS@", str(side_effects)))
+    write_dag(home / "dags" / "celery_dags.py", DAGS, side_effects=side_effects)
     database = f"tw_{uuid.uuid4().hex[:12]}"
     url = mariadb.create_database(database)
     env = celery_env(

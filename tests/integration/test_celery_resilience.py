@@ -35,6 +35,7 @@ from cluster.messages import TaskMessage
 from cluster.metastore.components import list_components
 from cluster.metastore.models import SerializedDagRow, TaskInstance
 from cluster.metastore.pools import set_pool
+from tests.dagfiles import dag_source
 from tests.integration.celery_harness import (
     CeleryDeployment,
     kill_worker_hard,
@@ -485,7 +486,7 @@ def test_workers_take_the_serialized_version_from_the_metastore(deploy: Deploy) 
     )
     folder = deployment.home / "dags"
     (folder / "gone.py").unlink()
-    old = versioned("stale", "v1", 2).replace("@SIDE_EFFECTS@", str(deployment.side_effects))
+    old = dag_source(versioned("stale", "v1", 2), side_effects=deployment.side_effects)
     (folder / "stale.py").write_text(old)
 
     for dag_id in ("gone", "stale"):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.dagfiles import write_dag
 from tests.integration.scheduler_harness import (
     StartScheduler,
     alive,
@@ -63,7 +64,7 @@ def test_a_killed_worker_fails_its_try_which_is_retried(
     tmp_path: Path,
 ) -> None:
     side_effects = tmp_path / "long.txt"
-    (dags_folder / "long.py").write_text(LONG_DAG.replace("@SIDE_EFFECTS@", str(side_effects)))
+    write_dag(dags_folder / "long.py", LONG_DAG, side_effects=side_effects)
     scheduler = start_scheduler(CORE__PARALLELISM=2, SCHEDULER__ZOMBIE_THRESHOLD=3)
     wait_for_dags(session_factory, {"long"})
     run_id = _trigger(scheduler_env, "long")
@@ -123,7 +124,7 @@ def test_a_killed_scheduler_is_replaced_without_running_a_try_twice(
     tmp_path: Path,
 ) -> None:
     side_effects = tmp_path / "chain.txt"
-    (dags_folder / "chain.py").write_text(CHAIN_DAG.replace("@SIDE_EFFECTS@", str(side_effects)))
+    write_dag(dags_folder / "chain.py", CHAIN_DAG, side_effects=side_effects)
     settings = {
         "CORE__PARALLELISM": 2,
         "SCHEDULER__ZOMBIE_THRESHOLD": 3,

@@ -21,6 +21,7 @@ from cluster.scheduler.fencing import Fence
 from cluster.scheduler.leadership import Leadership
 from cluster.scheduler.loop import SchedulerLoop
 from cluster.states import TaskState
+from tests.dagfiles import write_dag
 from tests.example_expectations import EXPECTED
 from tests.integration.scheduler_harness import (
     InProcessScheduler,
@@ -93,7 +94,7 @@ with DAG("retries", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
 
 def _write_retry_dag(folder: Path, side_effects: Path) -> None:
     side_effects.mkdir()
-    (folder / "retries.py").write_text(RETRY_DAG.replace("@SIDE_EFFECTS@", str(side_effects)))
+    write_dag(folder / "retries.py", RETRY_DAG, side_effects=side_effects)
 
 
 def _instance(harness: InProcessScheduler, run_id: str, task_id: str) -> TaskInstance:
@@ -177,9 +178,7 @@ def test_a_message_delivered_twice_runs_once(
     harness = inprocess
     side_effects = tmp_path / "side_effects"
     side_effects.mkdir()
-    (dags_folder / "side_effects.py").write_text(
-        SIDE_EFFECT_DAG.replace("@SIDE_EFFECTS@", str(side_effects))
-    )
+    write_dag(dags_folder / "side_effects.py", SIDE_EFFECT_DAG, side_effects=side_effects)
     harness.process_dags()
     harness.trigger("side_effects", run_id)
     harness.executor.deliveries = 2

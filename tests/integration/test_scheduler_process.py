@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.metastore.pools import set_pool
+from tests.dagfiles import write_dag
 from tests.integration.scheduler_harness import (
     StartScheduler,
     history,
@@ -119,7 +120,7 @@ def test_a_rescheduled_sensor_gives_its_slot_back(
     """A 1-slot pool shared by a reschedule-mode sensor (queued first) and three tasks."""
     with session_factory.begin() as session:
         set_pool("single", 1, session=session)
-    (dags_folder / "reschedule.py").write_text(SENSOR_DAG.replace("@SIDE_EFFECTS@", str(tmp_path)))
+    write_dag(dags_folder / "reschedule.py", SENSOR_DAG, side_effects=tmp_path)
     scheduler = start_scheduler(CORE__PARALLELISM=2)
     wait_for_dags(session_factory, {"reschedule"})
     run_id = _trigger(scheduler_env, "reschedule")
@@ -228,7 +229,7 @@ def test_crashing_and_timed_out_tasks_fail_and_say_why(
 ) -> None:
     # a unique argument marks this test's sleep among every process of the machine
     sleep = ["sleep", f"60.{random.randrange(10**8):08d}"]
-    (dags_folder / "crashes.py").write_text(CRASH_DAG.replace("@SLEEP@", " ".join(sleep)))
+    write_dag(dags_folder / "crashes.py", CRASH_DAG, sleep=" ".join(sleep))
     scheduler = start_scheduler()
     wait_for_dags(session_factory, {"crashes"})
     run_id = _trigger(scheduler_env, "crashes")

@@ -12,24 +12,15 @@ import pytest
 from cluster.errors import ConfigError
 from cluster.logserver.server import OFFSET_HEADER, SIZE_HEADER, LogServer
 from cluster.logserver.signing import sign
+from tests.clocks import FakeClock
 
 KEY = "cluster-secret"
 LOG = "dag_id=etl/run_id=manual__2024-01-01T00:00:00+00:00/task_id=load/attempt=1.log"
 
 
-class Clock:
-    """Seconds since the epoch, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
@@ -42,8 +33,10 @@ def logs(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def server(logs: Path, clock: Clock) -> Iterator[LogServer]:
-    running = LogServer(logs, key=KEY, host="127.0.0.1", port=0, clock=clock, poll_interval=0.02)
+def server(logs: Path, clock: FakeClock) -> Iterator[LogServer]:
+    running = LogServer(
+        logs, key=KEY, host="127.0.0.1", port=0, clock=clock.epoch, poll_interval=0.02
+    )
     running.start()
     yield running
     running.stop()
@@ -57,11 +50,11 @@ def get(url: str) -> tuple[int, bytes, dict[str, str]]:
         return error.code, error.read(), dict(error.headers)
 
 
-def signed_url(server: LogServer, clock: Clock, path: str = LOG, *, offset: int = 0) -> str:
-    return sign(path, key=KEY, now=clock(), ttl=30).url(server.url, offset=offset)
+def signed_url(server: LogServer, clock: FakeClock, path: str = LOG, *, offset: int = 0) -> str:
+    return sign(path, key=KEY, now=clock.epoch(), ttl=30).url(server.url, offset=offset)
 
 
-def test_a_signed_request_gets_the_log(server: LogServer, clock: Clock) -> None:
+def test_a_signed_request_gets_the_log(server: LogServer, clock: FakeClock) -> None:
     status, body, headers = get(signed_url(server, clock))
 
     assert status == 200
@@ -76,9 +69,9 @@ def test_an_unsigned_request_is_forbidden(server: LogServer) -> None:
     assert b"first line" not in body
 
 
-def test_an_expired_request_is_forbidden(server: LogServer, clock: Clock) -> None:
+def test_an_expired_request_is_forbidden(server: LogServer, clock: FakeClock) -> None:
     url = signed_url(server, clock)
-    clock.now += 31
+    clock.advance(31)
 
     status, body, _ = get(url)
 
@@ -86,15 +79,17 @@ def test_an_expired_request_is_forbidden(server: LogServer, clock: Clock) -> Non
     assert b"expired" in body
 
 
-def test_a_request_signed_with_another_key_is_forbidden(server: LogServer, clock: Clock) -> None:
-    url = sign(LOG, key="other", now=clock(), ttl=30).url(server.url)
+def test_a_request_signed_with_another_key_is_forbidden(
+    server: LogServer, clock: FakeClock
+) -> None:
+    url = sign(LOG, key="other", now=clock.epoch(), ttl=30).url(server.url)
 
     assert get(url)[0] == 403
 
 
 @pytest.mark.parametrize("path", ["../secret.txt", "dag_id=etl/../../secret.txt", "/etc/passwd"])
 def test_paths_leaving_the_log_folder_are_refused_even_when_signed(
-    server: LogServer, clock: Clock, path: str
+    server: LogServer, clock: FakeClock, path: str
 ) -> None:
     status, body, _ = get(signed_url(server, clock, path))
 
@@ -103,19 +98,19 @@ def test_paths_leaving_the_log_folder_are_refused_even_when_signed(
 
 
 def test_a_symlink_out_of_the_log_folder_is_refused(
-    server: LogServer, clock: Clock, logs: Path
+    server: LogServer, clock: FakeClock, logs: Path
 ) -> None:
     (logs / "escape.log").symlink_to(logs.parent / "secret.txt")
 
     assert get(signed_url(server, clock, "escape.log"))[0] == 403
 
 
-def test_a_missing_log_is_not_found(server: LogServer, clock: Clock) -> None:
+def test_a_missing_log_is_not_found(server: LogServer, clock: FakeClock) -> None:
     assert get(signed_url(server, clock, "dag_id=etl/nothing.log"))[0] == 404
 
 
 def test_a_growing_log_is_tailed_from_the_offset(
-    server: LogServer, clock: Clock, logs: Path
+    server: LogServer, clock: FakeClock, logs: Path
 ) -> None:
     _, first, headers = get(signed_url(server, clock))
     offset = int(headers[OFFSET_HEADER])
@@ -129,8 +124,8 @@ def test_a_growing_log_is_tailed_from_the_offset(
     assert again[OFFSET_HEADER] == headers[OFFSET_HEADER] == str(len(first + second))
 
 
-def test_a_bad_offset_is_a_bad_request(server: LogServer, clock: Clock) -> None:
-    url = sign(LOG, key=KEY, now=clock(), ttl=30).url(server.url) + "&offset=-3"
+def test_a_bad_offset_is_a_bad_request(server: LogServer, clock: FakeClock) -> None:
+    url = sign(LOG, key=KEY, now=clock.epoch(), ttl=30).url(server.url) + "&offset=-3"
 
     assert get(url)[0] == 400
 

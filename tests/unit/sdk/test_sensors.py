@@ -21,23 +21,7 @@ from cluster.sensors.python import PythonSensor
 from cluster.sensors.time_delta import TimeDeltaSensor
 from cluster.sensors.time_sensor import TimeSensor
 from cluster.sensors.weekday import DayOfWeekSensor
-
-START = datetime(2024, 1, 1, tzinfo=UTC)  # a Monday
-
-
-class FakeClock:
-    """A clock that only moves when the sensor sleeps."""
-
-    def __init__(self, now: datetime = START) -> None:
-        self.now = now
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += timedelta(seconds=seconds)
+from tests.clocks import START, FakeClock
 
 
 def wire(sensor: BaseSensorOperator, clock: FakeClock) -> BaseSensorOperator:

@@ -23,32 +23,20 @@ from cluster.metastore.migrate import migrate
 from cluster.web import create_app
 from cluster.web.credentials import TTL_SECONDS, CredentialCache
 from cluster.web.throttle import LoginThrottle
+from tests.clocks import FakeClock
 
 PAST_TTL = timedelta(seconds=TTL_SECONDS + 1)
 VERSION = "/api/v1/version"
 
 
-class Clock:
-    """The application's time, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2024, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, by: timedelta) -> None:
-        self.now += by
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def timed_app(web_settings: Settings, clock: Clock) -> Iterator[Flask]:
-    throttle = LoginThrottle(max_failures=3, window=60, clock=lambda: clock.now.timestamp())
+def timed_app(web_settings: Settings, clock: FakeClock) -> Iterator[Flask]:
+    throttle = LoginThrottle(max_failures=3, window=60, clock=clock.epoch)
     app = create_app(web_settings, clock=clock, throttle=throttle)
     migrate(context_of(app).engine)
     yield app
@@ -80,7 +68,7 @@ def add_user(
 
 
 def test_a_revoked_token_stops_working_within_the_ttl(
-    client: FlaskClient, timed_factory: SessionFactory, clock: Clock
+    client: FlaskClient, timed_factory: SessionFactory, clock: FakeClock
 ) -> None:
     token_id, token = add_user(timed_factory, "viewer")
     assert client.get(VERSION, headers=bearer(token)).status_code == 200
@@ -92,7 +80,7 @@ def test_a_revoked_token_stops_working_within_the_ttl(
 
 
 def test_a_changed_password_stops_working_within_the_ttl(
-    client: FlaskClient, timed_factory: SessionFactory, clock: Clock
+    client: FlaskClient, timed_factory: SessionFactory, clock: FakeClock
 ) -> None:
     add_user(timed_factory, "viewer")
     assert client.get(VERSION, headers=basic("viewer", PASSWORD)).status_code == 200
@@ -104,9 +92,9 @@ def test_a_changed_password_stops_working_within_the_ttl(
 
 
 def test_a_remembered_token_never_outlives_its_expiry(
-    client: FlaskClient, timed_factory: SessionFactory, clock: Clock
+    client: FlaskClient, timed_factory: SessionFactory, clock: FakeClock
 ) -> None:
-    expires_at = clock.now + timedelta(seconds=TTL_SECONDS / 2)
+    expires_at = clock() + timedelta(seconds=TTL_SECONDS / 2)
     _, token = add_user(timed_factory, "viewer", expires_at=expires_at)
     assert client.get(VERSION, headers=bearer(token)).status_code == 200
     clock.advance(timedelta(seconds=TTL_SECONDS / 2))
@@ -114,7 +102,7 @@ def test_a_remembered_token_never_outlives_its_expiry(
 
 
 def test_a_deleted_user_loses_access_within_the_ttl(
-    client: FlaskClient, timed_factory: SessionFactory, clock: Clock
+    client: FlaskClient, timed_factory: SessionFactory, clock: FakeClock
 ) -> None:
     _, token = add_user(timed_factory, "viewer")
     assert client.get(VERSION, headers=bearer(token)).status_code == 200

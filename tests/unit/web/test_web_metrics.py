@@ -11,8 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,6 +29,7 @@ from cluster.metastore.migrate import migrate
 from cluster.metastore.models import Component
 
 from web_harness import bearer  # isort: skip
+from tests.waiting import answers_ok, wait_for
 
 T = TypeVar("T")
 
@@ -95,7 +94,7 @@ def test_gunicorn_workers_report_together_and_record_fingerprints(tmp_path: Path
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait(lambda: _answers(url + "/health"), what="the webserver to answer")
+        wait_for(lambda: answers_ok(url + "/health"), timeout=60, message="the webserver to answer")
         headers = {"Authorization": f"Bearer {token}"}
         for _ in range(20):  # new connections: gunicorn hands them to either worker
             response = requests.get(url + "/api/v1/dags", headers=headers, timeout=10)
@@ -112,7 +111,9 @@ def test_gunicorn_workers_report_together_and_record_fingerprints(tmp_path: Path
             found = rows[0].extra.get("fingerprints") if rows and rows[0].extra else None
             return found if isinstance(found, dict) else None
 
-        recorded = _wait(fingerprints, what="a webserver heartbeat with fingerprints")
+        recorded = wait_for(
+            fingerprints, timeout=60, message="a webserver heartbeat with fingerprints"
+        )
         assert recorded == settings_fingerprints(settings)
         assert "metrics-test-secret" not in str(recorded)
     finally:
@@ -123,21 +124,3 @@ def test_gunicorn_workers_report_together_and_record_fingerprints(tmp_path: Path
             process.kill()
             process.wait()
         engine.dispose()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.ConnectionError:
-        return False
-
-
-def _wait(condition: Callable[[], T], *, what: str, timeout: float = 60) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)

@@ -31,7 +31,7 @@ from cluster.metastore.migrate import migrate
 from cluster.metastore.models import Component
 
 from web_harness import seed  # isort: skip
-
+from tests.waiting import answers_ok, wait_for
 
 #: no 5xx, and every answer is one the document declares: status, content type, body
 CHECKS = (
@@ -48,17 +48,6 @@ class Server:
     token: str
     home: Path
     env: dict[str, str]
-
-
-def wait_for(url: str, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=5).status_code == 200:
-                return
-        except requests.RequestException:  # refused, or slow while it boots
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer in time")
 
 
 @pytest.fixture
@@ -88,7 +77,10 @@ def server(tmp_path: Path) -> Iterator[Server]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(f"http://127.0.0.1:{port}/health", time.monotonic() + 30)
+        health = f"http://127.0.0.1:{port}/health"
+        wait_for(
+            lambda: answers_ok(health), timeout=30, interval=0.2, message=f"{health} to answer"
+        )
         yield Server(f"http://127.0.0.1:{port}", token, home, env)
     finally:
         process.send_signal(signal.SIGTERM)
