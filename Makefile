@@ -3,12 +3,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export TRADEWIND_HOME ?= $(HOME)/tradewind
 
-.PHONY: deps run test lint unit integration bench clean
+.PHONY: deps run-deps run test lint unit integration bench clean
 
+# everything the tests need: service packages and the development tools
 deps:
-	scripts/install-deps
+	VENV=$(VENV) scripts/install-deps test
 
-run: deps
+# only what `tradewind standalone` needs: no services, no development tools
+run-deps:
+	VENV=$(VENV) scripts/install-deps run
+
+run: run-deps
 	$(VENV)/bin/tradewind standalone
 
 lint: deps

@@ -159,6 +159,37 @@ SECTIONS: dict[str, type] = {
 }
 
 
+#: how to set each secret that a process refuses to start without (see require_secret)
+HOW_TO_SET: dict[str, str] = {
+    "core.fernet_key": (
+        "set [core] fernet_key in tradewind.toml (or TRADEWIND__CORE__FERNET_KEY); generate "
+        "one with: python -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())'"
+    ),
+    "webserver.secret_key": (
+        "set [webserver] secret_key in tradewind.toml (or TRADEWIND__WEBSERVER__SECRET_KEY) "
+        "to the same random string on every node, e.g. "
+        "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    ),
+}
+
+
+def require_secret(settings: Settings, name: str) -> str:
+    """The value of the secret ``name`` (``section.key`` of :data:`HOW_TO_SET`).
+
+    A process that needs a secret calls this when it starts, so that a missing one
+    stops it with one line saying how to set it, instead of failing later in every
+    request or task.
+
+    :raises ConfigError: when the secret is empty.
+    """
+    section, key = name.split(".")
+    value: str = getattr(getattr(settings, section), key)
+    if not value:
+        raise ConfigError(f"{name} is empty: {HOW_TO_SET[name]}")
+    return value
+
+
 def default_home(env: Mapping[str, str]) -> Path:
     """``$TRADEWIND_HOME``, or ``~/tradewind``."""
     raw = env.get("TRADEWIND_HOME") or str(Path(env.get("HOME", "~")).expanduser() / "tradewind")

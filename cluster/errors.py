@@ -72,7 +72,7 @@ class MetastoreError(TradewindError):
 
 
 class MigrationError(MetastoreError):
-    """The metastore schema is missing or older than this code expects."""
+    """The metastore schema is missing, older or newer than this code expects."""
 
 
 class SecretError(TradewindError):

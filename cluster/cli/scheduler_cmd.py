@@ -11,13 +11,14 @@ from typing import Any
 import click
 
 from cluster.cli.app import App, pass_app
-from cluster.config import Settings
+from cluster.config import Settings, require_secret
 from cluster.errors import ConfigError
 from cluster.execution.worker import local_worker
 from cluster.executors.base import Executor
 from cluster.executors.celery import build_celery_executor
 from cluster.executors.local import LocalExecutor
 from cluster.metastore.migrate import wait_for_schema
+from cluster.metastore.secrets import make_fernet
 from cluster.metrics.exposition import MetricsServer
 from cluster.scheduler.fencing import bound_idle_transactions
 from cluster.scheduler.service import SchedulerService
@@ -42,8 +43,20 @@ def build_executor(settings: Settings, on_finished: Any) -> Executor:
     raise ConfigError(f"core.executor = {settings.core.executor!r} is not available in this build")
 
 
+def require_fernet_key(settings: Settings) -> None:
+    """Refuse to start, in one line saying how to set it, without a usable Fernet key.
+
+    Processes that run tasks (the scheduler's local executor, workers' pools) decrypt
+    variables and connections with it; without this check each try failed with only
+    "exited before reporting" in its log, and the pool's processes died in a loop.
+    """
+    make_fernet(require_secret(settings, "core.fernet_key"))
+
+
 def build_scheduler(app: App, settings: Settings) -> SchedulerService:
-    """Wait for the metastore and its schema, and build the scheduler service."""
+    """Check the Fernet key, wait for the metastore and its schema, and build the scheduler
+    service."""
+    require_fernet_key(settings)
     wait_for_schema(app.engine, settings.metastore.migration_wait_timeout)
     # local workers are forked: they must not inherit pooled connections
     app.engine.dispose()

@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 import click
-from cryptography.fernet import Fernet
 
 from cluster.cli.app import App, pass_app
+from cluster.cli.first_run import write_initial_config
 from cluster.cli.scheduler_cmd import build_scheduler, configure_logging, stop_on_signals
 from cluster.config import Settings
 from cluster.errors import NotFoundError
@@ -26,24 +26,6 @@ from cluster.metastore import users
 from cluster.metastore.migrate import migrate
 
 PASSWORD_FILE = "standalone_admin_password.txt"
-
-
-def write_initial_config(home: Path) -> bool:
-    """Write ``tradewind.toml`` with generated secrets unless it exists; returns whether written."""
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dags").mkdir(exist_ok=True)
-    path = home / "tradewind.toml"
-    if path.exists():
-        return False
-    path.write_text(
-        "# Written by 'tradewind standalone'. Keep the keys secret and the same on every node.\n"
-        "[core]\n"
-        f'fernet_key = "{Fernet.generate_key().decode()}"\n\n'
-        "[webserver]\n"
-        f'secret_key = "{secrets.token_urlsafe(32)}"\n'
-    )
-    path.chmod(0o600)
-    return True
 
 
 def ensure_admin(app: App, home: Path) -> str | None:
@@ -68,7 +50,7 @@ def ensure_admin(app: App, home: Path) -> str | None:
 def standalone(app: App, no_examples: bool, no_webserver: bool) -> None:
     """Run Tradewind on this machine: SQLite, local executor, scheduler, admin user."""
     home = app.home
-    write_initial_config(home)
+    write_initial_config(home, written_by="tradewind standalone")
     settings = app.settings.replace("core", dags_are_paused_at_creation=False)
     if no_examples:
         settings = settings.replace("core", load_examples=False)

@@ -18,14 +18,13 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from cluster.cli.app import App, pass_app
-from cluster.config import Settings
+from cluster.config import Settings, require_secret
 from cluster.errors import UsageError
 from cluster.metastore.components import settings_fingerprints
 from cluster.metastore.heartbeats import WEBSERVER_BEAT_SECONDS, ComponentHeartbeat
 from cluster.metastore.migrate import wait_for_schema
 from cluster.metrics.exposition import enable_multiprocess, mark_process_dead, process_directory
 from cluster.web import create_app
-from cluster.web.app import check_secret_key
 from cluster.web.context import EXTENSION, WebContext
 
 #: seconds a request may take before gunicorn restarts its worker
@@ -111,7 +110,7 @@ def gunicorn_options(settings: Settings, workers: int, bind: str) -> dict[str, A
 def webserver(app: App, workers: int | None, bind: str | None) -> None:
     """Run the web UI and the REST API (gunicorn) until stopped."""
     settings = app.settings
-    check_secret_key(settings)  # fail here with one line, not in every worker
+    require_secret(settings, "webserver.secret_key")  # one line here, not in every worker
     address = parse_bind(bind or f"{settings.webserver.host}:{settings.webserver.port}")
     count = workers or settings.webserver.workers
     wait_for_schema(

@@ -35,8 +35,8 @@ from celery.apps.worker import _shutdown_handler as celery_shutdown_handler
 from prometheus_client import CollectorRegistry
 
 from cluster.cli.app import App, pass_app
-from cluster.cli.scheduler_cmd import configure_logging
-from cluster.config import Settings
+from cluster.cli.scheduler_cmd import configure_logging, require_fernet_key
+from cluster.config import Settings, require_secret
 from cluster.errors import ConfigError
 from cluster.execution.worker import pooled_runner
 from cluster.executors.celery_app import (
@@ -226,6 +226,8 @@ def worker(app: App, queues: str | None, concurrency: int | None, hostname: str 
     configure_logging(settings)
     quiet_vendor_logs()
     chosen = split_queues(queues, settings.celery.queues)
+    require_fernet_key(settings)
+    require_secret(settings, "webserver.secret_key")  # the log server checks signatures
     wait_for_schema(app.engine, settings.metastore.migration_wait_timeout)
     server = LogServer(
         settings.logging.base_log_folder,

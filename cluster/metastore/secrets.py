@@ -11,14 +11,11 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cluster.config import HOW_TO_SET as HOW_TO_SET_SECRETS
 from cluster.errors import SecretError
 from cluster.metastore.models import Connection, Variable
 
-HOW_TO_SET = (
-    "set [core] fernet_key in tradewind.toml (or TRADEWIND__CORE__FERNET_KEY); generate one "
-    "with: python -c 'from cryptography.fernet import Fernet; "
-    "print(Fernet.generate_key().decode())'"
-)
+HOW_TO_SET = HOW_TO_SET_SECRETS["core.fernet_key"]
 
 
 def make_fernet(fernet_key: str) -> MultiFernet:

@@ -19,8 +19,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from cluster.config import Settings, load_settings
-from cluster.errors import ConfigError
+from cluster.config import Settings, load_settings, require_secret
 from cluster.metastore.engine import create_engine_for, make_session_factory
 from cluster.metrics.webserver import install_metrics
 from cluster.web import auth, health
@@ -47,18 +46,6 @@ SESSION_LIFETIME = timedelta(hours=12)
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
-def check_secret_key(settings: Settings) -> str:
-    """The session signing key; :class:`ConfigError` saying how to set one when empty."""
-    key = settings.webserver.secret_key
-    if not key:
-        raise ConfigError(
-            "webserver.secret_key is empty: set [webserver] secret_key in tradewind.toml "
-            "(or TRADEWIND__WEBSERVER__SECRET_KEY) to the same random string on every "
-            "webserver, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-        )
-    return key
-
-
 def create_app(
     settings: Settings | None = None,
     *,
@@ -75,7 +62,7 @@ def create_app(
     """
     settings = settings or load_settings()
     app = Flask(__name__)
-    app.secret_key = check_secret_key(settings)
+    app.secret_key = require_secret(settings, "webserver.secret_key")
     root_path = urlsplit(settings.webserver.base_url).path.rstrip("/")
     app.config.update(
         SESSION_COOKIE_NAME=SESSION_COOKIE,

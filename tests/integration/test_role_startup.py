@@ -9,6 +9,7 @@ at once.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,3 +117,70 @@ def test_a_schema_newer_than_the_code_fails_at_once(env: dict[str, str], engine:
         f"tradewind: error: the metastore schema is at revision 9999, newer than this "
         f"code's {head_revision()}: upgrade Tradewind on this node"
     )
+
+
+# --- secrets ------------------------------------------------------------------------
+
+
+def fresh_env(home: Path) -> dict[str, str]:
+    """A home with no tradewind.toml and no TRADEWIND__ settings: a first run."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEWIND")}
+    return {**env, "TRADEWIND_HOME": str(home), "PYTHONPATH": str(REPO)}
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize("command", ["scheduler", "worker"])
+def test_without_a_fernet_key_a_role_command_refuses_in_one_line(
+    tmp_path: Path, command: str
+) -> None:
+    done = run_cli(fresh_env(tmp_path / "fresh"), command)
+    assert done.returncode != 0
+    assert done.stderr.splitlines() == [
+        "tradewind: error: core.fernet_key is empty: set [core] fernet_key in tradewind.toml "
+        "(or TRADEWIND__CORE__FERNET_KEY); generate one with: python -c 'from "
+        "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+    ]
+
+
+def test_a_worker_without_the_cluster_secret_refuses_in_one_line(tmp_path: Path) -> None:
+    env = {
+        **fresh_env(tmp_path / "fresh"),
+        "TRADEWIND__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+    }
+    done = run_cli(env, "worker")
+    assert done.returncode != 0
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("tradewind: error: webserver.secret_key is empty: set [webserver]")
+
+
+def test_config_init_writes_secrets_the_scheduler_starts_with(tmp_path: Path) -> None:
+    home = tmp_path / "fresh"
+    env = {**fresh_env(home), "TRADEWIND__CORE__LOAD_EXAMPLES": "false"}
+    done = run_cli(env, "config", "init")
+    assert done.returncode == 0, done.stderr
+    assert f"Wrote {home / 'tradewind.toml'}" in done.stdout
+    written = (home / "tradewind.toml").read_text()
+    assert (home / "tradewind.toml").stat().st_mode & 0o777 == 0o600
+
+    again = run_cli(env, "config", "init")
+    assert again.returncode != 0 and len(again.stderr.splitlines()) == 1
+    assert "pass --force" in again.stderr
+    assert (home / "tradewind.toml").read_text() == written
+
+    tradewind(env, "db", "migrate")
+    tradewind(env, "variables", "set", "greeting", "hello")  # encrypted with the new key
+    assert tradewind(env, "variables", "get", "greeting").strip() == "hello"
+    (home / "dags" / "after_migration.py").write_text(DAG)
+    scheduler = SchedulerProcess(env, tmp_path / "scheduler.log").start()
+    engine = create_engine_for(MetastoreSettings(url=f"sqlite:///{home / 'tradewind.db'}"))
+    try:
+        wait_for_dags(make_session_factory(engine), {"after_migration"})
+        assert scheduler.process is not None and scheduler.process.poll() is None
+    finally:
+        scheduler.stop()
+        engine.dispose()
