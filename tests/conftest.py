@@ -1,9 +1,11 @@
-"""Fixtures shared by every test suite: settings, a private MariaDB, migrated metastores.
+"""Fixtures shared by every test suite: settings, a private MariaDB and PostgreSQL,
+migrated metastores.
 
-MariaDB is started once per test run, only if a test asks for it, on a free port
-below the ephemeral range; it is stopped by its PID at the end. When it is not
-installed the fixture fails (never skips): a green run must mean the MySQL path was
-tested. A test that takes ``metastore_url`` runs once on SQLite and once on MariaDB.
+MariaDB and PostgreSQL are each started once per test run, only if a test asks for
+them, on a free port below the ephemeral range; each is stopped by its PID at the end.
+When one is not installed its fixture fails (never skips): a green run must mean the
+MySQL and PostgreSQL paths were tested. A test that takes ``metastore_url`` runs once on
+SQLite and once on MariaDB (PostgreSQL joins it once the metastore speaks it).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy import Engine
 from cluster.config import Settings, load_settings
 from cluster.devcluster.services.mariadb import MariaDB
 from cluster.devcluster.services.ports import free_port
+from cluster.devcluster.services.postgres import PostgreSQL
 from cluster.devcluster.services.process import ServiceError
 from cluster.metastore.engine import SessionFactory, create_engine_for, make_session_factory
 from cluster.metastore.migrate import migrate
@@ -45,6 +48,7 @@ def settings(tradewind_home: Path) -> Settings:
 
 
 _MARIADB = pytest.StashKey[MariaDB]()
+_POSTGRES = pytest.StashKey[PostgreSQL]()
 
 
 @pytest.fixture(scope="session")
@@ -62,16 +66,36 @@ def mariadb(
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[PostgreSQL]:
+    """One private PostgreSQL server for the whole run, stopped by its PID at the end."""
+    try:
+        server = PostgreSQL(tmp_path_factory.mktemp("postgres"), port=free_port(), fsync=False)
+    except ServiceError as exc:
+        pytest.fail(f"PostgreSQL is needed by this test and is not installed: {exc}")
+    server.start()
+    pytestconfig.stash[_POSTGRES] = server
+    yield server
+    server.destroy()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Attach the MariaDB error log to the report of a failed test that used it."""
+    """Attach the database server's log to the report of a failed test that used it."""
     report = yield
-    server = item.config.stash.get(_MARIADB, None)
-    used = "mariadb" in item.nodeid or "mariadb" in getattr(item, "fixturenames", ())
-    if report.failed and server is not None and used:
-        report.sections.append(("MariaDB error log", server.log_tail()))
+    if report.failed:
+        fixtures = getattr(item, "fixturenames", ())
+        for key, name, title in (
+            (_MARIADB, "mariadb", "MariaDB error log"),
+            (_POSTGRES, "postgres", "PostgreSQL log"),
+        ):
+            server = item.config.stash.get(key, None)
+            if server is not None and (name in item.nodeid or name in fixtures):
+                report.sections.append((title, server.log_tail()))
     return report
 
 
@@ -85,12 +109,22 @@ def mariadb_url(mariadb: MariaDB) -> Iterator[str]:
         mariadb.drop_database(name)
 
 
+@pytest.fixture
+def postgres_url(postgres: PostgreSQL) -> Iterator[str]:
+    """A fresh, empty database on the shared server, dropped after the test."""
+    name = f"tw_{uuid.uuid4().hex[:12]}"
+    url = postgres.create_database(name)
+    yield url
+    if postgres.alive():
+        postgres.drop_database(name)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
 def metastore_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty metastore; the test runs once per database."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'metastore.db'}"
-    url: str = request.getfixturevalue("mariadb_url")
+    url: str = request.getfixturevalue(f"{request.param}_url")
     return url
 
 

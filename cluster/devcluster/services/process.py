@@ -67,11 +67,18 @@ def wait_until(
 
 
 class ServiceProcess:
-    """One daemon process, its output appended to ``log_path``."""
+    """One daemon process, its output appended to ``log_path``.
 
-    def __init__(self, name: str, log_path: Path) -> None:
+    :param stop_signal: what :meth:`stop` sends first: SIGTERM for most daemons;
+        PostgreSQL's SIGTERM waits for every client to leave, its SIGINT does not.
+    """
+
+    def __init__(
+        self, name: str, log_path: Path, *, stop_signal: signal.Signals = signal.SIGTERM
+    ) -> None:
         self.name = name
         self.log_path = log_path
+        self.stop_signal = stop_signal
         self._popen: subprocess.Popen[bytes] | None = None
         #: the command line and environment of the last start, so the dev cluster can
         #: record them and start the service again from another process
@@ -105,12 +112,12 @@ class ServiceProcess:
     def exit_code(self) -> int | None:
         return self._popen.poll() if self._popen is not None else None
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL."""
+    def stop(self, timeout: float = 30.0, *, sig: signal.Signals | None = None) -> None:
+        """``sig`` (default: the stop signal), wait up to ``timeout`` seconds, then SIGKILL."""
         if not self.alive():
             return
         assert self._popen is not None
-        self._popen.send_signal(signal.SIGTERM)
+        self._popen.send_signal(sig if sig is not None else self.stop_signal)
         try:
             self._popen.wait(timeout)
         except subprocess.TimeoutExpired:
