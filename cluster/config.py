@@ -51,6 +51,8 @@ class MetastoreSettings:
     url: str = _secret()
     pool_size: int = 5
     echo: bool = False
+    #: PostgreSQL reached through PgBouncer in transaction pooling mode
+    pgbouncer: bool = False
     connect_retries: int = 10
     #: how long a role command waits at start-up for the metastore to answer and its
     #: schema to reach this code's revision (Airflow's ``--migration-wait-timeout``)

@@ -5,7 +5,7 @@ MariaDB and PostgreSQL are each started once per test run, only if a test asks f
 them, on a free port below the ephemeral range; each is stopped by its PID at the end.
 When one is not installed its fixture fails (never skips): a green run must mean the
 MySQL and PostgreSQL paths were tested. A test that takes ``metastore_url`` runs once on
-SQLite and once on MariaDB (PostgreSQL joins it once the metastore speaks it).
+SQLite, once on MariaDB and once on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -119,7 +119,13 @@ def postgres_url(postgres: PostgreSQL) -> Iterator[str]:
         postgres.drop_database(name)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ]
+)
 def metastore_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty metastore; the test runs once per database."""
     if request.param == "sqlite":

@@ -17,10 +17,10 @@ from cluster.execution.worker import local_worker
 from cluster.executors.base import Executor
 from cluster.executors.celery import build_celery_executor
 from cluster.executors.local import LocalExecutor
+from cluster.metastore.engine import bound_idle_transactions
 from cluster.metastore.migrate import wait_for_schema
 from cluster.metastore.secrets import make_fernet
 from cluster.metrics.exposition import MetricsServer
-from cluster.scheduler.fencing import bound_idle_transactions
 from cluster.scheduler.service import SchedulerService
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,9 @@ def build_scheduler(app: App, settings: Settings) -> SchedulerService:
     # local workers are forked: they must not inherit pooled connections
     app.engine.dispose()
     if settings.ha.election == "zookeeper":
-        bound_idle_transactions(app.engine, settings.ha.session_timeout)
+        bound_idle_transactions(
+            app.engine, settings.ha.session_timeout, pgbouncer=settings.metastore.pgbouncer
+        )
     return SchedulerService(
         settings,
         sessions=app.session_factory,

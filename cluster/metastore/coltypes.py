@@ -1,11 +1,14 @@
 """Column types shared by the models and the migrations.
 
-They hide the differences between SQLite and MySQL/MariaDB: timestamps are stored as
-naive UTC with microseconds (``DATETIME(6)`` on MySQL) and come back timezone-aware;
-identifiers are case-sensitive everywhere (``*_bin`` collations on MySQL, where the
-default collations ignore case); long text is ``LONGTEXT`` on MySQL, whose ``TEXT``
-stops at 64 KiB. Migrations import these types too, so a change here is a schema
-change and needs a revision.
+They hide the differences between SQLite, MySQL/MariaDB and PostgreSQL: timestamps are
+stored as UTC with microseconds (naive ``DATETIME(6)`` on MySQL, ``TIMESTAMP WITH TIME
+ZONE`` on PostgreSQL) and come back timezone-aware in UTC; identifiers are
+case-sensitive everywhere (``*_bin`` collations on MySQL, where the default collations
+ignore case; PostgreSQL and SQLite compare bytes); long text is ``LONGTEXT`` on MySQL,
+whose ``TEXT`` stops at 64 KiB (PostgreSQL's ``TEXT`` has no such limit). JSON is kept
+as text on every database: nothing queries inside it, and the same text comes back
+everywhere. Migrations import these types too, so a change here is a schema change and
+needs a revision (a PostgreSQL-only variant changes no existing schema).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 ID_LEN = 250
 
 _MYSQL = ("mysql", "mariadb")
+_POSTGRES = "postgresql"
 
 
 def utcnow() -> datetime:
@@ -51,9 +55,12 @@ def long_text() -> TypeEngine[str]:
 
 
 class UtcDateTime(TypeDecorator[datetime]):
-    """A timestamp stored as naive UTC with microseconds and returned aware in UTC.
+    """A timestamp stored as UTC with microseconds and returned aware in UTC.
 
     Naive datetimes are refused: guessing their zone is how schedules drift by hours.
+    PostgreSQL gets the instant with its zone (``timestamptz``) and answers in the
+    session's time zone, whatever it is: the value is converted back to UTC, so no
+    session setting matters (PgBouncer's transaction pooling shares sessions).
     """
 
     impl = DateTime
@@ -62,6 +69,8 @@ class UtcDateTime(TypeDecorator[datetime]):
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name in _MYSQL:
             return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        if dialect.name == _POSTGRES:
+            return dialect.type_descriptor(DateTime(timezone=True))
         return dialect.type_descriptor(DateTime())
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
@@ -74,19 +83,29 @@ class UtcDateTime(TypeDecorator[datetime]):
         utc = value.astimezone(UTC)
         # a plain datetime: drivers do not all accept subclasses (pendulum)
         return datetime(
-            utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond
+            utc.year,
+            utc.month,
+            utc.day,
+            utc.hour,
+            utc.minute,
+            utc.second,
+            utc.microsecond,
+            tzinfo=UTC if dialect.name == _POSTGRES else None,
         )
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
+        if value.tzinfo is not None:  # PostgreSQL: in the session's time zone
+            return value.astimezone(UTC)
         return value.replace(tzinfo=UTC)
 
 
 class JsonText(TypeDecorator[Any]):
     """A JSON document kept as text (``dag.tags``, ``dag_run.conf``, ``extra``, ...).
 
-    Plain text rather than a native JSON column keeps SQLite and MySQL identical.
+    Plain text rather than a native JSON column keeps SQLite, MySQL and PostgreSQL
+    identical (PostgreSQL's ``json`` would also be text, ``jsonb`` would reorder keys).
     In-place changes of a loaded value are not tracked: assign a new value.
     """
 

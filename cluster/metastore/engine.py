@@ -1,15 +1,23 @@
 """Engines, sessions and transactions that survive a metastore restart.
 
-One engine per process, built from :class:`cluster.config.MetastoreSettings`. Pooled
-connections are pinged before use (``pool_pre_ping``), so after a MySQL restart the
-first checkout reconnects instead of failing. :func:`transaction` runs one unit of work
-and retries it on the errors that a retry can cure (deadlock, lock wait timeout, lost
-connection, SQLite's "database is locked"); every other database error leaves as a
+One engine per process, built from :class:`cluster.config.MetastoreSettings`, for
+SQLite, MySQL/MariaDB (PyMySQL) or PostgreSQL (psycopg 3). Pooled connections are
+pinged before use, so after a server restart the first checkout reconnects instead of
+failing. :func:`transaction` runs one unit of work and retries it on the errors that a
+retry can cure (deadlock, lock wait timeout, serialization failure, lost connection,
+SQLite's "database is locked"); every other database error leaves as a
 :class:`cluster.errors.MetastoreError` that keeps its cause.
+
+PostgreSQL behind PgBouncer in transaction pooling mode (``metastore.pgbouncer``): each
+transaction may run on another server connection, so nothing here relies on session
+state between transactions (the isolation level travels with each ``BEGIN``), and
+psycopg's server-side prepared statements are off (they live in one server session).
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -17,7 +25,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.config import MetastoreSettings
@@ -25,6 +33,8 @@ from cluster.errors import ConfigError, MetastoreError
 from cluster.metastore import mysql_connect
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 #: a factory of sessions bound to one engine
 SessionFactory = sessionmaker[Session]
@@ -34,6 +44,11 @@ SessionFactory = sessionmaker[Session]
 #: client disconnected by the server (MySQL 8), server shutdown in progress (a query
 #: that arrived while the server was stopping), lost connection at handshake
 RETRYABLE_MYSQL_CODES = frozenset({1213, 1205, 2006, 2013, 2003, 1927, 4031, 1053, 2055})
+#: PostgreSQL SQLSTATEs worth retrying: serialization failure, deadlock, lock not
+#: available (``lock_timeout``), the server terminating sessions (fast or immediate
+#: shutdown) or not accepting them yet (starting, stopping, recovering); and every
+#: connection exception (class 08)
+RETRYABLE_POSTGRES_STATES = frozenset({"40001", "40P01", "55P03", "57P01", "57P02", "57P03"})
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POOL_RECYCLE_SECONDS = 1800
@@ -43,13 +58,14 @@ PING_AFTER_IDLE_SECONDS = 1.0
 
 
 def create_engine_for(settings: MetastoreSettings, *, reset_on_return: bool = True) -> Engine:
-    """Build the process's engine for ``settings.url`` (SQLite or ``mysql+pymysql://``).
+    """Build the process's engine for ``settings.url`` (SQLite, ``mysql+pymysql://`` or
+    ``postgresql+psycopg://``).
 
-    :param reset_on_return: ``False`` skips the ROLLBACK the MySQL pool sends when a
+    :param reset_on_return: ``False`` skips the ROLLBACK the pool sends when a
         connection comes back. Only for callers that always end their transactions
         (the webserver: its request sessions and :func:`transaction` commit or roll
         back before they close); SQLite engines always reset.
-    :raises ConfigError: when the URL names a database Tradewind does not support.
+    :raises ConfigError: when the URL names a database or driver Tradewind does not support.
     """
     url = make_url(settings.url)
     backend = url.get_backend_name()
@@ -57,8 +73,11 @@ def create_engine_for(settings: MetastoreSettings, *, reset_on_return: bool = Tr
         return _sqlite_engine(url, settings)
     if backend in ("mysql", "mariadb"):
         return _mysql_engine(url, settings, reset_on_return=reset_on_return)
+    if backend == "postgresql" and url.get_driver_name() == "psycopg":
+        return _postgres_engine(url, settings, reset_on_return=reset_on_return)
     raise ConfigError(
-        f"metastore.url: unsupported database '{backend}' (use sqlite:/// or mysql+pymysql://)"
+        f"metastore.url: unsupported database '{url.drivername}' "
+        "(use sqlite:///, mysql+pymysql:// or postgresql+psycopg://)"
     )
 
 
@@ -110,6 +129,27 @@ def _mysql_engine(url: URL, settings: MetastoreSettings, *, reset_on_return: boo
     return engine
 
 
+def _postgres_engine(url: URL, settings: MetastoreSettings, *, reset_on_return: bool) -> Engine:
+    connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    if settings.pgbouncer:
+        # a statement prepared on one server connection is unknown on the next one
+        # PgBouncer hands out: prepare nothing (psycopg prepares after 5 runs otherwise)
+        connect_args["prepare_threshold"] = None
+    engine = create_engine(
+        url,
+        pool_reset_on_return="rollback" if reset_on_return else None,
+        echo=settings.echo,
+        pool_recycle=POOL_RECYCLE_SECONDS,
+        pool_size=max(settings.pool_size, 1),
+        max_overflow=max(settings.pool_size, 1),
+        # psycopg sends it with each BEGIN: no session state, as PgBouncer requires
+        isolation_level="READ COMMITTED",
+        connect_args=connect_args,
+    )
+    _ping_when_idle(engine)
+    return engine
+
+
 def _ping_when_idle(engine: Engine) -> None:
     """Ping a pooled connection before use only when it sat idle for a while.
 
@@ -126,7 +166,7 @@ def _ping_when_idle(engine: Engine) -> None:
         now = time.monotonic()
         if now - record.info.get("last_used", now) > PING_AFTER_IDLE_SECONDS:
             try:
-                dbapi_connection.ping(reconnect=False)
+                engine.dialect.do_ping(dbapi_connection)
             except Exception as exc:
                 raise DisconnectionError("pooled connection is gone") from exc
         record.info["last_used"] = now
@@ -134,6 +174,43 @@ def _ping_when_idle(engine: Engine) -> None:
     @event.listens_for(engine, "checkin")
     def _checkin(dbapi_connection: Any, record: Any) -> None:
         record.info["last_used"] = time.monotonic()
+
+
+def bound_idle_transactions(engine: Engine, seconds: float, *, pgbouncer: bool = False) -> None:
+    """Have the server abort this engine's transactions that sit idle over ``seconds``.
+
+    For the fencing of a frozen scheduler: it never waits between the statements of
+    one transaction, so only a frozen process trips this; its locks are freed and, once
+    it runs again, its next write finds the newer epoch. MariaDB has
+    ``idle_transaction_timeout``, PostgreSQL ``idle_in_transaction_session_timeout``,
+    both set per connection when it opens. MySQL has no such setting: there a frozen
+    leader's locks last until it runs again or its connection dies. Behind PgBouncer a
+    session setting would stick to a server connection other clients share, so nothing
+    is set: PgBouncer's own ``idle_transaction_timeout`` does it (the operations guide).
+    """
+    limit = max(1, math.ceil(seconds))
+    postgres = engine.dialect.name == "postgresql"
+    if postgres:
+        if pgbouncer:
+            return
+        statement = f"SET idle_in_transaction_session_timeout = {limit * 1000}"
+    elif engine.dialect.name == "mysql":
+        statement = f"SET SESSION idle_transaction_timeout = {limit}"
+    else:
+        return
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+
+    @event.listens_for(engine, "connect")
+    def _limit_idle(dbapi_connection: Any, record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(statement)
+            if postgres:  # psycopg opened a transaction: a rollback would undo the SET
+                dbapi_connection.commit()
+        except dbapi_error as exc:  # MySQL: unknown system variable
+            log.info("idle transactions are not bounded on this server: %s", exc)
+        finally:
+            cursor.close()
 
 
 def make_session_factory(engine: Engine) -> SessionFactory:
@@ -150,6 +227,11 @@ def is_retryable(exc: BaseException) -> bool:
     orig = exc.orig
     args = getattr(orig, "args", ())
     if args and isinstance(args[0], int) and args[0] in RETRYABLE_MYSQL_CODES:
+        return True
+    sqlstate = getattr(orig, "sqlstate", "")  # psycopg's; None: no answer from a server
+    if sqlstate is None and isinstance(exc, OperationalError):
+        return True  # psycopg could not connect, or lost the connection
+    if sqlstate and (sqlstate in RETRYABLE_POSTGRES_STATES or sqlstate.startswith("08")):
         return True
     message = str(orig).lower()
     return "database is locked" in message or "database table is locked" in message

@@ -4,7 +4,10 @@ MariaDB weighs every index that could serve a condition, with an index dive per 
 per index. For a statement of a hundred OR-ed ranges over ``dag_run`` (the DAGs page's
 recent runs) that weighing cost more server time than reading the rows; naming the
 index skips it. The hint renders only for MySQL and MariaDB (``FORCE INDEX``); other
-dialects (SQLite) get the statement unchanged.
+dialects get the statement unchanged. PostgreSQL has no hints and needs none: its
+planner reads such a statement as a ``BitmapOr`` of one range of the same index per
+``OR`` branch (tests/integration/test_metastore_postgres.py checks the plans of the hot
+queries).
 
 What can go wrong: a hint that names an index a migration dropped or renamed makes the
 statement fail on MySQL; :func:`along_index` therefore takes the index from the

@@ -20,7 +20,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, MetaData, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from cluster.errors import MetastoreError, MigrationError
 from cluster.metastore.engine import wait_for_metastore
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 #: held during a migration on MySQL so two processes starting at once do not race
 _MYSQL_LOCK = "tradewind_migrate"
+#: PostgreSQL's advisory lock key for the same (any fixed bigint; this spells "twmigrat")
+_POSTGRES_LOCK = 0x74776D6967726174
 _LOCK_TIMEOUT_SECONDS = 300
 
 
@@ -159,6 +161,10 @@ def reset(engine: Engine) -> None:
 
 @contextmanager
 def _migration_lock(connection: Connection) -> Iterator[None]:
+    if connection.dialect.name == "postgresql":
+        _lock_postgres(connection)
+        yield
+        return
     if connection.dialect.name not in ("mysql", "mariadb"):
         yield  # SQLite serializes DDL with its database lock
         return
@@ -174,3 +180,19 @@ def _migration_lock(connection: Connection) -> Iterator[None]:
         yield
     finally:
         connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": _MYSQL_LOCK})
+
+
+def _lock_postgres(connection: Connection) -> None:
+    """Hold PostgreSQL's migration lock until the migration's transaction ends.
+
+    A transaction-level advisory lock (PostgreSQL's DDL is transactional: the whole
+    migration is one transaction), so it is released by the commit or rollback, and
+    behind PgBouncer it cannot stay with a server connection someone else gets next.
+    """
+    connection.execute(text(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT_SECONDS}s'"))
+    try:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _POSTGRES_LOCK})
+    except OperationalError as exc:
+        raise MigrationError(
+            f"another process has been migrating the metastore for {_LOCK_TIMEOUT_SECONDS} s"
+        ) from exc

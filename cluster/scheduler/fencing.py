@@ -8,24 +8,20 @@ With ``ha.election = none`` the single scheduler takes an epoch at start the sam
 
 A frozen leader (SIGSTOP, a long GC pause, a hung VM) may be stopped in the middle of a
 transaction that holds the lease row's lock, which would keep the new leader from
-taking its epoch. :func:`bound_idle_transactions` makes MariaDB end such a transaction.
+taking its epoch. :func:`cluster.metastore.engine.bound_idle_transactions` makes MariaDB and
+PostgreSQL end such a transaction.
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import os
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Engine, event, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cluster.errors import FencedOff
 from cluster.metastore.models import SchedulerLease
-
-log = logging.getLogger(__name__)
 
 LEASE_ID = 1
 
@@ -81,27 +77,3 @@ def _locked_lease(session: Session) -> SchedulerLease | None:
     return session.scalars(
         select(SchedulerLease).where(SchedulerLease.id == LEASE_ID).with_for_update()
     ).first()
-
-
-def bound_idle_transactions(engine: Engine, seconds: float) -> None:
-    """Have MariaDB abort this engine's transactions that sit idle over ``seconds``.
-
-    A scheduler never waits between the statements of one transaction, so only a frozen
-    process trips this; its locks are freed and, once it runs again, its next write
-    finds the newer epoch. MySQL has no such setting: there a frozen leader's locks
-    last until it runs again or its connection dies (the operations guide says so).
-    """
-    if engine.dialect.name != "mysql":
-        return
-    limit = max(1, math.ceil(seconds))
-    dbapi_error = engine.dialect.loaded_dbapi.Error
-
-    @event.listens_for(engine, "connect")
-    def _limit_idle(dbapi_connection: Any, record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"SET SESSION idle_transaction_timeout = {limit}")
-        except dbapi_error as exc:  # MySQL: unknown system variable
-            log.info("idle transactions are not bounded on this server: %s", exc)
-        finally:
-            cursor.close()

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import CursorResult, TextualSelect, bindparam, column, text
 from sqlalchemy.engine import Dialect
+from sqlalchemy.engine.interfaces import BindTyping
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Select
 
@@ -49,6 +50,11 @@ def prepared(statement: AnySelect, dialect: Dialect) -> TextualSelect:
     """
     named = copy.copy(dialect)  # keeps what the engine learnt of its server (MariaDB, version)
     named.paramstyle, named.positional = "named", False
+    # no casts after the names (PostgreSQL's ``:name::VARCHAR`` would not parse as
+    # text): executing the text renders them, from the parameters' types. The flag
+    # SQLAlchemy derives from bind_typing is memoized on the dialect: forget the copy's
+    named.bind_typing = BindTyping.NONE
+    vars(named).pop("_bind_typing_render_casts", None)
     compiled = statement.compile(dialect=named)
     params = {}
     for parameter, name in compiled.bind_names.items():

@@ -16,8 +16,8 @@ writer might forget to bump. Codes are compared sorted, as ``group_concat`` keep
 order. What can go wrong: MySQL cuts ``group_concat`` at ``group_concat_max_len``
 (MariaDB's default is 1 MiB, MySQL 8's 1 KiB); :func:`read_stamp` notices the cut and
 returns ``None``, which callers treat as "changed", so a cut costs speed, never
-correctness. ``group_concat`` and ``hex`` are spelled alike by the two supported
-databases, MySQL/MariaDB and SQLite.
+correctness. ``hex`` and ``group_concat`` come from :mod:`cluster.metastore.sql_functions`,
+which spells them for each database.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from cluster.metastore.sql_functions import JOIN_SEPARATOR, hex_text, joined
 from cluster.web.prepared import AnySelect, execute
 
 #: the name of the code column in a view's queries
@@ -46,8 +47,8 @@ CODE = "row_code"
 NULL_CODE = "~"
 #: what separates the columns of one row's code
 COLUMN_SEPARATOR = "|"
-#: what ``group_concat`` puts between rows by default, in both databases
-ROW_SEPARATOR = ","
+#: what the joined codes have between rows
+ROW_SEPARATOR = JOIN_SEPARATOR
 
 #: the constants of a code, written into the SQL: as bound parameters, each request
 #: escaped and sent some thirty of them
@@ -71,7 +72,7 @@ def _column_code(column: SQLColumnExpression[Any]) -> ColumnElement[str]:
     # CASE rather than coalesce(hex(...)): SQLite's hex(NULL) is '', the same as hex('')
     return case(
         (column.is_(None), _NULL),
-        else_=func.hex(cast(column, String), type_=String),
+        else_=hex_text(cast(column, String)),
     )
 
 
@@ -83,9 +84,7 @@ def stamp_statement(statement: AnySelect, *extras: ColumnElement[Any]) -> AnySel
     """
     coded = statement.subquery("coded")
     code = coded.c[CODE]
-    return select(
-        func.group_concat(code, type_=String), func.sum(func.length(code)), func.count(), *extras
-    )
+    return select(joined(code), func.sum(func.length(code)), func.count(), *extras)
 
 
 def read_stamp(

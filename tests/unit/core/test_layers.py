@@ -124,3 +124,25 @@ def test_no_part_imports_another_that_imports_it_back() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) == []
+
+
+#: modules that speak one database's dialect: only the metastore may import them
+DATABASE_DRIVERS = ("pymysql", "psycopg", "sqlite3", "sqlalchemy.dialects")
+_SUBMODULES = tuple(f"{name}." for name in DATABASE_DRIVERS)
+
+
+def test_only_the_metastore_speaks_a_database_dialect() -> None:
+    """SQLite, MySQL/MariaDB and PostgreSQL differences live in cluster/metastore alone."""
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.relative_to(PACKAGE).parts[0] == "metastore":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            bad = [n for n in names if n in DATABASE_DRIVERS or n.startswith(_SUBMODULES)]
+            found += [f"{path.relative_to(PACKAGE)}: {n}" for n in bad]
+    assert found == []

@@ -6,9 +6,10 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, func, select, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from cluster.config import MetastoreSettings
@@ -47,9 +48,10 @@ def test_sqlite_is_configured_for_concurrency(metastore_engine: Engine) -> None:
         assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 30000
 
 
-def test_unsupported_database_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="postgresql"):
-        create_engine_for(MetastoreSettings(url="postgresql://x/y"))
+@pytest.mark.parametrize("url", ["oracle://x/y", "postgresql+psycopg2://x/y"])
+def test_unsupported_database_or_driver_is_a_config_error(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"postgresql\+psycopg://"):
+        create_engine_for(MetastoreSettings(url=url))
 
 
 def test_transaction_commits_what_fn_did(session_factory: SessionFactory) -> None:
@@ -97,6 +99,29 @@ def test_tradewind_errors_pass_through(session_factory: SessionFactory) -> None:
 def test_mysql_error_codes(code: int, retry: bool) -> None:
     error = OperationalError("SELECT 1", {}, Exception(code, "message"))
     assert is_retryable(error) is retry
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "retry"),
+    [
+        ("40001", True),  # serialization failure
+        ("40P01", True),  # deadlock detected
+        ("55P03", True),  # lock not available (lock_timeout)
+        ("57P01", True),  # terminating connection: the server is shutting down
+        ("08006", True),  # connection failure
+        ("23505", False),  # unique violation
+        ("42P01", False),  # undefined table
+    ],
+)
+def test_postgres_sqlstates(sqlstate: str, retry: bool) -> None:
+    error = DBAPIError("SELECT 1", {}, psycopg.errors.lookup(sqlstate)("message"))
+    assert is_retryable(error) is retry
+
+
+def test_a_postgres_connection_that_never_answered_is_retried() -> None:
+    refused = psycopg.OperationalError("connection failed: Connection refused")
+    assert refused.sqlstate is None
+    assert is_retryable(OperationalError("SELECT 1", {}, refused))
 
 
 def test_wait_for_metastore_gives_up_at_the_deadline(tmp_path: Path) -> None:

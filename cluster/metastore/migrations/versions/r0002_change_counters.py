@@ -9,9 +9,14 @@ bookkeeping, and never on ``task_instance`` (the scheduler's hot path).
 Everything here is frozen at this revision: later code may watch more columns only by
 a new migration.
 
+PostgreSQL's triggers run one plpgsql function, :data:`PG_FUNCTION`, that bumps the
+counter of the table that fired it; an update counts only when a watched column is in
+the statement's ``SET`` (``UPDATE OF``) and really changed (``IS DISTINCT FROM``).
+
 What can go wrong: creating triggers needs the ``TRIGGER`` privilege (the metastore
 role grants ``ALL`` on the database); on a MySQL/MariaDB server with binary logging
-on, also ``SUPER`` or ``log_bin_trust_function_creators = 1``. Each counter row is
+on, also ``SUPER`` or ``log_bin_trust_function_creators = 1``; on PostgreSQL, the right
+to create a function in the schema (the database's owner has it). Each counter row is
 locked by the transaction that bumped it until it commits, so writers of the same
 table queue on it (the scheduler's writes are serialized by its lease anyway); two
 writers touching ``dag`` and ``dag_run`` in opposite orders can deadlock, which
@@ -55,6 +60,8 @@ WATCHED: dict[str, tuple[str, ...] | None] = {
     "import_error": None,
 }
 _MYSQL = ("mysql", "mariadb")
+#: PostgreSQL: the function every counting trigger runs
+PG_FUNCTION = "tw_count_change"
 
 
 def upgrade() -> None:
@@ -67,17 +74,53 @@ def upgrade() -> None:
     )
     counter = sa.table("change_counter", sa.column("name", sa.String), sa.column("changes"))
     op.bulk_insert(counter, [{"name": table, "changes": 0} for table in WATCHED])
-    mysql = op.get_bind().dialect.name in _MYSQL
+    dialect = op.get_bind().dialect.name
+    if dialect == "postgresql":
+        op.execute(PG_FUNCTION_SQL)
     for table, columns in WATCHED.items():
-        for statement in trigger_statements(table, columns, mysql=mysql):
+        if dialect == "postgresql":
+            statements = pg_trigger_statements(table, columns)
+        else:
+            statements = trigger_statements(table, columns, mysql=dialect in _MYSQL)
+        for statement in statements:
             op.execute(statement)
 
 
 def downgrade() -> None:
+    postgres = op.get_bind().dialect.name == "postgresql"
     for table, columns in WATCHED.items():
         for event in _events(columns):
-            op.execute(f"DROP TRIGGER IF EXISTS {_trigger_name(table, event)}")
+            on_table = f" ON {table}" if postgres else ""
+            op.execute(f"DROP TRIGGER IF EXISTS {_trigger_name(table, event)}{on_table}")
+    if postgres:
+        op.execute(f"DROP FUNCTION IF EXISTS {PG_FUNCTION}()")
     op.drop_table("change_counter")
+
+
+#: the function of PostgreSQL's counting triggers: bumps the counter named after the
+#: table that fired it (``OR REPLACE``: ``tradewind db reset`` drops tables, not functions)
+PG_FUNCTION_SQL = f"""CREATE OR REPLACE FUNCTION {PG_FUNCTION}() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE change_counter SET changes = changes + 1 WHERE name = TG_TABLE_NAME;
+    RETURN NULL;
+END
+$$"""
+
+
+def pg_trigger_statements(table: str, columns: tuple[str, ...] | None) -> list[str]:
+    """PostgreSQL's ``CREATE TRIGGER`` statements for ``table``: row triggers running
+    :data:`PG_FUNCTION`; an update's only when a watched column changed."""
+    statements = []
+    for event in _events(columns):
+        head = f"CREATE TRIGGER {_trigger_name(table, event)} AFTER {event}"
+        if event == "UPDATE" and columns is not None:
+            changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in columns)
+            head = f"{head} OF {', '.join(columns)} ON {table} FOR EACH ROW WHEN ({changed})"
+        else:
+            head = f"{head} ON {table} FOR EACH ROW"
+        statements.append(f"{head} EXECUTE FUNCTION {PG_FUNCTION}()")
+    return statements
 
 
 def trigger_statements(table: str, columns: tuple[str, ...] | None, *, mysql: bool) -> list[str]:
