@@ -36,14 +36,12 @@ from celery.exceptions import Reject
 from cluster.errors import MetastoreError, TradewindError
 from cluster.executors.base import Dispatch
 from cluster.executors.local import STOP_SIGNAL, LocalExecutor, OnFinished
-from cluster.executors.local_worker import TryBook, TryRunner, WorkerPool
+from cluster.executors.local_worker import WORKER_NAME_PREFIX, TryBook, TryRunner, WorkerPool
 from cluster.messages import TaskMessage
 from cluster.states import TaskState
 
 log = logging.getLogger(__name__)
 
-#: how the local executor names its worker processes
-WORKER_NAME_PREFIX = "tradewind-local-worker-"
 #: seconds between checks for pool processes that died and must be replaced
 REAP_INTERVAL = 0.5
 

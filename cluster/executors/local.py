@@ -7,25 +7,28 @@ thread, the pump, claims the tries it hands out several at a time, heartbeats al
 running tries at once, and records the tries that ended in one transaction. So a
 short task costs a fraction of a transaction instead of three.
 
-Each worker has its own pipe; the most recently idle worker gets the next try, so in
-a chain the same warm worker takes each next task. The pump also watches the workers:
-one that dies (``kill -9``, a task's segfault or ``os._exit``) is replaced and its try
-recorded as failed with the reason, and the process groups its task started (a Bash
-command's session, which its death would orphan) are killed; one whose task overran its
-``execution_timeout`` beyond a grace period, or whose try was cleared or marked
-meanwhile, is stopped.
+Each worker has its own pipe (what travels on it: :mod:`cluster.executors.local_pipe`).
+Which idle worker takes which waiting message is decided by
+:func:`cluster.executors.placement.place`: warm workers first, the most recently idle
+first, so in a chain the same warm worker takes each next task; this module only keeps
+the snapshots that policy reads and carries out what it decides. The pump also watches
+the workers: one that dies (``kill -9``, a task's segfault or ``os._exit``) is replaced
+and its try recorded as failed with the reason, and the process groups its task started
+(a Bash command's session, which its death would orphan) are killed; one whose task
+overran its ``execution_timeout`` beyond a grace period, or whose try was cleared or
+marked meanwhile, is stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
+import math
 import os
 import signal
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
@@ -33,16 +36,15 @@ from typing import Any
 
 from cluster.errors import TradewindError
 from cluster.executors.base import Dispatch
-from cluster.executors.cold_starts import COLD_STARTS, ColdStarts, Version
-from cluster.executors.local_worker import TryBook, WorkerPool, worker_main
+from cluster.executors.cold_starts import ColdStarts
+from cluster.executors.local_book import GuardedBook
+from cluster.executors.local_pipe import Finished, GroupChanged, Started
+from cluster.executors.local_worker import WorkerPool, WorkerProcess, kill_process_groups
+from cluster.executors.placement import Assignment, IdleWorker, RunningTry, place, version_of
 from cluster.messages import TaskMessage
 from cluster.states import TaskState
 
 log = logging.getLogger(__name__)
-
-_FORK = multiprocessing.get_context("fork")
-_STOP = None
-
 
 #: seconds a task gets past its timeout (or after a stop request) before SIGKILL
 KILL_GRACE = 5.0
@@ -54,16 +56,6 @@ RETRY_DELAY = 1.0
 
 #: called in the scheduler process for every finished try
 OnFinished = Callable[[TaskMessage, TaskState | None], None]
-
-
-@dataclass
-class _Worker:
-    process: Any
-    conn: Any  # this end of the worker's duplex pipe
-    #: DAG versions ``(dag_id, fingerprint)`` this worker has imported
-    warm: set[tuple[str, str]] = field(default_factory=set)
-    #: died and handled; replaced by :meth:`LocalExecutor.reap_dead_workers`
-    dead: bool = False
 
 
 @dataclass
@@ -89,40 +81,66 @@ class _Try:
 
 
 class LocalExecutor:
-    """Runs tries in ``size`` forked worker processes."""
+    """Runs tries in ``size`` forked worker processes.
 
-    def __init__(self, *, size: int, worker_factory: WorkerPool, on_finished: OnFinished) -> None:
+    :param clock: monotonic seconds; every deadline, heartbeat and measured cost of the
+        executor reads it (tests move it instead of sleeping).
+
+    The public methods run on their callers' threads, the rest on the pump thread; what
+    both sides touch changes only under ``_lock`` (each attribute says who writes it).
+    """
+
+    def __init__(
+        self,
+        *,
+        size: int,
+        worker_factory: WorkerPool,
+        on_finished: OnFinished,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._size = max(1, size)
         self._pool = worker_factory
         self._on_finished = on_finished
-        self._book: TryBook | None = None
-        self._workers: list[_Worker] = []
+        self._clock = clock
+        #: built in :meth:`start`, after the fork
+        self._book: GuardedBook | None = None
+        #: by number; reap_dead_workers replaces a dead one under the lock, and the pump
+        #: reads the list without it (swapping one entry is atomic; it skips dead ones)
+        self._workers: list[WorkerProcess] = []
+        #: idle worker numbers, most recently idle last: the pump and reap_dead_workers
+        #: change it, and the pump reads it, always under the lock
         self._idle: list[int] = []
+        #: the try each busy worker holds. Only the pump adds and removes entries, under
+        #: the lock for the callers that read them (free_slots, a drain, abandon_running,
+        #: which also flags them ``abandoned``); its own reads skip the lock: nobody else
+        #: writes
         self._running: dict[int, _Try] = {}
-        #: tries whose worker reported, not yet recorded
+        #: tries whose worker reported, not yet recorded (under the lock)
         self._unrecorded = 0
+        #: messages not yet placed, oldest first; under the lock on every side
         self._backlog: deque[TaskMessage] = deque()
         self._lock = threading.Condition()
-        #: held around the pump's metastore work and around a fork: a child forked
-        #: while another thread is inside a SQLite transaction inherits SQLite's
-        #: in-process lock table and finds the database locked for good
+        #: held around the pump's metastore work and around a fork (see GuardedBook)
         self._fork_guard = threading.Lock()
         self._wake_r, self._wake_w = -1, -1
         self._pump: threading.Thread | None = None
         self._stopping = False
         self._accepting = True
-        self._next_beat = 0.0
-        self._retry_at = 0.0
+        self._next_beat = 0.0  # set by start()
+        #: until when a failed claim holds off the next one (none yet: any clock is past it)
+        self._retry_at = -math.inf
+        #: callers start and stop its backlog clocks under the lock, and so does the
+        #: pump; the pump alone feeds it measured costs, and may do so without the lock
         self._cold = ColdStarts()
 
     # --- the executor contract ------------------------------------------------------
 
     def start(self) -> None:
-        self._workers = [self._spawn(number) for number in range(self._size)]
+        self._workers = [WorkerProcess(self._pool, n) for n in range(self._size)]
         self._idle = list(reversed(range(self._size)))
         # built after the fork: the workers never inherit its connections
-        self._book = self._pool.book()
-        self._next_beat = time.monotonic() + self._book.heartbeat_interval
+        self._book = GuardedBook(self._pool.book(), self._fork_guard)
+        self._next_beat = self._clock() + self._book.heartbeat_interval
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._pump = threading.Thread(target=self._pump_forever, name="local-pump", daemon=True)
@@ -133,9 +151,9 @@ class LocalExecutor:
             if not self._accepting:
                 return
             self._backlog.extend(d.message for d in dispatches)
-            now = time.monotonic()
+            now = self._clock()
             for dispatch in dispatches:
-                self._cold.waiting(_version(dispatch.message), now)
+                self._cold.waiting(version_of(dispatch.message), now)
         self._poke()
 
     def free_slots(self) -> int | None:
@@ -155,13 +173,9 @@ class LocalExecutor:
         if self._pump is not None:
             self._pump.join(10)
         for worker in self._workers:
-            with contextlib.suppress(OSError):
-                worker.conn.send(_STOP)
+            worker.send_stop()
         for worker in self._workers:
-            worker.process.join(timeout=5)
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join(5)
+            worker.join_or_kill()
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -190,26 +204,12 @@ class LocalExecutor:
         with self._fork_guard, self._lock:
             for number, worker in enumerate(self._workers):
                 if worker.dead:
-                    self._workers[number] = self._spawn(number)
+                    self._workers[number] = WorkerProcess(self._pool, number)
                     self._idle.append(number)
                     replaced += 1
         if replaced:
             self._poke()
         return replaced
-
-    # --- workers --------------------------------------------------------------------
-
-    def _spawn(self, number: int) -> _Worker:
-        mine, theirs = _FORK.Pipe(duplex=True)
-        process = _FORK.Process(
-            target=worker_main,
-            args=(self._pool, theirs),
-            name=f"tradewind-local-worker-{number}",
-            daemon=True,
-        )
-        process.start()
-        theirs.close()
-        return _Worker(process, mine)
 
     def _poke(self) -> None:
         with contextlib.suppress(OSError):
@@ -248,50 +248,56 @@ class LocalExecutor:
         self._dispatch()
 
     def _tick(self) -> float:
-        now = time.monotonic()
+        """Seconds the pump may wait for its pipes: until a heartbeat, a kill or a
+        retry is due, or a waiting version's patience ends."""
+        now = self._clock()
         wake = [self._next_beat]
         wake.extend(t.kill_at for t in self._running.values() if t.kill_at is not None)
-        if self._backlog and self._idle:
-            if self._retry_at > now:
-                wake.append(self._retry_at)
-            # a version waiting for warm workers may take a cold one after a while
-            # (one whose patience ran out waits for a report: no busy loop)
-            wake.extend(until for until in self._cold.patience_ends() if until > now)
+        # under the lock: send() starts backlog clocks on its caller's thread, and a
+        # dict that grows while it is read raises
+        with self._lock:
+            if self._backlog and self._idle:
+                if self._retry_at > now:
+                    wake.append(self._retry_at)
+                # a version waiting for warm workers may take a cold one after a while
+                # (one whose patience ran out waits for a report: no busy loop)
+                wake.extend(until for until in self._cold.patience_ends() if until > now)
         return max(0.0, min(wake) - now)
 
     def _receive(self, number: int) -> list[tuple[int, Any]]:
         """Read what worker ``number`` sent: announcements and at most one report."""
-        conn = self._workers[number].conn
+        notes = self._workers[number].notes()
+        current = self._running.get(number)
+        if current is None:
+            return []
         reports = []
-        with contextlib.suppress(EOFError, OSError):
-            while conn.poll():
-                kind, payload = conn.recv()
-                current = self._running.get(number)
-                if current is None:
-                    continue
-                if kind == "started":
-                    current.started_at = time.monotonic()
-                    if current.cold:
-                        load = current.started_at - current.handed_at
-                        self._cold.imported(_version(current.message), load)
-                    if payload is not None:
-                        current.timeout = payload
-                        current.kill_at = time.monotonic() + payload + KILL_GRACE
-                elif kind == "group":
-                    pgid, running = payload
+        for note in notes:
+            match note:
+                case Started(timeout):
+                    self._started(current, timeout)
+                case GroupChanged(pgid, running):
                     (current.groups.add if running else current.groups.discard)(pgid)
-                elif kind == "finished":
-                    reports.append((number, payload))
+                case Finished(report):
+                    reports.append((number, report))
         return reports
+
+    def _started(self, current: _Try, timeout: float | None) -> None:
+        """A worker has its try's DAG version: its import is measured, its deadline set."""
+        current.started_at = now = self._clock()
+        if current.cold:
+            self._cold.imported(version_of(current.message), now - current.handed_at)
+        if timeout is not None:
+            current.timeout = timeout
+            current.kill_at = now + timeout + KILL_GRACE
 
     def _release(self, reports: list[tuple[int, Any]]) -> list[tuple[TaskMessage, Any]]:
         """Free the workers that reported; their ``(message, report)`` await the record."""
         ended = []
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             for number, report in reports:
                 current = self._running.pop(number)
-                version = _version(current.message)
+                version = version_of(current.message)
                 began = current.started_at if current.cold else current.handed_at
                 if began is not None:
                     self._cold.ran(version, now - began)
@@ -306,12 +312,7 @@ class LocalExecutor:
         if not ended:
             return
         assert self._book is not None
-        try:
-            with self._fork_guard:
-                states: list[TaskState | None] = self._book.record([r for _, r in ended])
-        except TradewindError:
-            log.exception("could not record %d tries; the zombie reaper will end them", len(ended))
-            states = [None] * len(ended)
+        states = self._book.record([r for _, r in ended])
         with self._lock:
             self._unrecorded -= len(ended)
             self._lock.notify_all()
@@ -333,17 +334,18 @@ class LocalExecutor:
                 self._lock.notify_all()
             if current is None:
                 continue
-            _kill_groups(current.groups)  # they would run on, orphaned, beside the retry
+            kill_process_groups(current.groups)  # else orphaned, they run beside the retry
             if current.claimed is None:
                 continue
             state = None
             if not current.abandoned:
-                reason = current.killed or _describe_exit(worker.process.exitcode)
-                state = self._record_lost(current, reason, worker.process.pid)
+                reason = current.killed or worker.exit_reason()
+                assert self._book is not None
+                state = self._book.record_lost(current.claimed, reason, pid=worker.pid)
             self._tell(current.message, state)
 
     def _enforce_deadlines(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         for number, current in list(self._running.items()):
             if current.kill_at is None or now < current.kill_at:
                 continue
@@ -356,109 +358,72 @@ class LocalExecutor:
                 self._say(
                     current, f"Task did not stop after its {current.timeout:g} s timeout: killed"
                 )
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._workers[number].process.pid, signal.SIGKILL)
+            self._workers[number].signal(signal.SIGKILL)
 
     def _heartbeat_if_due(self) -> None:
         assert self._book is not None
-        if time.monotonic() < self._next_beat:
+        now = self._clock()
+        if now < self._next_beat:
             return
-        self._next_beat = time.monotonic() + self._book.heartbeat_interval
+        self._next_beat = now + self._book.heartbeat_interval
         watched = [(n, t) for n, t in self._running.items() if t.claimed and not t.abandoned]
         if not watched:
             return
-        with self._fork_guard:
-            alive = self._book.heartbeat([t.claimed for _, t in watched])
+        alive = self._book.heartbeat([t.claimed for _, t in watched])
         for (number, current), ok in zip(watched, alive, strict=True):
             if ok:
                 continue
             current.abandoned = True
             self._say(current, "State of this instance was changed externally: killing the task")
-            current.kill_at = time.monotonic() + KILL_GRACE
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._workers[number].process.pid, STOP_SIGNAL)
+            current.kill_at = self._clock() + KILL_GRACE
+            self._workers[number].signal(STOP_SIGNAL)
 
-    def _pick(self) -> list[tuple[int, TaskMessage]]:
-        """Pair backlog messages with idle workers (call with the lock held).
+    def _pick(self) -> list[Assignment]:
+        """Carry out :func:`~cluster.executors.placement.place` (call with the lock held).
 
-        A worker that already imported the message's DAG version goes first (most
-        recently idle first). A cold worker imports the version only while fewer than
-        :data:`COLD_STARTS` workers import it, and while some worker runs that version,
-        only when :meth:`ColdStarts.pays` says so. A message that must wait keeps its
-        place; later messages of other DAGs may pass it. Each version's backlog clock
-        (see :class:`ColdStarts`) restarts at a cold start and ends when none of it waits.
+        With no idle worker or no message it has nothing to decide (and no backlog clock
+        to end: a version has one only while one of its messages waits).
         """
-        pairs: list[tuple[int, TaskMessage]] = []
-        importing = Counter(
-            _version(t.message) for t in self._running.values() if t.cold and t.started_at is None
+        if not self._idle or not self._backlog:
+            return []
+        now = self._clock()
+        placement = place(
+            self._backlog,
+            [IdleWorker(n, self._workers[n].warm) for n in self._idle],
+            [
+                RunningTry(version_of(t.message), t.cold, t.started_at)
+                for t in self._running.values()
+            ],
+            self._cold,
+            now,
         )
-        # the workers that will be free for a version soonest: those running it
-        working = Counter(_version(t.message) for t in self._running.values())
-        waiting_of = Counter(_version(m) for m in self._backlog)
-        waiting: list[TaskMessage] = []
-        now = time.monotonic()
-        running_for: dict[Version, float] = {}  # the longest a try of each has run
-        for current in self._running.values():
-            if current.started_at is not None:
-                version = _version(current.message)
-                elapsed = now - current.started_at
-                running_for[version] = max(running_for.get(version, 0.0), elapsed)
-        while self._idle and self._backlog:
-            message = self._backlog.popleft()
-            version = _version(message)
-            warm = [n for n in self._idle if version in self._workers[n].warm]
-            if warm:
-                number = warm[-1]
-            elif importing[version] < COLD_STARTS and (
-                working[version] == importing[version]  # none runs it yet: import now
-                or self._cold.pays(
-                    version,
-                    waiting=waiting_of[version],
-                    workers=working[version],
-                    now=now,
-                    running_for=running_for.get(version, 0.0),
-                )
-            ):
-                number = self._idle[-1]
-                importing[version] += 1
-                self._cold.cold_started(version, now)
-            else:
-                waiting.append(message)
-                continue
-            waiting_of[version] -= 1
-            working[version] += 1
-            self._idle.remove(number)
-            self._running[number] = _Try(message, cold=not warm, handed_at=now)
-            pairs.append((number, message))
-        self._backlog.extendleft(reversed(waiting))
-        self._cold.waiting_only({_version(m) for m in self._backlog})
-        return pairs
+        self._backlog = deque(placement.waiting)
+        for assignment in placement.assignments:
+            self._idle.remove(assignment.worker)
+            self._running[assignment.worker] = _Try(
+                assignment.message, cold=assignment.cold, handed_at=now
+            )
+        return placement.assignments
 
     def _dispatch(self) -> None:
         """Claim backlog messages for idle workers in one transaction and hand them over."""
-        if time.monotonic() < self._retry_at:
+        if self._clock() < self._retry_at:
             return
         with self._lock:
-            pairs = self._pick() if not self._stopping else []
-        if not pairs:
+            assignments = self._pick() if not self._stopping else []
+        if not assignments:
             return
         assert self._book is not None
+        pids = [(a.message, self._workers[a.worker].pid) for a in assignments]
         try:
-            with self._fork_guard:
-                claimed = self._book.claim([(m, self._workers[n].process.pid) for n, m in pairs])
+            claimed = self._book.claim(pids)
         except TradewindError:
-            log.warning("could not claim %d tries; trying again", len(pairs), exc_info=True)
-            self._retry_at = time.monotonic() + RETRY_DELAY
-            with self._lock:
-                for number, message in reversed(pairs):
-                    del self._running[number]
-                    self._idle.append(number)
-                    self._backlog.appendleft(message)
-                    # it keeps the right to a cold worker it had: its patience is spent
-                    self._cold.patience_spent(_version(message), time.monotonic())
+            log.warning("could not claim %d tries; trying again", len(pids), exc_info=True)
+            self._unassign(assignments)
             return
         lost = []
-        for number, message in pairs:
+        for assignment in assignments:
+            number, message = assignment.worker, assignment.message
             current = self._running[number]
             current.claimed = claimed.get(message)
             if current.claimed is None:
@@ -468,47 +433,31 @@ class LocalExecutor:
                     self._idle.append(number)
                     self._lock.notify_all()
                 continue
-            with contextlib.suppress(OSError):
-                self._workers[number].conn.send((message, current.claimed))
             # a worker that is gone shows up in _handle_deaths: its try is recorded lost
+            self._workers[number].run(message, current.claimed)
         for message in lost:
             self._tell(message, None)
 
-    # --- small things ---------------------------------------------------------------
+    def _unassign(self, assignments: list[Assignment]) -> None:
+        """Put back the messages of a failed claim, ahead of the backlog, and free their workers."""
+        now = self._clock()
+        self._retry_at = now + RETRY_DELAY
+        with self._lock:
+            for assignment in reversed(assignments):
+                del self._running[assignment.worker]
+                self._idle.append(assignment.worker)
+                self._backlog.appendleft(assignment.message)
+                # it keeps the right to a cold worker it had: its patience is spent
+                self._cold.patience_spent(version_of(assignment.message), now)
 
-    def _record_lost(self, current: _Try, reason: str, pid: int) -> TaskState | None:
-        assert self._book is not None
-        try:
-            with self._fork_guard:
-                return self._book.record_lost(current.claimed, reason, pid=pid)
-        except TradewindError:
-            log.exception("could not record a lost try; the zombie reaper will end it")
-            return None
+    # --- small things ---------------------------------------------------------------
 
     def _say(self, current: _Try, line: str) -> None:
         assert self._book is not None
-        with contextlib.suppress(OSError):
-            self._book.say(current.claimed, line)
+        self._book.say(current.claimed, line)
 
     def _tell(self, message: TaskMessage, state: TaskState | None) -> None:
         try:
             self._on_finished(message, state)
         except Exception:
             log.exception("finished-callback failed")
-
-
-def _version(message: TaskMessage) -> Version:
-    return message.dag_id, message.fingerprint
-
-
-def _kill_groups(groups: set[int]) -> None:
-    for pgid in groups:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-
-
-def _describe_exit(exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        name = signal.Signals(-exitcode).name
-        return f"Task process was killed by signal {name}"
-    return f"Task process exited with code {exitcode} before reporting"

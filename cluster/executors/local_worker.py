@@ -2,7 +2,8 @@
 
 The executor's process claims and records (see :mod:`cluster.executors.local`); the
 worker runs user code and reports. If the scheduler dies while a try runs, the worker
-records that try itself and leaves.
+records that try itself and leaves. :func:`worker_main` is the process's side;
+:class:`WorkerProcess` is the executor's handle on it (fork, pipe, signals, exit).
 """
 
 from __future__ import annotations
@@ -10,18 +11,33 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from cluster.executors.cold_starts import Version
+from cluster.executors.local_pipe import (
+    Finished,
+    FromWorker,
+    GroupChanged,
+    Run,
+    Started,
+    Stop,
+    ToWorker,
+)
 from cluster.messages import TaskMessage
 from cluster.sdk.runtime import watch_process_groups
 from cluster.states import TaskState
 
 log = logging.getLogger(__name__)
 
-_STOP = None
+_FORK = multiprocessing.get_context("fork")
+#: how the executor names its pool processes (``ps`` shows it; a cold shutdown finds them by it)
+WORKER_NAME_PREFIX = "tradewind-local-worker-"
+#: seconds a pool process gets to leave after :class:`Stop` (and again after SIGKILL)
+LEAVE_TIMEOUT = 5.0
 #: seconds between the checks of an idle worker that its scheduler is still alive
 ORPHAN_CHECK_INTERVAL = 1.0
 
@@ -76,7 +92,7 @@ def worker_main(pool: WorkerPool, conn: Any) -> None:
     signal.signal(signal.SIGTERM, _disregard)
     scheduler = os.getppid()
     runner = pool.runner()
-    watch_process_groups(lambda pgid, running: _tell(conn, ("group", (pgid, running))))
+    watch_process_groups(lambda pgid, running: _tell(conn, GroupChanged(pgid, running)))
     # what the worker inherited lives as long as it does: the cyclic collector need not
     # walk it again each time a DAG import allocates thousands of objects
     gc.freeze()
@@ -86,34 +102,29 @@ def worker_main(pool: WorkerPool, conn: Any) -> None:
                 if os.getppid() != scheduler:
                     return  # the scheduler died (kill -9): nobody will send work
                 continue
-            item = conn.recv()
+            order: ToWorker = conn.recv()
         except (EOFError, OSError):
             return
-        if item is _STOP:
+        if isinstance(order, Stop):
             return
-        message, claimed = item
-        report = runner.run(message, claimed, lambda timeout: _announce(conn, timeout))
+        report = runner.run(
+            order.message, order.claimed, lambda timeout: _tell(conn, Started(timeout))
+        )
         if os.getppid() != scheduler:
             _record_alone(runner, report)
             return
         try:
-            conn.send(("finished", report))
+            conn.send(Finished(report))
         except OSError:
             _record_alone(runner, report)
             return
 
 
 def _disregard(signum: int, frame: object) -> None:
-    """A signal handler that does nothing (see :func:`_worker_main`)."""
+    """A signal handler that does nothing (see :func:`worker_main`)."""
 
 
-def _announce(conn: Any, timeout: float | None) -> None:
-    """Tell the executor the try starts: it has its DAG (the executor measures imports)
-    and will be killed past ``timeout``."""
-    _tell(conn, ("started", timeout))
-
-
-def _tell(conn: Any, note: tuple[str, Any]) -> None:
+def _tell(conn: Any, note: FromWorker) -> None:
     """Send the executor a note about the running try; a gone executor is no error here."""
     with contextlib.suppress(OSError):
         conn.send(note)
@@ -124,3 +135,74 @@ def _record_alone(runner: TryRunner, report: Any) -> None:
         runner.record_alone(report)
     except Exception:
         log.exception("could not record the last try after the scheduler died")
+
+
+class WorkerProcess:
+    """The executor's handle on one pool process: the process, this end of its pipe,
+    and the DAG versions it has imported."""
+
+    def __init__(self, pool: WorkerPool, number: int) -> None:
+        mine, theirs = _FORK.Pipe(duplex=True)
+        self.process = _FORK.Process(
+            target=worker_main,
+            args=(pool, theirs),
+            name=f"{WORKER_NAME_PREFIX}{number}",
+            daemon=True,
+        )
+        self.process.start()
+        theirs.close()
+        self.conn = mine
+        #: DAG versions this process has imported
+        self.warm: set[Version] = set()
+        #: died and handled; replaced by
+        #: :meth:`~cluster.executors.local.LocalExecutor.reap_dead_workers`
+        self.dead = False
+
+    @property
+    def pid(self) -> int:
+        assert self.process.pid is not None  # started in __init__
+        return self.process.pid
+
+    def run(self, message: TaskMessage, claimed: Any) -> None:
+        """Hand over a claimed try; a process that is gone shows up as dead instead."""
+        with contextlib.suppress(OSError):
+            self.conn.send(Run(message, claimed))
+
+    def notes(self) -> list[FromWorker]:
+        """What the process sent since the last call (all of it, even once it died)."""
+        notes: list[FromWorker] = []
+        with contextlib.suppress(EOFError, OSError):
+            while self.conn.poll():
+                notes.append(self.conn.recv())
+        return notes
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the process, unless it is gone already."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signum)
+
+    def exit_reason(self) -> str:
+        """Why the process ended, for the log of the try it held."""
+        exitcode = self.process.exitcode
+        if exitcode is not None and exitcode < 0:
+            return f"Task process was killed by signal {signal.Signals(-exitcode).name}"
+        return f"Task process exited with code {exitcode} before reporting"
+
+    def send_stop(self) -> None:
+        """Ask the process to leave once its try is over (see :meth:`join_or_kill`)."""
+        with contextlib.suppress(OSError):
+            self.conn.send(Stop())
+
+    def join_or_kill(self) -> None:
+        """Wait for the process to leave; kill it if it does not in time."""
+        self.process.join(LEAVE_TIMEOUT)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(LEAVE_TIMEOUT)
+
+
+def kill_process_groups(groups: set[int]) -> None:
+    """SIGKILL the process groups a task started (see :class:`GroupChanged`), if any is left."""
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)

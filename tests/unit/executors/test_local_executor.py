@@ -1,9 +1,12 @@
-"""The local pool: a try whose process died is recorded unless abandoned, a worker
-takes its next try before its last one is recorded, and when a cold worker imports a
-DAG version.
+"""The local pool's shell: a try whose process died is recorded unless abandoned and
+the messages behind it go on, a worker takes its next try before its last one is
+recorded, and a try that overruns its timeout or was cleared meanwhile is stopped.
 
 A real :class:`LocalExecutor` forks real processes; their runner only sleeps, and the
-book (in this process) counts what the pump claims and records.
+book (in this process) counts what the pump claims and records. Deadlines and
+heartbeats run on a fake clock (its epoch seconds, far from the real monotonic clock,
+so a deadline taken from that one is never reached). Which worker takes which message, and when a
+cold one imports a DAG version, is tested without processes in ``test_placement.py``.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ import pytest
 
 from cluster.devcluster.services.process import wait_until
 from cluster.executors.base import Dispatch
-from cluster.executors.cold_starts import ColdStarts, VersionCost
-from cluster.executors.local import LocalExecutor
+from cluster.executors.local import KILL_GRACE, LocalExecutor
 from cluster.messages import TaskMessage
 from cluster.sdk.runtime import process_group_started
 from cluster.states import TaskState
+from tests.clocks import FakeClock
 
 MESSAGE = TaskMessage("etl", "manual__1", "load", -1, 1, "abc")
 
@@ -162,23 +165,6 @@ def test_a_worker_takes_its_next_try_before_its_last_one_is_recorded() -> None:
     assert set(book.recorded_at) == {first, second}
 
 
-def test_a_backlog_that_lasts_an_import_warms_one_more_worker() -> None:
-    costs = ColdStarts()
-    version = ("etl", "v1")
-    costs.imported(version, 0.2)
-    costs.ran(version, 0.01)  # short tries: the queue ahead drains in 40 ms
-    asked = {"waiting": 8, "workers": 2, "running_for": 0.0}
-    costs.waiting(version, 100.0)
-    costs.waiting(version, 100.15)  # a later message does not restart the clock
-    assert not costs.pays(version, now=100.1, **asked)
-    assert costs.pays(version, now=100.2, **asked)
-    costs.cold_started(version, 100.2)  # the next cold start waits as long again
-    assert not costs.pays(version, now=100.3, **asked)
-    costs.waiting_only(set())  # the backlog drained: the clock starts afresh
-    costs.waiting(version, 101.0)
-    assert not costs.pays(version, now=101.1, **asked)
-
-
 class GroupStartingRunner:
     """Starts ``sleep`` in a session of its own, as a Bash task does, and says so."""
 
@@ -229,58 +215,119 @@ def test_the_process_groups_of_a_killed_pool_process_s_task_are_killed(
     assert len(pool.built.lost) == 1
 
 
-def test_a_cold_start_pays_only_when_the_waiting_would_outlast_an_import() -> None:
-    assert VersionCost().worth_a_cold_start(waiting=100, workers=1) is None  # no import seen
-    first_tries_running = VersionCost(load=0.1)  # no try ended yet: how long they run counts
-    assert first_tries_running.worth_a_cold_start(waiting=4, workers=2, running_for=0.01) is False
-    assert first_tries_running.worth_a_cold_start(waiting=4, workers=2, running_for=1.0) is True
-    short_tasks = VersionCost(load=0.1, busy=0.005)  # 32 waiting on 2 workers: 80 ms < 100 ms
-    assert short_tasks.worth_a_cold_start(waiting=32, workers=2) is False
-    assert short_tasks.worth_a_cold_start(waiting=32, workers=1) is True
-    long_tasks = VersionCost(load=0.1, busy=0.3)  # a try outlasts an import: spread
-    assert long_tasks.worth_a_cold_start(waiting=1, workers=4) is True
-    heavy_file = VersionCost(load=1.0, busy=0.3)  # only a long queue pays for a 1 s import
-    assert heavy_file.worth_a_cold_start(waiting=1, workers=1) is False
-    assert heavy_file.worth_a_cold_start(waiting=8, workers=2) is True
-
-
-class ImportingRunner:
-    """Imports (sleeps ``IMPORT``) before a version's first try in this process, then
-    runs the try for ``TRY`` seconds."""
-
-    IMPORT, TRY = 0.05, 2.0  # a wide margin: the third must start long before the first ends
-
-    def __init__(self) -> None:
-        self.warm: set[str] = set()
+class HangingRunner:
+    """Hangs in the try of task ``hang``; returns at once from the others."""
 
     def run(
         self, message: TaskMessage, claimed: Any, announce: Callable[[float | None], None]
     ) -> Any:
-        if message.fingerprint not in self.warm:
-            time.sleep(self.IMPORT)
-            self.warm.add(message.fingerprint)
         announce(None)
-        time.sleep(self.TRY)
+        if message.task_id == "hang":
+            time.sleep(120)
         return message
 
     def record_alone(self, report: Any) -> TaskState | None:
         return None
 
 
-def test_tries_that_wait_longer_than_an_import_spread_over_cold_workers() -> None:
-    pool = Pool(ImportingRunner)
-    messages = [TaskMessage("etl", "manual__1", f"t{i}", -1, 1, "v1") for i in range(3)]
-    executor = LocalExecutor(size=8, worker_factory=pool, on_finished=lambda m, s: None)
+def test_the_message_behind_a_dead_worker_goes_to_its_replacement() -> None:
+    hang, behind = (TaskMessage("etl", "manual__1", t, -1, 1, "v1") for t in ("hang", "next"))
+    pool = Pool(HangingRunner)
+    finished: list[tuple[TaskMessage, TaskState | None]] = []
+    executor = LocalExecutor(
+        size=1, worker_factory=pool, on_finished=lambda m, s: finished.append((m, s))
+    )
     executor.start()
     try:
-        executor.send([Dispatch(m) for m in messages])
-        wait_until(
-            lambda: len(pool.built.recorded_at) == 3, timeout=30, what="the three tries to end"
-        )
+        executor.send([Dispatch(hang), Dispatch(behind)])
+        wait_until(lambda: bool(pool.built.pids), timeout=10, what="the first claim")
+        dead = pool.built.pids[0]
+        os.kill(dead, signal.SIGKILL)
+        wait_until(lambda: bool(finished), timeout=10, what="the dead worker's try recorded")
+        wait_until(lambda: executor.reap_dead_workers() == 1, timeout=10, what="a replacement")
+        wait_until(lambda: behind in pool.built.recorded_at, timeout=10, what="the next try")
     finally:
         executor.stop(drain=False)
-    book = pool.built
-    spans = [(book.claimed_at[m], book.recorded_at[m]) for m in messages]
-    last_start = max(start for start, _ in spans)
-    first_end = min(end for _, end in spans)
-    assert last_start < first_end, spans  # all three ran side by side
+    assert finished == [(hang, TaskState.FAILED), (behind, TaskState.SUCCESS)]
+    assert pool.built.pids[1] != dead  # claimed for the replacement process
+
+
+class TimeoutRunner:
+    """Announces a 1 s ``execution_timeout``, then overruns it."""
+
+    def run(
+        self, message: TaskMessage, claimed: Any, announce: Callable[[float | None], None]
+    ) -> Any:
+        announce(1.0)
+        time.sleep(120)
+
+    def record_alone(self, report: Any) -> TaskState | None:
+        return None
+
+
+class SayingBook(CountingBook):
+    """Keeps the lines the pump adds to a try's log; ``cleared`` fails its heartbeats."""
+
+    def __init__(self, *, cleared: bool = False) -> None:
+        super().__init__()
+        self.said: list[str] = []
+        self.cleared = cleared
+
+    def heartbeat(self, tries: Sequence[Any]) -> list[bool]:
+        return [not self.cleared for _ in tries]
+
+    def say(self, claimed: Any, line: str) -> None:
+        self.said.append(line)
+
+
+def test_a_try_that_overruns_its_timeout_by_the_grace_is_killed_and_recorded_lost() -> None:
+    clock, told = FakeClock(), threading.Event()
+    pool = Pool(TimeoutRunner)
+    pool.built = book = SayingBook()
+    executor = LocalExecutor(
+        size=1, worker_factory=pool, on_finished=lambda m, s: told.set(), clock=clock.epoch
+    )
+    executor.start()
+
+    def later() -> bool:
+        """Past the timeout and its grace, each poll: killed once the pump knows it."""
+        clock.advance(1.0 + KILL_GRACE + 0.5)
+        executor.send([])  # wakes the pump
+        return told.is_set()
+
+    try:
+        executor.send([Dispatch(MESSAGE)])
+        wait_until(lambda: bool(book.pids), timeout=10, what="the try to be claimed")
+        wait_until(later, timeout=10, what="the overrunning try to be killed")
+    finally:
+        executor.stop(drain=False)
+    assert book.lost == [
+        "Task timed out after 1 s and was killed (it did not stop at its execution_timeout)"
+    ]
+    assert book.said == ["Task did not stop after its 1 s timeout: killed"]
+
+
+def test_a_try_cleared_meanwhile_is_stopped_at_the_next_heartbeat_and_not_recorded() -> None:
+    clock = FakeClock()
+    pool = Pool(SleepingRunner)
+    pool.built = book = SayingBook(cleared=True)
+    finished: list[tuple[TaskMessage, TaskState | None]] = []
+    executor = LocalExecutor(
+        size=1,
+        worker_factory=pool,
+        on_finished=lambda m, s: finished.append((m, s)),
+        clock=clock.epoch,
+    )
+    executor.start()
+    try:
+        executor.send([Dispatch(MESSAGE)])
+        wait_until(lambda: bool(book.pids), timeout=10, what="the try to be claimed")
+        clock.advance(book.heartbeat_interval)
+        executor.send([])  # wakes the pump: a heartbeat is due
+        # the stop signal ends the worker (this runner has no handler for it)
+        wait_until(lambda: bool(finished), timeout=10, what="the stopped try")
+    finally:
+        executor.stop(drain=False)
+    assert finished == [(MESSAGE, None)]
+    assert book.lost == []
+    assert book.said == ["State of this instance was changed externally: killing the task"]
