@@ -20,11 +20,11 @@ from sqlalchemy import Engine
 
 from cluster.config import Settings, load_settings
 from cluster.devcluster.services.mariadb import MariaDB
-from cluster.devcluster.services.ports import free_port
 from cluster.devcluster.services.postgres import PostgreSQL
 from cluster.devcluster.services.process import ServiceError
 from cluster.metastore.engine import SessionFactory, create_engine_for, make_session_factory
 from cluster.metastore.migrate import migrate
+from tests.databases import SERVER_KINDS, DatabaseServer, private_server
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def mariadb(
 ) -> Iterator[MariaDB]:
     """One private MariaDB server for the whole run, stopped by its PID at the end."""
     try:
-        server = MariaDB(tmp_path_factory.mktemp("mariadb"), port=free_port(), fsync=False)
+        server = private_server("mariadb", tmp_path_factory.mktemp("mariadb"))
     except ServiceError as exc:
         pytest.fail(f"MariaDB is needed by this test and is not installed: {exc}")
     server.start()
@@ -72,7 +72,7 @@ def postgres(
 ) -> Iterator[PostgreSQL]:
     """One private PostgreSQL server for the whole run, stopped by its PID at the end."""
     try:
-        server = PostgreSQL(tmp_path_factory.mktemp("postgres"), port=free_port(), fsync=False)
+        server = private_server("postgres", tmp_path_factory.mktemp("postgres"))
     except ServiceError as exc:
         pytest.fail(f"PostgreSQL is needed by this test and is not installed: {exc}")
     server.start()
@@ -107,6 +107,13 @@ def mariadb_url(mariadb: MariaDB) -> Iterator[str]:
     yield url
     if mariadb.alive():
         mariadb.drop_database(name)
+
+
+@pytest.fixture(params=SERVER_KINDS)
+def database_server(request: pytest.FixtureRequest) -> DatabaseServer:
+    """The run's shared MariaDB, then its PostgreSQL: the test runs once on each."""
+    server: DatabaseServer = request.getfixturevalue(request.param)
+    return server
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """High availability of the schedulers, with every part real: three ``tradewind
 scheduler`` processes in a ZooKeeper election (a real three-node ensemble), Celery
-workers on RabbitMQ, MariaDB. Each test breaks the leader in one way and checks that
+workers on RabbitMQ, MariaDB or PostgreSQL (the tests that break a leader run on both).
+Each test breaks the leader in one way and checks that
 exactly one scheduler scheduled at any time, that another took over, and that every
 task ran exactly once (one line per execution in its side-effect file).
 """
@@ -23,10 +24,9 @@ from tests.cluster.ha_harness import (
     kill_group,
     thaw,
 )
+from tests.databases import DatabaseServer
 from tests.integration.celery_harness import TradewindProcess
 from tests.waiting import wait_for
-
-pytestmark = pytest.mark.mariadb
 
 SUSPENDED = "ZooKeeper connection suspended"
 #: kazoo's line when a (re)connection is established
@@ -35,13 +35,16 @@ WORKERS = {"127.0.1.21": "default", "127.0.1.22": "default"}
 
 
 def deploy(
-    tmp_path: Path, mariadb: MariaDB, broker: RabbitMQCluster, zookeeper: ZooKeeperEnsemble
+    tmp_path: Path,
+    server: DatabaseServer,
+    broker: RabbitMQCluster,
+    zookeeper: ZooKeeperEnsemble,
 ) -> HaDeployment:
     database = f"tw_ha_{tmp_path.name[-20:].replace('-', '_')}"
     return HaDeployment(
         tmp_path,
         zookeeper_hosts=zookeeper.hosts,
-        metastore_url=mariadb.create_database(database),
+        metastore_url=server.create_database(database),
         broker_urls=broker.urls,
         workers=WORKERS,
         concurrency=4,
@@ -50,9 +53,12 @@ def deploy(
 
 @pytest.fixture
 def cluster(
-    tmp_path: Path, mariadb: MariaDB, broker: RabbitMQCluster, zookeeper: ZooKeeperEnsemble
+    tmp_path: Path,
+    database_server: DatabaseServer,
+    broker: RabbitMQCluster,
+    zookeeper: ZooKeeperEnsemble,
 ) -> Iterator[HaDeployment]:
-    deployment = deploy(tmp_path, mariadb, broker, zookeeper)
+    deployment = deploy(tmp_path, database_server, broker, zookeeper)
     try:
         yield deployment.start()
     finally:
@@ -123,6 +129,7 @@ def test_clean_stop_hands_over_at_once(cluster: HaDeployment) -> None:
     print(f"clean handover took {handover:.2f} s")  # figures live in bench/failover.py
 
 
+@pytest.mark.mariadb
 def test_zookeeper_node_loss_and_quorum_loss(
     tmp_path: Path,
     mariadb: MariaDB,

@@ -1,8 +1,9 @@
 """Celery execution keeps its promises when a worker, a broker node or the database goes away.
 
 Each test deploys its own ``tradewind scheduler`` and two ``tradewind worker`` processes
-(on ``127.0.2.1`` and ``127.0.2.2``) on a fresh database of a private MariaDB and a
-private three-node RabbitMQ, both started for this module and stopped by PID. Every
+(on ``127.0.2.1`` and ``127.0.2.2``) on a fresh database of a private MariaDB (the
+metastore outage also of a private PostgreSQL) and a private three-node RabbitMQ, all
+started for this module and stopped by PID. Every
 task appends one line ``<task> <try> <host> <phase>`` to its run's side-effect file each
 time it executes, so "nothing ran twice" is read from what really happened, not from
 the metastore alone. Tasks that must be running while a failure is injected wait for a
@@ -23,8 +24,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from cluster.devcluster.services.mariadb import MariaDB
-from cluster.devcluster.services.ports import free_port
 from cluster.devcluster.services.process import ServiceError
 from cluster.devcluster.services.rabbitmq import RabbitMQCluster
 from cluster.execution.dagbag import CACHE_FOLDER
@@ -36,6 +35,7 @@ from cluster.metastore.components import list_components
 from cluster.metastore.models import SerializedDagRow, TaskInstance
 from cluster.metastore.pools import set_pool
 from tests.dagfiles import dag_source
+from tests.databases import SERVER_KINDS, DatabaseServer, private_server
 from tests.integration.celery_harness import (
     CeleryDeployment,
     kill_worker_hard,
@@ -152,22 +152,44 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQCluster
     cluster.stop()
 
 
-@pytest.fixture(scope="module")
-def database_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
-    """A MariaDB of this module's own: one test stops it for a while."""
+def own_server(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseServer]:
     try:
-        server = MariaDB(
-            tmp_path_factory.mktemp("resilience_mariadb"), port=free_port(), fsync=False
-        )
+        server = private_server(kind, tmp_path_factory.mktemp(f"resilience_{kind}"))
     except ServiceError as exc:
-        pytest.fail(f"MariaDB is needed by this test and is not installed: {exc}")
+        pytest.fail(f"{kind} is needed by this test and is not installed: {exc}")
     server.start()
     yield server
-    server.stop()
+    server.destroy()
+
+
+@pytest.fixture(scope="module")
+def own_mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseServer]:
+    """A MariaDB of this module's own: one test stops it for a while."""
+    yield from own_server("mariadb", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseServer]:
+    """A PostgreSQL of this module's own: the outage test stops it for a while."""
+    yield from own_server("postgres", tmp_path_factory)
 
 
 @pytest.fixture
-def deploy(broker: RabbitMQCluster, database_server: MariaDB, tmp_path: Path) -> Iterator[Deploy]:
+def server_kind() -> str:
+    """Which private server holds the metastore; a test parametrizes it to run on both."""
+    return "mariadb"
+
+
+@pytest.fixture
+def database_server(server_kind: str, request: pytest.FixtureRequest) -> DatabaseServer:
+    server: DatabaseServer = request.getfixturevalue(f"own_{server_kind}")
+    return server
+
+
+@pytest.fixture
+def deploy(
+    broker: RabbitMQCluster, database_server: DatabaseServer, tmp_path: Path
+) -> Iterator[Deploy]:
     """Deploy a DAG file on a fresh database (``deploy(source, dag_id, **settings)``); every
     deployment is stopped at teardown, its logs attached when the test failed."""
     started: list[CeleryDeployment] = []
@@ -359,11 +381,12 @@ def test_a_stopped_broker_node_costs_no_task_and_rejoins(
     all_alive(deployment)
 
 
-# --- 3. MariaDB stopped for ten seconds -----------------------------------------------
+# --- 3. MariaDB or PostgreSQL stopped for ten seconds -----------------------------------
 
 
+@pytest.mark.parametrize("server_kind", SERVER_KINDS)
 def test_every_process_rides_out_a_metastore_outage_and_nothing_runs_twice(
-    deploy: Deploy, database_server: MariaDB
+    deploy: Deploy, database_server: DatabaseServer
 ) -> None:
     deployment = deploy({"metastore_outage": METASTORE_DAG})
     with deployment.sessions.begin() as session:

@@ -9,6 +9,7 @@ is how tests simulate a metastore outage.
 from __future__ import annotations
 
 import getpass
+import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -136,6 +137,11 @@ class MariaDB(Service):
     def kill(self) -> None:
         """SIGKILL: a crash; InnoDB recovers at the next :meth:`start`."""
         self._process.kill()
+
+    def destroy(self) -> None:
+        """Stop the server and delete its data."""
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def alive(self) -> bool:
         return self._process.alive()
