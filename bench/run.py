@@ -1,13 +1,16 @@
 """Benchmark the hot path: scheduler, executor and runner, end to end on this machine.
 
-Runs a real ``tradewind scheduler`` against SQLite and/or a private MariaDB, with the
-local executor or with Celery (a private RabbitMQ node and ``--workers`` real
-``tradewind worker`` processes), triggers each shape once and reads every figure from
-the metastore's own timestamps. It prints figures and never asserts on time.
+Runs a real ``tradewind scheduler`` against SQLite, a private MariaDB and/or a private
+PostgreSQL (started by the tests' own code, tests/databases.py), with the local executor
+or with Celery (a private RabbitMQ node and ``--workers`` real ``tradewind worker``
+processes), triggers each shape once and reads every figure from the metastore's own
+timestamps. It prints figures and never asserts on time.
 
-    python bench/run.py                       # both databases, every shape
+    python bench/run.py                       # SQLite and MariaDB, every shape
+    python bench/run.py --db mariadb,postgres # one after the other, in one run
+    python bench/run.py --db all              # SQLite, MariaDB and PostgreSQL
     python bench/run.py --db mariadb --seed-history 1000000 --shapes chain_50
-    python bench/run.py --db mariadb --executor celery --workers 2 --concurrency 8
+    python bench/run.py --db postgres --executor celery --workers 2 --concurrency 8
 """
 
 from __future__ import annotations
@@ -36,17 +39,19 @@ sys.path.insert(0, str(ROOT))
 
 from cluster import actions  # noqa: E402
 from cluster.config import MetastoreSettings  # noqa: E402
-from cluster.devcluster.services.mariadb import MariaDB  # noqa: E402
-from cluster.devcluster.services.ports import free_port  # noqa: E402
 from cluster.metastore.engine import create_engine_for, make_session_factory  # noqa: E402
 from cluster.metastore.migrate import migrate  # noqa: E402
 from cluster.metastore.models import Dag, DagRun, TaskInstance  # noqa: E402
+from tests.databases import KINDS, private_server  # noqa: E402
 from tests.integration.celery_harness import port_free_on, start_rabbitmq  # noqa: E402
 from tests.integration.scheduler_harness import FINISHED_RUN_STATES, run_state  # noqa: E402
 
 CLI = [sys.executable, "-c", "from cluster.cli.main import main; main()"]
 
 SHAPES = ("chain_50", "fanout_200", "fanout_1000_python")
+#: what ``--db`` takes: a comma-separated list of these, or an alias
+DATABASES = ("sqlite", *KINDS)
+DATABASE_ALIASES = {"both": ("sqlite", "mariadb"), "all": DATABASES}
 
 #: one file per shape, as DAGs usually live: a worker running a shape imports only its own
 DAG_FILES = {
@@ -91,7 +96,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--db", choices=["sqlite", "mariadb", "both"], default="both")
+    parser.add_argument(
+        "--db",
+        default="both",
+        help="comma-separated: sqlite, mariadb, postgres; or both (sqlite,mariadb) or all",
+    )
     parser.add_argument("--shapes", default=",".join(SHAPES))
     parser.add_argument("--parallelism", type=int, default=32)
     parser.add_argument("--executor", choices=["local", "celery"], default="local")
@@ -105,7 +114,11 @@ def main() -> None:
     unknown = set(shapes) - set(SHAPES)
     if unknown:
         parser.error(f"unknown shapes: {', '.join(sorted(unknown))}")
-    for db in ["sqlite", "mariadb"] if args.db == "both" else [args.db]:
+    databases = DATABASE_ALIASES.get(args.db) or tuple(d for d in args.db.split(",") if d)
+    wrong = set(databases) - set(DATABASES)
+    if wrong or not databases:
+        parser.error(f"--db: unknown database {', '.join(sorted(wrong)) or args.db!r}")
+    for db in databases:
         with (
             tempfile.TemporaryDirectory(prefix="tw-bench-") as tmp,
             metastore(db, Path(tmp)) as url,
@@ -178,21 +191,15 @@ def metastore(db: str, tmp: Path) -> Iterator[str]:
     if db == "sqlite":
         yield f"sqlite:///{tmp / 'bench.db'}"
         return
-    # sized like a small production server: a 4 MB redo log makes InnoDB checkpoint constantly
-    server = MariaDB(
-        tmp / "mariadb",
-        port=free_port(),
-        fsync=False,
-        buffer_pool_size="512M",
-        log_file_size="256M",
-    )
+    # sized like a small production server, the way the tests make theirs
+    server = private_server(db, tmp / db, large=True)
     server.start()
     EXTRA_PIDS[:] = [server.pid] if server.pid else []
     try:
         yield server.url
     finally:
         EXTRA_PIDS.clear()
-        server.stop()
+        server.destroy()
 
 
 def bench_database(

@@ -1,6 +1,7 @@
-"""Benchmark the web tier: two webservers behind HAProxy on a seeded MariaDB.
+"""Benchmark the web tier: two webservers behind HAProxy on a seeded MariaDB or PostgreSQL.
 
-Starts a private MariaDB, seeds it (100 DAGs, 100,000 finished task instances by
+Starts a private MariaDB (``--db postgres``: PostgreSQL; either made by the tests' own
+code, tests/databases.py), seeds it (100 DAGs, 100,000 finished task instances by
 default), starts two ``tradewind webserver -w 2`` (gunicorn) and a HAProxy built by
 ``tradewind haproxy render``'s code, then drives it from a pool of threads, each with
 its own keep-alive connection to HAProxy:
@@ -14,15 +15,17 @@ It prints figures and never asserts on them (targets: API >= 300 req/s with
 p99 <= 100 ms, DAGs page >= 150 pages/s, >= 99.9 % success during the kill).
 
     python bench/web.py
+    python bench/web.py --db postgres
     python bench/web.py --duration 20 --concurrency 16
     python bench/web.py --metastore-url mysql+pymysql://...  # a metastore seeded before
     python bench/web.py --metastore-url ... --metastore-pid PID  # and its server's CPU
     python bench/web.py --auth basic   # the API with HTTP basic auth instead of a token
 
-To compare two versions of the code back to back on a busy machine, seed one MariaDB
+To compare two versions of the code back to back on a busy machine, seed one database
 once and point both trees' ``bench/web.py`` at it with ``--metastore-url``: seeding
 takes a minute, and the figures move with the machine's load. The CPU the webservers
-and MariaDB spend per request moves far less with the load than requests/s do.
+and the database server (with its child processes: PostgreSQL's backends) spend per
+request moves far less with the load than requests/s do.
 """
 
 from __future__ import annotations
@@ -58,7 +61,6 @@ from cluster.config import MetastoreSettings  # noqa: E402
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask  # noqa: E402
 from cluster.deploy.haproxy import Webserver  # noqa: E402
 from cluster.devcluster.services.haproxy import HAProxy  # noqa: E402
-from cluster.devcluster.services.mariadb import MariaDB  # noqa: E402
 from cluster.devcluster.services.ports import free_port  # noqa: E402
 from cluster.devcluster.services.process import wait_until  # noqa: E402
 from cluster.errors import AlreadyExistsError  # noqa: E402
@@ -66,6 +68,7 @@ from cluster.metastore import users  # noqa: E402
 from cluster.metastore.engine import create_engine_for, make_session_factory  # noqa: E402
 from cluster.metastore.migrate import migrate  # noqa: E402
 from cluster.metastore.models import Dag, DagRun, SerializedDagRow, TaskInstance  # noqa: E402
+from tests.databases import KINDS, private_server  # noqa: E402
 
 HOST = "127.0.0.1"
 USER, PASSWORD = "bench", "bench-password"
@@ -292,7 +295,7 @@ def report(label: str, result: Result, unit: str) -> None:
     print(
         f"{label:<34}{rate:>9.1f} {unit:<9}p50 {result.percentile(50) * 1000:>6.1f} ms"
         f"   p99 {result.percentile(99) * 1000:>7.1f} ms   web CPU {cpu} ms/req"
-        f"   MariaDB CPU {database} ms/req"
+        f"   database CPU {database} ms/req"
         f"   ok {result.ok:>6}   failed {sum(result.failures.values())} "
         f"{dict(result.failures) or ''}"
     )
@@ -304,9 +307,20 @@ def per_request(seconds: float | None, requests: int) -> str:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) used so far by one process (the database server)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds (user + system) used so far by the database server: the process, its
+    live children and those it reaped (PostgreSQL serves each connection in a child)."""
+    parents: dict[int, int] = {}
+    spent: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError):
+            fields = stat.read_text().rpartition(")")[2].split()
+            number = int(stat.parent.name)
+            parents[number] = int(fields[1])
+            spent[number] = int(fields[11]) + int(fields[12])  # utime, stime
+            if number == pid:
+                spent[number] += int(fields[13]) + int(fields[14])  # reaped children
+    total = spent.get(pid, 0) + sum(t for p, t in spent.items() if parents.get(p) == pid)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def group_cpu_seconds(groups: list[int]) -> float:
@@ -397,16 +411,13 @@ def metastore(
     tmp: Path, args: argparse.Namespace, stack: contextlib.ExitStack
 ) -> tuple[str, str, int | None]:
     """The metastore URL, an API token and the database server's PID if known:
-    ``--metastore-url`` (and ``--metastore-pid``), or a fresh seeded MariaDB."""
+    ``--metastore-url`` (and ``--metastore-pid``), or a fresh seeded server of ``--db``."""
     if args.metastore_url:
         return args.metastore_url, api_token(args.metastore_url), args.metastore_pid
-    mariadb = MariaDB(
-        tmp / "mariadb", port=free_port(), fsync=False, buffer_pool_size="512M",
-        log_file_size="256M",
-    )  # fmt: skip
-    mariadb.start()
-    stack.callback(mariadb.stop)
-    return mariadb.url, prepare(mariadb.url, args), mariadb.pid
+    server = private_server(args.db, tmp / args.db, large=True)
+    server.start()
+    stack.callback(server.destroy)
+    return server.url, prepare(server.url, args), server.pid
 
 
 def prepare(url: str, args: argparse.Namespace) -> str:
@@ -492,6 +503,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="client threads")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per figure")
     parser.add_argument("--no-kill", dest="kill", action="store_false")
+    parser.add_argument(
+        "--db", choices=KINDS, default="mariadb", help="the private database server to seed"
+    )
     parser.add_argument(
         "--metastore-url", help="use this metastore, seeded by an earlier run, as it is"
     )
