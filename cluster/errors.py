@@ -57,6 +57,10 @@ class TemplateError(TradewindError):
     """A template field could not be rendered."""
 
 
+class FeatureNotSupported(TradewindError):
+    """A DAG file uses an Airflow feature Tradewind does not have yet (named in the message)."""
+
+
 # --- DAG files --------------------------------------------------------------------
 
 

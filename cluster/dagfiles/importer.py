@@ -140,6 +140,19 @@ def _child_main(path: Path, search_path: Path | None, sender: Connection) -> Non
 
 
 def _describe(exc: BaseException, path: Path) -> str:
+    """One line for the user: the error and where in the DAG file it arose."""
     if isinstance(exc, SyntaxError):
         return f"SyntaxError: {exc.msg} ({Path(exc.filename or path).name}, line {exc.lineno})"
-    return f"{type(exc).__name__}: {exc}"
+    line = _line_in(exc, path)
+    where = f" ({path.name}, line {line})" if line is not None else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _line_in(exc: BaseException, path: Path) -> int | None:
+    """The DAG file's last line on ``exc``'s traceback: the statement that failed, or the
+    call into a module (an import, an operator) that failed further down."""
+    found = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == str(path):
+            found = frame.lineno
+    return found

@@ -17,14 +17,13 @@ from cluster.errors import TradewindError as AirflowException
 from cluster.sdk.baseoperator import BaseOperator
 from cluster.sdk.context import RunInfo, get_current_context
 from cluster.sdk.dag import DAG, dag
-
-# last: TaskFlow builds operators from cluster.operators, which need the names above
 from cluster.sdk.decorators import task
 from cluster.sdk.dependencies import EdgeModifier, Label, chain, cross_downstream
 from cluster.sdk.params import Param, ParamsDict
 from cluster.sdk.runtime import BaseHook, Connection, Variable
 from cluster.sdk.taskgroup import TaskGroup, task_group
 from cluster.sdk.trigger_rule import TriggerRule
+from cluster.sdk.unsupported import NOT_YET, unsupported
 from cluster.sdk.weekday import WeekDay
 from cluster.sdk.xcom_arg import XComArg
 
@@ -56,3 +55,10 @@ __all__ = [
     "task",
     "task_group",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Airflow names of features Tradewind lacks fail naming the feature (PEP 562)."""
+    if name in NOT_YET:
+        raise unsupported(name)
+    raise AttributeError(f"module 'cluster.sdk' has no attribute {name!r}")

@@ -48,7 +48,7 @@ def test_list_shows_schedule_and_task_count(ok: Invoke, with_dags: Path) -> None
 def test_import_errors_are_listed(ok: Invoke, with_dags: Path) -> None:
     errors = json.loads(ok("dags", "list-import-errors", "-o", "json").stdout)
     assert [(Path(e["filepath"]).name, e["error"]) for e in errors] == [
-        ("broken.py", "RuntimeError: broken on purpose")
+        ("broken.py", "RuntimeError: broken on purpose (broken.py, line 2)")
     ]
 
 

@@ -64,3 +64,39 @@ def test_error_names_the_line_of_a_definition_error(dags_folder: Path) -> None:
     assert result.error is not None
     assert "dup.py" in result.error
     assert "6" in result.error
+
+
+def test_a_missing_module_names_the_file_and_the_import_line(dags_folder: Path) -> None:
+    path = dags_folder / "needs_a_provider.py"
+    path.write_text("# dag\nimport os\nfrom tradewind_no_such_provider import Hook\n")
+
+    result = import_file(path, timeout=5)
+
+    assert result.error == (
+        "ModuleNotFoundError: No module named 'tradewind_no_such_provider' "
+        "(needs_a_provider.py, line 3)"
+    )
+
+
+def test_an_error_inside_a_helper_module_names_the_dag_file_line_that_called_it(
+    dags_folder: Path,
+) -> None:
+    (dags_folder / "dag_helpers.py").write_text("def build():\n    raise KeyError('missing')\n")
+    path = dags_folder / "uses_helpers.py"
+    path.write_text("# dag\nfrom dag_helpers import build\n\nbuild()\n")
+
+    result = import_file(path, search_path=dags_folder, timeout=5)
+
+    assert result.error == "KeyError: 'missing' (uses_helpers.py, line 4)"
+
+
+def test_an_airflow_feature_tradewind_lacks_is_one_error_naming_it(dags_folder: Path) -> None:
+    path = dags_folder / "producer.py"
+    path.write_text("# dag\nfrom cluster.sdk import DAG, Dataset\n")
+
+    result = import_file(path, timeout=5)
+
+    assert result.error == (
+        "FeatureNotSupported: Dataset belongs to data-aware scheduling (datasets), "
+        "an Airflow feature Tradewind does not support yet (producer.py, line 2)"
+    )

@@ -31,7 +31,7 @@ def test_good_and_broken_files(
     report = processor.process()
     assert report.dags == 1
     assert _active(sessions) == {"one": True}
-    assert _errors(sessions) == {"bad.py": "ValueError: nope"}
+    assert _errors(sessions) == {"bad.py": "ValueError: nope (bad.py, line 2)"}
     with sessions() as session:
         stored = session.get(SerializedDagRow, "one")
         assert stored is not None
