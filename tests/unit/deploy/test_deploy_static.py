@@ -105,15 +105,41 @@ def render(role: str, template: str, variables: dict[str, Any]) -> str:
     return env.get_template(template).render(variables)
 
 
+@pytest.mark.parametrize("engine", ["mariadb", "postgresql"])
 @pytest.mark.parametrize("inventory", sorted(INVENTORIES))
-def test_site_playbook_passes_syntax_check(inventory: str) -> None:
+def test_site_playbook_passes_syntax_check(inventory: str, engine: str) -> None:
     playbook = tool("ansible-playbook", package="ansible-core (pip)")
     done = run(
-        [playbook, "-i", str(INVENTORIES[inventory]), "--syntax-check", "site.yml"],
+        [
+            playbook, "-i", str(INVENTORIES[inventory]), "-e", f"metastore_engine={engine}",
+            "--syntax-check", "site.yml",
+        ],
         cwd=ANSIBLE,
         env=ansible_env(),
-    )
+    )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_metastore_engine_is_one_of_two_and_each_has_its_tasks() -> None:
+    main = yaml.safe_load((ROLES / "metastore" / "tasks" / "main.yml").read_text())
+    assert (
+        main[0]["ansible.builtin.assert"]["that"] == 'metastore_engine in ["mariadb", "postgresql"]'
+    )
+    for engine in ("mariadb", "postgresql"):
+        assert (ROLES / "metastore" / "tasks" / f"{engine}.yml").is_file()
+    group_vars = yaml.safe_load((ANSIBLE / "group_vars" / "all.yml").read_text())
+    assert group_vars["metastore_engine"] == "mariadb"
+
+
+def test_postgresql_config_and_bootstrap_render() -> None:
+    variables = render_vars(
+        "metastore", INVENTORIES["vagrant"], "infra1", metastore_engine="postgresql"
+    )
+    conf = render("metastore", "tradewind.postgresql.conf.j2", variables)
+    assert "port = 5432" in conf and "listen_addresses = '0.0.0.0'" in conf
+    bootstrap = render("metastore", "bootstrap.postgresql.sql.j2", variables)
+    assert 'CREATE DATABASE "tradewind" OWNER "tradewind"' in bootstrap
+    assert "ALTER ROLE \"tradewind\" LOGIN PASSWORD 'changeme1';" in bootstrap
 
 
 def test_playbook_and_roles_are_lint_clean_with_the_production_profile() -> None:
@@ -196,7 +222,14 @@ def test_zookeeper_config_lists_the_ensemble(tmp_path: Path) -> None:
     assert "admin.enableServer=false" in text
 
 
-def test_rendered_tradewind_toml_is_valid_settings(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("engine", "url"),
+    [
+        ("mariadb", "mysql+pymysql://tradewind:changeme1@192.168.56.10:3306/tradewind"),
+        ("postgresql", "postgresql+psycopg://tradewind:changeme1@192.168.56.10:5432/tradewind"),
+    ],
+)
+def test_rendered_tradewind_toml_is_valid_settings(tmp_path: Path, engine: str, url: str) -> None:
     """The common role's tradewind.toml, rendered by Ansible itself, loads as Settings."""
     playbook = tmp_path / "render.yml"
     playbook.write_text(
@@ -233,7 +266,13 @@ def test_rendered_tradewind_toml_is_valid_settings(tmp_path: Path) -> None:
             "-c",
             "local",
             "-e",
-            json.dumps({"ansible_python_interpreter": sys.executable, "playbook_dir": "/x"}),
+            json.dumps(
+                {
+                    "ansible_python_interpreter": sys.executable,
+                    "playbook_dir": "/x",
+                    "metastore_engine": engine,
+                }
+            ),
             str(playbook),
         ],
         env=ansible_env(),
@@ -247,9 +286,7 @@ def test_rendered_tradewind_toml_is_valid_settings(tmp_path: Path) -> None:
         settings = load_settings(env={}, home=home)
         assert settings.core.executor == "celery"
         assert settings.core.hostname == address
-        assert settings.metastore.url == (
-            "mysql+pymysql://tradewind:changeme1@192.168.56.10:3306/tradewind"
-        )
+        assert settings.metastore.url == url
         assert settings.celery.broker_urls == [
             "amqp://tradewind:changeme2@192.168.56.10:5672/tradewind"
         ]
