@@ -1,6 +1,6 @@
 """``tradewind dev-cluster``: the whole HA cluster on this machine, on loopback addresses.
 
-``up`` starts MariaDB, a RabbitMQ cluster, a ZooKeeper ensemble, a scheduler and a
+``up`` starts MariaDB (or PostgreSQL: ``--metastore postgresql``), a RabbitMQ cluster, a ZooKeeper ensemble, a scheduler and a
 webserver per master, a worker per worker node and HAProxy in front, each node on its
 own 127.x address with its own ``tradewind.toml``, and returns while they run on.
 ``status``, ``kill``, ``start``, ``logs`` and ``down`` act on that cluster through the
@@ -26,7 +26,7 @@ from cluster.devcluster.launcher import (
     start_services,
     stop_all,
 )
-from cluster.devcluster.layout import Shape, parse_setting
+from cluster.devcluster.layout import METASTORE_ENGINES, Shape, parse_setting
 from cluster.devcluster.services.process import tail
 from cluster.devcluster.state import ClusterState
 from cluster.devcluster.status import leader, read_members, service_rows
@@ -59,6 +59,13 @@ def devcluster_group() -> None:
 @click.option("--zookeepers", default=3, show_default=True, help="ZooKeeper nodes.")
 @click.option("--rabbitmq", default=3, show_default=True, help="RabbitMQ nodes.")
 @click.option(
+    "--metastore",
+    type=click.Choice(METASTORE_ENGINES),
+    default=METASTORE_ENGINES[0],
+    show_default=True,
+    help="The metastore's database server.",
+)
+@click.option(
     "--dags",
     type=click.Path(file_okay=False, path_type=Path),
     help="Copy the DAG files of this folder into the cluster's DAG folder.",
@@ -78,6 +85,7 @@ def up_command(
     workers: int,
     zookeepers: int,
     rabbitmq: int,
+    metastore: str,
     dags: Path | None,
     settings: tuple[str, ...],
     directory: Path | None,
@@ -87,7 +95,13 @@ def up_command(
     for text in settings:
         section, key, value = parse_setting(text)
         overrides.setdefault(section, {})[key] = value
-    shape = Shape(masters=masters, workers=workers, zookeepers=zookeepers, rabbitmq=rabbitmq)
+    shape = Shape(
+        masters=masters,
+        workers=workers,
+        zookeepers=zookeepers,
+        rabbitmq=rabbitmq,
+        metastore=metastore,
+    )
     root = cluster_dir(app, directory)
     with state_file.locked(root):
         current = bring_up(root, shape, overrides=overrides, dags=dags, say=say)

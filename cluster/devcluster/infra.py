@@ -1,4 +1,4 @@
-"""The infrastructure of a dev cluster: MariaDB, RabbitMQ, ZooKeeper and HAProxy.
+"""The infrastructure of a dev cluster: MariaDB or PostgreSQL, RabbitMQ, ZooKeeper and HAProxy.
 
 They are the private service fixtures of :mod:`cluster.devcluster.services` (the ones
 the tests use), configured from the cluster's topology. ``up`` starts them through the
@@ -24,10 +24,12 @@ from cluster.devcluster.layout import (
     DB_NAME,
     DB_USER,
     Secrets,
+    metastore_engine,
 )
 from cluster.devcluster.pids import identify
 from cluster.devcluster.services.haproxy import HAProxy
 from cluster.devcluster.services.mariadb import MariaDB
+from cluster.devcluster.services.postgres import PostgreSQL
 from cluster.devcluster.services.process import ServiceError, ServiceProcess
 from cluster.devcluster.services.rabbitmq import HOST as BROKER_HOST
 from cluster.devcluster.services.rabbitmq import RabbitMQCluster
@@ -42,18 +44,22 @@ DEFINITIONS = Path(__file__).resolve().parents[2] / "configs" / "rabbitmq" / "de
 class Infrastructure:
     """The fixtures of one dev cluster, built (not started) from its topology."""
 
-    mariadb: MariaDB
+    database: MariaDB | PostgreSQL
     rabbitmq: RabbitMQCluster
     zookeeper: ZooKeeperEnsemble
     topology: Topology
 
+    @property
+    def database_name(self) -> str:
+        return "PostgreSQL" if isinstance(self.database, PostgreSQL) else "MariaDB"
+
     def start_backends(self, say: Callable[[str], None]) -> None:
-        """Start MariaDB, ZooKeeper and RabbitMQ side by side (RabbitMQ takes longest).
+        """Start the database, ZooKeeper and RabbitMQ side by side (RabbitMQ takes longest).
 
         :raises ServiceError: the first failure; every fixture that did start is stopped.
         """
         starts = {
-            "MariaDB": self.mariadb.start,
+            self.database_name: self.database.start,
             "ZooKeeper": self.zookeeper.start,
             "RabbitMQ": self.rabbitmq.start,
         }
@@ -74,19 +80,20 @@ class Infrastructure:
         """Stop every fixture (by PID); for a failed ``up``."""
         self.rabbitmq.stop(timeout=20)
         self.zookeeper.stop()
-        self.mariadb.stop(timeout=20)
+        self.database.stop(timeout=20)
 
     def records(self) -> list[ServiceRecord]:
         """The started services in start order: metastore, ZooKeeper, epmd, brokers."""
         metastore = self.topology.with_role("metastore")[0]
+        database = self.database
         records = [
             _record(
-                f"{metastore.name}/mariadb",
-                self.mariadb.process,
-                address=self.mariadb.host,
-                port=self.mariadb.port,
-                log=self.mariadb.error_log,
-                probe=Probe("tcp", host=self.mariadb.host, port=self.mariadb.port),
+                f"{metastore.name}/{metastore_engine(self.topology)}",
+                database.process,
+                address=database.host,
+                port=database.port,
+                log=database.error_log,
+                probe=Probe("tcp", host=database.host, port=database.port),
             )
         ]
         for number, node in enumerate(self.topology.with_role("zookeeper"), start=1):
@@ -123,13 +130,14 @@ class Infrastructure:
 def build_infrastructure(
     root: Path, topology: Topology, secrets: Secrets, rabbitmq: RabbitMQCluster
 ) -> Infrastructure:
-    """The MariaDB and ZooKeeper fixtures for ``topology``'s nodes, with ``rabbitmq``.
+    """The database and ZooKeeper fixtures for ``topology``'s nodes, with ``rabbitmq``.
 
     The RabbitMQ fixture is built first (by :func:`broker_fixture`): it picks its ports,
     which go into the inventory the topology was read from.
     """
     metastore = topology.with_role("metastore")[0]
-    mariadb = MariaDB(
+    server = PostgreSQL if metastore_engine(topology) == "postgresql" else MariaDB
+    database = server(
         root / "services" / metastore.name,
         host=metastore.address,
         port=int(metastore.vars["tradewind_db_port"]),
@@ -148,7 +156,7 @@ def build_infrastructure(
         for node in topology.with_role("zookeeper")
     ]
     zookeeper = ZooKeeperEnsemble(root / "services" / "zookeeper", addresses)
-    return Infrastructure(mariadb, rabbitmq, zookeeper, topology)
+    return Infrastructure(database, rabbitmq, zookeeper, topology)
 
 
 def broker_fixture(root: Path, nodes: int) -> RabbitMQCluster:

@@ -1,7 +1,7 @@
 """Bring a whole dev cluster up, and start, kill and stop its services by their records.
 
 ``up`` goes in the order a real cluster is stood up: the inventory, the backends
-(MariaDB, ZooKeeper, RabbitMQ, side by side), the schema and the first admin user
+(MariaDB or PostgreSQL, ZooKeeper, RabbitMQ, side by side), the schema and the first admin user
 (``tradewind db migrate`` and ``tradewind users create`` on master1, as an operator
 would), then every master's scheduler and webserver and every worker, and last the
 load balancer in front of the webservers. The state file is written after each step,
@@ -145,7 +145,7 @@ def _start_everything(
 ) -> ClusterState:
     root = Path(current.root)
     infra = build_infrastructure(root, plan.topology, keys, broker)
-    say("Starting MariaDB, ZooKeeper and RabbitMQ")
+    say(f"Starting {infra.database_name}, ZooKeeper and RabbitMQ")
     infra.start_backends(say)
     current = _record(current, infra.records())
     home = Path(current.operator_home)
@@ -230,9 +230,14 @@ def stop_all(current: ClusterState) -> list[str]:
 
 
 def remove_cluster(root: Path) -> None:
-    """Delete a stopped dev cluster's directory (only one holding a state file)."""
+    """Delete a stopped dev cluster's directory (only one holding a state file), and the
+    folders its services keep outside it (PostgreSQL's data when run by root: linked from
+    its service folder as ``postgres-run``)."""
     if not state_file.exists(root):
         raise UsageError(f"{root} holds no dev cluster: not removing it")
+    for link in (root / "services").glob("*/*-run"):
+        if link.is_symlink():
+            shutil.rmtree(link.resolve(), ignore_errors=True)
     shutil.rmtree(root)
 
 

@@ -43,9 +43,12 @@ BROKER_PASSWORD = "tradewind"
 BROKER_VHOST = "tradewind"
 DB_NAME = "tradewind"
 DB_USER = "tradewind"
-#: services per role, in the order a node starts them
+#: the database servers a dev cluster's metastore node can run (``--metastore``), each
+#: also the kind of its service; the first is the default
+METASTORE_ENGINES = ("mariadb", "postgresql")
+#: services per role, in the order a node starts them (the metastore's: its engine)
 ROLE_SERVICES = {
-    "metastore": ("mariadb",),
+    "metastore": METASTORE_ENGINES[:1],
     "broker": ("rabbitmq",),
     "zookeeper": ("zookeeper",),
     "master": ("scheduler", "webserver"),
@@ -64,9 +67,15 @@ class Shape:
     workers: int = 2
     zookeepers: int = 3
     rabbitmq: int = 3
+    #: the metastore's database server, one of :data:`METASTORE_ENGINES`
+    metastore: str = METASTORE_ENGINES[0]
 
     def validate(self) -> None:
-        """:raises UsageError: a count below 1 or above :data:`MAX_NODES`."""
+        """:raises UsageError: a count below 1 or above :data:`MAX_NODES`, or an unknown
+        metastore engine."""
+        if self.metastore not in METASTORE_ENGINES:
+            choices = " or ".join(METASTORE_ENGINES)
+            raise UsageError(f"--metastore {self.metastore}: give {choices}")
         for label, count in (
             ("--masters", self.masters),
             ("--workers", self.workers),
@@ -162,6 +171,7 @@ def dev_inventory(shape: Shape, ports: Ports) -> dict[str, Any]:
                 "tradewind_loadbalancer_port": ports.loadbalancer,
                 "tradewind_loadbalancer_stats_port": ports.loadbalancer_stats,
                 "tradewind_db_port": ports.metastore,
+                "metastore_engine": shape.metastore,
                 "tradewind_log_server_port": ports.log_server,
                 "tradewind_zookeeper_client_port": ports.zookeeper_client,
                 "tradewind_zookeeper_peer_port": ports.zookeeper_peer,
@@ -198,10 +208,12 @@ def plan_cluster(
         if not topology.with_role(role):
             raise UsageError(f"the inventory has no '{role}' node: a dev cluster needs one")
     metastore = topology.with_role("metastore")[0]
-    db_url = (
-        f"mysql+pymysql://{DB_USER}:{quote(secrets.db_password, safe='')}@{metastore.address}:"
-        f"{_port(metastore, 'tradewind_db_port')}/{DB_NAME}?charset=utf8mb4"
-    )
+    account = f"{DB_USER}:{quote(secrets.db_password, safe='')}@{metastore.address}"
+    port = _port(metastore, "tradewind_db_port")
+    if metastore_engine(topology) == "postgresql":
+        db_url = f"postgresql+psycopg://{account}:{port}/{DB_NAME}"
+    else:
+        db_url = f"mysql+pymysql://{account}:{port}/{DB_NAME}?charset=utf8mb4"
     broker_urls = [
         f"amqp://{BROKER_USER}:{BROKER_PASSWORD}@{node.address}:"
         f"{_port(node, 'tradewind_broker_port')}/{BROKER_VHOST}"
@@ -233,12 +245,24 @@ def plan_cluster(
     return dataclasses.replace(plan, settings=settings)
 
 
+def metastore_engine(topology: Topology) -> str:
+    """The metastore node's database server (``metastore_engine``, as in group_vars).
+
+    :raises UsageError: one the dev cluster cannot run.
+    """
+    engine = str(topology.with_role("metastore")[0].vars.get("metastore_engine", "mariadb"))
+    if engine not in METASTORE_ENGINES:
+        raise UsageError(f"metastore_engine {engine!r}: give {' or '.join(METASTORE_ENGINES)}")
+    return engine
+
+
 def services_of(topology: Topology) -> list[ServicePlan]:
     """Every service of the cluster, in start order (by role, then inventory order)."""
     found: list[ServicePlan] = []
     for role in START_ORDER:
+        kinds = (metastore_engine(topology),) if role == "metastore" else ROLE_SERVICES[role]
         for node in topology.with_role(role):
-            for kind in ROLE_SERVICES[role]:
+            for kind in kinds:
                 found.append(ServicePlan(node.name, kind, node.address, _service_port(node, kind)))
     return found
 
@@ -332,6 +356,7 @@ def _port(node: Node, variable: str) -> int:
 def _service_port(node: Node, kind: str) -> int | None:
     variable = {
         "mariadb": "tradewind_db_port",
+        "postgresql": "tradewind_db_port",
         "rabbitmq": "tradewind_broker_port",
         "zookeeper": "tradewind_zookeeper_client_port",
         "webserver": "tradewind_webserver_port",

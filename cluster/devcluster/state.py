@@ -103,7 +103,8 @@ class ClusterState:
         """The services ``target`` names, in start order.
 
         ``target`` is a service (``master1/scheduler``), a node (``master1``: all of its
-        services), or a kind that only one service has (``haproxy``, ``mariadb``).
+        services), or a kind that only one service has (``haproxy``, ``mariadb``,
+        ``postgresql``).
 
         :raises UsageError: nothing or more than one service matches; the message lists
             what would.

@@ -4,7 +4,8 @@
 and HAProxy as detached processes and returns; every later command is a separate
 process that finds them through the state file: ``status`` reads their PIDs and the
 scheduler's role, ``kill`` crashes one, ``start`` brings it back on its old data,
-``logs`` shows its log, ``down`` stops them all and nothing of them is left.
+``logs`` shows its log, ``down`` stops them all and nothing of them is left. The same
+on PostgreSQL (``--metastore postgresql``), whose server is crashed and started again.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ import requests
 from cluster.devcluster.pids import ProcessId, is_running
 from tests.integration.scheduler_harness import REPO
 from tests.waiting import wait_for
-
-pytestmark = pytest.mark.mariadb
 
 UP_TIMEOUT = 600
 CLI_TIMEOUT = 300
@@ -78,6 +77,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
         runner.run("down", "--keep")
 
 
+@pytest.mark.mariadb
 def test_up_status_kill_start_logs_down(cli: Cli) -> None:
     assert "no dev cluster in" in cli.run("status").stderr
 
@@ -156,3 +156,41 @@ def test_up_status_kill_start_logs_down(cli: Cli) -> None:
     assert "Removed" in cli.ok("down")
     assert not any(is_running(p) for p in final.values())
     assert not cli.root.exists()
+
+
+@pytest.mark.postgres
+def test_a_dev_cluster_on_postgresql_survives_a_metastore_crash(cli: Cli) -> None:
+    cli.ok(
+        "up",
+        "--metastore", "postgresql",
+        "--masters", "1", "--workers", "1", "--zookeepers", "1", "--rabbitmq", "1",
+        "--set", "core.load_examples=false",
+        timeout=UP_TIMEOUT,
+    )  # fmt: skip
+    state = cli.state()
+    processes = cli.processes()
+    assert "metastore1/postgresql" in processes and "metastore1/mariadb" not in processes
+    master = tomllib.loads((cli.root / "nodes" / "master1" / "tradewind.toml").read_text())
+    assert master["metastore"]["url"].startswith("postgresql+psycopg://tradewind:")
+    outside = (cli.root / "services" / "metastore1" / "postgres-run").resolve()
+
+    def dags_answer() -> bool:
+        answer = requests.get(
+            f"{state['url']}/api/v1/dags",
+            auth=(state["admin_user"], state["admin_password"]),
+            timeout=30,
+        )
+        return answer.status_code == 200
+
+    assert dags_answer()
+    cli.ok("kill", "postgresql")  # SIGKILL of the server's whole process group: a crash
+    assert not is_running(processes["metastore1/postgresql"])
+    cli.ok("start", "metastore1/postgresql")  # replays its WAL from the same data
+    wait_for(dags_answer, timeout=60, interval=0.5)
+    wait_for(lambda: cli.status()["leader"] == "master1/scheduler", timeout=120, interval=1)
+    assert "database system is ready" in cli.ok("logs", "metastore1/postgresql", "-n", "200")
+
+    final = cli.processes()
+    assert "Removed" in cli.ok("down")
+    assert not any(is_running(p) for p in final.values())
+    assert not cli.root.exists() and not outside.exists()

@@ -89,6 +89,20 @@ def test_the_plan_derives_urls_from_the_topology(tmp_path: Path) -> None:
     assert plan.base_url == f"http://127.0.4.2:{PORTS.loadbalancer}"
 
 
+def test_a_postgresql_metastore_is_a_postgresql_service_and_url(tmp_path: Path) -> None:
+    nodes = topology(Shape(metastore="postgresql"))
+    assert nodes.with_role("metastore")[0].vars["metastore_engine"] == "postgresql"
+    plan = plan_cluster(nodes, SECRETS, root=tmp_path)
+    assert (
+        plan.metastore_url
+        == f"postgresql+psycopg://tradewind:dbpw@127.0.4.1:{PORTS.metastore}/tradewind"
+    )
+    assert plan.services[0].name == "metastore1/postgresql"
+    assert plan.services[0].port == PORTS.metastore
+    for settings in plan.settings.values():
+        assert settings["metastore"]["url"] == plan.metastore_url
+
+
 def test_services_come_up_backends_first_and_the_load_balancer_last(tmp_path: Path) -> None:
     plan = plan_cluster(
         topology(
@@ -169,6 +183,7 @@ def test_the_vagrant_inventory_lacks_the_dev_ports_and_says_which(tmp_path: Path
         (Shape(masters=0), "--masters"),
         (Shape(workers=10), "--workers"),
         (Shape(zookeepers=-1), "--zookeepers"),
+        (Shape(metastore="oracle"), "--metastore"),
     ],
 )
 def test_impossible_shapes_are_one_clear_error(shape: Shape, option: str) -> None:
