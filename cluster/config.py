@@ -44,6 +44,8 @@ class CoreSettings:
     xcom_max_size: int = 1_048_576
     default_timezone: str = "UTC"
     hostname: str = ""
+    #: modules with ``AirflowPlugin`` classes (timetables, macros), relative to home
+    plugins_folder: Path = Path("plugins")
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,21 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class SmtpSettings:
+    """The SMTP server ``send_email`` and ``EmailOperator`` use (Airflow's ``[smtp]``)."""
+
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_starttls: bool = True
+    smtp_ssl: bool = False
+    smtp_user: str = ""
+    smtp_password: str = _secret()
+    smtp_mail_from: str = "airflow@example.com"
+    smtp_timeout: float = 30.0
+    smtp_retry_limit: int = 5
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting of one process, read once at start-up."""
 
@@ -142,6 +159,7 @@ class Settings:
     webserver: WebserverSettings
     logging: LoggingSettings
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
 
     def replace(self, section: str, **values: Any) -> Settings:
         """Return a copy with ``values`` changed in one section (for tests and CLI flags)."""
@@ -158,6 +176,7 @@ SECTIONS: dict[str, type] = {
     "webserver": WebserverSettings,
     "logging": LoggingSettings,
     "metrics": MetricsSettings,
+    "smtp": SmtpSettings,
 }
 
 
@@ -299,6 +318,7 @@ def _apply_home_defaults(section: str, kwargs: dict[str, Any], home: Path) -> No
     """Paths are relative to ``$TRADEWIND_HOME``; the default metastore lives there too."""
     if section == "core":
         kwargs["dags_folder"] = home / kwargs.get("dags_folder", Path("dags"))
+        kwargs["plugins_folder"] = home / kwargs.get("plugins_folder", Path("plugins"))
         if not kwargs.get("hostname"):
             kwargs["hostname"] = os.uname().nodename
     elif section == "logging":

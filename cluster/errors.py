@@ -61,6 +61,14 @@ class FeatureNotSupported(TradewindError):
     """A DAG file uses an Airflow feature Tradewind does not have yet (named in the message)."""
 
 
+class PluginError(TradewindError):
+    """A plugin is invalid (no name) or a plugin timetable cannot be found."""
+
+
+class EmailError(TradewindError):
+    """An email could not be sent (SMTP refused it or could not be reached)."""
+
+
 # --- DAG files --------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.config import Settings, default_home, load_settings
+from cluster.dagfiles.environment import prepare_user_code
 from cluster.metastore import migrate as schema
 from cluster.metastore.audit import record_event
 from cluster.metastore.engine import create_engine_for, make_session_factory, transaction
@@ -41,7 +42,10 @@ class App:
 
     @functools.cached_property
     def settings(self) -> Settings:
-        return load_settings(self._env)
+        """The settings; the process is then also ready for user code (plugins loaded)."""
+        settings = load_settings(self._env)
+        prepare_user_code(settings)
+        return settings
 
     @functools.cached_property
     def engine(self) -> Engine:

@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.config import Settings
+from cluster.dagfiles.environment import prepare_user_code
 from cluster.dagfiles.serialized import SerializedTask
 from cluster.errors import TradewindError
 from cluster.execution import recording
@@ -187,6 +188,7 @@ class PoolRunner:
         self._clock = clock
         self._hostname = settings.core.hostname
         self._fernet = make_fernet(settings.core.fernet_key)
+        prepare_user_code(settings)
 
     def run(
         self,

@@ -8,6 +8,7 @@ code (a test checks it).
 
 from __future__ import annotations
 
+from cluster.errors import PluginError as AirflowPluginException
 from cluster.errors import SensorTimeout as AirflowSensorTimeout
 from cluster.errors import TaskFailedNoRetry as AirflowFailException
 from cluster.errors import TaskRescheduled as AirflowRescheduleException
@@ -19,9 +20,24 @@ from cluster.sdk.context import RunInfo, get_current_context
 from cluster.sdk.dag import DAG, dag
 from cluster.sdk.decorators import task
 from cluster.sdk.dependencies import EdgeModifier, Label, chain, cross_downstream
+from cluster.sdk.email import send_email
 from cluster.sdk.params import Param, ParamsDict
+from cluster.sdk.plugins import AirflowPlugin
 from cluster.sdk.runtime import BaseHook, Connection, Variable
 from cluster.sdk.taskgroup import TaskGroup, task_group
+from cluster.sdk.timetables import (
+    ContinuousTimetable,
+    CronDataIntervalTimetable,
+    CronTriggerTimetable,
+    DagRunInfo,
+    DataInterval,
+    DeltaDataIntervalTimetable,
+    EventsTimetable,
+    NullTimetable,
+    OnceTimetable,
+    TimeRestriction,
+    Timetable,
+)
 from cluster.sdk.trigger_rule import TriggerRule
 from cluster.sdk.unsupported import NOT_YET, unsupported
 from cluster.sdk.weekday import WeekDay
@@ -31,6 +47,8 @@ __all__ = [
     "DAG",
     "AirflowException",
     "AirflowFailException",
+    "AirflowPlugin",
+    "AirflowPluginException",
     "AirflowRescheduleException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
@@ -38,12 +56,23 @@ __all__ = [
     "BaseHook",
     "BaseOperator",
     "Connection",
+    "ContinuousTimetable",
+    "CronDataIntervalTimetable",
+    "CronTriggerTimetable",
+    "DagRunInfo",
+    "DataInterval",
+    "DeltaDataIntervalTimetable",
     "EdgeModifier",
+    "EventsTimetable",
     "Label",
+    "NullTimetable",
+    "OnceTimetable",
     "Param",
     "ParamsDict",
     "RunInfo",
     "TaskGroup",
+    "TimeRestriction",
+    "Timetable",
     "TriggerRule",
     "Variable",
     "WeekDay",
@@ -52,6 +81,7 @@ __all__ = [
     "cross_downstream",
     "dag",
     "get_current_context",
+    "send_email",
     "task",
     "task_group",
 ]

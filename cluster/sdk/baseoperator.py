@@ -19,6 +19,7 @@ from cluster.sdk.dagcontext import DagContext
 from cluster.sdk.definitions import Site, definition_error, user_site, validate_key
 from cluster.sdk.dependencies import DependencyMixin
 from cluster.sdk.params import ParamsDict
+from cluster.sdk.templating import render_value, template_env
 from cluster.sdk.trigger_rule import TriggerRule
 from cluster.sdk.xcom_arg import XComArg, iter_xcom_args
 
@@ -380,6 +381,22 @@ class BaseOperator(DependencyMixin):
     def post_execute(self, context: dict[str, Any], result: Any = None) -> None:
         if self._post_execute_hook is not None:
             self._post_execute_hook(context, result)
+
+    def get_template_env(self) -> Any:
+        """The Jinja environment this task's fields are rendered with (the DAG's)."""
+        return template_env(self.dag)
+
+    def render_template(
+        self,
+        content: Any,
+        context: Any,
+        jinja_env: Any = None,
+        seen_oids: set[int] | None = None,
+    ) -> Any:
+        """Render ``content`` like a template field (Airflow's signature): a string, or
+        the strings inside lists, tuples, sets and dict values, recursively."""
+        env = jinja_env if jinja_env is not None else self.get_template_env()
+        return render_value(content, context, env, tuple(self.template_ext), seen_oids)
 
     def on_kill(self) -> None:
         """Called by the runner when the task is killed (timeout, external stop).

@@ -11,6 +11,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from cluster.sdk.plugins import plugin_macros
+
 
 def ds_add(ds: str, days: int) -> str:
     """Add (or subtract) days from a ``YYYY-MM-DD`` string: ``ds_add('2015-01-01', 5)``."""
@@ -32,7 +34,8 @@ def datetime_diff_for_humans(dt: _dt.datetime, since: _dt.datetime | None = None
 
 
 def build_macros(extra: dict[str, Any] | None = None) -> types.SimpleNamespace:
-    """A fresh ``macros`` namespace (user macros are added by the DAG's environment)."""
+    """A fresh ``macros`` namespace: Airflow's, each plugin's as ``macros.<plugin name>``,
+    and ``extra`` (user macros are also added by the DAG's environment)."""
     namespace = types.SimpleNamespace(
         ds_add=ds_add,
         ds_format=ds_format,
@@ -44,6 +47,8 @@ def build_macros(extra: dict[str, Any] | None = None) -> types.SimpleNamespace:
         json=json,
         datetime_diff_for_humans=datetime_diff_for_humans,
     )
+    for name, functions in plugin_macros().items():
+        setattr(namespace, name, functions)
     for key, value in (extra or {}).items():
         setattr(namespace, key, value)
     return namespace

@@ -20,6 +20,7 @@ from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from cluster.config import Settings, load_settings, require_secret
+from cluster.dagfiles.environment import prepare_user_code
 from cluster.metastore.engine import create_engine_for, make_session_factory
 from cluster.metrics.webserver import install_metrics
 from cluster.web import auth, health
@@ -61,6 +62,7 @@ def create_app(
     :raises ConfigError: when ``webserver.secret_key`` is empty.
     """
     settings = settings or load_settings()
+    prepare_user_code(settings)  # a plugin timetable's manual runs are inferred here
     app = Flask(__name__)
     app.secret_key = require_secret(settings, "webserver.secret_key")
     root_path = urlsplit(settings.webserver.base_url).path.rstrip("/")
