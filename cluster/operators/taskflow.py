@@ -6,7 +6,16 @@ from collections.abc import Callable
 from typing import Any
 
 from cluster.operators.bash import BashOperator
-from cluster.operators.python import PythonOperator, determine_kwargs, do_branch, do_short_circuit
+from cluster.operators.python import (
+    BranchExternalPythonOperator,
+    BranchPythonVirtualenvOperator,
+    ExternalPythonOperator,
+    PythonOperator,
+    PythonVirtualenvOperator,
+    determine_kwargs,
+    do_branch,
+    do_short_circuit,
+)
 from cluster.sdk.decorators import push_multiple_outputs
 from cluster.sdk.templating import render_template
 
@@ -65,3 +74,25 @@ class BashDecoratedOperator(BashOperator):
             )
         self.bash_command = render_template(self, command, context)
         return super().execute(context)
+
+
+class PythonVirtualenvDecoratedOperator(PythonVirtualenvOperator):
+    custom_operator_name = "@task.virtualenv"
+
+    def execute(self, context: dict[str, Any]) -> Any:
+        return push_multiple_outputs(self, context, super().execute(context))
+
+
+class ExternalPythonDecoratedOperator(ExternalPythonOperator):
+    custom_operator_name = "@task.external_python"
+
+    def execute(self, context: dict[str, Any]) -> Any:
+        return push_multiple_outputs(self, context, super().execute(context))
+
+
+class BranchPythonVirtualenvDecoratedOperator(BranchPythonVirtualenvOperator):
+    custom_operator_name = "@task.branch_virtualenv"
+
+
+class BranchExternalPythonDecoratedOperator(BranchExternalPythonOperator):
+    custom_operator_name = "@task.branch_external_python"

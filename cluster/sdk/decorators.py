@@ -32,6 +32,13 @@ FLAVOURS: dict[str, tuple[str, str]] = {
     "short_circuit": ("cluster.operators.taskflow", "ShortCircuitDecoratedOperator"),
     "bash": ("cluster.operators.taskflow", "BashDecoratedOperator"),
     "sensor": ("cluster.sensors.python", "DecoratedSensorOperator"),
+    "virtualenv": ("cluster.operators.taskflow", "PythonVirtualenvDecoratedOperator"),
+    "external_python": ("cluster.operators.taskflow", "ExternalPythonDecoratedOperator"),
+    "branch_virtualenv": ("cluster.operators.taskflow", "BranchPythonVirtualenvDecoratedOperator"),
+    "branch_external_python": (
+        "cluster.operators.taskflow",
+        "BranchExternalPythonDecoratedOperator",
+    ),
 }
 
 #: context keys a TaskFlow function may name without the caller passing them
@@ -215,6 +222,21 @@ class _TaskFactory:
 
     def sensor(self, python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
         return _decorator("sensor", python_callable, False, kwargs)
+
+    def __getattr__(self, flavour: str) -> Any:
+        """``@task.virtualenv``, ``@task.external_python``, ``@task.branch_virtualenv``,
+        ``@task.branch_external_python``: any other flavour named in :data:`FLAVOURS`."""
+        if flavour.startswith("_") or flavour not in FLAVOURS:
+            raise AttributeError(f"task decorator {flavour!r} not found")
+
+        def decorator(
+            python_callable: Callable[..., Any] | None = None,
+            multiple_outputs: bool | None = None,
+            **kwargs: Any,
+        ) -> Any:
+            return _decorator(flavour, python_callable, multiple_outputs, kwargs)
+
+        return decorator
 
 
 task = _TaskFactory()
