@@ -161,7 +161,7 @@ def test_only_plain_functions_and_existing_interpreters(venvs: Path) -> None:
         external = ExternalPythonOperator(
             task_id="x", python="/no/such/python", python_callable=fails
         )
-    with pytest.raises(TradewindError, match="no interpreter python2.1"):
+    with pytest.raises(TradewindError, match=r"no interpreter python2\.1"):
         run(missing)
     with pytest.raises(TradewindError, match="must exists"):
         run(external)
