@@ -30,7 +30,8 @@ from cluster.metastore.models import (
     XCom,
 )
 from cluster.metastore.transitions import TaskKey, set_dag_run_state, set_task_states
-from cluster.policy.graph import ancestors, descendants
+from cluster.policy.graph import descendants
+from cluster.policy.setup_teardown import with_setup_teardowns_upstream, with_setups_and_teardowns
 from cluster.sdk.params import validate_params
 from cluster.sdk.timetables import TimeRestriction, timetable_from_dict
 from cluster.states import FINISHED, DagRunState, TaskState
@@ -211,7 +212,14 @@ def select_task_ids(
     upstream: bool = False,
     downstream: bool = False,
 ) -> set[str]:
-    """The tasks a clear or mark applies to, with their relatives when asked."""
+    """The tasks a clear or mark applies to, with their relatives when asked.
+
+    Setups and teardowns come along as in Airflow's ``DAG.partial_subset``: a work task
+    brings the setups it needs and their teardowns (so a cleared task has its
+    resource again, and it is removed again), a setup brings its teardowns; with
+    ``upstream``, each upstream setup brings its teardowns; with ``downstream``, each
+    downstream work task brings the setups and teardowns it needs.
+    """
     chosen = set(dag.tasks)
     if task_ids is not None:
         chosen = set(task_ids)
@@ -227,9 +235,11 @@ def select_task_ids(
     related: set[str] = set()
     for task_id in chosen:
         if upstream:
-            related |= ancestors(dag, task_id)
+            related |= with_setup_teardowns_upstream(dag, task_id)
+        related |= with_setups_and_teardowns(dag, [task_id])
         if downstream:
-            related |= descendants(dag, task_id)
+            below = descendants(dag, task_id)
+            related |= with_setups_and_teardowns(dag, below - chosen) | below
     return chosen | related
 
 

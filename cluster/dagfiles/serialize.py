@@ -70,6 +70,9 @@ def serialize_task(task: BaseOperator) -> SerializedTask:
         owner=task.owner,
         has_callbacks=task.has_callbacks,
         extra=_task_extra(task),
+        is_setup=task.is_setup,
+        is_teardown=task.is_teardown,
+        on_failure_fail_dagrun=task.on_failure_fail_dagrun,
     )
 
 

@@ -51,6 +51,12 @@ class SerializedTask:
     has_callbacks: bool = False
     #: display extras: ui colours, TaskFlow/bash flavour, ...
     extra: dict[str, Any] = field(default_factory=dict)
+    #: a setup task: work downstream of it waits for it (see :mod:`cluster.policy.setup_teardown`)
+    is_setup: bool = False
+    #: a teardown task: runs after its work even when it failed; ignored for the run's state
+    is_teardown: bool = False
+    #: a teardown whose failure does fail the run
+    on_failure_fail_dagrun: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,12 +140,21 @@ class SerializedDag:
 
 _TUPLE_FIELDS = ("upstream_task_ids", "downstream_task_ids", "template_fields")
 _TASK_FIELDS = fields(SerializedTask)
+#: written only when set, so DAGs without these features keep the fingerprints they had
+_OPTIONAL: dict[str, Any] = {
+    "is_setup": False,
+    "is_teardown": False,
+    "on_failure_fail_dagrun": False,
+}
 
 
 def _task_to_dict(task: SerializedTask) -> dict[str, Any]:
     data = {f.name: getattr(task, f.name) for f in _TASK_FIELDS}
     for key in _TUPLE_FIELDS:
         data[key] = list(data[key])
+    for key, default in _OPTIONAL.items():
+        if data[key] == default:
+            del data[key]
     return data
 
 

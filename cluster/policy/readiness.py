@@ -17,7 +17,18 @@ from datetime import datetime
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask
 from cluster.policy.changes import StateChange
 from cluster.policy.graph import topological_order
-from cluster.policy.trigger_rules import UpstreamCounts, Verdict, evaluate_trigger_rule
+from cluster.policy.setup_teardown import (
+    StatesOf,
+    all_done_setup_success,
+    direct_setup_counts,
+    with_indirect_setups,
+)
+from cluster.policy.trigger_rules import (
+    SETUP_RULE,
+    UpstreamCounts,
+    Verdict,
+    evaluate_trigger_rule,
+)
 from cluster.states import FINISHED, TaskState
 
 #: states in which an instance is waiting for the scheduler to let it run
@@ -69,7 +80,7 @@ def decide_task_states(
         if instance is None or instance.state not in WAITING:
             continue
         task = dag.tasks[task_id]
-        change = _decide_one(task, instance, states, now=now, previous_states=previous_states)
+        change = _decide_one(dag, task, instance, states, now=now, previous_states=previous_states)
         if change is None:
             continue
         changes.append(change)
@@ -77,7 +88,21 @@ def decide_task_states(
     return changes
 
 
+def _verdict(
+    dag: SerializedDag, task: SerializedTask, counts: UpstreamCounts, states_of: StatesOf
+) -> Verdict:
+    """The task's trigger rule over its direct upstream tasks, then the setups it needs
+    but does not follow directly (:mod:`.setup_teardown`)."""
+    if task.trigger_rule == SETUP_RULE:
+        setups = direct_setup_counts(dag, task.task_id, states_of)
+        verdict = all_done_setup_success(counts, setups) if counts.total else Verdict.RUN
+    else:
+        verdict = evaluate_trigger_rule(task.trigger_rule, counts)
+    return with_indirect_setups(dag, task.task_id, verdict, states_of)
+
+
 def _decide_one(
+    dag: SerializedDag,
     task: SerializedTask,
     instance: InstanceSnapshot,
     states: Mapping[str, TaskState | None],
@@ -86,7 +111,7 @@ def _decide_one(
     previous_states: Mapping[str, TaskState] | None,
 ) -> StateChange | None:
     counts = UpstreamCounts.of(states.get(u) for u in task.upstream_task_ids)
-    verdict = evaluate_trigger_rule(task.trigger_rule, counts)
+    verdict = _verdict(dag, task, counts, lambda t: (states.get(t),))
     past_met = _past_met(task, previous_states)
     if verdict is Verdict.WAIT:
         return None

@@ -163,6 +163,9 @@ RULES: dict[str, _Rule] = {
     "always": _always,
 }
 
+#: a teardown's rule, which also looks at which upstream tasks are setups
+SETUP_RULE = "all_done_setup_success"
+
 #: names Airflow still accepts for two of the rules
 ALIASES: dict[str, str] = {
     "none_failed_or_skipped": "none_failed_min_one_success",
@@ -174,12 +177,16 @@ def evaluate_trigger_rule(rule: str, counts: UpstreamCounts) -> Verdict:
     """The verdict of ``rule`` for an instance with these upstream ``counts``.
 
     An instance with no upstream task always runs, whatever its rule (Airflow skips
-    the trigger-rule check for it).
+    the trigger-rule check for it). ``all_done_setup_success`` also needs the counts
+    of the upstream setups: :func:`cluster.policy.setup_teardown.all_done_setup_success`;
+    here, without them, it is ``all_done``.
 
     :raises DagDefinitionError: for a rule Airflow does not know.
     """
     if counts.total == 0:
         return R.RUN
+    if rule == SETUP_RULE:
+        return _all_done(counts)
     try:
         evaluate = RULES[ALIASES.get(rule, rule)]
     except KeyError:

@@ -18,7 +18,7 @@ from cluster.errors import TradewindError as AirflowException
 from cluster.sdk.baseoperator import BaseOperator
 from cluster.sdk.context import RunInfo, get_current_context
 from cluster.sdk.dag import DAG, dag
-from cluster.sdk.decorators import task
+from cluster.sdk.decorators import setup, task, teardown
 from cluster.sdk.dependencies import EdgeModifier, Label, chain, cross_downstream
 from cluster.sdk.email import send_email
 from cluster.sdk.params import Param, ParamsDict
@@ -82,8 +82,10 @@ __all__ = [
     "dag",
     "get_current_context",
     "send_email",
+    "setup",
     "task",
     "task_group",
+    "teardown",
 ]
 
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from cluster.sdk.dagcontext import DagContext
 from cluster.sdk.definitions import Site, definition_error, user_site, validate_key
-from cluster.sdk.dependencies import DependencyMixin
 from cluster.sdk.params import ParamsDict
+from cluster.sdk.setup_teardown import ScopeStack, SetupTeardownMixin
 from cluster.sdk.templating import render_value, template_env
 from cluster.sdk.trigger_rule import TriggerRule
 from cluster.sdk.xcom_arg import XComArg, iter_xcom_args
@@ -86,7 +86,7 @@ def _as_timedelta(value: timedelta | float | int | None) -> timedelta | None:
     return timedelta(seconds=float(value))
 
 
-class BaseOperator(DependencyMixin):
+class BaseOperator(SetupTeardownMixin):
     """A task: identity, scheduling knobs, templated fields and :meth:`execute`.
 
     :raises DagDefinitionError: on an unknown trigger rule or weight rule, a duplicate
@@ -215,6 +215,9 @@ class BaseOperator(DependencyMixin):
         self.doc_rst = doc_rst
         self.task_display_name = task_display_name
         self.logger_name = logger_name
+        self._is_setup = False
+        self._is_teardown = False
+        self._on_failure_fail_dagrun = False
         self._place(task_id, dag, task_group)
 
     def _check_arguments(
@@ -255,6 +258,7 @@ class BaseOperator(DependencyMixin):
             group.add(self)
         if dag is not None:
             self.dag = dag
+        ScopeStack.record(self)
 
     # --- identity and graph ---------------------------------------------------------
 
@@ -366,6 +370,54 @@ class BaseOperator(DependencyMixin):
             self.on_skipped_callback,
         )
         return any(cb is not None for cb in callbacks)
+
+    # --- setup and teardown (see cluster.sdk.setup_teardown) --------------------------
+
+    def setup_teardown_operators(self) -> list[BaseOperator]:
+        return [self]
+
+    @property
+    def is_setup(self) -> bool:
+        """Whether this task sets up a resource that its teardowns remove."""
+        return self._is_setup
+
+    @is_setup.setter
+    def is_setup(self, value: bool) -> None:
+        if value and self._is_teardown:
+            raise definition_error(
+                f"Cannot mark task '{self.task_id}' as setup; task is already a teardown.",
+                self._site,
+            )
+        self._is_setup = bool(value)
+
+    @property
+    def is_teardown(self) -> bool:
+        """Whether this task removes what its setups created (it runs after failed work)."""
+        return self._is_teardown
+
+    @is_teardown.setter
+    def is_teardown(self, value: bool) -> None:
+        if value and self._is_setup:
+            raise definition_error(
+                f"Cannot mark task '{self.task_id}' as teardown; task is already a setup.",
+                self._site,
+            )
+        self._is_teardown = bool(value)
+
+    @property
+    def on_failure_fail_dagrun(self) -> bool:
+        """Whether this teardown's failure fails the run (by default it does not)."""
+        return self._on_failure_fail_dagrun
+
+    @on_failure_fail_dagrun.setter
+    def on_failure_fail_dagrun(self, value: bool) -> None:
+        if value and not self._is_teardown:
+            raise definition_error(
+                f"Cannot set task on_failure_fail_dagrun for '{self.task_id}' "
+                "because it is not a teardown task.",
+                self._site,
+            )
+        self._on_failure_fail_dagrun = bool(value)
 
     # --- execution --------------------------------------------------------------------
 

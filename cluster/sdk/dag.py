@@ -21,6 +21,7 @@ from cluster.sdk.dagcontext import DagContext
 from cluster.sdk.dates import normalize_datetime, normalize_timezone, timezone_name
 from cluster.sdk.definitions import Site, definition_error, user_site, validate_key
 from cluster.sdk.params import NOTSET, ParamsDict
+from cluster.sdk.setup_teardown import check_setup_downstream
 from cluster.sdk.taskgroup import TaskGroup
 
 if TYPE_CHECKING:
@@ -264,6 +265,7 @@ class DAG:
         :raises DagDefinitionError: with the DAG file and line.
         """
         self.check_cycle()
+        check_setup_downstream(self.tasks)
         for task in self.tasks:
             try:
                 self.params.merged(task.params).validate_defaults()

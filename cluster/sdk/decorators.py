@@ -23,6 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 from cluster.sdk.dagcontext import DagContext
+from cluster.sdk.definitions import definition_error
+from cluster.sdk.trigger_rule import TriggerRule
 from cluster.sdk.xcom_arg import XComArg
 
 #: ``@task.<flavour>`` → ``(module, operator class)``, resolved on first use
@@ -118,7 +120,15 @@ def _check_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str,
 
 
 class TaskDecorator:
-    """A decorated function: call it to add a task, ``.override(...)`` to change options."""
+    """A decorated function: call it to add a task, ``.override(...)`` to change options.
+
+    ``@setup`` and ``@teardown`` set :attr:`is_setup` / :attr:`is_teardown` on it, and
+    every task it makes is marked so.
+    """
+
+    is_setup: bool = False
+    is_teardown: bool = False
+    on_failure_fail_dagrun: bool = False
 
     def __init__(
         self,
@@ -141,6 +151,11 @@ class TaskDecorator:
         task_id = unique_task_id(options.pop("task_id", None) or self.function.__name__)
         if self.function.__doc__ and not options.get("doc_md"):
             options["doc_md"] = inspect.cleandoc(self.function.__doc__)
+        if self.is_teardown:
+            if "trigger_rule" in options:
+                raise definition_error("Trigger rule not configurable for teardown tasks.")
+            options["trigger_rule"] = TriggerRule.ALL_DONE_SETUP_SUCCESS
+        fail_dagrun = options.pop("on_failure_fail_dagrun", self.on_failure_fail_dagrun)
         operator = self.operator_class(
             task_id=task_id,
             python_callable=self.function,
@@ -149,11 +164,20 @@ class TaskDecorator:
             multiple_outputs=self.multiple_outputs,
             **options,
         )
+        operator.is_setup = self.is_setup
+        operator.is_teardown = self.is_teardown
+        operator.on_failure_fail_dagrun = fail_dagrun
         return XComArg(operator)
 
     def override(self, **kwargs: Any) -> TaskDecorator:
         outputs = kwargs.pop("multiple_outputs", self.multiple_outputs)
-        return TaskDecorator(self.function, self.operator_class, outputs, {**self.kwargs, **kwargs})
+        result = TaskDecorator(
+            self.function, self.operator_class, outputs, {**self.kwargs, **kwargs}
+        )
+        result.is_setup = self.is_setup
+        result.is_teardown = self.is_teardown
+        result.on_failure_fail_dagrun = self.on_failure_fail_dagrun
+        return result
 
     def expand(self, **kwargs: Any) -> Any:
         raise NotImplementedError("dynamic task mapping (expand) is not supported by Tradewind")
@@ -241,4 +265,40 @@ class _TaskFactory:
 
 task = _TaskFactory()
 
-__all__ = ["TaskDecorator", "task", "unique_task_id"]
+
+def _as_task_decorator(func: Any, marker: str) -> TaskDecorator:
+    """``@setup`` / ``@teardown`` over a plain function make it a ``@task`` first.
+
+    :raises DagDefinitionError: for a task group function, as in Airflow.
+    """
+    if isinstance(func, TaskDecorator):
+        return func
+    if inspect.isfunction(func) and not getattr(func, "is_task_group", False):
+        decorated: TaskDecorator = task.python(func)
+        return decorated
+    raise definition_error(f"@{marker} applies to a function or a @task, not {func!r}")
+
+
+def setup(func: Callable[..., Any]) -> TaskDecorator:
+    """Airflow's ``@setup``: the decorated task sets up a resource (``as_setup``)."""
+    decorated = _as_task_decorator(func, "setup")
+    decorated.is_setup = True
+    return decorated
+
+
+def teardown(
+    func: Callable[..., Any] | None = None, *, on_failure_fail_dagrun: bool = False
+) -> Any:
+    """Airflow's ``@teardown`` / ``@teardown(on_failure_fail_dagrun=True)``: the decorated
+    task removes a resource; it runs with trigger rule ``all_done_setup_success``."""
+
+    def mark(fn: Callable[..., Any]) -> TaskDecorator:
+        decorated = _as_task_decorator(fn, "teardown")
+        decorated.is_teardown = True
+        decorated.on_failure_fail_dagrun = on_failure_fail_dagrun
+        return decorated
+
+    return mark(func) if func is not None else mark
+
+
+__all__ = ["TaskDecorator", "setup", "task", "teardown", "unique_task_id"]

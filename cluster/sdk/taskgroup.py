@@ -135,10 +135,22 @@ class TaskGroup(DependencyMixin):
 
     @property
     def leaves(self) -> list[BaseOperator]:
-        """Tasks with no downstream inside the group: what ``group >> x`` links from."""
+        """Tasks with no downstream inside the group: what ``group >> x`` links from.
+
+        A teardown at the end of the group is looked through, as in Airflow: ``group >>
+        x`` waits for the work before the teardown, not for the clean-up.
+        """
         tasks = self.iter_tasks()
         ids = {t.task_id for t in tasks}
-        return [t for t in tasks if not (t.downstream_task_ids & ids)]
+        found: dict[str, BaseOperator] = {}
+        for task in tasks:
+            if task.downstream_task_ids & ids:
+                continue
+            if not task.is_teardown:
+                found[task.task_id] = task
+            else:
+                found.update((t.task_id, t) for t in _work_before_teardown(task, ids))
+        return list(found.values())
 
     def __enter__(self) -> TaskGroup:
         DagContext.push_group(self)
@@ -146,6 +158,26 @@ class TaskGroup(DependencyMixin):
 
     def __exit__(self, *exc: object) -> None:
         DagContext.pop_group()
+
+
+def _work_before_teardown(teardown: BaseOperator, ids: set[str]) -> list[BaseOperator]:
+    """The last work tasks of a group before its ``teardown`` (Airflow's ``get_leaves``):
+    through chained teardowns, never through the setup-to-teardown edge, and only tasks
+    whose other downstream tasks in the group are all teardowns."""
+    found: list[BaseOperator] = []
+    for upstream in teardown.upstream_list:
+        if upstream.task_id not in ids:
+            continue
+        if upstream.is_teardown:
+            found.extend(_work_before_teardown(upstream, ids))
+        elif upstream.is_setup:
+            continue
+        elif not any(
+            d.task_id in ids and d.task_id != teardown.task_id and not d.is_teardown
+            for d in upstream.downstream_list
+        ):
+            found.append(upstream)
+    return found
 
 
 def task_group(python_callable: Callable[..., Any] | None = None, **tg_kwargs: Any) -> Any:
@@ -166,6 +198,7 @@ def task_group(python_callable: Callable[..., Any] | None = None, **tg_kwargs: A
                 result = fn(*args, **kwargs)
             return result if result is not None else group
 
+        build.is_task_group = True  # type: ignore[attr-defined]
         return build
 
     if python_callable is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from cluster.sdk.dependencies import DependencyMixin
+from cluster.sdk.setup_teardown import SetupTeardownMixin
 
 if TYPE_CHECKING:
     from cluster.sdk.baseoperator import BaseOperator
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 XCOM_RETURN_KEY = "return_value"
 
 
-class XComArg(DependencyMixin):
+class XComArg(SetupTeardownMixin):
     """The XCom ``key`` of ``operator``; ``arg["k"]`` selects one of multiple outputs."""
 
     def __init__(self, operator: BaseOperator, key: str = XCOM_RETURN_KEY) -> None:
@@ -48,6 +48,33 @@ class XComArg(DependencyMixin):
     @property
     def leaves(self) -> list[BaseOperator]:
         return [self.operator]
+
+    def setup_teardown_operators(self) -> list[BaseOperator]:
+        return [self.operator]
+
+    @property
+    def is_setup(self) -> bool:
+        return self.operator.is_setup
+
+    @is_setup.setter
+    def is_setup(self, value: bool) -> None:
+        self.operator.is_setup = value
+
+    @property
+    def is_teardown(self) -> bool:
+        return self.operator.is_teardown
+
+    @is_teardown.setter
+    def is_teardown(self, value: bool) -> None:
+        self.operator.is_teardown = value
+
+    @property
+    def on_failure_fail_dagrun(self) -> bool:
+        return self.operator.on_failure_fail_dagrun
+
+    @on_failure_fail_dagrun.setter
+    def on_failure_fail_dagrun(self, value: bool) -> None:
+        self.operator.on_failure_fail_dagrun = value
 
     def resolve(self, context: Mapping[str, Any]) -> Any:
         """Pull the value from the running task instance in ``context``."""
