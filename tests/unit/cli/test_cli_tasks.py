@@ -118,3 +118,58 @@ def test_bad_input_is_one_line(
     result = main(*args)
     assert result.is_one_line_error, result
     assert message in result.err
+
+
+SETUP_TEARDOWN_FILE = """
+from datetime import datetime
+from cluster.operators.empty import EmptyOperator
+from cluster.sdk import DAG
+
+with DAG("cli_resources", schedule=None, start_date=datetime(2024, 1, 1)):
+    create = EmptyOperator(task_id="create").as_setup()
+    with EmptyOperator(task_id="delete").as_teardown(setups=create):
+        EmptyOperator(task_id="work") >> EmptyOperator(task_id="report")
+    EmptyOperator(task_id="unrelated")
+"""
+
+
+def test_clearing_work_clears_its_setup_and_teardown(
+    cli_env: dict[str, str], ok: Invoke, migrated: None, metastore: SessionFactory
+) -> None:
+    folder = Path(cli_env["TRADEWIND_HOME"]) / "dags"
+    folder.mkdir(exist_ok=True)
+    (folder / "resources.py").write_text(SETUP_TEARDOWN_FILE)
+    cli_env["TRADEWIND__CORE__LOAD_EXAMPLES"] = "false"
+    ok("dags", "reserialize")
+    ok("dags", "trigger", "cli_resources", "-r", "r1")
+    now = datetime.now(UTC)
+    tasks = ["create", "work", "report", "delete", "unrelated"]
+    with metastore.begin() as session:
+        session.execute(
+            insert(TaskInstance),
+            [
+                {
+                    "dag_id": "cli_resources",
+                    "run_id": "r1",
+                    "task_id": task_id,
+                    "state": "success",
+                    "try_number": 1,
+                    "start_date": now,
+                    "end_date": now,
+                }
+                for task_id in tasks
+            ],
+        )
+
+    output = ok("tasks", "clear", "cli_resources", "-t", "^report$", "--yes").stdout
+
+    assert "Cleared 3 task instances" in output
+    with metastore() as session:
+        states = dict(session.execute(select(TaskInstance.task_id, TaskInstance.state)).all())
+    assert states == {
+        "create": "none",
+        "work": "success",
+        "report": "none",
+        "delete": "none",
+        "unrelated": "success",
+    }

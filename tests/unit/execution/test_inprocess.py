@@ -115,3 +115,42 @@ def test_a_missing_required_param_is_one_error_before_anything_runs(tmp_path: Pa
         run_dag_test(dag, logical_date=LOGICAL)
 
     assert list(tmp_path.glob("try*")) == []
+
+
+SETUP_TEARDOWN_FILE = """
+from datetime import datetime
+from pathlib import Path
+from cluster.sdk import DAG, setup, task, teardown
+
+@setup
+def create():
+    return "resource-1"
+
+@teardown
+def delete(resource):
+    Path("@SIDE_EFFECTS@", "deleted").write_text(resource)
+
+@task
+def work(resource):
+    raise ValueError("work fails")
+
+with DAG("resources", schedule=None, start_date=datetime(2024, 1, 1)):
+    made = create()
+    with delete(made):
+        work(made)
+"""
+
+
+def test_a_teardown_runs_after_failed_work_and_the_work_fails_the_run(tmp_path: Path) -> None:
+    path = write_dag(tmp_path / "resources.py", SETUP_TEARDOWN_FILE, side_effects=tmp_path)
+    (dag,) = dags_in_module(load_module(path))
+
+    outcome, results = run_dag_test(dag, logical_date=LOGICAL)
+
+    assert outcome is DagRunState.FAILED
+    assert {t: r.state for t, r in results.items()} == {
+        "create": TaskState.SUCCESS,
+        "work": TaskState.FAILED,
+        "delete": TaskState.SUCCESS,
+    }
+    assert (tmp_path / "deleted").read_text() == "resource-1"
