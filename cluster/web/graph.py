@@ -47,6 +47,8 @@ GROUP_PAD = 8.0
 MAX_GROUP_DEPTH = 3
 LABEL_CHAR_WIDTH = 6.0
 LABEL_HEIGHT = 14.0
+#: what a setup's and a teardown's box show before the name (Airflow's arrow icons)
+ROLE_MARKS = {"setup": "↑ ", "teardown": "↓ "}
 #: longest edge label shown in full; longer ones are cut (the tooltip has them whole)
 MAX_LABEL = 40
 
@@ -66,6 +68,8 @@ class NodeBox:
     height: float
     #: the text in the box: the task's name inside its innermost group
     label: str = ""
+    #: ``"setup"``, ``"teardown"`` or ``""``: marked with an arrow up or down, as in Airflow
+    role: str = ""
 
 
 @dataclass(frozen=True)
@@ -261,9 +265,10 @@ def layout_dag(dag: SerializedDag) -> Layout:
                 centres[node] = (x + width / 2, y + WAYPOINT_HEIGHT / 2)
             else:
                 own = box_width(names[node])
-                nodes[node] = NodeBox(
-                    node, layer, x + (width - own) / 2, y, own, NODE_HEIGHT, names[node]
-                )
+                task = dag.tasks[node]
+                role = "setup" if task.is_setup else "teardown" if task.is_teardown else ""
+                left = x + (width - own) / 2
+                nodes[node] = NodeBox(node, layer, left, y, own, NODE_HEIGHT, names[node], role)
         groups.extend(_group_boxes(layer, column, nodes, paths, seen_groups))
         x += width + gaps[layer]
     edges = [
@@ -431,8 +436,10 @@ def render_svg(
     ]
     out.extend(_svg_group(group) for group in layout.groups)
     for edge in layout.edges:
+        scope = (layout.nodes[edge.source].role, layout.nodes[edge.target].role)
+        kind = "edge setup-teardown" if scope == ("setup", "teardown") else "edge"
         out.append(
-            f'<path class="edge" data-source="{escape(edge.source)}" '
+            f'<path class="{kind}" data-source="{escape(edge.source)}" '
             f'data-target="{escape(edge.target)}" d="{_path_data(edge.points)}" '
             'marker-end="url(#arrow)"/>'
         )
@@ -476,9 +483,10 @@ def _svg_edge_label(edge: EdgePath) -> str:
 
 
 def _svg_node(node: NodeBox, state: str) -> str:
-    label = node.label or node.task_id
+    label = ROLE_MARKS.get(node.role, "") + (node.label or node.task_id)
+    kind = f"node state-{escape(state)}" + (f" {node.role}" if node.role else "")
     return (
-        f'<g class="node state-{escape(state)}" data-task-id="{escape(node.task_id)}" '
+        f'<g class="{kind}" data-task-id="{escape(node.task_id)}" '
         f'data-layer="{node.layer}">'
         f"<title>{escape(node.task_id)}: {escape(state)}</title>"
         f'<rect x="{node.x:.1f}" y="{node.y:.1f}" width="{node.width:.1f}" '
