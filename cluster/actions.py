@@ -361,19 +361,30 @@ def mark(
 def mark_run(
     session: Session, dag_id: str, run_id: str, state: DagRunState, *, actor: Actor
 ) -> None:
-    """Mark a run and all its unfinished instances success or failed (Airflow's run marking)."""
+    """Mark a run and all its unfinished instances success or failed (Airflow's run marking).
+
+    Unfinished teardowns are left to run, as in Airflow (they remove what their setups
+    made): the run then stays running, and the scheduler ends it after them.
+    """
     if state not in (DagRunState.SUCCESS, DagRunState.FAILED):
         raise UsageError("a run can only be marked success or failed")
     target = TaskState.SUCCESS if state is DagRunState.SUCCESS else TaskState.FAILED
-    unfinished = session.scalars(
-        select(TaskInstance.task_id).where(
-            TaskInstance.dag_id == dag_id,
-            TaskInstance.run_id == run_id,
-            TaskInstance.state.not_in([str(s) for s in FINISHED]),
-        )
-    ).all()
-    if unfinished:
-        mark(session, dag_id, run_id, set(unfinished), target, actor=actor)
+    unfinished = set(
+        session.scalars(
+            select(TaskInstance.task_id).where(
+                TaskInstance.dag_id == dag_id,
+                TaskInstance.run_id == run_id,
+                TaskInstance.state.not_in([str(s) for s in FINISHED]),
+            )
+        ).all()
+    )
+    stored = session.get(SerializedDagRow, dag_id)
+    tasks = SerializedDag.from_json(stored.data).tasks if stored is not None else {}
+    teardowns = {t for t in unfinished if t in tasks and tasks[t].is_teardown}
+    if unfinished - teardowns:
+        mark(session, dag_id, run_id, unfinished - teardowns, target, actor=actor)
+    if teardowns:
+        return
     set_dag_run_state(
         session, dag_id, run_id, state, by_user=True, values={"end_date": datetime.now(UTC)}
     )

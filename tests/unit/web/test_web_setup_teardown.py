@@ -6,7 +6,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from flask.testing import FlaskClient
-from web_harness import T0, Browser
+from sqlalchemy import select
+from web_harness import T0, Api, Browser
 
 from cluster.dagfiles.serialize import serialize_dag
 from cluster.metastore.engine import SessionFactory
@@ -17,7 +18,12 @@ from cluster.sdk import DAG
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-def store_dag(factory: SessionFactory) -> None:
+FINISHED_RUN = {"create": "success", "work": "failed", "delete": "success"}
+
+
+def store_dag(
+    factory: SessionFactory, states: dict[str, str] = FINISHED_RUN, run_state: str = "failed"
+) -> None:
     with DAG(dag_id="resources", schedule=None) as dag:
         create = EmptyOperator(task_id="create").as_setup()
         with EmptyOperator(task_id="delete").as_teardown(setups=create):
@@ -35,13 +41,13 @@ def store_dag(factory: SessionFactory) -> None:
             run_id="r1",
             logical_date=T0,
             run_type="manual",
-            state="failed",
+            state=run_state,
             conf={},
             queued_at=T0,
         )
         session.add(run)
         session.flush()
-        for task_id, state in [("create", "success"), ("work", "failed"), ("delete", "success")]:
+        for task_id, state in states.items():
             session.add(
                 TaskInstance(
                     dag_id="resources", run_id="r1", task_id=task_id, state=state, try_number=1
@@ -83,3 +89,18 @@ def test_the_grid_marks_setups_and_teardowns(
     assert 'title="setup task">↑</span> create' in html
     assert 'title="teardown task">↓</span> delete' in html
     assert "</span> work" not in html
+
+
+def test_marking_a_run_leaves_its_teardowns_to_run(admin: Api, factory: SessionFactory) -> None:
+    store_dag(factory, {"create": "success", "work": "running", "delete": "none"}, "running")
+
+    response = admin.patch("/api/v1/dags/resources/dagRuns/r1", json={"state": "success"})
+
+    assert response.status_code == 200
+    with factory() as session:
+        rows = session.execute(
+            select(TaskInstance.task_id, TaskInstance.state).where(TaskInstance.run_id == "r1")
+        ).all()
+        run_state = session.scalar(select(DagRun.state).where(DagRun.run_id == "r1"))
+    assert dict(rows) == {"create": "success", "work": "success", "delete": "none"}
+    assert run_state == "running"  # the scheduler ends it once the teardown ran
