@@ -90,15 +90,20 @@ def decide_task_states(
 
 def _verdict(
     dag: SerializedDag, task: SerializedTask, counts: UpstreamCounts, states_of: StatesOf
-) -> Verdict:
+) -> tuple[Verdict, str]:
     """The task's trigger rule over its direct upstream tasks, then the setups it needs
-    but does not follow directly (:mod:`.setup_teardown`)."""
+    but does not follow directly (:mod:`.setup_teardown`); and why, for the log."""
     if task.trigger_rule == SETUP_RULE:
         setups = direct_setup_counts(dag, task.task_id, states_of)
         verdict = all_done_setup_success(counts, setups) if counts.total else Verdict.RUN
     else:
         verdict = evaluate_trigger_rule(task.trigger_rule, counts)
-    return with_indirect_setups(dag, task.task_id, verdict, states_of)
+    final = with_indirect_setups(dag, task.task_id, verdict, states_of)
+    if final is not verdict and final is not Verdict.WAIT:
+        return final, "a setup it needs (not directly upstream) failed or was skipped"
+    if verdict is Verdict.RUN:
+        return final, f"trigger rule {task.trigger_rule} met"
+    return final, f"trigger rule {task.trigger_rule} can no longer be met: {_describe(counts)}"
 
 
 def _decide_one(
@@ -111,18 +116,14 @@ def _decide_one(
     previous_states: Mapping[str, TaskState] | None,
 ) -> StateChange | None:
     counts = UpstreamCounts.of(states.get(u) for u in task.upstream_task_ids)
-    verdict = _verdict(dag, task, counts, lambda t: (states.get(t),))
+    verdict, reason = _verdict(dag, task, counts, lambda t: (states.get(t),))
     past_met = _past_met(task, previous_states)
     if verdict is Verdict.WAIT:
         return None
     if verdict is Verdict.SKIP and not past_met:
         return None  # Airflow waits for past depends before skipping
-    if verdict is Verdict.RUN:
-        if not past_met or not _time_has_come(instance, now):
-            return None
-        reason = f"trigger rule {task.trigger_rule} met"
-    else:
-        reason = f"trigger rule {task.trigger_rule} can no longer be met: {_describe(counts)}"
+    if verdict is Verdict.RUN and (not past_met or not _time_has_come(instance, now)):
+        return None
     return StateChange(task.task_id, instance.state, _TARGETS[verdict], reason)
 
 

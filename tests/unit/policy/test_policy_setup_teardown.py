@@ -135,3 +135,10 @@ def test_clearing_with_upstream_or_downstream_follows_setups_to_their_teardowns(
         "create",
         "delete",
     }
+
+
+def test_the_reason_names_the_setup_when_it_decided() -> None:
+    states = {"create": T.FAILED, "prepare": T.UPSTREAM_FAILED, "work": T.NONE, "delete": T.NONE}
+    instances = {t: InstanceSnapshot(t, s) for t, s in states.items()}
+    (work, _delete) = decide_task_states(nested(), instances, now=utc(2024, 1, 1))
+    assert work.task_id == "work" and "a setup it needs" in work.reason
