@@ -41,6 +41,8 @@ def _task_extra(task: BaseOperator) -> dict[str, Any]:
         extra["soft_fail"] = task.soft_fail
     if task.label != task.task_id:
         extra["label"] = task.label
+    if task._task_display_property_value:
+        extra["display_name"] = task._task_display_property_value
     return extra
 
 
@@ -116,4 +118,5 @@ def serialize_dag(dag: DAG) -> SerializedDag:
         edge_labels={f"{up}>{down}": label for (up, down), label in sorted(dag.edge_info.items())},
         has_callbacks=dag.on_success_callback is not None or dag.on_failure_callback is not None,
         tasks={t.task_id: serialize_task(t) for t in dag.tasks},
+        display_name=dag.dag_display_name if dag.dag_display_name != dag.dag_id else None,
     )

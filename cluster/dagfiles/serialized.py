@@ -88,6 +88,9 @@ class SerializedDag:
     edge_labels: dict[str, str] = field(default_factory=dict)
     has_callbacks: bool = False
     tasks: dict[str, SerializedTask] = field(default_factory=dict)
+    #: ``dag_display_name`` when it differs from the id (left out of the JSON otherwise,
+    #: so DAGs without one keep their fingerprints)
+    display_name: str | None = None
 
     # --- graph helpers used by the scheduler and the web UI ---------------------
 
@@ -96,6 +99,11 @@ class SerializedDag:
 
     def leaves(self) -> list[str]:
         return [t.task_id for t in self.tasks.values() if not t.downstream_task_ids]
+
+    def task_display_name(self, task_id: str) -> str:
+        """What the UI shows for ``task_id``: its ``task_display_name``, else the id."""
+        task = self.tasks.get(task_id)
+        return str(task.extra.get("display_name") or task_id) if task else task_id
 
     # --- JSON ---------------------------------------------------------------------
 
@@ -108,6 +116,8 @@ class SerializedDag:
             data[key] = value.isoformat() if value is not None else None
         data["tags"] = list(self.tags)
         data["tasks"] = [_task_to_dict(t) for t in self.tasks.values()]
+        if data["display_name"] is None:
+            del data["display_name"]
         return {"version": FORMAT_VERSION, "dag": data}
 
     def to_json(self) -> str:

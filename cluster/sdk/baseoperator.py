@@ -283,6 +283,15 @@ class BaseOperator(SetupTeardownMixin):
         self._dag = dag
 
     @property
+    def task_display_name(self) -> str:
+        """The name the UI shows for this task (``task_display_name``, else the id)."""
+        return self._task_display_property_value or self.task_id
+
+    @task_display_name.setter
+    def task_display_name(self, value: str | None) -> None:
+        self._task_display_property_value = value
+
+    @property
     def names_queue(self) -> bool:
         """Whether the task chose its queue (argument, ``default_args`` or assignment);
         if not, it runs on the cluster's ``celery.default_queue``."""

@@ -147,7 +147,9 @@ class DAG:
 
     def _build_timetable(self, schedule: Any) -> timetables.Timetable:
         try:
-            return timetables.timetable_from_schedule(schedule, timezone=self.timezone_name)
+            timetable = timetables.timetable_from_schedule(schedule, timezone=self.timezone_name)
+            timetable.validate()  # a user's timetable checks its own arguments
+            return timetable
         except Exception as exc:
             raise definition_error(f"DAG {self.dag_id!r}: bad schedule: {exc}", self._site) from exc
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
 from cluster import actions
@@ -16,7 +17,7 @@ from cluster.metastore.models import TaskInstance, XCom
 from cluster.states import TaskState
 from cluster.web.context import db_session, web_context
 from cluster.web.logs import LogChunk, fetch_log
-from cluster.web.pages.lookups import require_task_instance
+from cluster.web.pages.lookups import require_task_instance, serialized_or_none
 from cluster.web.pages.requests import checked, web_actor
 from cluster.web.tries import Try, find_try, is_live, list_tries, try_ref
 
@@ -72,7 +73,13 @@ def show(dag_id: str, dag_run_id: str, task_id: str) -> str:
         rendered=row.rendered_fields if isinstance(row.rendered_fields, dict) else {},
         xcoms=xcoms,
         xcom_preview=XCOM_PREVIEW,
+        display_name=_display_name(session, dag_id, task_id),
     )
+
+
+def _display_name(session: Session, dag_id: str, task_id: str) -> str:
+    dag = serialized_or_none(session, dag_id)
+    return dag.task_display_name(task_id) if dag is not None else task_id
 
 
 @bp.get(_TASK + "/log.json")

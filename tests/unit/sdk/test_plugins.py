@@ -24,6 +24,7 @@ from cluster.sdk import (
     DataInterval,
     EventsTimetable,
     TimeRestriction,
+    Timetable,
 )
 from cluster.sdk.macros import build_macros
 from cluster.sdk.plugins import REGISTRY, Plugins, load_plugins
@@ -205,3 +206,12 @@ def test_cron_trigger_timetable_takes_a_pendulum_timezone_as_airflow() -> None:
     assert other.timetable.infer_manual_data_interval(
         datetime(2024, 1, 3, 1, tzinfo=UTC)
     ).start == datetime(2024, 1, 3, 0, tzinfo=UTC)
+
+
+def test_a_timetable_that_fails_its_own_validation_is_a_definition_error() -> None:
+    class Picky(Timetable):
+        def validate(self) -> None:
+            raise ValueError("hour must be below 24")
+
+    with pytest.raises(DagDefinitionError, match="hour must be below 24"):
+        DAG("picky", schedule=Picky())
