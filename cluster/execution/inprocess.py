@@ -173,6 +173,7 @@ def _run_info(dag: SerializedDag, logical_date: datetime, conf: dict[str, Any] |
         run_type="manual",
         conf=validate_params(dag.params, dict(conf or {})),
         start_date=datetime.now(UTC),
+        triggered_externally=False,  # as Airflow's dags test: LatestOnlyOperator may skip
     )
 
 

@@ -36,6 +36,9 @@ class RunInfo:
     run_type: str = "manual"
     conf: dict[str, Any] = field(default_factory=dict)
     start_date: datetime | None = None
+    #: ``None``: a manual run is external. ``dags test`` says ``False``: Airflow's test
+    #: run is manual but not externally triggered (so ``LatestOnlyOperator`` may skip)
+    triggered_externally: bool | None = None
 
     @property
     def execution_date(self) -> datetime:
@@ -43,6 +46,8 @@ class RunInfo:
 
     @property
     def external_trigger(self) -> bool:
+        if self.triggered_externally is not None:
+            return self.triggered_externally
         return self.run_type == "manual"
 
 

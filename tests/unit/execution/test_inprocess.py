@@ -10,6 +10,8 @@ import pytest
 from cluster.dagfiles.importer import dags_in_module, load_module
 from cluster.errors import ParamValidationError
 from cluster.execution.inprocess import test_dag as run_dag_test
+from cluster.operators.empty import EmptyOperator
+from cluster.operators.latest_only import LatestOnlyOperator
 from cluster.sdk import DAG
 from cluster.states import DagRunState, TaskState
 from tests.dagfiles import write_dag
@@ -154,3 +156,19 @@ def test_a_teardown_runs_after_failed_work_and_the_work_fails_the_run(tmp_path: 
         "delete": TaskState.SUCCESS,
     }
     assert (tmp_path / "deleted").read_text() == "resource-1"
+
+
+def test_latest_only_skips_in_dags_test_as_in_airflow() -> None:
+    """Airflow's test run is manual but not externally triggered: for a past logical date
+    ``LatestOnlyOperator`` skips its downstream (Airflow 2.10.5's ``dags test`` of its
+    ``latest_only`` example: task1 skipped)."""
+    with DAG("latest_only", schedule=timedelta(hours=4), start_date=datetime(2021, 1, 1)) as dag:
+        LatestOnlyOperator(task_id="latest_only") >> EmptyOperator(task_id="task1")
+
+    outcome, results = run_dag_test(dag, logical_date=LOGICAL, conf={})
+
+    assert outcome is DagRunState.SUCCESS
+    assert {t: r.state for t, r in results.items()} == {
+        "latest_only": TaskState.SUCCESS,
+        "task1": TaskState.SKIPPED,
+    }
