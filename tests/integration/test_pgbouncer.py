@@ -1,5 +1,6 @@
 """Tradewind behind PgBouncer in transaction pooling mode: a real scheduler, its pool
-processes and every try reach PostgreSQL only through a private ``pgbouncer``.
+processes (or Celery workers) and every try reach PostgreSQL only through a private
+``pgbouncer``.
 
 Transaction pooling hands each transaction whatever server connection is free, so
 anything a process left in its session (a SET, a prepared statement, a session lock)
@@ -23,9 +24,11 @@ from cluster.config import MetastoreSettings
 from cluster.devcluster.services.pgbouncer import PgBouncer
 from cluster.devcluster.services.ports import free_port
 from cluster.devcluster.services.postgres import PostgreSQL
+from cluster.devcluster.services.rabbitmq import RabbitMQCluster
 from cluster.metastore.engine import create_engine_for, make_session_factory
 from cluster.metastore.migrate import migrate
 from cluster.metastore.models import SlotPool
+from tests.integration.celery_harness import CeleryDeployment, start_rabbitmq
 from tests.integration.scheduler_harness import (
     SchedulerProcess,
     cli_env,
@@ -62,6 +65,30 @@ with DAG("bounced", schedule=None, start_date=datetime(2024, 1, 1), max_active_t
     sleepers = [BashOperator(task_id=f"sleep_{n}", bash_command="sleep 0.2") for n in range(20)]
     producers >> PythonOperator(task_id="consume", python_callable=consume) >> sleepers
 """
+
+
+WIDE = """
+from datetime import datetime
+from cluster.sdk import DAG
+from cluster.operators.python import PythonOperator
+
+
+def noop():
+    return None
+
+
+with DAG("bounced_wide", schedule=None, start_date=datetime(2024, 1, 1), max_active_tasks=1000):
+    for n in range(500):
+        PythonOperator(task_id=f"t{n:03d}", python_callable=noop)
+"""
+CELERY_WORKERS = {"127.0.2.1": "default", "127.0.2.2": "default"}
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQCluster]:
+    cluster = start_rabbitmq(tmp_path_factory.mktemp("pgbouncer_rabbitmq"), nodes=1)
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture
@@ -129,11 +156,41 @@ def test_a_scheduler_and_its_tries_run_a_dag_through_pgbouncer(
             (row.task_id, row.try_number) for row in history(sessions, "bounced", run_id)
         )
         assert len(tries) == 31 and set(tries.values()) == {1}, tries
-        pools = [p for p in bouncer.show("POOLS") if p["database"] == database]
-        clients = sum(int(p["cl_active"]) + int(p["cl_waiting"]) for p in pools)
-        servers = bouncer.server_connections(database)
+        clients, servers = connections(bouncer, database)
         print(f"through PgBouncer: {clients} client connections, {servers} server connections")
         assert 0 < servers <= POOL_SIZE < clients
     finally:
         scheduler.stop()
         engine.dispose()
+
+
+def connections(bouncer: PgBouncer, database: str) -> tuple[int, int]:
+    """``(client, server)`` connections PgBouncer holds for ``database``."""
+    pools = [p for p in bouncer.show("POOLS") if p["database"] == database]
+    clients = sum(int(p["cl_active"]) + int(p["cl_waiting"]) for p in pools)
+    return clients, bouncer.server_connections(database)
+
+
+def test_a_500_task_celery_run_through_pgbouncer(
+    bounced_url: tuple[str, str], bouncer: PgBouncer, broker: RabbitMQCluster, tmp_path: Path
+) -> None:
+    """The scheduler and two Celery workers of four pool processes each, all through
+    PgBouncer: every one of 500 tries runs once, on a handful of server connections."""
+    database, url = bounced_url
+    deployment = CeleryDeployment(
+        tmp_path / "deployment", metastore_url=url, broker_urls=broker.urls,
+        dags={"bounced_wide.py": WIDE}, workers=CELERY_WORKERS, concurrency=4,
+        METASTORE__PGBOUNCER="true",
+    )  # fmt: skip
+    try:
+        deployment.start({"bounced_wide"})
+        run_id = deployment.trigger("bounced_wide")
+        assert deployment.wait_for_run("bounced_wide", run_id, timeout=600) == "success"
+        rows = history(deployment.sessions, "bounced_wide", run_id)
+        tries = Counter((row.task_id, row.try_number) for row in rows)
+        assert len(tries) == 500 and set(tries.values()) == {1}
+        clients, servers = connections(bouncer, database)
+        print(f"500 Celery tries through PgBouncer: {clients} clients, {servers} servers")
+        assert 0 < servers <= POOL_SIZE < clients
+    finally:
+        deployment.stop()
