@@ -1,6 +1,7 @@
 """Benchmark the scheduler's own metastore work, without running any task.
 
-Runs the real scheduling loop in this process against a private MariaDB (or SQLite)
+Runs the real scheduling loop in this process against a private MariaDB (or PostgreSQL,
+or SQLite)
 with an executor that claims and records each try as a success the moment it is
 sent, exactly as the local executor's pump does, but without a worker. What is left
 is the scheduler side of every task: the iteration that queues it, its claim and its
@@ -9,6 +10,7 @@ that cost most. It never asserts on time.
 
     python bench/loop.py                          # MariaDB, chain_50 and fanout_1000_python
     python bench/loop.py --db sqlite --profile 25
+    python bench/loop.py --db postgres
 """
 
 from __future__ import annotations
@@ -31,8 +33,6 @@ sys.path.insert(0, str(ROOT))
 from cluster import actions  # noqa: E402
 from cluster.config import MetastoreSettings, load_settings  # noqa: E402
 from cluster.dagfiles.processor import DagProcessor  # noqa: E402
-from cluster.devcluster.services.mariadb import MariaDB  # noqa: E402
-from cluster.devcluster.services.ports import free_port  # noqa: E402
 from cluster.execution import recording  # noqa: E402
 from cluster.execution.outcome import TryOutcome  # noqa: E402
 from cluster.execution.pool import PoolBook  # noqa: E402
@@ -42,6 +42,7 @@ from cluster.metastore.migrate import migrate  # noqa: E402
 from cluster.scheduler.fencing import Fence  # noqa: E402
 from cluster.scheduler.loop import SchedulerLoop  # noqa: E402
 from cluster.states import TaskState  # noqa: E402
+from tests.databases import KINDS, private_server  # noqa: E402
 from tests.integration.scheduler_harness import FINISHED_RUN_STATES, run_state  # noqa: E402
 
 DAG_FILE = """
@@ -92,7 +93,7 @@ class InstantExecutor:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db", choices=("sqlite", "mariadb"), default="mariadb")
+    parser.add_argument("--db", choices=("sqlite", *KINDS), default="mariadb")
     parser.add_argument("--shapes", default="chain_50,fanout_1000_python")
     parser.add_argument("--parallelism", type=int, default=32)
     parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions")
@@ -100,8 +101,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tw-loop-bench-") as tmp:
         base = Path(tmp)
         server = None
-        if args.db == "mariadb":
-            server = MariaDB(base / "mariadb", port=free_port(), fsync=False)
+        if args.db in KINDS:
+            server = private_server(args.db, base / args.db)
             server.start()
             url = server.url
         else:
@@ -110,7 +111,7 @@ def main() -> None:
             bench(url, base, args.shapes.split(","), args.parallelism, args.profile)
         finally:
             if server is not None:
-                server.stop()
+                server.destroy()
 
 
 def bench(url: str, base: Path, shapes: list[str], parallelism: int, profile: int) -> None:

@@ -105,13 +105,15 @@ def render(role: str, template: str, variables: dict[str, Any]) -> str:
     return env.get_template(template).render(variables)
 
 
-@pytest.mark.parametrize("engine", ["mariadb", "postgresql"])
+@pytest.mark.parametrize(
+    "metastore", ["mariadb", "postgresql", "postgresql metastore_pgbouncer=true"]
+)
 @pytest.mark.parametrize("inventory", sorted(INVENTORIES))
-def test_site_playbook_passes_syntax_check(inventory: str, engine: str) -> None:
+def test_site_playbook_passes_syntax_check(inventory: str, metastore: str) -> None:
     playbook = tool("ansible-playbook", package="ansible-core (pip)")
     done = run(
         [
-            playbook, "-i", str(INVENTORIES[inventory]), "-e", f"metastore_engine={engine}",
+            playbook, "-i", str(INVENTORIES[inventory]), "-e", f"metastore_engine={metastore}",
             "--syntax-check", "site.yml",
         ],
         cwd=ANSIBLE,
@@ -122,13 +124,14 @@ def test_site_playbook_passes_syntax_check(inventory: str, engine: str) -> None:
 
 def test_the_metastore_engine_is_one_of_two_and_each_has_its_tasks() -> None:
     main = yaml.safe_load((ROLES / "metastore" / "tasks" / "main.yml").read_text())
-    assert (
-        main[0]["ansible.builtin.assert"]["that"] == 'metastore_engine in ["mariadb", "postgresql"]'
-    )
+    checks = main[0]["ansible.builtin.assert"]["that"]
+    assert checks[0] == 'metastore_engine in ["mariadb", "postgresql"]'
+    assert "metastore_pgbouncer" in checks[1]
     for engine in ("mariadb", "postgresql"):
         assert (ROLES / "metastore" / "tasks" / f"{engine}.yml").is_file()
     group_vars = yaml.safe_load((ANSIBLE / "group_vars" / "all.yml").read_text())
     assert group_vars["metastore_engine"] == "mariadb"
+    assert group_vars["metastore_pgbouncer"] is False
 
 
 def test_postgresql_config_and_bootstrap_render() -> None:
@@ -140,6 +143,9 @@ def test_postgresql_config_and_bootstrap_render() -> None:
     bootstrap = render("metastore", "bootstrap.postgresql.sql.j2", variables)
     assert 'CREATE DATABASE "tradewind" OWNER "tradewind"' in bootstrap
     assert "ALTER ROLE \"tradewind\" LOGIN PASSWORD 'changeme1';" in bootstrap
+    pgbouncer = render("metastore", "pgbouncer.ini.j2", variables)
+    assert "tradewind = host=127.0.0.1 port=5432 dbname=tradewind" in pgbouncer
+    assert "listen_port = 6432" in pgbouncer and "pool_mode = transaction" in pgbouncer
 
 
 def test_playbook_and_roles_are_lint_clean_with_the_production_profile() -> None:
@@ -223,13 +229,24 @@ def test_zookeeper_config_lists_the_ensemble(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("engine", "url"),
+    ("engine", "pgbouncer", "url"),
     [
-        ("mariadb", "mysql+pymysql://tradewind:changeme1@192.168.56.10:3306/tradewind"),
-        ("postgresql", "postgresql+psycopg://tradewind:changeme1@192.168.56.10:5432/tradewind"),
+        ("mariadb", False, "mysql+pymysql://tradewind:changeme1@192.168.56.10:3306/tradewind"),
+        (
+            "postgresql",
+            False,
+            "postgresql+psycopg://tradewind:changeme1@192.168.56.10:5432/tradewind",
+        ),
+        (
+            "postgresql",
+            True,
+            "postgresql+psycopg://tradewind:changeme1@192.168.56.10:6432/tradewind",
+        ),
     ],
 )
-def test_rendered_tradewind_toml_is_valid_settings(tmp_path: Path, engine: str, url: str) -> None:
+def test_rendered_tradewind_toml_is_valid_settings(
+    tmp_path: Path, engine: str, pgbouncer: bool, url: str
+) -> None:
     """The common role's tradewind.toml, rendered by Ansible itself, loads as Settings."""
     playbook = tmp_path / "render.yml"
     playbook.write_text(
@@ -271,6 +288,7 @@ def test_rendered_tradewind_toml_is_valid_settings(tmp_path: Path, engine: str, 
                     "ansible_python_interpreter": sys.executable,
                     "playbook_dir": "/x",
                     "metastore_engine": engine,
+                    "metastore_pgbouncer": pgbouncer,
                 }
             ),
             str(playbook),
@@ -287,6 +305,7 @@ def test_rendered_tradewind_toml_is_valid_settings(tmp_path: Path, engine: str, 
         assert settings.core.executor == "celery"
         assert settings.core.hostname == address
         assert settings.metastore.url == url
+        assert settings.metastore.pgbouncer is pgbouncer
         assert settings.celery.broker_urls == [
             "amqp://tradewind:changeme2@192.168.56.10:5672/tradewind"
         ]
