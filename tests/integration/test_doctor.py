@@ -20,8 +20,8 @@ from cryptography.fernet import Fernet
 from cluster.cli import main as entry
 from cluster.cli.app import App
 from cluster.config import Settings, load_settings
-from cluster.devcluster.services.mariadb import MariaDB
 from cluster.devcluster.services.ports import free_port
+from cluster.devcluster.services.postgres import PostgreSQL
 from cluster.devcluster.services.process import ServiceError
 from cluster.devcluster.services.rabbitmq import RabbitMQCluster
 from cluster.devcluster.services.zookeeper import ZooKeeperEnsemble, loopback_addresses
@@ -29,6 +29,7 @@ from cluster.logserver.server import LogServer
 from cluster.metastore.components import heartbeat_component, settings_fingerprints
 from cluster.metastore.engine import create_engine_for, make_session_factory, transaction
 from cluster.metastore.migrate import migrate
+from tests.databases import DatabaseServer
 from tests.integration.celery_harness import start_rabbitmq
 
 SECRET = "the-cluster-secret"
@@ -203,10 +204,11 @@ def test_text_output_puts_the_hint_on_the_failed_line(
 
 
 def test_an_unreachable_or_old_metastore_is_named_with_what_to_do(
-    env: dict[str, str], mariadb: MariaDB
+    env: dict[str, str], database_server: DatabaseServer
 ) -> None:
     closed = free_port()
-    gone = {**env, "TRADEWIND__METASTORE__URL": f"mysql+pymysql://tw:pw@127.0.0.1:{closed}/tw"}
+    scheme = "postgresql+psycopg" if isinstance(database_server, PostgreSQL) else "mysql+pymysql"
+    gone = {**env, "TRADEWIND__METASTORE__URL": f"{scheme}://tw:pw@127.0.0.1:{closed}/tw"}
     result = doctor(gone)
     assert result.exit_code == 1
     grouped = lines_of(result)
@@ -216,11 +218,11 @@ def test_an_unreachable_or_old_metastore_is_named_with_what_to_do(
     assert "pw@" not in result.output
 
     name = f"tw_{uuid.uuid4().hex[:12]}"
-    empty = mariadb.create_database(name)
+    empty = database_server.create_database(name)
     try:
         result = doctor({**env, "TRADEWIND__METASTORE__URL": empty})
     finally:
-        mariadb.drop_database(name)
+        database_server.drop_database(name)
     (line,) = lines_of(result)["metastore"]
     assert line.startswith("FAIL") and "schema empty" in line
     assert "run 'tradewind db migrate'" in line
