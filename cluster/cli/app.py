@@ -1,8 +1,8 @@
 """The per-process application context shared by every command.
 
 Settings are loaded once, when a command first needs them; the metastore engine and
-session factory are created from them on first use, so ``tradewind version`` or a
-usage error never touch the database.
+session factory are created from them on first use, so a usage error never touches the
+database. (``tradewind version`` does not even import this module.)
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import getpass
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 import click
 from sqlalchemy import Engine
@@ -20,13 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.config import Settings, default_home, load_settings
 from cluster.dagfiles.environment import prepare_user_code
-from cluster.metastore import migrate as schema
-from cluster.metastore.audit import record_event
-from cluster.metastore.engine import create_engine_for, make_session_factory, transaction
+from cluster.metastore.engine import create_engine_for, make_session_factory
 
 P = ParamSpec("P")
 R = TypeVar("R")
-T = TypeVar("T")
 
 
 class App:
@@ -68,24 +65,6 @@ def pass_app(func: Callable[Concatenate[App, P], R]) -> Callable[P, R]:
         return func(app, *args, **kwargs)
 
     return wrapper
-
-
-def in_metastore(app: App, work: Callable[[Session], T]) -> T:
-    """Run ``work(session)`` in one transaction on a metastore at the head revision.
-
-    ``work`` may run more than once (the transaction retries deadlocks), so it must
-    not print: print its result after this returns.
-
-    :raises MigrationError: when the schema is missing or old, telling the user to run
-        ``tradewind db migrate``.
-    """
-    schema.check(app.engine)
-    return transaction(app.session_factory, work)
-
-
-def audit(session: Session, event: str, **extra: Any) -> None:
-    """Record a change made from the CLI, by the operating-system user who made it."""
-    record_event(event, session=session, username=os_user(), extra=extra or None)
 
 
 def os_user() -> str | None:

@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 
 import click
 
-from cluster.cli.app import App, in_metastore, pass_app
+from cluster.cli.app import App, pass_app
+from cluster.cli.transactions import in_metastore
 from cluster.deploy.doctor import Check, Environment, run_checks
 from cluster.deploy.members import cluster_members, read_election
 from cluster.deploy.rabbitmq import quiet_pika

@@ -1,10 +1,9 @@
-"""``tradewind config show|init`` and ``tradewind version``."""
+"""``tradewind config show|init``."""
 
 from __future__ import annotations
 
 import click
 
-from cluster import __version__
 from cluster.cli.app import App, pass_app
 from cluster.cli.first_run import CONFIG_FILE, write_initial_config
 from cluster.cli.output import emit
@@ -63,9 +62,3 @@ def _toml_value(value: object) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-@click.command()
-def version() -> None:
-    """Print Tradewind's version."""
-    click.echo(__version__)

@@ -16,9 +16,10 @@ from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 import click
 from sqlalchemy.orm import Session
 
-from cluster.cli.app import App, audit, in_metastore, pass_app
+from cluster.cli.app import App, pass_app
 from cluster.cli.output import emit, output_option
 from cluster.cli.secrets_cmd import fernet_for
+from cluster.cli.transactions import audit, in_metastore
 from cluster.errors import UsageError
 from cluster.metastore.connections import (
     ConnectionRecord,

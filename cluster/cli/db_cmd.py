@@ -7,9 +7,10 @@ from datetime import datetime
 import click
 from sqlalchemy.orm import Session
 
-from cluster.cli.app import App, audit, in_metastore, pass_app
+from cluster.cli.app import App, pass_app
 from cluster.cli.output import emit, output_option
 from cluster.cli.params import DATETIME
+from cluster.cli.transactions import audit, in_metastore
 from cluster.errors import UsageError
 from cluster.metastore import migrate as schema
 from cluster.metastore.cleanup import clean

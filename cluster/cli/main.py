@@ -11,55 +11,90 @@ import sys
 from collections.abc import Sequence
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
 from cluster import __version__
-from cluster.cli.app import App
-from cluster.cli.broker_cmd import broker_group
-from cluster.cli.cluster_cmd import cluster_group
-from cluster.cli.config_cmd import config_group, version
-from cluster.cli.connections_cmd import connections_group
-from cluster.cli.dags_cmd import dags_group
-from cluster.cli.db_cmd import db_group
-from cluster.cli.devcluster_cmd import devcluster_group
-from cluster.cli.haproxy_cmd import haproxy_group
-from cluster.cli.pools_cmd import pools_group
-from cluster.cli.scheduler_cmd import scheduler
-from cluster.cli.secrets_cmd import rotate_fernet_key_command
-from cluster.cli.standalone_cmd import standalone
-from cluster.cli.tasks_cmd import tasks_group
-from cluster.cli.users_cmd import users_group
-from cluster.cli.variables_cmd import variables_group
-from cluster.cli.webserver_cmd import webserver
-from cluster.cli.worker_cmd import worker
+from cluster.cli.lazy import Lazy, LazyGroup
 from cluster.errors import TradewindError
 
+#: every command but ``version``: imported only when it runs (see cluster.cli.lazy)
+COMMANDS = {
+    "broker": Lazy(
+        "cluster.cli.broker_cmd", "broker_group", "Set up and inspect the RabbitMQ broker."
+    ),
+    "cluster": Lazy(
+        "cluster.cli.cluster_cmd",
+        "cluster_group",
+        "Inspect the whole cluster: its members and its endpoints.",
+    ),
+    "config": Lazy(
+        "cluster.cli.config_cmd",
+        "config_group",
+        "Inspect the effective settings, or write a first tradewind.toml.",
+    ),
+    "connections": Lazy(
+        "cluster.cli.connections_cmd",
+        "connections_group",
+        "Manage connections (passwords and extras are encrypted at rest).",
+    ),
+    "dags": Lazy("cluster.cli.dags_cmd", "dags_group", "Manage DAGs."),
+    "db": Lazy("cluster.cli.db_cmd", "db_group", "Create, check, reset and clean the metastore."),
+    "dev-cluster": Lazy(
+        "cluster.cli.devcluster_cmd",
+        "devcluster_group",
+        "Run the whole HA cluster on this machine (loopback addresses) to try it out.",
+    ),
+    "haproxy": Lazy(
+        "cluster.cli.haproxy_cmd",
+        "haproxy_group",
+        "Render, check and edit the HAProxy config in front of the webservers.",
+    ),
+    "pools": Lazy(
+        "cluster.cli.pools_cmd",
+        "pools_group",
+        "Manage pools: slot budgets that task instances share.",
+    ),
+    "rotate-fernet-key": Lazy(
+        "cluster.cli.secrets_cmd",
+        "rotate_fernet_key_command",
+        "Re-encrypt every stored secret with the first key in core.fernet_key.",
+    ),
+    "scheduler": Lazy(
+        "cluster.cli.scheduler_cmd",
+        "scheduler",
+        "Run the scheduler (with DAG processing and the configured executor).",
+    ),
+    "standalone": Lazy(
+        "cluster.cli.standalone_cmd",
+        "standalone",
+        "Run Tradewind on this machine: SQLite, local executor, scheduler, admin user.",
+    ),
+    "tasks": Lazy("cluster.cli.tasks_cmd", "tasks_group", "Manage task instances."),
+    "users": Lazy(
+        "cluster.cli.users_cmd", "users_group", "Manage the users of the web UI and the API."
+    ),
+    "variables": Lazy(
+        "cluster.cli.variables_cmd",
+        "variables_group",
+        "Manage variables (values are encrypted at rest).",
+    ),
+    "webserver": Lazy(
+        "cluster.cli.webserver_cmd",
+        "webserver",
+        "Run the web UI and the REST API (gunicorn) until stopped.",
+    ),
+    "worker": Lazy("cluster.cli.worker_cmd", "worker", "Run a Celery worker with its log server."),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.pass_context
-def cli(ctx: click.Context) -> None:
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
     """Tradewind: a highly available workflow orchestrator in the shape of Airflow."""
-    ctx.ensure_object(App)
 
 
-cli.add_command(config_group)
-cli.add_command(version)
-cli.add_command(dags_group)
-cli.add_command(tasks_group)
-cli.add_command(scheduler)
-cli.add_command(standalone)
-cli.add_command(db_group)
-cli.add_command(variables_group)
-cli.add_command(connections_group)
-cli.add_command(pools_group)
-cli.add_command(users_group)
-cli.add_command(rotate_fernet_key_command)
-cli.add_command(webserver)
-cli.add_command(worker)
-cli.add_command(cluster_group)
-cli.add_command(broker_group)
-cli.add_command(haproxy_group)
-cli.add_command(devcluster_group)
+@cli.command()
+def version() -> None:
+    """Print Tradewind's version."""
+    click.echo(__version__)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -77,7 +112,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     except TradewindError as exc:
         click.echo(f"tradewind: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except SQLAlchemyError as exc:
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        if not is_sqlalchemy_error(exc):
+            raise
         cause = getattr(exc, "orig", None) or exc
         click.echo(
             f"tradewind: error: metastore: {str(cause).splitlines()[0]} "
@@ -85,9 +124,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             err=True,
         )
         sys.exit(1)
-    except KeyboardInterrupt:
-        sys.exit(130)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def is_sqlalchemy_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is one of SQLAlchemy's errors, asked without importing SQLAlchemy:
+    a command that never loaded it (``version``, ``haproxy``) cannot have raised one."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors is not None and isinstance(exc, errors.SQLAlchemyError)
 
 
 __all__ = ["__version__", "cli", "main"]

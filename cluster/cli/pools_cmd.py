@@ -7,8 +7,9 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session
 
-from cluster.cli.app import App, audit, in_metastore, pass_app
+from cluster.cli.app import App, pass_app
 from cluster.cli.output import emit, output_option
+from cluster.cli.transactions import audit, in_metastore
 from cluster.metastore.pools import (
     PoolRecord,
     delete_pool,

@@ -6,7 +6,8 @@ import click
 from cryptography.fernet import MultiFernet
 from sqlalchemy.orm import Session
 
-from cluster.cli.app import App, audit, in_metastore, pass_app
+from cluster.cli.app import App, pass_app
+from cluster.cli.transactions import audit, in_metastore
 from cluster.metastore.secrets import make_fernet, rotate_fernet_key
 
 

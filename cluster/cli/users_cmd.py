@@ -13,8 +13,9 @@ from datetime import timedelta
 import click
 from sqlalchemy.orm import Session
 
-from cluster.cli.app import App, audit, in_metastore, pass_app
+from cluster.cli.app import App, pass_app
 from cluster.cli.output import emit, output_option
+from cluster.cli.transactions import audit, in_metastore
 from cluster.errors import UsageError
 from cluster.metastore.coltypes import utcnow
 from cluster.metastore.users import (

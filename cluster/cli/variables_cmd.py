@@ -14,9 +14,10 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session
 
-from cluster.cli.app import App, audit, in_metastore, pass_app
+from cluster.cli.app import App, pass_app
 from cluster.cli.output import emit, output_option
 from cluster.cli.secrets_cmd import fernet_for
+from cluster.cli.transactions import audit, in_metastore
 from cluster.errors import NotFoundError, UsageError
 from cluster.metastore.variables import (
     delete_variable,

@@ -11,33 +11,42 @@ verifying context per connection.
 This overrides one private method of PyMySQL's ``Connection``; the integration test
 of the MariaDB engine checks that two connections share the context, so a PyMySQL
 release that renames it fails there rather than silently slowing down.
+
+The class derives from the PyMySQL module that SQLAlchemy's dialect loaded, which it
+does for a MySQL URL only: a process on SQLite or PostgreSQL (every quick CLI call on
+one machine) never imports PyMySQL and the ``cryptography`` modules its logins pull in.
 """
 
 from __future__ import annotations
 
+import functools
 import ssl
 import threading
 from typing import Any
-
-import pymysql.connections
 
 _lock = threading.Lock()
 _preferred: ssl.SSLContext | None = None
 
 
-class SharedContextConnection(pymysql.connections.Connection):
-    """PyMySQL's connection, with the opportunistic-TLS context built once per process."""
+@functools.cache
+def shared_context_class(base: type) -> type:
+    """PyMySQL's connection class ``base``, with the opportunistic-TLS context built once
+    per process (one class per base, so ``isinstance`` checks hold)."""
 
-    def _create_ssl_ctx(self, sslp: Any) -> ssl.SSLContext:
-        if sslp:  # options from the URL: PyMySQL's own, verifying context
-            return super()._create_ssl_ctx(sslp)
-        global _preferred
-        with _lock:
-            if _preferred is None:
-                _preferred = super()._create_ssl_ctx(sslp)
-            return _preferred
+    class SharedContextConnection(base):
+        def _create_ssl_ctx(self, sslp: Any) -> ssl.SSLContext:
+            if sslp:  # options from the URL: PyMySQL's own, verifying context
+                context: ssl.SSLContext = super()._create_ssl_ctx(sslp)
+                return context
+            global _preferred
+            with _lock:
+                if _preferred is None:
+                    _preferred = super()._create_ssl_ctx(sslp)
+                return _preferred
+
+    return SharedContextConnection
 
 
-def connect(dialect: Any, record: Any, cargs: Any, cparams: Any) -> SharedContextConnection:
+def connect(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
     """SQLAlchemy's ``do_connect`` hook: the dialect's arguments, our connection class."""
-    return SharedContextConnection(*cargs, **cparams)
+    return shared_context_class(dialect.loaded_dbapi.connections.Connection)(*cargs, **cparams)

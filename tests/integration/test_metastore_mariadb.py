@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import pymysql.connections
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -24,7 +25,7 @@ from cluster.metastore.engine import (
 )
 from cluster.metastore.migrate import check, migrate
 from cluster.metastore.models import Base, DagRun, SlotPool, TaskInstance
-from cluster.metastore.mysql_connect import SharedContextConnection
+from cluster.metastore.mysql_connect import shared_context_class
 from cluster.metastore.transitions import TaskKey, set_task_state
 from cluster.states import TaskState
 
@@ -62,7 +63,8 @@ def test_connections_share_one_opportunistic_tls_context(engine: Engine) -> None
     first, second = engine.raw_connection(), engine.raw_connection()
     try:
         assert first.dbapi_connection is not second.dbapi_connection
-        assert isinstance(first.dbapi_connection, SharedContextConnection)
+        shared = shared_context_class(pymysql.connections.Connection)
+        assert isinstance(first.dbapi_connection, shared)
         assert first.dbapi_connection.ctx is second.dbapi_connection.ctx  # type: ignore[union-attr]
         assert first.dbapi_connection.ctx is not None  # type: ignore[union-attr]
     finally:

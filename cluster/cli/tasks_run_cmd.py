@@ -1,0 +1,127 @@
+"""``tradewind tasks test|render|run``: one task run (or rendered) by this command, in this
+process or in a pool process as the scheduler runs it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import click
+
+from cluster import actions
+from cluster.cli.app import App, pass_app
+from cluster.cli.dags_action_cmd import CLI
+from cluster.cli.dags_file_cmd import import_dag
+from cluster.cli.params import DATETIME
+from cluster.cli.state_cmd import find_run
+from cluster.errors import NotFoundError
+from cluster.execution.inprocess import InProcessTaskInstance, run_task
+from cluster.execution.worker import single_try_runner
+from cluster.messages import TaskMessage
+from cluster.metastore.models import TaskInstance
+from cluster.metastore.transitions import TaskKey, set_task_state
+from cluster.sdk.context import RunInfo, build_context
+from cluster.sdk.templating import render_template_fields
+from cluster.states import TaskState
+
+
+def _test_run(dag_id: str, when: datetime) -> RunInfo:
+    return RunInfo(
+        dag_id=dag_id,
+        run_id=f"manual__{when.isoformat()}",
+        logical_date=when,
+        data_interval_start=when,
+        data_interval_end=when,
+        run_type="manual",
+        conf={},
+        start_date=datetime.now(UTC),
+    )
+
+
+@click.command("test")
+@click.argument("dag_id")
+@click.argument("task_id")
+@click.argument("logical_date", required=False, type=DATETIME)
+@pass_app
+def test(app: App, dag_id: str, task_id: str, logical_date: datetime | None) -> None:
+    """Run one task in this process, ignoring dependencies; nothing is recorded."""
+    dag = import_dag(app, dag_id)
+    if not dag.has_task(task_id):
+        raise NotFoundError(f"DAG '{dag_id}' has no task '{task_id}'")
+    result = run_task(dag, task_id, _test_run(dag_id, logical_date or datetime.now(UTC)))
+    click.echo(
+        f"{task_id}: {result.state} in {result.duration:.3f}s"
+        + (f" ({result.message})" if result.message else "")
+    )
+    if result.state is TaskState.FAILED:
+        raise SystemExit(1)
+
+
+@click.command("render")
+@click.argument("dag_id")
+@click.argument("task_id")
+@click.argument("logical_date", required=False, type=DATETIME)
+@pass_app
+def render(app: App, dag_id: str, task_id: str, logical_date: datetime | None) -> None:
+    """Print the task's template fields rendered for a logical date."""
+    dag = import_dag(app, dag_id)
+    if not dag.has_task(task_id):
+        raise NotFoundError(f"DAG '{dag_id}' has no task '{task_id}'")
+    task = dag.get_task(task_id)
+    run = _test_run(dag_id, logical_date or datetime.now(UTC))
+    ti = InProcessTaskInstance(dag_id, task_id, run.run_id, {})
+    rendered = render_template_fields(
+        task, build_context(dag=dag, task=task, ti=ti, dag_run=run, test_mode=True)
+    )
+    for name, value in rendered.items():
+        text = value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
+        click.echo(
+            f"# ----------------------------------------------------------\n# property: {name}\n"
+            f"# ----------------------------------------------------------\n{text}\n"
+        )
+
+
+@click.command("run")
+@click.argument("dag_id")
+@click.argument("task_id")
+@click.argument("run_id")
+@pass_app
+def run(app: App, dag_id: str, task_id: str, run_id: str) -> None:
+    """Run one task instance now, in a pool process as the scheduler runs it, and record it."""
+    with app.session_factory.begin() as session:
+        dag_run = find_run(session, dag_id, run_id)
+        fingerprint = dag_run.fingerprint or actions.load_dag(session, dag_id).fingerprint()
+        ti = session.get(TaskInstance, (dag_id, dag_run.run_id, task_id, -1))
+        if ti is None:
+            raise NotFoundError(
+                f"no instance of task '{task_id}' in run '{dag_run.run_id}' (is the run started?)"
+            )
+        key = TaskKey(dag_id, dag_run.run_id, task_id)
+        if TaskState(ti.state) is not TaskState.NONE:
+            set_task_state(
+                session, key, TaskState.NONE, expected=[TaskState(ti.state)], by_user=True
+            )
+        next_try = ti.try_number + 1
+        set_task_state(session, key, TaskState.SCHEDULED, expected=[TaskState.NONE])
+        set_task_state(
+            session,
+            key,
+            TaskState.QUEUED,
+            expected=[TaskState.SCHEDULED],
+            values={"try_number": next_try, "queued_at": datetime.now(UTC)},
+        )
+        actions.audit.record_event(
+            session=session,
+            event="cli.tasks.run",
+            username=CLI.username,
+            dag_id=dag_id,
+            run_id=dag_run.run_id,
+            task_id=task_id,
+        )
+    message = TaskMessage(dag_id, dag_run.run_id, task_id, -1, next_try, fingerprint)
+    app.engine.dispose()  # the pool process is forked: it must not inherit pooled connections
+    with single_try_runner(app.settings) as runner:
+        (result,) = runner.run([message])
+    click.echo(f"{task_id}: {result.state}")
+    if result.state is not TaskState.SUCCESS:
+        raise SystemExit(1)
