@@ -63,7 +63,8 @@ def current_revision(engine: Engine) -> str | None:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
     except SQLAlchemyError as exc:
-        raise MetastoreError(f"cannot read the metastore revision: {exc}") from exc
+        cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]  # one line, no URL to docs
+        raise MetastoreError(f"cannot read the metastore revision: {cause}") from exc
 
 
 def migrate(engine: Engine, *, to: str = "head") -> None:
