@@ -19,7 +19,6 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.config import Settings, default_home, load_settings
-from cluster.dagfiles.environment import prepare_user_code
 from cluster.metastore.engine import create_engine_for, make_session_factory
 
 P = ParamSpec("P")
@@ -39,10 +38,9 @@ class App:
 
     @functools.cached_property
     def settings(self) -> Settings:
-        """The settings; the process is then also ready for user code (plugins loaded)."""
-        settings = load_settings(self._env)
-        prepare_user_code(settings)
-        return settings
+        """The settings. Commands that run user code or compute schedules also prepare the
+        process for it (:func:`cluster.cli.user_code.with_user_code`)."""
+        return load_settings(self._env)
 
     @functools.cached_property
     def engine(self) -> Engine:

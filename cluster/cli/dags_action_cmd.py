@@ -17,6 +17,7 @@ from cluster.cli.app import App, os_user, pass_app
 from cluster.cli.dags_query_cmd import run_row
 from cluster.cli.output import emit, output_option
 from cluster.cli.params import DATETIME, JSON_OBJECT
+from cluster.cli.user_code import with_user_code
 from cluster.dagfiles.serialized import SerializedDag
 from cluster.errors import UsageError
 from cluster.metastore.models import Dag, DagRun
@@ -30,6 +31,7 @@ CLI = actions.Actor(os_user() or "cli")
     "-o", "--output", type=click.Choice(["json", "dot"]), default="dot", show_default=True
 )
 @pass_app
+@with_user_code
 def show(app: App, dag_id: str, output: str) -> None:
     """The DAG's structure from its serialized form, as JSON or a Graphviz graph."""
     with app.session_factory() as session:
@@ -77,6 +79,7 @@ def _dot(dag: SerializedDag) -> str:
 @click.option("-l", "--logical-date", "logical_date", type=DATETIME, help="ISO date or datetime.")
 @output_option
 @pass_app
+@with_user_code
 def trigger(
     app: App,
     dag_id: str,
@@ -100,6 +103,7 @@ def trigger(
 @click.command("pause")
 @click.argument("dag_id")
 @pass_app
+@with_user_code
 def pause(app: App, dag_id: str) -> None:
     """Pause a DAG: no new scheduled runs, no new tasks queued."""
     with app.session_factory.begin() as session:
@@ -110,6 +114,7 @@ def pause(app: App, dag_id: str) -> None:
 @click.command("unpause")
 @click.argument("dag_id")
 @pass_app
+@with_user_code
 def unpause(app: App, dag_id: str) -> None:
     """Unpause a DAG."""
     with app.session_factory.begin() as session:
@@ -121,6 +126,7 @@ def unpause(app: App, dag_id: str) -> None:
 @click.argument("dag_id")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_app
+@with_user_code
 def delete(app: App, dag_id: str, yes: bool) -> None:
     """Delete every record of a DAG (its file stays)."""
     if not yes:
@@ -143,6 +149,7 @@ def delete(app: App, dag_id: str, yes: bool) -> None:
 )
 @click.option("--no-wait", is_flag=True, help="Create the runs and return.")
 @pass_app
+@with_user_code
 def backfill(
     app: App,
     dag_id: str,

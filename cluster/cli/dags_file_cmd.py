@@ -12,6 +12,7 @@ from sqlalchemy import select
 from cluster.cli.app import App, pass_app
 from cluster.cli.output import emit
 from cluster.cli.params import DATETIME, JSON_OBJECT
+from cluster.cli.user_code import with_user_code
 from cluster.dagfiles.importer import dags_in_module, load_module
 from cluster.dagfiles.processor import DagProcessor, dag_folders
 from cluster.errors import NotFoundError
@@ -22,6 +23,7 @@ from cluster.sdk import DAG
 
 @click.command("reserialize")
 @pass_app
+@with_user_code
 def reserialize(app: App) -> None:
     """Process the DAGs folder now and store every DAG's serialized form."""
     core = app.settings.core
@@ -44,6 +46,7 @@ def reserialize(app: App) -> None:
 @click.argument("logical_date", required=False, type=DATETIME)
 @click.option("-c", "--conf", type=JSON_OBJECT)
 @pass_app
+@with_user_code
 def test(app: App, dag_id: str, logical_date: datetime | None, conf: dict[str, Any] | None) -> None:
     """Run one whole DAG run in this process and print every task's state and duration."""
     dag = import_dag(app, dag_id)

@@ -12,6 +12,7 @@ import click
 
 from cluster.cli.app import App, pass_app
 from cluster.config import Settings, require_secret
+from cluster.dagfiles.environment import prepare_user_code
 from cluster.errors import ConfigError
 from cluster.execution.worker import local_worker
 from cluster.executors.base import Executor
@@ -54,9 +55,10 @@ def require_fernet_key(settings: Settings) -> None:
 
 
 def build_scheduler(app: App, settings: Settings) -> SchedulerService:
-    """Check the Fernet key, wait for the metastore and its schema, and build the scheduler
-    service."""
+    """Check the Fernet key, load the plugins, wait for the metastore and its schema, and
+    build the scheduler service."""
     require_fernet_key(settings)
+    prepare_user_code(settings)  # plugin timetables: the scheduler computes every schedule
     wait_for_schema(app.engine, settings.metastore.migration_wait_timeout)
     # local workers are forked: they must not inherit pooled connections
     app.engine.dispose()

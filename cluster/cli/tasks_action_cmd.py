@@ -13,6 +13,7 @@ from cluster import actions
 from cluster.cli.app import App, pass_app
 from cluster.cli.dags_action_cmd import CLI
 from cluster.cli.params import DATETIME
+from cluster.cli.user_code import with_user_code
 from cluster.metastore.models import DagRun
 
 
@@ -20,6 +21,7 @@ from cluster.metastore.models import DagRun
 @click.argument("dag_id")
 @click.option("-t", "--tree", is_flag=True, help="Show each task with its downstream tasks.")
 @pass_app
+@with_user_code
 def list_tasks(app: App, dag_id: str, tree: bool) -> None:
     """The DAG's task ids (from its serialized form)."""
     with app.session_factory() as session:
@@ -46,6 +48,7 @@ def list_tasks(app: App, dag_id: str, tree: bool) -> None:
 )
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_app
+@with_user_code
 def clear(
     app: App,
     dag_id: str,

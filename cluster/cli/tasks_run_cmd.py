@@ -14,6 +14,7 @@ from cluster.cli.dags_action_cmd import CLI
 from cluster.cli.dags_file_cmd import import_dag
 from cluster.cli.params import DATETIME
 from cluster.cli.state_cmd import find_run
+from cluster.cli.user_code import with_user_code
 from cluster.errors import NotFoundError
 from cluster.execution.inprocess import InProcessTaskInstance, run_task
 from cluster.execution.worker import single_try_runner
@@ -43,6 +44,7 @@ def _test_run(dag_id: str, when: datetime) -> RunInfo:
 @click.argument("task_id")
 @click.argument("logical_date", required=False, type=DATETIME)
 @pass_app
+@with_user_code
 def test(app: App, dag_id: str, task_id: str, logical_date: datetime | None) -> None:
     """Run one task in this process, ignoring dependencies; nothing is recorded."""
     dag = import_dag(app, dag_id)
@@ -62,6 +64,7 @@ def test(app: App, dag_id: str, task_id: str, logical_date: datetime | None) -> 
 @click.argument("task_id")
 @click.argument("logical_date", required=False, type=DATETIME)
 @pass_app
+@with_user_code
 def render(app: App, dag_id: str, task_id: str, logical_date: datetime | None) -> None:
     """Print the task's template fields rendered for a logical date."""
     dag = import_dag(app, dag_id)
@@ -86,6 +89,7 @@ def render(app: App, dag_id: str, task_id: str, logical_date: datetime | None) -
 @click.argument("task_id")
 @click.argument("run_id")
 @pass_app
+@with_user_code
 def run(app: App, dag_id: str, task_id: str, run_id: str) -> None:
     """Run one task instance now, in a pool process as the scheduler runs it, and record it."""
     with app.session_factory.begin() as session:

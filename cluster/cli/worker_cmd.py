@@ -37,6 +37,7 @@ from prometheus_client import CollectorRegistry
 from cluster.cli.app import App, pass_app
 from cluster.cli.scheduler_cmd import configure_logging, require_fernet_key
 from cluster.config import Settings, require_secret
+from cluster.dagfiles.environment import prepare_user_code
 from cluster.errors import ConfigError
 from cluster.execution.worker import pooled_runner
 from cluster.executors.celery_app import (
@@ -228,6 +229,7 @@ def worker(app: App, queues: str | None, concurrency: int | None, hostname: str 
     chosen = split_queues(queues, settings.celery.queues)
     require_fernet_key(settings)
     require_secret(settings, "webserver.secret_key")  # the log server checks signatures
+    prepare_user_code(settings)  # before the pool forks: its processes inherit the plugins
     wait_for_schema(app.engine, settings.metastore.migration_wait_timeout)
     server = LogServer(
         settings.logging.base_log_folder,
