@@ -267,6 +267,46 @@ class PoolRunner:
         return finished
 
 
+class UnstartedRunner:
+    """Stands in for a :class:`PoolRunner` that could not be built in a pool process.
+
+    Each try handed to this process fails at once, with the reason the runner could
+    not start in the try's own log, where its user looks first, instead of a pool
+    process that dies, is replaced and dies again while every try reads only "exited
+    before reporting".
+    """
+
+    def __init__(self, settings: Settings, reason: str, *, clock: Callable[[], datetime]) -> None:
+        self._settings = settings
+        self._reason = f"The task runner could not start on {settings.core.hostname}: {reason}"
+        self._clock = clock
+
+    def run(
+        self,
+        message: TaskMessage,
+        claimed: recording.ClaimedTry,
+        announce: Callable[[float | None], None],
+    ) -> recording.FinishedTry:
+        path = try_log(self._settings, message)
+        announce_try(path, message, hostname=self._settings.core.hostname)
+        append_line(path, self._reason)
+        outcome = TryOutcome.crashed(self._reason)
+        finished = recording.finish(
+            claimed,
+            outcome,
+            SerializedTask(message.task_id, "?"),
+            hostname=self._settings.core.hostname,
+            pid=os.getpid(),
+            now=self._clock(),
+        )
+        append_line(path, marking_line(finished.state, outcome.message))
+        return finished
+
+    def record_alone(self, finished: recording.FinishedTry) -> TaskState | None:
+        """Nothing to record with: the metastore access is what may have failed."""
+        return None
+
+
 def marking_line(state: TaskState, detail: str | None) -> str:
     """The log line that ends a recorded try."""
     return f"Marking task as {state.upper()}" + (f": {detail}" if detail else "")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import signal
 from collections.abc import Callable
@@ -26,12 +27,14 @@ from cluster.config import Settings
 from cluster.errors import NotFoundError
 from cluster.execution.dagbag import DagBag, source_cache_for
 from cluster.execution.isolation import STOP_SIGNAL
-from cluster.execution.pool import PoolBook, PoolRunner, utcnow
+from cluster.execution.pool import PoolBook, PoolRunner, UnstartedRunner, utcnow
 from cluster.executors.blocking import BlockingExecutor
 from cluster.executors.celery_pool import OnRecorded, OutagePool, PooledRunner
 from cluster.executors.local import LocalExecutor, OnFinished
 from cluster.metastore.engine import create_engine_for, make_session_factory
 from cluster.metastore.models import SerializedDagRow
+
+log = logging.getLogger(__name__)
 
 
 def locator(sessions: sessionmaker[Session]) -> Callable[[str], tuple[str, str]]:
@@ -70,16 +73,24 @@ class LocalPool:
         sessions = make_session_factory(create_engine_for(self._settings.metastore))
         return PoolBook(self._settings, sessions=sessions, clock=self._clock)
 
-    def runner(self) -> PoolRunner:
-        # an engine connects on first use: a worker whose tasks never read the
-        # metastore never opens a connection
-        sessions = make_session_factory(create_engine_for(self._settings.metastore))
-        dagbag = DagBag(
-            locate=locator(sessions), sources=source_cache_for(self._settings, sessions)
-        )
-        return PoolRunner(
-            self._settings, sessions=lambda: sessions, dagbag=dagbag, clock=self._clock
-        )
+    def runner(self) -> PoolRunner | UnstartedRunner:
+        """This pool process's runner; if it cannot be built, one that fails each try
+        with the reason in the try's log (see :class:`UnstartedRunner`)."""
+        try:
+            # an engine connects on first use: a worker whose tasks never read the
+            # metastore never opens a connection
+            sessions = make_session_factory(create_engine_for(self._settings.metastore))
+            dagbag = DagBag(
+                locate=locator(sessions), sources=source_cache_for(self._settings, sessions)
+            )
+            return PoolRunner(
+                self._settings, sessions=lambda: sessions, dagbag=dagbag, clock=self._clock
+            )
+        except Exception as exc:
+            log.exception("the task runner could not start in this pool process")
+            return UnstartedRunner(
+                self._settings, f"{type(exc).__name__}: {exc}", clock=self._clock
+            )
 
 
 def local_worker(settings: Settings) -> LocalPool:
@@ -110,7 +121,7 @@ class CeleryWorkerPool(LocalPool):
         super().__init__(settings)
         self._after_fork = after_fork
 
-    def runner(self) -> PoolRunner:
+    def runner(self) -> PoolRunner | UnstartedRunner:
         self._after_fork()
         die_with_parent()
         return super().runner()

@@ -100,6 +100,23 @@ def test_run_executes_through_the_runner_and_records(
         assert (ti.state, ti.try_number) == ("success", 2)
 
 
+def test_a_try_whose_runner_cannot_start_fails_with_the_reason_in_its_log(
+    tradewind: Invoke, with_run: str, cli_env: dict[str, str], metastore: SessionFactory
+) -> None:
+    broken = {**cli_env, "TRADEWIND__CORE__FERNET_KEY": "not-a-fernet-key"}
+
+    result = tradewind("tasks", "run", "cli_demo", "second", "r1", env=broken)
+
+    assert result.exit_code == 1 and "second: failed" in result.stdout
+    log = Path(cli_env["TRADEWIND_HOME"]) / "logs/dag_id=cli_demo/run_id=r1/task_id=second"
+    text = (log / "attempt=2.log").read_text()
+    assert "The task runner could not start on" in text
+    assert "core.fernet_key" in text  # the real reason, not "exited before reporting"
+    with metastore() as session:
+        ti = session.scalars(select(TaskInstance).where(TaskInstance.task_id == "second")).one()
+        assert (ti.state, ti.try_number) == ("failed", 2)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
