@@ -12,6 +12,7 @@ from typing import Any
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask
 from cluster.sdk.baseoperator import BaseOperator
 from cluster.sdk.dag import DAG
+from cluster.sdk.datasets import outlet_to_dict
 from cluster.sdk.taskgroup import TaskGroup
 from cluster.sdk.timetables import timetable_to_dict
 from cluster.sensors.base import BaseSensorOperator
@@ -43,7 +44,17 @@ def _task_extra(task: BaseOperator) -> dict[str, Any]:
         extra["label"] = task.label
     if task._task_display_property_value:
         extra["display_name"] = task._task_display_property_value
+    outlets = [o for o in map(outlet_to_dict, _as_list(task.outlets)) if o is not None]
+    if outlets:
+        extra["outlets"] = outlets
     return extra
+
+
+def _as_list(value: Any) -> list[Any]:
+    """``outlets=`` may be one object or a list, as in Airflow."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple | set) else [value]
 
 
 def serialize_task(task: BaseOperator) -> SerializedTask:

@@ -18,6 +18,14 @@ from cluster.errors import TradewindError as AirflowException
 from cluster.sdk.baseoperator import BaseOperator
 from cluster.sdk.context import RunInfo, get_current_context
 from cluster.sdk.dag import DAG, dag
+from cluster.sdk.datasets import (
+    BaseDataset,
+    Dataset,
+    DatasetAlias,
+    DatasetAll,
+    DatasetAny,
+    Metadata,
+)
 from cluster.sdk.decorators import setup, task, teardown
 from cluster.sdk.dependencies import EdgeModifier, Label, chain, cross_downstream
 from cluster.sdk.email import send_email
@@ -31,6 +39,8 @@ from cluster.sdk.timetables import (
     CronTriggerTimetable,
     DagRunInfo,
     DataInterval,
+    DatasetOrTimeSchedule,
+    DatasetTriggeredTimetable,
     DeltaDataIntervalTimetable,
     EventsTimetable,
     NullTimetable,
@@ -43,6 +53,13 @@ from cluster.sdk.unsupported import NOT_YET, unsupported
 from cluster.sdk.weekday import WeekDay
 from cluster.sdk.xcom_arg import XComArg
 
+# Airflow 3's names for the same things
+Asset = Dataset
+AssetAlias = DatasetAlias
+AssetAll = DatasetAll
+AssetAny = DatasetAny
+AssetOrTimeSchedule = DatasetOrTimeSchedule
+
 __all__ = [
     "DAG",
     "AirflowException",
@@ -53,6 +70,12 @@ __all__ = [
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "AirflowTaskTimeout",
+    "Asset",
+    "AssetAlias",
+    "AssetAll",
+    "AssetAny",
+    "AssetOrTimeSchedule",
+    "BaseDataset",
     "BaseHook",
     "BaseOperator",
     "Connection",
@@ -61,10 +84,17 @@ __all__ = [
     "CronTriggerTimetable",
     "DagRunInfo",
     "DataInterval",
+    "Dataset",
+    "DatasetAlias",
+    "DatasetAll",
+    "DatasetAny",
+    "DatasetOrTimeSchedule",
+    "DatasetTriggeredTimetable",
     "DeltaDataIntervalTimetable",
     "EdgeModifier",
     "EventsTimetable",
     "Label",
+    "Metadata",
     "NullTimetable",
     "OnceTimetable",
     "Param",

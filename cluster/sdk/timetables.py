@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cluster.errors import DagDefinitionError, PluginError
+from cluster.sdk.datasets import BaseDataset, condition_from_dict
 from cluster.sdk.plugins import class_path, find_timetable_class
 from cluster.sdk.timetable_base import (
     DagRunInfo,
@@ -28,6 +29,7 @@ from cluster.sdk.timetable_base import (
     next_dagrun_info,
     plain_utc,
 )
+from cluster.sdk.timetable_datasets import DatasetOrTimeSchedule, DatasetTriggeredTimetable
 from cluster.sdk.timetable_events import EventsTimetable
 from cluster.sdk.timetable_interval import (
     CronDataIntervalTimetable,
@@ -42,6 +44,8 @@ __all__ = [
     "CronTriggerTimetable",
     "DagRunInfo",
     "DataInterval",
+    "DatasetOrTimeSchedule",
+    "DatasetTriggeredTimetable",
     "DeltaDataIntervalTimetable",
     "EventsTimetable",
     "NullTimetable",
@@ -55,9 +59,7 @@ __all__ = [
 ]
 
 
-def timetable_from_schedule(
-    schedule: str | timedelta | Timetable | None, *, timezone: str
-) -> Timetable:
+def timetable_from_schedule(schedule: Any, *, timezone: str) -> Timetable:
     """Turn a DAG's ``schedule`` argument into a timetable.
 
     :raises DagDefinitionError: for a malformed cron expression, an unknown preset, an
@@ -65,6 +67,8 @@ def timetable_from_schedule(
     """
     if isinstance(schedule, Timetable):
         return schedule
+    if isinstance(schedule, BaseDataset | list | tuple | set):
+        return DatasetTriggeredTimetable(schedule)
     if schedule is None:
         return NullTimetable()
     if isinstance(schedule, timedelta):
@@ -76,13 +80,21 @@ def timetable_from_schedule(
             return ContinuousTimetable()
         return CronDataIntervalTimetable(schedule, timezone)
     raise DagDefinitionError(
-        f"schedule must be a cron string, a preset, a timedelta, a Timetable or None, "
+        f"schedule must be a cron string, a preset, a timedelta, a Timetable, datasets or None, "
         f"not {schedule!r}"
     )
 
 
 def timetable_to_dict(tt: Timetable) -> dict[str, Any]:
     """A JSON-safe form of ``tt``; :func:`timetable_from_dict` restores it exactly."""
+    if isinstance(tt, DatasetOrTimeSchedule):
+        return {
+            "type": "datasets_or_time",
+            "condition": tt.condition,
+            "timetable": timetable_to_dict(tt.timetable),
+        }
+    if isinstance(tt, DatasetTriggeredTimetable):
+        return {"type": "datasets", "condition": tt.condition}
     if isinstance(tt, NullTimetable):
         return {"type": "null"}
     if isinstance(tt, OnceTimetable):
@@ -129,6 +141,13 @@ def timetable_from_dict(data: dict[str, Any]) -> Timetable:
         return EventsTimetable.deserialize(data["data"])
     if kind == "custom":
         return _custom(data)
+    if kind == "datasets":
+        return DatasetTriggeredTimetable(condition_from_dict(data["condition"]))
+    if kind == "datasets_or_time":
+        return DatasetOrTimeSchedule(
+            timetable=timetable_from_dict(data["timetable"]),
+            datasets=condition_from_dict(data["condition"]),
+        )
     raise DagDefinitionError(f"unknown timetable type {kind!r}: re-serialize the DAG")
 
 

@@ -12,22 +12,6 @@ from cluster.errors import FeatureNotSupported
 #: Airflow name → the feature it belongs to
 NOT_YET: dict[str, str] = {
     **dict.fromkeys(
-        (
-            "Dataset",
-            "DatasetAlias",
-            "DatasetAll",
-            "DatasetAny",
-            "DatasetOrTimeSchedule",
-            "Metadata",
-            "Asset",
-            "AssetAlias",
-            "AssetAll",
-            "AssetAny",
-            "AssetOrTimeSchedule",
-        ),
-        "data-aware scheduling (datasets)",
-    ),
-    **dict.fromkeys(
         ("TaskDeferred", "BaseTrigger", "TriggerEvent", "StartTriggerArgs"),
         "deferrable operators",
     ),

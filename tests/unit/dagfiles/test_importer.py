@@ -92,11 +92,11 @@ def test_an_error_inside_a_helper_module_names_the_dag_file_line_that_called_it(
 
 def test_an_airflow_feature_tradewind_lacks_is_one_error_naming_it(dags_folder: Path) -> None:
     path = dags_folder / "producer.py"
-    path.write_text("# dag\nfrom cluster.sdk import DAG, Dataset\n")
+    path.write_text("# dag\nfrom cluster.sdk import DAG, TaskDeferred\n")
 
     result = import_file(path, timeout=5)
 
     assert result.error == (
-        "FeatureNotSupported: Dataset belongs to data-aware scheduling (datasets), "
+        "FeatureNotSupported: TaskDeferred belongs to deferrable operators, "
         "an Airflow feature Tradewind does not support yet (producer.py, line 2)"
     )
