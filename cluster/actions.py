@@ -30,6 +30,7 @@ from cluster.metastore.models import (
     XCom,
 )
 from cluster.metastore.transitions import TaskKey, set_dag_run_state, set_task_states
+from cluster.policy.external_markers import follow_markers
 from cluster.policy.graph import descendants
 from cluster.policy.setup_teardown import with_setup_teardowns_upstream, with_setups_and_teardowns
 from cluster.sdk.params import validate_params
@@ -252,12 +253,78 @@ def clear(
     actor: Actor,
     only_failed: bool = False,
     dry_run: bool = False,
+    recursive: bool = True,
 ) -> list[TaskKey]:
     """Clear task instances to ``none`` so they run again; their runs go back to ``queued``.
 
     A running instance is cleared too: its runner sees the change at its next heartbeat
     and stops the task. Each cleared instance gets its retries again, as in Airflow.
+    ``recursive`` (Airflow's default) follows each ``ExternalTaskMarker`` to its task (with
+    downstream) in the other DAG's run, at most the first marker's ``recursion_depth`` deep.
+
+    :raises UsageError: past that depth (a cycle of markers, or too long a chain).
     """
+    keys: list[TaskKey] = []
+    pending, visited, limit = [(dag_id, list(run_ids), task_ids, 0)], set(), []  # type: ignore[var-annotated]
+    while pending:
+        dag_id, runs, tasks, depth = pending.pop(0)
+        if recursive:
+            steps = _marker_steps(session, dag_id, runs, tasks, only_failed, visited, depth, limit)
+            pending += [(d, r, t, depth + 1) for d, r, t in steps]
+        keys += _clear_one(session, dag_id, runs, tasks, actor, only_failed, dry_run)
+    return keys
+
+
+def _marker_steps(
+    session: Session,
+    dag_id: str,
+    run_ids: list[str],
+    task_ids: set[str],
+    only_failed: bool,
+    visited: set[tuple[str, str, str]],
+    depth: int,
+    limit: list[int],
+) -> Iterable[tuple[str, list[str], set[str]]]:
+    dag = load_dag(session, dag_id)
+    if not any(t in dag.tasks and dag.tasks[t].extra.get("external_marker") for t in task_ids):
+        return
+    states = [TaskState.FAILED, TaskState.UPSTREAM_FAILED] if only_failed else list(TaskState)
+    rows = session.execute(
+        select(TaskInstance.run_id, TaskInstance.task_id, DagRun)
+        .join(DagRun, (DagRun.dag_id == dag_id) & (DagRun.run_id == TaskInstance.run_id))
+        .where(
+            TaskInstance.dag_id == dag_id,
+            TaskInstance.run_id.in_(run_ids),
+            TaskInstance.task_id.in_(task_ids),
+            TaskInstance.state.in_([str(s) for s in states]),
+        )
+    ).all()
+    instances = [
+        (r, t, run.logical_date, (run.data_interval_start, run.data_interval_end))
+        for r, t, run in rows
+        if run.logical_date is not None
+    ]
+    for target in follow_markers(dag, instances, visited, depth, limit):
+        found = session.scalars(
+            select(DagRun.run_id).where(
+                DagRun.dag_id == target.dag_id, DagRun.logical_date == target.logical_date
+            )
+        ).all()
+        if found:
+            other = load_dag(session, target.dag_id)
+            below = select_task_ids(other, task_ids=[target.task_id], downstream=True)
+            yield target.dag_id, list(found), below
+
+
+def _clear_one(
+    session: Session,
+    dag_id: str,
+    run_ids: Iterable[str],
+    task_ids: set[str],
+    actor: Actor,
+    only_failed: bool,
+    dry_run: bool,
+) -> list[TaskKey]:
     dag = load_dag(session, dag_id)
     run_list = list(run_ids)
     if not run_list or not task_ids:

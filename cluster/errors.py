@@ -155,3 +155,7 @@ class SensorTimeout(TaskFailedNoRetry):
 
 class XComTooLarge(TradewindError):
     """An XCom value is larger than ``core.xcom_max_size``."""
+
+
+class ExternalStateError(TradewindError):
+    """A run or task of another DAG that a task waits for ended in a failed state."""

@@ -47,6 +47,7 @@ def _task_extra(task: BaseOperator) -> dict[str, Any]:
     outlets = [o for o in map(outlet_to_dict, _as_list(task.outlets)) if o is not None]
     if outlets:
         extra["outlets"] = outlets
+    extra.update(task.serialized_extra())
     return extra
 
 

@@ -43,6 +43,7 @@ def execute_try(
     with execution_context(context):
         try:
             rendered = render_template_fields(task, context)
+            _call_all(task, "on_execute_callback", context)
             with _time_limit(timeout):
                 result = task.execute(context)
             if result is not None and getattr(task, "do_xcom_push", True):
@@ -144,17 +145,22 @@ def _call_on_kill(task: BaseOperator) -> None:
 def _run_callbacks(
     task: BaseOperator, context: dict[str, Any], outcome: TryOutcome, ti: Any
 ) -> None:
-    name = {"success": "on_success_callback", "up_for_reschedule": None}.get(outcome.state)
+    name = {"success": "on_success_callback", "skipped": "on_skipped_callback"}.get(outcome.state)
     if outcome.state == "failed":
         will_retry = outcome.retryable and ti.try_number <= ti.max_tries
         name = "on_retry_callback" if will_retry else "on_failure_callback"
     if name is None:
         return
+    if outcome.message:
+        context["exception"] = outcome.message
+    _call_all(task, name, context)
+
+
+def _call_all(task: BaseOperator, name: str, context: dict[str, Any]) -> None:
+    """Call the task's callback(s) ``name``; a callback's error is logged, never fatal."""
     callbacks = getattr(task, name, None)
     if callbacks is None:
         return
-    if outcome.message:
-        context["exception"] = outcome.message
     for callback in callbacks if isinstance(callbacks, list | tuple) else [callbacks]:
         try:
             callback(context)

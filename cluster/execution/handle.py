@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from cryptography.fernet import MultiFernet
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cluster.errors import NotFoundError
+from cluster import actions
+from cluster.errors import AlreadyExistsError, NotFoundError
 from cluster.execution.recording import ClaimedTry
 from cluster.metastore import connections, variables
-from cluster.metastore.models import XCom
-from cluster.sdk.runtime import Connection
+from cluster.metastore.models import DagRun, TaskInstance, XCom
+from cluster.sdk.runtime import Connection, TriggeredRun, TriggerRequest
 
 SessionFactory = Callable[[], sessionmaker[Session]]
 
@@ -131,6 +132,101 @@ class MetastoreRuntime:
             port=record.port,
             extra=json.loads(record.extra) if record.extra else {},
         )
+
+    def trigger_dag_run(self, request: TriggerRequest) -> TriggeredRun:
+        """Through :func:`cluster.actions.trigger`, as a user's trigger (audited as ``task``)."""
+        actor = actions.Actor(username=request.by, source="task")
+        with self._sessions()() as session, session.begin():
+            existing = _find_run(session, request.dag_id, request.run_id)
+            if existing is None:
+                run = actions.trigger(
+                    session,
+                    request.dag_id,
+                    actor=actor,
+                    conf=request.conf,
+                    run_id=request.run_id,
+                    logical_date=request.logical_date,
+                )
+                session.flush()
+                return _triggered(run)
+            if request.reset:
+                dag = actions.load_dag(session, request.dag_id)
+                actions.clear(
+                    session, request.dag_id, [request.run_id], set(dag.tasks), actor=actor
+                )
+                session.flush()
+                session.refresh(existing)
+                return _triggered(existing)
+            if request.existing_ok:
+                return _triggered(existing)
+            raise AlreadyExistsError(
+                f"DAG run '{request.run_id}' of '{request.dag_id}' already exists"
+            )
+
+    def get_dag_run(self, dag_id: str, run_id: str) -> TriggeredRun | None:
+        with self._sessions()() as session:
+            run = _find_run(session, dag_id, run_id)
+            return _triggered(run) if run is not None else None
+
+    def count_external(
+        self,
+        dag_id: str,
+        task_ids: Sequence[str] | None,
+        logical_dates: Sequence[datetime],
+        states: Sequence[str],
+    ) -> int:
+        if task_ids is None:
+            query = select(func.count()).where(
+                DagRun.dag_id == dag_id,
+                DagRun.logical_date.in_(list(logical_dates)),
+                DagRun.state.in_(list(states)),
+            )
+        else:
+            query = (
+                select(func.count())
+                .select_from(TaskInstance)
+                .join(
+                    DagRun,
+                    (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id),
+                )
+                .where(
+                    TaskInstance.dag_id == dag_id,
+                    TaskInstance.task_id.in_(list(task_ids)),
+                    TaskInstance.state.in_(list(states)),
+                    DagRun.logical_date.in_(list(logical_dates)),
+                )
+            )
+        with self._sessions()() as session:
+            return int(session.scalar(query) or 0)
+
+    def task_group_task_ids(self, dag_id: str, group_id: str) -> list[str]:
+        with self._sessions()() as session:
+            dag = actions.load_dag(session, dag_id)
+        if group_id not in dag.task_groups:
+            raise NotFoundError(f"DAG '{dag_id}' has no task group '{group_id}'")
+        return [
+            t.task_id
+            for t in dag.tasks.values()
+            if _in_group(dag.task_groups, t.task_group_id, group_id)
+        ]
+
+
+def _in_group(groups: dict[str, Any], group: str | None, wanted: str) -> bool:
+    while group is not None:
+        if group == wanted:
+            return True
+        group = groups.get(group, {}).get("parent")
+    return False
+
+
+def _find_run(session: Session, dag_id: str, run_id: str) -> DagRun | None:
+    return session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+
+
+def _triggered(run: DagRun) -> TriggeredRun:
+    return TriggeredRun(
+        dag_id=run.dag_id, run_id=run.run_id, logical_date=run.logical_date, state=str(run.state)
+    )
 
 
 def lazy(factory: Callable[[], sessionmaker[Session]]) -> SessionFactory:

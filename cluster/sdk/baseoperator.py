@@ -369,6 +369,11 @@ class BaseOperator(SetupTeardownMixin):
             for arg in iter_xcom_args(getattr(self, field, None)):
                 self.set_upstream(arg.operator)
 
+    def serialized_extra(self) -> dict[str, Any]:
+        """What this operator adds to its serialized form's ``extra`` (for the scheduler
+        or actions that never import DAG files)."""
+        return {}
+
     @property
     def has_callbacks(self) -> bool:
         callbacks = (

@@ -1,4 +1,4 @@
-"""The services task code reaches at run time: variables and connections.
+"""The services task code reaches at run time: variables, connections and other DAGs.
 
 The SDK holds only the interface. The runner (or a test) installs an implementation
 with :func:`set_runtime` before running task code; ``Variable.get`` and
@@ -13,8 +13,9 @@ itself, so whoever :func:`watch_process_groups` (its executor) kills it instead.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
@@ -38,6 +39,60 @@ class RuntimeServices(Protocol):
     def get_connection(self, conn_id: str) -> Connection:
         """:raises NotFoundError: when no connection has that id."""
         ...
+
+    def trigger_dag_run(self, request: TriggerRequest) -> TriggeredRun:
+        """Create a manual run of another DAG (or find, or reset, an existing one).
+
+        :raises AlreadyExistsError: when the run exists and the request neither
+            resets nor accepts it.
+        :raises NotFoundError: when the DAG is unknown.
+        """
+        ...
+
+    def get_dag_run(self, dag_id: str, run_id: str) -> TriggeredRun | None: ...
+
+    def count_external(
+        self,
+        dag_id: str,
+        task_ids: Sequence[str] | None,
+        logical_dates: Sequence[datetime],
+        states: Sequence[str],
+    ) -> int:
+        """Task instances of ``task_ids`` (or runs, when ``None``) of ``dag_id`` at
+        ``logical_dates`` whose state is one of ``states``."""
+        ...
+
+    def task_group_task_ids(self, dag_id: str, group_id: str) -> list[str]:
+        """The tasks of ``dag_id`` inside task group ``group_id`` (nested groups included).
+
+        :raises NotFoundError: when the DAG or the group is unknown.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class TriggerRequest:
+    """What ``TriggerDagRunOperator`` asks for; ``by`` names the triggering try."""
+
+    dag_id: str
+    run_id: str
+    logical_date: datetime
+    conf: dict[str, Any]
+    by: str
+    #: clear an existing run instead of failing (``reset_dag_run``)
+    reset: bool = False
+    #: return an existing run as it is (a later poke of a rescheduled trigger)
+    existing_ok: bool = False
+
+
+@dataclass(frozen=True)
+class TriggeredRun:
+    """A run of another DAG as task code sees it."""
+
+    dag_id: str
+    run_id: str
+    logical_date: datetime | None
+    state: str
 
 
 class _Holder:

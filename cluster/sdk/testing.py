@@ -6,15 +6,15 @@ Unit tests and ``tradewind dags test`` run tasks with these instead of a metasto
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from cluster.errors import NotFoundError
+from cluster.errors import AlreadyExistsError, NotFoundError
 from cluster.sdk.context import RunInfo, build_context
 from cluster.sdk.dates import utcnow
-from cluster.sdk.runtime import Connection
+from cluster.sdk.runtime import Connection, TriggeredRun, TriggerRequest
 from cluster.sdk.xcom_arg import XCOM_RETURN_KEY
 
 if TYPE_CHECKING:
@@ -88,10 +88,19 @@ class InMemoryTaskInstance:
 
 @dataclass
 class InMemoryRuntime:
-    """:class:`~cluster.sdk.runtime.RuntimeServices` over two dicts."""
+    """:class:`~cluster.sdk.runtime.RuntimeServices` over dicts.
+
+    Other DAGs are ``runs`` (``(dag_id, run_id)`` → run), ``states``
+    (``(dag_id, task_id or None for the run, logical_date)`` → state) and ``groups``
+    (``(dag_id, group_id)`` → task ids).
+    """
 
     variables: dict[str, str] = field(default_factory=dict)
     connections: dict[str, Connection] = field(default_factory=dict)
+    runs: dict[tuple[str, str], TriggeredRun] = field(default_factory=dict)
+    states: dict[tuple[str, str | None, datetime], str] = field(default_factory=dict)
+    groups: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    triggered: list[TriggerRequest] = field(default_factory=list)
 
     def get_variable(self, key: str) -> str | None:
         return self.variables.get(key)
@@ -106,6 +115,39 @@ class InMemoryRuntime:
         if conn_id not in self.connections:
             raise NotFoundError(f"The conn_id `{conn_id}` isn't defined")
         return self.connections[conn_id]
+
+    def trigger_dag_run(self, request: TriggerRequest) -> TriggeredRun:
+        key = (request.dag_id, request.run_id)
+        if key in self.runs and not (request.reset or request.existing_ok):
+            raise AlreadyExistsError(f"DAG run '{request.run_id}' of '{request.dag_id}' exists")
+        if key not in self.runs or request.reset:
+            self.triggered.append(request)
+            self.runs[key] = TriggeredRun(
+                request.dag_id, request.run_id, request.logical_date, "queued"
+            )
+        return self.runs[key]
+
+    def get_dag_run(self, dag_id: str, run_id: str) -> TriggeredRun | None:
+        return self.runs.get((dag_id, run_id))
+
+    def count_external(
+        self,
+        dag_id: str,
+        task_ids: Sequence[str] | None,
+        logical_dates: Sequence[datetime],
+        states: Sequence[str],
+    ) -> int:
+        wanted = [None] if task_ids is None else list(task_ids)
+        return sum(
+            self.states.get((dag_id, task_id, when)) in states
+            for task_id in wanted
+            for when in logical_dates
+        )
+
+    def task_group_task_ids(self, dag_id: str, group_id: str) -> list[str]:
+        if (dag_id, group_id) not in self.groups:
+            raise NotFoundError(f"DAG '{dag_id}' has no task group '{group_id}'")
+        return list(self.groups[(dag_id, group_id)])
 
 
 def make_context(
