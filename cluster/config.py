@@ -81,6 +81,9 @@ class CelerySettings:
     #: RabbitMQ management API base URLs (``http://user:pass@host:15672``), one per node;
     #: empty: derived from ``broker_urls`` (same host and credentials, port 15672)
     management_urls: list[str] = field(default_factory=list, metadata=_SECRET)
+    #: workers answer Celery's remote control (``celery inspect``, Flower) and send task
+    #: events (Flower's task list); off saves each worker a few publishes per task
+    worker_remote_control: bool = True
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,25 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True)
+class FlowerSettings:
+    """``tradewind flower``: Celery Flower on the cluster's brokers, behind a sign-in.
+
+    ``auth`` is ``webserver`` (the webserver's users with the Admin or Op role, by HTTP
+    basic auth) or ``basic`` (Flower's own ``user:password`` pairs, ``basic_auth``);
+    empty refuses to start: Flower can stop workers and revoke tasks.
+    """
+
+    address: str = "127.0.0.1"
+    port: int = 5555
+    #: serve under this path (``flower`` → ``/flower/``), e.g. behind HAProxy's ``/flower``
+    url_prefix: str = ""
+    auth: Literal["", "webserver", "basic"] = ""
+    basic_auth: list[str] = field(default_factory=list, metadata=_SECRET)
+    #: behind a proxy (HAProxy): take the client's address from ``X-Forwarded-For``
+    proxied: bool = False
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting of one process, read once at start-up."""
 
@@ -160,6 +182,7 @@ class Settings:
     logging: LoggingSettings
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    flower: FlowerSettings = field(default_factory=FlowerSettings)
 
     def replace(self, section: str, **values: Any) -> Settings:
         """Return a copy with ``values`` changed in one section (for tests and CLI flags)."""
@@ -177,6 +200,7 @@ SECTIONS: dict[str, type] = {
     "logging": LoggingSettings,
     "metrics": MetricsSettings,
     "smtp": SmtpSettings,
+    "flower": FlowerSettings,
 }
 
 

@@ -69,6 +69,11 @@ def haproxy_group() -> None:
 @click.option("--stats-socket", default="/run/haproxy/admin.sock", show_default=True)
 @port_option
 @click.option(
+    "--flower-port",
+    type=click.IntRange(1, 65535),
+    help="Also serve every master's Flower (tradewind flower) on this port under /flower/.",
+)
+@click.option(
     "--output",
     "-o",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -83,6 +88,7 @@ def render_command(
     stats_bind: str,
     stats_socket: str,
     webserver_port: int,
+    flower_port: int | None,
     output: Path | None,
 ) -> None:
     """Print (or write) the HAProxy config for the inventory's masters."""
@@ -92,6 +98,7 @@ def render_command(
         bind=bind,
         stats_bind=stats_bind,
         stats_socket=stats_socket,
+        flower_port=flower_port,
     )
     servers = webservers(load_inventory(inventory), default_port=webserver_port)
     text = render_config(servers, options)

@@ -43,6 +43,11 @@ COMMANDS = {
         "devcluster_group",
         "Run the whole HA cluster on this machine (loopback addresses) to try it out.",
     ),
+    "flower": Lazy(
+        "cluster.cli.flower_cmd",
+        "flower",
+        "Run Celery Flower on the cluster's brokers, behind a sign-in, until stopped.",
+    ),
     "haproxy": Lazy(
         "cluster.cli.haproxy_cmd",
         "haproxy_group",

@@ -17,7 +17,10 @@ Why the settings are what they are:
   failed is sent again, the last time to another server, so a killed webserver costs no
   request. Only GET and HEAD are retried after they reached a server (an empty response
   or a timeout): a POST that may have been processed is never sent twice;
-* the stats page needs a password, which the caller must supply: there is no default.
+* the stats page needs a password, which the caller must supply: there is no default;
+* Flower (``tradewind flower`` on the masters, when given a port) is served under
+  :data:`FLOWER_PATH` on the same frontend, balanced by client address: each Flower
+  keeps the task events it saw since it started, so one user keeps seeing one of them.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ BACKEND = "tradewind_webservers"
 FRONTEND = "tradewind_web"
 #: where the health checks go; ``/health`` answers 503 without a metastore
 HEALTH_PATH = "/health"
+#: the path (and ``flower.url_prefix``) under which HAProxy serves the masters' Flower
+FLOWER_PATH = "flower"
+FLOWER_BACKEND = "tradewind_flower"
 #: HAProxy names: letters, digits and ``-_.:`` only
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
 _HOST = re.compile(r"^(\*|[A-Za-z0-9_.-]+)$")
@@ -75,6 +81,8 @@ class HAProxyOptions:
     stats_socket: str = "/run/haproxy/admin.sock"
     backend: str = BACKEND
     frontend: str = FRONTEND
+    #: each master's ``flower.port``; ``None``: no Flower behind HAProxy
+    flower_port: int | None = None
 
     def validate(self) -> None:
         """:raises ConfigError: an empty or unsafe password, a bad bind or name."""
@@ -164,6 +172,7 @@ def render_config(servers: Sequence[Webserver], options: HAProxyOptions) -> str:
         _DEFAULTS,
         _frontend(options),
         _backend(servers, options),
+        *([_flower_backend(servers, options.flower_port)] if options.flower_port else []),
         _stats(options),
     ]
     return "\n".join(sections)
@@ -209,11 +218,29 @@ defaults
 
 
 def _frontend(options: HAProxyOptions) -> str:
+    flower = ""
+    if options.flower_port:
+        flower = (
+            f"    acl flower path_beg /{FLOWER_PATH}/\n    use_backend {FLOWER_BACKEND} if flower\n"
+        )
     return f"""\
 frontend {options.frontend}
     bind {options.bind}
-    default_backend {options.backend}
+{flower}    default_backend {options.backend}
 """
+
+
+def _flower_backend(servers: Sequence[Webserver], port: int) -> str:
+    """Every master's Flower, checked at its public health check."""
+    lines = "".join(f"    {server_line(Webserver(s.name, s.address, port))}\n" for s in servers)
+    return f"""\
+backend {FLOWER_BACKEND}
+    balance source
+    option httpchk GET /{FLOWER_PATH}/healthcheck
+    http-check expect status 200
+    http-request disable-l7-retry if !METH_GET
+    default-server inter 2s fall 2 rise 1
+{lines}"""
 
 
 def _backend(servers: Sequence[Webserver], options: HAProxyOptions) -> str:

@@ -43,9 +43,10 @@ from celery.concurrency.thread import TaskPool as ThreadsPool
 from celery.exceptions import Reject
 from celery.signals import worker_init, worker_shutdown, worker_shutting_down
 from celery.worker.consumer import Consumer
+from celery.worker.request import Request
 from kombu import Exchange, Queue
 
-from cluster.config import Settings
+from cluster.config import Settings, load_settings
 from cluster.errors import ConfigError, MetastoreError
 from cluster.messages import TaskMessage
 from cluster.states import TaskState
@@ -114,8 +115,14 @@ def build_celery_app(settings: Settings, *, queues: Iterable[str] = ()) -> Celer
     :param queues: queues besides ``celery.queues`` (a worker's ``-q``).
     """
     app = Celery("tradewind", set_as_current=False, fixups=[])
+    app.conf.update(celery_conf(settings, queues))
+    return app
+
+
+def celery_conf(settings: Settings, queues: Iterable[str] = ()) -> dict[str, Any]:
+    """The configuration of Tradewind's Celery apps (see :func:`build_celery_app`)."""
     default = settings.celery.default_queue
-    app.conf.update(
+    return dict(
         broker_url=broker_url(settings),
         broker_failover_strategy="round-robin",
         broker_connection_retry_on_startup=True,
@@ -143,15 +150,54 @@ def build_celery_app(settings: Settings, *, queues: Iterable[str] = ()) -> Celer
         worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
-        # what a tradewind worker does not use costs every message or every start:
-        # task events (-E), remote control (a pidbox queue per worker, nobody sends
-        # it commands) and rate limits (the scheduler's pools and limits decide)
-        worker_send_task_events=False,
-        task_send_sent_event=False,
-        worker_enable_remote_control=False,
+        # rate limits cost every message and nothing uses them (the scheduler's pools
+        # and limits decide)
         worker_disable_rate_limits=True,
+        **monitoring_conf(settings),
     )
-    return app
+
+
+def settings_app(load: Callable[[], Settings]) -> Celery:
+    """A Celery app that builds its configuration from ``load()`` when first used.
+
+    For Celery's own command line (:data:`app`): ``celery -A cluster.executors.celery_app
+    inspect active`` finds this module's ``app`` and reads ``$TRADEWIND_HOME`` and the
+    environment only when the command first needs the configuration (Celery's
+    ``add_defaults`` promise), never at import.
+    """
+    lazy = Celery("tradewind", set_as_current=False, fixups=[])
+    lazy.add_defaults(lambda: celery_conf(load()))
+    return lazy
+
+
+#: the cluster's Celery app for ``celery -A cluster.executors.celery_app inspect|control|
+#: events|flower``; unconfigured until such a command uses it. Tradewind's own processes
+#: never touch it: they build theirs from the settings they loaded.
+app = settings_app(load_settings)
+
+
+def monitoring_conf(settings: Settings) -> dict[str, bool]:
+    """Celery's remote control, on with ``celery.worker_remote_control``; task events off.
+
+    Remote control (a pidbox queue per worker) answers ``celery inspect`` and Flower's
+    worker pages, and costs nothing measurable while nobody asks. Task events
+    (``task-received``, ``task-started``, ``task-succeeded``… on the ``celeryev``
+    exchange) feed Flower's task list but cost the worker's main process 1 to 2 ms of
+    CPU per try (``bench/remote_control.py``: 4.8 → 6.6 ms), so a worker starts
+    without them and Flower turns them on through remote control while it runs (its
+    ``enable_events`` broadcast, every 5 s), as Celery intends; they then stay on until
+    the worker restarts (or ``celery -A cluster.executors.celery_app control
+    disable_events``).
+    With the setting off, neither ``celery inspect`` nor Flower sees the workers.
+
+    ``task-sent`` events stay off: the scheduler would publish and confirm a second
+    message per dispatch, and Flower lists a task from ``task-received`` on anyway.
+    """
+    return {
+        "worker_enable_remote_control": settings.celery.worker_remote_control,
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
+    }
 
 
 class WorkerRunner(Protocol):
@@ -240,6 +286,25 @@ class PoolProcessRunner:
         return str(state) if state is not None else None
 
 
+class TryRequest(Request):
+    """A running message of :data:`TASK_NAME`, which remote control may not terminate.
+
+    With remote control on, ``celery control revoke --terminate`` and Flower's
+    "terminate" reach the worker. Celery would terminate the request's job, which on
+    this worker's pool means a cold cut of every running try (:func:`threads_pool`) and
+    a pool that runs nothing more; one try cannot be ended alone. So the request
+    refuses with a warning and its try goes on; a try is ended in Tradewind (mark it
+    failed). Shutdowns cancel requests, which this does not change.
+    """
+
+    def terminate(self, pool: Any, signal: int | str | None = None) -> None:
+        log.warning(
+            "%s: a remote 'revoke --terminate' was ignored: a Tradewind worker cannot end "
+            "one running try; mark the task instance failed in Tradewind instead",
+            self.id,
+        )
+
+
 class _CutResult(ApplyResult):
     """A threads-pool job that Celery may "terminate": its runner was cut already."""
 
@@ -277,7 +342,13 @@ def register_task(app: Celery, factory: RunnerFactory) -> PoolProcessRunner:
     worker_shutting_down.connect(runner.shutting_down, weak=False, dispatch_uid=TASK_NAME)
     worker_shutdown.connect(runner.shutdown_process, weak=False, dispatch_uid=TASK_NAME)
 
-    @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+    @app.task(
+        name=TASK_NAME,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        ignore_result=True,
+        Request=TryRequest,
+    )
     def run_task(payload: dict[str, Any]) -> str | None:
         return runner.run(payload)
 

@@ -158,6 +158,35 @@ def test_a_worker_without_the_cluster_secret_refuses_in_one_line(tmp_path: Path)
     assert line.startswith("tradewind: error: webserver.secret_key is empty: set [webserver]")
 
 
+def test_flower_without_a_sign_in_refuses_in_one_line(tmp_path: Path) -> None:
+    """Flower can stop workers and revoke tasks: it never starts open to anyone."""
+    env = {
+        **fresh_env(tmp_path / "fresh"),
+        "TRADEWIND__CELERY__BROKER_URLS": '["amqp://tw:tw@127.0.0.1:5672/tw"]',
+    }
+    done = run_cli(env, "flower")
+    assert done.returncode != 0
+    assert done.stderr.splitlines() == [
+        'tradewind: error: flower.auth is empty: set [flower] auth = "webserver" (sign in as '
+        'a webserver Admin or Op user) or auth = "basic" with basic_auth = ["user:password"] '
+        "(TRADEWIND__FLOWER__AUTH, TRADEWIND__FLOWER__BASIC_AUTH): Flower can stop workers "
+        "and revoke tasks"
+    ]
+    basic_without_pairs = run_cli({**env, "TRADEWIND__FLOWER__AUTH": "basic"}, "flower")
+    assert basic_without_pairs.returncode != 0
+    (line,) = basic_without_pairs.stderr.splitlines()
+    assert line.startswith("tradewind: error: flower.auth is basic but flower.basic_auth is empty")
+    no_broker = {
+        **fresh_env(tmp_path / "fresh"),
+        "TRADEWIND__FLOWER__AUTH": "basic",
+        "TRADEWIND__FLOWER__BASIC_AUTH": '["ops:pw"]',
+    }
+    without_broker = run_cli(no_broker, "flower")
+    assert without_broker.returncode != 0
+    (line,) = without_broker.stderr.splitlines()
+    assert line.startswith("tradewind: error: celery.broker_urls is empty")
+
+
 def test_config_init_writes_secrets_the_scheduler_starts_with(tmp_path: Path) -> None:
     home = tmp_path / "fresh"
     env = {**fresh_env(home), "TRADEWIND__CORE__LOAD_EXAMPLES": "false"}

@@ -33,6 +33,8 @@ FORBIDDEN: dict[str, set[str]] = {
     "executors": {"web", "cli", "scheduler"},
     "dagfiles": {"web", "cli", "scheduler", "executors"},
     "deploy": {"cli"},
+    # Flower reuses the webserver's credential cache and login throttle, nothing else
+    "flower": {"cli", "scheduler", "execution", "dagfiles"},
 }
 
 

@@ -31,7 +31,11 @@ VENV_BIN = Path(sys.executable).parent
 INVENTORIES = {name: ANSIBLE / "inventories" / name / "hosts.yml" for name in ("vagrant", "local")}
 ROLE_NAMES = ("common", "metastore", "rabbitmq", "zookeeper", "haproxy", "master", "worker")
 UNITS = {
-    "master": ("tradewind-scheduler.service", "tradewind-webserver.service"),
+    "master": (
+        "tradewind-scheduler.service",
+        "tradewind-webserver.service",
+        "tradewind-flower.service",
+    ),
     "worker": ("tradewind-worker.service",),
     "zookeeper": ("zookeeper.service",),
 }
@@ -62,6 +66,17 @@ def ansible_env() -> dict[str, str]:
     return {"ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
 
 
+def ansible_bool(value: Any) -> bool:
+    """Ansible's ``bool`` filter: ``yes``/``on``/``1``/``true`` (any case) are true."""
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("yes", "on", "1", "true")
+
+
+#: Ansible's filters that the roles' templates use and plain Jinja lacks
+ANSIBLE_FILTERS = {"bool": ansible_bool}
+
+
 def render_vars(role: str, inventory: Path, host: str, **overrides: Any) -> dict[str, Any]:
     """The variables a role's templates see on ``host``: group_vars, role defaults, host vars.
 
@@ -88,6 +103,7 @@ def render_vars(role: str, inventory: Path, host: str, **overrides: Any) -> dict
         playbook_dir=str(ANSIBLE),
     )
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    env.filters.update(ANSIBLE_FILTERS)
     for _ in range(3):
         for key, value in list(context.items()):
             if isinstance(value, str) and "{{" in value:
@@ -102,6 +118,7 @@ def render(role: str, template: str, variables: dict[str, Any]) -> str:
         keep_trailing_newline=True,
         trim_blocks=True,
     )
+    env.filters.update(ANSIBLE_FILTERS)
     return env.get_template(template).render(variables)
 
 
@@ -214,6 +231,23 @@ def test_rendered_haproxy_config_passes_haproxy_check(inventory: str, tmp_path: 
     assert "option httpchk GET /health" in text
 
 
+@pytest.mark.parametrize("inventory", sorted(INVENTORIES))
+def test_haproxy_serves_the_masters_flower_when_enabled(inventory: str, tmp_path: Path) -> None:
+    haproxy = tool("haproxy", package="haproxy")
+    topology = load_inventory(INVENTORIES[inventory])
+    lb = topology.with_role("loadbalancer")[0].name
+    variables = render_vars("haproxy", INVENTORIES[inventory], lb, tradewind_flower_enabled=True)
+    text = render("haproxy", "haproxy.cfg.j2", variables)
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(text)
+    done = run([haproxy, "-c", "-f", str(path)], timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "use_backend tradewind_flower if flower" in text
+    assert "option httpchk GET /flower/healthcheck" in text
+    for master in topology.with_role("master"):
+        assert f"server {master.name} {master.address}:5555 check" in text
+
+
 def test_single_node_webserver_does_not_take_haproxys_port() -> None:
     variables = render_vars("haproxy", INVENTORIES["local"], "localhost")
     text = render("haproxy", "haproxy.cfg.j2", variables)
@@ -313,6 +347,9 @@ def test_rendered_tradewind_toml_is_valid_settings(
         assert settings.ha.zookeeper_hosts == ["192.168.56.10:2181"]
         assert settings.webserver.base_url == "http://192.168.56.10:8080"
         assert settings.webserver.secret_key and settings.core.fernet_key
+        # Flower, where enabled, sits behind HAProxy's /flower/ and the webserver's users
+        assert (settings.flower.auth, settings.flower.url_prefix) == ("webserver", "flower")
+        assert settings.flower.proxied is True
 
 
 def test_vagrantfile_validates_without_a_provider() -> None:

@@ -72,9 +72,30 @@ def vagrant_config() -> str:
 
 
 def test_the_reference_config_is_what_render_makes_for_the_vagrant_cluster(tradewind) -> None:
-    done = tradewind("haproxy", "render", "--inventory", VAGRANT, "--stats-password", "change-me")
+    done = tradewind(
+        "haproxy",
+        "render",
+        "--inventory",
+        VAGRANT,
+        "--stats-password",
+        "change-me",
+        "--flower-port",
+        "5555",
+    )
     assert done.code == 0, done.err
     assert done.out == REFERENCE.read_text()
+
+
+def test_flower_is_served_under_its_path_only_when_given_a_port(haproxy: str) -> None:
+    servers = webservers(load_inventory(VAGRANT))
+    assert "flower" not in render_config(servers, HAProxyOptions("change-me"))
+    parsed = parse_config(text := render_config(servers, HAProxyOptions("x", flower_port=5555)))
+    backend = parsed.backend("tradewind_flower")
+    assert backend is not None
+    assert [s.endpoint for s in backend.servers] == ["192.168.56.11:5555", "192.168.56.12:5555"]
+    assert backend.has_line("option httpchk GET /flower/healthcheck")
+    assert "use_backend tradewind_flower if flower" in text
+    assert validate_text(text, haproxy=haproxy)
 
 
 def test_a_rendered_config_serves_every_master_with_health_checks(haproxy: str) -> None:
