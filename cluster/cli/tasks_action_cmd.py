@@ -46,6 +46,12 @@ def list_tasks(app: App, dag_id: str, tree: bool) -> None:
 @click.option(
     "-f", "--only-failed", is_flag=True, help="Only failed and upstream_failed instances."
 )
+@click.option(
+    "-x",
+    "--exclude-subdags",
+    is_flag=True,
+    help="Do not follow ExternalTaskMarkers into other DAGs (Airflow's option name).",
+)
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_app
 @with_user_code
@@ -59,28 +65,33 @@ def clear(
     upstream: bool,
     downstream: bool,
     only_failed: bool,
+    exclude_subdags: bool,
     yes: bool,
 ) -> None:
-    """Clear task instances so the scheduler runs them again."""
+    """Clear task instances so the scheduler runs them again.
+
+    As in Airflow, an ExternalTaskMarker among them clears the task it names in the
+    other DAG too, with that task's downstream (-x stops that).
+    """
     with app.session_factory.begin() as session:
         dag = actions.load_dag(session, dag_id)
         task_ids = actions.select_task_ids(
             dag, task_regex=task_regex, upstream=upstream, downstream=downstream
         )
         run_ids = _runs_between(session, dag_id, start_date, end_date, run_id)
+        options = {"only_failed": only_failed, "recursive": not exclude_subdags}
         preview = actions.clear(
-            session, dag_id, run_ids, task_ids, actor=CLI, only_failed=only_failed, dry_run=True
+            session, dag_id, run_ids, task_ids, actor=CLI, dry_run=True, **options
         )
         if not preview:
             click.echo("No task instances to clear")
             return
         for key in preview:
-            click.echo(f"  {key.run_id}  {key.task_id}")
+            other = f"{key.dag_id}." if key.dag_id != dag_id else ""
+            click.echo(f"  {key.run_id}  {other}{key.task_id}")
         if not yes:
             click.confirm(f"Clear these {len(preview)} task instances?", abort=True)
-        cleared = actions.clear(
-            session, dag_id, run_ids, task_ids, actor=CLI, only_failed=only_failed
-        )
+        cleared = actions.clear(session, dag_id, run_ids, task_ids, actor=CLI, **options)
     click.echo(f"Cleared {len(cleared)} task instances")
 
 

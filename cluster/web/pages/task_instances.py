@@ -114,7 +114,8 @@ def clear(dag_id: str, dag_run_id: str, task_id: str) -> BaseResponse | str:
     session = db_session()
     require_task_instance(session, dag_id, dag_run_id, task_id)
     dag = actions.load_dag(session, dag_id)
-    options = {name: checked(name) for name in ("upstream", "downstream", "only_failed")}
+    names = ("upstream", "downstream", "only_failed", "recursive")
+    options = {name: checked(name) for name in names}
     task_ids = actions.select_task_ids(
         dag, task_ids=[task_id], upstream=options["upstream"], downstream=options["downstream"]
     )
@@ -126,6 +127,7 @@ def clear(dag_id: str, dag_run_id: str, task_id: str) -> BaseResponse | str:
         actor=web_actor(),
         only_failed=options["only_failed"],
         dry_run=request.method == "GET",
+        recursive=options["recursive"],
     )
     here = url_for("task_instances.show", dag_id=dag_id, dag_run_id=dag_run_id, task_id=task_id)
     if request.method == "POST":
@@ -138,13 +140,14 @@ def clear(dag_id: str, dag_run_id: str, task_id: str) -> BaseResponse | str:
         message=f"These {len(keys)} task instances will be cleared and run again:"
         if keys
         else "Nothing to clear with these options.",
-        items=sorted(k.task_id for k in keys),
+        items=sorted(k.task_id if k.dag_id == dag_id else f"{k.dag_id}.{k.task_id}" for k in keys),
         action=action,
         fields={name: "1" for name, on in options.items() if on},
         options=[
             ("upstream", "Upstream", options["upstream"]),
             ("downstream", "Downstream", options["downstream"]),
             ("only_failed", "Only failed", options["only_failed"]),
+            ("recursive", "Recursive (ExternalTaskMarker)", options["recursive"]),
         ],
         preview=action,
         button="Clear",
