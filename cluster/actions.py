@@ -27,6 +27,7 @@ from cluster.metastore.models import (
     SerializedDagRow,
     TaskInstance,
     TaskInstanceHistory,
+    TaskMap,
     XCom,
 )
 from cluster.metastore.transitions import TaskKey, set_dag_run_state, set_task_states
@@ -495,6 +496,6 @@ def delete_dag(session: Session, dag_id: str, *, actor: Actor) -> int:
 def _delete_runs(session: Session, dag_id: str, run_ids: list[str]) -> None:
     if not run_ids:
         return
-    for model in (XCom, TaskInstanceHistory, TaskInstance):
+    for model in (XCom, TaskMap, TaskInstanceHistory, TaskInstance):
         session.execute(delete(model).where(model.dag_id == dag_id, model.run_id.in_(run_ids)))
     session.execute(delete(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id.in_(run_ids)))

@@ -42,6 +42,9 @@ class CoreSettings:
     dag_file_processor_timeout: float = 30.0
     dag_source: Literal["local", "metastore"] = "local"
     xcom_max_size: int = 1_048_576
+    #: the longest list or dict a task may return for a mapped task to expand over
+    #: (Airflow's ``[core] max_map_length``); past it, the returning task fails
+    max_map_length: int = 1024
     default_timezone: str = "UTC"
     hostname: str = ""
     #: modules with ``AirflowPlugin`` classes (timetables, macros), relative to home

@@ -47,6 +47,16 @@ class DagDefinitionError(TradewindError):
     """A DAG file defines an invalid DAG: cycle, duplicate task id, bad schedule, ..."""
 
 
+class MappingTypeError(DagDefinitionError, TypeError):
+    """``partial``/``expand`` got an argument it cannot take (Airflow raises ``TypeError``):
+    unknown, already given to ``partial``, or not mappable for this operator."""
+
+
+class MappingValueError(DagDefinitionError, ValueError):
+    """``expand`` got a value it cannot map over (Airflow raises ``ValueError``): a string,
+    a number, an XCom with a custom key."""
+
+
 class ParamValidationError(TradewindError):
     """A DAG run's params do not match the DAG's ``Param`` declarations."""
 
@@ -159,3 +169,8 @@ class XComTooLarge(TradewindError):
 
 class ExternalStateError(TradewindError):
     """A run or task of another DAG that a task waits for ended in a failed state."""
+
+
+class UnmappableXCom(TradewindError):
+    """A task whose return value a mapped task expands over returned nothing, a value
+    that is not a list or dict, or one longer than ``core.max_map_length``."""

@@ -55,6 +55,7 @@ def test(app: App, dag_id: str, logical_date: datetime | None, conf: dict[str, A
         [
             {
                 "task_id": r.task_id,
+                "map_index": r.map_index,
                 "state": str(r.state),
                 "duration": f"{r.duration:.3f}s",
                 "message": r.message or "",

@@ -13,6 +13,7 @@ from cluster.dagfiles.serialized import SerializedDag, SerializedTask
 from cluster.sdk.baseoperator import BaseOperator
 from cluster.sdk.dag import DAG
 from cluster.sdk.datasets import outlet_to_dict
+from cluster.sdk.mappedoperator import MappedOperator, mapping_producer_ids
 from cluster.sdk.taskgroup import TaskGroup
 from cluster.sdk.timetables import timetable_to_dict
 from cluster.sensors.base import BaseSensorOperator
@@ -48,6 +49,8 @@ def _task_extra(task: BaseOperator) -> dict[str, Any]:
     if outlets:
         extra["outlets"] = outlets
     extra.update(task.serialized_extra())
+    if task.map_index_template:
+        extra["map_index_template"] = task.map_index_template
     return extra
 
 
@@ -58,11 +61,19 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple | set) else [value]
 
 
-def serialize_task(task: BaseOperator) -> SerializedTask:
+def _sensor_mode(task: BaseOperator) -> str | None:
+    if isinstance(task, BaseSensorOperator):
+        return task.mode
+    if isinstance(task, MappedOperator) and issubclass(task.operator_class, BaseSensorOperator):
+        return str(task.partial_kwargs.get("mode", "poke"))
+    return None
+
+
+def serialize_task(task: BaseOperator, feeds_mapping: bool = False) -> SerializedTask:
     group = task.task_group
     return SerializedTask(
         task_id=task.task_id,
-        operator=type(task).__name__,
+        operator=task.task_type,
         trigger_rule=str(task.trigger_rule),
         upstream_task_ids=tuple(sorted(task.upstream_task_ids)),
         downstream_task_ids=tuple(sorted(task.downstream_task_ids)),
@@ -77,7 +88,7 @@ def serialize_task(task: BaseOperator) -> SerializedTask:
         priority_weight=task.priority_weight,
         weight_rule=task.weight_rule,
         depends_on_past=task.depends_on_past,
-        sensor_mode=task.mode if isinstance(task, BaseSensorOperator) else None,
+        sensor_mode=_sensor_mode(task),
         task_group_id=group.group_id if group is not None and not group.is_root else None,
         template_fields=tuple(task.template_fields),
         doc_md=task.doc_md,
@@ -87,6 +98,8 @@ def serialize_task(task: BaseOperator) -> SerializedTask:
         is_setup=task.is_setup,
         is_teardown=task.is_teardown,
         on_failure_fail_dagrun=task.on_failure_fail_dagrun,
+        mapping=task.expand_input.to_ref() if isinstance(task, MappedOperator) else None,
+        feeds_mapping=feeds_mapping,
     )
 
 
@@ -100,6 +113,9 @@ def _groups(dag: DAG) -> dict[str, Any]:
             "prefix_group_id": group.prefix_group_id,
             "ui_color": group.ui_color,
         }
+        expand_input = getattr(group, "expand_input", None)
+        if expand_input is not None:
+            result[group_id]["mapping"] = expand_input.to_ref()
     return result
 
 
@@ -109,6 +125,7 @@ def serialize_dag(dag: DAG) -> SerializedDag:
     :raises DagDefinitionError: when the DAG is invalid (cycle, bad param default).
     """
     dag.validate()
+    producers = mapping_producer_ids(dag)
     return SerializedDag(
         dag_id=dag.dag_id,
         fileloc=dag.fileloc,
@@ -129,6 +146,6 @@ def serialize_dag(dag: DAG) -> SerializedDag:
         task_groups=_groups(dag),
         edge_labels={f"{up}>{down}": label for (up, down), label in sorted(dag.edge_info.items())},
         has_callbacks=dag.on_success_callback is not None or dag.on_failure_callback is not None,
-        tasks={t.task_id: serialize_task(t) for t in dag.tasks},
+        tasks={t.task_id: serialize_task(t, t.task_id in producers) for t in dag.tasks},
         display_name=dag.dag_display_name if dag.dag_display_name != dag.dag_id else None,
     )

@@ -7,6 +7,7 @@ The JSON is versioned; ``to_json → from_json → to_json`` is the identity.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
@@ -57,6 +58,14 @@ class SerializedTask:
     is_teardown: bool = False
     #: a teardown whose failure does fail the run
     on_failure_fail_dagrun: bool = False
+    #: how a mapped task expands (``None``: not mapped): ``{"kind": "dict-of-lists",
+    #: "args": {name: ref}}`` or ``{"kind": "list-of-dicts", "arg": ref}``, where a ref is
+    #: ``{"type": "literal", "length": n, "value": ...}``, ``{"type": "xcom", "task_id",
+    #: "key"}``, or ``map``/``zip``/``concat`` over refs (see :mod:`cluster.policy.mapping`)
+    mapping: dict[str, Any] | None = None
+    #: a mapped task or group expands over this task's return value: its runner checks
+    #: the value and records its length (Airflow's ``task_map``)
+    feeds_mapping: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,8 @@ class SerializedDag:
     owner: str = "airflow"
     #: ``{name: Param.dump()}``: default, type, enum, minimum, maximum, description
     params: dict[str, Any] = field(default_factory=dict)
-    #: ``{group_id: {"tooltip": ..., "parent": ...}}``
+    #: ``{group_id: {"tooltip": ..., "parent": ..., "mapping": ...}}`` (``mapping`` only
+    #: for a mapped task group, in the form of :attr:`SerializedTask.mapping`)
     task_groups: dict[str, Any] = field(default_factory=dict)
     #: ``{"up_id>down_id": label}``
     edge_labels: dict[str, str] = field(default_factory=dict)
@@ -104,6 +114,29 @@ class SerializedDag:
         """What the UI shows for ``task_id``: its ``task_display_name``, else the id."""
         task = self.tasks.get(task_id)
         return str(task.extra.get("display_name") or task_id) if task else task_id
+
+    @functools.cached_property
+    def mapped_groups(self) -> dict[str, tuple[str, ...]]:
+        """``task_id → ids of the mapped task groups around it``, innermost first; only
+        tasks inside at least one mapped group are listed."""
+        found: dict[str, tuple[str, ...]] = {}
+        for task in self.tasks.values():
+            groups: list[str] = []
+            group_id = task.task_group_id
+            while group_id is not None:
+                group = self.task_groups.get(group_id, {})
+                if group.get("mapping") is not None:
+                    groups.append(group_id)
+                group_id = group.get("parent")
+            if groups:
+                found[task.task_id] = tuple(groups)
+        return found
+
+    @functools.cached_property
+    def has_mapping(self) -> bool:
+        """Whether any task is mapped or inside a mapped group: only then does the
+        scheduler load map lengths and look at map indexes."""
+        return bool(self.mapped_groups) or any(t.mapping for t in self.tasks.values())
 
     # --- JSON ---------------------------------------------------------------------
 
@@ -155,6 +188,8 @@ _OPTIONAL: dict[str, Any] = {
     "is_setup": False,
     "is_teardown": False,
     "on_failure_fail_dagrun": False,
+    "mapping": None,
+    "feeds_mapping": False,
 }
 
 

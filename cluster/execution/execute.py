@@ -11,7 +11,8 @@ import contextlib
 import json
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,9 +26,13 @@ from cluster.errors import (
 from cluster.execution.outcome import TryOutcome
 from cluster.sdk import BaseOperator
 from cluster.sdk.context import execution_context
-from cluster.sdk.templating import render_template_fields
+from cluster.sdk.mappedoperator import MappedOperator, mapped_length, mapping_producer_ids
+from cluster.sdk.templating import render_template, render_template_fields
 
 log = logging.getLogger("tradewind.task")
+
+#: ``core.max_map_length``'s default, for callers without settings (``tasks test``)
+DEFAULT_MAX_MAP_LENGTH = 1024
 
 
 def execute_try(
@@ -36,16 +41,24 @@ def execute_try(
     *,
     timeout: float | None,
     xcom_max_size: int,
+    max_map_length: int = DEFAULT_MAX_MAP_LENGTH,
 ) -> TryOutcome:
-    """Render, execute and classify one try, as Airflow's task runner does."""
+    """Render, execute and classify one try, as Airflow's task runner does.
+
+    A mapped task is first unmapped: the operator of this ``map_index`` is built from
+    its expanded arguments and replaces ``context["task"]``.
+    """
     ti = context["ti"]
     rendered: dict[str, Any] | None = None
+    mapping: dict[str, Any] = {}
     with execution_context(context):
         try:
+            task = _unmapped(task, context)
             rendered = render_template_fields(task, context)
             _call_all(task, "on_execute_callback", context)
             with _time_limit(timeout):
                 result = task.execute(context)
+            mapping = _map_length(task, ti, result, max_map_length)
             if result is not None and getattr(task, "do_xcom_push", True):
                 ti.xcom_push("return_value", result)
             outcome = _finish(ti, "success", rendered, xcom_max_size)
@@ -69,8 +82,44 @@ def execute_try(
         except Exception as exc:
             log.exception("Task failed with exception")
             outcome = TryOutcome("failed", True, _one_line(exc), rendered_fields=rendered)
-        _run_callbacks(task, context, outcome, ti)
+        outcome = replace(outcome, rendered_map_index=_render_map_index(task, context), **mapping)
+        _run_callbacks(context["task"], context, outcome, ti)
     return outcome
+
+
+def _unmapped(task: BaseOperator, context: dict[str, Any]) -> BaseOperator:
+    """The operator this instance runs: ``task`` itself, or a mapped task's instance."""
+    if not isinstance(task, MappedOperator):
+        return task
+    operator, count = task.unmap(context, context["ti"].map_index)
+    context["task"] = operator
+    context["expanded_ti_count"] = count
+    context["map_index_template"] = task.map_index_template
+    return operator
+
+
+def _map_length(task: BaseOperator, ti: Any, result: Any, limit: int) -> dict[str, Any]:
+    """For a task whose return value a mapped task expands over: check it (Airflow fails
+    the producer of an unmappable value) and give its length for ``task_map``."""
+    if ti.map_index >= 0 or task.dag is None:
+        return {}
+    if task.task_id not in mapping_producer_ids(task.dag):
+        return {}
+    length, keys = mapped_length(result, limit)
+    return {"map_length": length, "map_keys": keys}
+
+
+def _render_map_index(task: BaseOperator, context: dict[str, Any]) -> str | None:
+    """A mapped instance's display name: its ``map_index_template`` (which task code may
+    change in the context) rendered after the try, whatever its end."""
+    template = context.get("map_index_template")
+    if template is None or context["ti"].map_index < 0:
+        return None
+    try:
+        return str(render_template(task, template, context))[:250]
+    except Exception:
+        log.exception("map_index_template could not be rendered")
+        return None
 
 
 def timeout_seconds(task: BaseOperator) -> float | None:
@@ -107,7 +156,7 @@ def _to_json(key: str, value: Any, limit: int) -> str:
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, set | frozenset | tuple):
+    if isinstance(value, set | frozenset | tuple | Sequence):
         return list(value)
     raise TypeError(f"{type(value).__name__} is not JSON-serializable")
 

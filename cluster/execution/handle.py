@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cluster import actions
 from cluster.errors import AlreadyExistsError, NotFoundError
+from cluster.execution.lazy_xcom import LazyXComSequence
 from cluster.execution.recording import ClaimedTry
 from cluster.metastore import connections, variables
 from cluster.metastore.models import DagRun, TaskInstance, XCom
@@ -44,6 +45,9 @@ class MetastoreTaskInstance:
         self._sessions = sessions
         self._pushed: dict[str, Any] = {}
         self._skipped: list[str] = []
+        #: inside a mapped task group: the instances of upstream tasks in the same group
+        #: whose values this instance reads (set by the runner)
+        self.upstream_map_indexes: dict[str, int | range] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:
         self._pushed[key] = value
@@ -56,23 +60,74 @@ class MetastoreTaskInstance:
         map_indexes: int | Iterable[int] | None = None,
         default: Any = None,
     ) -> Any:
-        """Airflow's semantics: one task id → its value; a list → a list of values."""
+        """Airflow's semantics: one task id → its value, or for a mapped task all its
+        instances' values in map-index order (a :class:`LazyXComSequence`); a list of
+        task ids → a list of values. With no task id, this instance's own XCom."""
         dag_id = dag_id or self.dag_id
         if task_ids is None:
             task_ids = self.task_id
+            map_indexes = self.map_index if map_indexes is None else map_indexes
         if isinstance(task_ids, str):
-            values = self._pull(dag_id, [task_ids], key, map_indexes)
-            return values.get(task_ids, default)
+            return self._pull_one(dag_id, task_ids, key, map_indexes, default)
         wanted = list(task_ids)
         values = self._pull(dag_id, wanted, key, map_indexes)
-        return [values[t] for t in wanted if t in values]
+        return [v for t in wanted for v in values.get(t, [])]
+
+    def _pull_one(
+        self,
+        dag_id: str,
+        task_id: str,
+        key: str,
+        map_indexes: int | Iterable[int] | None,
+        default: Any,
+    ) -> Any:
+        if isinstance(map_indexes, Iterable):
+            return self._lazy(dag_id, task_id, key, list(map_indexes))
+        if self._is_own(dag_id, task_id, map_indexes) and key in self._pushed:
+            return self._pushed[key]
+        query = select(XCom.map_index, XCom.value).where(
+            XCom.dag_id == dag_id,
+            XCom.run_id == self.run_id,
+            XCom.task_id == task_id,
+            XCom.key == key,
+        )
+        if map_indexes is not None:
+            query = query.where(XCom.map_index == map_indexes)
+        with self._sessions()() as session:
+            first = session.execute(query.order_by(XCom.map_index).limit(1)).first()
+        if first is None:
+            return default
+        if map_indexes is not None or first.map_index < 0:
+            return None if first.value is None else json.loads(first.value)
+        return self._lazy(dag_id, task_id, key, None)
+
+    def _is_own(self, dag_id: str, task_id: str, map_index: int | None) -> bool:
+        return (
+            dag_id == self.dag_id
+            and task_id == self.task_id
+            and map_index in (None, self.map_index)
+        )
+
+    def _lazy(
+        self, dag_id: str, task_id: str, key: str, map_indexes: list[int] | None
+    ) -> LazyXComSequence:
+        return LazyXComSequence(
+            self._sessions,
+            dag_id=dag_id,
+            run_id=self.run_id,
+            task_id=task_id,
+            key=key,
+            map_indexes=map_indexes,
+        )
 
     def _pull(
         self, dag_id: str, task_ids: list[str], key: str, map_indexes: int | Iterable[int] | None
-    ) -> dict[str, Any]:
-        found: dict[str, Any] = {}
-        if dag_id == self.dag_id and self.task_id in task_ids and key in self._pushed:
-            found[self.task_id] = self._pushed[key]
+    ) -> dict[str, list[Any]]:
+        """Every value of ``task_ids``, by task, in map-index order (one query)."""
+        found: dict[str, list[Any]] = {}
+        own = self._is_own(dag_id, self.task_id, None) and self.task_id in task_ids
+        if own and key in self._pushed:
+            found[self.task_id] = [self._pushed[key]]
         query = select(XCom.task_id, XCom.value).where(
             XCom.dag_id == dag_id,
             XCom.run_id == self.run_id,
@@ -83,8 +138,8 @@ class MetastoreTaskInstance:
             wanted = [map_indexes] if isinstance(map_indexes, int) else list(map_indexes)
             query = query.where(XCom.map_index.in_(wanted))
         with self._sessions()() as session:
-            for task_id, value in session.execute(query):
-                found[task_id] = None if value is None else json.loads(value)
+            for task_id, value in session.execute(query.order_by(XCom.map_index)):
+                found.setdefault(task_id, []).append(None if value is None else json.loads(value))
         return found
 
     def skip_downstream(self, task_ids: Iterable[str]) -> None:

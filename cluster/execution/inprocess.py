@@ -19,14 +19,19 @@ from cluster.dagfiles.serialize import serialize_dag
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask
 from cluster.execution.execute import execute_try, timeout_seconds
 from cluster.execution.outcome import TryOutcome
+from cluster.policy.changes import InstanceKey, key_of
+from cluster.policy.mapping import initial_map_indexes, producers
 from cluster.policy.outcome import run_state
-from cluster.policy.readiness import InstanceSnapshot, decide_task_states
+from cluster.policy.readiness import InstanceSnapshot, decide_run
 from cluster.policy.retries import next_try_at, should_retry
 from cluster.sdk import DAG
 from cluster.sdk.context import RunInfo, build_context
 from cluster.sdk.params import validate_params
 from cluster.sdk.timetables import timetable_from_dict
-from cluster.states import DagRunState, TaskState
+from cluster.states import FINISHED, DagRunState, TaskState
+
+#: XComs of a test run: ``(task_id, map_index, key) → value``
+Store = dict[tuple[str, int, str], Any]
 
 
 @dataclass
@@ -36,19 +41,20 @@ class InProcessTaskInstance:
     dag_id: str
     task_id: str
     run_id: str
-    store: dict[tuple[str, str], Any]
+    store: Store
     map_index: int = -1
     try_number: int = 1
     max_tries: int = 0
     hostname: str = field(default_factory=socket.gethostname)
     start_date: datetime | None = field(default_factory=lambda: datetime.now(UTC))
     sensor_started_at: datetime | None = None
+    upstream_map_indexes: dict[str, int | range] = field(default_factory=dict)
     _pushed: dict[str, Any] = field(default_factory=dict)
     _skipped: list[str] = field(default_factory=list)
 
     def xcom_push(self, key: str, value: Any) -> None:
         self._pushed[key] = value
-        self.store[(self.task_id, key)] = value
+        self.store[(self.task_id, self.map_index, key)] = value
 
     def xcom_pull(
         self,
@@ -58,11 +64,29 @@ class InProcessTaskInstance:
         map_indexes: int | Iterable[int] | None = None,
         default: Any = None,
     ) -> Any:
+        """As the metastore handle: a mapped task's values come as a list, in order."""
         if task_ids is None:
             task_ids = self.task_id
+            map_indexes = self.map_index if map_indexes is None else map_indexes
         if isinstance(task_ids, str):
-            return self.store.get((task_ids, key), default)
-        return [self.store[(t, key)] for t in task_ids if (t, key) in self.store]
+            if isinstance(map_indexes, int):
+                return self.store.get((task_ids, map_indexes, key), default)
+            if map_indexes is None and (task_ids, -1, key) in self.store:
+                return self.store[(task_ids, -1, key)]
+            values = self._values(task_ids, key, map_indexes)
+            return values if values or map_indexes is not None else default
+        return [v for t in task_ids for v in self._values(t, key, None, plain=True)]
+
+    def _values(
+        self, task_id: str, key: str, map_indexes: Iterable[int] | None, *, plain: bool = False
+    ) -> list[Any]:
+        wanted = None if map_indexes is None else set(map_indexes)
+        found = sorted(
+            (m, v)
+            for (t, m, k), v in self.store.items()
+            if t == task_id and k == key and (m >= 0 or plain) and (wanted is None or m in wanted)
+        )
+        return [v for _, v in found]
 
     def skip_downstream(self, task_ids: Iterable[str]) -> None:
         self._skipped.extend(task_ids)
@@ -93,6 +117,10 @@ class TaskResult:
     ready_at: datetime | None = None
     #: its last try asked for a later poke (the next one keeps the try number)
     rescheduled: bool = False
+    map_index: int = -1
+    #: a producer of a mapping: the length it pushed; a mapped instance: 1 if it pushed
+    map_length: int | None = None
+    rendered_map_index: str | None = None
 
 
 def test_dag(
@@ -101,35 +129,72 @@ def test_dag(
     logical_date: datetime,
     conf: dict[str, Any] | None = None,
     sleep: Callable[[float], None] = time.sleep,
-) -> tuple[DagRunState, dict[str, TaskResult]]:
+) -> tuple[DagRunState, dict[InstanceKey, TaskResult]]:
     """Run ``dag`` once in this process, as Airflow's ``dags test`` does: a manual run
     with validated params and ``test_mode`` off; failed tries are retried after their
-    delay and rescheduled sensors poke again after theirs, until the run ends.
+    delay and rescheduled sensors poke again after theirs, until the run ends. Mapped
+    tasks expand as under the scheduler: results are keyed by task id, or by
+    ``(task_id, map_index)`` for mapped instances.
 
     :raises ParamValidationError: ``conf`` breaks the DAG's params (nothing runs).
     """
     serialized = serialize_dag(dag)
     run = _run_info(serialized, logical_date, conf)
-    store: dict[tuple[str, str], Any] = {}
-    results = {t: TaskResult(t, TaskState.NONE) for t in serialized.tasks}
+    store: Store = {}
+    results: dict[InstanceKey, TaskResult] = {}
+    for task_id in serialized.tasks:
+        for i in initial_map_indexes(serialized, task_id):
+            results[key_of(task_id, i)] = TaskResult(task_id, TaskState.NONE, map_index=i)
     while True:
-        outcome = run_state(serialized, {t: r.state for t, r in results.items()})
+        outcome = run_state(serialized, {k: r.state for k, r in results.items()})
         if outcome is not None:
             return outcome, results
-        snapshot = {t: InstanceSnapshot(t, r.state, r.ready_at) for t, r in results.items()}
-        changes = decide_task_states(serialized, snapshot, now=datetime.now(UTC))
-        for change in changes:
-            results[change.task_id].state = change.target
-        ready = [t for t, r in results.items() if r.state is TaskState.SCHEDULED]
-        if not ready and not changes:
+        changed = _decide(serialized, results)
+        ready = [k for k, r in results.items() if r.state is TaskState.SCHEDULED]
+        if not ready and not changed:
             _wait_for_next(results, sleep)
-        for task_id in ready:
-            results[task_id] = _next_try(
-                dag, serialized.tasks[task_id], results[task_id], run, store
+        for key in ready:
+            last = results[key]
+            results[key] = _next_try(dag, serialized.tasks[last.task_id], last, run, store)
+            for skipped in results[key].skip_downstream:
+                skip_key = key_of(skipped, last.map_index)
+                if skip_key in results and results[skip_key].state in (
+                    TaskState.NONE,
+                    TaskState.SCHEDULED,
+                ):
+                    results[skip_key].state = TaskState.SKIPPED
+
+
+def _decide(dag: SerializedDag, results: dict[InstanceKey, TaskResult]) -> bool:
+    """One scheduling decision over the test run, expansions included; whether any."""
+    snapshot = {
+        k: InstanceSnapshot(r.task_id, r.state, r.ready_at, r.map_index) for k, r in results.items()
+    }
+    decision = decide_run(dag, snapshot, now=datetime.now(UTC), lengths=_lengths(dag, results))
+    for expansion in decision.expansions:
+        del results[expansion.task_id]
+        for i in range(expansion.count):
+            results[(expansion.task_id, i)] = TaskResult(
+                expansion.task_id, TaskState.NONE, map_index=i
             )
-            for skipped in results[task_id].skip_downstream:
-                if results[skipped].state in (TaskState.NONE, TaskState.SCHEDULED):
-                    results[skipped].state = TaskState.SKIPPED
+    for change in decision.changes:
+        results[key_of(change.task_id, change.map_index)].state = change.target
+    return bool(decision.changes or decision.expansions)
+
+
+def _lengths(dag: SerializedDag, results: dict[InstanceKey, TaskResult]) -> dict[str, int]:
+    """What the scheduler reads from ``task_map`` and XCom counts, from the results."""
+    if not dag.has_mapping:
+        return {}
+    lengths: dict[str, int] = {}
+    for task_id in producers(dag):
+        mine = [r for r in results.values() if r.task_id == task_id]
+        if any(r.map_index >= 0 for r in mine):
+            if all(r.state in FINISHED for r in mine):
+                lengths[task_id] = sum(1 for r in mine if r.map_length is not None)
+        elif mine and mine[0].map_length is not None:
+            lengths[task_id] = mine[0].map_length
+    return lengths
 
 
 def _next_try(
@@ -137,12 +202,20 @@ def _next_try(
     spec: SerializedTask,
     last: TaskResult,
     run: RunInfo,
-    store: dict[tuple[str, str], Any],
+    store: Store,
 ) -> TaskResult:
     """Run a scheduled task's next try: a sensor's next poke keeps its try number, as
     in Airflow; a failed try that may be retried goes ``up_for_retry``."""
     try_number = last.try_number if last.rescheduled else last.try_number + 1
-    result = run_task(dag, spec.task_id, run, store, try_number=try_number, test_mode=False)
+    result = run_task(
+        dag,
+        spec.task_id,
+        run,
+        store,
+        try_number=try_number,
+        test_mode=False,
+        map_index=last.map_index,
+    )
     if result.state is TaskState.UP_FOR_RESCHEDULE and result.message:
         result.ready_at = datetime.fromisoformat(result.message)
         result.rescheduled = True
@@ -152,7 +225,7 @@ def _next_try(
     return result
 
 
-def _wait_for_next(results: dict[str, TaskResult], sleep: Callable[[float], None]) -> None:
+def _wait_for_next(results: dict[InstanceKey, TaskResult], sleep: Callable[[float], None]) -> None:
     """Sleep until the soonest retry or poke; a run where nothing waits cannot progress."""
     waiting = [r.ready_at for r in results.values() if r.ready_at is not None]
     if not waiting:
@@ -181,10 +254,11 @@ def run_task(
     dag: DAG,
     task_id: str,
     run: RunInfo,
-    store: dict[tuple[str, str], Any] | None = None,
+    store: Store | None = None,
     *,
     try_number: int = 1,
     test_mode: bool = True,
+    map_index: int = -1,
 ) -> TaskResult:
     """Run one try of one task in this process; returns its end (no retries).
 
@@ -196,6 +270,7 @@ def run_task(
         task_id,
         run.run_id,
         store if store is not None else {},
+        map_index=map_index,
         try_number=try_number,
         max_tries=task.retries,
     )
@@ -206,6 +281,7 @@ def run_task(
     )
     state = TaskState(outcome.state)
     message = outcome.reschedule_at if state is TaskState.UP_FOR_RESCHEDULE else outcome.message
+    pushed = (task_id, map_index, "return_value") in ti.store
     return TaskResult(
         task_id,
         state,
@@ -214,4 +290,7 @@ def run_task(
         list(outcome.skip_downstream),
         try_number,
         outcome.retryable,
+        map_index=map_index,
+        map_length=outcome.map_length if map_index < 0 else (1 if pushed else None),
+        rendered_map_index=outcome.rendered_map_index,
     )

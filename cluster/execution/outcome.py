@@ -20,6 +20,9 @@ class TryOutcome:
     :ivar xcoms: ``[(key, JSON text)]`` pushed by the task, the return value included.
     :ivar skip_downstream: task ids a branch or short-circuit decided to skip.
     :ivar reschedule_at: ISO time of the next poke of a sensor in reschedule mode.
+    :ivar rendered_map_index: a mapped instance's ``map_index_template``, rendered.
+    :ivar map_length: for a task a mapped task expands over: the length of its return
+        value (``map_keys``: its keys, when it is a dict), recorded in ``task_map``.
     """
 
     state: str
@@ -29,6 +32,9 @@ class TryOutcome:
     skip_downstream: list[str] = field(default_factory=list)
     reschedule_at: str | None = None
     rendered_fields: dict[str, Any] | None = None
+    rendered_map_index: str | None = None
+    map_length: int | None = None
+    map_keys: list[Any] | None = None
 
     @classmethod
     def crashed(cls, message: str) -> TryOutcome:

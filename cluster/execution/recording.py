@@ -8,6 +8,7 @@ try that was reaped as a zombie or cleared by a user cannot overwrite the new tr
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from cluster.metastore.models import (
     DagRun,
     SerializedDagRow,
     TaskInstance,
+    TaskMap,
     XCom,
 )
 from cluster.metastore.transitions import (
@@ -111,6 +113,7 @@ def claim_many(
             if message.try_number > 1:
                 # XComs of an earlier try (or of the run before a clear) must not leak into this one
                 session.execute(delete(XCom).where(*_xcom_key(key_of(message))))
+                session.execute(delete(TaskMap).where(*_task_map_key(key_of(message))))
     return claimed
 
 
@@ -203,6 +206,15 @@ def _xcom_key(key: TaskKey) -> tuple[Any, ...]:
     )
 
 
+def _task_map_key(key: TaskKey) -> tuple[Any, ...]:
+    return (
+        TaskMap.dag_id == key.dag_id,
+        TaskMap.run_id == key.run_id,
+        TaskMap.task_id == key.task_id,
+        TaskMap.map_index == key.map_index,
+    )
+
+
 def end_state(
     outcome: TryOutcome, claimed: ClaimedTry, task: SerializedTask, now: datetime
 ) -> tuple[TaskState, datetime | None]:
@@ -284,6 +296,7 @@ def record_many(
         states.append(finished.state)
         claimed = finished.claimed
         xcoms.extend(_xcom_rows(claimed.key, finished.outcome.xcoms, finished.end))
+        _record_map_length(session, claimed.key, finished.outcome)
         _skip(session, claimed.key, finished.outcome.skip_downstream)
         history.append(
             history_row(
@@ -305,6 +318,24 @@ def record_many(
     return states
 
 
+def _record_map_length(session: Session, key: TaskKey, outcome: TryOutcome) -> None:
+    """The length a mapped task will expand over (Airflow's ``task_map``), per try."""
+    if outcome.map_length is None:
+        return
+    session.execute(delete(TaskMap).where(*_task_map_key(key)))
+    keys = json.dumps(outcome.map_keys, default=str) if outcome.map_keys is not None else None
+    session.execute(
+        insert(TaskMap).values(
+            dag_id=key.dag_id,
+            run_id=key.run_id,
+            task_id=key.task_id,
+            map_index=key.map_index,
+            length=outcome.map_length,
+            keys=keys,
+        )
+    )
+
+
 def _end_values(finished: FinishedTry) -> dict[str, Any]:
     claimed, outcome = finished.claimed, finished.outcome
     values: dict[str, Any] = {
@@ -314,6 +345,8 @@ def _end_values(finished: FinishedTry) -> dict[str, Any]:
     }
     if outcome.rendered_fields is not None:
         values["rendered_fields"] = outcome.rendered_fields
+    if outcome.rendered_map_index is not None:
+        values["rendered_map_index"] = outcome.rendered_map_index
     if finished.state != TaskState.UP_FOR_RESCHEDULE:
         values["sensor_started_at"] = None
     return values

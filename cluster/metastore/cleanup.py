@@ -14,22 +14,35 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from cluster.metastore.models import AuditLog, DagRun, TaskInstance, TaskInstanceHistory, XCom
+from cluster.metastore.models import (
+    AuditLog,
+    DagRun,
+    TaskInstance,
+    TaskInstanceHistory,
+    TaskMap,
+    XCom,
+)
 from cluster.states import OCCUPYING, DagRunState
 
 BATCH = 500
 _FINISHED_RUNS = [str(DagRunState.SUCCESS), str(DagRunState.FAILED)]
 #: children first: deleting in this order never violates a foreign key
-_RUN_CHILDREN: tuple[type[Any], ...] = (XCom, TaskInstanceHistory, TaskInstance)
+_RUN_CHILDREN: tuple[type[Any], ...] = (XCom, TaskMap, TaskInstanceHistory, TaskInstance)
 
 
 def clean(*, session: Session, before: datetime, dry_run: bool = False) -> dict[str, int]:
     """Delete (or with ``dry_run`` only count) history older than ``before``.
 
     :return: rows per table: ``dag_run``, ``task_instance``, ``task_instance_history``,
-        ``xcom``, ``audit_log``.
+        ``xcom``, ``task_map``, ``audit_log``.
     """
-    counts = {"dag_run": 0, "task_instance": 0, "task_instance_history": 0, "xcom": 0}
+    counts = {
+        "dag_run": 0,
+        "task_instance": 0,
+        "task_instance_history": 0,
+        "xcom": 0,
+        "task_map": 0,
+    }
     last_id = 0
     while True:
         batch = _old_runs(session, before, after_id=last_id)

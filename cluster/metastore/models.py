@@ -15,6 +15,7 @@ from typing import Any, cast
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -205,6 +206,8 @@ class TaskInstance(Base):
     updated_at: Mapped[datetime | None] = mapped_column(
         UtcDateTime, default=utcnow, onupdate=utcnow
     )
+    #: a mapped instance's display name: its ``map_index_template``, rendered
+    rendered_map_index: Mapped[str | None] = mapped_column(String(250), nullable=True)
 
 
 class TaskInstanceHistory(Base):
@@ -259,6 +262,35 @@ class XCom(Base):
     key: Mapped[str] = mapped_column(string_id(), primary_key=True)
     value: Mapped[str | None] = mapped_column(long_text())
     timestamp: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class TaskMap(Base):
+    """The length (and dict keys) of a return value that a mapped task expands over,
+    per task instance that pushed it (Airflow's ``task_map``; migration 0003)."""
+
+    __tablename__ = "task_map"
+    __table_args__ = (
+        CheckConstraint("length >= 0", name="ck_task_map_length_not_negative"),
+        ForeignKeyConstraint(
+            ["dag_id", "run_id", "task_id", "map_index"],
+            [
+                "task_instance.dag_id",
+                "task_instance.run_id",
+                "task_instance.task_id",
+                "task_instance.map_index",
+            ],
+            name="fk_task_map_task_instance",
+            ondelete="CASCADE",
+        ),
+        MYSQL_TABLE_ARGS,
+    )
+
+    dag_id: Mapped[str] = mapped_column(string_id(), primary_key=True)
+    run_id: Mapped[str] = mapped_column(string_id(), primary_key=True)
+    task_id: Mapped[str] = mapped_column(string_id(), primary_key=True)
+    map_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    length: Mapped[int] = mapped_column(Integer)
+    keys: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class SlotPool(Base):
@@ -409,3 +441,4 @@ TASK_INSTANCE = table_of(TaskInstance)
 TASK_INSTANCE_HISTORY = table_of(TaskInstanceHistory)
 DAG_RUN = table_of(DagRun)
 XCOM = table_of(XCom)
+TASK_MAP = table_of(TaskMap)

@@ -6,6 +6,19 @@ from dataclasses import dataclass
 
 from cluster.states import TaskState
 
+#: a key of a run's instances: a task id (map index -1), or ``(task_id, map_index)``
+InstanceKey = str | tuple[str, int]
+
+
+def instance_key(key: InstanceKey) -> tuple[str, int]:
+    """``(task_id, map_index)`` of a key that may be a bare task id."""
+    return (key, -1) if isinstance(key, str) else key
+
+
+def key_of(task_id: str, map_index: int) -> InstanceKey:
+    """The key the loop and the policy use: the bare task id for an unmapped instance."""
+    return task_id if map_index < 0 else (task_id, map_index)
+
 
 @dataclass(frozen=True)
 class StateChange:
@@ -19,3 +32,14 @@ class StateChange:
     source: TaskState
     target: TaskState
     reason: str = ""
+    map_index: int = -1
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """Turn a mapped task's placeholder (``map_index = -1``, state ``none``) into
+    instances ``0..count-1``, all ``none``: the loop rewrites the placeholder as index 0
+    and inserts the others, then writes the run's state changes for them."""
+
+    task_id: str
+    count: int

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from cluster.dagfiles.serialized import SerializedDag
+from cluster.policy.changes import instance_key
 from cluster.policy.readiness import can_progress
 from cluster.policy.setup_teardown import setup_index
 from cluster.states import FINISHED, DagRunState, TaskState
@@ -13,7 +15,7 @@ _LEAF_FAILED = frozenset({TaskState.FAILED, TaskState.UPSTREAM_FAILED})
 _LEAF_SUCCEEDED = frozenset({TaskState.SUCCESS, TaskState.SKIPPED})
 
 
-def run_state(dag: SerializedDag, ti_states: Mapping[str, TaskState]) -> DagRunState | None:
+def run_state(dag: SerializedDag, ti_states: Mapping[Any, TaskState]) -> DagRunState | None:
     """The run's new state, or ``None`` while it is still running.
 
     * every instance finished and a leaf failed or is ``upstream_failed``: failed;
@@ -24,10 +26,22 @@ def run_state(dag: SerializedDag, ti_states: Mapping[str, TaskState]) -> DagRunS
     (an ``all_done`` clean-up leaf, say), exactly as in Airflow. Teardowns are looked
     through: the tasks before a teardown count as leaves, and a teardown's own failure
     counts only with ``on_failure_fail_dagrun``. ``removed`` instances are ignored, and
-    so are tasks without an instance.
+    so are tasks without an instance. A mapped leaf counts each of its instances.
+
+    :param ti_states: by task id, or by ``(task_id, map_index)`` for mapped instances.
     """
-    states = {t: s for t, s in ti_states.items() if s is not TaskState.REMOVED and t in dag.tasks}
-    leaves = [states[t] for t in setup_index(dag).run_leaves if t in states]
+    tasks = dag.tasks
+    states = {
+        k: s
+        for k, s in ti_states.items()
+        if s is not TaskState.REMOVED and (k if k.__class__ is str else instance_key(k)[0]) in tasks
+    }
+    leaf_ids = set(setup_index(dag).run_leaves)
+    leaves = [
+        s
+        for k, s in states.items()
+        if (k if k.__class__ is str else instance_key(k)[0]) in leaf_ids
+    ]
     if all(s in FINISHED for s in states.values()):
         if any(s in _LEAF_FAILED for s in leaves):
             return DagRunState.FAILED

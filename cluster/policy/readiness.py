@@ -10,13 +10,21 @@ settles in fewer loops.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask
-from cluster.policy.changes import StateChange
+from cluster.policy.changes import (
+    Expansion,
+    InstanceKey,
+    StateChange,
+    instance_key,
+    key_of,
+)
 from cluster.policy.graph import topological_order
+from cluster.policy.mapping import Lengths, instance_count, needs_expansion, relevant_indexes
 from cluster.policy.setup_teardown import (
     StatesOf,
     all_done_setup_success,
@@ -56,36 +64,155 @@ class InstanceSnapshot:
     task_id: str
     state: TaskState
     ready_at: datetime | None = None
+    map_index: int = -1
+
+
+#: a run's instances by task id, then by map index
+ByTask = dict[str, dict[int, InstanceSnapshot]]
+
+
+@dataclass
+class RunDecision:
+    """What to write for one run: expansions first, then state changes (in order)."""
+
+    changes: list[StateChange] = field(default_factory=list)
+    expansions: list[Expansion] = field(default_factory=list)
+
+
+def by_task(instances: Iterable[InstanceSnapshot]) -> ByTask:
+    grouped: ByTask = {}
+    for instance in instances:
+        grouped.setdefault(instance.task_id, {})[instance.map_index] = instance
+    return grouped
 
 
 def decide_task_states(
     dag: SerializedDag,
-    instances: Mapping[str, InstanceSnapshot],
+    instances: Mapping[Any, InstanceSnapshot],
     *,
     now: datetime,
-    previous_states: Mapping[str, TaskState] | None = None,
+    previous_states: Mapping[Any, TaskState] | None = None,
 ) -> list[StateChange]:
     """The state changes to write for one run, upstream tasks first.
 
-    :param instances: the run's instances by task id; a task without an instance is
-        neither decided nor counted as done (its downstream waits).
-    :param previous_states: the previous run's states by task id, for
-        ``depends_on_past``; ``None`` when this is the DAG's first run (always met).
-        A task missing from it has not run there yet: the instance waits, as in Airflow.
+    :param instances: the run's instances (keys are not read: each snapshot names its
+        task and map index); a task without an instance is neither decided nor
+        counted as done (its downstream waits).
+    :param previous_states: the previous run's states by task id (or ``(task_id,
+        map_index)`` for mapped instances), for ``depends_on_past``; ``None`` when this
+        is the DAG's first run (always met). A task missing from it has not run there
+        yet: the instance waits, as in Airflow.
     """
-    states: dict[str, TaskState | None] = {t: i.state for t, i in instances.items()}
-    changes: list[StateChange] = []
+    return decide_run(dag, instances, now=now, previous_states=previous_states).changes
+
+
+def decide_run(
+    dag: SerializedDag,
+    instances: Mapping[Any, InstanceSnapshot],
+    *,
+    now: datetime,
+    previous_states: Mapping[Any, TaskState] | None = None,
+    lengths: Lengths | None = None,
+) -> RunDecision:
+    """:func:`decide_task_states`, plus the expansions of mapped placeholders.
+
+    :param lengths: the pushed lengths of the producers mapped tasks expand over
+        (see :mod:`cluster.policy.mapping`); a placeholder whose trigger rule is met
+        but whose length is missing is ``upstream_failed``, as in Airflow.
+    """
+    if not dag.has_mapping:
+        return _decide_plain(dag, instances, now, previous_states)
+    run = by_task(instances.values())
+    decision = RunDecision()
+    context = _Context(dag, run, now, previous_states, lengths or {})
     for task_id in topological_order(dag):
-        instance = instances.get(task_id)
-        if instance is None or instance.state not in WAITING:
+        current = run.get(task_id)
+        if current is None:
             continue
         task = dag.tasks[task_id]
-        change = _decide_one(dag, task, instance, states, now=now, previous_states=previous_states)
-        if change is None:
+        for map_index in sorted(current):
+            instance = current[map_index]
+            if instance.state not in WAITING:
+                continue
+            change = _decide_one(task, instance, context)
+            if isinstance(change, Expansion):
+                decision.expansions.append(change)
+                _expand(context, task, change.count, decision)
+                break
+            if change is not None:
+                decision.changes.append(change)
+                current[map_index] = replace(instance, state=change.target)
+    return decision
+
+
+def _decide_plain(
+    dag: SerializedDag,
+    instances: Mapping[Any, InstanceSnapshot],
+    now: datetime,
+    previous_states: Mapping[InstanceKey, TaskState] | None,
+) -> RunDecision:
+    """A DAG without mapping: one instance per task, upstream states read by task id
+    (the scheduler's hot path: no grouping by map index)."""
+    by_id = {i.task_id: i for i in instances.values()}
+    states: dict[str, TaskState | None] = {t: i.state for t, i in by_id.items()}
+    context = _Context(dag, {}, now, previous_states, {}, states)
+    changes: list[StateChange] = []
+    for task_id in topological_order(dag):
+        instance = by_id.get(task_id)
+        if instance is None or instance.state not in WAITING:
             continue
-        changes.append(change)
-        states[task_id] = change.target
-    return changes
+        change = _decide_one(dag.tasks[task_id], instance, context)
+        if isinstance(change, StateChange):
+            changes.append(change)
+            states[task_id] = change.target
+    return RunDecision(changes)
+
+
+@dataclass
+class _Context:
+    dag: SerializedDag
+    run: ByTask
+    now: datetime
+    previous_states: Mapping[InstanceKey, TaskState] | None
+    lengths: Lengths
+    #: a DAG without mapping: each task's one state, by task id
+    plain: dict[str, TaskState | None] | None = None
+
+
+def _expand(context: _Context, task: SerializedTask, count: int, decision: RunDecision) -> None:
+    """Replace the placeholder by ``count`` waiting instances and decide each of them."""
+    fresh = {i: InstanceSnapshot(task.task_id, TaskState.NONE, None, i) for i in range(count)}
+    context.run[task.task_id] = fresh
+    for map_index, instance in fresh.items():
+        change = _decide_one(task, instance, context)
+        if isinstance(change, StateChange):
+            decision.changes.append(change)
+            fresh[map_index] = replace(instance, state=change.target)
+
+
+def _upstream_states(
+    task: SerializedTask, map_index: int, context: _Context
+) -> list[TaskState | None]:
+    if context.plain is not None:
+        plain = context.plain
+        return [plain.get(u) for u in task.upstream_task_ids]
+    states: list[TaskState | None] = []
+    mapped_group = task.task_id in context.dag.mapped_groups
+    for upstream_id in task.upstream_task_ids:
+        upstream = context.run.get(upstream_id)
+        if upstream is None:
+            states.append(None)
+            continue
+        relevant = (
+            relevant_indexes(context.dag, task.task_id, map_index, upstream_id, context.lengths)
+            if mapped_group
+            else None
+        )
+        if relevant is None:
+            states.extend(i.state for i in upstream.values())
+        else:
+            states.extend(i.state for m, i in upstream.items() if m < 0 or m in relevant)
+    return states
 
 
 def _verdict(
@@ -106,31 +233,55 @@ def _verdict(
     return final, f"trigger rule {task.trigger_rule} can no longer be met: {_describe(counts)}"
 
 
+def _states_of(context: _Context) -> StatesOf:
+    """Every instance state of a task (``(None,)`` without an instance), for setups."""
+    if context.plain is not None:
+        plain = context.plain
+        return lambda t: (plain.get(t),)
+    run = context.run
+    return lambda t: tuple(i.state for i in run[t].values()) if t in run else (None,)
+
+
 def _decide_one(
-    dag: SerializedDag,
-    task: SerializedTask,
-    instance: InstanceSnapshot,
-    states: Mapping[str, TaskState | None],
-    *,
-    now: datetime,
-    previous_states: Mapping[str, TaskState] | None,
-) -> StateChange | None:
-    counts = UpstreamCounts.of(states.get(u) for u in task.upstream_task_ids)
-    verdict, reason = _verdict(dag, task, counts, lambda t: (states.get(t),))
-    past_met = _past_met(task, previous_states)
+    task: SerializedTask, instance: InstanceSnapshot, context: _Context
+) -> StateChange | Expansion | None:
+    counts = UpstreamCounts.of(_upstream_states(task, instance.map_index, context))
+    verdict, reason = _verdict(context.dag, task, counts, _states_of(context))
+    past_met = _past_met(task, instance.map_index, context.previous_states)
     if verdict is Verdict.WAIT:
         return None
     if verdict is Verdict.SKIP and not past_met:
         return None  # Airflow waits for past depends before skipping
-    if verdict is Verdict.RUN and (not past_met or not _time_has_come(instance, now)):
-        return None
-    return StateChange(task.task_id, instance.state, _TARGETS[verdict], reason)
+    if verdict is Verdict.RUN:
+        if instance.map_index < 0 and needs_expansion(context.dag, task.task_id):
+            return _expansion(task, instance, context)
+        if not past_met or not _time_has_come(instance, context.now):
+            return None
+    target = _TARGETS[verdict]
+    return StateChange(task.task_id, instance.state, target, reason, instance.map_index)
 
 
-def _past_met(task: SerializedTask, previous_states: Mapping[str, TaskState] | None) -> bool:
+def _expansion(
+    task: SerializedTask, instance: InstanceSnapshot, context: _Context
+) -> StateChange | Expansion:
+    """Expand a placeholder whose trigger rule is met, or end it (Airflow's
+    ``expand_mapped_task``): no length is ``upstream_failed``, zero is ``skipped``."""
+    count = instance_count(context.dag, task.task_id, context.lengths)
+    if count is None:
+        reason = "cannot expand: a value it maps over was never pushed"
+        return StateChange(task.task_id, instance.state, TaskState.UPSTREAM_FAILED, reason)
+    if count == 0:
+        reason = "mapped over an empty value: nothing to run"
+        return StateChange(task.task_id, instance.state, TaskState.SKIPPED, reason)
+    return Expansion(task.task_id, count)
+
+
+def _past_met(
+    task: SerializedTask, map_index: int, previous_states: Mapping[InstanceKey, TaskState] | None
+) -> bool:
     if not task.depends_on_past or previous_states is None:
         return True
-    return previous_states.get(task.task_id) in PAST_OK
+    return previous_states.get(key_of(task.task_id, map_index)) in PAST_OK
 
 
 def _time_has_come(instance: InstanceSnapshot, now: datetime) -> bool:
@@ -151,7 +302,7 @@ def _describe(counts: UpstreamCounts) -> str:
     return ", ".join(f"{n} {name}" for name, n in parts.items() if n)
 
 
-def can_progress(dag: SerializedDag, states: Mapping[str, TaskState]) -> bool:
+def can_progress(dag: SerializedDag, states: Mapping[Any, TaskState]) -> bool:
     """Whether any unfinished instance of the run can still move without a user.
 
     ``False`` is a deadlock: the run will never finish by itself (an ``all_success``
@@ -161,5 +312,11 @@ def can_progress(dag: SerializedDag, states: Mapping[str, TaskState]) -> bool:
     """
     if any(s not in FINISHED and s is not TaskState.NONE for s in states.values()):
         return True  # scheduled, queued, running, or waiting for a retry: it will move
-    instances = {t: InstanceSnapshot(t, s) for t, s in states.items()}
-    return bool(decide_task_states(dag, instances, now=datetime.max))
+    instances = {k: InstanceSnapshot(*_snapshot_args(k, s)) for k, s in states.items()}
+    decision = decide_run(dag, instances, now=datetime.max)
+    return bool(decision.changes or decision.expansions)
+
+
+def _snapshot_args(key: InstanceKey, state: TaskState) -> tuple[str, TaskState, None, int]:
+    task_id, map_index = instance_key(key)
+    return task_id, state, None, map_index

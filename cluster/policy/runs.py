@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cluster.dagfiles.serialized import SerializedDag
-from cluster.policy.changes import StateChange
+from cluster.policy.changes import StateChange, instance_key
 from cluster.sdk.timetables import DagRunInfo, DataInterval, TimeRestriction, timetable_from_dict
 from cluster.states import FINISHED, DagRunState, TaskState
 
@@ -142,14 +143,15 @@ def timed_out_runs(dag: SerializedDag, runs: Iterable[RunSnapshot], *, now: date
     ]
 
 
-def timeout_changes(ti_states: Mapping[str, TaskState]) -> list[StateChange]:
+def timeout_changes(ti_states: Mapping[Any, TaskState]) -> list[StateChange]:
     """For a run failed by its timeout, Airflow marks every unfinished instance skipped.
 
     Running and queued instances are included: their runner sees the change at its
     next heartbeat and stops.
     """
+    keyed = sorted((instance_key(k), s) for k, s in ti_states.items())
     return [
-        StateChange(task_id, state, TaskState.SKIPPED, "DAG run timed out")
-        for task_id, state in sorted(ti_states.items())
+        StateChange(task_id, state, TaskState.SKIPPED, "DAG run timed out", map_index)
+        for (task_id, map_index), state in keyed
         if state not in FINISHED
     ]

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from cluster.dagfiles.serialized import SerializedDag
 from cluster.metastore.models import Dag, DagRun, TaskInstance
 from cluster.metastore.transitions import TaskKey, set_dag_run_state, set_task_states
-from cluster.policy.changes import StateChange
+from cluster.policy.changes import InstanceKey, StateChange, key_of
 from cluster.policy.outcome import run_state
-from cluster.policy.readiness import WAITING, InstanceSnapshot, decide_task_states
+from cluster.policy.readiness import WAITING, InstanceSnapshot, decide_run
 from cluster.policy.runs import (
     RunSnapshot,
     plan_runs,
@@ -29,6 +29,13 @@ from cluster.policy.runs import (
     timeout_changes,
 )
 from cluster.scheduler.dagcache import DagCache
+from cluster.scheduler.expansion import (
+    initial_rows,
+    load_lengths,
+    task_ids_of,
+    wants_lengths,
+    write_expansions,
+)
 from cluster.sdk.timetables import DataInterval
 from cluster.states import DagRunState, TaskState
 
@@ -55,9 +62,9 @@ _IN_RUN = (TaskInstance.dag_id == bindparam("dag_id"), TaskInstance.run_id == bi
 _STATE_COUNTS = (
     select(TaskInstance.state, func.count()).where(*_IN_RUN).group_by(TaskInstance.state)
 )
-_INSTANCES = select(TaskInstance.task_id, TaskInstance.state, TaskInstance.next_try_at).where(
-    *_IN_RUN
-)
+_INSTANCES = select(
+    TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state, TaskInstance.next_try_at
+).where(*_IN_RUN)
 
 
 def create_due_runs(
@@ -213,24 +220,7 @@ def _create_instances(
             )
         )
     )
-    rows = [
-        {
-            "dag_id": dag.dag_id,
-            "run_id": run_id,
-            "task_id": t.task_id,
-            "map_index": -1,
-            "try_number": 0,
-            "max_tries": t.retries,
-            "state": TaskState.NONE,
-            "pool": t.pool,
-            "pool_slots": t.pool_slots,
-            "queue": t.queue,
-            "operator": t.operator,
-            "priority_weight": weights.get(t.task_id, t.priority_weight),
-        }
-        for t in (dag.tasks[i] for i in task_ids)
-        if t.task_id not in existing
-    ]
+    rows = initial_rows(dag, weights, run_id, (t for t in task_ids if t not in existing))
     if rows:
         session.execute(insert(TaskInstance), rows)
 
@@ -249,27 +239,53 @@ def _advance_running(
 def _advance(
     session: Session, dag: SerializedDag, weights: dict[str, int], run: RunSnapshot, now: datetime
 ) -> int:
-    if len(dag.tasks) >= SETTLED_CHECK_TASKS and _settled(session, dag, run.run_id):
+    mapped = dag.has_mapping
+    if not mapped and len(dag.tasks) >= SETTLED_CHECK_TASKS and _settled(session, dag, run.run_id):
         return 0
     instances = _load_instances(session, dag.dag_id, run.run_id)
-    missing = [t for t in dag.tasks if t not in instances]
+    present = task_ids_of(instances) if mapped else instances
+    missing = [t for t in dag.tasks if t not in present]
     if missing:
         _create_instances(session, dag, weights, run.run_id, missing)
-        instances.update({t: InstanceSnapshot(t, TaskState.NONE) for t in missing})
+        instances = _load_instances(session, dag.dag_id, run.run_id)
     changed = _remove_vanished(session, dag, run.run_id, instances)
     previous = _previous_states(session, dag, run) if _uses_past(dag) else None
     for _ in range(len(dag.tasks) + 1):
-        changes = [
-            _finish_empty(dag, c)
-            for c in decide_task_states(dag, instances, now=now, previous_states=previous)
-        ]
+        lengths = (
+            load_lengths(session, dag, run.run_id, instances)
+            if mapped and wants_lengths(dag, instances)
+            else None
+        )
+        decision = decide_run(dag, instances, now=now, previous_states=previous, lengths=lengths)
+        changes = [_finish_empty(dag, c) for c in decision.changes]
+        if decision.expansions:
+            expanded = write_expansions(session, dag, weights, run.run_id, decision.expansions)
+            changed += len(expanded)
+            lost = {e.task_id for e in decision.expansions} - expanded
+            changes = [c for c in changes if c.task_id not in lost]
+            for task_id in expanded:
+                count = next(e.count for e in decision.expansions if e.task_id == task_id)
+                del instances[task_id]
+                instances.update(
+                    {
+                        (task_id, i): InstanceSnapshot(task_id, TaskState.NONE, None, i)
+                        for i in range(count)
+                    }
+                )
         if not changes:
             break
         changed += _apply(session, dag.dag_id, run.run_id, changes, now)
-        instances.update({c.task_id: InstanceSnapshot(c.task_id, c.target) for c in changes})
+        instances.update(
+            {
+                key_of(c.task_id, c.map_index): InstanceSnapshot(
+                    c.task_id, c.target, None, c.map_index
+                )
+                for c in changes
+            }
+        )
         if not any(c.target is TaskState.SUCCESS for c in changes):
             break
-    outcome = run_state(dag, {t: i.state for t, i in instances.items()})
+    outcome = run_state(dag, {k: i.state for k, i in instances.items()})
     if outcome is not None and set_dag_run_state(
         session,
         dag.dag_id,
@@ -297,7 +313,11 @@ def _finish_empty(dag: SerializedDag, change: StateChange) -> StateChange:
         and not task.has_callbacks
     ):
         return StateChange(
-            change.task_id, change.source, TaskState.SUCCESS, "EmptyOperator: nothing to run"
+            change.task_id,
+            change.source,
+            TaskState.SUCCESS,
+            "EmptyOperator: nothing to run",
+            change.map_index,
         )
     return change
 
@@ -307,7 +327,9 @@ def _apply(
 ) -> int:
     groups: dict[tuple[TaskState, TaskState], list[TaskKey]] = defaultdict(list)
     for change in changes:
-        groups[(change.source, change.target)].append(TaskKey(dag_id, run_id, change.task_id))
+        groups[(change.source, change.target)].append(
+            TaskKey(dag_id, run_id, change.task_id, change.map_index)
+        )
     changed = 0
     for (source, target), keys in groups.items():
         values = {"start_date": now, "end_date": now} if target is TaskState.SUCCESS else {}
@@ -332,28 +354,36 @@ def _settled(session: Session, dag: SerializedDag, run_id: str) -> bool:
     return waiting == 0 and active > 0
 
 
-def _load_instances(session: Session, dag_id: str, run_id: str) -> dict[str, InstanceSnapshot]:
+def _load_instances(
+    session: Session, dag_id: str, run_id: str
+) -> dict[InstanceKey, InstanceSnapshot]:
+    """The run's instances, by task id (by ``(task_id, map_index)`` for mapped ones)."""
     rows = session.connection().execute(_INSTANCES, {"dag_id": dag_id, "run_id": run_id}).all()
     return {
-        task_id: InstanceSnapshot(task_id, TaskState(state), ready_at)
-        for task_id, state, ready_at in rows
+        key_of(task_id, map_index): InstanceSnapshot(task_id, TaskState(state), ready_at, map_index)
+        for task_id, map_index, state, ready_at in rows
     }
 
 
 def _remove_vanished(
-    session: Session, dag: SerializedDag, run_id: str, instances: dict[str, InstanceSnapshot]
+    session: Session,
+    dag: SerializedDag,
+    run_id: str,
+    instances: dict[InstanceKey, InstanceSnapshot],
 ) -> int:
     gone = [
-        t for t, i in instances.items() if t not in dag.tasks and i.state is not TaskState.REMOVED
+        k
+        for k, i in instances.items()
+        if i.task_id not in dag.tasks and i.state is not TaskState.REMOVED
     ]
     if not gone:
         return 0
-    keys = [TaskKey(dag.dag_id, run_id, t) for t in gone]
+    keys = [TaskKey(dag.dag_id, run_id, instances[k].task_id, instances[k].map_index) for k in gone]
     changed = set_task_states(
         session, keys, TaskState.REMOVED, expected=[TaskState.NONE, TaskState.SCHEDULED]
     )
-    for task_id in gone:
-        del instances[task_id]
+    for key in gone:
+        del instances[key]
     return changed
 
 
@@ -363,7 +393,7 @@ def _uses_past(dag: SerializedDag) -> bool:
 
 def _previous_states(
     session: Session, dag: SerializedDag, run: RunSnapshot
-) -> dict[str, TaskState] | None:
+) -> dict[InstanceKey, TaskState] | None:
     if run.logical_date is None:
         return None
     previous = session.scalar(
@@ -375,11 +405,11 @@ def _previous_states(
     if previous is None:
         return None
     rows = session.execute(
-        select(TaskInstance.task_id, TaskInstance.state).where(
+        select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state).where(
             TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == previous
         )
     ).all()
-    return {task_id: TaskState(state) for task_id, state in rows}
+    return {key_of(task_id, map_index): TaskState(state) for task_id, map_index, state in rows}
 
 
 def _time_out(session: Session, dag_id: str, run_id: str, now: datetime) -> int:
@@ -397,7 +427,7 @@ def _time_out(session: Session, dag_id: str, run_id: str, now: datetime) -> int:
     for change in changes:
         set_task_states(
             session,
-            [TaskKey(dag_id, run_id, change.task_id)],
+            [TaskKey(dag_id, run_id, change.task_id, change.map_index)],
             TaskState.SKIPPED,
             expected=[change.source],
             by_user=True,

@@ -29,6 +29,7 @@ from cluster.sdk.datasets import (
 from cluster.sdk.decorators import setup, task, teardown
 from cluster.sdk.dependencies import EdgeModifier, Label, chain, cross_downstream
 from cluster.sdk.email import send_email
+from cluster.sdk.mappedoperator import MappedOperator
 from cluster.sdk.params import Param, ParamsDict
 from cluster.sdk.plugins import AirflowPlugin
 from cluster.sdk.runtime import BaseHook, Connection, Variable
@@ -94,6 +95,7 @@ __all__ = [
     "EdgeModifier",
     "EventsTimetable",
     "Label",
+    "MappedOperator",
     "Metadata",
     "NullTimetable",
     "OnceTimetable",

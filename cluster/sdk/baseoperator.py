@@ -21,7 +21,7 @@ from cluster.sdk.params import ParamsDict
 from cluster.sdk.setup_teardown import ScopeStack, SetupTeardownMixin
 from cluster.sdk.templating import render_value, template_env
 from cluster.sdk.trigger_rule import TriggerRule
-from cluster.sdk.xcom_arg import XComArg, iter_xcom_args
+from cluster.sdk.xcom_arg import XComArg, iter_producers
 
 if TYPE_CHECKING:
     from cluster.sdk.dag import DAG
@@ -75,7 +75,8 @@ def _apply_defaults(init: Callable[..., None]) -> Callable[..., None]:
             init(self, **kwargs)
         finally:
             self.__dict__["_building"] = False
-        self._link_xcom_args()
+        if not DagContext.is_detached():
+            self._link_xcom_args()
 
     return wrapper
 
@@ -101,6 +102,11 @@ class BaseOperator(SetupTeardownMixin):
     #: ``EmptyOperator`` sets this: the runner may mark such tasks done without running them
     inherits_from_empty_operator: bool = False
     custom_operator_name: str | None = None
+    #: ``True`` on :class:`~cluster.sdk.mappedoperator.MappedOperator` (``partial().expand()``)
+    is_mapped: bool = False
+    #: ``Op.partial(task_id=..., **fixed)``, then ``.expand(**mapped)``; installed by
+    #: :mod:`cluster.sdk.mappedoperator`, which builds on this class
+    partial: ClassVar[Callable[..., Any]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -162,6 +168,7 @@ class BaseOperator(SetupTeardownMixin):
         doc_rst: str | None = None,
         task_display_name: str | None = None,
         logger_name: str | None = None,
+        map_index_template: str | None = None,
         **kwargs: Any,
     ) -> None:
         self._site: Site = user_site()
@@ -218,6 +225,7 @@ class BaseOperator(SetupTeardownMixin):
         self._is_setup = False
         self._is_teardown = False
         self._on_failure_fail_dagrun = False
+        self.map_index_template = map_index_template
         self._place(task_id, dag, task_group)
 
     def _check_arguments(
@@ -254,6 +262,9 @@ class BaseOperator(SetupTeardownMixin):
         self.task_group: TaskGroup | None = group
         self.label = task_id
         self.task_id = group.child_id(task_id) if group is not None else task_id
+        if DagContext.is_detached():
+            self._dag = dag
+            return
         if group is not None:
             group.add(self)
         if dag is not None:
@@ -366,8 +377,8 @@ class BaseOperator(SetupTeardownMixin):
     def _link_xcom_args(self) -> None:
         """Make producers of XComArgs found in template fields upstream of this task."""
         for field in self.template_fields:
-            for arg in iter_xcom_args(getattr(self, field, None)):
-                self.set_upstream(arg.operator)
+            for producer in iter_producers(getattr(self, field, None)):
+                self.set_upstream(producer)
 
     def serialized_extra(self) -> dict[str, Any]:
         """What this operator adds to its serialized form's ``extra`` (for the scheduler

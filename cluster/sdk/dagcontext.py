@@ -22,6 +22,12 @@ class DagContext:
     _dags: ClassVar[list[DAG]] = []
     _groups: ClassVar[list[TaskGroup]] = []
     _captures: ClassVar[list[list[DAG]]] = []
+    #: > 0 while a mapped task builds the operator of one instance (see :func:`detached`)
+    _detached: ClassVar[int] = 0
+
+    @classmethod
+    def is_detached(cls) -> bool:
+        return cls._detached > 0
 
     @classmethod
     def push_dag(cls, dag: DAG) -> None:
@@ -71,3 +77,17 @@ def capture_dags() -> Iterator[list[DAG]]:
         yield captured
     finally:
         DagContext._captures.remove(captured)
+
+
+@contextmanager
+def detached() -> Iterator[None]:
+    """Operators built inside the block know their DAG and group but join neither.
+
+    The runner builds one real operator per mapped instance (Airflow's ``unmap``);
+    it must not replace the mapped task in the DAG nor add edges to its producers.
+    """
+    DagContext._detached += 1
+    try:
+        yield
+    finally:
+        DagContext._detached -= 1

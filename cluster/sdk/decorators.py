@@ -22,8 +22,16 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+from cluster.errors import MappingTypeError, MappingValueError
 from cluster.sdk.dagcontext import DagContext
-from cluster.sdk.definitions import definition_error
+from cluster.sdk.definitions import definition_error, user_site
+from cluster.sdk.expandinput import DictOfListsExpandInput, ExpandInput, is_mappable
+from cluster.sdk.mappedoperator import (
+    MappedOperator,
+    check_expand_input,
+    list_of_dicts,
+    prevent_duplicates,
+)
 from cluster.sdk.trigger_rule import TriggerRule
 from cluster.sdk.xcom_arg import XComArg
 
@@ -106,21 +114,27 @@ def _infer_multiple_outputs(fn: Callable[..., Any]) -> bool:
     return returned is dict or typing.get_origin(returned) is dict
 
 
-def _check_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Fail at definition time when arguments are missing, not at run time.
-
-    :raises TypeError: like calling the function would, context keys excepted.
-    """
+def _context_signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """``fn``'s signature with context keys optional (the runner fills them in)."""
     signature = inspect.signature(fn)
     params = [
         p.replace(default=None) if p.name in KNOWN_CONTEXT_KEYS and p.default is p.empty else p
         for p in signature.parameters.values()
     ]
-    signature.replace(parameters=params).bind(*args, **kwargs)
+    return signature.replace(parameters=params)
+
+
+def _check_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Fail at definition time when arguments are missing, not at run time.
+
+    :raises TypeError: like calling the function would, context keys excepted.
+    """
+    _context_signature(fn).bind(*args, **kwargs)
 
 
 class TaskDecorator:
-    """A decorated function: call it to add a task, ``.override(...)`` to change options.
+    """A decorated function: call it to add a task, ``.override(...)`` to change options,
+    ``.partial(...)``/``.expand(...)``/``.expand_kwargs(...)`` to map it.
 
     ``@setup`` and ``@teardown`` set :attr:`is_setup` / :attr:`is_teardown` on it, and
     every task it makes is marked so.
@@ -129,6 +143,8 @@ class TaskDecorator:
     is_setup: bool = False
     is_teardown: bool = False
     on_failure_fail_dagrun: bool = False
+    #: ``XComArg.map`` refuses a task function (it needs a plain one), as Airflow does
+    is_task_decorator = True
 
     def __init__(
         self,
@@ -146,11 +162,12 @@ class TaskDecorator:
         functools.update_wrapper(self, function)
 
     def __call__(self, *args: Any, **kwargs: Any) -> XComArg:
-        _check_call(self.function, args, kwargs)
+        fixed = dict(self.kwargs.get("op_kwargs") or {})
+        _check_call(self.function, args, {**fixed, **kwargs})
         options = dict(self.kwargs)
+        options.pop("op_kwargs", None)
         task_id = unique_task_id(options.pop("task_id", None) or self.function.__name__)
-        if self.function.__doc__ and not options.get("doc_md"):
-            options["doc_md"] = inspect.cleandoc(self.function.__doc__)
+        self._add_doc(options)
         if self.is_teardown:
             if "trigger_rule" in options:
                 raise definition_error("Trigger rule not configurable for teardown tasks.")
@@ -160,7 +177,7 @@ class TaskDecorator:
             task_id=task_id,
             python_callable=self.function,
             op_args=list(args),
-            op_kwargs=kwargs,
+            op_kwargs={**fixed, **kwargs},
             multiple_outputs=self.multiple_outputs,
             **options,
         )
@@ -168,6 +185,10 @@ class TaskDecorator:
         operator.is_teardown = self.is_teardown
         operator.on_failure_fail_dagrun = fail_dagrun
         return XComArg(operator)
+
+    def _add_doc(self, options: dict[str, Any]) -> None:
+        if self.function.__doc__ and not options.get("doc_md"):
+            options["doc_md"] = inspect.cleandoc(self.function.__doc__)
 
     def override(self, **kwargs: Any) -> TaskDecorator:
         outputs = kwargs.pop("multiple_outputs", self.multiple_outputs)
@@ -179,11 +200,94 @@ class TaskDecorator:
         result.on_failure_fail_dagrun = self.on_failure_fail_dagrun
         return result
 
-    def expand(self, **kwargs: Any) -> Any:
-        raise NotImplementedError("dynamic task mapping (expand) is not supported by Tradewind")
+    def partial(self, **kwargs: Any) -> TaskDecorator:
+        """Fix some of the function's arguments for every mapped instance."""
+        self._check_names("partial", kwargs)
+        fixed = dict(self.kwargs.get("op_kwargs") or {})
+        prevent_duplicates(fixed, kwargs, "duplicate partial")
+        result = self.override()
+        result.kwargs = {**self.kwargs, "op_kwargs": {**fixed, **kwargs}}
+        return result
 
-    def partial(self, **kwargs: Any) -> Any:
-        raise NotImplementedError("dynamic task mapping (partial) is not supported by Tradewind")
+    def expand(self, **mapped: Any) -> XComArg:
+        """One task instance per element of the mapped arguments (their cross product)."""
+        if self.kwargs.get("trigger_rule") == "always" and any(
+            isinstance(v, XComArg) for v in mapped.values()
+        ):
+            raise MappingValueError(
+                f"{user_site()}: Task-generated mapping within a task using 'expand' is not "
+                "allowed with trigger rule 'always'."
+            )
+        if not mapped:
+            raise MappingTypeError(f"{user_site()}: no arguments to expand against")
+        self._check_names("expand", mapped)
+        prevent_duplicates(self.kwargs.get("op_kwargs") or {}, mapped, "mapping already partial")
+        return self._expand(DictOfListsExpandInput(dict(mapped)), strict=False)
+
+    def expand_kwargs(self, kwargs: Any, *, strict: bool = True) -> XComArg:
+        """One task instance per dict of the function's keyword arguments."""
+        return self._expand(list_of_dicts(kwargs), strict=strict)
+
+    def _expand(self, expand_input: ExpandInput, *, strict: bool) -> XComArg:
+        check_expand_input(expand_input)
+        options = dict(self.kwargs)
+        fixed = dict(options.pop("op_kwargs", None) or {})
+        signature = _context_signature(self.function)
+        if isinstance(expand_input, DictOfListsExpandInput):
+            signature.bind_partial(**fixed, **expand_input.value)
+        else:
+            signature.bind_partial(**fixed)
+        task_id = unique_task_id(options.pop("task_id", None) or self.function.__name__)
+        self._add_doc(options)
+        if self.is_teardown:
+            if "trigger_rule" in options:
+                raise definition_error("Trigger rule not configurable for teardown tasks.")
+            options["trigger_rule"] = TriggerRule.ALL_DONE_SETUP_SUCCESS
+        fail_dagrun = options.pop("on_failure_fail_dagrun", self.on_failure_fail_dagrun)
+        operator = MappedOperator(
+            operator_class=self.operator_class,
+            expand_input=expand_input,
+            partial_kwargs={"python_callable": self.function, "op_kwargs": fixed},
+            expand_into="op_kwargs",
+            strict=strict,
+            task_id=task_id,
+            multiple_outputs=self.multiple_outputs,
+            **options,
+        )
+        operator.is_setup = self.is_setup
+        operator.is_teardown = self.is_teardown
+        operator.on_failure_fail_dagrun = fail_dagrun
+        return XComArg(operator)
+
+    def _check_names(self, func: str, kwargs: dict[str, Any]) -> None:
+        """Airflow's ``_validate_arg_names``: names of the function, never context keys.
+
+        :raises MappingValueError: for a context key, or (``expand``) an unmappable value.
+        :raises MappingTypeError: for a name the function does not take.
+        """
+        site = user_site()
+        shadowed = sorted(KNOWN_CONTEXT_KEYS.intersection(kwargs))
+        if shadowed:
+            names = ", ".join(repr(n) for n in shadowed)
+            noun = "variable" if len(shadowed) == 1 else "variables"
+            raise MappingValueError(f"{site}: cannot call {func}() on task context {noun} {names}")
+        parameters = inspect.signature(self.function).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+            return
+        for name, value in kwargs.items():
+            if name in parameters and func == "expand" and not is_mappable(value):
+                raise MappingValueError(
+                    f"{site}: expand() got an unexpected type {type(value).__name__!r} "
+                    f"for keyword argument {name!r}"
+                )
+        unknown = [name for name in kwargs if name not in parameters]
+        if len(unknown) == 1:
+            raise MappingTypeError(
+                f"{site}: {func}() got an unexpected keyword argument {unknown[0]!r}"
+            )
+        if unknown:
+            names = ", ".join(repr(n) for n in unknown)
+            raise MappingTypeError(f"{site}: {func}() got unexpected keyword arguments {names}")
 
 
 @functools.cache

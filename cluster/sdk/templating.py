@@ -84,7 +84,10 @@ def render_value(
     seen: set[int] | None = None,
 ) -> Any:
     """Render ``value`` recursively: strings, lists, tuples, sets, dict values, and
-    objects that declare their own ``template_fields``."""
+    objects that declare their own ``template_fields``. Values whose id is in ``seen``
+    are left as they are (a mapped instance's values read from XComs, as in Airflow)."""
+    if seen is not None and id(value) in seen:
+        return value
     if isinstance(value, str):
         if template_ext and value.endswith(template_ext):
             return env.get_template(value).render(**context)
@@ -152,13 +155,15 @@ def render_template_fields(task: BaseOperator, context: Mapping[str, Any]) -> di
     env = template_env(task.dag)
     rendered: dict[str, Any] = {}
     ext = tuple(task.template_ext)
+    from_xcom = task.__dict__.get("_resolved_from_xcom")
     for name in task.template_fields:
         value = getattr(task, name, None)
         if value is None:
             rendered[name] = None
             continue
         try:
-            result = render_value(value, context, env, ext)
+            seen = set(from_xcom) if from_xcom else None
+            result = render_value(value, context, env, ext, seen)
         except jinja2.TemplateNotFound as exc:
             raise TemplateError(
                 f"task {task.task_id!r}, field {name!r}: template file {exc.name!r} not found "

@@ -48,6 +48,7 @@ EXPECTED = {
     "task_instance": 2,
     "task_instance_history": 2,
     "xcom": 2,
+    "task_map": 0,
     "audit_log": 1,
 }
 

@@ -1,0 +1,162 @@
+"""The loop's side of dynamic task mapping: which rows a run starts with, the lengths
+the policy needs, and writing an expansion.
+
+The decisions are :mod:`cluster.policy.mapping`'s; this module only reads and writes.
+Nothing here runs for a DAG without mapped tasks (``SerializedDag.has_mapping``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from cluster.dagfiles.serialized import SerializedDag, SerializedTask
+from cluster.metastore.models import TASK_INSTANCE, TASK_MAP, XCOM
+from cluster.policy.changes import Expansion, InstanceKey, instance_key
+from cluster.policy.mapping import initial_map_indexes, needs_expansion, producers
+from cluster.policy.readiness import WAITING, InstanceSnapshot
+from cluster.states import FINISHED, TaskState
+
+_PUSHED_LENGTHS = select(TASK_MAP.c.task_id, TASK_MAP.c.length).where(
+    TASK_MAP.c.dag_id == bindparam("dag_id"),
+    TASK_MAP.c.run_id == bindparam("run_id"),
+    TASK_MAP.c.task_id.in_(bindparam("task_ids", expanding=True)),
+    TASK_MAP.c.map_index < 0,
+)
+_MAPPED_VALUES = (
+    select(XCOM.c.task_id, func.count())
+    .where(
+        XCOM.c.dag_id == bindparam("dag_id"),
+        XCOM.c.run_id == bindparam("run_id"),
+        XCOM.c.task_id.in_(bindparam("task_ids", expanding=True)),
+        XCOM.c.map_index >= 0,
+        XCOM.c.key == "return_value",
+    )
+    .group_by(XCOM.c.task_id)
+)
+_TO_FIRST_INDEX = (
+    update(TASK_INSTANCE)
+    .where(
+        TASK_INSTANCE.c.dag_id == bindparam("k_dag_id"),
+        TASK_INSTANCE.c.run_id == bindparam("k_run_id"),
+        TASK_INSTANCE.c.task_id == bindparam("k_task_id"),
+        TASK_INSTANCE.c.map_index == -1,
+        TASK_INSTANCE.c.state == TaskState.NONE,
+    )
+    .values(map_index=0)
+)
+
+
+def instance_row(
+    dag_id: str, run_id: str, task: SerializedTask, weight: int, map_index: int
+) -> dict[str, Any]:
+    """A new ``none`` instance of ``task``."""
+    return {
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "task_id": task.task_id,
+        "map_index": map_index,
+        "try_number": 0,
+        "max_tries": task.retries,
+        "state": TaskState.NONE,
+        "pool": task.pool,
+        "pool_slots": task.pool_slots,
+        "queue": task.queue,
+        "operator": task.operator,
+        "priority_weight": weight,
+    }
+
+
+def initial_rows(
+    dag: SerializedDag, weights: Mapping[str, int], run_id: str, task_ids: Iterable[str]
+) -> list[dict[str, Any]]:
+    """The rows a run starts with: one per task, or ``0..n-1`` for a literal mapping."""
+    rows: list[dict[str, Any]] = []
+    for task_id in task_ids:
+        task = dag.tasks[task_id]
+        weight = weights.get(task_id, task.priority_weight)
+        indexes = initial_map_indexes(dag, task_id) if dag.has_mapping else (-1,)
+        rows.extend(instance_row(dag.dag_id, run_id, task, weight, i) for i in indexes)
+    return rows
+
+
+def wants_lengths(dag: SerializedDag, instances: Mapping[InstanceKey, InstanceSnapshot]) -> bool:
+    """Whether any waiting instance may need a pushed length to be decided: a placeholder
+    to expand, or an instance in a mapped group (which upstream instances count)."""
+    grouped = dag.mapped_groups
+    for instance in instances.values():
+        if instance.state not in WAITING:
+            continue
+        if instance.task_id in grouped:
+            return True
+        if instance.map_index < 0 and needs_expansion(dag, instance.task_id):
+            return True
+    return False
+
+
+def load_lengths(
+    session: Session,
+    dag: SerializedDag,
+    run_id: str,
+    instances: Mapping[InstanceKey, InstanceSnapshot],
+) -> dict[str, int]:
+    """The lengths the run's producers pushed: from ``task_map`` for a plain producer; for
+    an expanded one, how many of its instances pushed a return value, once all of
+    them finished (Airflow's ``get_task_map_length``). At most two indexed reads."""
+    wanted = producers(dag)
+    if not wanted:
+        return {}
+    params = {"dag_id": dag.dag_id, "run_id": run_id}
+    expanded = sorted(t for t in wanted if needs_expansion(dag, t))
+    plain = sorted(wanted - set(expanded))
+    lengths: dict[str, int] = {}
+    connection = session.connection()
+    if plain:
+        rows = connection.execute(_PUSHED_LENGTHS, {**params, "task_ids": plain}).all()
+        lengths.update({task_id: length for task_id, length in rows})
+    finished = [t for t in expanded if _all_finished(t, instances)]
+    if finished:
+        rows = connection.execute(_MAPPED_VALUES, {**params, "task_ids": finished}).all()
+        counts = dict(rows)
+        lengths.update({t: counts.get(t, 0) for t in finished})
+    return lengths
+
+
+def _all_finished(task_id: str, instances: Mapping[InstanceKey, InstanceSnapshot]) -> bool:
+    states = [i.state for i in instances.values() if i.task_id == task_id]
+    return bool(states) and all(s in FINISHED for s in states)
+
+
+def write_expansions(
+    session: Session,
+    dag: SerializedDag,
+    weights: Mapping[str, int],
+    run_id: str,
+    expansions: list[Expansion],
+) -> set[str]:
+    """Expand each placeholder: it becomes index 0 (compare-and-set on ``none``), the
+    others are inserted. Returns the tasks expanded here; one that lost its race (the
+    placeholder moved meanwhile) is left to the next iteration."""
+    done: set[str] = set()
+    connection = session.connection()
+    for expansion in expansions:
+        params = {"k_dag_id": dag.dag_id, "k_run_id": run_id, "k_task_id": expansion.task_id}
+        if connection.execute(_TO_FIRST_INDEX, params).rowcount != 1:
+            continue
+        task = dag.tasks[expansion.task_id]
+        weight = weights.get(task.task_id, task.priority_weight)
+        rows = [
+            instance_row(dag.dag_id, run_id, task, weight, i) for i in range(1, expansion.count)
+        ]
+        if rows:
+            connection.execute(insert(TASK_INSTANCE), rows)
+        done.add(expansion.task_id)
+    return done
+
+
+def task_ids_of(instances: Mapping[InstanceKey, InstanceSnapshot]) -> set[str]:
+    """The tasks that have at least one instance."""
+    return {instance_key(k)[0] for k in instances}
