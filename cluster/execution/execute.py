@@ -26,6 +26,7 @@ from cluster.errors import (
 from cluster.execution.outcome import TryOutcome
 from cluster.sdk import BaseOperator
 from cluster.sdk.context import execution_context
+from cluster.sdk.mappedgroup import upstream_map_indexes
 from cluster.sdk.mappedoperator import MappedOperator, mapped_length, mapping_producer_ids
 from cluster.sdk.templating import render_template, render_template_fields
 
@@ -88,7 +89,14 @@ def execute_try(
 
 
 def _unmapped(task: BaseOperator, context: dict[str, Any]) -> BaseOperator:
-    """The operator this instance runs: ``task`` itself, or a mapped task's instance."""
+    """The operator this instance runs: ``task`` itself, or a mapped task's instance.
+
+    In a mapped task group, the instance also learns which instances of its upstream
+    tasks in the same group it reads (their XComArgs resolve to those only).
+    """
+    ti = context["ti"]
+    if ti.map_index >= 0 and task.task_group is not None and task.task_group.mapped_ancestors():
+        ti.upstream_map_indexes = upstream_map_indexes(task, ti.map_index, context)
     if not isinstance(task, MappedOperator):
         return task
     operator, count = task.unmap(context, context["ti"].map_index)

@@ -8,6 +8,7 @@ reachable (the caller sets the runtime), as in Airflow.
 
 from __future__ import annotations
 
+import copy
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -264,7 +265,9 @@ def run_task(
 
     :param test_mode: ``tasks test`` runs in Airflow's test mode, ``dags test`` does not.
     """
-    task = dag.get_task(task_id)
+    # rendering sets template fields on the task: a copy keeps the DAG's templates for the
+    # next instance (a task in a mapped group runs once per element)
+    task = copy.copy(dag.get_task(task_id))
     ti = InProcessTaskInstance(
         dag.dag_id,
         task_id,

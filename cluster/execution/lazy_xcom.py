@@ -85,6 +85,10 @@ class LazyXComSequence(Sequence[Any]):
             return list(self) == list(other)
         return NotImplemented
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled (rendered fields sent to the executor, deep copies) as a plain list."""
+        return (list, (self._load(),))
+
     def __hash__(self) -> int:
         return id(self)
 

@@ -29,11 +29,12 @@ from cluster.sdk.datasets import (
 from cluster.sdk.decorators import setup, task, teardown
 from cluster.sdk.dependencies import EdgeModifier, Label, chain, cross_downstream
 from cluster.sdk.email import send_email
+from cluster.sdk.mappedgroup import MappedTaskGroup, task_group
 from cluster.sdk.mappedoperator import MappedOperator
 from cluster.sdk.params import Param, ParamsDict
 from cluster.sdk.plugins import AirflowPlugin
 from cluster.sdk.runtime import BaseHook, Connection, Variable
-from cluster.sdk.taskgroup import TaskGroup, task_group
+from cluster.sdk.taskgroup import TaskGroup
 from cluster.sdk.timetables import (
     ContinuousTimetable,
     CronDataIntervalTimetable,
@@ -96,6 +97,7 @@ __all__ = [
     "EventsTimetable",
     "Label",
     "MappedOperator",
+    "MappedTaskGroup",
     "Metadata",
     "NullTimetable",
     "OnceTimetable",

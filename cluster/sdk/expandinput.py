@@ -99,6 +99,13 @@ class DictOfListsExpandInput:
     def to_ref(self) -> dict[str, Any]:
         return {"kind": self.kind, "args": {k: value_ref(v) for k, v in self.value.items()}}
 
+    def length(self, context: Mapping[str, Any]) -> int:
+        """How many instances, reading XComs through ``context`` where needed."""
+        count = 1
+        for value in self.value.values():
+            count *= len(value.resolve(context) if isinstance(value, XComArg) else value)
+        return count
+
     def resolve(self, context: Mapping[str, Any], index: int) -> Resolved:
         """The arguments of instance ``index`` (its share of the cross product)."""
         values: dict[str, Any] = {}
@@ -139,6 +146,11 @@ class ListOfDictsExpandInput:
 
     def literal_count(self) -> int | None:
         return None if isinstance(self.value, XComArg) else len(self.value)
+
+    def length(self, context: Mapping[str, Any]) -> int:
+        if isinstance(self.value, XComArg):
+            return len(self.value.resolve(context))
+        return len(self.value)
 
     def to_ref(self) -> dict[str, Any]:
         if isinstance(self.value, XComArg):

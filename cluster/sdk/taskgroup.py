@@ -6,8 +6,6 @@ and ``task >> group`` its roots, like Airflow. Each DAG has a root group with id
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cluster.sdk.dagcontext import DagContext
@@ -27,6 +25,9 @@ class TaskGroup(DependencyMixin):
         (used by ``@task_group`` when the function is called twice).
     :raises DagDefinitionError: on a duplicate group id, or a group outside any DAG.
     """
+
+    #: what a mapped task group expands over (``None``: not mapped)
+    expand_input: Any = None
 
     def __init__(
         self,
@@ -111,6 +112,16 @@ class TaskGroup(DependencyMixin):
             )
         self.children[task.task_id] = task
 
+    def mapped_ancestors(self) -> list[TaskGroup]:
+        """This group and the groups around it that are mapped, innermost first."""
+        found: list[TaskGroup] = []
+        group: TaskGroup | None = self
+        while group is not None:
+            if group.expand_input is not None:
+                found.append(group)
+            group = group.parent_group
+        return found
+
     def inherited_default_args(self) -> dict[str, Any]:
         """default_args of the enclosing groups, inner ones winning."""
         outer = self.parent_group.inherited_default_args() if self.parent_group else {}
@@ -178,29 +189,3 @@ def _work_before_teardown(teardown: BaseOperator, ids: set[str]) -> list[BaseOpe
         ):
             found.append(upstream)
     return found
-
-
-def task_group(python_callable: Callable[..., Any] | None = None, **tg_kwargs: Any) -> Any:
-    """Decorate a function whose body creates tasks: each call builds a :class:`TaskGroup`.
-
-    The group id is the function name (``name__1`` on the second call); if the function
-    returns a task or XComArg, the call returns it so edges bind to it, else the group.
-    """
-
-    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        def build(*args: Any, **kwargs: Any) -> Any:
-            options = {"group_id": fn.__name__, **tg_kwargs}
-            options.setdefault("add_suffix_on_collision", True)
-            with TaskGroup(**options) as group:
-                if fn.__doc__ and not group.tooltip:
-                    group.tooltip = fn.__doc__
-                result = fn(*args, **kwargs)
-            return result if result is not None else group
-
-        build.is_task_group = True  # type: ignore[attr-defined]
-        return build
-
-    if python_callable is not None:
-        return decorate(python_callable)
-    return decorate

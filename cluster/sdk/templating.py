@@ -20,7 +20,7 @@ import jinja2.sandbox
 from cluster.errors import TemplateError
 from cluster.sdk.dag import DagParam
 from cluster.sdk.macros import FILTERS
-from cluster.sdk.xcom_arg import XComArg
+from cluster.sdk.xcom_arg import MappedArgument, XComArg
 
 if TYPE_CHECKING:
     from cluster.sdk.baseoperator import BaseOperator
@@ -92,7 +92,7 @@ def render_value(
         if template_ext and value.endswith(template_ext):
             return env.get_template(value).render(**context)
         return _render_string(value, context, env)
-    if isinstance(value, XComArg | DagParam):
+    if isinstance(value, XComArg | DagParam | MappedArgument):
         return value.resolve(dict(context))
     if isinstance(value, tuple):
         if hasattr(value, "_fields"):  # namedtuple

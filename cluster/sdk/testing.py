@@ -56,6 +56,8 @@ class InMemoryTaskInstance:
     sensor_started_at: datetime | None = None
     store: InMemoryXComStore = field(default_factory=InMemoryXComStore)
     skipped: list[str] = field(default_factory=list)
+    #: in a mapped task group: which instances of same-group upstream tasks to read
+    upstream_map_indexes: dict[str, int | range] = field(default_factory=dict)
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.store.push(self.dag_id, self.run_id, self.task_id, self.map_index, key, value)

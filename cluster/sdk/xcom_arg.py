@@ -328,6 +328,31 @@ class ConcatResult(Sequence[Any]):
         return sum(len(v) for v in self.values)
 
 
+class MappedArgument:
+    """An argument of a ``@task_group`` function expanded with ``.expand(name=...)``: in
+    each instance of the group, the element of ``name`` that instance maps over.
+
+    Tasks in the group receive it like an XComArg (it becomes an edge from the
+    producers of the expanded value) and it resolves at run time; ``group`` is the
+    :class:`~cluster.sdk.mappedgroup.MappedTaskGroup` (typed loosely: the SDK layers).
+    """
+
+    def __init__(self, group: Any, key: str) -> None:
+        self.group = group
+        self.key = key
+
+    def __repr__(self) -> str:
+        return f"MappedArgument({self.group.group_id!r}, {self.key!r})"
+
+    def iter_references(self) -> Iterator[tuple[BaseOperator, str]]:
+        for operator in self.group.expand_input.iter_references():
+            yield operator, XCOM_RETURN_KEY
+
+    def resolve(self, context: Mapping[str, Any]) -> Any:
+        """This group instance's share of the expanded value (see ``MappedTaskGroup``)."""
+        return self.group.resolve_argument(self.key, context)
+
+
 def iter_xcom_args(value: Any) -> Iterator[XComArg]:
     """Yield every XComArg nested in ``value`` (lists, tuples, sets, dict values)."""
     if isinstance(value, XComArg):
@@ -341,7 +366,20 @@ def iter_xcom_args(value: Any) -> Iterator[XComArg]:
 
 
 def iter_producers(value: Any) -> Iterator[BaseOperator]:
-    """Every task whose XCom ``value`` reads, however deeply nested or derived."""
+    """Every task whose XCom ``value`` reads, however deeply nested or derived (mapped
+    task-group arguments included)."""
+    if isinstance(value, MappedArgument):
+        for operator, _ in value.iter_references():
+            yield operator
+        return
+    if isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from iter_producers(item)
+        return
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from iter_producers(item)
+        return
     for arg in iter_xcom_args(value):
         for operator, _ in arg.iter_references():
             yield operator

@@ -13,7 +13,7 @@ from tests.integration.scheduler_harness import InProcessScheduler
 
 MAPPED_DAG = """
 from datetime import datetime
-from cluster.sdk import DAG, BaseOperator, task
+from cluster.sdk import DAG, BaseOperator, task, task_group
 
 
 class AddOne(BaseOperator):
@@ -58,6 +58,15 @@ with DAG("mapped", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
     def after_failures(values):
         return list(values)
 
+    @task
+    def plus_one(x):
+        return x + 1
+
+    @task_group
+    def per_item(x):
+        return plus_one(plus_one(x))
+
+    total.override(task_id="total_group")(per_item.expand(x=numbers()))
     doubled = double.partial(factor=10).expand(x=numbers())
     total.override(task_id="total_doubled")(doubled)
     classic = AddOne.partial(task_id="classic", map_index_template="v{{ task.value }}").expand(
@@ -116,8 +125,10 @@ def test_a_mapped_dag_expands_runs_and_reduces(
     assert _value(inprocess, run_id, "total_classic") == 13
     assert _value(inprocess, run_id, "total_product") == 1 + 100 + 2 + 200
     assert _value(inprocess, run_id, "after_failures") == [1, 3]
+    assert by_task["per_item.plus_one__1"] == {0: "success", 1: "success", 2: "success"}
+    assert _value(inprocess, run_id, "total_group") == 3 + 4 + 5
     assert [rows[("double", i)].rendered_map_index for i in range(3)] == ["1", "2", "3"]
     assert [rows[("classic", i)].rendered_map_index for i in range(2)] == ["v5", "v6"]
     with inprocess.sessions() as session:
         lengths = dict(session.execute(select(TaskMap.task_id, TaskMap.length)).all())
-    assert lengths == {"numbers": 3, "nothing": 0}
+    assert lengths == {"numbers": 3, "numbers__1": 3, "nothing": 0}

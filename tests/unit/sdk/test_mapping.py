@@ -13,7 +13,7 @@ from cluster.dagfiles.serialize import serialize_dag
 from cluster.errors import DagDefinitionError, UnmappableXCom
 from cluster.execution import inprocess
 from cluster.operators.bash import BashOperator
-from cluster.sdk import DAG, BaseOperator, MappedOperator, XComArg, task
+from cluster.sdk import DAG, BaseOperator, MappedOperator, XComArg, task, task_group
 from cluster.sdk.mappedoperator import mapped_length
 from cluster.sdk.testing import InMemoryTaskInstance, InMemoryXComStore, make_context
 
@@ -208,3 +208,57 @@ def test_dags_test_expands_zips_concats_and_skips_empty() -> None:
     assert pulled["zip"] == [1, 4, 9] and pulled["concat"] == [1, 2, 3, 1, 2, 3]
     assert pulled["kwargs"] == [3, 5]
     assert states["add__3"] == "skipped"
+
+
+def test_mapped_task_groups_run_index_by_index_and_nest() -> None:
+    pulled: dict[str, Any] = {}
+
+    @task
+    def keep(name: str, values: Any) -> None:
+        pulled[name] = list(values)
+
+    @task
+    def label(x: int, tag: str) -> str:
+        return f"{tag}{x}"
+
+    @task_group
+    def pipeline(x: int, factor: int) -> Any:
+        return label(add(x, factor), "v")
+
+    @task_group
+    def outer(a: int) -> Any:
+        @task_group
+        def inner(b: str) -> Any:
+            return label(add(a, 1), b)
+
+        return inner.expand(b=["p", "q"])
+
+    with DAG("d", start_date=START) as dag:
+        keep("flat", pipeline.partial(factor=100).expand(x=numbers()))
+        keep("nested", outer.expand(a=[10, 20]))
+    serialized = serialize_dag(dag)
+    assert serialized.mapped_groups["outer.inner.label"] == ("outer.inner", "outer")
+    assert serialized.tasks["pipeline.add"].upstream_task_ids == ("numbers",)
+    outcome, states = _results(dag)
+    assert outcome == "success"
+    assert pulled == {"flat": ["v101", "v102", "v103"], "nested": ["p11", "q11", "p21", "q21"]}
+    assert states[("outer.inner.add", 3)] == "success"
+
+
+def test_mapped_group_definition_errors() -> None:
+    @task_group
+    def group(x: int) -> None:
+        add(x)
+
+    with DAG("d"):
+        with pytest.raises(TypeError, match="unexpected keyword arguments 'y'"):
+            group.expand(y=[1])
+        with pytest.raises(ValueError, match="unexpected type 'int'"):
+            group.expand(x=1)
+        with pytest.raises(TypeError, match="operator expansion in an expanded task group"):
+
+            @task_group
+            def holds_mapped(x: int) -> None:
+                add.expand(x=[x])
+
+            holds_mapped.expand(x=[1])
