@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from cluster.dagfiles.serialized import SerializedDag
 from cluster.errors import AlreadyExistsError, NotFoundError, UsageError
 from cluster.metastore import audit
+from cluster.metastore.cleanup import RUN_CHILDREN
 from cluster.metastore.models import (
     Dag,
     DagCode,
@@ -26,9 +27,6 @@ from cluster.metastore.models import (
     ImportErrorRow,
     SerializedDagRow,
     TaskInstance,
-    TaskInstanceHistory,
-    TaskMap,
-    XCom,
 )
 from cluster.metastore.transitions import TaskKey, set_dag_run_state, set_task_states
 from cluster.policy.external_markers import follow_markers
@@ -496,6 +494,6 @@ def delete_dag(session: Session, dag_id: str, *, actor: Actor) -> int:
 def _delete_runs(session: Session, dag_id: str, run_ids: list[str]) -> None:
     if not run_ids:
         return
-    for model in (XCom, TaskMap, TaskInstanceHistory, TaskInstance):
+    for model in RUN_CHILDREN:  # children first: no foreign key is violated
         session.execute(delete(model).where(model.dag_id == dag_id, model.run_id.in_(run_ids)))
     session.execute(delete(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id.in_(run_ids)))

@@ -27,7 +27,7 @@ from cluster.states import OCCUPYING, DagRunState
 BATCH = 500
 _FINISHED_RUNS = [str(DagRunState.SUCCESS), str(DagRunState.FAILED)]
 #: children first: deleting in this order never violates a foreign key
-_RUN_CHILDREN: tuple[type[Any], ...] = (XCom, TaskMap, TaskInstanceHistory, TaskInstance)
+RUN_CHILDREN: tuple[type[Any], ...] = (XCom, TaskMap, TaskInstanceHistory, TaskInstance)
 
 
 def clean(*, session: Session, before: datetime, dry_run: bool = False) -> dict[str, int]:
@@ -50,7 +50,7 @@ def clean(*, session: Session, before: datetime, dry_run: bool = False) -> dict[
             break
         last_id = batch[-1][0]
         pairs = [(dag_id, run_id) for _, dag_id, run_id in batch]
-        for model in _RUN_CHILDREN:
+        for model in RUN_CHILDREN:
             counts[model.__tablename__] += _purge(session, model, pairs, dry_run)
         counts["dag_run"] += _purge(session, DagRun, pairs, dry_run)
     counts["audit_log"] = _purge_audit(session, before, dry_run)
