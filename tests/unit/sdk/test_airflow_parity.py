@@ -7,36 +7,16 @@ from __future__ import annotations
 import importlib.util
 import json
 import pathlib
-import re
 
 import pytest
 
 from cluster.dagfiles.serialize import serialize_dag
 from cluster.dagfiles.serialized import SerializedDag
-from cluster.sdk.cron import CRON_PRESETS
 from cluster.sdk.dagcontext import capture_dags
+from tests.airflow_compat import describe, rewrite_imports
 
 FIXTURES = pathlib.Path(__file__).parents[2] / "fixtures" / "airflow"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())
-
-_SDK_MODULES = (
-    r"airflow(?:\.sdk|\.decorators|\.models(?:\.\w+)?|\.utils\.trigger_rule|\.utils\.task_group"
-    r"|\.utils\.edgemodifier|\.utils\.weekday|\.exceptions)?"
-)
-_IMPORT_RULES = [
-    (re.compile(r"^(\s*)from airflow\.(?:providers\.standard\.)?operators\.(\w+) import", re.M),
-     r"\1from cluster.operators.\2 import"),
-    (re.compile(r"^(\s*)from airflow\.(?:providers\.standard\.)?sensors\.(\w+) import", re.M),
-     r"\1from cluster.sensors.\2 import"),
-    (re.compile(rf"^(\s*)from {_SDK_MODULES} import", re.M), r"\1from cluster.sdk import"),
-]  # fmt: skip
-
-
-def rewrite_imports(source: str) -> str:
-    """Apply ARCHITECTURE.md's import table to an Airflow DAG file, nothing else."""
-    for pattern, replacement in _IMPORT_RULES:
-        source = pattern.sub(replacement, source)
-    return source
 
 
 def load_rewritten(path: pathlib.Path, tmp_path: pathlib.Path) -> list[SerializedDag]:
@@ -49,20 +29,6 @@ def load_rewritten(path: pathlib.Path, tmp_path: pathlib.Path) -> list[Serialize
     return [serialize_dag(d) for d in dags]
 
 
-def describe(dag: SerializedDag) -> dict[str, object]:
-    tasks = dag.tasks.values()
-    summary = dag.schedule
-    return {
-        "task_ids": sorted(dag.tasks),
-        "edges": sorted([t.task_id, d] for t in tasks for d in t.downstream_task_ids),
-        "trigger_rules": {t.task_id: t.trigger_rule for t in tasks},
-        "edge_labels": dict(sorted(dag.edge_labels.items())),
-        "task_groups": sorted(dag.task_groups),
-        # Airflow prints presets expanded and no schedule as the string "None"
-        "schedule": "None" if summary is None else CRON_PRESETS.get(summary, summary),
-    }
-
-
 def test_rewrite_touches_only_import_lines() -> None:
     source = (
         "from airflow.models.dag import DAG\n"
@@ -70,6 +36,9 @@ def test_rewrite_touches_only_import_lines() -> None:
         "from airflow.providers.standard.sensors.python import PythonSensor\n"
         "from airflow import DAG\n"
         "from airflow.models import Variable\n"
+        "from airflow.providers.standard.triggers.temporal import DateTimeTrigger\n"
+        "from airflow.example_dags.plugins.workday import AfterWorkdayTimetable\n"
+        "    from airflow.datasets.metadata import Metadata\n"
         "x = 'from airflow.decorators import task'\n"
     )
     assert rewrite_imports(source) == (
@@ -78,6 +47,9 @@ def test_rewrite_touches_only_import_lines() -> None:
         "from cluster.sensors.python import PythonSensor\n"
         "from cluster.sdk import DAG\n"
         "from cluster.sdk import Variable\n"
+        "from cluster.triggers.temporal import DateTimeTrigger\n"
+        "from plugins.workday import AfterWorkdayTimetable\n"
+        "    from cluster.sdk import Metadata\n"
         "x = 'from airflow.decorators import task'\n"
     )
 
