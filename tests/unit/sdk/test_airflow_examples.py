@@ -32,11 +32,8 @@ IMPORT_TIMEOUT = 60.0
 #: the first line of what goes wrong
 NOT_YET: set[str] = {
     "example_dag_decorator.py",  # imports httpx, which Airflow depends on and Tradewind does not
-    "example_dynamic_task_mapping.py",  # NotImplementedError: dynamic task mapping (expand)
-    "example_dynamic_task_mapping_with_no_taskflow_operators.py",  # no BaseOperator.partial
     "example_kubernetes_executor.py",  # cluster.sdk lacks conf (Airflow: no DAG without kubernetes)
     "example_local_kubernetes_executor.py",  # cluster.sdk lacks conf (as above)
-    "example_params_trigger_ui.py",  # NotImplementedError: dynamic task mapping (expand)
     "example_sensors.py",  # cluster.sensors.time_delta lacks TimeDeltaSensorAsync
     "example_subdag_operator.py",  # no module cluster.operators.subdag (SubDAGs: gone in Airflow 3)
     "example_time_delta_sensor_async.py",  # cluster.sensors.time_delta lacks TimeDeltaSensorAsync
