@@ -32,7 +32,7 @@ COMMANDS = {
         "Inspect the effective settings, or write a first tradewind.toml.",
     ),
     "connections": Lazy(
-        "cluster.cli.connections_cmd",
+        "cluster.cli.connections_files",
         "connections_group",
         "Manage connections (passwords and extras are encrypted at rest).",
     ),

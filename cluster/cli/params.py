@@ -51,3 +51,9 @@ class JsonObjectType(click.ParamType):
 
 DATETIME = DateTimeType()
 JSON_OBJECT = JsonObjectType()
+
+#: Airflow's ``-v/--verbose``, accepted on the commands scripts call so their lines work
+#: unchanged; Tradewind's commands print the same either way.
+VERBOSE = click.option(
+    "-v", "--verbose", is_flag=True, expose_value=False, help="Accepted for Airflow's scripts."
+)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -9,7 +11,9 @@ from sqlalchemy.orm import Session
 
 from cluster.cli.app import App, pass_app
 from cluster.cli.output import emit, output_option
+from cluster.cli.params import VERBOSE
 from cluster.cli.transactions import audit, in_metastore
+from cluster.errors import UsageError
 from cluster.metastore.pools import (
     PoolRecord,
     delete_pool,
@@ -92,3 +96,52 @@ def list_command(app: App, output: str) -> None:
         return [_row(record, occupied) for record in list_pools(session=session)]
 
     emit(in_metastore(app, work), output, columns=COLUMNS)
+
+
+@pools_group.command("import")
+@click.argument("file", metavar="FILEPATH", type=click.Path(dir_okay=False, path_type=Path))
+@VERBOSE
+@pass_app
+def import_command(app: App, file: Path) -> None:
+    """Create or resize the pools of FILEPATH, Airflow's {name: {slots, description}}."""
+    try:
+        data = json.loads(file.read_text())
+    except OSError as exc:
+        raise UsageError(f"cannot read {file}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise UsageError(f"Invalid json file: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"{file} must hold one JSON object {{name: {{slots, description}}}}")
+    good = {
+        k: v for k, v in data.items() if isinstance(v, dict) and {"slots", "description"} <= set(v)
+    }
+
+    def work(session: Session) -> int:
+        for name, pool in good.items():
+            set_pool(name, int(pool["slots"]), session=session, description=pool["description"])
+        audit(session, "cli.pools.import", file=str(file), pools=len(good))
+        return len(good)
+
+    count = in_metastore(app, work)
+    failed = sorted(set(data) - set(good))
+    if failed:
+        raise UsageError(f"Failed to update pool(s): {', '.join(failed)}")
+    click.echo(f"Uploaded {count} pool(s)")
+
+
+@pools_group.command("export")
+@click.argument("file", metavar="FILEPATH", type=click.Path(dir_okay=False, path_type=Path))
+@VERBOSE
+@pass_app
+def export_command(app: App, file: Path) -> None:
+    """Write every pool to FILEPATH as Airflow does: {name: {slots, description, include_deferred}}."""
+    records = in_metastore(app, lambda s: list_pools(session=s))
+    data = {
+        r.pool: {"slots": r.slots, "description": r.description, "include_deferred": False}
+        for r in records
+    }
+    try:
+        file.write_text(json.dumps(data, sort_keys=True, indent=4))
+    except OSError as exc:
+        raise UsageError(f"cannot write {file}: {exc.strerror}") from exc
+    click.echo(f"Exported {len(records)} pools to {file}")

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from cluster.cli.app import App, pass_app
 from cluster.cli.output import emit, output_option
+from cluster.cli.params import VERBOSE
 from cluster.cli.secrets_cmd import fernet_for
 from cluster.cli.transactions import audit, in_metastore
 from cluster.errors import NotFoundError, UsageError
@@ -106,6 +107,7 @@ def list_command(app: App, output: str) -> None:
     show_default=True,
     help="What to do with a key that exists already.",
 )
+@VERBOSE
 @pass_app
 def import_command(app: App, file: Path, action_on_existing_key: str) -> None:
     """Set every variable in FILE, a JSON object {key: value}, in one transaction."""
@@ -132,6 +134,7 @@ def import_command(app: App, file: Path, action_on_existing_key: str) -> None:
 
 @variables_group.command("export")
 @click.argument("file", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@VERBOSE
 @pass_app
 def export_command(app: App, file: Path) -> None:
     """Write every variable to FILE as a JSON object {key: value} (values in clear)."""
