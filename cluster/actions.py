@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from cluster.dagfiles.serialized import SerializedDag
 from cluster.errors import AlreadyExistsError, NotFoundError, UsageError
 from cluster.metastore import audit
-from cluster.metastore.cleanup import RUN_CHILDREN
+from cluster.metastore.cleanup import delete_runs
 from cluster.metastore.models import (
     Dag,
     DagCode,
@@ -253,6 +253,7 @@ def clear(
     only_failed: bool = False,
     dry_run: bool = False,
     recursive: bool = True,
+    map_indexes: set[int] | None = None,
 ) -> list[TaskKey]:
     """Clear task instances to ``none`` so they run again; their runs go back to ``queued``.
 
@@ -260,6 +261,8 @@ def clear(
     and stops the task. Each cleared instance gets its retries again, as in Airflow.
     ``recursive`` (Airflow's default) follows each ``ExternalTaskMarker`` to its task (with
     downstream) in the other DAG's run, at most the first marker's ``recursion_depth`` deep.
+
+    ``map_indexes`` clears only those instances of mapped tasks (not followed to markers).
 
     :raises UsageError: past that depth (a cycle of markers, or too long a chain).
     """
@@ -270,7 +273,8 @@ def clear(
         if recursive:
             steps = _marker_steps(session, dag_id, runs, tasks, only_failed, visited, depth, limit)
             pending += [(d, r, t, depth + 1) for d, r, t in steps]
-        keys += _clear_one(session, dag_id, runs, tasks, actor, only_failed, dry_run)
+        chosen = map_indexes if depth == 0 else None
+        keys += _clear_one(session, dag_id, runs, tasks, actor, only_failed, dry_run, chosen)
     return keys
 
 
@@ -323,6 +327,7 @@ def _clear_one(
     actor: Actor,
     only_failed: bool,
     dry_run: bool,
+    map_indexes: set[int] | None = None,
 ) -> list[TaskKey]:
     dag = load_dag(session, dag_id)
     run_list = list(run_ids)
@@ -338,7 +343,9 @@ def _clear_one(
     cleared = [
         r
         for r in rows
-        if (wanted is None or TaskState(r.state) in wanted) and r.state != TaskState.NONE
+        if (wanted is None or TaskState(r.state) in wanted)
+        and r.state != TaskState.NONE
+        and (map_indexes is None or r.map_index in map_indexes)
     ]
     keys = [TaskKey(r.dag_id, r.run_id, r.task_id, r.map_index) for r in cleared]
     if dry_run or not keys:
@@ -462,7 +469,7 @@ def delete_run(session: Session, dag_id: str, run_id: str, *, actor: Actor) -> N
         select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
     ):
         raise NotFoundError(f"DAG run '{run_id}' of '{dag_id}' not found")
-    _delete_runs(session, dag_id, [run_id])
+    delete_runs(session, dag_id, [run_id])
     audit.record_event(
         session=session,
         event=f"{actor.source}.dag_runs.delete",
@@ -478,7 +485,7 @@ def delete_dag(session: Session, dag_id: str, *, actor: Actor) -> int:
     if row is None:
         raise NotFoundError(f"DAG '{dag_id}' not found")
     run_ids = list(session.scalars(select(DagRun.run_id).where(DagRun.dag_id == dag_id)))
-    _delete_runs(session, dag_id, run_ids)
+    delete_runs(session, dag_id, run_ids)
     session.execute(delete(SerializedDagRow).where(SerializedDagRow.dag_id == dag_id))
     session.execute(delete(Dag).where(Dag.dag_id == dag_id))
     others = session.scalar(select(Dag.dag_id).where(Dag.fileloc == row.fileloc).limit(1))
@@ -489,11 +496,3 @@ def delete_dag(session: Session, dag_id: str, *, actor: Actor) -> int:
         session=session, event=f"{actor.source}.dags.delete", username=actor.username, dag_id=dag_id
     )
     return len(run_ids)
-
-
-def _delete_runs(session: Session, dag_id: str, run_ids: list[str]) -> None:
-    if not run_ids:
-        return
-    for model in RUN_CHILDREN:  # children first: no foreign key is violated
-        session.execute(delete(model).where(model.dag_id == dag_id, model.run_id.in_(run_ids)))
-    session.execute(delete(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id.in_(run_ids)))

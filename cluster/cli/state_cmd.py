@@ -52,12 +52,17 @@ def find_run(session: Any, dag_id: str, run_id_or_date: str) -> DagRun:
 @click.argument("dag_id")
 @click.argument("task_id")
 @click.argument("run_id")
+@click.option(
+    "-m", "--map-index", type=int, default=-1, show_default=True,
+    help="The mapped instance (Airflow's --map-index); -1 for an unmapped task.",
+)  # fmt: skip
 @pass_app
-def task_instance_state(app: App, dag_id: str, task_id: str, run_id: str) -> None:
+def task_instance_state(app: App, dag_id: str, task_id: str, run_id: str, map_index: int) -> None:
     """The state of one task instance."""
     with app.session_factory() as session:
         dag_run = find_run(session, dag_id, run_id)
-        ti = session.get(TaskInstance, (dag_id, dag_run.run_id, task_id, -1))
+        ti = session.get(TaskInstance, (dag_id, dag_run.run_id, task_id, map_index))
     if ti is None:
-        raise NotFoundError(f"no instance of task '{task_id}' in run '{dag_run.run_id}'")
+        where = f" (map index {map_index})" if map_index >= 0 else ""
+        raise NotFoundError(f"no instance of task '{task_id}'{where} in run '{dag_run.run_id}'")
     click.echo(ti.state)

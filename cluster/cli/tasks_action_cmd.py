@@ -52,6 +52,10 @@ def list_tasks(app: App, dag_id: str, tree: bool) -> None:
     is_flag=True,
     help="Do not follow ExternalTaskMarkers into other DAGs (Airflow's option name).",
 )
+@click.option(
+    "-m", "--map-index", "map_indexes", type=int, multiple=True,
+    help="Only these instances of mapped tasks (repeatable).",
+)  # fmt: skip
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_app
 @with_user_code
@@ -66,6 +70,7 @@ def clear(
     downstream: bool,
     only_failed: bool,
     exclude_subdags: bool,
+    map_indexes: tuple[int, ...],
     yes: bool,
 ) -> None:
     """Clear task instances so the scheduler runs them again.
@@ -79,7 +84,8 @@ def clear(
             dag, task_regex=task_regex, upstream=upstream, downstream=downstream
         )
         run_ids = _runs_between(session, dag_id, start_date, end_date, run_id)
-        options = {"only_failed": only_failed, "recursive": not exclude_subdags}
+        options: dict[str, Any] = {"only_failed": only_failed, "recursive": not exclude_subdags}
+        options["map_indexes"] = set(map_indexes) if map_indexes else None
         preview = actions.clear(
             session, dag_id, run_ids, task_ids, actor=CLI, dry_run=True, **options
         )
@@ -88,7 +94,8 @@ def clear(
             return
         for key in preview:
             other = f"{key.dag_id}." if key.dag_id != dag_id else ""
-            click.echo(f"  {key.run_id}  {other}{key.task_id}")
+            index = f"[{key.map_index}]" if key.map_index >= 0 else ""
+            click.echo(f"  {key.run_id}  {other}{key.task_id}{index}")
         if not yes:
             click.confirm(f"Clear these {len(preview)} task instances?", abort=True)
         cleared = actions.clear(session, dag_id, run_ids, task_ids, actor=CLI, **options)

@@ -15,7 +15,7 @@ from cluster.cli.dags_file_cmd import import_dag
 from cluster.cli.params import DATETIME
 from cluster.cli.state_cmd import find_run
 from cluster.cli.user_code import with_user_code
-from cluster.errors import NotFoundError
+from cluster.errors import NotFoundError, UsageError
 from cluster.execution.inprocess import InProcessTaskInstance, run_task
 from cluster.execution.worker import single_try_runner
 from cluster.messages import TaskMessage
@@ -43,14 +43,23 @@ def _test_run(dag_id: str, when: datetime) -> RunInfo:
 @click.argument("dag_id")
 @click.argument("task_id")
 @click.argument("logical_date", required=False, type=DATETIME)
+@click.option(
+    "-m", "--map-index", type=int, default=-1, show_default=True,
+    help="The mapped instance (Airflow's --map-index); -1 for an unmapped task.",
+)  # fmt: skip
 @pass_app
 @with_user_code
-def test(app: App, dag_id: str, task_id: str, logical_date: datetime | None) -> None:
+def test(
+    app: App, dag_id: str, task_id: str, logical_date: datetime | None, map_index: int
+) -> None:
     """Run one task in this process, ignoring dependencies; nothing is recorded."""
     dag = import_dag(app, dag_id)
     if not dag.has_task(task_id):
         raise NotFoundError(f"DAG '{dag_id}' has no task '{task_id}'")
-    result = run_task(dag, task_id, _test_run(dag_id, logical_date or datetime.now(UTC)))
+    if dag.get_task(task_id).is_mapped and map_index < 0:
+        raise UsageError(f"task '{task_id}' is mapped: give the instance with --map-index")
+    when = logical_date or datetime.now(UTC)
+    result = run_task(dag, task_id, _test_run(dag_id, when), map_index=map_index)
     click.echo(
         f"{task_id}: {result.state} in {result.duration:.3f}s"
         + (f" ({result.message})" if result.message else "")
@@ -88,19 +97,24 @@ def render(app: App, dag_id: str, task_id: str, logical_date: datetime | None) -
 @click.argument("dag_id")
 @click.argument("task_id")
 @click.argument("run_id")
+@click.option(
+    "-m", "--map-index", type=int, default=-1, show_default=True,
+    help="The mapped instance (Airflow's --map-index); -1 for an unmapped task.",
+)  # fmt: skip
 @pass_app
 @with_user_code
-def run(app: App, dag_id: str, task_id: str, run_id: str) -> None:
+def run(app: App, dag_id: str, task_id: str, run_id: str, map_index: int) -> None:
     """Run one task instance now, in a pool process as the scheduler runs it, and record it."""
     with app.session_factory.begin() as session:
         dag_run = find_run(session, dag_id, run_id)
         fingerprint = dag_run.fingerprint or actions.load_dag(session, dag_id).fingerprint()
-        ti = session.get(TaskInstance, (dag_id, dag_run.run_id, task_id, -1))
+        ti = session.get(TaskInstance, (dag_id, dag_run.run_id, task_id, map_index))
         if ti is None:
             raise NotFoundError(
-                f"no instance of task '{task_id}' in run '{dag_run.run_id}' (is the run started?)"
+                f"no instance of task '{task_id}' (map index {map_index}) in run "
+                f"'{dag_run.run_id}' (is the run started, the task expanded?)"
             )
-        key = TaskKey(dag_id, dag_run.run_id, task_id)
+        key = TaskKey(dag_id, dag_run.run_id, task_id, map_index)
         if TaskState(ti.state) is not TaskState.NONE:
             set_task_state(
                 session, key, TaskState.NONE, expected=[TaskState(ti.state)], by_user=True
@@ -122,7 +136,7 @@ def run(app: App, dag_id: str, task_id: str, run_id: str) -> None:
             run_id=dag_run.run_id,
             task_id=task_id,
         )
-    message = TaskMessage(dag_id, dag_run.run_id, task_id, -1, next_try, fingerprint)
+    message = TaskMessage(dag_id, dag_run.run_id, task_id, map_index, next_try, fingerprint)
     app.engine.dispose()  # the pool process is forked: it must not inherit pooled connections
     with single_try_runner(app.settings) as runner:
         (result,) = runner.run([message])

@@ -58,6 +58,15 @@ def clean(*, session: Session, before: datetime, dry_run: bool = False) -> dict[
     return counts
 
 
+def delete_runs(session: Session, dag_id: str, run_ids: list[str]) -> None:
+    """Delete runs of ``dag_id`` with their instances, tries, XComs and task maps."""
+    if not run_ids:
+        return
+    for model in RUN_CHILDREN:  # children first: no foreign key is violated
+        session.execute(delete(model).where(model.dag_id == dag_id, model.run_id.in_(run_ids)))
+    session.execute(delete(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id.in_(run_ids)))
+
+
 def _old_runs(session: Session, before: datetime, *, after_id: int) -> list[tuple[int, str, str]]:
     busy = exists().where(
         TaskInstance.dag_id == DagRun.dag_id,
