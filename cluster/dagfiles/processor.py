@@ -22,8 +22,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from cluster.dagfiles.discovery import find_dag_files
 from cluster.dagfiles.importer import FileResult, import_file
 from cluster.dagfiles.serialized import SerializedDag
+from cluster.metastore.datasets import sync_references
 from cluster.metastore.engine import transaction
 from cluster.metastore.models import Dag, DagCode, ImportErrorRow, SerializedDagRow
+from cluster.sdk.datasets import condition_aliases, condition_uris
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +158,8 @@ class DagProcessor:
             # the scheduler recomputes the next run from the new timetable
             row.next_dagrun_create_after = None
         stored = session.get(SerializedDagRow, serialized.dag_id)
+        if stored is None or stored.fingerprint != fingerprint:
+            _sync_datasets(session, serialized, now)
         if stored is None:
             session.add(
                 SerializedDagRow(
@@ -254,3 +258,20 @@ def dag_folders(dags_folder: Path, *, load_examples: bool) -> list[Path]:
     """The folders a processor watches: the DAGs folder, and the examples when enabled."""
     folders: Iterable[Path] = [dags_folder, EXAMPLES_FOLDER] if load_examples else [dags_folder]
     return [f for f in folders if f.is_dir()]
+
+
+def _sync_datasets(session: Session, serialized: SerializedDag, now: datetime) -> None:
+    """The DAG's consumer and producer references, when its structure changed."""
+    condition = serialized.timetable.get("condition")
+    outlets = {
+        task_id: [o["uri"] for o in task.extra.get("outlets", ()) if "uri" in o]
+        for task_id, task in serialized.tasks.items()
+    }
+    sync_references(
+        session,
+        serialized.dag_id,
+        uris=condition_uris(condition) if condition else [],
+        aliases=condition_aliases(condition) if condition else [],
+        outlets={t: uris for t, uris in outlets.items() if uris},
+        now=now,
+    )

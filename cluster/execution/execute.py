@@ -26,6 +26,7 @@ from cluster.errors import (
 from cluster.execution.outcome import TryOutcome
 from cluster.sdk import BaseOperator
 from cluster.sdk.context import execution_context
+from cluster.sdk.dataset_events import events_to_emit
 from cluster.sdk.mappedgroup import upstream_map_indexes
 from cluster.sdk.mappedoperator import MappedOperator, mapped_length, mapping_producer_ids
 from cluster.sdk.templating import render_template, render_template_fields
@@ -63,6 +64,9 @@ def execute_try(
             if result is not None and getattr(task, "do_xcom_push", True):
                 ti.xcom_push("return_value", result)
             outcome = _finish(ti, "success", rendered, xcom_max_size)
+            events = events_to_emit(task.outlets, context["outlet_events"])
+            if events:
+                outcome = replace(outcome, dataset_events=events)
         except TaskSkipped as exc:
             log.info("Task skipped: %s", exc)
             outcome = _finish(ti, "skipped", rendered, xcom_max_size)

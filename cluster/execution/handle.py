@@ -21,7 +21,7 @@ from cluster import actions
 from cluster.errors import AlreadyExistsError, NotFoundError
 from cluster.execution.lazy_xcom import LazyXComSequence
 from cluster.execution.recording import ClaimedTry
-from cluster.metastore import connections, variables
+from cluster.metastore import connections, datasets, variables
 from cluster.metastore.models import DagRun, TaskInstance, XCom
 from cluster.sdk.runtime import Connection, TriggeredRun, TriggerRequest
 
@@ -173,6 +173,12 @@ class MetastoreRuntime:
     def delete_variable(self, key: str) -> None:
         with self._sessions()() as session, session.begin():
             variables.delete_variable(key, session=session)
+
+    def get_dataset_events(self, **query: Any) -> list[dict[str, Any]]:
+        """Events for ``inlet_events`` (``uri=`` or ``alias=``) and
+        ``triggering_dataset_events`` (``dag_id=``, ``run_id=``)."""
+        with self._sessions()() as session:
+            return datasets.read_events(session, **query)
 
     def get_connection(self, conn_id: str) -> Connection:
         with self._sessions()() as session:

@@ -23,6 +23,8 @@ class TryOutcome:
     :ivar rendered_map_index: a mapped instance's ``map_index_template``, rendered.
     :ivar map_length: for a task a mapped task expands over: the length of its return
         value (``map_keys``: its keys, when it is a dict), recorded in ``task_map``.
+    :ivar dataset_events: for ``success``: ``[{"uri", "extra", "alias"}]`` the outlets
+        emit, recorded with the success in one transaction.
     """
 
     state: str
@@ -35,6 +37,7 @@ class TryOutcome:
     rendered_map_index: str | None = None
     map_length: int | None = None
     map_keys: list[Any] | None = None
+    dataset_events: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def crashed(cls, message: str) -> TryOutcome:

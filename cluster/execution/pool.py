@@ -213,7 +213,12 @@ class PoolRunner:
             append_line(path, outcome.message or "")
             return self._finish(claimed, outcome, SerializedTask(message.task_id, "?"), path)
         if spec.extra.get("empty"):
-            return self._finish(claimed, TryOutcome(state="success"), spec, path)
+            events = [
+                {"uri": o["uri"], "extra": {}, "alias": None}
+                for o in spec.extra.get("outlets", ())
+                if "uri" in o
+            ]
+            return self._finish(claimed, TryOutcome("success", dataset_events=events), spec, path)
         timeout = timeout_seconds(task)
         announce(timeout)
         outcome = self._execute(dag, task, claimed, timeout, path)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, aliased
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask
 from cluster.execution.outcome import TryOutcome
 from cluster.messages import TaskMessage
+from cluster.metastore.datasets import EventSpec, record_events
 from cluster.metastore.history import history_row
 from cluster.metastore.models import (
     TASK_INSTANCE,
@@ -310,6 +311,7 @@ def record_many(
                 operator=finished.operator,
             )
         )
+    _record_dataset_events(session, tries, states)
     # Core multi-row inserts: the ORM's bulk insert adds per-row work to the same SQL
     if xcoms:
         session.connection().execute(insert(XCOM), xcoms)
@@ -334,6 +336,30 @@ def _record_map_length(session: Session, key: TaskKey, outcome: TryOutcome) -> N
             keys=keys,
         )
     )
+
+
+def _record_dataset_events(
+    session: Session, tries: Sequence[FinishedTry], states: list[TaskState | None]
+) -> None:
+    """The outlets' events of the tries that won their success, in the same transaction:
+    a crash either keeps the success and its events or neither."""
+    for finished, state in zip(tries, states, strict=True):
+        if state is not TaskState.SUCCESS or not finished.outcome.dataset_events:
+            continue
+        key = finished.claimed.key
+        specs = [
+            EventSpec(
+                uri=e["uri"],
+                extra=dict(e.get("extra") or {}),
+                source_dag_id=key.dag_id,
+                source_task_id=key.task_id,
+                source_run_id=key.run_id,
+                source_map_index=key.map_index,
+                alias=e.get("alias"),
+            )
+            for e in finished.outcome.dataset_events
+        ]
+        record_events(session, specs, now=finished.end)
 
 
 def _end_values(finished: FinishedTry) -> dict[str, Any]:

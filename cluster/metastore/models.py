@@ -20,14 +20,17 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
+from cluster.metastore import dataset_models  # noqa: F401  (registers the dataset tables)
+from cluster.metastore.base import MYSQL_TABLE_ARGS as MYSQL_TABLE_ARGS
+from cluster.metastore.base import NAMING_CONVENTION as NAMING_CONVENTION
+from cluster.metastore.base import Base as Base
 from cluster.metastore.coltypes import (
     JsonText,
     UtcDateTime,
@@ -37,26 +40,7 @@ from cluster.metastore.coltypes import (
     utcnow,
 )
 
-#: constraint names are stable across SQLite and MySQL, so migrations can drop them
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "fk": "fk_%(table_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-#: MySQL table options; MariaDB's default character set is latin1
-MYSQL_TABLE_ARGS = {
-    "mysql_engine": "InnoDB",
-    "mysql_charset": "utf8mb4",
-    "mysql_collate": "utf8mb4_unicode_ci",
-}
-
 DEFAULT_POOL = "default_pool"
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class Dag(Base):

@@ -25,6 +25,7 @@ from cluster.operators.python_script import SERIALIZERS, PythonCall, subprocess_
 from cluster.operators.venvs import VenvSpec, ensure_venv
 from cluster.sdk.baseoperator import BaseOperator
 from cluster.sdk.context import get_current_context
+from cluster.sdk.dataset_events import call_collecting_metadata
 from cluster.sdk.node import node_options
 
 log = logging.getLogger("tradewind.task")
@@ -99,7 +100,9 @@ class PythonOperator(BaseOperator):
         if self.templates_dict is not None:
             merged["templates_dict"] = self.templates_dict
         kwargs = determine_kwargs(self.python_callable, self.op_args, merged)
-        result = self.python_callable(*self.op_args, **kwargs)
+        result = call_collecting_metadata(
+            self.python_callable, context.get("outlet_events"), *self.op_args, **kwargs
+        )
         if self.show_return_value_in_logs:
             log.info("Done. Returned value was: %s", result)
         else:

@@ -311,6 +311,7 @@ def _finish_empty(dag: SerializedDag, change: StateChange) -> StateChange:
         and change.source is TaskState.NONE
         and task.extra.get("empty")
         and not task.has_callbacks
+        and not task.extra.get("outlets")  # as in Airflow: it runs, to emit its events
     ):
         return StateChange(
             change.task_id,

@@ -24,7 +24,7 @@ from cluster.config import Settings
 from cluster.errors import ElectionLost, FencedOff, MetastoreError
 from cluster.executors.base import Dispatch, Executor
 from cluster.metastore.engine import transaction
-from cluster.scheduler import dagruns, queueing, reaper, takeover
+from cluster.scheduler import dagruns, dataset_runs, queueing, reaper, takeover
 from cluster.scheduler.dagcache import DagCache
 from cluster.scheduler.fencing import Fence
 from cluster.scheduler.leadership import Leadership
@@ -181,6 +181,9 @@ class SchedulerLoop:
                 now=now,
                 epoch=self._fence.epoch or 0,
                 limit=self._settings.scheduler.max_dagruns_to_create_per_loop,
+            )
+            self.stats.runs_created += dataset_runs.create_dataset_triggered_runs(
+                session, self._dags, now=now, epoch=self._fence.epoch or 0
             )
         dagruns.step_active_runs(session, self._dags, now=now)
         if free is not None and free <= 0:

@@ -15,6 +15,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cluster.errors import NotFoundError, TradewindError
+from cluster.sdk.dataset_events import (
+    InletEventAccessors,
+    OutletEventAccessors,
+    TriggeringDatasetEvents,
+)
 from cluster.sdk.macros import FILTERS, build_macros
 from cluster.sdk.params import NOTSET
 from cluster.sdk.runtime import Connection, Variable
@@ -187,12 +192,22 @@ def build_context(
         "test_mode": test_mode,
         "map_index_template": None,
         "expanded_ti_count": None,
-        "inlets": [],
-        "outlets": [],
+        "inlets": list(_as_list(task.inlets)),
+        "outlets": list(_as_list(task.outlets)),
+        "outlet_events": OutletEventAccessors(),
+        "inlet_events": InletEventAccessors(_as_list(task.inlets)),
+        "triggering_dataset_events": TriggeringDatasetEvents(dag_run.dag_id, dag_run.run_id),
     }
     if templates_dict is not None:
         context["templates_dict"] = templates_dict
     return context
+
+
+def _as_list(value: Any) -> list[Any]:
+    """``inlets`` / ``outlets`` may be one object or a list, as in Airflow."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple | set) else [value]
 
 
 _current: ContextVar[dict[str, Any] | None] = ContextVar("tradewind_task_context", default=None)

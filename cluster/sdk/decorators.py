@@ -55,11 +55,11 @@ FLAVOURS: dict[str, tuple[str, str]] = {
 KNOWN_CONTEXT_KEYS = frozenset(
     {
         "conn", "dag", "dag_run", "data_interval_end", "data_interval_start", "ds",
-        "ds_nodash", "execution_date", "expanded_ti_count", "inlets", "logical_date",
-        "macros", "map_index_template", "outlets", "params", "prev_data_interval_start_success",
+        "ds_nodash", "execution_date", "expanded_ti_count", "inlet_events", "inlets", "logical_date",
+        "macros", "map_index_template", "outlet_events", "outlets", "params", "prev_data_interval_start_success",
         "prev_data_interval_end_success", "prev_start_date_success", "run_id", "task",
         "task_instance", "task_instance_key_str", "test_mode", "templates_dict", "ti", "ts",
-        "ts_nodash", "ts_nodash_with_tz", "var",
+        "triggering_dataset_events", "ts_nodash", "ts_nodash_with_tz", "var",
     }
 )  # fmt: skip
 
