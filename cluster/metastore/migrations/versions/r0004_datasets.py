@@ -4,8 +4,8 @@ Frozen at this revision. Plain tables and indexes, the same on SQLite, MySQL/Mar
 and PostgreSQL: URIs and alias names are unique through a sha256 column, since a
 unique index on a 3000-character utf8mb4 column exceeds MySQL's key limit.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-06
 """
 
@@ -18,8 +18,8 @@ from alembic import op
 
 from cluster.metastore.coltypes import JsonText, UtcDateTime, string_id
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
