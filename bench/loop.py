@@ -1,7 +1,6 @@
 """Benchmark the scheduler's own metastore work, without running any task.
 
-Runs the real scheduling loop in this process against a private MariaDB (or PostgreSQL,
-or SQLite)
+Runs the real scheduling loop in this process against a private MariaDB (or SQLite)
 with an executor that claims and records each try as a success the moment it is
 sent, exactly as the local executor's pump does, but without a worker. What is left
 is the scheduler side of every task: the iteration that queues it, its claim and its
@@ -10,7 +9,6 @@ that cost most. It never asserts on time.
 
     python bench/loop.py                          # MariaDB, chain_50 and fanout_1000_python
     python bench/loop.py --db sqlite --profile 25
-    python bench/loop.py --db postgres
 """
 
 from __future__ import annotations
@@ -27,23 +25,22 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cluster import actions  # noqa: E402
-from cluster.config import MetastoreSettings, load_settings  # noqa: E402
-from cluster.dagfiles.processor import DagProcessor  # noqa: E402
-from cluster.execution import recording  # noqa: E402
-from cluster.execution.outcome import TryOutcome  # noqa: E402
-from cluster.execution.pool import PoolBook  # noqa: E402
-from cluster.executors.base import Dispatch  # noqa: E402
-from cluster.metastore.engine import create_engine_for, make_session_factory, transaction  # noqa: E402
-from cluster.metastore.migrate import migrate  # noqa: E402
-from cluster.scheduler.fencing import Fence  # noqa: E402
-from cluster.scheduler.loop import SchedulerLoop  # noqa: E402
-from cluster.states import TaskState  # noqa: E402
-from tests.databases import KINDS, private_server  # noqa: E402
-from tests.integration.scheduler_harness import FINISHED_RUN_STATES, run_state  # noqa: E402
+from harness import Metastore, databases_from, metastore
+
+from cluster import actions
+from cluster.config import load_settings
+from cluster.dagfiles.processor import DagProcessor
+from cluster.execution import recording
+from cluster.execution.outcome import TryOutcome
+from cluster.execution.pool import PoolBook
+from cluster.executors.base import Dispatch
+from cluster.metastore.engine import transaction
+from cluster.scheduler.fencing import Fence
+from cluster.scheduler.loop import SchedulerLoop
+from cluster.states import TaskState
+from tests.integration.scheduler_harness import FINISHED_RUN_STATES, run_state
 
 DAG_FILE = """
 from datetime import datetime
@@ -93,28 +90,20 @@ class InstantExecutor:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db", choices=("sqlite", *KINDS), default="mariadb")
+    parser.add_argument("--db", default="mariadb", help="sqlite, mariadb or postgres")
     parser.add_argument("--shapes", default="chain_50,fanout_1000_python")
     parser.add_argument("--parallelism", type=int, default=32)
     parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="tw-loop-bench-") as tmp:
-        base = Path(tmp)
-        server = None
-        if args.db in KINDS:
-            server = private_server(args.db, base / args.db)
-            server.start()
-            url = server.url
-        else:
-            url = f"sqlite:///{base / 'bench.db'}"
-        try:
-            bench(url, base, args.shapes.split(","), args.parallelism, args.profile)
-        finally:
-            if server is not None:
-                server.destroy()
+    for db in databases_from(args.db):
+        with (
+            tempfile.TemporaryDirectory(prefix="tw-loop-bench-") as tmp,
+            metastore(db, Path(tmp)) as store,
+        ):
+            bench(store, Path(tmp), args.shapes.split(","), args.parallelism, args.profile)
 
 
-def bench(url: str, base: Path, shapes: list[str], parallelism: int, profile: int) -> None:
+def bench(store: Metastore, base: Path, shapes: list[str], parallelism: int, profile: int) -> None:
     (base / "dags").mkdir()
     (base / "dags" / "shapes.py").write_text(DAG_FILE)
     settings = load_settings(
@@ -122,11 +111,10 @@ def bench(url: str, base: Path, shapes: list[str], parallelism: int, profile: in
         home=base,
         overrides={
             "core": {"fernet_key": Fernet.generate_key().decode(), "parallelism": parallelism},
-            "metastore": {"url": url},
+            "metastore": {"url": store.url},
         },
     )
-    sessions = make_session_factory(create_engine_for(MetastoreSettings(url=url)))
-    migrate(sessions.kw["bind"])
+    sessions = store.sessions()
     processor = DagProcessor(
         folders=[base / "dags"], sessions=sessions, timeout=60.0, paused_at_creation=False
     )

@@ -16,10 +16,8 @@ timestamps. It prints figures and never asserts on time.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,28 +28,28 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cryptography.fernet import Fernet
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cluster import actions  # noqa: E402
-from cluster.config import MetastoreSettings  # noqa: E402
-from cluster.metastore.engine import create_engine_for, make_session_factory  # noqa: E402
-from cluster.metastore.migrate import migrate  # noqa: E402
-from cluster.metastore.models import Dag, DagRun, TaskInstance  # noqa: E402
-from tests.databases import KINDS, private_server  # noqa: E402
-from tests.integration.celery_harness import port_free_on, start_rabbitmq  # noqa: E402
-from tests.integration.scheduler_harness import FINISHED_RUN_STATES, run_state  # noqa: E402
+from harness import (
+    Metastore,
+    cpu_split,
+    databases_from,
+    metastore,
+    start,
+    stop,
+    tradewind_env,
+    wait_for,
+)
 
-CLI = [sys.executable, "-c", "from cluster.cli.main import main; main()"]
+from cluster import actions
+from cluster.metastore.models import Dag, DagRun, TaskInstance
+from tests.integration.celery_harness import port_free_on, start_rabbitmq
+from tests.integration.scheduler_harness import FINISHED_RUN_STATES, run_state
 
 SHAPES = ("chain_50", "fanout_200", "fanout_1000_python")
-#: what ``--db`` takes: a comma-separated list of these, or an alias
-DATABASES = ("sqlite", *KINDS)
-DATABASE_ALIASES = {"both": ("sqlite", "mariadb"), "all": DATABASES}
 
 #: one file per shape, as DAGs usually live: a worker running a shape imports only its own
 DAG_FILES = {
@@ -114,19 +112,14 @@ def main() -> None:
     unknown = set(shapes) - set(SHAPES)
     if unknown:
         parser.error(f"unknown shapes: {', '.join(sorted(unknown))}")
-    databases = DATABASE_ALIASES.get(args.db) or tuple(d for d in args.db.split(",") if d)
-    wrong = set(databases) - set(DATABASES)
-    if wrong or not databases:
-        parser.error(f"--db: unknown database {', '.join(sorted(wrong)) or args.db!r}")
-    for db in databases:
+    for db in databases_from(args.db):
         with (
             tempfile.TemporaryDirectory(prefix="tw-bench-") as tmp,
-            metastore(db, Path(tmp)) as url,
+            metastore(db, Path(tmp)) as store,
             executor(args, Path(tmp)) as (executor_env, start_workers),
         ):
             bench_database(
-                db,
-                url,
+                store,
                 Path(tmp),
                 shapes,
                 args.parallelism,
@@ -156,25 +149,14 @@ def executor(
     def start_workers(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
         # BENCH_WORKER_LOGS=DIR keeps each worker's output there
         logs = os.environ.get("BENCH_WORKER_LOGS")
-        started = []
-        for address in addresses:
-            with contextlib.ExitStack() as stack:
-                output = (
-                    stack.enter_context(Path(logs, f"worker-{address}.log").open("ab"))
-                    if logs
-                    else None
-                )
-                started.append(
-                    subprocess.Popen(
-                        [*CLI, "worker", "-c", str(args.concurrency), "--hostname", address],
-                        env=env,
-                        cwd=ROOT,
-                        start_new_session=True,
-                        stdout=output or subprocess.DEVNULL,
-                        stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
-                    )
-                )
-        return started
+        return [
+            start(
+                ["worker", "-c", str(args.concurrency), "--hostname", address],
+                env,
+                log=Path(logs, f"worker-{address}.log") if logs else None,
+            )
+            for address in addresses
+        ]
 
     try:
         yield settings, start_workers
@@ -182,29 +164,8 @@ def executor(
         broker.stop()
 
 
-#: processes whose CPU time is charged to the shapes besides the scheduler's own tree
-EXTRA_PIDS: list[int] = []
-
-
-@contextmanager
-def metastore(db: str, tmp: Path) -> Iterator[str]:
-    if db == "sqlite":
-        yield f"sqlite:///{tmp / 'bench.db'}"
-        return
-    # sized like a small production server, the way the tests make theirs
-    server = private_server(db, tmp / db, large=True)
-    server.start()
-    EXTRA_PIDS[:] = [server.pid] if server.pid else []
-    try:
-        yield server.url
-    finally:
-        EXTRA_PIDS.clear()
-        server.destroy()
-
-
 def bench_database(
-    db: str,
-    url: str,
+    store: Metastore,
     home: Path,
     shapes: list[str],
     parallelism: int,
@@ -216,26 +177,16 @@ def bench_database(
     (home / "dags").mkdir(parents=True, exist_ok=True)
     for shape, source in DAG_FILES.items():
         (home / "dags" / f"{shape}.py").write_text(source)
-    sessions = make_session_factory(create_engine_for(MetastoreSettings(url=url)))
-    migrate(sessions.kw["bind"])
+    db = store.kind
+    sessions = store.sessions()
     if seed:
         started = time.perf_counter()
         seed_history(sessions, seed)
         print(
             f"[{db}] seeded {seed:,} finished task instances in {time.perf_counter() - started:.1f} s"
         )
-    env = {
-        **os.environ,
-        "TRADEWIND_HOME": str(home),
-        "TRADEWIND__METASTORE__URL": url,
-        "TRADEWIND__CORE__FERNET_KEY": Fernet.generate_key().decode(),
-        "TRADEWIND__CORE__LOAD_EXAMPLES": "false",
-        "TRADEWIND__CORE__PARALLELISM": str(parallelism),
-        "TRADEWIND__CORE__DAGS_ARE_PAUSED_AT_CREATION": "false",
-        "TRADEWIND__LOGGING__LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-        **executor_env,
-    }
-    scheduler = subprocess.Popen([*CLI, "scheduler"], env=env, cwd=ROOT, start_new_session=True)
+    env = tradewind_env(home, store.url, parallelism=parallelism, **executor_env)
+    scheduler = start(["scheduler"], env)
     workers = start_workers(env)
     roots = [scheduler.pid, *(w.pid for w in workers)]
     try:
@@ -249,9 +200,9 @@ def bench_database(
             f"{'CPU ms/task':>13}"
         )
         for shape in shapes:
-            before = cpu_split(roots, EXTRA_PIDS)
+            before = cpu_split(roots, store.server_pids)
             figures = run_shape(sessions, shape)
-            after = cpu_split(roots, EXTRA_PIDS)
+            after = cpu_split(roots, store.server_pids)
             spent = {k: (after[k] - before[k]) * 1000 / figures["tasks"] for k in after}
             figures["cpu_per_task"] = sum(spent.values())
             print(format_row(shape, figures))
@@ -260,54 +211,7 @@ def bench_database(
                 f"workers {spent['workers']:.1f}, metastore {spent['metastore']:.1f}"
             )
     finally:
-        for process in (scheduler, *workers):
-            os.killpg(process.pid, signal.SIGTERM)
-        for process in (scheduler, *workers):
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-
-
-def cpu_split(roots: list[int], metastore: list[int]) -> dict[str, float]:
-    """CPU seconds (user + system, reaped children included) of the first root's own
-    process, of every other process of the trees of ``roots`` (workers, tries) and of
-    the ``metastore`` server's tree.
-
-    Wall time on a shared machine says little; the CPU a shape costs the scheduler,
-    its workers and the metastore server is what a change moves.
-    """
-    stats: dict[int, tuple[int, float, float]] = {}
-    clock = os.sysconf("SC_CLK_TCK")
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        own = (int(fields[11]) + int(fields[12])) / clock  # utime stime
-        reaped = (int(fields[13]) + int(fields[14])) / clock  # cutime cstime
-        stats[int(entry.name)] = (int(fields[1]), own, reaped)
-    split = {"scheduler": 0.0, "workers": 0.0, "metastore": 0.0}
-    for group, tree in (("workers", roots), ("metastore", metastore)):
-        for pid in _tree(stats, tree):
-            if pid in stats:
-                split[group] += stats[pid][1] + stats[pid][2]
-    if roots and roots[0] in stats:
-        split["scheduler"] = stats[roots[0]][1]
-        split["workers"] -= stats[roots[0]][1]
-    return split
-
-
-def _tree(stats: dict[int, tuple[int, float, float]], roots: list[int]) -> set[int]:
-    wanted = set(roots)
-    grew = True
-    while grew:
-        more = {pid for pid, (ppid, *_) in stats.items() if ppid in wanted} - wanted
-        wanted |= more
-        grew = bool(more)
-    return wanted
+        stop(scheduler, *workers)
 
 
 def parsed(sessions: sessionmaker[Session]) -> int:
@@ -414,14 +318,6 @@ def format_row(shape: str, r: dict[str, float]) -> str:
         f"{shape:<20}{int(r['tasks']):>7}{r['wall']:>9.2f}{r['tasks'] / r['wall']:>10.1f}"
         f"{r['gap50']:>12.1f}{r['gap95']:>12.1f}{r['lat50']:>14.1f}{r['dur50']:>12.1f}{r['sched50']:>16.1f}{r['mean_gap']:>10.1f}{r['cpu_per_task']:>13.1f}{flag}"
     )
-
-
-def wait_for(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise SystemExit(f"bench: timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 if __name__ == "__main__":
