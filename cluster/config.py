@@ -67,7 +67,10 @@ class MetastoreSettings:
 @dataclass(frozen=True)
 class SchedulerSettings:
     poll_interval: float = 1.0
-    dag_dir_list_interval: float = 30.0
+    #: seconds between passes over the DAG folders: a pass costs a stat per unchanged file
+    dag_dir_list_interval: float = 1.0
+    #: children importing changed DAG files at once; 0: one per core
+    parsing_processes: int = 0
     zombie_threshold: float = 30.0
     heartbeat_interval: float = 2.0
     queued_timeout: float = 600.0

@@ -32,6 +32,7 @@ def reserialize(app: App) -> None:
         sessions=app.session_factory,
         timeout=core.dag_file_processor_timeout,
         paused_at_creation=core.dags_are_paused_at_creation,
+        parallelism=app.settings.scheduler.parsing_processes,
     )
     report = processor.process(force=True)
     click.echo(

@@ -159,7 +159,7 @@ class SerializedDag:
 
     def fingerprint(self) -> str:
         """A hash of the serialized form: changes exactly when the structure changes."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:32]
+        return fingerprint_of(self.to_json())
 
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> SerializedDag:
@@ -179,6 +179,12 @@ class SerializedDag:
     @classmethod
     def from_json(cls, text: str) -> SerializedDag:
         return cls.from_dict(json.loads(text))
+
+
+def fingerprint_of(text: str) -> str:
+    """The fingerprint of the DAG whose :meth:`SerializedDag.to_json` is ``text``, without
+    decoding it (DAG processing stores the JSON its children send as it is)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 _TUPLE_FIELDS = ("upstream_task_ids", "downstream_task_ids", "template_fields")

@@ -80,6 +80,7 @@ class SchedulerService:
             sessions=sessions,
             timeout=settings.core.dag_file_processor_timeout,
             paused_at_creation=settings.core.dags_are_paused_at_creation,
+            parallelism=settings.scheduler.parsing_processes,
         )
         self.heartbeat = ComponentHeartbeat(
             sessions,

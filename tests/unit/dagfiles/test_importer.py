@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.dagfiles.importer import import_file
+from cluster.dagfiles.importer import FileResult, import_file, import_files
 from cluster.dagfiles.serialized import SerializedDag
 from tests.unit.dagfiles.conftest import GOOD_DAG
 
@@ -100,3 +100,35 @@ def test_an_airflow_feature_tradewind_lacks_is_one_error_naming_it(dags_folder: 
         "FeatureNotSupported: TaskDeferred belongs to deferrable operators, "
         "an Airflow feature Tradewind does not support yet (producer.py, line 2)"
     )
+
+
+PID_DAG = """
+import os
+from datetime import datetime
+from cluster.sdk import DAG
+from cluster.operators.empty import EmptyOperator
+
+with DAG("{dag_id}", schedule=None, start_date=datetime(2024, 1, 1), description=str(os.getpid())):
+    EmptyOperator(task_id="a")
+"""
+
+
+def _child_pid(result: FileResult) -> str | None:
+    return SerializedDag.from_json(result.dags[Path(result.path).stem]).description
+
+
+def test_one_child_imports_a_batch_and_a_failing_file_fails_alone(dags_folder: Path) -> None:
+    names = ["first", "second", "loops", "third", "crashes", "fourth", "raises", "fifth"]
+    for name in names:
+        source = BROKEN[name][0] if name in BROKEN else PID_DAG.format(dag_id=name)
+        (dags_folder / f"{name}.py").write_text(source)
+    results = list(import_files([(dags_folder / f"{n}.py", None) for n in names], timeout=1.5))
+    assert [r.path.stem for r in results] == names
+    errors = {r.path.stem: r.error for r in results if r.error}
+    assert set(errors) == {"loops", "crashes", "raises"}
+    assert "did not finish within" in errors["loops"]  # type: ignore[operator]
+    assert "signal SIGSEGV" in errors["crashes"]  # type: ignore[operator]
+    pids = {r.path.stem: _child_pid(r) for r in results if not r.error}
+    # files share a child until one stalls or kills it; a raising file does not
+    assert pids["first"] == pids["second"] != pids["third"]
+    assert pids["third"] != pids["fourth"] == pids["fifth"]

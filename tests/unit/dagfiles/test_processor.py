@@ -1,13 +1,16 @@
-"""DAG processing: rows for good files, import errors for broken ones, only changed files re-imported."""
+"""DAG processing: rows for good files, import errors for broken ones, only changed files
+re-imported, unchanged files costing a stat."""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cluster.dagfiles.processor import DagProcessor
+from cluster.dagfiles.processor import BATCH_FILES, DagProcessor
 from cluster.dagfiles.serialized import SerializedDag
 from cluster.metastore.models import Dag, DagCode, ImportErrorRow, SerializedDagRow
 from tests.unit.dagfiles.conftest import GOOD_DAG
@@ -96,3 +99,60 @@ def test_duplicate_dag_id_across_files_is_an_error(
     errors = _errors(sessions)
     assert "b.py" in errors
     assert "already defined" in errors["b.py"]
+
+
+def _age(path: Path, seconds: float) -> None:
+    """Set ``path``'s modification time ``seconds`` in the past."""
+    old = time.time() - seconds
+    os.utime(path, (old, old))
+
+
+def test_an_unchanged_stamp_costs_no_read(
+    dags_folder: Path, processor: DagProcessor, sessions: sessionmaker[Session]
+) -> None:
+    path = dags_folder / "one.py"
+    path.write_text(GOOD_DAG.format(dag_id="one"))
+    _age(path, 3600)
+    processor.process()
+    # same size, same modification time: the pass trusts the stamp and reads nothing
+    stamp = path.stat()
+    path.write_text(GOOD_DAG.format(dag_id="uno"))
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert processor.process().imported == []
+    # a new modification time: read, changed, imported
+    _age(path, 60)
+    assert [Path(p).name for p in processor.process().imported] == ["one.py"]
+    assert _active(sessions) == {"one": False, "uno": True}
+
+
+def test_a_file_rewritten_within_the_timestamp_granularity_is_still_seen(
+    dags_folder: Path, processor: DagProcessor, sessions: sessionmaker[Session]
+) -> None:
+    path = dags_folder / "one.py"
+    path.write_text(GOOD_DAG.format(dag_id="one"))
+    processor.process()
+    # a write right after the pass that keeps size and modification time: the file was
+    # modified too shortly before its stamp was taken to trust the stamp
+    stamp = path.stat()
+    path.write_text(GOOD_DAG.format(dag_id="uno"))
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert [Path(p).name for p in processor.process().imported] == ["one.py"]
+    assert _active(sessions) == {"one": False, "uno": True}
+
+
+def test_many_files_are_imported_in_batches_and_all_stored(
+    dags_folder: Path, sessions: sessionmaker[Session]
+) -> None:
+    names = [f"d{n:03d}" for n in range(2 * BATCH_FILES + 7)]
+    for name in names:
+        (dags_folder / f"{name}.py").write_text(GOOD_DAG.format(dag_id=name))
+    (dags_folder / "d050.py").write_text("# dag\nraise ValueError('nope')\n")
+    processor = DagProcessor(
+        folders=[dags_folder], sessions=sessions, timeout=10.0, paused_at_creation=True,
+        parallelism=2,
+    )  # fmt: skip
+    report = processor.process()
+    assert len(report.imported) == len(names)
+    assert report.dags == len(names) - 1
+    assert set(_active(sessions)) == set(names) - {"d050"}
+    assert _errors(sessions) == {"d050.py": "ValueError: nope (d050.py, line 2)"}
