@@ -3,8 +3,8 @@
 Frozen at this revision. A plain table with an index on ``state`` (the DAG processor
 looks for ``pending`` rows), the same on SQLite, MySQL/MariaDB and PostgreSQL.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-06
 """
 
@@ -17,8 +17,8 @@ from alembic import op
 
 from cluster.metastore.coltypes import UtcDateTime, string_id
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
