@@ -49,6 +49,8 @@ class CoreSettings:
     hostname: str = ""
     #: modules with ``AirflowPlugin`` classes (timetables, macros), relative to home
     plugins_folder: Path = Path("plugins")
+    #: ``import airflow…`` in DAG files and plugins resolves to Tradewind's modules
+    airflow_compat: bool = True
 
 
 @dataclass(frozen=True)

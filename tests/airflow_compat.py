@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pathlib
 import re
+from collections.abc import Callable
 
 from cluster.dagfiles.serialized import SerializedDag
 from cluster.sdk.cron import CRON_PRESETS
@@ -37,7 +38,18 @@ def rewrite_imports(source: str) -> str:
     return source
 
 
-def rewrite_tree(source: pathlib.Path, target: pathlib.Path) -> None:
+def localize_example_helpers(source: str) -> str:
+    """Only the first rule: what an Airflow user's own copy of an example file reads like,
+    every other ``airflow`` import unchanged (for ``core.airflow_compat``'s import hook)."""
+    pattern, replacement = _IMPORT_RULES[0]
+    return pattern.sub(replacement, source)
+
+
+def rewrite_tree(
+    source: pathlib.Path,
+    target: pathlib.Path,
+    transform: Callable[[str], str] = rewrite_imports,
+) -> None:
     """Copy a DAG folder with every ``.py`` file's imports swapped, other files as they are."""
     for path in source.rglob("*"):
         if "__pycache__" in path.parts or path.is_dir():
@@ -45,7 +57,7 @@ def rewrite_tree(source: pathlib.Path, target: pathlib.Path) -> None:
         out = target / path.relative_to(source)
         out.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".py":
-            out.write_text(rewrite_imports(path.read_text()))
+            out.write_text(transform(path.read_text()))
         else:
             out.write_bytes(path.read_bytes())
 

@@ -10,6 +10,7 @@ never reads the configuration itself.
 from __future__ import annotations
 
 from cluster.config import Settings
+from cluster.sdk import airflow_compat
 from cluster.sdk.node import NodeOptions, SmtpOptions, set_node_options
 from cluster.sdk.plugins import Plugins, load_plugins, prepare_syspath
 
@@ -36,8 +37,11 @@ def node_options_from(settings: Settings) -> NodeOptions:
 
 
 def prepare_user_code(settings: Settings) -> Plugins:
-    """Set up this process for user code; idempotent. A plugin that fails to import is
+    """Set up this process for user code; idempotent: ``sys.path``, the ``airflow``
+    import hook (``core.airflow_compat``), node options, plugins. A plugin that fails to import is
     logged and listed in the result's ``errors``, never raised."""
     prepare_syspath(settings.core.dags_folder)
+    if settings.core.airflow_compat:
+        airflow_compat.install()  # before the plugins: they may import airflow too
     set_node_options(node_options_from(settings))
     return load_plugins(settings.core.plugins_folder)

@@ -13,7 +13,6 @@ from cluster.web.api import (
     connections,
     dag_runs,
     dags,
-    datasets,
     monitor,
     pools,
     task_instances,
@@ -38,7 +37,6 @@ ROUTES: tuple[Routes, ...] = (
     accounts.user_routes,
     accounts.event_log_routes,
     monitor.routes,
-    datasets.routes,
 )
 
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 import pathlib
+from collections.abc import Iterator
 
 import pytest
 
 from cluster.dagfiles.importer import import_file
 from cluster.dagfiles.serialized import SerializedDag
-from tests.airflow_compat import describe, rewrite_tree
+from cluster.sdk import airflow_compat
+from tests.airflow_compat import describe, localize_example_helpers, rewrite_tree
 
 FIXTURES = pathlib.Path(__file__).parents[2] / "fixtures" / "airflow"
 EXAMPLES = FIXTURES / "example_dags"
@@ -46,6 +48,26 @@ def rewritten(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     target = tmp_path_factory.mktemp("example_dags")
     rewrite_tree(EXAMPLES, target)
     return target
+
+
+@pytest.fixture(scope="module")
+def unchanged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
+    """The example folder with its ``airflow`` imports as Airflow ships them (only the
+    helpers Airflow keeps inside its own package are imported from beside the files), and
+    ``core.airflow_compat``'s import hook installed, as the DAG processor and runners have
+    it; the forked import children inherit it."""
+    target = tmp_path_factory.mktemp("example_dags_unchanged")
+    rewrite_tree(EXAMPLES, target, transform=localize_example_helpers)
+    airflow_compat.install()
+    yield target
+    airflow_compat.uninstall()
+
+
+def loaded(name: str, folder: pathlib.Path) -> tuple[bool, dict[str, object]]:
+    """Whether ``name`` failed to import, and each DAG it defined, described."""
+    result = import_file(folder / name, timeout=IMPORT_TIMEOUT, search_path=folder)
+    dags = {k: describe(SerializedDag.from_json(v)) for k, v in sorted(result.dags.items())}
+    return result.error is not None, dags
 
 
 def mismatch(name: str, folder: pathlib.Path) -> str | None:
@@ -79,6 +101,16 @@ def test_example_matches_airflow_unless_listed(name: str, rewritten: pathlib.Pat
         assert reason is not None, f"{name} now matches Airflow 2.10.5: remove it from NOT_YET"
     else:
         assert reason is None, f"{name}: {reason}"
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_unchanged_example_loads_as_with_imports_swapped(
+    name: str, rewritten: pathlib.Path, unchanged: pathlib.Path
+) -> None:
+    """Through the import hook, Airflow's file as it is gives what the swapped file gives:
+    the same DAGs with the same structure, or an import error for both (the ratchet above
+    says which files match Airflow)."""
+    assert loaded(name, unchanged) == loaded(name, rewritten)
 
 
 def test_fixtures_cover_every_example_file() -> None:
