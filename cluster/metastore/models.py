@@ -426,3 +426,29 @@ TASK_INSTANCE_HISTORY = table_of(TaskInstanceHistory)
 DAG_RUN = table_of(DagRun)
 XCOM = table_of(XCom)
 TASK_MAP = table_of(TaskMap)
+
+
+class CallbackRequest(Base):
+    """A DAG-level callback the scheduler decided on (a run ended), to run once.
+
+    Written in the scheduler's fenced transaction that ends the run; run by the DAG
+    processor, which claims it with one compare-and-set (``pending → running``).
+    """
+
+    __tablename__ = "callback_request"
+    __table_args__ = (Index("idx_callback_request_state", "state"), MYSQL_TABLE_ARGS)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dag_id: Mapped[str] = mapped_column(string_id())
+    run_id: Mapped[str] = mapped_column(string_id())
+    #: ``on_success_callback`` or ``on_failure_callback``
+    kind: Mapped[str] = mapped_column(String(30))
+    #: Airflow's reason: ``success``, ``task_failure`` or ``timed_out``
+    reason: Mapped[str] = mapped_column(String(30))
+    #: ``pending``, ``running``, ``success`` or ``failed``
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(256))
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    message: Mapped[str | None] = mapped_column(String(1000))

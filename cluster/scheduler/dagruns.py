@@ -16,6 +16,7 @@ from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from cluster.dagfiles.serialized import SerializedDag
+from cluster.metastore.callbacks import request_callback
 from cluster.metastore.models import Dag, DagRun, TaskInstance
 from cluster.metastore.transitions import TaskKey, set_dag_run_state, set_task_states
 from cluster.policy.changes import InstanceKey, StateChange, key_of
@@ -232,7 +233,7 @@ def _advance_running(
     start = run.start_date if run.state is DagRunState.RUNNING else now  # else started just now
     snapshot = RunSnapshot(run.run_id, DagRunState.RUNNING, run.logical_date, start)
     if timed_out_runs(dag, [snapshot], now=now):
-        return _time_out(session, dag.dag_id, run.run_id, now)
+        return _time_out(session, dag, run.run_id, now)
     return _advance(session, dag, dags.weights(session, dag.dag_id), snapshot, now)
 
 
@@ -295,6 +296,12 @@ def _advance(
         values={"end_date": now},
     ):
         log.info("DAG run %s.%s finished: %s", dag.dag_id, run.run_id, outcome)
+        success = outcome is DagRunState.SUCCESS
+        if dag.has_callbacks:
+            reason = "success" if success else "task_failure"
+            request_callback(
+                session, dag.dag_id, run.run_id, success=success, reason=reason, now=now
+            )
         # a finished run may unblock max_active_runs: let the next loop recompute
         session.execute(
             update(Dag)
@@ -413,7 +420,8 @@ def _previous_states(
     return {key_of(task_id, map_index): TaskState(state) for task_id, map_index, state in rows}
 
 
-def _time_out(session: Session, dag_id: str, run_id: str, now: datetime) -> int:
+def _time_out(session: Session, dag: SerializedDag, run_id: str, now: datetime) -> int:
+    dag_id = dag.dag_id
     if not set_dag_run_state(
         session,
         dag_id,
@@ -423,6 +431,8 @@ def _time_out(session: Session, dag_id: str, run_id: str, now: datetime) -> int:
         values={"end_date": now},
     ):
         return 0
+    if dag.has_callbacks:
+        request_callback(session, dag_id, run_id, success=False, reason="timed_out", now=now)
     states = {t: i.state for t, i in _load_instances(session, dag_id, run_id).items()}
     changes = timeout_changes(states)
     for change in changes:

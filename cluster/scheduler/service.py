@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.config import Settings
+from cluster.dagfiles.callbacks import CallbackRunner
 from cluster.dagfiles.processor import DagProcessor, dag_folders
 from cluster.errors import MetastoreError
 from cluster.executors.base import Executor
@@ -82,6 +83,13 @@ class SchedulerService:
             paused_at_creation=settings.core.dags_are_paused_at_creation,
             parallelism=settings.scheduler.parsing_processes,
         )
+        # DAG-level callbacks run here, in children, never in the scheduling loop
+        self.callbacks = CallbackRunner(
+            sessions,
+            log_folder=settings.logging.base_log_folder,
+            timeout=settings.core.dag_file_processor_timeout,
+            clock=clock,
+        )
         self.heartbeat = ComponentHeartbeat(
             sessions,
             kind="scheduler",
@@ -131,6 +139,10 @@ class SchedulerService:
             log.warning("DAG processing could not write to the metastore: %s", exc)
             return
         self.observer.processed(report)
+        try:
+            self.callbacks.run_pending()
+        except MetastoreError as exc:
+            log.warning("DAG callbacks could not be claimed or closed: %s", exc)
         if report.imported:
             log.info(
                 "DAG processing: %d files imported, %d DAGs, %d errors",

@@ -131,6 +131,18 @@ PERMISSIONS: dict[str, Role] = {
     "api.patch_pool": Role.OP,
     "api.delete_pool": Role.OP,
     "api.get_event_logs": Role.OP,
+    # datasets
+    "api.get_datasets": Role.VIEWER,
+    "api.get_dataset": Role.VIEWER,
+    "api.get_dataset_events": Role.VIEWER,
+    "api.create_dataset_event": Role.USER,
+    "api.get_upstream_dataset_events": Role.VIEWER,
+    "api.get_dag_dataset_queued_events": Role.VIEWER,
+    "api.delete_dag_dataset_queued_events": Role.USER,
+    "api.get_dag_dataset_queued_event": Role.VIEWER,
+    "api.delete_dag_dataset_queued_event": Role.USER,
+    "api.get_dataset_queued_events": Role.VIEWER,
+    "api.delete_dataset_queued_events": Role.USER,
     # users
     "api.get_users": Role.ADMIN,
     "api.get_user": Role.ADMIN,

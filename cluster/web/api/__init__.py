@@ -13,6 +13,7 @@ from cluster.web.api import (
     connections,
     dag_runs,
     dags,
+    datasets,
     monitor,
     pools,
     task_instances,
@@ -37,6 +38,7 @@ ROUTES: tuple[Routes, ...] = (
     accounts.user_routes,
     accounts.event_log_routes,
     monitor.routes,
+    datasets.routes,
 )
 
 

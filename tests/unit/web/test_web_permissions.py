@@ -27,6 +27,7 @@ PATH_VALUES = {
     "username": "admin",
     "filename": "tradewind.css",
     "task_try_number": 1,
+    "uri": "s3://bucket/table",
 }
 
 
