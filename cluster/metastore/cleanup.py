@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from cluster.metastore.models import (
     AuditLog,
+    CallbackRequest,
     DagRun,
     TaskInstance,
     TaskInstanceHistory,
@@ -27,14 +28,20 @@ from cluster.states import OCCUPYING, DagRunState
 BATCH = 500
 _FINISHED_RUNS = [str(DagRunState.SUCCESS), str(DagRunState.FAILED)]
 #: children first: deleting in this order never violates a foreign key
-RUN_CHILDREN: tuple[type[Any], ...] = (XCom, TaskMap, TaskInstanceHistory, TaskInstance)
+RUN_CHILDREN: tuple[type[Any], ...] = (
+    XCom,
+    TaskMap,
+    TaskInstanceHistory,
+    TaskInstance,
+    CallbackRequest,
+)
 
 
 def clean(*, session: Session, before: datetime, dry_run: bool = False) -> dict[str, int]:
     """Delete (or with ``dry_run`` only count) history older than ``before``.
 
     :return: rows per table: ``dag_run``, ``task_instance``, ``task_instance_history``,
-        ``xcom``, ``task_map``, ``audit_log``.
+        ``xcom``, ``task_map``, ``callback_request``, ``audit_log``.
     """
     counts = {
         "dag_run": 0,
@@ -42,6 +49,7 @@ def clean(*, session: Session, before: datetime, dry_run: bool = False) -> dict[
         "task_instance_history": 0,
         "xcom": 0,
         "task_map": 0,
+        "callback_request": 0,
     }
     last_id = 0
     while True:

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from cluster import actions
 from cluster.errors import UsageError
-from cluster.metastore.models import TaskInstance
+from cluster.metastore.models import CallbackRequest, TaskInstance
 from cluster.states import DagRunState
 from cluster.web.context import db_session
 from cluster.web.pages.lookups import require_run
@@ -26,7 +26,8 @@ MARKABLE = {"success": DagRunState.SUCCESS, "failed": DagRunState.FAILED}
 
 @bp.get(_RUN)
 def show(dag_id: str, dag_run_id: str) -> str:
-    """The run's dates, conf and every task instance, with the run's actions."""
+    """The run's dates, conf, every task instance and its DAG-level callbacks (their
+    outcome is in the metastore; their output is in callbacks.log on the scheduler)."""
     session = db_session()
     run = require_run(session, dag_id, dag_run_id)
     instances = session.scalars(
@@ -34,7 +35,12 @@ def show(dag_id: str, dag_run_id: str) -> str:
         .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == dag_run_id)
         .order_by(TaskInstance.task_id, TaskInstance.map_index)
     ).all()
-    return render_template("dag_run.html", run=run, instances=instances)
+    requests = session.scalars(
+        select(CallbackRequest)
+        .where(CallbackRequest.dag_id == dag_id, CallbackRequest.run_id == dag_run_id)
+        .order_by(CallbackRequest.id)
+    ).all()
+    return render_template("dag_run.html", run=run, instances=instances, callbacks=requests)
 
 
 @bp.route(_RUN + "/mark", methods=["GET", "POST"])

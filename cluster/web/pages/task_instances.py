@@ -6,6 +6,9 @@ runs, ``log.js`` asks ``log.json`` for what was written after the last byte it h
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -74,7 +77,22 @@ def show(dag_id: str, dag_run_id: str, task_id: str) -> str:
         xcoms=xcoms,
         xcom_preview=XCOM_PREVIEW,
         display_name=_display_name(session, dag_id, task_id),
+        triggered=_triggered_run(row, xcoms),
     )
+
+
+def _triggered_run(row: TaskInstance, xcoms: Sequence[XCom]) -> tuple[str, str] | None:
+    """The run a TriggerDagRunOperator try triggered: ``(dag_id, run_id)``, for a link."""
+    rendered = row.rendered_fields if isinstance(row.rendered_fields, dict) else {}
+    dag_id = rendered.get("trigger_dag_id")
+    value = next((x.value for x in xcoms if x.key == "trigger_run_id"), None)
+    if not isinstance(dag_id, str) or value is None:
+        return None
+    try:
+        run_id = json.loads(value)
+    except ValueError:
+        return None
+    return (dag_id, run_id) if isinstance(run_id, str) else None
 
 
 def _display_name(session: Session, dag_id: str, task_id: str) -> str:

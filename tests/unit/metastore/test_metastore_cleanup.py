@@ -49,6 +49,7 @@ EXPECTED = {
     "task_instance_history": 2,
     "xcom": 2,
     "task_map": 0,
+    "callback_request": 0,
     "audit_log": 1,
 }
 

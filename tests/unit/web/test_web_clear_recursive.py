@@ -1,5 +1,6 @@
-"""Clearing an ExternalTaskMarker from the task page with "Recursive" ticked clears the
-task it marks in the other DAG, with its downstream (Airflow's Recursive option)."""
+"""Cross-DAG in the UI. Clearing an ExternalTaskMarker with "Recursive" ticked clears the
+task it marks in the other DAG, with its downstream (Airflow's Recursive option); the run
+page lists the run's DAG-level callbacks and their outcome."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from web_harness import T0, Browser
 
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask
 from cluster.metastore.engine import SessionFactory
-from cluster.metastore.models import Dag, DagRun, SerializedDagRow, TaskInstance
+from cluster.metastore.models import (
+    CallbackRequest,
+    Dag,
+    DagRun,
+    SerializedDagRow,
+    TaskInstance,
+    XCom,
+)
 
 MARKER = {
     "dag_id": "etl",
@@ -73,3 +81,42 @@ def test_recursive_clear_reaches_the_marked_dag(
     assert states[("marked", "to_etl")] == "none"
     assert states[("etl", "transform")] == "none" and states[("etl", "load")] == "none"
     assert states[("etl", "extract")] == "success"
+
+
+def test_the_run_page_shows_its_dag_callbacks(
+    client: FlaskClient, tokens: dict[str, str], seeded: None, factory: SessionFactory
+) -> None:
+    viewer = Browser(client, tokens["Viewer"])
+    assert "DAG callbacks" not in viewer.page("/dags/etl/runs/run1")
+    with factory.begin() as session:
+        session.add(
+            CallbackRequest(
+                dag_id="etl",
+                run_id="run1",
+                kind="on_failure_callback",
+                reason="task_failure",
+                state="failed",
+                created_at=T0,
+                claimed_by="master1:42",
+                message="RuntimeError: the pager is down",
+            )
+        )
+    page = viewer.page("/dags/etl/runs/run1")
+    assert "DAG callbacks" in page and "on_failure_callback" in page
+    assert "task_failure" in page and "RuntimeError: the pager is down" in page
+
+
+def test_a_trigger_try_links_to_the_run_it_triggered(
+    client: FlaskClient, tokens: dict[str, str], seeded: None, factory: SessionFactory
+) -> None:
+    with factory.begin() as session:
+        row = session.scalar(
+            select(TaskInstance).where(TaskInstance.dag_id == "etl", TaskInstance.task_id == "load")
+        )
+        assert row is not None
+        row.rendered_fields = {"trigger_dag_id": "other"}
+        session.add(
+            XCom(dag_id="etl", run_id="run1", task_id="load", key="trigger_run_id", value='"t1"')
+        )
+    page = Browser(client, tokens["Viewer"]).page("/dags/etl/runs/run1/tasks/load")
+    assert 'class="triggered-run" href="/dags/other/runs/t1"' in page
