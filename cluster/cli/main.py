@@ -26,6 +26,11 @@ COMMANDS = {
         "cluster_group",
         "Inspect the whole cluster: its members and its endpoints.",
     ),
+    "compat": Lazy(
+        "cluster.cli.compat_cmd",
+        "compat_group",
+        "Check Airflow DAG files against what Tradewind supports.",
+    ),
     "config": Lazy(
         "cluster.cli.config_cmd",
         "config_group",
