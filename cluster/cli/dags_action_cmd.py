@@ -4,6 +4,7 @@ through :mod:`cluster.actions` (the web UI and the API call the same functions).
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import datetime
 from typing import Any
@@ -15,8 +16,8 @@ from sqlalchemy import select
 from cluster import actions
 from cluster.cli.app import App, os_user, pass_app
 from cluster.cli.dags_query_cmd import run_row
-from cluster.cli.output import emit, output_option
-from cluster.cli.params import DATETIME, JSON_OBJECT
+from cluster.cli.output import FORMATS, emit, output_option
+from cluster.cli.params import DATETIME, JSON_OBJECT, SUBDIR, accepted_flags
 from cluster.cli.user_code import with_user_code
 from cluster.dagfiles.serialized import SerializedDag
 from cluster.errors import UsageError
@@ -76,8 +77,26 @@ def _dot(dag: SerializedDag) -> str:
 @click.argument("dag_id")
 @click.option("-c", "--conf", type=JSON_OBJECT, help="JSON object passed to the run as conf.")
 @click.option("-r", "--run-id", help="Run id (default manual__<logical date>).")
-@click.option("-l", "--logical-date", "logical_date", type=DATETIME, help="ISO date or datetime.")
+@click.option(
+    "-l",
+    "--logical-date",
+    "-e",
+    "--exec-date",
+    "logical_date",
+    type=DATETIME,
+    help="ISO date or datetime.",
+)
+@click.option(
+    "--no-replace-microseconds",
+    "replace_microseconds",
+    is_flag=True,
+    flag_value=False,
+    default=True,
+    help="Keep the logical date's microseconds (zeroed by default, as Airflow does).",
+)
 @output_option
+@SUBDIR
+@accepted_flags(("-v", "--verbose"))
 @pass_app
 @with_user_code
 def trigger(
@@ -86,9 +105,12 @@ def trigger(
     conf: dict[str, Any] | None,
     run_id: str | None,
     logical_date: datetime | None,
+    replace_microseconds: bool,
     output: str,
 ) -> None:
     """Create a manual run; the scheduler runs it (a paused DAG's run waits)."""
+    if logical_date is not None and replace_microseconds:
+        logical_date = logical_date.replace(microsecond=0)
     with app.session_factory.begin() as session:
         run = actions.trigger(
             session, dag_id, actor=CLI, conf=conf, run_id=run_id, logical_date=logical_date
@@ -100,26 +122,53 @@ def trigger(
         click.echo(f"note: DAG '{dag_id}' is paused; the run starts once it is unpaused", err=True)
 
 
-@click.command("pause")
-@click.argument("dag_id")
-@pass_app
-@with_user_code
-def pause(app: App, dag_id: str) -> None:
-    """Pause a DAG: no new scheduled runs, no new tasks queued."""
-    with app.session_factory.begin() as session:
-        actions.set_paused(session, dag_id, True, actor=CLI)
-    click.echo(f"Dag: {dag_id}, paused: True")
+def _pause_command(name: str, paused: bool, doc: str) -> click.Command:
+    """``dags pause`` or ``dags unpause``: DAG_ID, or a regular expression with Airflow's
+    ``--treat-dag-id-as-regex`` (confirmed unless ``-y``); ``-o`` prints Airflow's rows."""
+
+    @click.command(name, help=doc)
+    @click.argument("dag_id")
+    @click.option(
+        "--treat-dag-id-as-regex", "as_regex", is_flag=True, help="DAG_ID is a regular expression."
+    )
+    @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+    @click.option("-o", "--output", type=click.Choice(FORMATS), help="Print the DAGs changed.")
+    @SUBDIR
+    @accepted_flags(("-v", "--verbose"))
+    @pass_app
+    @with_user_code
+    def command(app: App, dag_id: str, as_regex: bool, yes: bool, output: str | None) -> None:
+        with app.session_factory.begin() as session:
+            dag_ids = _matching(session, dag_id) if as_regex else [dag_id]
+            if not dag_ids:
+                click.echo(f"No {'un' if not paused else ''}paused DAGs were found")
+                return
+            if as_regex and not yes:
+                listed = "\n".join(dag_ids)
+                click.confirm(f"You are about to {name} {len(dag_ids)} DAGs:\n{listed}", abort=True)
+            for one in dag_ids:
+                actions.set_paused(session, one, paused, actor=CLI)
+        if output:
+            rows = [{"dag_id": d, "is_paused": paused} for d in dag_ids]
+            emit(rows, output, columns=["dag_id", "is_paused"])
+        else:
+            for one in dag_ids:
+                click.echo(f"Dag: {one}, paused: {paused}")
+
+    return command
 
 
-@click.command("unpause")
-@click.argument("dag_id")
-@pass_app
-@with_user_code
-def unpause(app: App, dag_id: str) -> None:
-    """Unpause a DAG."""
-    with app.session_factory.begin() as session:
-        actions.set_paused(session, dag_id, False, actor=CLI)
-    click.echo(f"Dag: {dag_id}, paused: False")
+def _matching(session: Any, pattern: str) -> list[str]:
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise UsageError(f"bad DAG id regex {pattern!r}: {exc}") from exc
+    ids = session.scalars(select(Dag.dag_id).where(Dag.is_active).order_by(Dag.dag_id))
+    return [d for d in ids if regex.search(d)]
+
+
+pause = _pause_command("pause", True, "Pause a DAG: no new scheduled runs, no new tasks queued.")
+unpause = _pause_command("unpause", False, "Unpause a DAG.")
 
 
 @click.command("delete")
@@ -143,11 +192,14 @@ def delete(app: App, dag_id: str, yes: bool) -> None:
 @click.option(
     "--reset-failed",
     "--reset-dagruns",
+    "--rerun-failed-tasks",
     "reset_failed",
     is_flag=True,
     help="Clear existing failed runs in the range so they run again.",
 )
 @click.option("--no-wait", is_flag=True, help="Create the runs and return.")
+@SUBDIR
+@accepted_flags(("-y", "--yes"), ("-l", "--local"), ("-x", "--donot-pickle"), ("-v", "--verbose"))
 @pass_app
 @with_user_code
 def backfill(

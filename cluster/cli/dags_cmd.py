@@ -34,7 +34,11 @@ dags_group = LazyGroup(
         "list-import-errors": Lazy(
             QUERY, "list_import_errors", "DAG files that failed to import, with the reason."
         ),
-        "list-runs": Lazy(QUERY, "list_runs", "The DAG's runs, newest first."),
+        "list-runs": Lazy(
+            QUERY,
+            "list_runs",
+            "The DAG's runs, newest first (DAG_ID or, as in Airflow, -d DAG_ID).",
+        ),
         "pause": Lazy(ACTION, "pause", "Pause a DAG: no new scheduled runs, no new tasks queued."),
         "reserialize": Lazy(
             FILE,

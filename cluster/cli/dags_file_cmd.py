@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from cluster.cli.app import App, pass_app
 from cluster.cli.output import emit
-from cluster.cli.params import DATETIME, JSON_OBJECT
+from cluster.cli.params import DATETIME, JSON_OBJECT, SUBDIR, accepted_flags
 from cluster.cli.user_code import with_user_code
 from cluster.dagfiles.importer import dags_in_module, load_module
 from cluster.dagfiles.processor import DagProcessor, dag_folders
@@ -46,6 +46,8 @@ def reserialize(app: App) -> None:
 @click.argument("dag_id")
 @click.argument("logical_date", required=False, type=DATETIME)
 @click.option("-c", "--conf", type=JSON_OBJECT)
+@SUBDIR
+@accepted_flags(("-v", "--verbose"))
 @pass_app
 @with_user_code
 def test(app: App, dag_id: str, logical_date: datetime | None, conf: dict[str, Any] | None) -> None:

@@ -12,8 +12,9 @@ from sqlalchemy import select
 
 from cluster.cli.app import App, pass_app
 from cluster.cli.output import emit, output_option
+from cluster.cli.params import DATETIME, VERBOSE
 from cluster.dagfiles.serialized import SerializedDag
-from cluster.errors import NotFoundError
+from cluster.errors import NotFoundError, UsageError
 from cluster.metastore.models import Dag, DagRun, ImportErrorRow, SerializedDagRow
 
 
@@ -65,20 +66,39 @@ def list_import_errors(app: App, output: str) -> None:
 
 
 @click.command("list-runs")
-@click.argument("dag_id")
+@click.argument("dag_id", required=False)
+@click.option("-d", "--dag-id", "dag_id_flag", help="The DAG (Airflow's form of DAG_ID).")
 @click.option("--state", "state_filter", help="Only runs in this state.")
+@click.option("--no-backfill", is_flag=True, help="Leave out backfill runs.")
+@click.option("-s", "--start-date", type=DATETIME, help="Runs from this logical date.")
+@click.option("-e", "--end-date", type=DATETIME, help="Runs up to this logical date.")
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 @output_option
+@VERBOSE
 @pass_app
-def list_runs(app: App, dag_id: str, state_filter: str | None, limit: int, output: str) -> None:
-    """The DAG's runs, newest first."""
+def list_runs(
+    app: App, dag_id: str | None, dag_id_flag: str | None, output: str, **filters: Any
+) -> None:
+    """The DAG's runs, newest first (DAG_ID or, as in Airflow, -d DAG_ID)."""
+    if dag_id and dag_id_flag and dag_id != dag_id_flag:
+        raise UsageError(f"two DAGs given: {dag_id} and -d {dag_id_flag}")
+    dag_id = dag_id or dag_id_flag
+    if not dag_id:
+        raise UsageError("give the DAG: tradewind dags list-runs -d DAG_ID")
     with app.session_factory() as session:
         if session.get(Dag, dag_id) is None:
             raise NotFoundError(f"DAG '{dag_id}' not found")
         query = select(DagRun).where(DagRun.dag_id == dag_id)
-        if state_filter:
-            query = query.where(DagRun.state == state_filter)
-        runs = session.scalars(query.order_by(DagRun.logical_date.desc()).limit(limit)).all()
+        if filters["state_filter"]:
+            query = query.where(DagRun.state == filters["state_filter"])
+        if filters["no_backfill"]:
+            query = query.where(DagRun.run_type != "backfill")
+        if filters["start_date"]:
+            query = query.where(DagRun.logical_date >= filters["start_date"])
+        if filters["end_date"]:
+            query = query.where(DagRun.logical_date <= filters["end_date"])
+        query = query.order_by(DagRun.logical_date.desc()).limit(filters["limit"])
+        runs = session.scalars(query).all()
     emit(
         [run_row(r) for r in runs],
         output,

@@ -1,12 +1,16 @@
-"""Click parameter types shared by commands: ISO datetimes and JSON objects."""
+"""Click parameter types and options shared by commands: ISO datetimes, JSON objects,
+and the Airflow flags that scripts pass (so their lines work unchanged)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class DateTimeType(click.ParamType):
@@ -57,3 +61,39 @@ JSON_OBJECT = JsonObjectType()
 VERBOSE = click.option(
     "-v", "--verbose", is_flag=True, expose_value=False, help="Accepted for Airflow's scripts."
 )
+
+#: Airflow's ``-S/--subdir``: Tradewind reads DAGs from its configured folder and the
+#: metastore, so the flag is accepted (scripts pass it) and has no effect.
+SUBDIR = click.option(
+    "-S",
+    "--subdir",
+    expose_value=False,
+    metavar="PATH",
+    help="Accepted for Airflow's scripts; DAGs come from dags_folder.",
+)
+
+#: Airflow's ``--map-index`` of the task-instance commands: -1 for an unmapped task. ``-m``
+#: is Tradewind's own short form (Airflow's ``tasks run -m`` is ``--mark-success``, which
+#: Tradewind does not have: such a line fails with one error instead of misbehaving).
+MAP_INDEX = click.option(
+    "-m",
+    "--map-index",
+    type=click.IntRange(min=-1),
+    default=-1,
+    show_default=True,
+    help="The index of a mapped task instance.",
+)
+
+
+def accepted_flags(*flags: tuple[str, ...]) -> Callable[[F], F]:
+    """Airflow flags a script may pass that change nothing here (each one's reason is in
+    the command's docstring), accepted so the script's line works unchanged."""
+
+    def decorate(func: F) -> F:
+        for decls in reversed(flags):
+            func = click.option(
+                *decls, is_flag=True, expose_value=False, help="Accepted for Airflow's scripts."
+            )(func)
+        return func
+
+    return decorate

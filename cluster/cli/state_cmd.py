@@ -14,13 +14,16 @@ import click
 from sqlalchemy import select
 
 from cluster.cli.app import App, pass_app
+from cluster.cli.params import MAP_INDEX, SUBDIR, VERBOSE
 from cluster.errors import NotFoundError
 from cluster.metastore.models import DagRun, TaskInstance
 
 
 @click.command("state")
 @click.argument("dag_id")
-@click.argument("run_id")
+@click.argument("run_id", metavar="EXECUTION_DATE_OR_RUN_ID")
+@SUBDIR
+@VERBOSE
 @pass_app
 def dag_run_state(app: App, dag_id: str, run_id: str) -> None:
     """The state of one run (by run id or by logical date)."""
@@ -51,11 +54,10 @@ def find_run(session: Any, dag_id: str, run_id_or_date: str) -> DagRun:
 @click.command("state")
 @click.argument("dag_id")
 @click.argument("task_id")
-@click.argument("run_id")
-@click.option(
-    "-m", "--map-index", type=int, default=-1, show_default=True,
-    help="The mapped instance (Airflow's --map-index); -1 for an unmapped task.",
-)  # fmt: skip
+@click.argument("run_id", metavar="EXECUTION_DATE_OR_RUN_ID")
+@MAP_INDEX
+@SUBDIR
+@VERBOSE
 @pass_app
 def task_instance_state(app: App, dag_id: str, task_id: str, run_id: str, map_index: int) -> None:
     """The state of one task instance."""

@@ -12,9 +12,11 @@ from sqlalchemy import select
 from cluster import actions
 from cluster.cli.app import App, pass_app
 from cluster.cli.dags_action_cmd import CLI
-from cluster.cli.params import DATETIME
+from cluster.cli.params import DATETIME, SUBDIR, accepted_flags
+from cluster.cli.state_cmd import find_run
 from cluster.cli.user_code import with_user_code
-from cluster.metastore.models import DagRun
+from cluster.metastore.models import DagRun, TaskInstance
+from cluster.states import TaskState
 
 
 @click.command("list")
@@ -40,12 +42,13 @@ def list_tasks(app: App, dag_id: str, tree: bool) -> None:
 @click.option("-t", "--task-regex", help="Only tasks whose id matches this regular expression.")
 @click.option("-s", "--start-date", type=DATETIME, help="Runs from this logical date.")
 @click.option("-e", "--end-date", type=DATETIME, help="Runs up to this logical date.")
-@click.option("-r", "--run-id", help="Only this run.")
+@click.option("--run-id", help="Only this run (its id or its logical date).")
 @click.option("-u", "--upstream", is_flag=True, help="Include upstream tasks.")
 @click.option("-d", "--downstream", is_flag=True, help="Include downstream tasks.")
 @click.option(
     "-f", "--only-failed", is_flag=True, help="Only failed and upstream_failed instances."
 )
+@click.option("-r", "--only-running", is_flag=True, help="Only running instances.")
 @click.option(
     "-x",
     "--exclude-subdags",
@@ -57,38 +60,32 @@ def list_tasks(app: App, dag_id: str, tree: bool) -> None:
     help="Only these instances of mapped tasks (repeatable).",
 )  # fmt: skip
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@SUBDIR
+@accepted_flags(("-X", "--exclude-parentdag"), ("-v", "--verbose"))
 @pass_app
 @with_user_code
-def clear(
-    app: App,
-    dag_id: str,
-    task_regex: str | None,
-    start_date: datetime | None,
-    end_date: datetime | None,
-    run_id: str | None,
-    upstream: bool,
-    downstream: bool,
-    only_failed: bool,
-    exclude_subdags: bool,
-    map_indexes: tuple[int, ...],
-    yes: bool,
-) -> None:
+def clear(app: App, dag_id: str, **options: Any) -> None:
     """Clear task instances so the scheduler runs them again.
 
     As in Airflow, an ExternalTaskMarker among them clears the task it names in the
-    other DAG too, with that task's downstream (-x stops that).
+    other DAG too, with that task's downstream (-x stops that). Airflow's flags mean what
+    they mean there (``-r`` is ``--only-running``; a run is chosen with ``--run-id``
+    only); ``-X`` is accepted: there are no parent DAGs.
     """
+    chosen: dict[str, Any] = {
+        "only_failed": options["only_failed"],
+        "recursive": not options["exclude_subdags"],
+        "map_indexes": set(options["map_indexes"]) or None,
+    }
     with app.session_factory.begin() as session:
-        dag = actions.load_dag(session, dag_id)
-        task_ids = actions.select_task_ids(
-            dag, task_regex=task_regex, upstream=upstream, downstream=downstream
-        )
-        run_ids = _runs_between(session, dag_id, start_date, end_date, run_id)
-        options: dict[str, Any] = {"only_failed": only_failed, "recursive": not exclude_subdags}
-        options["map_indexes"] = set(map_indexes) if map_indexes else None
-        preview = actions.clear(
-            session, dag_id, run_ids, task_ids, actor=CLI, dry_run=True, **options
-        )
+        batches = _clear_batches(session, dag_id, options)
+        preview = [
+            key
+            for run_ids, task_ids in batches
+            for key in actions.clear(
+                session, dag_id, run_ids, task_ids, actor=CLI, dry_run=True, **chosen
+            )
+        ]
         if not preview:
             click.echo("No task instances to clear")
             return
@@ -96,10 +93,43 @@ def clear(
             other = f"{key.dag_id}." if key.dag_id != dag_id else ""
             index = f"[{key.map_index}]" if key.map_index >= 0 else ""
             click.echo(f"  {key.run_id}  {other}{key.task_id}{index}")
-        if not yes:
+        if not options["yes"]:
             click.confirm(f"Clear these {len(preview)} task instances?", abort=True)
-        cleared = actions.clear(session, dag_id, run_ids, task_ids, actor=CLI, **options)
-    click.echo(f"Cleared {len(cleared)} task instances")
+        cleared = sum(
+            len(actions.clear(session, dag_id, run_ids, task_ids, actor=CLI, **chosen))
+            for run_ids, task_ids in batches
+        )
+    click.echo(f"Cleared {cleared} task instances")
+
+
+def _clear_batches(
+    session: Any, dag_id: str, options: dict[str, Any]
+) -> list[tuple[list[str], set[str]]]:
+    """The (runs, tasks) to clear: one batch, or with --only-running one per run, holding
+    only the selected tasks that are running in it."""
+    dag = actions.load_dag(session, dag_id)
+    task_ids = actions.select_task_ids(
+        dag,
+        task_regex=options["task_regex"],
+        upstream=options["upstream"],
+        downstream=options["downstream"],
+    )
+    run_id = options["run_id"] and find_run(session, dag_id, options["run_id"]).run_id
+    run_ids = _runs_between(session, dag_id, options["start_date"], options["end_date"], run_id)
+    if not options["only_running"]:
+        return [(run_ids, task_ids)]
+    running: dict[str, set[str]] = {}
+    rows = session.execute(
+        select(TaskInstance.run_id, TaskInstance.task_id).where(
+            TaskInstance.dag_id == dag_id,
+            TaskInstance.run_id.in_(run_ids),
+            TaskInstance.state == TaskState.RUNNING.value,
+        )
+    )
+    for run, task in rows:
+        if task in task_ids:
+            running.setdefault(run, set()).add(task)
+    return [([run], tasks) for run, tasks in sorted(running.items())]
 
 
 def _runs_between(

@@ -7,19 +7,20 @@ import json
 from datetime import UTC, datetime
 
 import click
+from sqlalchemy import select
 
 from cluster import actions
 from cluster.cli.app import App, pass_app
 from cluster.cli.dags_action_cmd import CLI
 from cluster.cli.dags_file_cmd import import_dag
-from cluster.cli.params import DATETIME
+from cluster.cli.params import DATETIME, MAP_INDEX, SUBDIR, accepted_flags
 from cluster.cli.state_cmd import find_run
 from cluster.cli.user_code import with_user_code
 from cluster.errors import NotFoundError, UsageError
 from cluster.execution.inprocess import InProcessTaskInstance, run_task
 from cluster.execution.worker import single_try_runner
 from cluster.messages import TaskMessage
-from cluster.metastore.models import TaskInstance
+from cluster.metastore.models import DagRun, TaskInstance
 from cluster.metastore.transitions import TaskKey, set_task_state
 from cluster.sdk.context import RunInfo, build_context
 from cluster.sdk.templating import render_template_fields
@@ -39,27 +40,49 @@ def _test_run(dag_id: str, when: datetime) -> RunInfo:
     )
 
 
+def _logical_date(app: App, dag_id: str, when: str | None) -> datetime:
+    """Now, the ISO date given, or the logical date of the run whose id is given."""
+    if when is None:
+        return datetime.now(UTC)
+    try:
+        return DATETIME.convert(when, None, None)
+    except click.BadParameter:
+        with app.session_factory() as session:
+            run = session.scalars(
+                select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == when)
+            ).first()
+        if run is None:
+            raise UsageError(
+                f"{when!r} is neither an ISO date (e.g. 2024-01-31) nor a run of '{dag_id}'"
+            ) from None
+        logical_date = run.logical_date
+    if logical_date is None:
+        raise UsageError(f"run '{when}' of '{dag_id}' has no logical date: give a date")
+    return logical_date
+
+
 @click.command("test")
 @click.argument("dag_id")
 @click.argument("task_id")
-@click.argument("logical_date", required=False, type=DATETIME)
-@click.option(
-    "-m", "--map-index", type=int, default=-1, show_default=True,
-    help="The mapped instance (Airflow's --map-index); -1 for an unmapped task.",
-)  # fmt: skip
+@click.argument("when", metavar="[EXECUTION_DATE_OR_RUN_ID]", required=False)
+@MAP_INDEX
+@SUBDIR
+@accepted_flags(("-v", "--verbose"))
 @pass_app
 @with_user_code
-def test(
-    app: App, dag_id: str, task_id: str, logical_date: datetime | None, map_index: int
-) -> None:
-    """Run one task in this process, ignoring dependencies; nothing is recorded."""
+def test(app: App, dag_id: str, task_id: str, when: str | None, map_index: int) -> None:
+    """Run one task in this process, ignoring dependencies; nothing is recorded.
+
+    The run is named by a logical date or by the id of an existing run (whose logical
+    date it takes), as Airflow's EXECUTION_DATE_OR_RUN_ID is.
+    """
     dag = import_dag(app, dag_id)
     if not dag.has_task(task_id):
         raise NotFoundError(f"DAG '{dag_id}' has no task '{task_id}'")
     if dag.get_task(task_id).is_mapped and map_index < 0:
         raise UsageError(f"task '{task_id}' is mapped: give the instance with --map-index")
-    when = logical_date or datetime.now(UTC)
-    result = run_task(dag, task_id, _test_run(dag_id, when), map_index=map_index)
+    logical_date = _logical_date(app, dag_id, when)
+    result = run_task(dag, task_id, _test_run(dag_id, logical_date), map_index=map_index)
     click.echo(
         f"{task_id}: {result.state} in {result.duration:.3f}s"
         + (f" ({result.message})" if result.message else "")
@@ -96,15 +119,28 @@ def render(app: App, dag_id: str, task_id: str, logical_date: datetime | None) -
 @click.command("run")
 @click.argument("dag_id")
 @click.argument("task_id")
-@click.argument("run_id")
-@click.option(
-    "-m", "--map-index", type=int, default=-1, show_default=True,
-    help="The mapped instance (Airflow's --map-index); -1 for an unmapped task.",
-)  # fmt: skip
+@click.argument("run_id", metavar="EXECUTION_DATE_OR_RUN_ID")
+@MAP_INDEX
+@SUBDIR
+@accepted_flags(
+    ("-f", "--force"),
+    ("-l", "--local"),
+    ("-A", "--ignore-all-dependencies"),
+    ("-i", "--ignore-dependencies"),
+    ("-I", "--ignore-depends-on-past"),
+    ("-N", "--interactive"),
+    ("--read-from-db",),
+    ("-v", "--verbose"),
+)
 @pass_app
 @with_user_code
 def run(app: App, dag_id: str, task_id: str, run_id: str, map_index: int) -> None:
-    """Run one task instance now, in a pool process as the scheduler runs it, and record it."""
+    """Run one task instance now, in a pool process as the scheduler runs it, and record it.
+
+    The run is named by its id or its logical date. Airflow's -f, -l, -A, -i, -I are
+    accepted and change nothing: this command always runs the instance whatever its
+    state and dependencies, in a local pool process.
+    """
     with app.session_factory.begin() as session:
         dag_run = find_run(session, dag_id, run_id)
         fingerprint = dag_run.fingerprint or actions.load_dag(session, dag_id).fingerprint()

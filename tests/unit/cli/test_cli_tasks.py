@@ -126,7 +126,7 @@ def test_a_try_whose_runner_cannot_start_fails_with_the_reason_in_its_log(
         (("tasks", "state", "cli_demo", "first", "no-run"), "not found"),
         (("tasks", "clear", "cli_demo", "-t", "(", "--yes"), "bad task regex"),
         (("tasks", "states-for-dag-run", "cli_demo", "no-run"), "not found"),
-        (("tasks", "test", "cli_demo", "first", "not-a-date"), "is not an ISO date"),
+        (("tasks", "test", "cli_demo", "first", "not-a-date"), "is neither an ISO date"),
     ],
 )
 def test_bad_input_is_one_line(
