@@ -42,6 +42,11 @@ COMMANDS = {
         "Manage connections (passwords and extras are encrypted at rest).",
     ),
     "dags": Lazy("cluster.cli.dags_cmd", "dags_group", "Manage DAGs."),
+    "datasets": Lazy(
+        "cluster.cli.datasets_cmd",
+        "datasets_group",
+        "List datasets and their events (data-aware scheduling).",
+    ),
     "db": Lazy("cluster.cli.db_cmd", "db_group", "Create, check, reset and clean the metastore."),
     "dev-cluster": Lazy(
         "cluster.cli.devcluster_cmd",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, Table, delete, insert, select
+from sqlalchemy import CursorResult, Result, Table, delete, func, insert, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -314,3 +314,40 @@ def event_dict(event: DatasetEvent, uri: str) -> dict[str, Any]:
         "source_run_id": event.source_run_id,
         "source_map_index": event.source_map_index,
     }
+
+
+def list_datasets(session: Session) -> list[dict[str, Any]]:
+    """Every dataset with its consumers, producers, event count and latest event."""
+    consumers: dict[int, list[str]] = defaultdict(list)
+    for dataset_id, dag_id in session.execute(
+        select(DagScheduleDatasetReference.dataset_id, DagScheduleDatasetReference.dag_id)
+    ):
+        consumers[dataset_id].append(dag_id)
+    producers: dict[int, list[str]] = defaultdict(list)
+    for dataset_id, dag_id, task_id in session.execute(
+        select(
+            TaskOutletDatasetReference.dataset_id,
+            TaskOutletDatasetReference.dag_id,
+            TaskOutletDatasetReference.task_id,
+        )
+    ):
+        producers[dataset_id].append(f"{dag_id}.{task_id}")
+    stats = {
+        dataset_id: (count, latest)
+        for dataset_id, count, latest in session.execute(
+            select(
+                DatasetEvent.dataset_id, func.count(), func.max(DatasetEvent.timestamp)
+            ).group_by(DatasetEvent.dataset_id)
+        )
+    }
+    rows = session.execute(select(DatasetRow.id, DatasetRow.uri).order_by(DatasetRow.uri)).all()
+    return [
+        {
+            "uri": uri,
+            "consumers": sorted(consumers[i]),
+            "producers": sorted(producers[i]),
+            "events": stats.get(i, (0, None))[0],
+            "last_event": stats.get(i, (0, None))[1],
+        }
+        for i, uri in rows
+    ]
