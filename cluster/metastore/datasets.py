@@ -351,3 +351,25 @@ def list_datasets(session: Session) -> list[dict[str, Any]]:
         }
         for i, uri in rows
     ]
+
+
+def readiness_of(session: Session, dag_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """``dag_id → (datasets with a queued event, datasets it is scheduled on)`` for the
+    consumers among ``dag_ids``: two queries whatever their number."""
+    if not dag_ids:
+        return {}
+    totals = dict(
+        session.execute(
+            select(DagScheduleDatasetReference.dag_id, func.count())
+            .where(DagScheduleDatasetReference.dag_id.in_(list(dag_ids)))
+            .group_by(DagScheduleDatasetReference.dag_id)
+        ).all()
+    )
+    ready = dict(
+        session.execute(
+            select(DatasetDagRunQueue.target_dag_id, func.count())
+            .where(DatasetDagRunQueue.target_dag_id.in_(list(totals)))
+            .group_by(DatasetDagRunQueue.target_dag_id)
+        ).all()
+    )
+    return {dag_id: (int(ready.get(dag_id, 0)), int(total)) for dag_id, total in totals.items()}

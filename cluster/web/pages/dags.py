@@ -27,6 +27,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from cluster import actions
 from cluster.errors import AlreadyExistsError, ParamValidationError, UsageError
 from cluster.metastore.change_counters import COUNTED, Changes, read_changes
+from cluster.metastore.datasets import readiness_of
 from cluster.metastore.models import DagRun, ImportErrorRow
 from cluster.web.context import db_session, require_user, web_context
 from cluster.web.csrf import csrf_token
@@ -43,6 +44,8 @@ bp = Blueprint("dags", __name__)
 
 #: DAGs per page of the list
 DAGS_PER_PAGE = 100
+#: the schedule summaries of data-aware DAGs (see cluster.sdk.timetable_datasets)
+DATASET_SUMMARIES = ("Dataset", "Unresolved DatasetAlias")
 #: where the session's CSRF token goes in a cached table: raw markup that no escaped
 #: value can contain (escaping turns ``<`` and ``"`` into entities)
 FORM_TOKEN_SLOT = '<"csrf-token">'
@@ -116,6 +119,9 @@ class DagsTable:
     rows: str
     #: how many DAG files failed to import (the page's banner)
     import_errors: int
+    #: ``(dag_id, schedule summary)`` of the data-aware DAGs shown: their schedule cell
+    #: is a slot filled per request, since dataset queues change no change counter
+    consumers: tuple[tuple[str, str], ...] = ()
 
 
 @bp.get("/")
@@ -141,9 +147,12 @@ def index() -> str:
         table = build_table(session, wanted, page, may_pause, may_trigger, back)
         if stamp is not None:
             views.put(key, (stamp,), table)
+    rows = table.rows.replace(FORM_TOKEN_SLOT, html(csrf_token()))
+    for dag_id, label in dataset_schedules(session, table.consumers).items():
+        rows = rows.replace(schedule_slot(dag_id), html(label))
     return render_template(
         "dags.html",
-        rows=Markup(table.rows.replace(FORM_TOKEN_SLOT, html(csrf_token()))),
+        rows=Markup(rows),
         total=table.total,
         page=page,
         has_next=table.has_next,
@@ -151,6 +160,26 @@ def index() -> str:
         tags=table.tags,
         import_errors=table.import_errors,
     )
+
+
+def schedule_slot(dag_id: str) -> str:
+    """Where a data-aware DAG's readiness goes in a cached table."""
+    return f'<"datasets:{html(dag_id)}">'
+
+
+def dataset_schedules(session: Session, consumers: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """``dag_id → "on datasets (2 of 3 ready)"``; no query when none is shown."""
+    if not consumers:
+        return {}
+    counts = readiness_of(session, [dag_id for dag_id, _ in consumers])
+    labels = {}
+    for dag_id, summary in consumers:
+        ready, total = counts.get(dag_id, (0, 0))
+        label = f"on datasets ({ready} of {total} ready)"
+        if summary.startswith("Dataset or "):
+            label += summary.removeprefix("Dataset")
+        labels[dag_id] = label
+    return labels
 
 
 def changes_stamp(changes: Changes | None) -> Stamp | None:
@@ -169,9 +198,11 @@ def build_table(
     listing = list_dags(session, wanted)
     shown = listing.dags[(page - 1) * DAGS_PER_PAGE : page * DAGS_PER_PAGE]
     recent = recent_runs(session, [r.dag_id for r in shown])
+    consumers = [d for d in shown if (d.timetable_summary or "").startswith(DATASET_SUMMARIES)]
     rows = render_template(
         "dag_rows.html",
         dags=entries(shown, recent.runs),
+        schedules={d.dag_id: Markup(schedule_slot(d.dag_id)) for d in consumers},
         tag_urls={t: url_for("dags.index", tag=t) for r in shown for t in r.tags},
         may_pause=may_pause,
         may_trigger=may_trigger,
@@ -184,6 +215,7 @@ def build_table(
         tags=listing.tags,
         rows=rows,
         import_errors=session.scalar(select(func.count()).select_from(ImportErrorRow)) or 0,
+        consumers=tuple((d.dag_id, d.timetable_summary or "") for d in consumers),
     )
 
 
