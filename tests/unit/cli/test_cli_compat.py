@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import pathlib
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+import pytest
 from click.testing import Result
+
+from cluster.sdk import airflow_compat
 
 Invoke = Callable[..., Result]
 EXAMPLES = pathlib.Path(__file__).parents[2] / "fixtures" / "airflow" / "example_dags"
@@ -45,3 +48,46 @@ def test_default_is_the_dags_folder(tradewind: Invoke, cli_env: dict[str, str]) 
     assert result.exit_code == 1
     (row,) = json.loads(result.output)
     assert (row["file"], row["line"], row["supported"]) == ("dag.py", 1, False)
+
+
+UNCHANGED = """\
+import pendulum
+from airflow import DAG
+from airflow.decorators import task
+from airflow.operators.bash import BashOperator
+from airflow.utils.trigger_rule import TriggerRule
+
+with DAG("unchanged", schedule="@daily", start_date=pendulum.datetime(2024, 1, 1), catchup=False):
+    @task
+    def double(n: int = 21) -> int:
+        return n * 2
+
+    double() >> BashOperator(
+        task_id="report", bash_command="echo done", trigger_rule=TriggerRule.ALL_DONE
+    )
+"""
+
+
+@pytest.fixture
+def no_hook_after() -> Iterator[None]:
+    """``prepare_user_code`` installs the import hook in this process: take it away after."""
+    yield
+    airflow_compat.uninstall()
+
+
+def test_unchanged_airflow_file_is_processed_and_run_by_the_cli(
+    ok: Invoke, cli_env: dict[str, str], migrated: None, no_hook_after: None
+) -> None:
+    dags = pathlib.Path(cli_env["TRADEWIND_HOME"]) / "dags"
+    dags.mkdir(exist_ok=True)
+    (dags / "unchanged.py").write_text(UNCHANGED)
+    cli_env["TRADEWIND__CORE__LOAD_EXAMPLES"] = "false"
+    ok("dags", "reserialize")
+    assert ok("dags", "list-import-errors", "-o", "json").stdout.strip() in ("[]", "No data found")
+    assert [d["dag_id"] for d in json.loads(ok("dags", "list", "-o", "json").stdout)] == [
+        "unchanged"
+    ]
+    output = ok("dags", "test", "unchanged", "2024-03-01").stdout
+    assert output.strip().endswith("DAG run success")
+    assert "double" in output and "report" in output
+    assert "double: success" in ok("tasks", "test", "unchanged", "double").stdout
