@@ -63,9 +63,10 @@ class RuntimeServices(Protocol):
         ...
 
     def task_group_task_ids(self, dag_id: str, group_id: str) -> list[str]:
-        """The tasks of ``dag_id`` inside task group ``group_id`` (nested groups included).
+        """The tasks of ``dag_id`` inside task group ``group_id`` (nested groups included);
+        for a group the DAG does not have, ``[group_id]`` (Airflow's fallback).
 
-        :raises NotFoundError: when the DAG or the group is unknown.
+        :raises NotFoundError: when the DAG is unknown.
         """
         ...
 

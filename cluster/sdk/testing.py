@@ -147,9 +147,7 @@ class InMemoryRuntime:
         )
 
     def task_group_task_ids(self, dag_id: str, group_id: str) -> list[str]:
-        if (dag_id, group_id) not in self.groups:
-            raise NotFoundError(f"DAG '{dag_id}' has no task group '{group_id}'")
-        return list(self.groups[(dag_id, group_id)])
+        return list(self.groups.get((dag_id, group_id), [group_id]))
 
 
 def make_context(

@@ -214,3 +214,10 @@ def test_marker_rejects_a_zero_depth() -> None:
         ExternalTaskMarker(
             task_id="m", external_dag_id="x", external_task_id="y", recursion_depth=0
         )
+
+
+def test_an_unknown_task_group_waits_as_on_airflow(runtime: InMemoryRuntime) -> None:
+    """Airflow falls back to the group id as a task id: the sensor waits until its
+    timeout (Airflow's run of example_external_task_marker_dag ends child_task2 failed)."""
+    with pytest.raises(TaskRescheduled):
+        run(sensor(external_task_group_id="missing", mode="reschedule"))
