@@ -9,12 +9,15 @@ from sqlalchemy.orm import Session
 
 from cluster.cli.app import App, pass_app
 from cluster.cli.output import emit, output_option
-from cluster.cli.params import DATETIME
+from cluster.cli.params import DATETIME, accepted_flags
 from cluster.cli.transactions import audit, in_metastore
 from cluster.errors import UsageError
 from cluster.metastore import migrate as schema
-from cluster.metastore.cleanup import clean
+from cluster.metastore.cleanup import TABLES, clean
 from cluster.metastore.engine import transaction
+
+#: Airflow's names for the tables Tradewind calls otherwise
+AIRFLOW_TABLES = {"log": "audit_log"}
 
 
 @click.group("db")
@@ -71,13 +74,26 @@ def reset_command(app: App, yes: bool) -> None:
     help="Purge history that ended before this ISO date or datetime (UTC if no zone).",
 )
 @click.option("--dry-run", is_flag=True, help="Only count what would be purged.")
+@click.option(
+    "-t",
+    "--tables",
+    help=f"Only these tables, comma-separated: {', '.join(TABLES)} (or Airflow's log).",
+)
 @output_option
+@accepted_flags(("--skip-archive",), ("-y", "--yes"), ("-v", "--verbose"))
 @pass_app
-def clean_command(app: App, before: datetime, dry_run: bool, output: str) -> None:
-    """Purge finished DAG runs, their task instances, tries and XComs, and old audit rows."""
+def clean_command(
+    app: App, before: datetime, dry_run: bool, tables: str | None, output: str
+) -> None:
+    """Purge finished DAG runs, their task instances, tries and XComs, and old audit rows.
+
+    Airflow's ``--skip-archive`` and ``-y`` are accepted: nothing is archived (purged
+    rows are gone) and the command never asks for confirmation.
+    """
+    chosen = _tables(tables)
 
     def work(session: Session) -> dict[str, int]:
-        counts = clean(session=session, before=before, dry_run=dry_run)
+        counts = clean(session=session, before=before, dry_run=dry_run, tables=chosen)
         if not dry_run:
             audit(session, "cli.db.clean", before=before.isoformat(), rows=counts)
         return counts
@@ -86,3 +102,19 @@ def clean_command(app: App, before: datetime, dry_run: bool, output: str) -> Non
     column = "rows_to_purge" if dry_run else "rows_purged"
     rows = [{"table": table, column: n} for table, n in counts.items()]
     emit(rows, output, columns=["table", column])
+
+
+def _tables(given: str | None) -> list[str] | None:
+    """The tables named by ``--tables`` (Airflow's ``log`` is the audit log).
+
+    :raises UsageError: for a name ``db clean`` does not clean.
+    """
+    if given is None:
+        return None
+    names = [AIRFLOW_TABLES.get(n.strip(), n.strip()) for n in given.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(TABLES))
+    if unknown or not names:
+        raise UsageError(
+            f"--tables: cannot clean {', '.join(unknown) or 'nothing'}; choose from {', '.join(TABLES)}"
+        )
+    return names

@@ -137,3 +137,25 @@ def test_python_dash_m_runs_the_cli(cli_env: dict[str, str]) -> None:
     assert done.returncode != 0
     assert done.stderr.count("\n") == 1
     assert done.stderr.startswith("tradewind: error: ")
+
+
+def test_clean_in_airflows_form_with_tables(
+    ok: Invoke, main: Main, migrated: None, metastore: SessionFactory
+) -> None:
+    """``airflow db clean --clean-before-timestamp T --tables ... --skip-archive --yes``."""
+    add_history(metastore)
+    only_ti = ok(
+        "db", "clean", "--clean-before-timestamp", "2024-06-01", "-t", "task_instance",
+        "--skip-archive", "--yes", "--verbose", "-o", "json",
+    ).output  # fmt: skip
+    assert json.loads(only_ti) == [{"table": "task_instance", "rows_purged": 1}]
+    assert count_runs(metastore) == 2
+    ok("variables", "set", "k", "v")  # an audit row of now: kept
+    both = ok(
+        "db", "clean", "--clean-before-timestamp", "2024-06-01", "--tables", "dag_run,log",
+        "--dry-run", "-y", "-o", "json",
+    ).output  # fmt: skip
+    rows = {row["table"]: row["rows_to_purge"] for row in json.loads(both)}
+    assert rows["dag_run"] == 1 and rows["audit_log"] == 0 and "xcom" in rows
+    refused = main("db", "clean", "--clean-before-timestamp", "2024-06-01", "-t", "job")
+    assert refused.is_one_line_error and "cannot clean job" in refused.err
