@@ -7,7 +7,8 @@ Mapped tasks show one cell summarising their instances (the most urgent state wi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +52,8 @@ class Grid:
     runs: list[GridRun]
     task_ids: list[str]
     states: dict[tuple[str, str], str]
+    #: for a mapped task's cell: how many instances, and how many in each state
+    mapped: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
 
     @property
     def active(self) -> bool:
@@ -59,6 +62,14 @@ class Grid:
 
     def state(self, task_id: str, run_id: str) -> str | None:
         return self.states.get((task_id, run_id))
+
+    def mapped_summary(self, task_id: str, run_id: str) -> str | None:
+        """``"3 mapped: 2 success, 1 failed"`` for a mapped task's cell, else ``None``."""
+        counts = self.mapped.get((task_id, run_id))
+        if not counts:
+            return None
+        parts = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        return f"{sum(counts.values())} mapped: {parts}"
 
     def to_json(self) -> dict[str, Any]:
         by_task: dict[str, dict[str, str]] = {task_id: {} for task_id in self.task_ids}
@@ -77,6 +88,7 @@ class Grid:
             ],
             "task_ids": self.task_ids,
             "states": by_task,
+            "mapped": {f"{t}|{r}": counts for (t, r), counts in self.mapped.items()},
         }
 
 
@@ -93,21 +105,30 @@ def load_grid(
     ).all()
     runs = [GridRun(*row) for row in reversed(rows)]
     found: dict[tuple[str, str], list[str]] = {}
+    mapped: dict[tuple[str, str], Counter[str]] = {}
     if runs:
         instances = session.execute(
-            select(TaskInstance.task_id, TaskInstance.run_id, TaskInstance.state).where(
+            select(
+                TaskInstance.task_id,
+                TaskInstance.run_id,
+                TaskInstance.state,
+                TaskInstance.map_index,
+            ).where(
                 TaskInstance.dag_id == dag_id,
                 TaskInstance.run_id.in_([r.run_id for r in runs]),
             )
         )
-        for task_id, run_id, state in instances:
+        for task_id, run_id, state, map_index in instances:
             found.setdefault((task_id, run_id), []).append(state)
+            if map_index >= 0:
+                mapped.setdefault((task_id, run_id), Counter())[state] += 1
     known = set(task_ids)
     extra = sorted({task_id for task_id, _ in found if task_id not in known})
     return Grid(
         runs=runs,
         task_ids=[*task_ids, *extra],
         states={key: summarise(states) for key, states in found.items()},
+        mapped={key: dict(counts) for key, counts in mapped.items()},
     )
 
 

@@ -109,6 +109,8 @@ PERMISSIONS: dict[str, Role] = {
     # task instances and XComs
     "api.get_task_instances": Role.VIEWER,
     "api.get_task_instance": Role.VIEWER,
+    "api.get_mapped_task_instances": Role.VIEWER,
+    "api.get_mapped_task_instance": Role.VIEWER,
     "api.patch_task_instance": Role.USER,
     "api.post_clear_task_instances": Role.USER,
     "api.get_log": Role.VIEWER,

@@ -159,6 +159,8 @@ class TaskInstance(BaseModel):
     queued_when: AwareDatetime | None
     next_try_at: AwareDatetime | None
     rendered_fields: dict[str, Any] | None
+    #: a mapped instance's ``map_index_template``, rendered after it ran
+    rendered_map_index: str | None = None
 
 
 class TaskInstanceCollection(BaseModel):

@@ -9,6 +9,7 @@ from cluster.errors import NotFoundError
 from cluster.metastore.models import DagRun as DagRunRow
 from cluster.metastore.models import TaskInstance as TaskInstanceRow
 from cluster.metastore.models import XCom
+from cluster.policy.mapping import needs_expansion
 from cluster.states import TaskState
 from cluster.web.api.dag_runs import ANY_DAG, references
 from cluster.web.api.lookups import (
@@ -67,6 +68,7 @@ def task_instance_model(row: TaskInstanceRow) -> TaskInstance:
         queued_when=row.queued_at,
         next_try_at=row.next_try_at,
         rendered_fields=row.rendered_fields if isinstance(row.rendered_fields, dict) else None,
+        rendered_map_index=row.rendered_map_index,
     )
 
 
@@ -104,6 +106,46 @@ def get_task_instance(
 ) -> TaskInstance:
     """One task instance."""
     row = require_task_instance(db_session(), dag_id, dag_run_id, task_id, query.map_index)
+    return task_instance_model(row)
+
+
+@routes.operation(
+    _TASK + "/listMapped", "GET", query=TaskInstanceListQuery, response=TaskInstanceCollection
+)
+def get_mapped_task_instances(
+    dag_id: str, dag_run_id: str, task_id: str, *, query: TaskInstanceListQuery
+) -> TaskInstanceCollection:
+    """The instances of a mapped task, in map-index order (404 for a task not mapped)."""
+    session = db_session()
+    require_run(session, dag_id, dag_run_id)
+    dag = actions.load_dag(session, dag_id)
+    if task_id not in dag.tasks:
+        raise NotFoundError(f"Task id {task_id} not found")
+    if not needs_expansion(dag, task_id):
+        raise NotFoundError(f"Task id {task_id} is not mapped")
+    statement = (
+        select(TaskInstanceRow)
+        .where(
+            TaskInstanceRow.dag_id == dag_id,
+            TaskInstanceRow.run_id == dag_run_id,
+            TaskInstanceRow.task_id == task_id,
+            TaskInstanceRow.map_index >= 0,
+        )
+        .order_by(TaskInstanceRow.map_index)
+    )
+    if query.state:
+        statement = statement.where(TaskInstanceRow.state.in_([str(s) for s in query.state]))
+    rows, total = paginate(session, statement, query)
+    items = [task_instance_model(r) for r in rows]
+    return TaskInstanceCollection(task_instances=items, total_entries=total)
+
+
+@routes.operation(_TASK + "/<int(max=2147483647):map_index>", "GET", response=TaskInstance)
+def get_mapped_task_instance(
+    dag_id: str, dag_run_id: str, task_id: str, map_index: int
+) -> TaskInstance:
+    """One instance of a mapped task."""
+    row = require_task_instance(db_session(), dag_id, dag_run_id, task_id, map_index)
     return task_instance_model(row)
 
 

@@ -49,10 +49,39 @@ def _log(row: TaskInstance, attempt: Try, offset: int = 0) -> LogChunk:
     return fetch_log(web_context().settings, try_ref(row, attempt), offset=offset)
 
 
+def _mapped_instances(
+    session: Session, dag_id: str, dag_run_id: str, task_id: str
+) -> list[TaskInstance]:
+    return list(
+        session.scalars(
+            select(TaskInstance)
+            .where(
+                TaskInstance.dag_id == dag_id,
+                TaskInstance.run_id == dag_run_id,
+                TaskInstance.task_id == task_id,
+                TaskInstance.map_index >= 0,
+            )
+            .order_by(TaskInstance.map_index)
+        )
+    )
+
+
 @bp.get(_TASK)
 def show(dag_id: str, dag_run_id: str, task_id: str) -> str:
-    """Tries, rendered template fields, XComs and the chosen try's log."""
+    """Tries, rendered template fields, XComs and the chosen try's log; for a mapped task
+    without ``map_index``, the list of its instances with their rendered names."""
     session = db_session()
+    if "map_index" not in request.args:
+        instances = _mapped_instances(session, dag_id, dag_run_id, task_id)
+        if instances:
+            return render_template(
+                "mapped_instances.html",
+                dag_id=dag_id,
+                run_id=dag_run_id,
+                task_id=task_id,
+                instances=instances,
+                display_name=_display_name(session, dag_id, task_id),
+            )
     row = require_task_instance(session, dag_id, dag_run_id, task_id, _map_index())
     tries = list_tries(session, row)
     attempt = _chosen_try(tries)

@@ -28,6 +28,7 @@ PATH_VALUES = {
     "filename": "tradewind.css",
     "task_try_number": 1,
     "uri": "s3://bucket/table",
+    "map_index": 0,
 }
 
 
