@@ -128,3 +128,48 @@ def test_a_paused_consumer_keeps_its_queue_and_runs_once_unpaused(
     _pause(inprocess, "needs_a_or_b", False)
     _settle(inprocess)
     assert len(_consumer_runs(inprocess)["needs_a_or_b"]) == 1
+
+
+ALIAS_DAGS = """
+import json
+from datetime import datetime
+from pathlib import Path
+from cluster.sdk import DAG, Dataset, DatasetAlias, task
+
+OUT = Path("@SIDE_EFFECTS@")
+ALIAS = DatasetAlias("example-alias")
+
+with DAG("through_alias", schedule=None, start_date=datetime(2024, 1, 1)):
+    @task(outlets=[ALIAS])
+    def produce(*, outlet_events):
+        outlet_events[ALIAS].add(Dataset("s3://bucket/resolved"), extra={"via": "alias"})
+    produce()
+
+with DAG("on_alias", schedule=[ALIAS], start_date=datetime(2024, 1, 1)):
+    @task(inlets=[Dataset("s3://bucket/resolved")])
+    def consume(*, inlet_events, triggering_dataset_events, dag_run):
+        seen = {"inlet": [e.extra for e in inlet_events[Dataset("s3://bucket/resolved")]],
+                "triggering": sorted(triggering_dataset_events)}
+        (OUT / f"{dag_run.run_id}.json").write_text(json.dumps(seen))
+    consume()
+"""
+
+
+def test_an_alias_resolves_and_triggers_its_consumer(
+    inprocess: InProcessScheduler, dags_folder: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    write_dag(dags_folder / "alias.py", ALIAS_DAGS, side_effects=out)
+    inprocess.process_dags()
+    _produce(inprocess, "through_alias", 1)
+    _settle(inprocess)
+    with inprocess.sessions() as session:
+        runs = session.scalars(
+            select(DagRun.run_id).where(
+                DagRun.dag_id == "on_alias", DagRun.run_type == "dataset_triggered"
+            )
+        ).all()
+    assert len(runs) == 1
+    seen = json.loads((out / f"{runs[0]}.json").read_text())
+    assert seen == {"inlet": [{"via": "alias"}], "triggering": ["s3://bucket/resolved"]}
