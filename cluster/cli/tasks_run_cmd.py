@@ -4,7 +4,9 @@ process or in a pool process as the scheduler runs it."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 from sqlalchemy import select
@@ -13,7 +15,7 @@ from cluster import actions
 from cluster.cli.app import App, pass_app
 from cluster.cli.dags_action_cmd import CLI
 from cluster.cli.dags_file_cmd import import_dag
-from cluster.cli.params import DATETIME, MAP_INDEX, SUBDIR, accepted_flags
+from cluster.cli.params import DATETIME, JSON_OBJECT, MAP_INDEX, SUBDIR, accepted_flags
 from cluster.cli.state_cmd import find_run
 from cluster.cli.user_code import with_user_code
 from cluster.errors import NotFoundError, UsageError
@@ -22,6 +24,7 @@ from cluster.execution.worker import single_try_runner
 from cluster.messages import TaskMessage
 from cluster.metastore.models import DagRun, TaskInstance
 from cluster.metastore.transitions import TaskKey, set_task_state
+from cluster.sdk import DAG
 from cluster.sdk.context import RunInfo, build_context
 from cluster.sdk.templating import render_template_fields
 from cluster.states import TaskState
@@ -66,22 +69,39 @@ def _logical_date(app: App, dag_id: str, when: str | None) -> datetime:
 @click.argument("task_id")
 @click.argument("when", metavar="[EXECUTION_DATE_OR_RUN_ID]", required=False)
 @MAP_INDEX
+@click.option("-n", "--dry-run", is_flag=True, help="Only print the rendered template fields.")
+@click.option(
+    "--env-vars", type=JSON_OBJECT, help="Environment variables to set first, as a JSON object."
+)
 @SUBDIR
 @accepted_flags(("-v", "--verbose"))
 @pass_app
 @with_user_code
-def test(app: App, dag_id: str, task_id: str, when: str | None, map_index: int) -> None:
+def test(
+    app: App,
+    dag_id: str,
+    task_id: str,
+    when: str | None,
+    map_index: int,
+    dry_run: bool,
+    env_vars: dict[str, Any] | None,
+) -> None:
     """Run one task in this process, ignoring dependencies; nothing is recorded.
 
     The run is named by a logical date or by the id of an existing run (whose logical
-    date it takes), as Airflow's EXECUTION_DATE_OR_RUN_ID is.
+    date it takes), as Airflow's EXECUTION_DATE_OR_RUN_ID is. As in Airflow, --env-vars
+    are set in this process before the DAG file is read, and --dry-run only renders.
     """
+    os.environ.update({k: str(v) for k, v in (env_vars or {}).items()})
     dag = import_dag(app, dag_id)
     if not dag.has_task(task_id):
         raise NotFoundError(f"DAG '{dag_id}' has no task '{task_id}'")
     if dag.get_task(task_id).is_mapped and map_index < 0:
         raise UsageError(f"task '{task_id}' is mapped: give the instance with --map-index")
     logical_date = _logical_date(app, dag_id, when)
+    if dry_run:
+        _print_rendered(dag, task_id, logical_date)
+        return
     result = run_task(dag, task_id, _test_run(dag_id, logical_date), map_index=map_index)
     click.echo(
         f"{task_id}: {result.state} in {result.duration:.3f}s"
@@ -102,9 +122,13 @@ def render(app: App, dag_id: str, task_id: str, logical_date: datetime | None) -
     dag = import_dag(app, dag_id)
     if not dag.has_task(task_id):
         raise NotFoundError(f"DAG '{dag_id}' has no task '{task_id}'")
+    _print_rendered(dag, task_id, logical_date or datetime.now(UTC))
+
+
+def _print_rendered(dag: DAG, task_id: str, when: datetime) -> None:
     task = dag.get_task(task_id)
-    run = _test_run(dag_id, logical_date or datetime.now(UTC))
-    ti = InProcessTaskInstance(dag_id, task_id, run.run_id, {})
+    run = _test_run(dag.dag_id, when)
+    ti = InProcessTaskInstance(dag.dag_id, task_id, run.run_id, {})
     rendered = render_template_fields(
         task, build_context(dag=dag, task=task, ti=ti, dag_run=run, test_mode=True)
     )

@@ -4,9 +4,11 @@ command name swapped: each test runs the documented form and checks its effect."
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import select, update
 
 from cluster.metastore.engine import SessionFactory
@@ -186,3 +188,18 @@ def test_tasks_clear_with_airflows_flags(
             session.scalar(select(TaskInstance.state).where(TaskInstance.task_id == "second"))
             == "none"
         )
+
+
+def test_tasks_test_dry_run_and_env_vars(
+    ok: Invoke, with_run: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``airflow tasks test DAG TASK DATE -n`` renders only; ``--env-vars`` reach the task."""
+    monkeypatch.setenv("TW_FORMS_PROBE", "0")  # restored after the test
+    rendered = ok("tasks", "test", "cli_demo", "first", "2024-05-06", "-n").stdout
+    assert "property: bash_command" in rendered and "echo 2024-05-06" in rendered
+    assert "first: success" not in rendered
+    out = ok(
+        "tasks", "test", "cli_demo", "first", "r1", "--env-vars", '{"TW_FORMS_PROBE": "1"}'
+    ).stdout
+    assert "first: success" in out
+    assert os.environ.get("TW_FORMS_PROBE") == "1"
