@@ -283,6 +283,7 @@ def read_events(
     dag_id: str | None = None,
     run_id: str | None = None,
     limit: int = 1000,
+    newest_first: bool = False,
 ) -> list[dict[str, Any]]:
     """Events as plain dicts, oldest first: of a dataset, emitted through an alias, or
     that triggered run ``dag_id``/``run_id``."""
@@ -299,7 +300,15 @@ def read_events(
             .join(DagRun, DagRun.id == DagRunDatasetEvent.dag_run_id)
             .where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
         )
-    rows = session.execute(query.order_by(DatasetEvent.timestamp, DatasetEvent.id).limit(limit))
+    order = (
+        (DatasetEvent.timestamp.desc(), DatasetEvent.id.desc())
+        if newest_first
+        else (
+            DatasetEvent.timestamp,
+            DatasetEvent.id,
+        )
+    )
+    rows = session.execute(query.order_by(*order).limit(limit))
     return [event_dict(event, event_uri) for event, event_uri in rows]
 
 

@@ -69,6 +69,7 @@ PERMISSIONS: dict[str, Role] = {
     "browse.task_instances": Role.VIEWER,
     "browse.audit_log": Role.OP,
     "browse.import_errors": Role.VIEWER,
+    "browse.datasets": Role.VIEWER,
     # pages: admin
     "admin.variables_list": Role.OP,
     "admin.variable_create": Role.OP,

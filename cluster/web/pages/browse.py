@@ -11,6 +11,7 @@ from flask import Blueprint, render_template, request
 from sqlalchemy import select
 
 from cluster.metastore import audit
+from cluster.metastore.datasets import list_datasets, read_events
 from cluster.metastore.models import DagRun, ImportErrorRow, TaskInstance
 from cluster.states import DagRunState, TaskState
 from cluster.web.context import db_session
@@ -97,3 +98,18 @@ def import_errors() -> str:
     """DAG files that failed to import, with their stack traces."""
     rows = db_session().scalars(select(ImportErrorRow).order_by(ImportErrorRow.filename)).all()
     return render_template("import_errors.html", errors=rows)
+
+
+#: how many of the latest dataset events the datasets page shows
+RECENT_EVENTS = 50
+
+
+@bp.get("/datasets")
+def datasets() -> str:
+    """Every dataset between its producing tasks and its consuming DAGs, and recent events."""
+    session = db_session()
+    return render_template(
+        "datasets.html",
+        datasets=list_datasets(session),
+        events=read_events(session, limit=RECENT_EVENTS, newest_first=True),
+    )

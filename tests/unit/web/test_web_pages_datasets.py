@@ -28,3 +28,17 @@ def test_the_dags_page_shows_how_many_datasets_are_ready(
     with factory.begin() as session:
         record_events(session, [EventSpec(uri=B)], now=NOW)
     assert "on datasets (2 of 2 ready)" in viewer.page("/")
+
+
+def test_the_datasets_page_shows_producers_consumers_and_recent_events(
+    client: FlaskClient, tokens: dict[str, str], seeded: None, factory: SessionFactory
+) -> None:
+    with factory.begin() as session:
+        sync_references(session, "consumer", uris=[A], aliases=[], outlets={}, now=NOW)
+        sync_references(session, "producer", uris=[], aliases=[], outlets={"make": [A]}, now=NOW)
+        record_events(session, [EventSpec(uri=A, extra={"rows": 7}, source_dag_id="producer",
+                                           source_task_id="make", source_run_id="r1")], now=NOW)  # fmt: skip
+    html = Browser(client, tokens["Viewer"]).page("/datasets")
+    assert "<code>producer.make</code>" in html and "<code>consumer</code>" in html
+    assert f"<code>{A}</code>" in html
+    assert "&#34;rows&#34;: 7" in html or '"rows": 7' in html
