@@ -68,6 +68,8 @@ def test_connections_import_reads_airflows_export_and_export_writes_it_back(
     exported = tmp_path / "again.json"
     ok("connections", "export", str(exported), "--file-format", "json")
     assert json.loads(exported.read_text()) == json.loads(AIRFLOW_CONNECTIONS_EXPORT)
+    to_stdout = ok("connections", "export", "-").stdout  # argparse's FileType("w") allows "-"
+    assert json.loads(to_stdout) == json.loads(AIRFLOW_CONNECTIONS_EXPORT)
 
 
 def test_connections_import_skips_existing_unless_overwrite(

@@ -203,3 +203,13 @@ def test_tasks_test_dry_run_and_env_vars(
     ).stdout
     assert "first: success" in out
     assert os.environ.get("TW_FORMS_PROBE") == "1"
+
+
+def test_unsupported_airflow_flags_are_one_line_errors(main: Main, with_dags: object) -> None:
+    """A flag Tradewind does not implement fails loudly rather than being ignored."""
+    for args in (
+        ("dags", "backfill", "cli_demo", "-s", "2024-01-01", "-e", "2024-01-02", "-t", "x"),
+        ("dags", "test", "cli_demo", "--use-executor"),
+        ("tasks", "clear", "cli_demo", "-R", "-y"),
+    ):
+        assert main(*args).is_one_line_error, args
