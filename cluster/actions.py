@@ -121,12 +121,13 @@ def backfill(
     actor: Actor,
     reset_failed: bool = False,
     now: datetime | None = None,
+    conf: Mapping[str, Any] | None = None,
 ) -> tuple[list[str], list[str]]:
     """Create ``backfill`` runs for every interval of the DAG's timetable from ``start`` to ``end``.
 
     Intervals that already have a run are left alone, unless the run failed and
-    ``reset_failed`` is set: then its failed instances are cleared. Returns the run ids
-    created and the run ids cleared.
+    ``reset_failed`` is set: then its failed instances are cleared. New runs get ``conf``
+    as given (Airflow's ``backfill -c``). Returns the run ids created and the run ids cleared.
     """
     dag = load_dag(session, dag_id)
     timetable = timetable_from_dict(dag.timetable)
@@ -167,7 +168,7 @@ def backfill(
                     data_interval_end=info.data_interval.end,
                     run_type="backfill",
                     state=DagRunState.QUEUED,
-                    conf={},
+                    conf=dict(conf or {}),
                     queued_at=now,
                 )
             )

@@ -198,6 +198,7 @@ def delete(app: App, dag_id: str, yes: bool) -> None:
     help="Clear existing failed runs in the range so they run again.",
 )
 @click.option("--no-wait", is_flag=True, help="Create the runs and return.")
+@click.option("-c", "--conf", type=JSON_OBJECT, help="JSON object given to each new run as conf.")
 @SUBDIR
 @accepted_flags(("-y", "--yes"), ("-l", "--local"), ("-x", "--donot-pickle"), ("-v", "--verbose"))
 @pass_app
@@ -209,13 +210,20 @@ def backfill(
     end_date: datetime,
     reset_failed: bool,
     no_wait: bool,
+    conf: dict[str, Any] | None,
 ) -> None:
     """Create the runs of every interval from START to END; the scheduler runs them."""
     if end_date < start_date:
         raise UsageError("--end-date is before --start-date")
     with app.session_factory.begin() as session:
         created, reset = actions.backfill(
-            session, dag_id, start=start_date, end=end_date, reset_failed=reset_failed, actor=CLI
+            session,
+            dag_id,
+            start=start_date,
+            end=end_date,
+            reset_failed=reset_failed,
+            actor=CLI,
+            conf=conf,
         )
     click.echo(
         f"Backfill of '{dag_id}': {len(created)} runs created, {len(reset)} failed runs cleared"

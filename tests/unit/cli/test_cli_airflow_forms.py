@@ -122,6 +122,8 @@ def test_dags_list_runs_state_test_and_backfill_forms(
         "-e",
         "2024-03-02",
         "--rerun-failed-tasks",
+        "-c",
+        '{"n": 4}',
         "-y",
         "--no-wait",
         "-S",
@@ -129,6 +131,9 @@ def test_dags_list_runs_state_test_and_backfill_forms(
         "-v",
     ).stdout
     assert "2 runs created" in out
+    with metastore() as session:
+        confs = session.scalars(select(DagRun.conf).where(DagRun.run_type == "backfill")).all()
+    assert confs == [{"n": 4}, {"n": 4}]
     clash = main("dags", "list-runs", "cli_demo", "-d", "other")
     assert clash.is_one_line_error
 
