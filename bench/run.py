@@ -49,7 +49,7 @@ from cluster.metastore.models import Dag, DagRun, TaskInstance
 from tests.integration.celery_harness import port_free_on, start_rabbitmq
 from tests.integration.scheduler_harness import FINISHED_RUN_STATES, run_state
 
-SHAPES = ("chain_50", "fanout_200", "fanout_1000_python")
+SHAPES = ("chain_50", "fanout_200", "fanout_1000_python", "map_1000_reduce")
 
 #: one file per shape, as DAGs usually live: a worker running a shape imports only its own
 DAG_FILES = {
@@ -86,6 +86,25 @@ with DAG(
 ):
     for i in range(1000):
         PythonOperator(task_id=f"t{i:04d}", python_callable=noop, do_xcom_push=False)
+""",
+    "map_1000_reduce": """
+from datetime import datetime
+from cluster.sdk import DAG, task
+
+with DAG("map_1000_reduce", schedule=None, start_date=datetime(2024, 1, 1), max_active_tasks=1000):
+    @task
+    def inputs():
+        return list(range(1000))
+
+    @task
+    def square(x):
+        return x * x
+
+    @task
+    def total(values):
+        return sum(values)
+
+    total(square.expand(x=inputs()))
 """,
 }
 
@@ -266,33 +285,33 @@ def run_shape(sessions: sessionmaker[Session], shape: str) -> dict[str, float]:
         dag_run = session.scalars(
             select(DagRun).where(DagRun.dag_id == shape, DagRun.run_id == run_id)
         ).one()
-        tis = {
-            t.task_id: t
-            for t in session.scalars(
+        rows = list(
+            session.scalars(
                 select(TaskInstance).where(
                     TaskInstance.dag_id == shape, TaskInstance.run_id == run_id
                 )
             )
-        }
+        )
+    # mapped tasks have several instances: an edge's gap counts from the upstream's last end
+    last_end = {u: max(t.end_date for t in rows if t.task_id == u) for u in dag.tasks}
     wall = (dag_run.end_date - dag_run.start_date).total_seconds()
+    edges = {(u, d) for u, task in dag.tasks.items() for d in task.downstream_task_ids}
     gaps = [
-        (tis[d].start_date - tis[u].end_date).total_seconds() * 1000
-        for u, task in dag.tasks.items()
-        for d in task.downstream_task_ids
+        (t.start_date - last_end[u]).total_seconds() * 1000
+        for u, d in edges
+        for t in rows
+        if t.task_id == d
     ]
     to_queue = [
-        (tis[d].queued_at - tis[u].end_date).total_seconds() * 1000
-        for u, task in dag.tasks.items()
-        for d in task.downstream_task_ids
+        (t.queued_at - last_end[u]).total_seconds() * 1000
+        for u, d in edges
+        for t in rows
+        if t.task_id == d
     ]
-    latency = [
-        (t.start_date - t.queued_at).total_seconds() * 1000 for t in tis.values() if t.queued_at
-    ]
-    durations = [
-        (t.end_date - t.start_date).total_seconds() * 1000 for t in tis.values() if t.start_date
-    ]
+    latency = [(t.start_date - t.queued_at).total_seconds() * 1000 for t in rows if t.queued_at]
+    durations = [(t.end_date - t.start_date).total_seconds() * 1000 for t in rows if t.start_date]
     return {
-        "tasks": len(tis),
+        "tasks": len(rows),
         "wall": wall,
         "state": dag_run.state == "success",
         "gap50": pct(gaps, 50),
