@@ -9,10 +9,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select, update
 
+from cluster.errors import FencedOff
 from cluster.metastore.dataset_models import DatasetDagRunQueue, DatasetEvent
+from cluster.metastore.datasets import EventSpec, record_events
 from cluster.metastore.models import Dag, DagRun
+from cluster.scheduler.fencing import Fence
+from cluster.scheduler.loop import SchedulerLoop
 from cluster.states import DagRunState
 from tests.dagfiles import write_dag
 from tests.integration.scheduler_harness import InProcessScheduler
@@ -173,3 +178,41 @@ def test_an_alias_resolves_and_triggers_its_consumer(
     assert len(runs) == 1
     seen = json.loads((out / f"{runs[0]}.json").read_text())
     assert seen == {"inlet": [{"via": "alias"}], "triggering": ["s3://bucket/resolved"]}
+
+
+def test_a_fenced_off_leader_neither_loses_nor_duplicates_a_consumer_run(
+    inprocess: InProcessScheduler, dags_folder: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    write_dag(dags_folder / "datasets.py", DATASET_DAGS, side_effects=out)
+    inprocess.process_dags()
+    with inprocess.sessions.begin() as session:
+        record_events(session, [EventSpec(uri="s3://bucket/a")], now=inprocess.clock())
+    successor = Fence(host="successor")
+    with inprocess.sessions.begin() as session:
+        successor.acquire(session, now=inprocess.clock())
+    inprocess.clock.advance(2)
+    with pytest.raises(FencedOff):
+        inprocess.loop.run_once()  # the old leader's dataset step is rolled back whole
+    with inprocess.sessions() as session:
+        # one row per consumer of A, none consumed
+        assert session.scalar(select(func.count()).select_from(DatasetDagRunQueue)) == 3
+        assert session.scalar(select(func.count()).select_from(DagRun)) == 0
+    new_leader = SchedulerLoop(
+        inprocess.settings,
+        sessions=inprocess.sessions,
+        executor=inprocess.executor,
+        fence=successor,
+        clock=inprocess.clock,
+    )
+    for _ in range(3):
+        inprocess.clock.advance(2)
+        new_leader.run_once()
+    with inprocess.sessions() as session:
+        created = session.execute(
+            select(DagRun.dag_id).where(DagRun.run_type == "dataset_triggered")
+        ).scalars()
+        assert sorted(created) == ["needs_a_or_b", "needs_a_or_b_and_c"]
+        # the AND consumer still waits for B with its A row kept
+        assert session.scalar(select(func.count()).select_from(DatasetDagRunQueue)) == 1
