@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from cluster.dagfiles.serialize import serialize_dag
+from cluster.operators.empty import EmptyOperator
 from cluster.policy.datasets import condition_of, plan_dataset_run, readiness, watched_uris
+from cluster.policy.runs import plan_runs
+from cluster.sdk import DAG, CronTriggerTimetable, Dataset, DatasetOrTimeSchedule
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 A, B, C = {"uri": "s3://x/a"}, {"uri": "s3://x/b"}, {"uri": "s3://x/c"}
@@ -44,3 +48,33 @@ def test_only_dataset_timetables_have_a_condition() -> None:
     assert condition_of({"type": "cron", "expression": "@daily"}) is None
     assert condition_of({"type": "datasets", "condition": {"all": [A]}}) == {"all": [A]}
     assert condition_of({"type": "datasets_or_time", "condition": A, "timetable": {}}) == A
+
+
+def test_dataset_or_time_schedule_still_runs_on_its_clock() -> None:
+    with DAG(
+        "both",
+        start_date=datetime(2026, 1, 1, tzinfo=UTC),
+        schedule=DatasetOrTimeSchedule(
+            timetable=CronTriggerTimetable("0 1 * * 3", timezone="UTC"),
+            datasets=Dataset("s3://x/a") | Dataset("s3://x/b"),
+        ),
+    ) as dag:
+        EmptyOperator(task_id="t")
+    wednesday = datetime(2026, 1, 7, 1, 0, 30, tzinfo=UTC)
+    plan = plan_runs(
+        serialize_dag(dag), paused=False, last_automated_data_interval=None, active_runs=0,
+        now=wednesday,
+    )  # fmt: skip
+    assert [r.logical_date for r in plan.create] == [datetime(2026, 1, 7, 1, 0, tzinfo=UTC)]
+
+
+def test_a_dataset_only_schedule_creates_no_timed_run() -> None:
+    with DAG(
+        "only", start_date=datetime(2026, 1, 1, tzinfo=UTC), schedule=[Dataset("s3://x/a")]
+    ) as dag:
+        EmptyOperator(task_id="t")
+    plan = plan_runs(
+        serialize_dag(dag), paused=False, last_automated_data_interval=None, active_runs=0,
+        now=datetime(2026, 6, 1, tzinfo=UTC),
+    )  # fmt: skip
+    assert plan.create == () and plan.next_dagrun_create_after is None
