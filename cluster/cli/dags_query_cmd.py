@@ -107,12 +107,19 @@ def list_runs(
 
 
 def run_row(run: DagRun) -> dict[str, Any]:
+    """A run as ``-o json|yaml`` prints it, with the keys Airflow's ``dags list-runs``
+    (``execution_date``) and ``dags trigger`` (``dag_run_id``, data interval) print too,
+    so scripts parsing Airflow's output find them."""
     return {
         "dag_id": run.dag_id,
         "run_id": run.run_id,
+        "dag_run_id": run.run_id,
         "state": run.state,
         "run_type": run.run_type,
         "logical_date": run.logical_date,
+        "execution_date": run.logical_date,
+        "data_interval_start": run.data_interval_start,
+        "data_interval_end": run.data_interval_end,
         "start_date": run.start_date,
         "end_date": run.end_date,
         "conf": run.conf,

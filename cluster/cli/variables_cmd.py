@@ -133,11 +133,16 @@ def import_command(app: App, file: Path, action_on_existing_key: str) -> None:
 
 
 @variables_group.command("export")
-@click.argument("file", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@click.argument(
+    "file", type=click.Path(dir_okay=False, writable=True, allow_dash=True, path_type=Path)
+)
 @VERBOSE
 @pass_app
 def export_command(app: App, file: Path) -> None:
-    """Write every variable to FILE as a JSON object {key: value} (values in clear)."""
+    """Write every variable to FILE as a JSON object {key: value} (values in clear).
+
+    FILE ``-`` is standard output, as with Airflow's ``argparse.FileType``.
+    """
     fernet = fernet_for(app)
 
     def work(session: Session) -> dict[str, Any]:
@@ -147,8 +152,12 @@ def export_command(app: App, file: Path) -> None:
         return values
 
     values = in_metastore(app, work)
+    text = json.dumps(values, indent=4, sort_keys=True) + "\n"
+    if str(file) == "-":
+        click.echo(text, nl=False)
+        return
     try:
-        file.write_text(json.dumps(values, indent=4, sort_keys=True) + "\n")
+        file.write_text(text)
     except OSError as exc:
         raise UsageError(f"cannot write {file}: {exc.strerror}") from exc
     click.echo(f"{len(values)} variables exported to {file}.")

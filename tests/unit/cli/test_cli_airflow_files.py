@@ -155,6 +155,7 @@ def test_variables_round_trip_with_json_values_and_existing_key_actions(
     exported = tmp_path / "out.json"
     ok("variables", "export", str(exported), "-v")
     assert json.loads(exported.read_text()) == values
+    assert json.loads(ok("variables", "export", "-").stdout) == values
 
 
 def test_pools_import_and_export_in_airflows_format(

@@ -47,7 +47,7 @@ def test_dags_trigger_with_airflows_flags(
         "-o",
         "json",
     ).stdout
-    assert json.loads(out)[0]["run_id"] == "nightly"
+    assert json.loads(out)[0]["run_id"] == json.loads(out)[0]["dag_run_id"] == "nightly"
     ok(
         "dags",
         "trigger",
@@ -92,6 +92,7 @@ def test_dags_list_runs_state_test_and_backfill_forms(
         session.execute(update(DagRun).where(DagRun.run_id == "b").values(state="failed"))
     rows = json.loads(ok("dags", "list-runs", "-d", "cli_demo", "-o", "json", "-v").stdout)
     assert [r["run_id"] for r in rows] == ["b", "a"]
+    assert rows[1]["execution_date"].startswith("2024-01-02T00:00:00")  # Airflow's key
     failed = ok("dags", "list-runs", "-d", "cli_demo", "--state", "failed", "-o", "json").stdout
     assert [r["run_id"] for r in json.loads(failed)] == ["b"]
     window = ok(
