@@ -59,7 +59,9 @@ def execute_try(
             rendered = render_template_fields(task, context)
             _call_all(task, "on_execute_callback", context)
             with _time_limit(timeout):
+                task.pre_execute(context)
                 result = task.execute(context)
+                task.post_execute(context, result)  # may still set outlet_events' extra
             mapping = _map_length(task, ti, result, max_map_length)
             if result is not None and getattr(task, "do_xcom_push", True):
                 ti.xcom_push("return_value", result)
