@@ -9,6 +9,7 @@ that cost most. It never asserts on time.
 
     python bench/loop.py                          # MariaDB, chain_50 and fanout_1000_python
     python bench/loop.py --db sqlite --profile 25
+    python bench/loop.py --db sqlite --shapes fanout_1000_python,fanout_10000
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ with DAG("chain_50", schedule=None, start_date=START, max_active_tasks=1000):
 with DAG("fanout_1000_python", schedule=None, start_date=START, max_active_tasks=1000):
     for i in range(1000):
         BashOperator(task_id=f"t{i:04d}", bash_command="true")
+
+with DAG("fanout_10000", schedule=None, start_date=START, max_active_tasks=10000):
+    for i in range(10000):
+        BashOperator(task_id=f"t{i:05d}", bash_command="true")
 """
 
 

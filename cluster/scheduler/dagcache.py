@@ -19,6 +19,9 @@ from cluster.metastore.models import SerializedDagRow
 from cluster.policy.weights import effective_priority_weights
 from cluster.sdk.baseoperator import DEFAULT_QUEUE
 
+#: complete runs remembered before the set starts over
+MAX_COMPLETE_RUNS = 10_000
+
 
 class DagCache:
     """``dag_id → SerializedDag`` for the current fingerprint, plus derived figures."""
@@ -26,6 +29,8 @@ class DagCache:
     def __init__(self, default_queue: str = DEFAULT_QUEUE) -> None:
         self._default_queue = default_queue
         self._dags: dict[str, tuple[str, SerializedDag, dict[str, int]]] = {}
+        #: ``(dag_id, run_id, fingerprint)`` of runs known to have every task's instance
+        self._complete: set[tuple[str, str, str]] = set()
 
     def get(
         self, session: Session, dag_id: str, fingerprint: str | None = None
@@ -52,6 +57,18 @@ class DagCache:
         tasks = dict(dag.tasks)
         tasks.update({t.task_id: replace(t, queue=self._default_queue) for t in unset})
         return replace(dag, tasks=tasks)
+
+    def complete(self, dag_id: str, run_id: str) -> bool:
+        """Whether the run was seen with an instance of every task of the cached version."""
+        return (dag_id, run_id, self.fingerprint(dag_id) or "") in self._complete
+
+    def mark_complete(self, dag_id: str, run_id: str) -> None:
+        """The run has an instance of every task of the cached version: rows are never
+        deleted from a run (a vanished task's instance becomes ``removed``), so this
+        holds until the version changes."""
+        if len(self._complete) >= MAX_COMPLETE_RUNS:
+            self._complete.clear()  # finished runs' entries: cheaper to forget than to track
+        self._complete.add((dag_id, run_id, self.fingerprint(dag_id) or ""))
 
     def fingerprint(self, dag_id: str) -> str | None:
         cached = self._dags.get(dag_id)

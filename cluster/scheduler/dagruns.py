@@ -60,9 +60,14 @@ _UNPAUSED = select(Dag.dag_id, Dag.fingerprint).where(
     Dag.dag_id.in_(bindparam("dag_ids", expanding=True)), Dag.is_paused.is_(False)
 )
 _IN_RUN = (TaskInstance.dag_id == bindparam("dag_id"), TaskInstance.run_id == bindparam("run_id"))
-_STATE_COUNTS = (
-    select(TaskInstance.state, func.count()).where(*_IN_RUN).group_by(TaskInstance.state)
+_COUNT = select(func.count()).select_from(TaskInstance).where(*_IN_RUN)
+_ANY_IN = (
+    select(TaskInstance.task_id)
+    .where(*_IN_RUN, TaskInstance.state.in_(bindparam("states", expanding=True)))
+    .limit(1)
 )
+_WAITING = sorted(str(s) for s in WAITING)
+_ACTIVE = sorted(str(s) for s in ACTIVE_TI_STATES)
 _INSTANCES = select(
     TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state, TaskInstance.next_try_at
 ).where(*_IN_RUN)
@@ -234,14 +239,16 @@ def _advance_running(
     snapshot = RunSnapshot(run.run_id, DagRunState.RUNNING, run.logical_date, start)
     if timed_out_runs(dag, [snapshot], now=now):
         return _time_out(session, dag, run.run_id, now)
-    return _advance(session, dag, dags.weights(session, dag.dag_id), snapshot, now)
+    return _advance(session, dags, dag, snapshot, now)
 
 
 def _advance(
-    session: Session, dag: SerializedDag, weights: dict[str, int], run: RunSnapshot, now: datetime
+    session: Session, dags: DagCache, dag: SerializedDag, run: RunSnapshot, now: datetime
 ) -> int:
+    weights = dags.weights(session, dag.dag_id)
     mapped = dag.has_mapping
-    if not mapped and len(dag.tasks) >= SETTLED_CHECK_TASKS and _settled(session, dag, run.run_id):
+    settled_check = not mapped and len(dag.tasks) >= SETTLED_CHECK_TASKS
+    if settled_check and _settled(session, dags, dag, run.run_id):
         return 0
     instances = _load_instances(session, dag.dag_id, run.run_id)
     present = task_ids_of(instances) if mapped else instances
@@ -345,21 +352,26 @@ def _apply(
     return changed
 
 
-def _settled(session: Session, dag: SerializedDag, run_id: str) -> bool:
+def _settled(session: Session, dags: DagCache, dag: SerializedDag, run_id: str) -> bool:
     """Whether nothing in the run can change now without a task finishing first.
 
     True when no instance waits for a decision (``none``, retry, reschedule), some are
-    still scheduled, queued or running, and every task has its instance. Two indexed
-    queries instead of loading the whole run: a 1,000-task fan-out is otherwise
-    re-evaluated in full after each of its tasks.
+    still scheduled, queued or running, and every task has its instance. Indexed probes
+    instead of loading the whole run: a 1,000-task fan-out is otherwise re-evaluated in
+    full after each of its tasks. Each probe stops at its first row, and whether every
+    task has its instance is counted once per run and DAG version: counting the run's
+    rows at every iteration made each iteration of a 10,000-task run cost as much as
+    its size, and the run's cost grow with its square.
     """
     params = {"dag_id": dag.dag_id, "run_id": run_id}
-    counts = dict(session.connection().execute(_STATE_COUNTS, params).all())
-    if sum(counts.values()) != len(dag.tasks):
+    connection = session.connection()
+    if not dags.complete(dag.dag_id, run_id):
+        if connection.execute(_COUNT, params).scalar() != len(dag.tasks):
+            return False
+        dags.mark_complete(dag.dag_id, run_id)
+    if connection.execute(_ANY_IN, {**params, "states": _WAITING}).first() is not None:
         return False
-    waiting = sum(counts.get(str(s), 0) for s in WAITING)
-    active = sum(counts.get(str(s), 0) for s in ACTIVE_TI_STATES)
-    return waiting == 0 and active > 0
+    return connection.execute(_ANY_IN, {**params, "states": _ACTIVE}).first() is not None
 
 
 def _load_instances(
