@@ -139,7 +139,7 @@ def _pause_command(name: str, paused: bool, doc: str) -> click.Command:
     @with_user_code
     def command(app: App, dag_id: str, as_regex: bool, yes: bool, output: str | None) -> None:
         with app.session_factory.begin() as session:
-            dag_ids = _matching(session, dag_id) if as_regex else [dag_id]
+            dag_ids = matching_dag_ids(session, dag_id) if as_regex else [dag_id]
             if not dag_ids:
                 click.echo(f"No {'un' if not paused else ''}paused DAGs were found")
                 return
@@ -158,7 +158,11 @@ def _pause_command(name: str, paused: bool, doc: str) -> click.Command:
     return command
 
 
-def _matching(session: Any, pattern: str) -> list[str]:
+def matching_dag_ids(session: Any, pattern: str) -> list[str]:
+    """The active DAGs whose id the regular expression finds (Airflow's regex options).
+
+    :raises UsageError: for a bad expression.
+    """
     try:
         regex = re.compile(pattern)
     except re.error as exc:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from cluster import actions
 from cluster.cli.app import App, pass_app
-from cluster.cli.dags_action_cmd import CLI
+from cluster.cli.dags_action_cmd import CLI, matching_dag_ids
 from cluster.cli.params import DATETIME, SUBDIR, accepted_flags
 from cluster.cli.state_cmd import find_run
 from cluster.cli.user_code import with_user_code
@@ -60,6 +60,9 @@ def list_tasks(app: App, dag_id: str, tree: bool) -> None:
     help="Only these instances of mapped tasks (repeatable).",
 )  # fmt: skip
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "-R", "--dag-regex", is_flag=True, help="DAG_ID is a regular expression over DAG ids."
+)
 @SUBDIR
 @accepted_flags(("-X", "--exclude-parentdag"), ("-v", "--verbose"))
 @pass_app
@@ -70,7 +73,8 @@ def clear(app: App, dag_id: str, **options: Any) -> None:
     As in Airflow, an ExternalTaskMarker among them clears the task it names in the
     other DAG too, with that task's downstream (-x stops that). Airflow's flags mean what
     they mean there (``-r`` is ``--only-running``; a run is chosen with ``--run-id``
-    only); ``-X`` is accepted: there are no parent DAGs.
+    only; ``-R`` makes DAG_ID a regular expression); ``-X`` is accepted: there are no
+    parent DAGs.
     """
     chosen: dict[str, Any] = {
         "only_failed": options["only_failed"],
@@ -78,35 +82,36 @@ def clear(app: App, dag_id: str, **options: Any) -> None:
         "map_indexes": set(options["map_indexes"]) or None,
     }
     with app.session_factory.begin() as session:
-        batches = _clear_batches(session, dag_id, options)
+        dag_ids = matching_dag_ids(session, dag_id) if options["dag_regex"] else [dag_id]
+        batches = [b for one in dag_ids for b in _clear_batches(session, one, options)]
         preview = [
             key
-            for run_ids, task_ids in batches
+            for dag, run_ids, task_ids in batches
             for key in actions.clear(
-                session, dag_id, run_ids, task_ids, actor=CLI, dry_run=True, **chosen
+                session, dag, run_ids, task_ids, actor=CLI, dry_run=True, **chosen
             )
         ]
         if not preview:
             click.echo("No task instances to clear")
             return
         for key in preview:
-            other = f"{key.dag_id}." if key.dag_id != dag_id else ""
+            other = f"{key.dag_id}." if key.dag_id != dag_id or options["dag_regex"] else ""
             index = f"[{key.map_index}]" if key.map_index >= 0 else ""
             click.echo(f"  {key.run_id}  {other}{key.task_id}{index}")
         if not options["yes"]:
             click.confirm(f"Clear these {len(preview)} task instances?", abort=True)
         cleared = sum(
-            len(actions.clear(session, dag_id, run_ids, task_ids, actor=CLI, **chosen))
-            for run_ids, task_ids in batches
+            len(actions.clear(session, dag, run_ids, task_ids, actor=CLI, **chosen))
+            for dag, run_ids, task_ids in batches
         )
     click.echo(f"Cleared {cleared} task instances")
 
 
 def _clear_batches(
     session: Any, dag_id: str, options: dict[str, Any]
-) -> list[tuple[list[str], set[str]]]:
-    """The (runs, tasks) to clear: one batch, or with --only-running one per run, holding
-    only the selected tasks that are running in it."""
+) -> list[tuple[str, list[str], set[str]]]:
+    """The (DAG, runs, tasks) to clear: one batch, or with --only-running one per run,
+    holding only the selected tasks that are running in it."""
     dag = actions.load_dag(session, dag_id)
     task_ids = actions.select_task_ids(
         dag,
@@ -117,7 +122,7 @@ def _clear_batches(
     run_id = options["run_id"] and find_run(session, dag_id, options["run_id"]).run_id
     run_ids = _runs_between(session, dag_id, options["start_date"], options["end_date"], run_id)
     if not options["only_running"]:
-        return [(run_ids, task_ids)]
+        return [(dag_id, run_ids, task_ids)]
     running: dict[str, set[str]] = {}
     rows = session.execute(
         select(TaskInstance.run_id, TaskInstance.task_id).where(
@@ -129,7 +134,7 @@ def _clear_batches(
     for run, task in rows:
         if task in task_ids:
             running.setdefault(run, set()).add(task)
-    return [([run], tasks) for run, tasks in sorted(running.items())]
+    return [(dag_id, [run], tasks) for run, tasks in sorted(running.items())]
 
 
 def _runs_between(
