@@ -56,7 +56,10 @@ class CoreSettings:
 @dataclass(frozen=True)
 class MetastoreSettings:
     url: str = _secret()
-    pool_size: int = 5
+    #: connections an engine keeps; as many more are opened under load and closed on return
+    pool_size: int = 2
+    #: seconds a connection may sit idle before the server closes it (0: never)
+    idle_timeout: float = 60.0
     echo: bool = False
     #: PostgreSQL reached through PgBouncer in transaction pooling mode
     pgbouncer: bool = False

@@ -31,7 +31,7 @@ from cluster.execution.pool import PoolBook, PoolRunner, UnstartedRunner, utcnow
 from cluster.executors.blocking import BlockingExecutor
 from cluster.executors.celery_pool import OnRecorded, OutagePool, PooledRunner
 from cluster.executors.local import LocalExecutor, OnFinished
-from cluster.metastore.engine import create_engine_for, make_session_factory
+from cluster.metastore.engine import SINGLE_THREAD_POOL, create_engine_for, make_session_factory
 from cluster.metastore.models import SerializedDagRow
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,9 @@ class LocalPool:
         self.heartbeat_interval = settings.scheduler.heartbeat_interval
 
     def book(self) -> PoolBook:
-        sessions = make_session_factory(create_engine_for(self._settings.metastore))
+        # only the pump uses the book: one thread, one connection
+        engine = create_engine_for(self._settings.metastore, pool_size=SINGLE_THREAD_POOL)
+        sessions = make_session_factory(engine)
         return PoolBook(self._settings, sessions=sessions, clock=self._clock)
 
     def runner(self) -> PoolRunner | UnstartedRunner:
@@ -79,7 +81,8 @@ class LocalPool:
         try:
             # an engine connects on first use: a worker whose tasks never read the
             # metastore never opens a connection
-            sessions = make_session_factory(create_engine_for(self._settings.metastore))
+            engine = create_engine_for(self._settings.metastore, pool_size=SINGLE_THREAD_POOL)
+            sessions = make_session_factory(engine)
             dagbag = DagBag(
                 locate=locator(sessions), sources=source_cache_for(self._settings, sessions)
             )

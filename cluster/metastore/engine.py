@@ -16,6 +16,7 @@ psycopg's server-side prepared statements are off (they live in one server sessi
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
@@ -55,20 +56,34 @@ POOL_RECYCLE_SECONDS = 1800
 CONNECT_TIMEOUT_SECONDS = 10
 #: a pooled connection idle longer than this is pinged before use
 PING_AFTER_IDLE_SECONDS = 1.0
+#: the pool of an engine used by one thread at a time (a pool process's runner, the
+#: local executor's pump): one connection kept, one more while a call nests
+SINGLE_THREAD_POOL = 1
 
 
-def create_engine_for(settings: MetastoreSettings, *, reset_on_return: bool = True) -> Engine:
+def create_engine_for(
+    settings: MetastoreSettings, *, reset_on_return: bool = True, pool_size: int | None = None
+) -> Engine:
     """Build the process's engine for ``settings.url`` (SQLite, ``mysql+pymysql://`` or
     ``postgresql+psycopg://``).
+
+    The connection budget: an engine keeps at most ``pool_size`` connections open and
+    opens as many more under load, which it closes as soon as they come back; a
+    connection idle for ``settings.idle_timeout`` seconds is closed by the server (the
+    next use reconnects, see :func:`_ping_when_idle`), so an idle process holds none.
 
     :param reset_on_return: ``False`` skips the ROLLBACK the pool sends when a
         connection comes back. Only for callers that always end their transactions
         (the webserver: its request sessions and :func:`transaction` commit or roll
         back before they close); SQLite engines always reset.
+    :param pool_size: this engine's pool instead of ``settings.pool_size``
+        (:data:`SINGLE_THREAD_POOL` for engines one thread uses).
     :raises ConfigError: when the URL names a database or driver Tradewind does not support.
     """
     url = make_url(settings.url)
     backend = url.get_backend_name()
+    if pool_size is not None:
+        settings = dataclasses.replace(settings, pool_size=pool_size)
     if backend == "sqlite":
         return _sqlite_engine(url, settings)
     if backend in ("mysql", "mariadb"):
@@ -122,7 +137,11 @@ def _mysql_engine(url: URL, settings: MetastoreSettings, *, reset_on_return: boo
         pool_size=max(settings.pool_size, 1),
         max_overflow=max(settings.pool_size, 1),
         isolation_level="READ COMMITTED",
-        connect_args={"charset": "utf8mb4", "connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        connect_args={
+            "charset": "utf8mb4",
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            **_mysql_idle_timeout(settings),
+        },
     )
     event.listen(engine, "do_connect", mysql_connect.connect)
     _ping_when_idle(engine)
@@ -133,8 +152,12 @@ def _postgres_engine(url: URL, settings: MetastoreSettings, *, reset_on_return: 
     connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
     if settings.pgbouncer:
         # a statement prepared on one server connection is unknown on the next one
-        # PgBouncer hands out: prepare nothing (psycopg prepares after 5 runs otherwise)
+        # PgBouncer hands out: prepare nothing (psycopg prepares after 5 runs otherwise);
+        # PgBouncer closes idle server connections itself (server_idle_timeout)
         connect_args["prepare_threshold"] = None
+    elif settings.idle_timeout > 0:
+        # PostgreSQL 14+: the server ends a session idle (outside a transaction) this long
+        connect_args["options"] = f"-c idle_session_timeout={_idle_seconds(settings) * 1000}"
     engine = create_engine(
         url,
         pool_reset_on_return="rollback" if reset_on_return else None,
@@ -148,6 +171,17 @@ def _postgres_engine(url: URL, settings: MetastoreSettings, *, reset_on_return: 
     )
     _ping_when_idle(engine)
     return engine
+
+
+def _idle_seconds(settings: MetastoreSettings) -> int:
+    return max(1, math.ceil(settings.idle_timeout))
+
+
+def _mysql_idle_timeout(settings: MetastoreSettings) -> dict[str, str]:
+    """MySQL/MariaDB close a connection idle ``wait_timeout`` seconds: set per session."""
+    if settings.idle_timeout <= 0:
+        return {}
+    return {"init_command": f"SET SESSION wait_timeout = {_idle_seconds(settings)}"}
 
 
 def _ping_when_idle(engine: Engine) -> None:

@@ -32,7 +32,7 @@ from cluster.metastore.models import Base, DagRun, SlotPool, TaskInstance
 from cluster.metastore.transitions import TaskKey, set_task_state
 
 # private names: these are the very statements the loop runs many times a second
-from cluster.scheduler.dagruns import _ACTIVE_RUNS, _INSTANCES, _STATE_COUNTS
+from cluster.scheduler.dagruns import _ACTIVE_RUNS, _ANY_IN, _COUNT, _INSTANCES, _WAITING
 from cluster.scheduler.queueing import _OCCUPANCY, _SCHEDULED_FIRST
 from cluster.states import TaskState
 from cluster.web.pages.recent_runs import window_statement
@@ -307,7 +307,8 @@ def hot_queries() -> dict[str, tuple[Any, dict[str, Any]]]:
         "scheduled": (_SCHEDULED_FIRST, {"limit": 32}),
         "occupancy": (_OCCUPANCY, {}),
         "active runs": (_ACTIVE_RUNS, {}),
-        "state counts": (_STATE_COUNTS, run),
+        "run size": (_COUNT, run),
+        "waiting in run": (_ANY_IN, {**run, "states": _WAITING}),
         "instances": (_INSTANCES, run),
         "recent runs": (window_statement((True,) * 20), window),
     }
