@@ -45,6 +45,7 @@ from cluster.devcluster.pids import ProcessId, is_running, kill, spawn, stop
 from cluster.devcluster.probes import wait_ready
 from cluster.devcluster.roles import role_record, run_cli, write_home
 from cluster.devcluster.services.ports import free_port, is_port_free
+from cluster.devcluster.services.postgres import clear_stale_lock
 from cluster.devcluster.services.process import ServiceError
 from cluster.devcluster.services.rabbitmq import RabbitMQCluster
 from cluster.devcluster.services.zookeeper import free_loopback_addresses
@@ -188,6 +189,8 @@ def start_services(current: ClusterState, records: list[ServiceRecord], say: Say
         if is_running(record.process):
             say(f"{record.name} is already running (PID {record.pid})")
             continue
+        if record.kind == "postgresql":
+            clear_stale_lock(record.argv)
         output = Path(record.output)
         offset = output.stat().st_size if output.exists() else 0
         fresh = record.with_process(_spawn(record))

@@ -14,6 +14,7 @@ folder under the system's temporary directory named after ``base_dir``, linked f
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -23,6 +24,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from cluster.devcluster.pids import identify
 from cluster.devcluster.services.process import (
     Service,
     ServiceError,
@@ -325,3 +327,45 @@ class PostgreSQL(Service):
         found = self.execute(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';")
         if not found.strip():
             self.create_database(self.database)
+
+
+def clear_stale_lock(argv: Sequence[str], *, timeout: float = 30.0) -> None:
+    """Before PostgreSQL starts again (``argv``: its command line, with ``-D DATA``, ``-p
+    PORT`` and ``-k SOCKETS``) after a crash: wait until the old server's processes have
+    left its data directory, then remove its ``postmaster.pid`` and its socket's lock file
+    if the PID in them is gone or a zombie.
+
+    A SIGKILLed postmaster is re-parented to PID 1, which may never reap it; PostgreSQL
+    takes the zombie for a live server and refuses to start. Its backends run in sessions
+    of their own (outside the killed process group) and exit once they see the postmaster
+    gone: until then the old shared memory is in use, so the lock is left alone.
+    """
+    words = list(argv)
+    data_dir = Path(words[words.index("-D") + 1]).resolve()
+    sockets = Path(words[words.index("-k") + 1])
+    port = words[words.index("-p") + 1]
+    lock = data_dir / "postmaster.pid"
+    try:
+        pid = int(lock.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    if identify(pid) is not None:
+        return  # a live server: PostgreSQL refuses with its own message
+    wait_until(
+        lambda: not _processes_in(data_dir),
+        timeout=timeout,
+        what="the crashed PostgreSQL's processes to exit",
+    )
+    lock.unlink(missing_ok=True)
+    (sockets / f".s.PGSQL.{port}.lock").unlink(missing_ok=True)
+
+
+def _processes_in(folder: Path) -> list[int]:
+    """Live processes whose working directory is ``folder`` (PostgreSQL's run in its data)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if Path(os.readlink(entry / "cwd")) == folder and identify(int(entry.name)):
+                    found.append(int(entry.name))
+    return found
