@@ -117,6 +117,7 @@ def webserver(app: App, workers: int | None, bind: str | None) -> None:
         app.engine,
         settings.metastore.migration_wait_timeout,
         announce=lambda line: click.echo(line, err=True),
+        unreachable_ok=True,  # an unreachable metastore is /health's 503, not a reason to wait
     )
     app.engine.dispose()  # gunicorn's workers build engines of their own after the fork
     click.echo(f"Tradewind webserver on http://{address} with {count} worker(s).")

@@ -98,6 +98,7 @@ def wait_for_schema(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     announce: Callable[[str], None] = log.info,
+    unreachable_ok: bool = False,
 ) -> None:
     """Block until the metastore answers and its schema is at this code's revision.
 
@@ -108,12 +109,25 @@ def wait_for_schema(
     not ship) fails at once: only upgrading this node can cure that.
 
     :param timeout: seconds for both waits together (``metastore.migration_wait_timeout``).
+    :param unreachable_ok: a metastore that does not answer now is no reason to wait (the
+        webserver starts and its ``/health`` answers 503 until it does); one that answers
+        at an older revision still is.
     :raises MetastoreError: when the metastore does not answer within ``timeout``.
     :raises MigrationError: when the schema is ahead, or still behind after ``timeout``,
         with the one-line message of :func:`check`.
     """
     deadline = clock() + timeout
-    wait_for_metastore(engine, timeout, interval=interval, clock=clock, sleep=sleep)
+    try:
+        wait_for_metastore(
+            engine, 0 if unreachable_ok else timeout, interval=interval, clock=clock, sleep=sleep
+        )
+    except MetastoreError:
+        if not unreachable_ok:
+            raise
+        announce(
+            "the metastore does not answer: starting anyway (/health answers 503 until it does)"
+        )
+        return
     head, known = head_revision(), known_revisions()
     announced = False
     while True:

@@ -9,7 +9,7 @@ from typing import Any, cast
 from pydantic import BaseModel, Field
 from sqlalchemy import Select, delete, select
 
-from cluster.errors import NotFoundError
+from cluster.errors import NotFoundError, UsageError
 from cluster.metastore.dataset_models import (
     DagRunDatasetEvent,
     DagScheduleDatasetReference,
@@ -260,7 +260,10 @@ def get_dataset_events(*, query: EventQuery) -> DatasetEventCollection:
 def create_dataset_event(*, body: CreateDatasetEvent) -> DatasetEventOut:
     """Record an external event of a known dataset; its consumers are queued as for a
     task's event (Airflow's ``from_rest_api`` extra marks it)."""
-    uri = sanitize_uri(body.dataset_uri)
+    try:
+        uri = sanitize_uri(body.dataset_uri)
+    except ValueError as exc:  # an empty, blank or non-ASCII URI: the client's mistake
+        raise UsageError(f"dataset_uri: {exc}") from exc
     _find(uri)
     session = db_session()
     extra = {**(body.extra or {}), "from_rest_api": True}

@@ -13,7 +13,7 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
 from cluster.config import MetastoreSettings
-from cluster.errors import MigrationError
+from cluster.errors import MetastoreError, MigrationError
 from cluster.metastore.engine import create_engine_for
 from cluster.metastore.migrate import (
     check,
@@ -193,3 +193,20 @@ def test_a_schema_newer_than_the_code_fails_at_once(metastore_engine: Engine) ->
     assert (polls.sleeps, polls.announced) == (0, [])
     with pytest.raises(MigrationError, match="upgrade Tradewind on this node"):
         check(metastore_engine)
+
+
+def test_a_webserver_does_not_wait_for_an_unreachable_metastore() -> None:
+    engine = create_engine_for(MetastoreSettings(url="mysql+pymysql://tw:tw@127.0.0.1:1/none"))
+    said: list[str] = []
+
+    wait_for_schema(engine, 60, announce=said.append, unreachable_ok=True, sleep=_no_sleep)
+
+    assert said == [
+        "the metastore does not answer: starting anyway (/health answers 503 until it does)"
+    ]
+    with pytest.raises(MetastoreError):  # every other role still waits, then fails
+        wait_for_schema(engine, 0, sleep=_no_sleep)
+
+
+def _no_sleep(seconds: float) -> None:
+    raise AssertionError("waited although it need not")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from cluster.metastore.dataset_models import DagRunDatasetEvent
 from cluster.metastore.datasets import EventSpec, record_events, sync_references
 from cluster.metastore.engine import SessionFactory
@@ -48,6 +50,13 @@ def test_an_external_event_queues_the_consumer(admin: Api, factory: SessionFacto
     assert admin.get("/api/v1/dags/consumer/datasets/queuedEvent").status_code == 404
     unknown = admin.post("/api/v1/datasets/events", json={"dataset_uri": "s3://x/unknown"})
     assert unknown.status_code == 404
+
+
+@pytest.mark.parametrize("uri", ["", "   ", "s3://bücher/x", "airflow://reserved"])
+def test_an_event_for_an_invalid_uri_is_a_400(admin: Api, uri: str) -> None:
+    response = admin.post("/api/v1/datasets/events", json={"dataset_uri": uri, "extra": {}})
+    assert response.status_code == 400, response.get_json()
+    assert "dataset_uri" in response.get_json()["detail"]
 
 
 def test_upstream_events_of_a_run(admin: Api, factory: SessionFactory) -> None:
