@@ -1,8 +1,8 @@
 """The import swap an Airflow user makes, applied to Airflow's own DAG files, and the
 structure the parity tests compare with what Airflow 2.10.5 itself reported.
 
-Shared by ``tests/unit/sdk/test_airflow_parity.py`` and ``test_airflow_examples.py`` so
-both apply exactly the rules of ARCHITECTURE.md ("Authoring compatibility") and nothing
+Shared by every parity test (``tests/unit/sdk/test_airflow_examples.py`` and the example
+run tests) so all apply exactly the rules of ARCHITECTURE.md ("Authoring compatibility") and nothing
 else: a file that only loads after some other edit does not count as compatible.
 """
 

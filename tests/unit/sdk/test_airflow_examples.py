@@ -1,7 +1,7 @@
 """A ratchet over all 52 example DAG files of Apache Airflow 2.10.5: each one, with only
 its imports swapped (ARCHITECTURE.md, "Authoring compatibility"), loaded by Tradewind's
-own DAG file importer, must define the same DAG ids with the same task ids, edges and
-trigger rules as Airflow reported (``tests/fixtures/airflow/structure.json``, written by
+own DAG file importer, must define the same DAG ids with the same task ids, edges,
+trigger rules, edge labels, task groups and schedule as Airflow reported (``tests/fixtures/airflow/structure.json``, written by
 ``generate.py structure``).
 
 Files that do not match yet are listed in ``NOT_YET``, and the test checks both ways: a
@@ -20,14 +20,14 @@ import pytest
 from cluster.dagfiles.importer import import_file
 from cluster.dagfiles.serialized import SerializedDag
 from cluster.sdk import airflow_compat
-from tests.airflow_compat import describe, localize_example_helpers, rewrite_tree
+from tests.airflow_compat import describe, localize_example_helpers, rewrite_imports, rewrite_tree
 
 FIXTURES = pathlib.Path(__file__).parents[2] / "fixtures" / "airflow"
 EXAMPLES = FIXTURES / "example_dags"
 STRUCTURE = json.loads((FIXTURES / "structure.json").read_text())
 FILES = sorted(p.name for p in EXAMPLES.glob("*.py"))
 #: what is compared per DAG (the keys of ``structure.json`` and ``describe``)
-COMPARED = ("task_ids", "edges", "trigger_rules")
+COMPARED = ("task_ids", "edges", "trigger_rules", "edge_labels", "task_groups", "schedule")
 IMPORT_TIMEOUT = 60.0
 
 #: files that do not load, or load differently, on Tradewind today (issues 13-16), with
@@ -119,3 +119,28 @@ def test_fixtures_cover_every_example_file() -> None:
     assert set(STRUCTURE["files"]) == set(FILES)
     assert set(runs["dags_test"]) == set(STRUCTURE["dags"])
     assert set(FILES) >= NOT_YET, sorted(NOT_YET - set(FILES))
+
+
+def test_rewrite_touches_only_import_lines() -> None:
+    source = (
+        "from airflow.models.dag import DAG\n"
+        "from airflow.operators.bash import BashOperator\n"
+        "from airflow.providers.standard.sensors.python import PythonSensor\n"
+        "from airflow import DAG\n"
+        "from airflow.models import Variable\n"
+        "from airflow.providers.standard.triggers.temporal import DateTimeTrigger\n"
+        "from airflow.example_dags.plugins.workday import AfterWorkdayTimetable\n"
+        "    from airflow.datasets.metadata import Metadata\n"
+        "x = 'from airflow.decorators import task'\n"
+    )
+    assert rewrite_imports(source) == (
+        "from cluster.sdk import DAG\n"
+        "from cluster.operators.bash import BashOperator\n"
+        "from cluster.sensors.python import PythonSensor\n"
+        "from cluster.sdk import DAG\n"
+        "from cluster.sdk import Variable\n"
+        "from cluster.triggers.temporal import DateTimeTrigger\n"
+        "from plugins.workday import AfterWorkdayTimetable\n"
+        "    from cluster.sdk import Metadata\n"
+        "x = 'from airflow.decorators import task'\n"
+    )
