@@ -1,4 +1,4 @@
-"""The same metastore behaviour on SQLite and MariaDB (each test runs on both)."""
+"""The same metastore behaviour on SQLite, MariaDB and PostgreSQL (each test runs on all three)."""
 
 from __future__ import annotations
 
