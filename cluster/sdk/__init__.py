@@ -16,6 +16,7 @@ from cluster.errors import TaskSkipped as AirflowSkipException
 from cluster.errors import TaskTimeout as AirflowTaskTimeout
 from cluster.errors import TradewindError as AirflowException
 from cluster.sdk.baseoperator import BaseOperator
+from cluster.sdk.conditions import run_if, skip_if
 from cluster.sdk.context import RunInfo, get_current_context
 from cluster.sdk.dag import DAG, dag
 from cluster.sdk.datasets import (
@@ -115,8 +116,10 @@ __all__ = [
     "cross_downstream",
     "dag",
     "get_current_context",
+    "run_if",
     "send_email",
     "setup",
+    "skip_if",
     "task",
     "task_group",
     "teardown",

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cluster.errors import MappingTypeError, MappingValueError
+from cluster.sdk.conditions import run_if, skip_if
 from cluster.sdk.dagcontext import DagContext
 from cluster.sdk.definitions import definition_error, user_site
 from cluster.sdk.expandinput import DictOfListsExpandInput, ExpandInput, is_mappable
@@ -350,6 +351,9 @@ class _TaskFactory:
 
     def sensor(self, python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
         return _decorator("sensor", python_callable, False, kwargs)
+
+    run_if = staticmethod(run_if)
+    skip_if = staticmethod(skip_if)
 
     def __getattr__(self, flavour: str) -> Any:
         """``@task.virtualenv``, ``@task.external_python``, ``@task.branch_virtualenv``,
