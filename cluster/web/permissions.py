@@ -55,6 +55,11 @@ PERMISSIONS: dict[str, Role] = {
     "dag.code": Role.VIEWER,
     "dag.runs": Role.VIEWER,
     "dag.details": Role.VIEWER,
+    "dag_charts.gantt": Role.VIEWER,
+    "dag_charts.duration": Role.VIEWER,
+    "dag_charts.tries": Role.VIEWER,
+    "dag_charts.landing": Role.VIEWER,
+    "dag_charts.calendar": Role.VIEWER,
     # pages: runs and task instances (GET shows the confirmation, POST acts)
     "runs.show": Role.VIEWER,
     "runs.mark": Role.USER,
