@@ -20,6 +20,8 @@ class TaskState(StrEnum):
     FAILED = "failed"
     UP_FOR_RETRY = "up_for_retry"
     UP_FOR_RESCHEDULE = "up_for_reschedule"
+    #: the try handed a trigger to a triggerer and gave its slot back (Airflow 2.2+)
+    DEFERRED = "deferred"
     UPSTREAM_FAILED = "upstream_failed"
     SKIPPED = "skipped"
     REMOVED = "removed"
@@ -58,8 +60,11 @@ TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     _T.SCHEDULED: frozenset({_T.QUEUED, _T.FAILED, _T.UPSTREAM_FAILED, _T.SKIPPED, _T.REMOVED}),
     _T.QUEUED: frozenset({_T.RUNNING, _T.SCHEDULED, _T.FAILED}),
     _T.RUNNING: frozenset(
-        {_T.SUCCESS, _T.FAILED, _T.UP_FOR_RETRY, _T.UP_FOR_RESCHEDULE, _T.SKIPPED}
+        {_T.SUCCESS, _T.FAILED, _T.UP_FOR_RETRY, _T.UP_FOR_RESCHEDULE, _T.SKIPPED, _T.DEFERRED}
     ),
+    # deferred → scheduled: the trigger fired, failed or timed out; the try resumes on a
+    # worker (in next_method, or "__fail__" which fails it there so retries apply)
+    _T.DEFERRED: frozenset({_T.SCHEDULED, _T.FAILED}),
     _T.UP_FOR_RETRY: frozenset({_T.SCHEDULED, _T.UPSTREAM_FAILED, _T.SKIPPED, _T.REMOVED}),
     _T.UP_FOR_RESCHEDULE: frozenset({_T.SCHEDULED, _T.UPSTREAM_FAILED, _T.SKIPPED}),
     _T.SUCCESS: frozenset(),

@@ -39,6 +39,7 @@ from cluster.metastore.coltypes import (
     string_key,
     utcnow,
 )
+from cluster.metastore.trigger_models import Trigger as Trigger
 
 DEFAULT_POOL = "default_pool"
 
@@ -161,6 +162,8 @@ class TaskInstance(Base):
         Index("idx_ti_state_pool", "state", "pool"),
         Index("idx_ti_state_queued_at", "state", "queued_at"),
         Index("idx_ti_state_heartbeat_at", "state", "heartbeat_at"),
+        Index("idx_ti_state_trigger_timeout", "state", "trigger_timeout"),
+        Index("idx_task_instance_trigger_id", "trigger_id"),
         MYSQL_TABLE_ARGS,
     )
 
@@ -192,6 +195,12 @@ class TaskInstance(Base):
     )
     #: a mapped instance's display name: its ``map_index_template``, rendered
     rendered_map_index: Mapped[str | None] = mapped_column(String(250), nullable=True)
+    #: deferral (migration 0006): the trigger the try waits on, when it times out, and
+    #: where it resumes (``__fail__``: the trigger failed or timed out)
+    trigger_id: Mapped[int | None] = mapped_column(Integer)
+    trigger_timeout: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    next_method: Mapped[str | None] = mapped_column(String(1000))
+    next_kwargs: Mapped[Any] = mapped_column(JsonText, nullable=True)
 
 
 class TaskInstanceHistory(Base):

@@ -42,6 +42,11 @@ from cluster.states import (
 T = TypeVar("T")
 
 _NO_VALUES: Mapping[str, Any] = MappingProxyType({})
+#: what a user's clear or mark also resets: a deferred try's trigger no longer waits for
+#: it (the row goes with ``delete_unused``), and a cleared try starts afresh, not resumed
+USER_RESETS: Mapping[str, Any] = MappingProxyType(
+    {"trigger_id": None, "trigger_timeout": None, "next_method": None, "next_kwargs": None}
+)
 #: keys per statement in the bulk variant (bounded SQL size, bounded lock footprint)
 BULK_CHUNK = 200
 
@@ -109,6 +114,8 @@ def set_task_states(
     before acting on them (e.g. before sending them to the executor).
     """
     sources = _task_sources(target, expected, by_user)
+    if by_user:
+        values = {**USER_RESETS, **values}
     assignments = _assignments(TaskInstance, target, values)
     unique = list(dict.fromkeys(keys))
     session.flush()  # what the ORM's autoflush did: pending rows are seen by the UPDATE

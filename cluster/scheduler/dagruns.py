@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 
 ACTIVE_RUN_STATES = (DagRunState.QUEUED, DagRunState.RUNNING)
 #: instance states that will change by themselves (a runner or the queue moves them)
-ACTIVE_TI_STATES = (TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RUNNING)
+#: a deferred instance counts too: the run changes only once its trigger fires
+ACTIVE_TI_STATES = (TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RUNNING, TaskState.DEFERRED)
 #: runs of at least this many tasks are counted before they are loaded: a run waiting
 #: only on its running tasks is then skipped; loading a smaller run costs no more
 SETTLED_CHECK_TASKS = 100

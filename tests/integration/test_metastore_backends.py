@@ -25,6 +25,7 @@ from cluster.metastore.transitions import (
     set_task_state,
     set_task_states,
 )
+from cluster.metastore.triggers import Deferral, defer_try, fail, fire, load
 from cluster.metastore.users import authenticate, create_user
 from cluster.states import DagRunState, TaskState
 
@@ -118,3 +119,55 @@ def test_racing_claims_through_the_transaction_helper(session_factory: SessionFa
         for n in range(attempts):
             key = TaskKey("d", "r", f"t{n}")
             assert sorted(pool.map(claim, [key, key])) == [False, True]
+
+
+def test_an_event_reported_twice_at_once_resumes_its_try_once(
+    session_factory: SessionFactory,
+) -> None:
+    """Two triggerers (a takeover) report the same trigger's event, or one reports the
+    event while another reports a failure, in racing transactions: exactly one wins."""
+    fernet = make_fernet(Fernet.generate_key().decode())
+    rounds = 10
+    deferral = Deferral(
+        "cluster.triggers.temporal.DateTimeTrigger", {"moment": T0}, "done", {}, None
+    )
+
+    def setup(session: Session) -> list[int]:
+        session.add(DagRun(dag_id="d", run_id="r", run_type="manual"))
+        for n in range(rounds):
+            session.add(
+                TaskInstance(dag_id="d", run_id="r", task_id=f"t{n}", state="running", try_number=1)
+            )
+        session.flush()
+        ids = []
+        for n in range(rounds):
+            key = TaskKey("d", "r", f"t{n}")
+            ids.append(defer_try(session, key, 1, deferral, fernet=fernet, now=T0))
+        return [i for i in ids if i is not None]
+
+    trigger_ids = transaction(session_factory, setup)
+    assert len(trigger_ids) == rounds
+    with session_factory() as session:
+        assert [row.kwargs for row in load(session, trigger_ids[:1], fernet=fernet)] == [
+            {"moment": T0}
+        ]
+    barrier = threading.Barrier(2)
+
+    def report(job: tuple[int, bool]) -> int:
+        trigger_id, as_failure = job
+
+        def work(session: Session) -> int:
+            if as_failure:
+                return fail(session, trigger_id, "Trigger failure", ["boom"])
+            return fire(session, trigger_id, {"n": trigger_id})
+
+        barrier.wait(timeout=10)
+        return transaction(session_factory, work, retries=10, backoff=0.01)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for n, trigger_id in enumerate(trigger_ids):
+            jobs = [(trigger_id, False), (trigger_id, n % 2 == 1)]
+            assert sorted(pool.map(report, jobs)) == [0, 1]
+    with session_factory() as session:
+        rows = session.scalars(select(TaskInstance)).all()
+        assert {(ti.state, ti.try_number, ti.trigger_id) for ti in rows} == {("scheduled", 0, None)}

@@ -7,6 +7,7 @@ import pytest
 from cluster.errors import InvalidTransition
 from cluster.states import (
     FINISHED,
+    OCCUPYING,
     TASK_TRANSITIONS,
     TaskState,
     check_dag_run_transition,
@@ -53,6 +54,14 @@ def test_users_may_clear_or_mark_from_anywhere() -> None:
 
 def test_only_the_claim_reaches_running() -> None:
     assert sources_of(T.RUNNING) == {T.QUEUED}
+
+
+def test_a_deferred_try_resumes_on_a_worker_or_fails() -> None:
+    check_task_transition(T.RUNNING, T.DEFERRED)
+    assert sources_of(T.DEFERRED) == {T.RUNNING}
+    assert TASK_TRANSITIONS[T.DEFERRED] == {T.SCHEDULED, T.FAILED}
+    assert T.DEFERRED in sources_of(T.NONE, by_user=True)  # a clear drops its trigger
+    assert T.DEFERRED not in OCCUPYING  # it gives its slot back
 
 
 def test_dag_run_transitions() -> None:
