@@ -203,14 +203,21 @@ def _queue_for_consumers(session: Session, dataset_ids: list[int], now: datetime
         .where(DatasetAliasDataset.dataset_id.in_(dataset_ids))
     )
     pairs = set(session.execute(direct).all()) | set(session.execute(through_alias).all())
-    _insert_ignoring(
-        session,
-        table_of(DatasetDagRunQueue),
-        [
-            {"dataset_id": d, "target_dag_id": dag_id, "created_at": now}
-            for d, dag_id in sorted(pairs)
-        ],
-    )
+    rows = [
+        {"dataset_id": d, "target_dag_id": dag_id, "created_at": now} for d, dag_id in sorted(pairs)
+    ]
+    table = table_of(DatasetDagRunQueue)
+    if rows and session.get_bind().dialect.name == "postgresql":
+        # ON CONFLICT DO NOTHING would not lock a row the scheduler is consuming: a
+        # no-op update does, so the scheduler's delete waits for this event's commit
+        # and its run sees the event (InnoDB's INSERT IGNORE locks the duplicate itself)
+        keep = postgresql.insert(table).on_conflict_do_update(
+            index_elements=["dataset_id", "target_dag_id"],
+            set_={"created_at": table.c.created_at},
+        )
+        session.execute(keep, rows)
+    else:
+        _insert_ignoring(session, table, rows)
 
 
 @dataclass(frozen=True)

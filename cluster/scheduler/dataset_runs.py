@@ -11,7 +11,7 @@ queued, so no consumer run is lost or created twice.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, insert, select
@@ -38,6 +38,9 @@ from cluster.sdk.datasets import condition_aliases
 from cluster.states import DagRunState
 
 log = logging.getLogger(__name__)
+
+#: how long after its stamp a producing try's event may still commit and be seen
+LATE_COMMIT = timedelta(minutes=10)
 
 
 def create_dataset_triggered_runs(
@@ -104,8 +107,18 @@ def _create(
 def _events_seen(
     session: Session, dag_id: str, logical_date: datetime
 ) -> list[tuple[int, datetime]]:
-    """The events of the consumer's datasets after its previous dataset-triggered run,
-    up to ``logical_date`` (Airflow's window)."""
+    """The events of the consumer's datasets that no earlier run of it has seen.
+
+    Airflow takes the events stamped between the previous dataset-triggered run's
+    logical date and this one's. Stamps and commits do not come in the same order
+    (a producing try stamps its event, then commits), so an event committed just
+    after a run was created but stamped before it would belong to no run, and one
+    committed between the queue read and this query would be lost with its consumed
+    queue row. Every committed event not yet linked to a run of this consumer is taken
+    instead (read committed: the queue rows were deleted, waiting for any producer
+    holding them, before this query). The lower bound ``LATE_COMMIT`` before the
+    previous run keeps the scan short.
+    """
     previous = session.scalar(
         select(DagRun.logical_date)
         .where(
@@ -119,12 +132,17 @@ def _events_seen(
     watched = select(DagScheduleDatasetReference.dataset_id).where(
         DagScheduleDatasetReference.dag_id == dag_id
     )
+    seen_before = (
+        select(DagRunDatasetEvent.event_id)
+        .join(DagRun, DagRun.id == DagRunDatasetEvent.dag_run_id)
+        .where(DagRunDatasetEvent.event_id == DatasetEvent.id, DagRun.dag_id == dag_id)
+    )
     query = select(DatasetEvent.id, DatasetEvent.timestamp).where(
-        DatasetEvent.timestamp <= logical_date,
         DatasetEvent.dataset_id.in_(watched.union(_alias_datasets(dag_id))),
+        ~seen_before.exists(),
     )
     if previous is not None:
-        query = query.where(DatasetEvent.timestamp > previous)
+        query = query.where(DatasetEvent.timestamp > previous - LATE_COMMIT)
     return [(int(i), ts) for i, ts in session.execute(query.order_by(DatasetEvent.id)).all()]
 
 

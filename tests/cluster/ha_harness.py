@@ -84,7 +84,10 @@ class Lease:
 
 
 class HaDeployment(CeleryDeployment):
-    """Three schedulers (master1..3) contending in ZooKeeper, plus Celery workers."""
+    """Schedulers (master1..3 by default) contending in ZooKeeper, plus Celery workers.
+
+    :param dags: ``{file name: source}`` of the DAG folder (the two HA DAGs by default).
+    """
 
     def __init__(
         self,
@@ -93,11 +96,12 @@ class HaDeployment(CeleryDeployment):
         zookeeper_hosts: list[str],
         schedulers: int = 3,
         session_timeout: float = 4.0,
+        dags: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
             base,
-            dags={"ha_dags.py": HA_DAGS},
+            dags=dags or {"ha_dags.py": HA_DAGS},
             HA__ELECTION="zookeeper",
             HA__ZOOKEEPER_HOSTS=json.dumps(zookeeper_hosts),
             HA__SESSION_TIMEOUT=session_timeout,
