@@ -12,6 +12,10 @@ from sqlalchemy.orm import Session
 from cluster.metastore.coltypes import utcnow
 from cluster.metastore.models import AuditLog
 
+#: the event each new scheduler epoch writes (``extra``: epoch, host, pid), so the
+#: history of leaders outlives ``scheduler_lease``, which holds only the latest
+LEADER_EVENT = "scheduler_leader"
+
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:

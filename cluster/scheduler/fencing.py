@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cluster.errors import FencedOff
+from cluster.metastore.audit import LEADER_EVENT, record_event
 from cluster.metastore.models import SchedulerLease
 
 LEASE_ID = 1
@@ -35,7 +36,11 @@ class Fence:
         self.epoch: int | None = None
 
     def acquire(self, session: Session, *, now: datetime) -> int:
-        """Take the next epoch (the caller commits); the previous leader is fenced off."""
+        """Take the next epoch (the caller commits); the previous leader is fenced off.
+
+        The same transaction adds an audit event naming the epoch, host and pid, so the
+        history of leaders survives the lease row, which only holds the latest.
+        """
         lease = _locked_lease(session)
         if lease is None:
             lease = SchedulerLease(id=LEASE_ID, epoch=0)
@@ -46,6 +51,12 @@ class Fence:
         lease.acquired_at = now
         lease.heartbeat_at = now
         self.epoch = lease.epoch
+        record_event(
+            LEADER_EVENT,
+            session=session,
+            extra={"epoch": lease.epoch, "host": self.host, "pid": self.pid},
+            now=now,
+        )
         return lease.epoch
 
     def check(self, session: Session, *, now: datetime | None = None) -> int:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from flask.testing import FlaskClient
-from web_harness import Browser, seed_history
+from web_harness import T0, Browser, seed_history
 
 from cluster.config import Settings
 from cluster.metastore import connections, pools, users, variables
 from cluster.metastore.engine import SessionFactory
-from cluster.metastore.models import TaskInstance, Variable
+from cluster.metastore.models import Component, TaskInstance, Variable
 from cluster.metastore.secrets import make_fernet
+from cluster.scheduler.fencing import Fence
 
 
 def test_browse_runs_and_task_instances_filter_by_dag_and_state(
@@ -183,6 +184,24 @@ def test_the_cluster_page_shows_the_leader_and_the_processes(
     assert "master1" in html and "4242" in html and "<td>7</td>" in html
     assert "worker-9" in html and "master2" in html and "(stale)" in html
     assert "No broker configured" in html
+
+
+def test_the_cluster_page_lists_past_leaders_and_any_kind_of_component(
+    client: FlaskClient, tokens: dict[str, str], seeded: None, factory: SessionFactory
+) -> None:
+    with factory.begin() as session:
+        for host in ("master1", "master2"):
+            Fence(host=host, pid=100).acquire(session, now=T0)
+        # a kind this page has never heard of is listed all the same
+        session.add(
+            Component(kind="triggerer", host="master3", pid=31, started_at=T0, heartbeat_at=T0)
+        )
+    html = Browser(client, tokens["Viewer"]).page("/cluster")
+    history = html[html.index("Leader history") : html.index("<h2>Schedulers</h2>")]
+    assert history.index("<td>2</td><td>master2</td>") < history.index("<td>1</td><td>master1</td>")
+    assert html.index("<h2>Workers</h2>") < html.index("<h2>Triggerers</h2>")
+    assert 'data-kind="triggerer"' in html and "master3" in html
+    assert 'class="age" data-age=' in html and "ages.js" in html
 
 
 def test_nothing_secret_reaches_a_viewer(
