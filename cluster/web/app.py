@@ -91,6 +91,8 @@ def create_app(
     _trust_proxies(app, settings.webserver.proxy_fix_x_for)
     _wire_requests(app)
     app.register_blueprint(health.bp)
+    # browsers ask for /favicon.ico on pages without a <link rel="icon"> (JSON, errors)
+    app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.svg"))
     install_pages(app)
     install_api(app, root_path=root_path)
     install_metrics(app)

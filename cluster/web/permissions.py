@@ -41,7 +41,9 @@ _NAMES = {Role.ADMIN: "Admin", Role.OP: "Op", Role.USER: "User", Role.VIEWER: "V
 _BY_NAME = {name: role for role, name in _NAMES.items()}
 
 #: endpoints anyone may call, signed in or not
-PUBLIC: frozenset[str] = frozenset({"static", "health.health", "pages.login", "pages.logout"})
+PUBLIC: frozenset[str] = frozenset(
+    {"static", "favicon", "health.health", "pages.login", "pages.logout"}
+)
 
 PERMISSIONS: dict[str, Role] = {
     # pages: DAGs and a DAG's tabs
@@ -67,6 +69,7 @@ PERMISSIONS: dict[str, Role] = {
     "runs.delete": Role.USER,
     "task_instances.show": Role.VIEWER,
     "task_instances.log_json": Role.VIEWER,
+    "task_instances.panel": Role.VIEWER,
     "task_instances.clear": Role.USER,
     "task_instances.mark": Role.USER,
     # pages: browse

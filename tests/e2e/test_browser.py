@@ -79,7 +79,10 @@ def test_trigger_watch_green_read_the_log_clear_and_run_again(
     )
     expect(page.locator("#grid a.run-head").last).to_have_class("run-head state-success")
 
+    # a click opens the side panel; its link leads to the task instance's own page
     page.locator('#grid a.cell[data-task-id="load"]').last.click()
+    expect(page.locator("#grid-panel #panel-log")).to_contain_text(LOAD_LINE)
+    page.locator("#grid-panel a.full-page").click()
     expect(page.get_by_role("heading", name="load")).to_be_visible()
     expect(page.locator("#log")).to_contain_text(LOAD_LINE)
     expect(page.locator("table.tries tbody tr")).to_have_count(1)

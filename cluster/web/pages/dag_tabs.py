@@ -10,11 +10,15 @@ import hashlib
 from flask import Blueprint, Response, jsonify, render_template, url_for
 from sqlalchemy import select
 
-from cluster.metastore.models import DagCode, DagRun, TaskInstance
+from cluster.dagfiles.serialized import SerializedDag
+from cluster.metastore.models import Dag, DagCode, DagRun, TaskInstance
 from cluster.states import DagRunState
-from cluster.web.context import db_session
-from cluster.web.graph import layout_dag, render_svg, task_order
-from cluster.web.grid import Grid, load_grid
+from cluster.web.context import db_session, web_context
+from cluster.web.graph import layout_dag, render_svg
+from cluster.web.grid import MARKS, Grid, load_grid
+from cluster.web.grid_page import build_view
+from cluster.web.grid_page import grid_json as build_json
+from cluster.web.grid_rows import display_order
 from cluster.web.markdown import render_markdown
 from cluster.web.pages.lookups import require_dag, serialized_or_none
 from cluster.web.pages.requests import Pager, text
@@ -24,31 +28,34 @@ bp = Blueprint("dag", __name__)
 RUN_STATES = [s.value for s in DagRunState]
 
 
-def _grid(dag_id: str) -> Grid:
+def _grid(dag_id: str) -> tuple[Dag, SerializedDag | None, Grid]:
     session = db_session()
-    require_dag(session, dag_id)
+    row = require_dag(session, dag_id)
     dag = serialized_or_none(session, dag_id)
-    return load_grid(session, dag_id, task_order(dag) if dag else [])
+    return row, dag, load_grid(session, dag_id, display_order(dag))
 
 
 @bp.get("/dags/<dag_id>")
 def grid(dag_id: str) -> str:
-    """Runs by tasks, coloured by state; a script refreshes it while a run is active."""
-    session = db_session()
-    row = require_dag(session, dag_id)
+    """Runs by tasks, coloured by state; ``grid.js`` keeps it live and opens the panel.
+
+    ``?fragment=table`` answers only the table, which the script swaps in when runs or
+    tasks came or went (the cells themselves it updates from ``grid.json``).
+    """
+    row, dag, data = _grid(dag_id)
+    view = build_view(dag_id, dag, data, web_context().clock())
+    if text("fragment") == "table":
+        return render_template("grid_table.html", dag=row, serialized=dag, view=view)
     return render_template(
-        "dag_grid.html",
-        dag=row,
-        tab="grid",
-        serialized=serialized_or_none(session, dag_id),
-        grid=_grid(dag_id),
+        "dag_grid.html", dag=row, tab="grid", serialized=dag, view=view, marks=MARKS
     )
 
 
 @bp.get("/dags/<dag_id>/grid.json")
 def grid_json(dag_id: str) -> Response:
     """The grid's data, polled by ``grid.js`` every few seconds while a run is active."""
-    return jsonify(_grid(dag_id).to_json())
+    _, dag, data = _grid(dag_id)
+    return jsonify(build_json(dag, data, web_context().clock()))
 
 
 @bp.get("/dags/<dag_id>/graph")

@@ -7,6 +7,7 @@ runs, ``log.js`` asks ``log.json`` for what was written after the last byte it h
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
@@ -30,6 +31,13 @@ _TASK = "/dags/<dag_id>/runs/<dag_run_id>/tasks/<task_id>"
 MARKABLE = {"success": TaskState.SUCCESS, "failed": TaskState.FAILED}
 #: longest XCom value shown on the page
 XCOM_PREVIEW = 4000
+#: mapped instances the grid's panel lists (the task page lists them all)
+PANEL_INSTANCES = 100
+
+
+def _from_panel() -> bool:
+    """Whether the grid's panel sent the action: it wants JSON, not a page and a flash."""
+    return request.values.get("via") == "panel"
 
 
 def _map_index() -> int:
@@ -83,31 +91,59 @@ def show(dag_id: str, dag_run_id: str, task_id: str) -> str:
                 display_name=_display_name(session, dag_id, task_id),
             )
     row = require_task_instance(session, dag_id, dag_run_id, task_id, _map_index())
+    return render_template("task_instance.html", **_instance_context(session, row))
+
+
+@bp.get(_TASK + "/panel")
+def panel(dag_id: str, dag_run_id: str, task_id: str) -> str:
+    """The grid's side panel: what the task instance page shows, as a fragment of HTML
+    the grid inserts beside itself (a mapped task without ``map_index``: its instances,
+    the first :data:`PANEL_INSTANCES` of them)."""
+    session = db_session()
+    if "map_index" not in request.args:
+        instances = _mapped_instances(session, dag_id, dag_run_id, task_id)
+        if instances:
+            counts = Counter(ti.state for ti in instances)
+            return render_template(
+                "grid_panel_mapped.html",
+                dag_id=dag_id,
+                run_id=dag_run_id,
+                task_id=task_id,
+                instances=instances[:PANEL_INSTANCES],
+                total=len(instances),
+                counts=sorted(counts.items()),
+                display_name=_display_name(session, dag_id, task_id),
+            )
+    row = require_task_instance(session, dag_id, dag_run_id, task_id, _map_index())
+    return render_template("grid_panel.html", **_instance_context(session, row))
+
+
+def _instance_context(session: Session, row: TaskInstance) -> dict[str, object]:
+    """What the task instance page and the grid's panel show of ``row``."""
     tries = list_tries(session, row)
     attempt = _chosen_try(tries)
     xcoms = session.scalars(
         select(XCom)
         .where(
-            XCom.dag_id == dag_id,
-            XCom.run_id == dag_run_id,
-            XCom.task_id == task_id,
+            XCom.dag_id == row.dag_id,
+            XCom.run_id == row.run_id,
+            XCom.task_id == row.task_id,
             XCom.map_index == row.map_index,
         )
         .order_by(XCom.key)
     ).all()
-    return render_template(
-        "task_instance.html",
-        ti=row,
-        tries=tries,
-        attempt=attempt,
-        log=_log(row, attempt) if attempt else None,
-        live=attempt is not None and is_live(row, attempt),
-        rendered=row.rendered_fields if isinstance(row.rendered_fields, dict) else {},
-        xcoms=xcoms,
-        xcom_preview=XCOM_PREVIEW,
-        display_name=_display_name(session, dag_id, task_id),
-        triggered=_triggered_run(row, xcoms),
-    )
+    return {
+        "ti": row,
+        "tries": tries,
+        "attempt": attempt,
+        "log": _log(row, attempt) if attempt else None,
+        "live": attempt is not None and is_live(row, attempt),
+        "rendered": row.rendered_fields if isinstance(row.rendered_fields, dict) else {},
+        "xcoms": xcoms,
+        "xcom_preview": XCOM_PREVIEW,
+        "display_name": _display_name(session, row.dag_id, row.task_id),
+        "triggered": _triggered_run(row, xcoms),
+    }
 
 
 def _triggered_run(row: TaskInstance, xcoms: Sequence[XCom]) -> tuple[str, str] | None:
@@ -176,6 +212,9 @@ def clear(dag_id: str, dag_run_id: str, task_id: str) -> BaseResponse | str:
         dry_run=request.method == "GET",
         recursive=options["recursive"],
     )
+    items = sorted(k.task_id if k.dag_id == dag_id else f"{k.dag_id}.{k.task_id}" for k in keys)
+    if _from_panel():
+        return jsonify({"dry_run": request.method == "GET", "task_instances": items})
     here = url_for("task_instances.show", dag_id=dag_id, dag_run_id=dag_run_id, task_id=task_id)
     if request.method == "POST":
         flash(f"Cleared {len(keys)} task instances.", "info")
@@ -187,7 +226,7 @@ def clear(dag_id: str, dag_run_id: str, task_id: str) -> BaseResponse | str:
         message=f"These {len(keys)} task instances will be cleared and run again:"
         if keys
         else "Nothing to clear with these options.",
-        items=sorted(k.task_id if k.dag_id == dag_id else f"{k.dag_id}.{k.task_id}" for k in keys),
+        items=items,
         action=action,
         fields={name: "1" for name, on in options.items() if on},
         options=[
@@ -235,5 +274,7 @@ def mark(dag_id: str, dag_run_id: str, task_id: str) -> BaseResponse | str:
         actor=web_actor(),
         now=web_context().clock(),
     )
+    if _from_panel():
+        return jsonify({"marked": name})
     flash(f"{task_id} marked {name}.", "info")
     return redirect(here)

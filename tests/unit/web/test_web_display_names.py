@@ -53,7 +53,7 @@ def test_the_dag_and_task_pages_show_display_names(
     browser = Browser(client, tokens["Viewer"])
     grid = browser.page("/dags/etl")
     assert "<h1>Nightly ETL " in grid
-    assert '<th class="task" title="transform">Transform rows</th>' in grid
-    assert '<th class="task">extract</th>' in grid
+    assert '<th class="task depth-0" scope="row" title="transform">Transform rows</th>' in grid
+    assert '<th class="task depth-0" scope="row">extract</th>' in grid
     page = browser.page("/dags/etl/runs/run1/tasks/transform")
     assert "<h1>Transform rows <small>transform</small>" in page
