@@ -461,3 +461,22 @@ class CallbackRequest(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     message: Mapped[str | None] = mapped_column(String(1000))
+
+
+class SlaMiss(Base):
+    """A task's SLA missed for one logical date (Airflow's ``sla_miss``).
+
+    Keyed as Airflow's, so the DAG processor that records a miss inserts it unless
+    present: two processors, or an old and a new leader's, record it once.
+    """
+
+    __tablename__ = "sla_miss"
+    __table_args__ = (Index("sm_dag", "dag_id"), MYSQL_TABLE_ARGS)
+
+    task_id: Mapped[str] = mapped_column(string_id(), primary_key=True)
+    dag_id: Mapped[str] = mapped_column(string_id(), primary_key=True)
+    execution_date: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    email_sent: Mapped[bool] = mapped_column(Boolean, default=False)
+    timestamp: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    description: Mapped[str | None] = mapped_column(Text)
+    notification_sent: Mapped[bool] = mapped_column(Boolean, default=False)
