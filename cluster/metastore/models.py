@@ -141,6 +141,8 @@ class DagRun(Base):
     fingerprint: Mapped[str | None] = mapped_column(String(64))
     clear_number: Mapped[int] = mapped_column(Integer, default=0)
     created_by_epoch: Mapped[int | None] = mapped_column(Integer)
+    #: free text a user wrote about the run (Airflow's dag_run_note; migration 0008)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class TaskInstance(Base):
@@ -201,6 +203,8 @@ class TaskInstance(Base):
     trigger_timeout: Mapped[datetime | None] = mapped_column(UtcDateTime)
     next_method: Mapped[str | None] = mapped_column(String(1000))
     next_kwargs: Mapped[Any] = mapped_column(JsonText, nullable=True)
+    #: free text a user wrote about the instance (Airflow's task_instance_note; migration 0008)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class TaskInstanceHistory(Base):
