@@ -51,8 +51,6 @@ class CoreSettings:
     plugins_folder: Path = Path("plugins")
     #: ``import airflow…`` in DAG files and plugins resolves to Tradewind's modules
     airflow_compat: bool = True
-    #: record tasks' SLA misses and report them (Airflow's ``[core] check_slas``)
-    check_slas: bool = True
 
 
 @dataclass(frozen=True)
@@ -82,6 +80,22 @@ class SchedulerSettings:
     heartbeat_interval: float = 2.0
     queued_timeout: float = 600.0
     max_dagruns_to_create_per_loop: int = 10
+
+
+@dataclass(frozen=True)
+class TriggererSettings:
+    """``tradewind triggerer``: the process that runs deferred tasks' triggers (asyncio)."""
+
+    #: triggers one triggerer runs at most (Airflow's ``[triggerer] default_capacity``)
+    capacity: int = 1000
+    #: seconds without a heartbeat after which a triggerer's triggers are taken over by
+    #: another (Airflow's ``triggerer_health_check_threshold``); a triggerer that cannot
+    #: beat for half of it stops its triggers itself
+    health_timeout: float = 30.0
+    #: seconds between a triggerer's heartbeats (well under half of ``health_timeout``)
+    heartbeat_interval: float = 2.0
+    #: seconds between claiming passes; fired events are written at once
+    poll_interval: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -143,6 +157,7 @@ class MetricsSettings:
     host: str = "127.0.0.1"
     scheduler_port: int = 9180
     worker_port: int = 9181
+    triggerer_port: int = 9182
     #: prometheus_client's multiprocess files (webserver and worker processes), under home
     multiproc_dir: Path = Path("metrics")
 
@@ -194,6 +209,7 @@ class Settings:
     webserver: WebserverSettings
     logging: LoggingSettings
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    triggerer: TriggererSettings = field(default_factory=TriggererSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     flower: FlowerSettings = field(default_factory=FlowerSettings)
 
@@ -212,6 +228,7 @@ SECTIONS: dict[str, type] = {
     "webserver": WebserverSettings,
     "logging": LoggingSettings,
     "metrics": MetricsSettings,
+    "triggerer": TriggererSettings,
     "smtp": SmtpSettings,
     "flower": FlowerSettings,
 }

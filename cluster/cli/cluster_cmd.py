@@ -73,7 +73,7 @@ def format_check(check: Check) -> str:
 @format_option("table")
 @pass_app
 def status(app: App, output: str) -> None:
-    """Every scheduler (leader or standby), webserver and worker, and the election."""
+    """Every scheduler (leader or standby), webserver, worker and triggerer, and the election."""
     election = read_election(app.settings)
     members = in_metastore(
         app,
@@ -102,6 +102,13 @@ def format_members(members: dict[str, Any]) -> list[str]:
                 f"{kind[:-1]:<10} {m['host']}:{m['pid']:<8} {m['state']:<8}"
                 f"  last heartbeat {m['last_heartbeat']}"
             )
+    for m in members["triggerers"]:
+        detail = m["detail"] if isinstance(m["detail"], dict) else {}
+        load = f"{detail.get('triggers', '?')}/{detail.get('capacity', '?')} triggers"
+        lines.append(
+            f"triggerer  {m['host']}:{m['pid']:<8} {m['state']:<8} {load}"
+            f"  last heartbeat {m['last_heartbeat']}"
+        )
     election = members["election"]
     if election["kind"] == "zookeeper":
         seen = (

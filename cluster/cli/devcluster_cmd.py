@@ -1,7 +1,7 @@
 """``tradewind dev-cluster``: the whole HA cluster on this machine, on loopback addresses.
 
-``up`` starts MariaDB (or PostgreSQL: ``--metastore postgresql``), a RabbitMQ cluster, a ZooKeeper ensemble, a scheduler and a
-webserver per master, a worker per worker node and HAProxy in front, each node on its
+``up`` starts MariaDB (or PostgreSQL: ``--metastore postgresql``), a RabbitMQ cluster, a ZooKeeper ensemble, a scheduler, a
+webserver and a triggerer per master, a worker per worker node and HAProxy in front, each node on its
 own 127.x address with its own ``tradewind.toml``, and returns while they run on.
 ``status``, ``kill``, ``start``, ``logs`` and ``down`` act on that cluster through the
 state file in its directory (default ``$TRADEWIND_HOME/dev-cluster``).

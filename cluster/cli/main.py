@@ -78,17 +78,17 @@ COMMANDS = {
         "scheduler",
         "Run the scheduler (with DAG processing and the configured executor).",
     ),
-    "sla-misses": Lazy(
-        "cluster.cli.sla_cmd",
-        "sla_group",
-        "List the SLA misses of tasks with an sla.",
-    ),
     "standalone": Lazy(
         "cluster.cli.standalone_cmd",
         "standalone",
-        "Run Tradewind on this machine: SQLite, local executor, scheduler, admin user.",
+        "Run Tradewind on this machine: SQLite, local executor, scheduler, triggerer, admin user.",
     ),
     "tasks": Lazy("cluster.cli.tasks_cmd", "tasks_group", "Manage task instances."),
+    "triggerer": Lazy(
+        "cluster.cli.triggerer_cmd",
+        "triggerer",
+        "Run the triggerer: the triggers of deferred tasks, on asyncio, until stopped.",
+    ),
     "users": Lazy(
         "cluster.cli.users_cmd", "users_group", "Manage the users of the web UI and the API."
     ),

@@ -3,7 +3,8 @@
 Creates ``$TRADEWIND_HOME`` with a ``tradewind.toml`` holding fresh secrets (Fernet
 key, web secret key) when it is missing, migrates the SQLite metastore, creates an
 ``admin`` user whose password is printed once and saved beside the config, and runs
-the scheduler with the local executor and the webserver (one gunicorn worker, a child
+the scheduler with the local executor, a triggerer (a thread of this process, with its
+own event loop: deferred tasks resume) and the webserver (one gunicorn worker, a child
 process running ``tradewind webserver``) until Ctrl-C.
 """
 
@@ -20,6 +21,7 @@ import click
 from cluster.cli.app import App, pass_app
 from cluster.cli.first_run import write_initial_config
 from cluster.cli.scheduler_cmd import build_scheduler, configure_logging, stop_on_signals
+from cluster.cli.triggerer_cmd import start_in_thread
 from cluster.config import Settings
 from cluster.errors import NotFoundError
 from cluster.metastore import users
@@ -48,7 +50,7 @@ def ensure_admin(app: App, home: Path) -> str | None:
 @click.option("--no-webserver", is_flag=True, help="Run the scheduler only.")
 @pass_app
 def standalone(app: App, no_examples: bool, no_webserver: bool) -> None:
-    """Run Tradewind on this machine: SQLite, local executor, scheduler, admin user."""
+    """Run Tradewind on this machine: SQLite, local executor, scheduler, triggerer, admin user."""
     home = app.home
     write_initial_config(home, written_by="tradewind standalone")
     settings = app.settings.replace("core", dags_are_paused_at_creation=False)
@@ -58,12 +60,15 @@ def standalone(app: App, no_examples: bool, no_webserver: bool) -> None:
     migrate(app.engine)
     password = ensure_admin(app, home)
     service = build_scheduler(app, settings)
+    triggerer, triggerer_thread = start_in_thread(settings)
     web = None if no_webserver else _start_webserver()
     _print_welcome(home, settings, password, web is not None)
     stop_on_signals(service)
     try:
         service.run()
     finally:
+        triggerer.stop()
+        triggerer_thread.join(30)
         if web is not None:
             _stop(web)
     click.echo("Tradewind standalone stopped.")

@@ -1,9 +1,11 @@
-"""Who is in the cluster right now: schedulers and their roles, webservers, workers.
+"""Who is in the cluster right now: schedulers and their roles, webservers, workers, triggerers.
 
 Each process beats its own ``component`` row. A scheduler's role is not what it says of
 itself (a paused old leader may still believe it leads) but what the metastore says:
 the leader is the process holding the newest fencing epoch in ``scheduler_lease`` while
-its heartbeat is fresh. ZooKeeper's view of the election is shown beside it.
+its heartbeat is fresh. ZooKeeper's view of the election is shown beside it. A triggerer
+is down by the rule the other triggerers take its triggers over by: no heartbeat for
+``triggerer.health_timeout``.
 """
 
 from __future__ import annotations
@@ -58,11 +60,13 @@ def read_election(settings: Settings, *, timeout: float = 3.0) -> ElectionView |
 def cluster_members(
     session: Session, settings: Settings, *, now: datetime, election: ElectionView | None
 ) -> dict[str, Any]:
-    """``{"schedulers": [...], "webservers": [...], "workers": [...], "election": {...}}``."""
+    """``{"schedulers": [...], "webservers": [...], "workers": [...], "triggerers": [...],
+    "election": {...}}``."""
     lease = session.get(SchedulerLease, 1)
     records = [r for r in list_components(session=session) if r.state != "stopped"]
     scheduler_fresh = timedelta(seconds=MISSED_BEATS * settings.scheduler.heartbeat_interval + 1)
     other_fresh = timedelta(seconds=MISSED_BEATS * WEBSERVER_BEAT_SECONDS + 1)
+    triggerer_fresh = timedelta(seconds=settings.triggerer.health_timeout)
     schedulers = [
         _scheduler(r, lease, alive=now - r.heartbeat_at <= scheduler_fresh)
         for r in records
@@ -79,6 +83,11 @@ def cluster_members(
         ],
         "workers": [
             _member(r, now - r.heartbeat_at <= other_fresh) for r in records if r.kind == "worker"
+        ],
+        "triggerers": [
+            _member(r, now - r.heartbeat_at <= triggerer_fresh)
+            for r in records
+            if r.kind == "triggerer"
         ],
         "election": _election(settings, election),
     }

@@ -3,8 +3,8 @@
 ``up`` goes in the order a real cluster is stood up: the inventory, the backends
 (MariaDB or PostgreSQL, ZooKeeper, RabbitMQ, side by side), the schema and the first admin user
 (``tradewind db migrate`` and ``tradewind users create`` on master1, as an operator
-would), then every master's scheduler and webserver and every worker, and last the
-load balancer in front of the webservers. The state file is written after each step,
+would), then every master's scheduler, webserver and triggerer and every worker, and
+last the load balancer in front of the webservers. The state file is written after each step,
 so a failed or interrupted ``up`` leaves nothing running that ``down`` cannot find;
 a failed ``up`` stops what it started itself and keeps the logs.
 """
@@ -56,7 +56,10 @@ Say = Callable[[str], None]
 #: seconds a service may take to be ready after it was (re)started
 READY_TIMEOUT = 180.0
 #: stop order: the front first, the state last (epmd after the broker nodes)
-STOP_TIERS = (("haproxy", "webserver", "scheduler", "worker"), ("rabbitmq", "zookeeper"))
+STOP_TIERS = (
+    ("haproxy", "webserver", "scheduler", "triggerer", "worker"),
+    ("rabbitmq", "zookeeper"),
+)
 ADMIN_USER = "admin"
 
 
@@ -159,7 +162,7 @@ def _start_everything(
     roles = [
         role_record(service, _home(root, service.node))
         for service in plan.services
-        if service.kind in ("scheduler", "webserver", "worker")
+        if service.kind in ("scheduler", "webserver", "triggerer", "worker")
     ]
     started = [record.with_process(_spawn(record)) for record in roles]
     current = _record(current, started)
@@ -171,7 +174,7 @@ def _start_everything(
             output=Path(record.output),
             timeout=READY_TIMEOUT,
         )
-    say(f"{len(started)} schedulers, webservers and workers are up")
+    say(f"{len(started)} schedulers, webservers, triggerers and workers are up")
     haproxy = load_balancer(root, plan.topology, keys)
     haproxy.start()
     current = _record(current, [haproxy_record(plan.topology, haproxy)])

@@ -51,7 +51,7 @@ ROLE_SERVICES = {
     "metastore": METASTORE_ENGINES[:1],
     "broker": ("rabbitmq",),
     "zookeeper": ("zookeeper",),
-    "master": ("scheduler", "webserver"),
+    "master": ("scheduler", "webserver", "triggerer"),
     "worker": ("worker",),
     "loadbalancer": ("haproxy",),
 }

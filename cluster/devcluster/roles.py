@@ -3,8 +3,9 @@
 Each master and worker gets a home of its own (``DIR/nodes/NAME``) holding the one
 ``tradewind.toml`` a deployed node has, and runs exactly the commands of the systemd
 units in ``roles/master`` and ``roles/worker``: ``tradewind scheduler``, ``tradewind
-webserver`` and ``tradewind worker --hostname ADDRESS``, with nothing in their
-environment but ``TRADEWIND_HOME`` (and what a shell needs to find Python).
+webserver``, ``tradewind triggerer`` and ``tradewind worker --hostname ADDRESS``, with
+nothing in their environment but ``TRADEWIND_HOME`` (and what a shell needs to find
+Python).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ TOML_HEADER = (
 )
 #: environment variables passed through to the role processes
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV")
+#: what a triggerer logs once its first heartbeat is written (cluster.triggerer.service)
+TRIGGERER_READY = "triggerer ready"
 #: seconds a one-shot CLI command (``db migrate``, ``users create``) may take
 CLI_TIMEOUT = 300.0
 
@@ -68,13 +71,16 @@ def role_argv(service: ServicePlan) -> list[str]:
         return [*tradewind_argv(), "scheduler"]
     if service.kind == "webserver":
         return [*tradewind_argv(), "webserver"]
+    if service.kind == "triggerer":
+        return [*tradewind_argv(), "triggerer"]
     if service.kind == "worker":
         return [*tradewind_argv(), "worker", "--hostname", service.address]
     raise ServiceError(f"{service.name} is not a Tradewind process")
 
 
 def role_probe(service: ServicePlan) -> Probe:
-    """Ready means: a webserver's ``/health`` is 200, a worker says it consumes.
+    """Ready means: a webserver's ``/health`` is 200, a worker says it consumes, a
+    triggerer says it started (its first heartbeat is written).
 
     A scheduler has nothing to ask (a standby serves nothing): it is ready when it runs;
     who leads is what ``dev-cluster status`` reads from ``cluster status``.
@@ -83,6 +89,8 @@ def role_probe(service: ServicePlan) -> Probe:
         return Probe("http", host=service.address, port=service.port, path="/health")
     if service.kind == "worker":
         return Probe("log", text=f"tradewind@{service.address} ready")
+    if service.kind == "triggerer":
+        return Probe("log", text=TRIGGERER_READY)
     return Probe("process")
 
 

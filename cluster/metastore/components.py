@@ -1,4 +1,4 @@
-"""Registry of running processes (schedulers, webservers, workers) and their heartbeats.
+"""Registry of running processes (schedulers, webservers, workers, triggerers), heartbeats.
 
 Each process upserts its own row every few seconds; ``/health`` and ``tradewind
 status`` list them and judge liveness from ``heartbeat_at``. A process may also record
@@ -24,7 +24,7 @@ from cluster.config import Settings
 from cluster.errors import UsageError
 from cluster.metastore.models import Component
 
-KINDS = ("scheduler", "webserver", "worker")
+KINDS = ("scheduler", "webserver", "worker", "triggerer")
 #: the key of ``extra`` holding a component's secret fingerprints
 FINGERPRINTS = "fingerprints"
 #: keeps these digests apart from any other hash of the same secrets

@@ -191,6 +191,7 @@ def diagnostics(cluster: Cluster) -> str:
     for name, unit in (
         ("master1", "tradewind-scheduler"),
         ("master2", "tradewind-scheduler"),
+        ("master1", "tradewind-triggerer"),
         ("master1", "tradewind-webserver"),
         ("worker1", "tradewind-worker"),
         ("infra1", "haproxy"),

@@ -9,6 +9,7 @@ at once.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -134,7 +135,7 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
-@pytest.mark.parametrize("command", ["scheduler", "worker"])
+@pytest.mark.parametrize("command", ["scheduler", "worker", "triggerer"])
 def test_without_a_fernet_key_a_role_command_refuses_in_one_line(
     tmp_path: Path, command: str
 ) -> None:
@@ -145,6 +146,54 @@ def test_without_a_fernet_key_a_role_command_refuses_in_one_line(
         "(or TRADEWIND__CORE__FERNET_KEY); generate one with: python -c 'from "
         "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
     ]
+
+
+def test_a_triggerer_with_unusable_settings_refuses_in_one_line(tmp_path: Path) -> None:
+    env = {
+        **fresh_env(tmp_path / "fresh"),
+        "TRADEWIND__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+        "TRADEWIND__TRIGGERER__HEALTH_TIMEOUT": "3",
+    }
+    done = run_cli(env, "triggerer")
+    assert done.returncode != 0
+    (line,) = done.stderr.splitlines()
+    assert line == (
+        "tradewind: error: triggerer.health_timeout (3 s) must be over four times "
+        "triggerer.heartbeat_interval (2 s): a triggerer stops its triggers after half the "
+        "timeout without a heartbeat"
+    )
+
+
+def test_the_triggerer_waits_for_the_migration_then_runs(
+    env: dict[str, str], engine: Engine, tmp_path: Path
+) -> None:
+    log = tmp_path / "triggerer.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [*CLI, "triggerer"], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for(
+            lambda: WAITING in log.read_text(),
+            timeout=60,
+            message=lambda: f"the triggerer's waiting line in\n{log.read_text()}",
+        )
+        assert process.poll() is None
+        migrate(engine)
+        wait_for(
+            lambda: "triggerer ready" in log.read_text(),
+            timeout=60,
+            message=lambda: f"the triggerer's ready line in\n{log.read_text()}",
+        )
+        status = json.loads(tradewind(env, "cluster", "status", "-o", "json"))
+        [member] = status["triggerers"]
+        assert (member["pid"], member["state"]) == (process.pid, "running")
+        assert (member["detail"]["triggers"], member["detail"]["capacity"]) == (0, 1000)
+    finally:
+        process.terminate()
+        process.wait(30)
+    status = json.loads(tradewind(env, "cluster", "status", "-o", "json"))
+    assert status["triggerers"] == []  # a stopped triggerer is no member any more
 
 
 def test_a_worker_without_the_cluster_secret_refuses_in_one_line(tmp_path: Path) -> None:

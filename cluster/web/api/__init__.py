@@ -16,7 +16,6 @@ from cluster.web.api import (
     datasets,
     monitor,
     pools,
-    slas,
     task_instances,
     variables,
 )
@@ -40,7 +39,6 @@ ROUTES: tuple[Routes, ...] = (
     accounts.event_log_routes,
     monitor.routes,
     datasets.routes,
-    slas.routes,
 )
 
 

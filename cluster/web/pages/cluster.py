@@ -2,8 +2,8 @@
 
 Read from ``scheduler_lease`` (the leader's host, pid, fencing epoch and heartbeat),
 the ``scheduler_leader`` audit events each new epoch writes (the leader history), and
-the ``component`` rows every scheduler, webserver, worker (and any other kind, such as
-a triggerer) refreshes; queue depths and broker nodes from
+the ``component`` rows every scheduler, webserver, worker and triggerer (and any other
+kind) refreshes, a triggerer's with how many triggers it runs of its capacity; queue depths and broker nodes from
 :func:`cluster.deploy.rabbitmq.read_status` when ``celery.broker_urls`` is set. The
 heartbeat ages count on by themselves in the browser (``ages.js``); without script
 they are the ages when the page was drawn.
@@ -28,7 +28,7 @@ bp = Blueprint("cluster", __name__)
 #: a process whose heartbeat is older than this is shown as stale
 STALE_SECONDS = 60.0
 #: the kinds always shown, even with none registered, in this order; others follow
-KNOWN_KINDS = ("scheduler", "webserver", "worker")
+KNOWN_KINDS = ("scheduler", "webserver", "worker", "triggerer")
 #: leaders the history lists
 LEADER_HISTORY = 20
 

@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "states": {"errors"},
     "config": {"errors"},
+    "triggerer": {"config", "errors", "metastore", "metrics", "sdk", "states", "triggers"},
 }
 #: part → parts it must never import
 FORBIDDEN: dict[str, set[str]] = {
@@ -78,6 +79,20 @@ def test_lower_layers_import_only_what_they_may(part: str) -> None:
 def test_forbidden_imports(part: str) -> None:
     bad = [(f, t) for f, p, t in IMPORTS if p == part and t in FORBIDDEN[part]]
     assert bad == []
+
+
+#: part → the only parts that may import it
+IMPORTED_ONLY_BY: dict[str, set[str]] = {
+    # a process of its own: the CLI wires it (and standalone runs one in a thread)
+    "triggerer": {"cli"},
+}
+
+
+@pytest.mark.parametrize("part", sorted(IMPORTED_ONLY_BY))
+def test_some_parts_are_imported_only_by_their_wiring(part: str) -> None:
+    allowed = {part, *IMPORTED_ONLY_BY[part]}
+    bad = [(f, p) for f, p, t in IMPORTS if t == part and p not in allowed]
+    assert bad == [], f"only {sorted(IMPORTED_ONLY_BY[part])} may import {part}"
 
 
 def test_no_imports_inside_functions_to_dodge_cycles() -> None:

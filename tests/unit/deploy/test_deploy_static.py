@@ -33,6 +33,7 @@ ROLE_NAMES = ("common", "metastore", "rabbitmq", "zookeeper", "haproxy", "master
 UNITS = {
     "master": (
         "tradewind-scheduler.service",
+        "tradewind-triggerer.service",
         "tradewind-webserver.service",
         "tradewind-flower.service",
     ),
@@ -350,6 +351,7 @@ def test_rendered_tradewind_toml_is_valid_settings(
         # Flower, where enabled, sits behind HAProxy's /flower/ and the webserver's users
         assert (settings.flower.auth, settings.flower.url_prefix) == ("webserver", "flower")
         assert settings.flower.proxied is True
+        assert (settings.triggerer.capacity, settings.triggerer.health_timeout) == (1000, 30.0)
 
 
 def test_vagrantfile_validates_without_a_provider() -> None:

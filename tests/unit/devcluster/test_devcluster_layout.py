@@ -16,12 +16,15 @@ from cluster.deploy.topology import ROLES, Topology, load_inventory, parse_inven
 from cluster.devcluster.layout import (
     Ports,
     Secrets,
+    ServicePlan,
     Shape,
     dev_inventory,
     parse_setting,
     plan_cluster,
     render_toml,
 )
+from cluster.devcluster.roles import role_argv, role_probe
+from cluster.devcluster.state import Probe
 from cluster.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -120,8 +123,10 @@ def test_services_come_up_backends_first_and_the_load_balancer_last(tmp_path: Pa
         "broker2/rabbitmq",
         "master1/scheduler",
         "master1/webserver",
+        "master1/triggerer",
         "master2/scheduler",
         "master2/webserver",
+        "master2/triggerer",
         "worker1/worker",
         "loadbalancer1/haproxy",
     ]
@@ -215,3 +220,9 @@ def test_settings_given_on_the_command_line(text: str, expected: tuple[str, str,
 def test_malformed_settings_are_refused(text: str) -> None:
     with pytest.raises(UsageError, match=r"expected SECTION\.KEY=VALUE"):
         parse_setting(text)
+
+
+def test_a_masters_triggerer_runs_its_role_command_and_says_when_it_is_ready() -> None:
+    service = ServicePlan("master1", "triggerer", "127.0.2.1")
+    assert role_argv(service)[-1:] == ["triggerer"]
+    assert role_probe(service) == Probe("log", text="triggerer ready")

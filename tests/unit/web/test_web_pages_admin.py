@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask.testing import FlaskClient
 from web_harness import T0, Browser, seed_history
 
@@ -202,6 +204,27 @@ def test_the_cluster_page_lists_past_leaders_and_any_kind_of_component(
     assert html.index("<h2>Workers</h2>") < html.index("<h2>Triggerers</h2>")
     assert 'data-kind="triggerer"' in html and "master3" in html
     assert 'class="age" data-age=' in html and "ages.js" in html
+
+
+def test_the_cluster_page_shows_each_triggerers_load(
+    client: FlaskClient, tokens: dict[str, str], seeded: None, factory: SessionFactory
+) -> None:
+    with factory.begin() as session:
+        moment = datetime.now(UTC)
+        extra = {"triggers": 12, "capacity": 1000}
+        session.add(
+            Component(
+                kind="triggerer",
+                host="master3",
+                pid=31,
+                started_at=moment,
+                heartbeat_at=moment,
+                extra=extra,
+            )
+        )
+    html = Browser(client, tokens["Viewer"]).page("/cluster")
+    assert "<h2>Triggerers</h2>" in html
+    assert "master3" in html and '<td class="triggers">12 / 1000</td>' in html
 
 
 def test_nothing_secret_reaches_a_viewer(

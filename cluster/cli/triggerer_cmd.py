@@ -1,0 +1,127 @@
+"""``tradewind triggerer``: the triggerer role command, and the wiring standalone shares.
+
+Run one on every master: the triggerers share the deferred tasks' triggers, and when
+one dies the others take its triggers over ``triggerer.health_timeout`` after its last
+heartbeat. It needs the Fernet key (trigger arguments are encrypted at rest) and waits
+for the metastore's schema at start-up like the other role commands. Triggers run with
+the metastore-backed runtime installed, so ``Variable``, connections and the external
+task trigger's state lookups work in them as in a task. With ``metrics.enabled`` it
+serves Prometheus metrics on ``metrics.host:metrics.triggerer_port``.
+
+SIGTERM or Ctrl-C stops it cleanly: triggers are cancelled (their ``cleanup()`` runs),
+events already yielded are written, and its rows are handed back at once.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import signal
+import threading
+from types import FrameType
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from cluster.cli.app import App, pass_app
+from cluster.cli.scheduler_cmd import configure_logging, require_fernet_key
+from cluster.config import Settings
+from cluster.dagfiles.environment import prepare_user_code
+from cluster.execution.handle import MetastoreRuntime
+from cluster.metastore.components import settings_fingerprints
+from cluster.metastore.engine import create_engine_for, make_session_factory
+from cluster.metastore.migrate import wait_for_schema
+from cluster.metastore.secrets import make_fernet
+from cluster.metrics.exposition import MetricsServer
+from cluster.metrics.triggerer import TriggererMetrics
+from cluster.sdk.runtime import set_runtime
+from cluster.triggerer.service import TriggererService, check_settings
+
+log = logging.getLogger(__name__)
+
+
+def build_triggerer(
+    settings: Settings, *, engine: Engine, sessions: sessionmaker[Session]
+) -> TriggererService:
+    """Check the settings and the Fernet key, set up user code (trigger classes may live in
+    the plugins or DAG folder), wait for the schema, install the runtime, build the service.
+
+    :raises ConfigError: in one line, for a missing key or unusable triggerer settings.
+    """
+    require_fernet_key(settings)
+    check_settings(settings.triggerer)
+    prepare_user_code(settings)
+    wait_for_schema(engine, settings.metastore.migration_wait_timeout)
+    fernet = make_fernet(settings.core.fernet_key)
+    set_runtime(MetastoreRuntime(sessions=lambda: sessions, fernet=fernet))
+    return TriggererService(
+        settings.triggerer,
+        sessions=sessions,
+        fernet=fernet,
+        host=settings.core.hostname,
+        metrics=TriggererMetrics(),
+        fingerprints=settings_fingerprints(settings),
+    )
+
+
+def start_in_thread(settings: Settings) -> tuple[TriggererService, threading.Thread]:
+    """A triggerer on a thread of this process, as ``tradewind standalone`` runs one.
+
+    It gets an engine of its own, dropped (not closed) in every child this process forks
+    later (the local executor's workers), so no child ever closes its connections.
+    """
+    engine = create_engine_for(settings.metastore)
+    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+    service = build_triggerer(settings, engine=engine, sessions=make_session_factory(engine))
+    thread = threading.Thread(target=service.run, name="triggerer", daemon=True)
+    thread.start()
+    return service, thread
+
+
+def stop_on_signals(service: TriggererService) -> None:
+    """SIGTERM or Ctrl-C stops the triggerer cleanly (see the module's note)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        service.stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+@click.command("triggerer")
+@click.option(
+    "--capacity",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Triggers to run at most (default: triggerer.capacity).",
+)
+@pass_app
+def triggerer(app: App, capacity: int | None) -> None:
+    """Run the triggerer: the triggers of deferred tasks, on asyncio, until stopped."""
+    settings = app.settings
+    if capacity is not None:
+        settings = settings.replace("triggerer", capacity=capacity)
+    configure_logging(settings)
+    service = build_triggerer(settings, engine=app.engine, sessions=app.session_factory)
+    stop_on_signals(service)
+    server = serve_metrics(settings, service)
+    gc.freeze()  # the startup heap lives as long as we do: the collector skips it
+    try:
+        service.run()
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def serve_metrics(settings: Settings, service: TriggererService) -> MetricsServer | None:
+    """Serve the triggerer's metrics on ``metrics.host:triggerer_port`` when enabled."""
+    if not settings.metrics.enabled:
+        return None
+    return MetricsServer(
+        service.metrics.registry,
+        host=settings.metrics.host,
+        port=settings.metrics.triggerer_port,
+    ).start()
