@@ -51,6 +51,8 @@ class CoreSettings:
     plugins_folder: Path = Path("plugins")
     #: ``import airflow…`` in DAG files and plugins resolves to Tradewind's modules
     airflow_compat: bool = True
+    #: record tasks' SLA misses and report them (Airflow's ``[core] check_slas``)
+    check_slas: bool = True
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,11 @@ COMMANDS = {
         "scheduler",
         "Run the scheduler (with DAG processing and the configured executor).",
     ),
+    "sla-misses": Lazy(
+        "cluster.cli.sla_cmd",
+        "sla_group",
+        "List the SLA misses of tasks with an sla.",
+    ),
     "standalone": Lazy(
         "cluster.cli.standalone_cmd",
         "standalone",

@@ -30,7 +30,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.dagfiles.importer import dags_in_module, load_module
-from cluster.metastore import callbacks
+from cluster.dagfiles.sla_notify import CallbackOutcome, SlaMissInfo, notify
+from cluster.metastore import callbacks, slas
 from cluster.metastore.engine import transaction
 from cluster.metastore.models import Dag, DagRun, TaskInstance
 from cluster.sdk import DAG
@@ -51,13 +52,20 @@ class EndedRun(RunInfo):
 
 @dataclass(frozen=True)
 class CallbackJob:
-    """Everything the child needs: no metastore access happens in it."""
+    """Everything the child needs: no metastore access happens in it.
+
+    A run's callback has ``run``; an ``sla_miss_callback`` has the misses to report
+    and the instances blocking them instead.
+    """
 
     request: callbacks.ClaimedCallback
     fileloc: str
-    run: EndedRun
+    run: EndedRun | None
     task_id: str | None
     log_file: Path
+    misses: tuple[SlaMissInfo, ...] = ()
+    blocking: tuple[tuple[str, datetime], ...] = ()
+    base_url: str = ""
 
 
 def callback_log(base: Path, dag_id: str, run_id: str) -> Path:
@@ -76,8 +84,10 @@ class CallbackRunner:
         timeout: float,
         host: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        base_url: str = "http://localhost:8080",
     ) -> None:
         self._sessions = sessions
+        self._base_url = base_url
         self._log_folder = log_folder
         self._timeout = timeout
         self._host = host or f"{socket.gethostname()}:{os.getpid()}"
@@ -90,24 +100,31 @@ class CallbackRunner:
             job = transaction(self._sessions, functools.partial(self._claim, request_id=request_id))
             if job is None:
                 continue
-            ok, message = run_in_child(job, timeout=self._timeout)
-            outcome = "succeeded" if ok else "failed"
-            _append(job.log_file, f"{job.request.kind} {outcome}: {message}")
-            close = functools.partial(
-                callbacks.finish,
-                request_id=job.request.id,
-                ok=ok,
-                message=message,
-                now=self._clock(),
-            )
-            transaction(self._sessions, close)
+            outcome = run_in_child(job, timeout=self._timeout)
+            said = "succeeded" if outcome.ok else "failed"
+            _append(job.log_file, f"{job.request.kind} {said}: {outcome.message}")
+            transaction(self._sessions, functools.partial(self._close, job=job, outcome=outcome))
             ran += 1
         return ran
+
+    def _close(self, session: Session, *, job: CallbackJob, outcome: CallbackOutcome) -> None:
+        """Close the request; for SLA misses, record what Airflow records of the report."""
+        now = self._clock()
+        callbacks.finish(session, job.request.id, ok=outcome.ok, message=outcome.message, now=now)
+        if outcome.notified:
+            reported = [
+                slas.Miss(m.dag_id, m.task_id, m.execution_date, m.timestamp) for m in job.misses
+            ]
+            slas.mark_notified(
+                session, reported, email_sent=outcome.email_sent, notification_sent=True
+            )
 
     def _claim(self, session: Session, *, request_id: int) -> CallbackJob | None:
         claimed = callbacks.claim(session, request_id, host=self._host, now=self._clock())
         if claimed is None:
             return None
+        if claimed.kind == slas.SLA_CALLBACK:
+            return self._sla_job(session, claimed)
         fileloc = session.scalar(select(Dag.fileloc).where(Dag.dag_id == claimed.dag_id))
         run = session.scalar(
             select(DagRun).where(DagRun.dag_id == claimed.dag_id, DagRun.run_id == claimed.run_id)
@@ -124,6 +141,31 @@ class CallbackRunner:
             task_id=_task_for(session, claimed),
             log_file=callback_log(self._log_folder, claimed.dag_id, claimed.run_id),
         )
+
+    def _sla_job(self, session: Session, claimed: callbacks.ClaimedCallback) -> CallbackJob | None:
+        fileloc = session.scalar(select(Dag.fileloc).where(Dag.dag_id == claimed.dag_id))
+        if fileloc is None:
+            callbacks.finish(
+                session, claimed.id, ok=False, message="DAG deleted", now=self._clock()
+            )
+            return None
+        misses = slas.unnotified(session, claimed.dag_id)
+        dates = sorted({m.execution_date for m in misses})
+        return CallbackJob(
+            request=claimed,
+            fileloc=fileloc,
+            run=None,
+            task_id=None,
+            log_file=sla_log(self._log_folder, claimed.dag_id),
+            misses=tuple(SlaMissInfo(**m.to_dict()) for m in misses),
+            blocking=tuple(slas.blocking(session, claimed.dag_id, dates)),
+            base_url=self._base_url,
+        )
+
+
+def sla_log(base: Path, dag_id: str) -> Path:
+    """Where a DAG's SLA miss reports log."""
+    return base / f"dag_id={dag_id}" / "sla_miss_callbacks.log"
 
 
 def _ended_run(run: DagRun, now: datetime) -> EndedRun:
@@ -155,7 +197,7 @@ def _task_for(session: Session, request: callbacks.ClaimedCallback) -> str | Non
     return session.scalars(query.order_by(TaskInstance.task_id)).first()
 
 
-def run_in_child(job: CallbackJob, *, timeout: float) -> tuple[bool, str]:
+def run_in_child(job: CallbackJob, *, timeout: float) -> CallbackOutcome:
     """Call the callbacks of ``job`` in a forked child; kill it after ``timeout`` s."""
     job.log_file.parent.mkdir(parents=True, exist_ok=True)
     _append(job.log_file, f"{job.request.kind} (reason: {job.request.reason}) starts")
@@ -175,9 +217,11 @@ def run_in_child(job: CallbackJob, *, timeout: float) -> tuple[bool, str]:
     if answer is None:
         code = child.exitcode
         if code is None or code < 0:
-            return False, f"did not finish within {timeout:g} s (killed)"
-        return False, f"the callback exited the interpreter with code {code}"
-    return bool(answer[0]), str(answer[1])
+            return CallbackOutcome(
+                False, f"did not finish within {timeout:g} s (killed)", False, False
+            )
+        return CallbackOutcome(False, f"the callback exited with code {code}", False, False)
+    return CallbackOutcome(bool(answer[0]), str(answer[1]), bool(answer[2]), bool(answer[3]))
 
 
 def _child_main(job: CallbackJob, sender: Connection) -> None:
@@ -186,17 +230,20 @@ def _child_main(job: CallbackJob, sender: Connection) -> None:
             answer = _call(job)
         sender.send(answer)  # after the log is flushed: the parent may kill us once it reads
     except BaseException as exc:  # reported to the parent, which logs it
-        sender.send((False, f"{type(exc).__name__}: {exc}"))
+        sender.send((False, f"{type(exc).__name__}: {exc}", False, False))
     finally:
         sender.close()
         os._exit(0)
 
 
-def _call(job: CallbackJob) -> tuple[bool, str]:
+def _call(job: CallbackJob) -> tuple[bool, str, bool, bool]:
     dag = _find_dag(job)
+    if job.run is None:
+        told = notify(dag, job.misses, job.blocking, base_url=job.base_url)
+        return told.ok, told.message, told.notified, told.email_sent
     found = getattr(dag, job.request.kind, None)
     if found is None:
-        return True, f"DAG '{dag.dag_id}' has no {job.request.kind}"
+        return True, f"DAG '{dag.dag_id}' has no {job.request.kind}", False, False
     task = dag.get_task(job.task_id) if job.task_id in dag.task_dict else dag.tasks[-1]
     ti = InMemoryTaskInstance(dag.dag_id, task.task_id, job.run.run_id)
     context = build_context(dag=dag, task=task, ti=ti, dag_run=job.run)
@@ -210,7 +257,7 @@ def _call(job: CallbackJob) -> tuple[bool, str]:
                 "%s failed:\n%s", job.request.kind, traceback.format_exc()
             )
             errors.append(f"{type(exc).__name__}: {exc}")
-    return (not errors, "; ".join(errors) or "ok")
+    return (not errors, "; ".join(errors) or "ok", False, False)
 
 
 def _find_dag(job: CallbackJob) -> DAG:

@@ -100,6 +100,7 @@ def serialize_task(task: BaseOperator, feeds_mapping: bool = False) -> Serialize
         on_failure_fail_dagrun=task.on_failure_fail_dagrun,
         mapping=task.expand_input.to_ref() if isinstance(task, MappedOperator) else None,
         feeds_mapping=feeds_mapping,
+        sla=_seconds(task.sla),
     )
 
 

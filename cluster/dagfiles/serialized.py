@@ -66,6 +66,8 @@ class SerializedTask:
     #: a mapped task or group expands over this task's return value: its runner checks
     #: the value and records its length (Airflow's ``task_map``)
     feeds_mapping: bool = False
+    #: the task's ``sla`` in seconds (``None``: none); checked by :mod:`cluster.dagfiles.slas`
+    sla: float | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,7 @@ _OPTIONAL: dict[str, Any] = {
     "on_failure_fail_dagrun": False,
     "mapping": None,
     "feeds_mapping": False,
+    "sla": None,
 }
 
 

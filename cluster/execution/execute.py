@@ -23,6 +23,7 @@ from cluster.errors import (
     TaskTimeout,
     XComTooLarge,
 )
+from cluster.execution.alert_email import send_alert, wants_email
 from cluster.execution.outcome import TryOutcome
 from cluster.sdk import BaseOperator
 from cluster.sdk.context import execution_context
@@ -212,6 +213,8 @@ def _run_callbacks(
     if outcome.state == "failed":
         will_retry = outcome.retryable and ti.try_number <= ti.max_tries
         name = "on_retry_callback" if will_retry else "on_failure_callback"
+        if wants_email(task, will_retry=will_retry):
+            send_alert(task, ti, outcome.message or "", will_retry=will_retry)
     if name is None:
         return
     if outcome.message:

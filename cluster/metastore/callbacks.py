@@ -74,3 +74,21 @@ def finish(session: Session, request_id: int, *, ok: bool, message: str, now: da
         .where(CallbackRequest.id == request_id, CallbackRequest.state == "running")
         .values(state="success" if ok else "failed", finished_at=now, message=message[:1000])
     )
+
+
+def request_sla_callback(session: Session, dag_id: str, *, now: datetime) -> None:
+    """Record that ``dag_id``'s new SLA misses must be reported (callback and email).
+
+    The request names no run (``run_id`` is empty): the runner reports every miss of
+    the DAG not yet reported, as Airflow's processor does.
+    """
+    session.execute(
+        insert(CallbackRequest).values(
+            dag_id=dag_id,
+            run_id="",
+            kind="sla_miss_callback",
+            reason="sla_miss",
+            state="pending",
+            created_at=now,
+        )
+    )

@@ -2,8 +2,11 @@
 
 Only DAG runs that finished (``success``/``failed``) before the cut-off go, together
 with their task instances, tries, and XComs; a run still holding a queued or running
-task instance is kept whatever its state says. Work is done in batches of runs so
-that each statement stays small and no lock is held for long.
+task instance is kept whatever its state says. Dataset events stamped before the
+cut-off go too (as Airflow's ``dataset_event``), with their links to the runs they fed
+and the consumers' queue rows queued before it (an event that is gone triggers
+nothing). Work is done in batches so that each statement stays small and no lock is
+held for long.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, func, select, tuple_
 from sqlalchemy.orm import Session
 
+from cluster.metastore.dataset_models import DagRunDatasetEvent, DatasetDagRunQueue, DatasetEvent
 from cluster.metastore.models import (
     AuditLog,
     CallbackRequest,
@@ -37,7 +41,7 @@ RUN_CHILDREN: tuple[type[Any], ...] = (
     CallbackRequest,
 )
 #: the tables ``clean`` may be limited to
-TABLES = ("dag_run", *(m.__tablename__ for m in RUN_CHILDREN), "audit_log")
+TABLES = ("dag_run", *(m.__tablename__ for m in RUN_CHILDREN), "audit_log", "dataset_event")
 
 
 def clean(
@@ -53,7 +57,8 @@ def clean(
         leaves with all its rows, so ``dag_run`` implies its children, as the foreign keys'
         cascade does in Airflow. ``None`` cleans them all.
     :return: rows per table cleaned: ``dag_run``, ``task_instance``,
-        ``task_instance_history``, ``xcom``, ``task_map``, ``callback_request``, ``audit_log``.
+        ``task_instance_history``, ``xcom``, ``task_map``, ``callback_request``, ``audit_log``,
+        ``dataset_event`` (and ``dataset_dag_run_queue``, cleaned with it).
     """
     chosen = set(TABLES if tables is None else tables)
     children = [m for m in RUN_CHILDREN if "dag_run" in chosen or m.__tablename__ in chosen]
@@ -73,6 +78,8 @@ def clean(
             counts["dag_run"] += _purge(session, DagRun, pairs, dry_run)
     if "audit_log" in chosen:
         counts["audit_log"] = _purge_audit(session, before, dry_run)
+    if "dataset_event" in chosen:
+        counts.update(_purge_dataset_events(session, before, dry_run))
     session.flush()
     return counts
 
@@ -122,3 +129,38 @@ def _purge_audit(session: Session, before: datetime, dry_run: bool) -> int:
         return int(session.scalar(select(func.count()).select_from(AuditLog).where(condition)) or 0)
     result = session.execute(delete(AuditLog).where(condition))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _purge_dataset_events(session: Session, before: datetime, dry_run: bool) -> dict[str, int]:
+    """Events stamped before ``before`` with their run links, and queue rows queued before it.
+
+    The links are deleted first, explicitly: SQLite enforces no foreign-key cascade here.
+    """
+    queued = DatasetDagRunQueue.created_at < before
+    if dry_run:
+        old = select(func.count()).select_from(DatasetEvent).where(DatasetEvent.timestamp < before)
+        waiting = select(func.count()).select_from(DatasetDagRunQueue).where(queued)
+        return {
+            "dataset_event": int(session.scalar(old) or 0),
+            "dataset_dag_run_queue": int(session.scalar(waiting) or 0),
+        }
+    events = 0
+    while True:
+        ids = list(
+            session.scalars(
+                select(DatasetEvent.id)
+                .where(DatasetEvent.timestamp < before)
+                .order_by(DatasetEvent.id)
+                .limit(BATCH)
+            )
+        )
+        if not ids:
+            break
+        session.execute(delete(DagRunDatasetEvent).where(DagRunDatasetEvent.event_id.in_(ids)))
+        result = session.execute(delete(DatasetEvent).where(DatasetEvent.id.in_(ids)))
+        events += int(getattr(result, "rowcount", 0) or 0)
+    result = session.execute(delete(DatasetDagRunQueue).where(queued))
+    return {
+        "dataset_event": events,
+        "dataset_dag_run_queue": int(getattr(result, "rowcount", 0) or 0),
+    }

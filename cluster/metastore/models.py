@@ -141,6 +141,8 @@ class DagRun(Base):
     fingerprint: Mapped[str | None] = mapped_column(String(64))
     clear_number: Mapped[int] = mapped_column(Integer, default=0)
     created_by_epoch: Mapped[int | None] = mapped_column(Integer)
+    #: free text a user wrote about the run (Airflow's dag_run_note; migration 0008)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class TaskInstance(Base):
@@ -201,6 +203,8 @@ class TaskInstance(Base):
     trigger_timeout: Mapped[datetime | None] = mapped_column(UtcDateTime)
     next_method: Mapped[str | None] = mapped_column(String(1000))
     next_kwargs: Mapped[Any] = mapped_column(JsonText, nullable=True)
+    #: free text a user wrote about the instance (Airflow's task_instance_note; migration 0008)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class TaskInstanceHistory(Base):
@@ -461,3 +465,22 @@ class CallbackRequest(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     message: Mapped[str | None] = mapped_column(String(1000))
+
+
+class SlaMiss(Base):
+    """A task's SLA missed for one logical date (Airflow's ``sla_miss``).
+
+    Keyed as Airflow's, so the DAG processor that records a miss inserts it unless
+    present: two processors, or an old and a new leader's, record it once.
+    """
+
+    __tablename__ = "sla_miss"
+    __table_args__ = (Index("sm_dag", "dag_id"), MYSQL_TABLE_ARGS)
+
+    task_id: Mapped[str] = mapped_column(string_id(), primary_key=True)
+    dag_id: Mapped[str] = mapped_column(string_id(), primary_key=True)
+    execution_date: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    email_sent: Mapped[bool] = mapped_column(Boolean, default=False)
+    timestamp: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    description: Mapped[str | None] = mapped_column(Text)
+    notification_sent: Mapped[bool] = mapped_column(Boolean, default=False)

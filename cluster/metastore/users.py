@@ -64,6 +64,8 @@ def hash_password(password: str) -> str:
 
 def check_password(password: str, stored: str) -> bool:
     """Whether ``password`` matches ``stored``; malformed hashes never match."""
+    if stored.startswith(WERKZEUG_METHODS):
+        return _check_werkzeug(password, stored)
     try:
         scheme, n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":
@@ -80,6 +82,34 @@ def check_password(password: str, stored: str) -> bool:
     except ValueError:
         return False
     return hmac.compare_digest(actual, expected)
+
+
+#: the prefixes of werkzeug's hash methods (Airflow's users): ``method$salt$hexdigest``
+WERKZEUG_METHODS = ("pbkdf2:", "scrypt:")
+
+
+def is_native_hash(stored: str) -> bool:
+    """Whether ``stored`` is in Tradewind's own form (else it came from Airflow)."""
+    return stored.startswith("scrypt$")
+
+
+def _check_werkzeug(password: str, stored: str) -> bool:
+    """werkzeug's ``check_password_hash`` for its pbkdf2 and scrypt methods (the salt is
+    used as text, the digest stored as hex), without importing werkzeug."""
+    try:
+        method, salt, digest = stored.split("$", 2)
+        name, *params = method.split(":")
+        if name == "pbkdf2":
+            hash_name, iterations = params[0], int(params[1])
+            actual = hashlib.pbkdf2_hmac(hash_name, password.encode(), salt.encode(), iterations)
+        else:
+            n, r, p = (int(value) for value in params)
+            actual = hashlib.scrypt(
+                password.encode(), salt=salt.encode(), n=n, r=r, p=p, maxmem=132 * n * r * p
+            )
+    except (ValueError, IndexError):
+        return False
+    return hmac.compare_digest(actual.hex(), digest)
 
 
 def _b64(data: bytes) -> str:
@@ -166,6 +196,8 @@ def authenticate(
         session.flush()
         return None
     row.failed_logins, row.locked_until, row.last_login = 0, None, now
+    if not is_native_hash(row.password_hash):
+        row.password_hash = hash_password(password)  # a migrated Airflow hash, upgraded
     session.flush()
     return _record(row)
 

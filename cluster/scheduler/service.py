@@ -32,6 +32,7 @@ from cluster.scheduler.fencing import Fence
 from cluster.scheduler.leadership import Leadership
 from cluster.scheduler.loop import SchedulerLoop
 from cluster.scheduler.observer import SchedulerObserver
+from cluster.scheduler.slas import SlaChecker
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,9 @@ class SchedulerService:
             log_folder=settings.logging.base_log_folder,
             timeout=settings.core.dag_file_processor_timeout,
             clock=clock,
+            base_url=settings.webserver.base_url,
         )
+        self.slas = SlaChecker(sessions, clock=clock) if settings.core.check_slas else None
         self.heartbeat = ComponentHeartbeat(
             sessions,
             kind="scheduler",
@@ -140,9 +143,11 @@ class SchedulerService:
             return
         self.observer.processed(report)
         try:
+            if self.slas is not None:
+                self.slas.check_if_due()
             self.callbacks.run_pending()
         except MetastoreError as exc:
-            log.warning("DAG callbacks could not be claimed or closed: %s", exc)
+            log.warning("SLAs or DAG callbacks could not be checked, claimed or closed: %s", exc)
         if report.imported:
             log.info(
                 "DAG processing: %d files imported, %d DAGs, %d errors",

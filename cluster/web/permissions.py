@@ -154,6 +154,7 @@ PERMISSIONS: dict[str, Role] = {
     "api.delete_dag_dataset_queued_event": Role.USER,
     "api.get_dataset_queued_events": Role.VIEWER,
     "api.delete_dataset_queued_events": Role.USER,
+    "api.get_sla_misses": Role.VIEWER,
     # users
     "api.get_users": Role.ADMIN,
     "api.get_user": Role.ADMIN,

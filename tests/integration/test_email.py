@@ -16,12 +16,16 @@ from pathlib import Path
 import pytest
 
 from cluster.errors import EmailError
+from cluster.execution.alert_email import wants_email
+from cluster.execution.execute import execute_try
 from cluster.operators.email import EmailOperator
+from cluster.operators.empty import EmptyOperator
+from cluster.operators.python import PythonOperator
 from cluster.sdk import DAG, send_email
 from cluster.sdk.node import NodeOptions, SmtpOptions, node_options, set_node_options
 from cluster.sdk.runtime import Connection, set_runtime
 from cluster.sdk.taskrun import execute_task
-from cluster.sdk.testing import InMemoryRuntime, make_context
+from cluster.sdk.testing import InMemoryRuntime, InMemoryTaskInstance, make_context
 from tests.waiting import wait_for
 
 
@@ -161,3 +165,43 @@ def test_dryrun_sends_nothing_and_a_sender_is_required(smtp: Path) -> None:
             send_email("a@example.com", "no sender", "x")
     finally:
         set_node_options(before)
+
+
+def _fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def test_a_failed_try_emails_its_task_as_airflow_does(smtp: Path) -> None:
+    """email_on_failure (default on) sends Airflow's alert; email_on_retry=False sends none
+    for a try that will be retried, so only the final failure's email arrives."""
+    with DAG("alerts"):
+        op = PythonOperator(
+            task_id="load",
+            python_callable=_fail,
+            op_args=["bad <row>\nline 2"],
+            email=["oncall@example.com"],
+            retries=1,
+            email_on_retry=False,
+        )
+    for try_number in (1, 2):
+        ti = InMemoryTaskInstance(dag_id="alerts", task_id="load", try_number=try_number,
+                                  max_tries=1)  # fmt: skip
+        outcome = execute_try(op, make_context(op, ti=ti), timeout=None, xcom_max_size=1 << 16)
+        assert outcome.state == "failed"
+    message = received(smtp, "Airflow alert: <TaskInstance: alerts.load manual__test [failed]>")
+    assert message["To"] == "oncall@example.com"
+    body = next(p for p in message.walk() if p.get_content_type() == "text/html")
+    text = body.get_payload(decode=True).decode()
+    assert "Try 2 out of 2<br>" in text
+    assert "ValueError: bad &lt;row&gt;" in text and "attempt=2.log" in text
+    retry_subject = "Airflow alert: <TaskInstance: alerts.load manual__test [up_for_retry]>"
+    assert all(m["Subject"] != retry_subject for m in mailbox.Maildir(str(smtp), create=False))
+
+
+def test_the_flags_and_addresses_decide_whether_a_failure_emails() -> None:
+    with DAG("flags"):
+        quiet = EmptyOperator(task_id="quiet")
+        loud = EmptyOperator(task_id="loud", email="a@example.com", email_on_retry=False)
+    assert not wants_email(quiet, will_retry=False)
+    assert wants_email(loud, will_retry=False)
+    assert not wants_email(loud, will_retry=True)

@@ -16,6 +16,7 @@ from cluster.web.api import (
     datasets,
     monitor,
     pools,
+    slas,
     task_instances,
     variables,
 )
@@ -39,6 +40,7 @@ ROUTES: tuple[Routes, ...] = (
     accounts.event_log_routes,
     monitor.routes,
     datasets.routes,
+    slas.routes,
 )
 
 

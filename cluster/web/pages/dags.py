@@ -31,7 +31,13 @@ from cluster.metastore.datasets import readiness_of
 from cluster.metastore.models import DagRun, ImportErrorRow
 from cluster.web.context import db_session, require_user, web_context
 from cluster.web.csrf import csrf_token
-from cluster.web.pages.dag_list import DagFilter, DagSummary, list_dags
+from cluster.web.pages.dag_health import (
+    fill_task_slots,
+    run_counts_html,
+    sparkline_html,
+    tasks_slot,
+)
+from cluster.web.pages.dag_list import SORTS, DagFilter, DagSummary, list_dags
 from cluster.web.pages.lookups import require_dag
 from cluster.web.pages.params_form import conf_from_form, fields_for
 from cluster.web.pages.paths import PathPattern
@@ -52,52 +58,48 @@ FORM_TOKEN_SLOT = '<"csrf-token">'
 
 
 _HTML_SPECIAL = re.compile(r"[&<>\"']")
-#: one recent run on the list, linking to the run. Written here rather than in the
-#: template: a page has a thousand of them, and Jinja's escaping and lookups per
-#: interpolation cost a quarter of the whole page
-RUN_DOT = (
-    '<a class="dot state-{state}" title="{run_id}: {state}" href="{url}">'
-    '<span class="sr">{state}</span></a>'
-)
 
 
 @dataclass(frozen=True, slots=True)
 class DagEntry:
-    """One row of the list, with its links already built."""
+    """One row of the list, with its links and run summaries already built."""
 
     dag: DagSummary
     url: str
     pause_url: str
     trigger_url: str
-    #: the recent runs, oldest first, as HTML
-    dots: Markup
+    #: the recent runs counted by state, as HTML
+    run_counts: Markup
+    #: the recent runs' durations, oldest first, as an SVG whose bars link to the runs
+    sparkline: Markup
+    #: the newest run and its page, if the DAG has run
+    last_run: RecentRun | None = None
+    last_run_url: str | None = None
 
 
 def entries(dags: Sequence[DagSummary], runs: dict[str, list[RecentRun]]) -> list[DagEntry]:
-    """The rows of the list: each DAG with its links and run dots."""
+    """The rows of the list: each DAG with its links, run counts and sparkline."""
     grid = PathPattern("dag.grid", "dag_id")
     pause = PathPattern("dags.pause", "dag_id")
     trigger = PathPattern("dags.trigger", "dag_id")
     run_page = PathPattern("runs.show", "dag_id", "dag_run_id")
-    return [
-        DagEntry(
-            dag=dag,
-            url=grid(dag.dag_id),
-            pause_url=pause(dag.dag_id),
-            trigger_url=trigger(dag.dag_id),
-            dots=run_dots(dag.dag_id, runs[dag.dag_id], run_page),
+    rows = []
+    for dag in dags:
+        recent = runs[dag.dag_id]
+        last = recent[-1] if recent else None
+        rows.append(
+            DagEntry(
+                dag=dag,
+                url=grid(dag.dag_id),
+                pause_url=pause(dag.dag_id),
+                trigger_url=trigger(dag.dag_id),
+                run_counts=Markup(run_counts_html(recent)),
+                sparkline=Markup(sparkline_html(dag.dag_id, recent, run_page)),
+                last_run=last,
+                last_run_url=run_page(dag.dag_id, last.run_id) if last else None,
+            )
         )
-        for dag in dags
-    ]
-
-
-def run_dots(dag_id: str, runs: Sequence[RecentRun], run_page: PathPattern) -> Markup:
-    """The dots of ``runs`` (see :data:`RUN_DOT`), every value escaped."""
-    dots = []
-    for run_id, state in runs:
-        url = run_page(dag_id, run_id)
-        dots.append(RUN_DOT.format(state=html(state), run_id=html(run_id), url=html(url)))
-    return Markup("\n".join(dots))
+    return rows
 
 
 def html(text: str) -> str:
@@ -122,6 +124,9 @@ class DagsTable:
     #: ``(dag_id, schedule summary)`` of the data-aware DAGs shown: their schedule cell
     #: is a slot filled per request, since dataset queues change no change counter
     consumers: tuple[tuple[str, str], ...] = ()
+    #: ``(dag_id, run_id)`` of each shown DAG's latest run: their task counts are a
+    #: slot filled per request, since task instances change no change counter
+    latest: tuple[tuple[str, str], ...] = ()
 
 
 @bp.get("/")
@@ -129,7 +134,14 @@ def index() -> str:
     """Every DAG with its schedule, owner, next run and last runs; search and filters."""
     session = db_session()
     changes = read_changes(session)  # before any shown row: see change_counters
-    wanted = DagFilter(text("search"), text("tag"), text("state"))
+    sort = text("sort")
+    wanted = DagFilter(
+        text("search"),
+        text("tag"),
+        text("state"),
+        sort if sort in SORTS else "dag_id",
+        text("order") == "desc",
+    )
     try:
         page = max(int(request.args.get("page", "1")), 1)
     except ValueError:
@@ -150,6 +162,7 @@ def index() -> str:
     rows = table.rows.replace(FORM_TOKEN_SLOT, html(csrf_token()))
     for dag_id, label in dataset_schedules(session, table.consumers).items():
         rows = rows.replace(schedule_slot(dag_id), html(label))
+    rows = fill_task_slots(rows, session, table.latest)
     return render_template(
         "dags.html",
         rows=Markup(rows),
@@ -159,6 +172,7 @@ def index() -> str:
         wanted=wanted,
         tags=table.tags,
         import_errors=table.import_errors,
+        per_page=DAGS_PER_PAGE,
     )
 
 
@@ -203,6 +217,7 @@ def build_table(
         "dag_rows.html",
         dags=entries(shown, recent.runs),
         schedules={d.dag_id: Markup(schedule_slot(d.dag_id)) for d in consumers},
+        task_slots={d.dag_id: Markup(tasks_slot(d.dag_id)) for d in shown},
         tag_urls={t: url_for("dags.index", tag=t) for r in shown for t in r.tags},
         may_pause=may_pause,
         may_trigger=may_trigger,
@@ -216,6 +231,9 @@ def build_table(
         rows=rows,
         import_errors=session.scalar(select(func.count()).select_from(ImportErrorRow)) or 0,
         consumers=tuple((d.dag_id, d.timetable_summary or "") for d in consumers),
+        latest=tuple(
+            (d.dag_id, recent.runs[d.dag_id][-1].run_id) for d in shown if recent.runs[d.dag_id]
+        ),
     )
 
 

@@ -29,8 +29,8 @@ from cluster.metastore.index_hints import along_index
 from cluster.metastore.models import Dag, DagRun
 from cluster.web.prepared import AnySelect, execute
 
-#: dots per DAG on the list
-RECENT_RUNS = 10
+#: runs per DAG on the list (its sparkline and its counts by state)
+RECENT_RUNS = 25
 #: DAGs per statement (SQLite's expression depth allows 1,000; a hundred ranges parse fast)
 RUNS_QUERY_CHUNK = 100
 #: the index the ranges run along (MariaDB weighing every index cost more than the reads)
@@ -42,6 +42,15 @@ _NO_DATE = datetime.min.replace(tzinfo=UTC)
 class RecentRun(NamedTuple):
     run_id: str
     state: str
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end; ``None`` until the run has both."""
+        if self.start_date is None or self.end_date is None:
+            return None
+        return (self.end_date - self.start_date).total_seconds()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,11 +106,12 @@ def read_cutoffs(
     return tuple(found.get(dag_id) for dag_id in dag_ids)
 
 
-_Row = tuple[str, str, str, datetime | None, int]
+_Row = tuple[str, str, str, datetime | None, int, datetime | None, datetime | None]
 
 
 def read_window(session: Session, window: RunWindow) -> dict[str, list[_Row]]:
-    """Every run in ``window`` by DAG: ``(dag_id, run_id, state, logical_date, id)``."""
+    """Every run in ``window`` by DAG:
+    ``(dag_id, run_id, state, logical_date, id, start_date, end_date)``."""
     rows: dict[str, list[_Row]] = {}
     for shape, params in _window_chunks(window):
         for row in execute(session, window_statement(shape), params):
@@ -112,7 +122,7 @@ def read_window(session: Session, window: RunWindow) -> dict[str, list[_Row]]:
 def _newest(rows: list[_Row], per_dag: int) -> list[RecentRun]:
     """The last ``per_dag`` of ``rows`` by (logical date, id), oldest first."""
     ordered = sorted(rows, key=lambda r: (r[3] is not None, r[3] or _NO_DATE, r[4]))
-    return [RecentRun(r[1], r[2]) for r in ordered[-per_dag:]]
+    return [RecentRun(r[1], r[2], r[5], r[6]) for r in ordered[-per_dag:]]
 
 
 def _window_chunks(window: RunWindow) -> Iterator[tuple[tuple[bool, ...], dict[str, Any]]]:
@@ -152,6 +162,14 @@ def window_statement(has_cutoff: tuple[bool, ...]) -> AnySelect:
         ranges.append(
             and_(same_dag, DagRun.logical_date >= bindparam(f"cutoff_{i}")) if bounded else same_dag
         )
-    columns = (DagRun.dag_id, DagRun.run_id, DagRun.state, DagRun.logical_date, DagRun.id)
+    columns = (
+        DagRun.dag_id,
+        DagRun.run_id,
+        DagRun.state,
+        DagRun.logical_date,
+        DagRun.id,
+        DagRun.start_date,
+        DagRun.end_date,
+    )
     statement = select(*columns).where(or_(*ranges))
     return along_index(statement, DagRun.__table__, DATE_INDEX)

@@ -157,5 +157,10 @@ def test_clean_in_airflows_form_with_tables(
     ).output  # fmt: skip
     rows = {row["table"]: row["rows_to_purge"] for row in json.loads(both)}
     assert rows["dag_run"] == 1 and rows["audit_log"] == 0 and "xcom" in rows
+    events = ok(
+        "db", "clean", "--clean-before-timestamp", "2024-06-01", "-t", "dataset_event", "-o", "json",
+    ).output  # fmt: skip
+    purged = {row["table"]: row["rows_purged"] for row in json.loads(events)}
+    assert purged == {"dataset_event": 0, "dataset_dag_run_queue": 0}
     refused = main("db", "clean", "--clean-before-timestamp", "2024-06-01", "-t", "job")
     assert refused.is_one_line_error and "cannot clean job" in refused.err

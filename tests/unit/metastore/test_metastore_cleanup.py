@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 
 from cluster.metastore.audit import record_event
 from cluster.metastore.cleanup import clean
+from cluster.metastore.dataset_models import DagRunDatasetEvent, DatasetDagRunQueue, DatasetEvent
+from cluster.metastore.datasets import EventSpec, record_events, sync_references
 from cluster.metastore.models import DagRun, TaskInstance, TaskInstanceHistory, XCom
 
 OLD = datetime(2024, 1, 1, tzinfo=UTC)
@@ -36,7 +38,18 @@ def populate(
     add_task("t", run_id="marked_but_busy", state="running")
     record_event("old", session=session, now=OLD)
     record_event("recent", session=session, now=RECENT)
+    _dataset_events(session)
     session.flush()
+
+
+def _dataset_events(session: Session) -> None:
+    """An old event (queued for the consumer, and linked to the recent run) and a recent one."""
+    sync_references(session, "consumer", uris=["s3://old", "s3://new"], aliases=[], outlets={},
+                    now=OLD)  # fmt: skip
+    (old_event,) = record_events(session, [EventSpec(uri="s3://old")], now=OLD)
+    record_events(session, [EventSpec(uri="s3://new")], now=RECENT)
+    recent = session.scalars(select(DagRun.id).where(DagRun.run_id == "recent")).one()
+    session.add(DagRunDatasetEvent(dag_run_id=recent, event_id=old_event))
 
 
 def count(session: Session, model: type) -> int:
@@ -51,6 +64,8 @@ EXPECTED = {
     "task_map": 0,
     "callback_request": 0,
     "audit_log": 1,
+    "dataset_event": 1,
+    "dataset_dag_run_queue": 1,
 }
 
 
@@ -73,3 +88,6 @@ def test_clean_deletes_finished_old_runs_only(
     assert count(session, TaskInstance) == 3
     assert count(session, XCom) == 2
     assert clean(session=session, before=CUTOFF + timedelta(days=1))["dag_run"] == 0
+    assert [e.timestamp for e in session.scalars(select(DatasetEvent))] == [RECENT]
+    queued = session.scalars(select(DatasetDagRunQueue.created_at)).all()
+    assert queued == [RECENT] and count(session, DagRunDatasetEvent) == 0

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cluster.errors import AlreadyExistsError, NotFoundError, UsageError
-from cluster.metastore.models import ApiToken
+from cluster.metastore.models import ApiToken, User
 from cluster.metastore.users import (
     MAX_FAILED_LOGINS,
     authenticate,
@@ -35,6 +35,47 @@ def test_hash_is_salted_and_self_describing() -> None:
     assert check_password("pw", first) and check_password("pw", second)
     assert not check_password("PW", first)
     assert not check_password("pw", "garbage")
+
+
+#: made by werkzeug 2.2.3 (Airflow 2.10.5's) for "alice-pw": Airflow's users' hash form
+AIRFLOW_HASH = (
+    "pbkdf2:sha256:260000$xpzzFVfulRvMUUpI$"
+    "8563f655bf7aec37bc5f514d4a3068cfaf8686642374b77ef4cab9b3d1b9de31"
+)
+#: werkzeug 3's default method (scrypt:n:r:p), for "pw"
+WERKZEUG_SCRYPT = (
+    "scrypt:32768:8:1$8KTMYGP4SBIXrAaO$b34f7a47be0c2dd69ef4d73a8fb37e11ee42608bc95c1123f3b6e62d8"
+    "a8fd421391d2cd52b26786ef38fce815d4578ce94b85d5ffb2b845547bb4db458123b82"
+)
+
+
+@pytest.mark.parametrize(
+    ("stored", "password"), [(AIRFLOW_HASH, "alice-pw"), (WERKZEUG_SCRYPT, "pw")]
+)
+def test_werkzeug_hashes_of_airflow_users_are_verified(stored: str, password: str) -> None:
+    assert check_password(password, stored)
+    assert not check_password(password + "x", stored)
+    assert not check_password(password, stored[:-1] + "0")
+
+
+@pytest.mark.parametrize(
+    "stored", ["pbkdf2:sha256$salt$00", "pbkdf2:nohash:10$s$00", "scrypt:1:2$s$00", "pbkdf2:"]
+)
+def test_malformed_werkzeug_hashes_never_match(stored: str) -> None:
+    assert not check_password("pw", stored)
+
+
+def test_an_airflow_hash_is_replaced_by_tradewinds_at_the_first_sign_in(
+    session: Session,
+) -> None:
+    create_user("alice", "placeholder", role="Admin", session=session)
+    row = session.scalars(select(User).where(User.username == "alice")).one()
+    row.password_hash = AIRFLOW_HASH
+    assert authenticate("alice", "wrong", session=session, now=NOW) is None
+    assert row.password_hash == AIRFLOW_HASH
+    assert authenticate("alice", "alice-pw", session=session, now=NOW) is not None
+    assert row.password_hash.startswith("scrypt$")
+    assert authenticate("alice", "alice-pw", session=session, now=NOW) is not None
 
 
 def test_create_and_authenticate(session: Session) -> None:

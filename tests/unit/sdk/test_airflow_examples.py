@@ -33,7 +33,6 @@ IMPORT_TIMEOUT = 60.0
 #: files that do not load, or load differently, on Tradewind today (issues 13-16), with
 #: the first line of what goes wrong
 NOT_YET: set[str] = {
-    "example_dag_decorator.py",  # imports httpx, which Airflow depends on and Tradewind does not
     "example_kubernetes_executor.py",  # cluster.sdk lacks conf (Airflow: no DAG without kubernetes)
     "example_local_kubernetes_executor.py",  # cluster.sdk lacks conf (as above)
     "example_sensors.py",  # cluster.sensors.time_delta lacks TimeDeltaSensorAsync

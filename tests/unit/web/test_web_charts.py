@@ -154,7 +154,7 @@ def test_the_sparkline_has_a_bar_per_run_scaled_to_the_longest() -> None:
     assert [b.findtext(f"{SVG}title") for b in bars] == [
         "a: success, 10 s",
         "b: failed, 20 s",
-        "c: queued, not started",
+        "c: queued, not finished",
     ]
     assert draw_sparkline([]) == ""
 

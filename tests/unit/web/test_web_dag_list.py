@@ -117,7 +117,7 @@ def test_a_reused_dags_page_shows_every_run_change_at_the_next_request(
     with factory.begin() as session:
         for dag_id in ("a", "b"):
             session.add(Dag(dag_id=dag_id, fileloc=f"/dags/{dag_id}.py"))
-            for n in range(1, 12):
+            for n in range(1, 31):  # more than the 25 a row shows
                 session.add(_run(dag_id, f"{dag_id}{n:02d}", n))
     viewer = Browser(client, tokens["Viewer"])
     viewer.page("/")
@@ -125,11 +125,11 @@ def test_a_reused_dags_page_shows_every_run_change_at_the_next_request(
     assert len(context_of(app).dags_page_views) == 1
     with factory.begin() as session:
         if how == "new run":
-            session.add(_run("a", "a12", 12))
+            session.add(_run("a", "a31", 31))
         elif how == "state":
-            session.execute(update(DagRun).where(DagRun.run_id == "a04").values(state="failed"))
+            session.execute(update(DagRun).where(DagRun.run_id == "a24").values(state="failed"))
         elif how == "deleted":
-            session.execute(delete(DagRun).where(DagRun.run_id == "a11"))
+            session.execute(delete(DagRun).where(DagRun.run_id == "a29"))
         elif how == "backfill":  # older than every shown run: the dots stay as they are
             session.add(_run("a", "a00", 0))
         else:
@@ -140,15 +140,17 @@ def test_a_reused_dags_page_shows_every_run_change_at_the_next_request(
     for dag_id, runs in fresh.items():
         shown = re.findall(rf'href="/dags/{dag_id}/runs/([^"]+)"', dots_of(after, dag_id))
         assert shown == [r.run_id for r in runs]
-    assert ('title="a12: success"' in after) == (how == "new run")
+    assert ("<title>a31: success, not finished</title>" in after) == (how == "new run")
     assert (after != before) == (how != "backfill")
 
 
 def dots_of(html: str, dag_id: str) -> str:
-    """The run dots of ``dag_id``'s row on the DAGs page."""
+    """The sparkline of ``dag_id``'s row on the DAGs page (a bar linking to each run)."""
     row = re.search(rf'<tr data-dag-id="{dag_id}">(.*?)</tr>', html, re.S)
     assert row is not None, f"no row for {dag_id}"
-    return row.group(1)
+    line = re.search(r'<svg [^>]*class="chart sparkline".*?</svg>', row.group(1), re.S)
+    assert line is not None, f"no sparkline for {dag_id}"
+    return line.group(0)
 
 
 def test_a_range_left_short_is_read_whole(factory: SessionFactory) -> None:
@@ -192,5 +194,8 @@ def test_run_dots_escape_what_they_show(
         session.add(_run("a", 'x"><script>alert(1)</script>&', 1))
     html = Browser(client, tokens["Viewer"]).page("/")
     assert "<script>alert" not in html
-    assert 'title="x&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&amp;: success"' in html
+    assert (
+        "<title>x&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&amp;: success, not finished"
+        in html
+    )
     assert 'href="/dags/a/runs/x%22%3E%3Cscript%3Ealert(1)%3C/script%3E&amp;"' in html

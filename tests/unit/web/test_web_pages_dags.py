@@ -6,6 +6,7 @@ it every action is refused and nothing changes.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from flask import Flask
@@ -27,7 +28,13 @@ def test_the_dags_page_lists_dags_with_tags_runs_and_the_import_error_banner(
     html = browser(client, tokens, "Viewer").page("/")
     assert 'href="/dags/etl"' in html and 'href="/dags/other"' in html
     assert "finance" in html and "misc" in html and "ops" in html
-    assert 'class="dot state-failed"' in html and 'title="run1: failed"' in html
+    assert "<title>run1: failed, not finished</title>" in html, "a sparkline bar per run"
+    assert 'href="/dags/etl/runs/run1"' in html
+    assert 'title="failed: 1 of the last 1 runs"' in html
+    # the latest run's tasks by state, the state in words beside the colour
+    for state in ("success", "failed", "upstream_failed"):
+        assert f'title="{state}: 1 tasks in the latest run"' in html
+        assert f'<span class="sr"> {state}</span>' in html
     assert "1 DAG file failed to import" in html and 'href="/importerrors"' in html
     assert "viewer (Viewer)" in html
     assert "Trigger</a>" not in html, "a Viewer is not offered the trigger button"
@@ -129,7 +136,7 @@ def test_the_dags_page_costs_a_bounded_number_of_queries_for_100_dags(
         for i in range(100):
             dag_id = f"dag_{i:03d}"
             session.add(Dag(dag_id=dag_id, fileloc=f"/dags/{dag_id}.py", tags=["bulk"]))
-            for n in range(12):
+            for n in range(27):
                 state = "success" if n % 3 else "failed"
                 session.add(
                     DagRun(
@@ -154,10 +161,48 @@ def test_the_dags_page_costs_a_bounded_number_of_queries_for_100_dags(
         again = viewer.page("/")
     finally:
         event.remove(context_of(app).engine, "before_cursor_execute", count)
-    assert html.count('class="dot state-') == 100 * 10, "the last 10 runs of each DAG"
-    assert 'title="scheduled__11: failed"' not in html and 'title="scheduled__11: success"' in html
-    assert 'title="scheduled__01: success"' not in html, "older runs are left out"
-    assert len(built) <= 11, built
-    assert again.count('class="dot state-') == 100 * 10
+    assert html.count('<a href="/dags/dag_') >= 100 * 25
+    assert html.count('<rect class="state-') == 100 * 25, "the last 25 runs of each DAG"
+    assert "<title>scheduled__26: success, not finished</title>" in html
+    assert "<title>scheduled__01: " not in html, "older runs are left out"
+    assert len(built) <= 12, built  # one more: the latest runs' task counts
+    assert again.count('<rect class="state-') == 100 * 25
     reads = [s for s in statements if "dag" in s or "import_error" in s or "change_counter" in s]
-    assert reads == ["SELECT name, changes FROM change_counter"], "reused: only counters read"
+    assert reads[0] == "SELECT name, changes FROM change_counter"
+    # reused: besides the counters, only the latest runs' task counts (not counted)
+    assert len(reads) == 2 and "FROM task_instance" in reads[1], reads
+
+
+def test_the_dags_list_sorts_by_a_column_and_pages_keep_the_order(
+    client: FlaskClient, tokens: dict[str, str], factory: SessionFactory
+) -> None:
+    with factory.begin() as session:
+        for i in range(120):
+            dag_id = f"s_{i:03d}"
+            session.add(Dag(dag_id=dag_id, fileloc=f"/dags/{dag_id}.py", owners=f"o{i % 7}"))
+        for i in (5, 50):  # s_050 ran last, s_005 before it; the others never ran
+            session.add(
+                DagRun(
+                    dag_id=f"s_{i:03d}",
+                    run_id="r",
+                    logical_date=T0 + timedelta(days=i),
+                    run_type="manual",
+                    state="success",
+                )
+            )
+    viewer = browser(client, tokens, "Viewer")
+
+    def order(html: str) -> list[str]:
+        return re.findall(r'<tr data-dag-id="([^"]+)">', html)
+
+    by_last_run = viewer.page("/?sort=last_run&order=desc")
+    assert order(by_last_run)[:3] == ["s_050", "s_005", "s_119"], "never-run DAGs come last"
+    assert 'aria-sort="descending"' in by_last_run
+    by_owner = viewer.page("/?sort=owner")
+    owners = order(by_owner)
+    assert owners[:2] == ["s_000", "s_007"] and len(owners) == 100
+    assert "page 1 of 2" in by_owner
+    assert 'href="/?sort=owner&amp;page=2"' in by_owner
+    second = order(viewer.page("/?sort=owner&page=2"))
+    assert len(second) == 20 and not set(second) & set(owners)
+    assert order(viewer.page("/?sort=nonsense"))[:2] == ["s_000", "s_001"]

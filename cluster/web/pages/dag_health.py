@@ -1,0 +1,120 @@
+"""A DAG's health at a glance on the DAGs list: its recent runs and its latest run's tasks.
+
+From the runs :mod:`cluster.web.pages.recent_runs` read (the last
+:data:`~cluster.web.pages.recent_runs.RECENT_RUNS` per DAG, so nothing here grows
+with history): counts by state, the last run, and a sparkline of durations whose bars
+link to the runs. The latest run's task instances are counted by state in one grouped
+statement over the shown DAGs' latest runs (``idx_ti_dag_run_state``): task instances
+change no change counter, so the page fills these per request into slots of the
+cached table. All of it is written as strings here (a page has a hundred rows, and
+Jinja's per-value work costs a quarter of the page); every value is escaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+from markupsafe import Markup, escape
+from sqlalchemy import and_, bindparam, func, or_, select
+from sqlalchemy.orm import Session
+
+from cluster.metastore.models import TaskInstance
+from cluster.web.charts.sparkline import RunBar, draw_sparkline
+from cluster.web.pages.paths import PathPattern
+from cluster.web.pages.recent_runs import RecentRun
+from cluster.web.prepared import AnySelect, execute
+
+#: the order counts are shown in (others follow by name)
+STATE_ORDER = (
+    "success",
+    "running",
+    "failed",
+    "queued",
+    "up_for_retry",
+    "upstream_failed",
+    "scheduled",
+    "skipped",
+    "none",
+)
+#: DAGs per grouped count statement
+COUNT_CHUNK = 100
+COUNT = (
+    '<span class="count state-{state}" title="{state}: {n} {what}">{n}'
+    '<span class="sr"> {state}</span></span>'
+)
+
+
+def _ordered(counts: dict[str, int]) -> list[tuple[str, int]]:
+    rank = {state: i for i, state in enumerate(STATE_ORDER)}
+    return sorted(counts.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0]))
+
+
+def counts_html(counts: dict[str, int], what: str) -> str:
+    """Badges ``7 success``, ``1 failed``: a number, a colour, and the state in words."""
+    return "".join(
+        COUNT.format(state=escape(state), n=n, what=escape(what))
+        for state, n in _ordered(counts)
+        if n
+    )
+
+
+def run_counts_html(runs: Sequence[RecentRun]) -> str:
+    counts: dict[str, int] = {}
+    for run in runs:
+        counts[run.state] = counts.get(run.state, 0) + 1
+    return counts_html(counts, f"of the last {len(runs)} runs")
+
+
+def sparkline_html(dag_id: str, runs: Sequence[RecentRun], run_page: PathPattern) -> str:
+    """The runs' durations as bars, each linking to its run."""
+    bars = [RunBar(r.run_id, r.state, r.duration, run_page(dag_id, r.run_id)) for r in runs]
+    return draw_sparkline(bars)
+
+
+def tasks_slot(dag_id: str) -> str:
+    """Where the latest run's task counts go in a cached table."""
+    return f'<"tasks:{escape(dag_id)}">'
+
+
+def latest_task_counts(
+    session: Session, latest: Sequence[tuple[str, str]]
+) -> dict[str, dict[str, int]]:
+    """``dag_id → {state: instances}`` of each ``(dag_id, run_id)`` latest run."""
+    found: dict[str, dict[str, int]] = {}
+    for start in range(0, len(latest), COUNT_CHUNK):
+        chunk = latest[start : start + COUNT_CHUNK]
+        params: dict[str, str] = {}
+        for i, (dag_id, run_id) in enumerate(chunk):
+            params[f"dag_id_{i}"], params[f"run_id_{i}"] = dag_id, run_id
+        for dag_id, state, n in execute(session, counts_statement(len(chunk)), params):
+            found.setdefault(dag_id, {})[state or "none"] = int(n)
+    return found
+
+
+@lru_cache(maxsize=16)
+def counts_statement(runs: int) -> AnySelect:
+    """Task instances by DAG and state in ``runs`` runs, bound as ``dag_id_<i>``, ``run_id_<i>``."""
+    pairs = [
+        and_(
+            TaskInstance.dag_id == bindparam(f"dag_id_{i}"),
+            TaskInstance.run_id == bindparam(f"run_id_{i}"),
+        )
+        for i in range(runs)
+    ]
+    return (
+        select(TaskInstance.dag_id, TaskInstance.state, func.count())
+        .where(or_(*pairs))
+        .group_by(TaskInstance.dag_id, TaskInstance.state)
+    )
+
+
+def fill_task_slots(rows: str, session: Session, latest: Sequence[tuple[str, str]]) -> str:
+    """``rows`` with each latest run's task counts in its slot (empty for no tasks)."""
+    if not latest:
+        return rows
+    counts = latest_task_counts(session, latest)
+    for dag_id, _ in latest:
+        html = counts_html(counts.get(dag_id, {}), "tasks in the latest run")
+        rows = rows.replace(tasks_slot(dag_id), html or '<span class="muted">no tasks</span>')
+    return Markup(rows)
