@@ -9,7 +9,9 @@ its own keep-alive connection to HAProxy:
 * ``GET /api/v1/dags?limit=100`` with an API token: requests/s, p50, p99;
 * the DAGs page (``GET /``) with a browser session: pages/s, p50, p99;
 * the API again while webserver 1 is SIGKILLed (with its workers) and restarted: the
-  share of requests that succeeded.
+  share of requests that succeeded;
+* before those, the grid's pages one request at a time (bench/web_grid.py): 200 tasks x
+  25 runs and a task mapped 1,000 times (target: <= 300 ms server time on MariaDB).
 
 It prints figures and never asserts on them (targets: API >= 300 req/s with
 p99 <= 100 ms, DAGs page >= 150 pages/s, >= 99.9 % success during the kill).
@@ -20,6 +22,7 @@ p99 <= 100 ms, DAGs page >= 150 pages/s, >= 99.9 % success during the kill).
     python bench/web.py --metastore-url mysql+pymysql://...  # a metastore seeded before
     python bench/web.py --metastore-url ... --metastore-pid PID  # and its server's CPU
     python bench/web.py --auth basic   # the API with HTTP basic auth instead of a token
+    python bench/web.py --pages-only   # only the grid's page timings
 
 To compare two versions of the code back to back on a busy machine, seed one database
 once and point both trees' ``bench/web.py`` at it with ``--metastore-url``: seeding
@@ -44,7 +47,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,6 +59,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from web_grid import report_pages, seed_grid  # noqa: E402
 
 from cluster.config import MetastoreSettings  # noqa: E402
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask  # noqa: E402
@@ -426,7 +431,8 @@ def prepare(url: str, args: argparse.Namespace) -> str:
     migrate(engine)
     sessions = make_session_factory(engine)
     started = time.perf_counter()
-    seed(sessions, args.dags, args.task_instances)
+    if not args.pages_only:
+        seed(sessions, args.dags, args.task_instances)
     print(
         f"seeded {args.dags} DAGs and {args.task_instances:,} task instances "
         f"in {time.perf_counter() - started:.1f} s"
@@ -436,6 +442,15 @@ def prepare(url: str, args: argparse.Namespace) -> str:
         token = users.create_api_token(USER, "bench", session=session)[1]
     engine.dispose()
     return token
+
+
+@contextlib.contextmanager
+def sessions_of(url: str) -> Iterator[sessionmaker[Session]]:
+    engine = create_engine_for(MetastoreSettings(url=url))
+    try:
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()
 
 
 def bench(tmp: Path, args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
@@ -476,6 +491,15 @@ def bench(tmp: Path, args: argparse.Namespace, stack: contextlib.ExitStack) -> N
         cpu=lambda: group_cpu_seconds(groups),
         database_cpu=None if database_pid is None else lambda: process_cpu_seconds(database_pid),
     )  # fmt: skip
+    first = servers[0]
+    assert first.process is not None
+    with sessions_of(url) as sessions:
+        seed_grid(sessions)  # a metastore seeded by an older bench may lack the grid's DAGs
+    report_pages(HOST, first.port, page_headers, lambda: group_cpu_seconds([first.process.pid]),
+                 args.page_repeat)  # fmt: skip
+    if args.pages_only:
+        return
+    print()
     measure("/api/v1/dags?limit=100", api_headers)  # warm-up: imports, pools, caches
     report("GET /api/v1/dags?limit=100", measure("/api/v1/dags?limit=100", api_headers), "req/s")
     measure("/", page_headers)
@@ -503,6 +527,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="client threads")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per figure")
     parser.add_argument("--no-kill", dest="kill", action="store_false")
+    parser.add_argument(
+        "--pages-only", action="store_true",
+        help="only time the grid's pages (seeds just their DAGs): no load, no kill",
+    )  # fmt: skip
+    parser.add_argument("--page-repeat", type=int, default=20, help="requests per timed page")
     parser.add_argument(
         "--db", choices=KINDS, default="mariadb", help="the private database server to seed"
     )
