@@ -318,6 +318,7 @@
     return missing;
   }
   function apply(data) {
+    finishPoll(data.active);
     var t = table();
     var runIds = data.runs.map(function (r) { return r.run_id; }).join(" ");
     if (!t ? data.runs.length > 0 : t.dataset.runs !== runIds) { return swapTable(); }
@@ -325,7 +326,6 @@
       updateRuns(t, data.runs);
       if (updateCells(t, data)) { return swapTable(); }
     }
-    finishPoll(data.active);
     return Promise.resolve();
   }
   function finishPoll(active) {

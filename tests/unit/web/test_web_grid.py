@@ -209,6 +209,9 @@ def test_the_panel_shows_the_chosen_try_its_log_fields_and_xcoms(
     assert "panel-action" not in html  # a Viewer is offered no action
     first = browser.page("/dags/grouped/runs/r2/tasks/section.b/panel?try_number=1")
     assert "Log of try 1" in first and 'class="current" aria-current="true"' in first
+    # the full page shows the latest try unless one was chosen
+    assert 'class="full-page" href="/dags/grouped/runs/r2/tasks/section.b"' in html
+    assert 'class="full-page" href="/dags/grouped/runs/r2/tasks/section.b?try_number=1"' in first
 
 
 def test_the_panel_of_a_mapped_task_counts_and_lists_its_instances(
