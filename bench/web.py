@@ -13,6 +13,11 @@ its own keep-alive connection to HAProxy:
 * before those, the grid's pages one request at a time (bench/web_grid.py): 200 tasks x
   25 runs and a task mapped 1,000 times (target: <= 300 ms server time on MariaDB).
 
+``--charts`` measures instead the server time of the DAGs list with 2,000 DAGs (rows
+reused and rebuilt, sorted, a far page) and of the chart tabs (the Gantt chart of a
+1,000-task run, ...) on a metastore seeded for them, one request at a time against one
+webserver (bench/web_pages.py).
+
 It prints figures and never asserts on them (targets: API >= 300 req/s with
 p99 <= 100 ms, DAGs page >= 150 pages/s, >= 99.9 % success during the kill).
 
@@ -23,6 +28,8 @@ p99 <= 100 ms, DAGs page >= 150 pages/s, >= 99.9 % success during the kill).
     python bench/web.py --metastore-url ... --metastore-pid PID  # and its server's CPU
     python bench/web.py --auth basic   # the API with HTTP basic auth instead of a token
     python bench/web.py --pages-only   # only the grid's page timings
+    python bench/web.py --charts       # DAGs list of 2,000 DAGs (<= 200 ms), Gantt of a
+                                       # 1,000-task run (<= 300 ms), other chart tabs
 
 To compare two versions of the code back to back on a busy machine, seed one database
 once and point both trees' ``bench/web.py`` at it with ``--metastore-url``: seeding
@@ -61,6 +68,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from web_grid import report_pages, seed_grid  # noqa: E402
+from web_pages import PAGES, Page, seed_pages, touch_a_dag  # noqa: E402
 
 from cluster.config import MetastoreSettings  # noqa: E402
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask  # noqa: E402
@@ -453,6 +461,95 @@ def sessions_of(url: str) -> Iterator[sessionmaker[Session]]:
         engine.dispose()
 
 
+def webserver_env(tmp: Path, url: str) -> dict[str, str]:
+    """The environment of a bench webserver on the metastore at ``url``."""
+    home = tmp / "home"
+    home.mkdir()
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TRADEWIND")},
+        "TRADEWIND_HOME": str(home),
+        "TRADEWIND__METASTORE__URL": url,
+        "TRADEWIND__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+        "TRADEWIND__CORE__LOAD_EXAMPLES": "false",
+        "TRADEWIND__WEBSERVER__SECRET_KEY": "bench-secret-key",
+        "TRADEWIND__LOGGING__LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+# --- the DAGs list and the chart tabs, one request at a time (--charts) ----------------
+
+
+def chart_metastore(
+    tmp: Path, args: argparse.Namespace, stack: contextlib.ExitStack
+) -> tuple[str, sessionmaker[Session]]:
+    """``--metastore-url`` as it is, or a fresh server of ``--db`` seeded for the pages."""
+    url = args.metastore_url
+    if not url:
+        server = private_server(args.db, tmp / args.db, large=True)
+        server.start()
+        stack.callback(server.destroy)
+        url = server.url
+    engine = create_engine_for(MetastoreSettings(url=url))
+    stack.callback(engine.dispose)
+    sessions = make_session_factory(engine)
+    if not args.metastore_url:
+        migrate(engine)
+        started = time.perf_counter()
+        seed_pages(sessions)
+        print(f"seeded the pages' DAGs and runs in {time.perf_counter() - started:.1f} s")
+        with sessions.begin() as session:
+            users.create_user(USER, PASSWORD, role="Admin", session=session)
+    return url, sessions
+
+
+def time_page(
+    port: int, page: Page, cookie: str, sessions: sessionmaker[Session], server: int, count: int
+) -> None:
+    """``count`` requests of ``page`` one after another; prints wall ms and server CPU."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=60)
+    latencies = []
+    cpu = 0.0
+    for turn in range(count + 2):  # two to warm up
+        if page.rebuild:
+            touch_a_dag(sessions, turn)
+        cpu_before = group_cpu_seconds([server])
+        started = time.perf_counter()
+        connection.request("GET", page.path, headers={"Cookie": cookie})
+        response = connection.getresponse()
+        response.read()
+        took = time.perf_counter() - started
+        if response.status != 200:
+            raise RuntimeError(f"{page.path} answered {response.status}")
+        if turn >= 2:
+            latencies.append(took * 1000)
+            cpu += group_cpu_seconds([server]) - cpu_before
+    connection.close()
+    latencies.sort()
+    target = f"(target <= {page.target_ms:g} ms)" if page.target_ms else ""
+    print(
+        f"{page.label:<42} p50 {statistics.median(latencies):>7.1f} ms"
+        f"   p90 {latencies[int(len(latencies) * 0.9) - 1]:>7.1f} ms   max {latencies[-1]:>7.1f} ms"
+        f"   web CPU {cpu * 1000 / count:>6.1f} ms/page   {target}"
+    )
+
+
+def charts(tmp: Path, args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+    url, sessions = chart_metastore(tmp, args, stack)
+    server = WebserverProcess(free_port(), webserver_env(tmp, url), tmp / "webserver.log", 1)
+    stack.callback(server.stop)
+    server.start()
+    cookie = log_in(f"http://{HOST}:{server.port}")
+    assert server.process is not None
+    print(
+        f"one webserver, one gunicorn worker, one client; {args.page_repeat} requests per "
+        f"page; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n"
+    )
+    for page in PAGES:
+        time_page(server.port, page, cookie, sessions, server.process.pid, args.page_repeat)
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
+
+
 def bench(tmp: Path, args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     url, token, database_pid = metastore(tmp, args, stack)
     home = tmp / "home"
@@ -533,6 +630,10 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--page-repeat", type=int, default=20, help="requests per timed page")
     parser.add_argument(
+        "--charts", action="store_true",
+        help="instead: the DAGs list of 2,000 DAGs and the chart tabs (bench/web_pages.py)",
+    )  # fmt: skip
+    parser.add_argument(
         "--db", choices=KINDS, default="mariadb", help="the private database server to seed"
     )
     parser.add_argument(
@@ -546,7 +647,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tw-webbench-") as tmp, contextlib.ExitStack() as stack:
-        bench(Path(tmp), args, stack)
+        (charts if args.charts else bench)(Path(tmp), args, stack)
 
 
 if __name__ == "__main__":
