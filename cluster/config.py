@@ -199,6 +199,14 @@ class FlowerSettings:
 
 
 @dataclass(frozen=True)
+class OperatorsSettings:
+    """Defaults of operators, as Airflow's ``[operators]`` section."""
+
+    #: ``deferrable=`` of the operators and sensors that can defer, when a DAG omits it
+    default_deferrable: bool = False
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting of one process, read once at start-up."""
 
@@ -214,6 +222,7 @@ class Settings:
     triggerer: TriggererSettings = field(default_factory=TriggererSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     flower: FlowerSettings = field(default_factory=FlowerSettings)
+    operators: OperatorsSettings = field(default_factory=OperatorsSettings)
 
     def replace(self, section: str, **values: Any) -> Settings:
         """Return a copy with ``values`` changed in one section (for tests and CLI flags)."""
@@ -233,6 +242,7 @@ SECTIONS: dict[str, type] = {
     "triggerer": TriggererSettings,
     "smtp": SmtpSettings,
     "flower": FlowerSettings,
+    "operators": OperatorsSettings,
 }
 
 

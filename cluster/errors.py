@@ -155,6 +155,30 @@ class TaskRescheduled(TaskControl):
         self.reschedule_date = reschedule_date
 
 
+class TaskDeferred(TaskControl):
+    """Hand ``trigger`` to a triggerer, give the slot back, and resume in ``method_name``
+    with ``kwargs`` and the trigger's event (Airflow's ``TaskDeferred``, raised by
+    ``BaseOperator.defer``). ``timeout`` (a timedelta) fails the try if no event came."""
+
+    def __init__(
+        self,
+        *,
+        trigger: object,
+        method_name: str,
+        kwargs: dict[str, object] | None = None,
+        timeout: object = None,
+    ) -> None:
+        super().__init__(f"deferred to {type(trigger).__name__}, resuming in {method_name}")
+        self.trigger = trigger
+        self.method_name = method_name
+        self.kwargs = kwargs
+        self.timeout = timeout
+
+
+class TaskDeferralError(TradewindError):
+    """A deferred try's trigger failed or timed out (Airflow's ``TaskDeferralError``)."""
+
+
 class TaskTimeout(TradewindError):
     """A task ran past its ``execution_timeout`` (``AirflowTaskTimeout``)."""
 

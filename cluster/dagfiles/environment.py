@@ -33,6 +33,7 @@ def node_options_from(settings: Settings) -> NodeOptions:
             timeout=smtp.smtp_timeout,
             retry_limit=smtp.smtp_retry_limit,
         ),
+        default_deferrable=settings.operators.default_deferrable,
     )
 
 

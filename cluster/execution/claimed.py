@@ -57,4 +57,5 @@ def execute_claimed(
         prev_data_interval_end_success=prev_end,
         prev_start_date_success=prev_started,
     )
-    return execute_try(task, context, timeout=timeout, xcom_max_size=xcom_max_size)
+    resume = (claimed.next_method, claimed.next_kwargs or {}) if claimed.next_method else None
+    return execute_try(task, context, timeout=timeout, xcom_max_size=xcom_max_size, resume=resume)

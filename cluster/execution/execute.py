@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cluster.errors import (
+    TaskDeferred,
     TaskFailedNoRetry,
     TaskRescheduled,
     TaskSkipped,
@@ -25,9 +26,11 @@ from cluster.errors import (
 )
 from cluster.execution.alert_email import send_alert, wants_email
 from cluster.execution.outcome import TryOutcome
+from cluster.metastore.triggers import encode_value
 from cluster.sdk import BaseOperator
 from cluster.sdk.context import execution_context
 from cluster.sdk.dataset_events import events_to_emit
+from cluster.sdk.deferral import call_task
 from cluster.sdk.mappedgroup import upstream_map_indexes
 from cluster.sdk.mappedoperator import MappedOperator, mapped_length, mapping_producer_ids
 from cluster.sdk.templating import render_template, render_template_fields
@@ -45,12 +48,19 @@ def execute_try(
     timeout: float | None,
     xcom_max_size: int,
     max_map_length: int = DEFAULT_MAX_MAP_LENGTH,
+    resume: tuple[str, dict[str, Any]] | None = None,
+    inline_triggers: bool = False,
 ) -> TryOutcome:
     """Render, execute and classify one try, as Airflow's task runner does.
 
     A mapped task is first unmapped: the operator of this ``map_index`` is built from
     its expanded arguments and replaces ``context["task"]``.
+
+    :param resume: ``(next_method, next_kwargs)`` of a deferred try that resumes.
+    :param inline_triggers: run a deferral's trigger here and resume (``dags test``);
+        otherwise the try ends ``deferred`` with its trigger in the outcome.
     """
+    method, kwargs = resume if resume is not None else (None, None)
     ti = context["ti"]
     rendered: dict[str, Any] | None = None
     mapping: dict[str, Any] = {}
@@ -61,7 +71,9 @@ def execute_try(
             _call_all(task, "on_execute_callback", context)
             with _time_limit(timeout):
                 task.pre_execute(context)
-                result = task.execute(context)
+                result = call_task(
+                    task, context, next_method=method, next_kwargs=kwargs, inline=inline_triggers
+                )
                 task.post_execute(context, result)  # may still set outlet_events' extra
             mapping = _map_length(task, ti, result, max_map_length)
             if result is not None and getattr(task, "do_xcom_push", True):
@@ -73,6 +85,8 @@ def execute_try(
         except TaskSkipped as exc:
             log.info("Task skipped: %s", exc)
             outcome = _finish(ti, "skipped", rendered, xcom_max_size)
+        except TaskDeferred as exc:
+            outcome = _deferred(ti, exc, rendered, xcom_max_size, timeout)
         except TaskRescheduled as exc:
             when = exc.reschedule_date
             at = when.isoformat() if isinstance(when, datetime) else str(when)
@@ -93,6 +107,43 @@ def execute_try(
         outcome = replace(outcome, rendered_map_index=_render_map_index(task, context), **mapping)
         _run_callbacks(context["task"], context, outcome, ti)
     return outcome
+
+
+def _deferred(
+    ti: Any,
+    exc: TaskDeferred,
+    rendered: dict[str, Any] | None,
+    limit: int,
+    execution_timeout: float | None,
+) -> TryOutcome:
+    """The outcome of a try that deferred: its trigger, serialized, and where it resumes.
+
+    A trigger or kwargs that cannot be stored fail the try now, on the worker, with
+    the reason, rather than in the triggerer later.
+    """
+    try:
+        classpath, trigger_kwargs = exc.trigger.serialize()  # type: ignore[attr-defined]
+        timeout = exc.timeout
+        deferral = {
+            "classpath": classpath,
+            "kwargs": encode_value(dict(trigger_kwargs)),
+            "method": exc.method_name,
+            "next_kwargs": encode_value(dict(exc.kwargs or {})),
+            "timeout": (
+                timeout.total_seconds() if isinstance(timeout, timedelta) else _seconds(timeout)
+            ),
+            "execution_timeout": execution_timeout,
+        }
+    except (AttributeError, TypeError, ValueError) as error:
+        log.error("Task deferred with a trigger that cannot be stored: %s", error)
+        return TryOutcome("failed", True, _one_line(error), rendered_fields=rendered)
+    log.info("Pausing task as DEFERRED: %r, resuming in %s", exc.trigger, exc.method_name)
+    return replace(_finish(ti, "deferred", rendered, limit), deferral=deferral)
+
+
+def _seconds(value: Any) -> float | None:
+    """A timeout given as a number of seconds (Airflow asks for a timedelta)."""
+    return None if value is None else float(value)
 
 
 def _unmapped(task: BaseOperator, context: dict[str, Any]) -> BaseOperator:

@@ -140,7 +140,7 @@ def test_dag(
     :raises ParamValidationError: ``conf`` breaks the DAG's params (nothing runs).
     """
     serialized = serialize_dag(dag)
-    run = _run_info(serialized, logical_date, conf)
+    run = manual_run_info(serialized, logical_date, conf)
     store: Store = {}
     results: dict[InstanceKey, TaskResult] = {}
     for task_id in serialized.tasks:
@@ -234,7 +234,9 @@ def _wait_for_next(results: dict[InstanceKey, TaskResult], sleep: Callable[[floa
     sleep(max(0.0, (min(waiting) - datetime.now(UTC)).total_seconds()))
 
 
-def _run_info(dag: SerializedDag, logical_date: datetime, conf: dict[str, Any] | None) -> RunInfo:
+def manual_run_info(
+    dag: SerializedDag, logical_date: datetime, conf: dict[str, Any] | None
+) -> RunInfo:
     """The manual run ``dags test`` makes: its interval as the timetable infers it and
     ``conf`` validated against the DAG's params, as ``dags trigger`` does."""
     interval = timetable_from_dict(dag.timetable).infer_manual_data_interval(run_after=logical_date)
@@ -279,8 +281,9 @@ def run_task(
     )
     context = build_context(dag=dag, task=task, ti=ti, dag_run=run, test_mode=test_mode)
     started = time.perf_counter()
+    # a deferral's trigger runs here, until its first event, as Airflow's dag.test() does
     outcome: TryOutcome = execute_try(
-        task, context, timeout=timeout_seconds(task), xcom_max_size=1 << 30
+        task, context, timeout=timeout_seconds(task), xcom_max_size=1 << 30, inline_triggers=True
     )
     state = TaskState(outcome.state)
     message = outcome.reschedule_at if state is TaskState.UP_FOR_RESCHEDULE else outcome.message

@@ -14,7 +14,7 @@ from typing import Any
 class TryOutcome:
     """The end of one try.
 
-    :ivar state: ``success``, ``failed``, ``skipped`` or ``up_for_reschedule``.
+    :ivar state: ``success``, ``failed``, ``skipped``, ``up_for_reschedule`` or ``deferred``.
     :ivar retryable: for ``failed``: whether retries may apply (not for
         ``AirflowFailException`` or a sensor timeout).
     :ivar xcoms: ``[(key, JSON text)]`` pushed by the task, the return value included.
@@ -25,6 +25,9 @@ class TryOutcome:
         value (``map_keys``: its keys, when it is a dict), recorded in ``task_map``.
     :ivar dataset_events: for ``success``: ``[{"uri", "extra", "alias"}]`` the outlets
         emit, recorded with the success in one transaction.
+    :ivar deferral: for ``deferred``: the trigger's ``classpath`` and ``kwargs``, the
+        ``method`` and ``next_kwargs`` to resume with (JSON-encoded by
+        :func:`cluster.metastore.triggers.encode_value`) and its ``timeout`` in seconds.
     """
 
     state: str
@@ -38,6 +41,7 @@ class TryOutcome:
     map_length: int | None = None
     map_keys: list[Any] | None = None
     dataset_events: list[dict[str, Any]] = field(default_factory=list)
+    deferral: dict[str, Any] | None = None
 
     @classmethod
     def crashed(cls, message: str) -> TryOutcome:

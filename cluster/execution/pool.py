@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography.fernet import MultiFernet
 from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.config import Settings
@@ -27,6 +28,7 @@ from cluster.errors import TradewindError
 from cluster.execution import recording
 from cluster.execution.claimed import execute_claimed
 from cluster.execution.dagbag import DagBag
+from cluster.execution.deferring import record_ends
 from cluster.execution.execute import timeout_seconds
 from cluster.execution.handle import SessionFactory
 from cluster.execution.isolation import isolated_try
@@ -81,6 +83,7 @@ class PoolBook:
         self._clock = clock
         self._hostname = settings.core.hostname
         self.heartbeat_interval = settings.scheduler.heartbeat_interval
+        self._cipher: MultiFernet | None = None
 
     def claim(
         self, assignments: Sequence[tuple[TaskMessage, int]]
@@ -102,13 +105,19 @@ class PoolBook:
         """Record ended tries in one transaction, and say so in each try's log."""
         states = moves_transaction(
             self._sessions,
-            lambda s, optimistic: recording.record_many(s, tries, optimistic=optimistic),
+            lambda s, optimistic: record_ends(s, tries, fernet=self._fernet, optimistic=optimistic),
             retries=RECORD_RETRIES,
         )
         for finished, state in zip(tries, states, strict=True):
             if state is None:  # the worker already said what it meant to record
                 self._say_recorded(finished.claimed, state, finished.outcome.message)
         return states
+
+    def _fernet(self) -> MultiFernet:
+        """The cluster's cipher, built on first use: only deferring tries need it."""
+        if self._cipher is None:
+            self._cipher = make_fernet(self._settings.core.fernet_key)
+        return self._cipher
 
     def record_lost(
         self, claimed: recording.ClaimedTry, reason: str, *, pid: int
@@ -227,7 +236,9 @@ class PoolRunner:
     def record_alone(self, finished: recording.FinishedTry) -> TaskState | None:
         """Record a try ourselves: the executor that would have is gone (scheduler killed)."""
         return transaction(
-            self._sessions(), lambda s: recording.record_many(s, [finished])[0], retries=5
+            self._sessions(),
+            lambda s: record_ends(s, [finished], fernet=lambda: self._fernet)[0],
+            retries=5,
         )
 
     def _execute(

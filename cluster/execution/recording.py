@@ -42,6 +42,7 @@ from cluster.metastore.transitions import (
     move_tries,
     set_task_state,
 )
+from cluster.metastore.triggers import decode_next_kwargs
 from cluster.policy.retries import next_try_at
 from cluster.states import TaskState
 
@@ -64,6 +65,9 @@ class ClaimedTry:
     #: ``(data_interval_start, data_interval_end, start_date)`` of the DAG's previous
     #: successful run, for the ``prev_*_success`` template variables
     prev_success: tuple[datetime | None, datetime | None, datetime | None] = (None, None, None)
+    #: a deferred try that resumes: the method to call and its kwargs (event included)
+    next_method: str | None = None
+    next_kwargs: dict[str, Any] | None = None
 
 
 def key_of(message: TaskMessage) -> TaskKey:
@@ -111,7 +115,7 @@ def claim_many(
         for message in messages:
             row = rows[(message.task_id, message.map_index)]
             claimed[message] = _claimed_try(message, row, now)
-            if message.try_number > 1:
+            if message.try_number > 1 and row.next_method is None:
                 # XComs of an earlier try (or of the run before a clear) must not leak into this one
                 session.execute(delete(XCom).where(*_xcom_key(key_of(message))))
                 session.execute(delete(TaskMap).where(*_task_map_key(key_of(message))))
@@ -144,6 +148,8 @@ def _claimed_try(message: TaskMessage, row: Any, now: datetime) -> ClaimedTry:
         conf=dict(row.conf or {}),
         run_start_date=row.start_date,
         prev_success=(row.prev_start, row.prev_end, row.prev_started),
+        next_method=row.next_method,
+        next_kwargs=decode_next_kwargs(row.next_kwargs) if row.next_method else None,
     )
 
 
@@ -174,6 +180,8 @@ def _claimed_query() -> Any:
             TaskInstance.map_index,
             TaskInstance.max_tries,
             TaskInstance.sensor_started_at,
+            TaskInstance.next_method,
+            TaskInstance.next_kwargs,
             DagRun.logical_date,
             DagRun.data_interval_start,
             DagRun.data_interval_end,
@@ -205,6 +213,12 @@ def _xcom_key(key: TaskKey) -> tuple[Any, ...]:
         XCom.task_id == key.task_id,
         XCom.map_index == key.map_index,
     )
+
+
+def drop_xcoms(session: Session, key: TaskKey, names: list[str]) -> None:
+    """Delete the instance's XComs ``names`` (before they are written again)."""
+    if names:
+        session.execute(delete(XCom).where(*_xcom_key(key), XCom.key.in_(names)))
 
 
 def _task_map_key(key: TaskKey) -> tuple[Any, ...]:
@@ -296,6 +310,8 @@ def record_many(
             continue
         states.append(finished.state)
         claimed = finished.claimed
+        if claimed.next_method is not None:  # a resumed try may push a key it pushed before
+            drop_xcoms(session, claimed.key, [k for k, _ in finished.outcome.xcoms])
         xcoms.extend(_xcom_rows(claimed.key, finished.outcome.xcoms, finished.end))
         _record_map_length(session, claimed.key, finished.outcome)
         _skip(session, claimed.key, finished.outcome.skip_downstream)
@@ -375,6 +391,9 @@ def _end_values(finished: FinishedTry) -> dict[str, Any]:
         values["rendered_map_index"] = outcome.rendered_map_index
     if finished.state != TaskState.UP_FOR_RESCHEDULE:
         values["sensor_started_at"] = None
+    if claimed.next_method is not None:  # a resumed try ended: its retry starts afresh
+        values["next_method"] = None
+        values["next_kwargs"] = None
     return values
 
 

@@ -1,11 +1,12 @@
 """``TriggerDagRunOperator``: start a run of another DAG, and optionally wait for it.
 
-Airflow's operator waits by sleeping in its try (or deferring). Here it waits like a
-sensor: in ``poke`` mode the try sleeps and polls; in ``reschedule`` mode (or
-``deferrable=True``, which Tradewind serves by rescheduling) each poke is a short try
-that gives its worker slot back between pokes (``up_for_reschedule``). Every poke of a rescheduled trigger derives the same run id (the
-default logical date is the first poke's start), so a later poke finds the run the
-first one created instead of triggering another.
+Airflow's operator waits by sleeping in its try, or with ``deferrable=True`` by
+deferring to a :class:`~cluster.triggers.external_task.DagStateTrigger`, as here. It
+also waits like a sensor: in ``poke`` mode the try sleeps and polls; in ``reschedule``
+mode (a Tradewind addition) each poke is a short try that gives its worker slot back
+between pokes (``up_for_reschedule``). Every poke of a rescheduled trigger derives the
+same run id (the default logical date is the first poke's start), so a later poke finds
+the run the first one created instead of triggering another.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from cluster.errors import (
 )
 from cluster.sdk.baseoperator import BaseOperator
 from cluster.sdk.dates import utcnow
+from cluster.sdk.deferral import default_deferrable
 from cluster.sdk.definitions import definition_error
 from cluster.sdk.runtime import TriggerRequest, current_runtime
+from cluster.triggers.external_task import DagStateTrigger
 
 log = logging.getLogger("tradewind.task")
 
@@ -63,12 +66,13 @@ class TriggerDagRunOperator(BaseOperator):
         allowed_states: Iterable[str] | None = None,
         failed_states: Iterable[str] | None = None,
         skip_when_already_exists: bool = False,
-        deferrable: bool = False,
+        deferrable: bool | None = None,
         mode: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.mode = mode or ("reschedule" if deferrable else "poke")
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.mode = mode or "poke"
         if self.mode not in ("poke", "reschedule"):
             raise definition_error(
                 f"The mode must be one of ['poke', 'reschedule'], received '{self.mode}'.",
@@ -128,6 +132,16 @@ class TriggerDagRunOperator(BaseOperator):
         ti.xcom_push(XCOM_RUN_ID, run.run_id)
         if not self.wait_for_completion:
             return None
+        if self.deferrable:
+            trigger = DagStateTrigger(
+                dag_id=self.trigger_dag_id,
+                states=self.allowed_states + self.failed_states,
+                execution_dates=[logical],
+                poll_interval=self.poke_interval,
+            )
+            self.defer(
+                trigger=trigger, method_name="execute_complete", kwargs={"run_id": run.run_id}
+            )
         if self.reschedule:
             if first or not self.poke(context):
                 raise TaskRescheduled(self._clock() + timedelta(seconds=self.poke_interval))
@@ -136,6 +150,21 @@ class TriggerDagRunOperator(BaseOperator):
             self._sleep(self.poke_interval)
             if self.poke(context):
                 return None
+
+    def execute_complete(
+        self, context: dict[str, Any], event: Any = None, run_id: str | None = None
+    ) -> None:
+        """The triggered run reached an allowed or a failed state: end as it did."""
+        self._run_id = run_id or self._run_id
+        if self._run_id is None:
+            raise ExternalStateError(f"No DAG run found for DAG {self.trigger_dag_id}")
+        if not self.poke(context):
+            run = current_runtime().get_dag_run(self.trigger_dag_id, self._run_id)
+            state = run.state if run is not None else "deleted"
+            raise ExternalStateError(
+                f"{self.trigger_dag_id} return {state} which is not in {self.failed_states}"
+                f" or {self.allowed_states}"
+            )
 
     @property
     def reschedule(self) -> bool:

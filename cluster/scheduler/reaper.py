@@ -6,6 +6,8 @@ as if the try had failed. An instance queued longer than ``scheduler.queued_time
 (its message lost with a broker node, a worker that took it and died before claiming)
 goes back to ``scheduled`` to be sent again; its next try has a new number, so the
 old message can no longer be claimed, and it does not count against its retries.
+A deferred try whose ``trigger_timeout`` passed goes to a worker to fail there
+(Airflow's ``check_trigger_timeouts``), at the reaper's pace, not every iteration.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cluster.dagfiles.serialized import SerializedTask
+from cluster.metastore import triggers
 from cluster.metastore.history import write_history
 from cluster.metastore.models import TaskInstance
 from cluster.metastore.transitions import TaskKey, set_task_state
@@ -35,7 +38,11 @@ def reap(
     zombie_threshold: float,
     queued_timeout: float,
 ) -> tuple[int, int]:
-    """Handle zombies and stale queued instances; returns ``(zombies, re-sent)``."""
+    """Handle zombies, stale queued instances and deferred tries whose trigger timed
+    out (one indexed UPDATE over ``deferred`` rows only); returns ``(zombies, re-sent)``."""
+    timed_out = triggers.time_out(session, now=now)
+    if timed_out:
+        log.info("Timed out %d deferred tasks without fired triggers", timed_out)
     return (
         _reap_zombies(session, dags, now=now, threshold=zombie_threshold),
         _requeue_stale(session, now=now, timeout=queued_timeout),

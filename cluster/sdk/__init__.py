@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from cluster.errors import PluginError as AirflowPluginException
 from cluster.errors import SensorTimeout as AirflowSensorTimeout
+from cluster.errors import TaskDeferralError as TaskDeferralError
+from cluster.errors import TaskDeferred as TaskDeferred
 from cluster.errors import TaskFailedNoRetry as AirflowFailException
 from cluster.errors import TaskRescheduled as AirflowRescheduleException
 from cluster.errors import TaskSkipped as AirflowSkipException
@@ -51,6 +53,7 @@ from cluster.sdk.timetables import (
     TimeRestriction,
     Timetable,
 )
+from cluster.sdk.trigger_base import BaseTrigger, StartTriggerArgs, TriggerEvent
 from cluster.sdk.trigger_rule import TriggerRule
 from cluster.sdk.unsupported import NOT_YET, unsupported
 from cluster.sdk.weekday import WeekDay
@@ -81,6 +84,7 @@ __all__ = [
     "BaseDataset",
     "BaseHook",
     "BaseOperator",
+    "BaseTrigger",
     "Connection",
     "ContinuousTimetable",
     "CronDataIntervalTimetable",
@@ -105,9 +109,13 @@ __all__ = [
     "Param",
     "ParamsDict",
     "RunInfo",
+    "StartTriggerArgs",
+    "TaskDeferralError",
+    "TaskDeferred",
     "TaskGroup",
     "TimeRestriction",
     "Timetable",
+    "TriggerEvent",
     "TriggerRule",
     "Variable",
     "WeekDay",

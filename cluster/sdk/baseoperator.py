@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from cluster.sdk.dagcontext import DagContext
+from cluster.sdk.deferral import DeferralMixin
 from cluster.sdk.definitions import Site, definition_error, user_site, validate_key
 from cluster.sdk.params import ParamsDict
 from cluster.sdk.setup_teardown import ScopeStack, SetupTeardownMixin
@@ -87,7 +88,7 @@ def _as_timedelta(value: timedelta | float | int | None) -> timedelta | None:
     return timedelta(seconds=float(value))
 
 
-class BaseOperator(SetupTeardownMixin):
+class BaseOperator(DeferralMixin, SetupTeardownMixin):
     """A task: identity, scheduling knobs, templated fields and :meth:`execute`.
 
     :raises DagDefinitionError: on an unknown trigger rule or weight rule, a duplicate

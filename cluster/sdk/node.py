@@ -39,6 +39,8 @@ class NodeOptions:
         default_factory=lambda: Path(tempfile.gettempdir()) / "tradewind-venvs"
     )
     smtp: SmtpOptions = field(default_factory=SmtpOptions)
+    #: ``operators.default_deferrable``: ``deferrable=`` when a DAG omits it
+    default_deferrable: bool = False
 
 
 class _Holder:

@@ -10,12 +10,7 @@ from __future__ import annotations
 from cluster.errors import FeatureNotSupported
 
 #: Airflow name → the feature it belongs to
-NOT_YET: dict[str, str] = {
-    **dict.fromkeys(
-        ("TaskDeferred", "BaseTrigger", "TriggerEvent", "StartTriggerArgs"),
-        "deferrable operators",
-    ),
-}
+NOT_YET: dict[str, str] = {"SlaMiss": "SLAs"}
 
 
 def unsupported(name: str) -> FeatureNotSupported:

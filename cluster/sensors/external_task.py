@@ -18,9 +18,11 @@ from typing import Any
 
 from cluster.errors import DagDefinitionError, ExternalStateError, TaskSkipped
 from cluster.operators.empty import EmptyOperator
+from cluster.sdk.deferral import default_deferrable
 from cluster.sdk.runtime import current_runtime
 from cluster.sensors.base import BaseSensorOperator
 from cluster.states import DagRunState, TaskState
+from cluster.triggers.external_task import WorkflowTrigger
 
 log = logging.getLogger("tradewind.task")
 
@@ -55,12 +57,11 @@ class ExternalTaskSensor(BaseSensorOperator):
         execution_date_fn: Callable[..., Any] | None = None,
         check_existence: bool = False,
         poll_interval: float = 2.0,
-        deferrable: bool = False,
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        if deferrable:
-            kwargs.setdefault("mode", "reschedule")
         super().__init__(**kwargs)
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.allowed_states = [str(s) for s in allowed_states] if allowed_states else ["success"]
         self.skipped_states = [str(s) for s in skipped_states] if skipped_states else []
         self.failed_states = [str(s) for s in failed_states] if failed_states else []
@@ -113,6 +114,42 @@ class ExternalTaskSensor(BaseSensorOperator):
             result = _call_date_fn(self.execution_date_fn, when, context)
             return list(result) if isinstance(result, list | tuple) else [result]
         return [when]
+
+    def execute(self, context: dict[str, Any]) -> Any:
+        """Poke (in ``mode``), or with ``deferrable`` hand the wait to a
+        :class:`WorkflowTrigger`, bounded by ``execution_timeout`` as in Airflow. Unlike
+        Airflow 2.10's, the trigger also watches ``failed_states`` and ``skipped_states``."""
+        if not self.deferrable:
+            return super().execute(context)
+        trigger = WorkflowTrigger(
+            external_dag_id=self.external_dag_id,
+            external_task_group_id=self.external_task_group_id,
+            external_task_ids=self.external_task_ids,
+            execution_dates=self.logical_dates(context),
+            allowed_states=self.allowed_states,
+            failed_states=self.failed_states,
+            skipped_states=self.skipped_states,
+            poke_interval=self.poll_interval,
+            soft_fail=self.soft_fail,
+        )
+        timeout = self.execution_timeout
+        self.defer(
+            trigger=trigger,
+            method_name="execute_complete",
+            timeout=timeout if isinstance(timeout, timedelta) or timeout is None else None,
+        )
+
+    def execute_complete(self, context: dict[str, Any], event: Any = None) -> None:
+        """The trigger saw the external tasks finish: succeed, skip or fail as they did."""
+        status = event.get("status") if isinstance(event, dict) else None
+        if status == "success":
+            log.info("External tasks %s has executed successfully.", self.external_task_ids)
+            return
+        if status == "skipped":
+            raise TaskSkipped("External job has skipped skipping.")
+        if self.soft_fail:
+            raise TaskSkipped("External job has failed skipping.")
+        raise ExternalStateError(f"{self._describe()} failed.")
 
     def poke(self, context: dict[str, Any]) -> bool:
         dates = self.logical_dates(context)

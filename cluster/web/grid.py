@@ -27,6 +27,7 @@ URGENCY = (
     "upstream_failed",
     "up_for_retry",
     "running",
+    "deferred",
     "queued",
     "scheduled",
     "up_for_reschedule",

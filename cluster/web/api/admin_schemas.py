@@ -107,6 +107,8 @@ class Pool(BaseModel):
     occupied_slots: int
     running_slots: int
     queued_slots: int
+    #: slots of deferred instances: shown, never occupied (Airflow's include_deferred off)
+    deferred_slots: int = 0
     open_slots: int
     description: str | None
 

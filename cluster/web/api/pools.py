@@ -18,14 +18,14 @@ routes = Routes("Pool")
 
 
 def _usage(names: list[str]) -> dict[tuple[str, str], int]:
-    """Slots held by queued and running instances, per ``(pool, state)``."""
+    """Slots of queued, running and deferred instances, per ``(pool, state)``."""
     if not names:
         return {}
     statement = (
         select(TaskInstance.pool, TaskInstance.state, func.sum(TaskInstance.pool_slots))
         .where(
             TaskInstance.pool.in_(names),
-            TaskInstance.state.in_([TaskState.QUEUED, TaskState.RUNNING]),
+            TaskInstance.state.in_([TaskState.QUEUED, TaskState.RUNNING, TaskState.DEFERRED]),
         )
         .group_by(TaskInstance.pool, TaskInstance.state)
     )
@@ -45,6 +45,7 @@ def pool_models(rows: list[tuple[str, int, str | None]]) -> list[Pool]:
                 occupied_slots=running + queued,
                 running_slots=running,
                 queued_slots=queued,
+                deferred_slots=usage.get((name, TaskState.DEFERRED), 0),
                 open_slots=max(slots - running - queued, 0),
                 description=description,
             )

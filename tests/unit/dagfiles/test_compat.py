@@ -40,6 +40,7 @@ def test_what_tradewind_lacks_is_unsupported_with_the_reason() -> None:
         from airflow.operators.subdag import SubDagOperator
         from airflow.configuration import conf
         from airflow.exceptions import TaskDeferred
+        from airflow.models import SlaMiss
         """
     )
     provider = found["airflow.providers.amazon.aws.operators.s3"]
@@ -51,8 +52,9 @@ def test_what_tradewind_lacks_is_unsupported_with_the_reason() -> None:
         "Tradewind has no module cluster.operators.subdag"
     )
     assert not found["airflow.configuration.conf"].supported
-    deferred = found["airflow.exceptions.TaskDeferred"]
-    assert not deferred.supported and "deferrable operators" in deferred.tradewind
+    assert found["airflow.exceptions.TaskDeferred"].supported
+    sla = found["airflow.models.SlaMiss"]
+    assert not sla.supported and "SLAs" in sla.tradewind
 
 
 def test_features_in_calls_follow_what_the_sdk_has() -> None:
@@ -65,7 +67,7 @@ def test_features_in_calls_follow_what_the_sdk_has() -> None:
         """
     )
     deferrable = found["deferrable operators (deferrable=)"]
-    assert (deferrable.line, deferrable.supported) == (2, False)
+    assert (deferrable.line, deferrable.supported) == (2, True)
     mapping = found["dynamic task mapping (.expand())"]
     assert mapping.line == 4
     assert mapping.supported == callable(getattr(BaseOperator, "partial", None))
@@ -93,10 +95,7 @@ def test_airflows_examples() -> None:
     unsupported = {(f.file, f.airflow) for f in result if not f.supported}
     assert ("example_subdag_operator.py", "airflow.operators.subdag") in unsupported
     assert ("tutorial_objectstorage.py", "airflow.io.path.ObjectStoragePath") in unsupported
-    assert (
-        "example_sensors.py",
-        "airflow.sensors.time_delta.TimeDeltaSensorAsync",
-    ) in unsupported
-    # the tutorial uses nothing Tradewind lacks
-    assert {f.supported for f in result if f.file == "tutorial.py"} == {True}
+    # the tutorial and both deferral examples use nothing Tradewind lacks
+    for name in ("tutorial.py", "example_sensors.py", "example_time_delta_sensor_async.py"):
+        assert {f.supported for f in result if f.file == name} == {True}, name
     assert any(f.file == "tutorial.py" and f.airflow == "airflow.models.dag.DAG" for f in result)

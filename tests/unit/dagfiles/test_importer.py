@@ -92,12 +92,12 @@ def test_an_error_inside_a_helper_module_names_the_dag_file_line_that_called_it(
 
 def test_an_airflow_feature_tradewind_lacks_is_one_error_naming_it(dags_folder: Path) -> None:
     path = dags_folder / "producer.py"
-    path.write_text("# dag\nfrom cluster.sdk import DAG, TaskDeferred\n")
+    path.write_text("# dag\nfrom cluster.sdk import DAG, SlaMiss\n")
 
     result = import_file(path, timeout=5)
 
     assert result.error == (
-        "FeatureNotSupported: TaskDeferred belongs to deferrable operators, "
+        "FeatureNotSupported: SlaMiss belongs to SLAs, "
         "an Airflow feature Tradewind does not support yet (producer.py, line 2)"
     )
 

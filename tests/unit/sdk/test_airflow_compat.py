@@ -80,8 +80,8 @@ def test_names_airflow_lacks_fail_as_in_airflow(hook: airflow_compat.AirflowFind
         exec("from airflow.configuration import conf", {})
     with pytest.raises(ModuleNotFoundError, match=r"airflow\.no_such_module"):
         importlib.import_module("airflow.no_such_module")
-    with pytest.raises(FeatureNotSupported, match="deferrable operators"):
-        exec("from airflow.exceptions import TaskDeferred", {})
+    with pytest.raises(FeatureNotSupported, match="SLAs"):
+        exec("from airflow.models import SlaMiss", {})
 
 
 def test_unknown_provider_is_one_error_naming_module_and_line(

@@ -35,9 +35,7 @@ IMPORT_TIMEOUT = 60.0
 NOT_YET: set[str] = {
     "example_kubernetes_executor.py",  # cluster.sdk lacks conf (Airflow: no DAG without kubernetes)
     "example_local_kubernetes_executor.py",  # cluster.sdk lacks conf (as above)
-    "example_sensors.py",  # cluster.sensors.time_delta lacks TimeDeltaSensorAsync
     "example_subdag_operator.py",  # no module cluster.operators.subdag (SubDAGs: gone in Airflow 3)
-    "example_time_delta_sensor_async.py",  # cluster.sensors.time_delta lacks TimeDeltaSensorAsync
 }
 
 

@@ -92,8 +92,9 @@ def test_reschedule_mode_triggers_once_then_polls(runtime: InMemoryRuntime) -> N
     assert context["ti"].xcom_pull(task_ids="t", key="trigger_run_id") == run_id
 
 
-def test_deferrable_means_reschedule() -> None:
-    assert trigger_op(deferrable=True, wait_for_completion=True).mode == "reschedule"
+def test_deferrable_defers_instead_of_poking() -> None:
+    op = trigger_op(deferrable=True, wait_for_completion=True)
+    assert (op.deferrable, op.mode) == (True, "poke")  # tests/unit/sdk/test_deferral.py
 
 
 def sensor(**kwargs: Any) -> ExternalTaskSensor:

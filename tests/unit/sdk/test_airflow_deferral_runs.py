@@ -1,0 +1,84 @@
+"""Airflow 2.10.5's two example files that defer, imports swapped, run in-process as
+``dags test`` runs them (the trigger inline), to the states a real Airflow recorded
+(``runs.json``'s ``dags_test``).
+
+``example_time_delta_sensor_async`` is compared whole: run state and every task's state.
+Airflow's own ``dags test`` of ``example_sensors`` never finished (its
+``TimeSensorAsync`` waits an hour for a target an hour after parsing, its sensor
+``timeout`` not applying while deferred, and the fixture stopped it at 300 s), so the
+comparison there is every task Airflow had finished, run the same way, plus its two other
+deferring tasks, which Airflow had not reached: each succeeds through its trigger.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pathlib
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from cluster.dagfiles.serialize import serialize_dag
+from cluster.execution import inprocess
+from cluster.sdk import DAG
+from cluster.sdk.dagcontext import capture_dags
+from cluster.sdk.runtime import set_runtime
+from cluster.sdk.testing import InMemoryRuntime
+from tests.airflow_compat import rewrite_tree
+from tests.clocks import FakeClock
+
+FIXTURES = pathlib.Path(__file__).parents[2] / "fixtures" / "airflow"
+RUNS = json.loads((FIXTURES / "runs.json").read_text())
+WHEN = datetime.fromisoformat(RUNS["logical_date"])
+FINISHED = ("success", "failed", "skipped", "upstream_failed")
+
+
+@pytest.fixture(scope="module")
+def rewritten(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
+    target = tmp_path_factory.mktemp("deferral_examples")
+    rewrite_tree(FIXTURES / "example_dags", target)
+    sys.path.insert(0, str(target))
+    set_runtime(InMemoryRuntime())
+    yield target
+    set_runtime(None)
+    sys.path.remove(str(target))
+
+
+def load(folder: pathlib.Path, name: str, dag_id: str) -> DAG:
+    spec = importlib.util.spec_from_file_location(f"ex_{uuid.uuid4().hex}", folder / name)
+    assert spec is not None and spec.loader is not None
+    with capture_dags() as dags:
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    (dag,) = [d for d in dags if d.dag_id == dag_id]
+    return dag
+
+
+def test_time_delta_sensor_async_example_runs_as_on_airflow(rewritten: pathlib.Path) -> None:
+    expected = RUNS["dags_test"]["example_time_delta_sensor_async"]
+    dag = load(rewritten, "example_time_delta_sensor_async.py", "example_time_delta_sensor_async")
+    outcome, results = inprocess.test_dag(dag, logical_date=WHEN, sleep=lambda _: None)
+    assert str(outcome) == expected["state"]
+    ours = sorted([r.task_id, r.map_index, str(r.state)] for r in results.values())
+    assert ours == sorted(expected["task_instances"])
+
+
+def test_sensors_example_tasks_end_as_on_airflow(rewritten: pathlib.Path) -> None:
+    observed = RUNS["dags_test"]["example_sensors"]["observed"]
+    airflow_finished = {t: s for t, _, s in observed["task_instances"] if s in FINISHED}
+    assert "fire_immediately_async" in airflow_finished  # a deferring task Airflow finished
+    dag = load(rewritten, "example_sensors.py", "example_sensors")
+    clock = FakeClock(datetime.now(UTC))
+    for task in dag.tasks:
+        if hasattr(task, "_sleep"):  # poke-mode waits pass on a fake clock, not for a minute
+            task._sleep, task._clock = clock.sleep, clock
+    run = inprocess.manual_run_info(serialize_dag(dag), WHEN, None)
+    store: inprocess.Store = {}
+    ours = {
+        task_id: str(inprocess.run_task(dag, task_id, run, store, test_mode=False).state)
+        for task_id in [*airflow_finished, "wait_some_seconds_async"]
+    }
+    assert ours == {**airflow_finished, "wait_some_seconds_async": "success"}
