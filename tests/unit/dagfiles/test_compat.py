@@ -5,8 +5,11 @@ from __future__ import annotations
 import pathlib
 import textwrap
 
+import pytest
+
 from cluster.dagfiles.compat import Finding, check_paths, check_source
 from cluster.sdk import BaseOperator
+from cluster.sdk.unsupported import NOT_YET
 
 EXAMPLES = pathlib.Path(__file__).parents[2] / "fixtures" / "airflow" / "example_dags"
 
@@ -33,14 +36,17 @@ def test_modules_and_names_resolve_as_the_import_hook_does() -> None:
     )
 
 
-def test_what_tradewind_lacks_is_unsupported_with_the_reason() -> None:
+def test_what_tradewind_lacks_is_unsupported_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(NOT_YET, "SlaMissing", "a missing feature")  # none is missing today
     found = findings(
         """\
         from airflow.providers.amazon.aws.operators.s3 import S3CreateBucketOperator
         from airflow.operators.subdag import SubDagOperator
         from airflow.configuration import conf
         from airflow.exceptions import TaskDeferred
-        from airflow.models import SlaMiss
+        from airflow.models import SlaMissing
         """
     )
     provider = found["airflow.providers.amazon.aws.operators.s3"]
@@ -53,8 +59,8 @@ def test_what_tradewind_lacks_is_unsupported_with_the_reason() -> None:
     )
     assert not found["airflow.configuration.conf"].supported
     assert found["airflow.exceptions.TaskDeferred"].supported
-    sla = found["airflow.models.SlaMiss"]
-    assert not sla.supported and "SLAs" in sla.tradewind
+    lacking = found["airflow.models.SlaMissing"]
+    assert not lacking.supported and "a missing feature" in lacking.tradewind
 
 
 def test_features_in_calls_follow_what_the_sdk_has() -> None:

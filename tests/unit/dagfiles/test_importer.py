@@ -8,6 +8,7 @@ import pytest
 
 from cluster.dagfiles.importer import FileResult, import_file, import_files
 from cluster.dagfiles.serialized import SerializedDag
+from cluster.sdk.unsupported import NOT_YET
 from tests.unit.dagfiles.conftest import GOOD_DAG
 
 
@@ -90,14 +91,17 @@ def test_an_error_inside_a_helper_module_names_the_dag_file_line_that_called_it(
     assert result.error == "KeyError: 'missing' (uses_helpers.py, line 4)"
 
 
-def test_an_airflow_feature_tradewind_lacks_is_one_error_naming_it(dags_folder: Path) -> None:
+def test_an_airflow_feature_tradewind_lacks_is_one_error_naming_it(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(NOT_YET, "SlaMissing", "a missing feature")  # none is missing today
     path = dags_folder / "producer.py"
-    path.write_text("# dag\nfrom cluster.sdk import DAG, SlaMiss\n")
+    path.write_text("# dag\nfrom cluster.sdk import DAG, SlaMissing\n")
 
     result = import_file(path, timeout=5)
 
     assert result.error == (
-        "FeatureNotSupported: SlaMiss belongs to SLAs, "
+        "FeatureNotSupported: SlaMissing belongs to a missing feature, "
         "an Airflow feature Tradewind does not support yet (producer.py, line 2)"
     )
 

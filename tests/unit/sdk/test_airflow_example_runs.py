@@ -53,7 +53,7 @@ CHANCE = {
 #: Airflow's own ``dags test`` stopped at its 300 s limit without an end state
 UNFINISHED = {
     "example_external_task_marker_child",  # its sensors wait for a parent run never made
-    "example_sensors",  # sensors waiting on files and dates
+    "example_sensors",  # sensors waiting on files and dates (see test_airflow_deferral_runs)
     "example_subdag_operator",  # a SubDAG runs only under a scheduler
 }
 #: needs the internet (Airflow's run failed on DNS here; CI reaches no outside host either)
@@ -62,7 +62,6 @@ NETWORK = {"example_dag_decorator"}
 NOT_YET = {
     "example_subdag_operator.section-1": "SubDAGs (gone in Airflow 3) are not supported",
     "example_subdag_operator.section-2": "SubDAGs (gone in Airflow 3) are not supported",
-    "example_time_delta_sensor_async": "deferrable operators (issue 15)",
 }
 DAG_IDS = sorted(set(RUNS["dags_test"]) - UNFINISHED - NETWORK)
 
