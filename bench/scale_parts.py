@@ -42,6 +42,8 @@ from tests.integration.celery_harness import start_rabbitmq
 from tests.integration.scheduler_harness import FINISHED_RUN_STATES, run_state
 
 USER, PASSWORD = "bench", "bench-password"
+#: seconds: metastore.idle_timeout of the connections part (the default is 60 s)
+IDLE_TIMEOUT = 10
 #: a ten-task DAG: one start, eight in parallel, one end
 TEN_TASKS = """
 from datetime import datetime
@@ -404,7 +406,11 @@ def connections(store: Metastore, tmp: Path, options: Options) -> None:
         users.create_user(USER, PASSWORD, role="Admin", session=session)
     engine = sessions.kw["bind"]
     env = tradewind_env(
-        tmp, store.url, parallelism=options.parallelism, TRADEWIND__WEBSERVER__SECRET_KEY="bench"
+        tmp,
+        store.url,
+        parallelism=options.parallelism,
+        TRADEWIND__WEBSERVER__SECRET_KEY="bench",
+        TRADEWIND__METASTORE__IDLE_TIMEOUT=str(IDLE_TIMEOUT),
     )
     port = free_port()
     web = start(["webserver", "-w", "2", "-b", f"127.0.0.1:{port}"], env)
@@ -442,7 +448,8 @@ def connections(store: Metastore, tmp: Path, options: Options) -> None:
 def count_during_run(
     engine: Any, sessions: sessionmaker[Session], roots: dict[str, int], port: int
 ) -> None:
-    """Connections per process while fanout_200 runs (the most seen) and 15 s after."""
+    """Connections per process while fanout_200 runs (the most seen), and once idle for
+    longer than ``metastore.idle_timeout`` (set to :data:`IDLE_TIMEOUT` here)."""
     wait_for(lambda: parsed(sessions, "fanout_200"), 300, "fanout_200 parsed", every=0.2)
     with sessions.begin() as session:
         run_id = actions.trigger(session, "fanout_200", actor=actions.Actor("bench")).run_id
@@ -454,7 +461,7 @@ def count_during_run(
             for pid, n in counts.items():
                 peak.setdefault(role, Counter())[pid] = max(peak.get(role, Counter())[pid], n)
         time.sleep(0.3)
-    time.sleep(15)  # idle: what the processes keep
+    time.sleep(IDLE_TIMEOUT + 5)  # idle: what the processes keep
     idle = by_role(engine, roots)
     stats = proc_stats()
     print(

@@ -28,6 +28,9 @@ COLD_STARTS = max(2, os.cpu_count() or 2)
 COLD_PATIENCE = 0.2
 #: weight of the newest figure in a DAG version's moving average costs
 COST_WEIGHT = 0.2
+#: past :data:`COLD_STARTS` processes, a backlog pays for one more import of a version
+#: only while its imports cost at most this share of the time its tries ran
+IMPORT_SHARE = 0.5
 
 
 @dataclass
@@ -40,6 +43,17 @@ class VersionCost:
 
     load: float | None = None
     busy: float | None = None
+    #: how many processes imported the version, and the seconds its tries ran in all
+    imports: int = 0
+    work: float = 0.0
+
+    def import_affordable(self, running_for: float = 0.0) -> bool:
+        """Whether one more import keeps the version's imports within :data:`IMPORT_SHARE`
+        of its tries' time; always until an import was measured, and while a try lasts
+        (or has been running) at least as long as an import."""
+        if self.load is None or max(self.busy or 0.0, running_for) >= self.load:
+            return True
+        return (self.imports + 1) * self.load <= IMPORT_SHARE * self.work
 
     def worth_a_cold_start(
         self, waiting: int, workers: int, *, running_for: float = 0.0
@@ -76,6 +90,7 @@ class ColdStarts:
     def cold_started(self, version: Version, now: float) -> None:
         """A worker imports ``version`` from ``now``: the next one waits as long again."""
         self._backlogged[version] = now
+        self._costs.setdefault(version, VersionCost()).imports += 1
 
     def patience_spent(self, version: Version, now: float) -> None:
         """``version`` may take a cold worker at once (its claim failed after waiting)."""
@@ -98,6 +113,7 @@ class ColdStarts:
         """A try of ``version`` held a worker that had it for ``seconds``."""
         cost = self._costs.setdefault(version, VersionCost())
         cost.busy = _average(cost.busy, seconds)
+        cost.work += seconds
 
     def patience(self, version: Version) -> float:
         """How long a version's messages keep waiting for warm workers before one more
@@ -111,9 +127,11 @@ class ColdStarts:
         """Whether one more worker should import ``version`` at ``now`` while ``workers``
         run it and ``waiting`` messages of it wait: some have waited, without a break
         (since its last cold start, if later), for its patience, or the costs say so."""
-        if now - self._backlogged[version] >= self.patience(version):
-            return True
         cost = self._costs.get(version)
+        if now - self._backlogged[version] >= self.patience(version) and (
+            workers < COLD_STARTS or cost is None or cost.import_affordable(running_for)
+        ):
+            return True
         return cost is not None and bool(
             cost.worth_a_cold_start(waiting, workers, running_for=running_for)
         )

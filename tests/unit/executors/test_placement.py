@@ -186,7 +186,8 @@ def test_with_no_idle_worker_every_message_keeps_its_place() -> None:
 def test_patience_alone_starts_one_cold_worker_per_import_time() -> None:
     costs = ColdStarts()
     costs.imported(ETL, 0.2)
-    costs.ran(ETL, 0.01)  # short tries: the costs alone never pay here
+    for _ in range(100):  # short tries: the costs alone never pay here, and a
+        costs.ran(ETL, 0.01)  # second of them leaves room for imports
     waiting = messages(ETL, 2)
     waiting_since(costs, waiting, 100.0)
     warm = [RunningTry(ETL, started_at=100.0), RunningTry(ETL, started_at=100.0)]
@@ -216,7 +217,8 @@ def test_a_backlog_that_lasts_an_import_warms_one_more_worker() -> None:
     costs = ColdStarts()
     version = ("etl", "v1")
     costs.imported(version, 0.2)
-    costs.ran(version, 0.01)  # short tries: the queue ahead drains in 40 ms
+    for _ in range(100):  # short tries: the queue ahead drains in 40 ms; a second of
+        costs.ran(version, 0.01)  # them leaves room for two more imports
     asked = {"waiting": 8, "workers": 2, "running_for": 0.0}
     costs.waiting(version, 100.0)
     costs.waiting(version, 100.15)  # a later message does not restart the clock
@@ -242,3 +244,21 @@ def test_a_cold_start_pays_only_when_the_waiting_would_outlast_an_import() -> No
     heavy_file = VersionCost(load=1.0, busy=0.3)  # only a long queue pays for a 1 s import
     assert heavy_file.worth_a_cold_start(waiting=1, workers=1) is False
     assert heavy_file.worth_a_cold_start(waiting=8, workers=2) is True
+
+
+def test_past_one_process_per_core_a_backlog_pays_for_imports_only_within_their_share() -> None:
+    """A huge DAG (1.5 s imports) of no-op tries (10 ms): the cores are what its backlog
+    waits for, so more processes importing it would only add imports."""
+    costs = ColdStarts()
+    version = ("huge", "v1")
+    costs.imported(version, 1.5)
+    for _ in range(400):  # 4 s of tries: room for one more import (1.5 s), not two
+        costs.ran(version, 0.01)
+    asked = {"waiting": 30, "workers": COLD_STARTS, "running_for": 0.0}
+    costs.waiting(version, 100.0)
+    assert costs.pays(version, now=101.5, **asked)
+    costs.cold_started(version, 101.5)
+    assert not costs.pays(version, now=103.0, **asked)
+    assert not costs.pays(version, now=110.0, **asked)
+    # fewer processes than cores run it: the backlog alone still warms one more
+    assert costs.pays(version, now=110.0, **{**asked, "workers": 1})
