@@ -16,6 +16,7 @@ from typing import Any, overload
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from cluster.metastore.engine import READ_ONLY
 from cluster.metastore.models import XCom
 
 SessionFactory = Callable[[], sessionmaker[Session]]
@@ -55,7 +56,8 @@ class LazyXComSequence(Sequence[Any]):
         if self._values is None:
             query = select(XCom.value).where(*self._where).order_by(XCom.map_index)
             with self._sessions()() as session:
-                texts = session.scalars(query).all()
+                connection = session.connection(execution_options=READ_ONLY)
+                texts = connection.execute(query).scalars().all()
             self._values = [None if t is None else json.loads(t) for t in texts]
         return self._values
 
@@ -65,7 +67,8 @@ class LazyXComSequence(Sequence[Any]):
         if self._length is None:
             query = select(func.count()).select_from(XCom).where(*self._where)
             with self._sessions()() as session:
-                self._length = int(session.scalar(query) or 0)
+                connection = session.connection(execution_options=READ_ONLY)
+                self._length = int(connection.execute(query).scalar() or 0)
         return self._length
 
     @overload

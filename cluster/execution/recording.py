@@ -107,10 +107,14 @@ def claim_many(
         by_run[(message.dag_id, message.run_id)].append(message)
     claimed: dict[TaskMessage, ClaimedTry] = {}
     for (dag_id, run_id), messages in by_run.items():
-        task_ids = sorted({m.task_id for m in messages})
-        found = session.connection().execute(
-            CLAIMED_QUERY, {"dag_id": dag_id, "run_id": run_id, "task_ids": task_ids}
-        )
+        # both lists: a superset of the claimed keys, never every instance of a mapped task
+        params = {
+            "dag_id": dag_id,
+            "run_id": run_id,
+            "task_ids": sorted({m.task_id for m in messages}),
+            "map_indexes": sorted({m.map_index for m in messages}),
+        }
+        found = session.connection().execute(CLAIMED_QUERY, params)
         rows = {(r.task_id, r.map_index): r for r in found}
         for message in messages:
             row = rows[(message.task_id, message.map_index)]
@@ -199,6 +203,7 @@ def _claimed_query() -> Any:
             TaskInstance.dag_id == bindparam("dag_id"),
             TaskInstance.run_id == bindparam("run_id"),
             TaskInstance.task_id.in_(bindparam("task_ids", expanding=True)),
+            TaskInstance.map_index.in_(bindparam("map_indexes", expanding=True)),
         )
     )
 

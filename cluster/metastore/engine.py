@@ -21,7 +21,8 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -59,6 +60,12 @@ PING_AFTER_IDLE_SECONDS = 1.0
 #: the pool of an engine used by one thread at a time (a pool process's runner, the
 #: local executor's pump): one connection kept, one more while a call nests
 SINGLE_THREAD_POOL = 1
+
+_READ_ONLY_OPTION = "tradewind_read_only"
+#: execution options of a session's connection that will only read
+#: (``session.connection(execution_options=READ_ONLY)`` before its first statement): on
+#: SQLite its transaction does not take the write lock; elsewhere nothing changes
+READ_ONLY: Mapping[str, Any] = MappingProxyType({_READ_ONLY_OPTION: True})
 
 
 def create_engine_for(
@@ -122,8 +129,13 @@ def _sqlite_engine(url: URL, settings: MetastoreSettings) -> Engine:
     def _begin(connection: Any) -> None:
         # IMMEDIATE takes the write lock up front: a transaction that read first and
         # then writes would otherwise fail at once with "database is locked" when
-        # another process committed in between (busy_timeout cannot help there)
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # another process committed in between (busy_timeout cannot help there). A
+        # connection that only reads (READ_ONLY) must not: it would queue behind
+        # every writer, as a mapped task's 1,000 pool-process pulls did
+        if connection.get_execution_options().get(_READ_ONLY_OPTION):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

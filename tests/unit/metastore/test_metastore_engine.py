@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from cluster.config import MetastoreSettings
 from cluster.errors import ConfigError, FencedOff, MetastoreError
 from cluster.metastore.engine import (
+    READ_ONLY,
     SessionFactory,
     create_engine_for,
     is_retryable,
@@ -46,6 +47,22 @@ def test_sqlite_is_configured_for_concurrency(metastore_engine: Engine) -> None:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+
+
+def test_a_read_only_sqlite_session_reads_beside_a_writer(
+    session_factory: SessionFactory,
+) -> None:
+    """Every SQLite transaction takes the write lock (BEGIN IMMEDIATE) except a read-only
+    one: a pool process's XCom pulls must not queue behind the writers."""
+    with session_factory() as writer, session_factory() as reader:
+        writer.add(SlotPool(pool="w", slots=1))
+        writer.flush()  # holds the write lock until commit
+        connection = reader.connection(execution_options=READ_ONLY)
+        assert connection.execute(select(func.count()).select_from(SlotPool)).scalar() == 1
+        with pytest.raises(OperationalError, match="locked"):
+            connection.execute(text("PRAGMA busy_timeout=0"))
+            connection.execute(text("DELETE FROM slot_pool WHERE pool = 'default_pool'"))
+        writer.commit()
 
 
 @pytest.mark.parametrize("url", ["oracle://x/y", "postgresql+psycopg2://x/y"])

@@ -214,6 +214,34 @@ def test_an_optimistic_batch_with_a_loser_is_run_again_with_the_locking_read(
     ]
 
 
+def test_a_mapped_task_s_tries_move_in_one_statement_each_with_its_own_check(
+    session: Session, add_run: AddRun, add_task: AddTask
+) -> None:
+    """Mapped instances share a task id and differ by map index: one UPDATE for the
+    whole batch (it was one per map index), and each try still its own compare-and-set."""
+    add_run()
+    add_task("plain", state="queued", try_number=1)
+    for index in range(40):
+        add_task("m", map_index=index, state="queued", try_number=2 if index == 7 else 1)
+    moves = [TryMove(TaskKey("d", "r1", "plain"), 1, TaskState.RUNNING, {"pid": 99})] + [
+        TryMove(TaskKey("d", "r1", "m", i), 1, TaskState.RUNNING, {"pid": i}) for i in range(40)
+    ]
+    statements: list[str] = []
+    event.listen(session.get_bind(), "before_cursor_execute", lambda *a: statements.append(a[2]))
+    won = move_tries(session, moves, expected=TaskState.QUEUED)
+    assert won == [True] + [i != 7 for i in range(40)]  # index 7 was re-sent as try 2
+    assert [s.split()[0] for s in statements] == ["SELECT", "UPDATE", "UPDATE"]
+    pids = dict(
+        session.execute(
+            select(TaskInstance.map_index, TaskInstance.pid).where(TaskInstance.task_id == "m")
+        ).all()
+    )
+    assert pids == {i: (None if i == 7 else i) for i in range(40)}
+    assert state_of(session, TaskKey("d", "r1", "m", 7)) == "queued"
+    running = [TaskKey("d", "r1", "m", i) for i in (3, 7, 41)]  # 7 queued, 41 missing
+    assert set_task_states(session, running, TaskState.SUCCESS, expected={TaskState.RUNNING}) == 1
+
+
 def test_bulk_rejects_a_forbidden_expected_state(session: Session) -> None:
     with pytest.raises(InvalidTransition, match="success"):
         set_task_states(session, [KEY], TaskState.QUEUED, expected={TaskState.SUCCESS})
