@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import String
+from sqlalchemy import Float, String
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -58,3 +58,29 @@ def _joined(element: joined, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(joined, "postgresql")
 def _joined_postgres(element: joined, compiler: SQLCompiler, **kw: Any) -> str:
     return f"string_agg({compiler.process(element.clauses, **kw)}, '{JOIN_SEPARATOR}')"
+
+
+class seconds_between(FunctionElement[float]):
+    """Seconds from the first datetime column to the second, as a float (``NULL`` if
+    either is): a duration read without turning both ends into Python datetimes."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(seconds_between)
+def _seconds_between(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(c, **kw) for c in element.clauses)
+    return f"((julianday({end}) - julianday({start})) * 86400.0)"
+
+
+@compiles(seconds_between, "mysql")
+def _seconds_between_mysql(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(TIMESTAMPDIFF(MICROSECOND, {start}, {end}) / 1000000.0)"
+
+
+@compiles(seconds_between, "postgresql")
+def _seconds_between_postgres(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(c, **kw) for c in element.clauses)
+    return f"EXTRACT(EPOCH FROM ({end} - {start}))"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -24,9 +25,15 @@ _TIME_STEPS = (
 )  # fmt: skip
 
 
+#: text with none of the characters :func:`esc` replaces (the common case: ids)
+_PLAIN = re.compile(r"[^&<>\"']*")
+
+
 def esc(value: object) -> str:
-    """``value`` as text safe in SVG content and attribute values."""
-    return escape(str(value), quote=True)
+    """``value`` as text safe in SVG content and attribute values (quickly when it
+    needs no escaping: a big chart escapes thousands of ids)."""
+    text = str(value)
+    return text if _PLAIN.fullmatch(text) else escape(text, quote=True)
 
 
 def num(value: float) -> str:

@@ -7,11 +7,14 @@ gives every tab the same role as the other DAG tabs.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 
 from flask import Blueprint, render_template, request
 from markupsafe import Markup
+from sqlalchemy import select
 
+from cluster.metastore.models import SerializedDagRow
 from cluster.web.chart_data import (
     MAX_RUNS,
     load_across_runs,
@@ -42,9 +45,27 @@ ACROSS_RUNS: dict[str, tuple[str, str, Callable[[float], str]]] = {
 }
 
 
+#: the task order of each (dag_id, fingerprint) seen lately: parsing the serialized form
+#: of a 1,000-task DAG costs more than drawing its Gantt chart
+_ORDERS: OrderedDict[tuple[str, str], list[str]] = OrderedDict()
+_ORDERS_KEPT = 64
+
+
 def _order(dag_id: str) -> list[str]:
-    dag = serialized_or_none(db_session(), dag_id)
-    return task_order(dag) if dag else []
+    """The DAG's tasks in the grid's order, parsed once per version of the DAG."""
+    session = db_session()
+    fingerprint = session.scalar(
+        select(SerializedDagRow.fingerprint).where(SerializedDagRow.dag_id == dag_id)
+    )
+    if fingerprint is None:
+        return []
+    key = (dag_id, fingerprint)
+    if key not in _ORDERS:
+        dag = serialized_or_none(session, dag_id)
+        _ORDERS[key] = task_order(dag) if dag else []
+        while len(_ORDERS) > _ORDERS_KEPT:
+            _ORDERS.popitem(last=False)
+    return _ORDERS[key]
 
 
 @bp.get("/dags/<dag_id>/gantt")

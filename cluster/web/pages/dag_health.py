@@ -3,7 +3,7 @@
 From the runs :mod:`cluster.web.pages.recent_runs` read (the last
 :data:`~cluster.web.pages.recent_runs.RECENT_RUNS` per DAG, so nothing here grows
 with history): counts by state, the last run, and a sparkline of durations whose bars
-link to the runs. The latest run's task instances are counted by state in one grouped
+link to the DAG's runs. The latest run's task instances are counted by state in one grouped
 statement over the shown DAGs' latest runs (``idx_ti_dag_run_state``): task instances
 change no change counter, so the page fills these per request into slots of the
 cached table. All of it is written as strings here (a page has a hundred rows, and
@@ -12,6 +12,7 @@ Jinja's per-value work costs a quarter of the page); every value is escaped.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -21,7 +22,6 @@ from sqlalchemy.orm import Session
 
 from cluster.metastore.models import TaskInstance
 from cluster.web.charts.sparkline import RunBar, draw_sparkline
-from cluster.web.pages.paths import PathPattern
 from cluster.web.pages.recent_runs import RecentRun
 from cluster.web.prepared import AnySelect, execute
 
@@ -66,10 +66,13 @@ def run_counts_html(runs: Sequence[RecentRun]) -> str:
     return counts_html(counts, f"of the last {len(runs)} runs")
 
 
-def sparkline_html(dag_id: str, runs: Sequence[RecentRun], run_page: PathPattern) -> str:
-    """The runs' durations as bars, each linking to its run."""
-    bars = [RunBar(r.run_id, r.state, r.duration, run_page(dag_id, r.run_id)) for r in runs]
-    return draw_sparkline(bars)
+def sparkline_html(runs: Sequence[RecentRun], href: str) -> str:
+    """The runs' durations as bars, the line linking to ``href`` (the DAG's runs)."""
+    return draw_sparkline([RunBar(r.run_id, r.state, r.duration) for r in runs], href)
+
+
+#: a slot as :func:`tasks_slot` writes it
+_SLOT = re.compile(r'<"tasks:([^"]*)">')
 
 
 def tasks_slot(dag_id: str) -> str:
@@ -114,7 +117,10 @@ def fill_task_slots(rows: str, session: Session, latest: Sequence[tuple[str, str
     if not latest:
         return rows
     counts = latest_task_counts(session, latest)
-    for dag_id, _ in latest:
-        html = counts_html(counts.get(dag_id, {}), "tasks in the latest run")
-        rows = rows.replace(tasks_slot(dag_id), html or '<span class="muted">no tasks</span>')
-    return Markup(rows)
+    filled = {
+        str(escape(dag_id)): counts_html(counts.get(dag_id, {}), "tasks in the latest run")
+        or '<span class="muted">no tasks</span>'
+        for dag_id, _ in latest
+    }
+    # one pass over the page: a replace per DAG would read the whole page a hundred times
+    return Markup(_SLOT.sub(lambda m: filled.get(m.group(1), ""), rows))

@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Integer, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from cluster.metastore.models import Dag, DagRun
@@ -59,21 +59,38 @@ class DagListing:
 
     dags: list[DagSummary]
     tags: list[str]
+    #: how many DAGs match in all (``dags`` may be one page of them)
+    total: int = 0
 
 
-def list_dags(session: Session, wanted: DagFilter) -> DagListing:
-    """The active DAGs matching ``wanted`` by id, and the sorted tags of all active DAGs.
+def _summaries(rows: Iterable[Any]) -> list[DagSummary]:
+    return [
+        DagSummary(dag_id, bool(paused), [str(t) for t in tags or []], owners, summary, next_run)
+        for dag_id, paused, tags, owners, summary, next_run in rows
+    ]
 
-    Tags are JSON text, so the tag filter runs here rather than in SQL (nothing
-    dialect-specific outside the metastore). When no SQL filter applies, the tags come
-    from the same rows instead of a second query.
+
+def list_dags(
+    session: Session, wanted: DagFilter, *, page: int = 1, per_page: int | None = None
+) -> DagListing:
+    """The active DAGs matching ``wanted`` (page ``page`` of ``per_page``, or all), how
+    many match, and the sorted tags of all active DAGs.
+
+    Without a tag filter, the page is read with ``LIMIT``/``OFFSET`` and counted apart,
+    and the tags are the distinct tag lists: a page of a few thousand DAGs reads a
+    hundred rows. Tags are JSON text, so a tag filter runs here rather than in SQL
+    (nothing dialect-specific outside the metastore): then every matching row is read.
     """
     sort = wanted.sort if wanted.sort in SORTS else "dag_id"
     statements = listing_statements(wanted.search, wanted.state, sort, wanted.descending)
-    rows = [
-        DagSummary(dag_id, bool(paused), [str(t) for t in tags or []], owners, summary, next_run)
-        for dag_id, paused, tags, owners, summary, next_run in execute(session, statements[0])
-    ]
+    if per_page is not None and not wanted.tag:
+        window = {"limit": per_page, "offset": (page - 1) * per_page}
+        shown = _summaries(execute(session, statements[2], window))
+        total = execute(session, statements[3]).scalar_one()
+        distinct = execute(session, statements[4]).all()
+        tags = sorted_tags([str(t) for t in value or []] for (value,) in distinct)
+        return DagListing(shown, tags, int(total))
+    rows = _summaries(execute(session, statements[0]))
     if wanted.narrows_in_sql:
         every = execute(session, statements[1]).all()
         tags = sorted_tags([str(t) for t in value or []] for (value,) in every)
@@ -81,7 +98,9 @@ def list_dags(session: Session, wanted: DagFilter) -> DagListing:
         tags = sorted_tags(r.tags for r in rows)
     if wanted.tag:
         rows = [r for r in rows if wanted.tag in r.tags]
-    return DagListing(rows, tags)
+    if per_page is None:
+        return DagListing(rows, tags, len(rows))
+    return DagListing(rows[(page - 1) * per_page : page * per_page], tags, len(rows))
 
 
 def _sort_key(sort: str) -> ColumnElement[Any]:
@@ -104,9 +123,10 @@ def _sort_key(sort: str) -> ColumnElement[Any]:
 @lru_cache(maxsize=64)
 def listing_statements(
     search: str | None, state: str | None, sort: str = "dag_id", descending: bool = False
-) -> tuple[AnySelect, AnySelect]:
+) -> tuple[AnySelect, AnySelect, AnySelect, AnySelect, AnySelect]:
     """The active DAGs matching ``search`` and ``state`` in the order ``sort`` asks
-    (``NULL`` last either way), and every active DAG's tags."""
+    (``NULL`` last either way); every active DAG's tags; a page of the first (bound
+    ``limit`` and ``offset``); how many match; and the distinct tag lists."""
     key = _sort_key(sort)
     order: list[ColumnElement[Any]] = [key.desc() if descending else key.asc()]
     if sort != "dag_id":
@@ -117,7 +137,11 @@ def listing_statements(
     if state in ("active", "paused"):
         statement = statement.where(Dag.is_paused.is_(state == "paused"))
     tags = select(Dag.tags).where(Dag.is_active.is_(True))
-    return statement, tags
+    page = statement.limit(bindparam("limit", type_=Integer)).offset(
+        bindparam("offset", type_=Integer)
+    )
+    count = select(func.count()).select_from(statement.order_by(None).subquery())
+    return statement, tags, page, count, tags.distinct()
 
 
 def sorted_tags(tag_lists: Iterable[list[str]]) -> list[str]:

@@ -70,7 +70,7 @@ class DagEntry:
     trigger_url: str
     #: the recent runs counted by state, as HTML
     run_counts: Markup
-    #: the recent runs' durations, oldest first, as an SVG whose bars link to the runs
+    #: the recent runs' durations, oldest first, as an SVG linking to the DAG's runs
     sparkline: Markup
     #: the newest run and its page, if the DAG has run
     last_run: RecentRun | None = None
@@ -83,6 +83,7 @@ def entries(dags: Sequence[DagSummary], runs: dict[str, list[RecentRun]]) -> lis
     pause = PathPattern("dags.pause", "dag_id")
     trigger = PathPattern("dags.trigger", "dag_id")
     run_page = PathPattern("runs.show", "dag_id", "dag_run_id")
+    runs_tab = PathPattern("dag.runs", "dag_id")
     rows = []
     for dag in dags:
         recent = runs[dag.dag_id]
@@ -94,7 +95,7 @@ def entries(dags: Sequence[DagSummary], runs: dict[str, list[RecentRun]]) -> lis
                 pause_url=pause(dag.dag_id),
                 trigger_url=trigger(dag.dag_id),
                 run_counts=Markup(run_counts_html(recent)),
-                sparkline=Markup(sparkline_html(dag.dag_id, recent, run_page)),
+                sparkline=Markup(sparkline_html(recent, runs_tab(dag.dag_id))),
                 last_run=last,
                 last_run_url=run_page(dag.dag_id, last.run_id) if last else None,
             )
@@ -209,8 +210,8 @@ def build_table(
     session: Session, wanted: DagFilter, page: int, may_pause: bool, may_trigger: bool, back: str
 ) -> DagsTable:
     """The list part of the page, read after the change counters it will be kept under."""
-    listing = list_dags(session, wanted)
-    shown = listing.dags[(page - 1) * DAGS_PER_PAGE : page * DAGS_PER_PAGE]
+    listing = list_dags(session, wanted, page=page, per_page=DAGS_PER_PAGE)
+    shown = listing.dags
     recent = recent_runs(session, [r.dag_id for r in shown])
     consumers = [d for d in shown if (d.timetable_summary or "").startswith(DATASET_SUMMARIES)]
     rows = render_template(
@@ -225,8 +226,8 @@ def build_table(
         back=back,
     )
     return DagsTable(
-        total=len(listing.dags),
-        has_next=len(listing.dags) > page * DAGS_PER_PAGE,
+        total=listing.total,
+        has_next=listing.total > page * DAGS_PER_PAGE,
         tags=listing.tags,
         rows=rows,
         import_errors=session.scalar(select(func.count()).select_from(ImportErrorRow)) or 0,

@@ -157,6 +157,8 @@ def test_the_sparkline_has_a_bar_per_run_scaled_to_the_longest() -> None:
         "c: queued, not finished",
     ]
     assert draw_sparkline([]) == ""
+    linked = parse(draw_sparkline([RunBar("a", "success", 1.0)], href="/dags/x/runs"))
+    assert [a.get("href") for a in linked.iter(f"{SVG}a")] == ["/dags/x/runs"]
 
 
 def test_ticks_fall_on_round_values() -> None:
