@@ -252,7 +252,8 @@
     return true;
   }
   function setLabel(el, label) {
-    if (el.getAttribute("title") !== label) { el.setAttribute("title", label); el.setAttribute("aria-label", label); }
+    if (el.getAttribute("title") !== label) { el.setAttribute("title", label); }
+    if (el.hasAttribute("aria-label") && el.getAttribute("aria-label") !== label) { el.setAttribute("aria-label", label); }
   }
   function setMark(el, state) {
     var mark = el.querySelector(".mark");
@@ -281,39 +282,40 @@
     });
   }
   function updateCells(t, data) {
+    // the table's columns are data.runs in order (apply checked), so cell i+1 is run i
     var missing = false;
-    Object.keys(data.states).forEach(function (taskId) {
-      var byRun = data.states[taskId];
-      var row = t.querySelector('tr[data-task-id="' + q(taskId) + '"]');
-      if (!row) { missing = missing || Object.keys(byRun).length > 0; return; }
-      Object.keys(byRun).forEach(function (runId) {
-        var cell = row.querySelector('a.cell[data-run-id="' + q(runId) + '"]');
-        if (!cell) { missing = true; return; }
-        var state = byRun[runId];
-        var counts = data.mapped[taskId + "|" + runId];
+    var runIds = data.runs.map(function (r) { return r.run_id; });
+    var seen = {};
+    Array.prototype.forEach.call(t.tBodies[0].rows, function (tr) {
+      var taskId = tr.dataset.taskId;
+      var groupId = tr.dataset.groupId;
+      var states = taskId !== undefined ? data.states[taskId] : (data.groups || {})[groupId];
+      if (taskId !== undefined) { seen[taskId] = true; }
+      if (!states) { return; }
+      var mapped = taskId !== undefined ? (data.mapped || {})[taskId] : null;
+      for (var i = 0; i < states.length; i++) {
+        var state = states[i];
+        if (state === null) { continue; }
+        var td = tr.cells[i + 1];
+        var cell = td ? td.firstElementChild : null;
+        if (!cell) { missing = true; continue; }
         var changed = setClass(cell, state);
         if (changed) { setMark(cell, state); }
+        var prefix = (taskId !== undefined ? taskId : "group " + groupId) + " · " + runIds[i] + ": ";
+        var counts = mapped ? mapped[i] : null;
         if (counts) {
           var m = mappedText(counts);
           var count = cell.querySelector(".count");
           if (count && count.textContent !== String(m.total)) { count.textContent = String(m.total); }
-          setLabel(cell, taskId + " · " + runId + ": " + m.text);
+          setLabel(cell, prefix + m.text);
         } else if (changed) {
-          setLabel(cell, taskId + " · " + runId + ": " + state);
+          setLabel(cell, prefix + state);
         }
         if (changed && cell === selected) { refreshPanel(); }
-      });
+      }
     });
-    Object.keys(data.groups || {}).forEach(function (groupId) {
-      var byRun = data.groups[groupId];
-      Object.keys(byRun).forEach(function (runId) {
-        var cell = t.querySelector('span.group-cell[data-group-id="' + q(groupId) + '"][data-run-id="' + q(runId) + '"]');
-        if (!cell) { missing = true; return; }
-        if (setClass(cell, byRun[runId])) {
-          setMark(cell, byRun[runId]);
-          setLabel(cell, "group " + groupId + " · " + runId + ": " + byRun[runId]);
-        }
-      });
+    Object.keys(data.states).forEach(function (taskId) {  // a task the table lacks
+      if (!seen[taskId] && data.states[taskId].some(function (s) { return s !== null; })) { missing = true; }
     });
     return missing;
   }
