@@ -51,6 +51,9 @@ RETRIES = "example_retries"
 #: name → path of each view ("{run}" is the run of example_retries)
 VIEWS = {
     "dags": "/",
+    "grid": f"/dags/{BASH}",
+    "grid-panel": f"/dags/{RETRIES}",
+    "grid-dark": f"/dags/{BASH}",
     "gantt": f"/dags/{RETRIES}/gantt",
     "duration": f"/dags/{BASH}/duration",
     "tries": f"/dags/{RETRIES}/tries",
@@ -96,8 +99,12 @@ def shoot(page: Page, url: str, names: list[str]) -> None:
     page.wait_for_url(f"{url}/")
     OUT.mkdir(parents=True, exist_ok=True)
     for name in names:
+        page.emulate_media(color_scheme="dark" if name.endswith("-dark") else "light")
         page.goto(url + VIEWS[name])
         page.wait_for_load_state("networkidle")
+        if name == "grid-panel":  # the side panel on the retried task's latest try
+            page.locator('#grid a.cell[data-task-id="flaky"]').last.click()
+            page.locator("#grid-panel #panel-log").wait_for()
         page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
         print(f"docs/screenshots/{name}.png  <- {VIEWS[name]}")
 
