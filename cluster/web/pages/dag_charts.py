@@ -23,7 +23,7 @@ from cluster.web.chart_data import (
     recent_run_ids,
     years_with_runs,
 )
-from cluster.web.charts.across_runs import draw_across_runs
+from cluster.web.charts.across_runs import Series, draw_across_runs
 from cluster.web.charts.calendar import draw_calendar
 from cluster.web.charts.gantt import draw_gantt
 from cluster.web.charts.svg import duration_text
@@ -37,6 +37,9 @@ bp = Blueprint("dag_charts", __name__)
 
 #: runs the across-runs charts show unless ``?runs=`` says otherwise
 DEFAULT_RUNS = 25
+#: lines an across-runs chart draws unless ``?lines=all``: the tasks with the highest
+#: values (a thousand lines read as one blot and cost a second to draw)
+MAX_LINES = 40
 #: the across-runs tabs: endpoint → (heading, which series, how a value reads)
 ACROSS_RUNS: dict[str, tuple[str, str, Callable[[float], str]]] = {
     "duration": ("Task duration", "durations", duration_text),
@@ -110,9 +113,13 @@ def _across_runs(dag_id: str, tab: str) -> str:
     heading, field, value_text = ACROSS_RUNS[tab]
     count = _runs_wanted()
     data = load_across_runs(session, dag_id, count, _order(dag_id))
-    svg = draw_across_runs(
-        data.runs, getattr(data, field), kind=tab, label=heading, value_text=value_text
-    )
+    series: list[Series] = getattr(data, field)
+    total = len(series)
+    if request.args.get("lines") != "all" and total > MAX_LINES:
+        top = sorted(series, key=lambda s: max((v for v in s.values if v is not None), default=0))
+        kept = {s.name for s in top[-MAX_LINES:]}
+        series = [s for s in series if s.name in kept]
+    svg = draw_across_runs(data.runs, series, kind=tab, label=heading, value_text=value_text)
     return render_template(
         "dag_chart.html",
         dag=row,
@@ -120,6 +127,7 @@ def _across_runs(dag_id: str, tab: str) -> str:
         svg=Markup(svg),
         runs=count,
         run_choices=(10, 25, 50, 100, 365),
+        lines=(len(series), total),
         empty="This DAG has no runs yet.",
     )
 

@@ -10,7 +10,7 @@ from web_harness import T0, Browser, seed_history
 
 from cluster.config import Settings
 from cluster.metastore.engine import SessionFactory
-from cluster.metastore.models import DagRun, TaskInstance
+from cluster.metastore.models import Dag, DagRun, TaskInstance
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -109,3 +109,32 @@ def test_chart_tabs_of_an_unknown_dag_are_404(
     browser = Browser(client, tokens["Viewer"])
     for tab in ("gantt", "duration", "tries", "landing", "calendar"):
         assert browser.get(f"/dags/nope/{tab}").status_code == 404
+
+
+def test_an_across_runs_chart_of_many_tasks_draws_the_highest_unless_asked_for_all(
+    client: FlaskClient, tokens: dict[str, str], seeded: None, factory: SessionFactory
+) -> None:
+    with factory.begin() as session:
+        session.add(Dag(dag_id="wide", fileloc="/dags/wide.py"))
+        session.add(
+            DagRun(dag_id="wide", run_id="r", logical_date=T0, run_type="manual", state="success")
+        )
+        for i in range(50):
+            session.add(
+                TaskInstance(
+                    dag_id="wide",
+                    run_id="r",
+                    task_id=f"t{i:02d}",
+                    state="success",
+                    try_number=1,
+                    start_date=T0,
+                    end_date=T0 + timedelta(seconds=i + 1),
+                )
+            )
+    browser = Browser(client, tokens["Viewer"])
+    html = browser.page("/dags/wide/duration")
+    drawn = {g.get("data-series") for g in chart(html).iter(f"{SVG}g") if g.get("data-series")}
+    assert drawn == {f"t{i:02d}" for i in range(10, 50)}, "the 40 longest"
+    assert "The 40 tasks with the highest values of 50 are drawn." in html
+    every = chart(browser.page("/dags/wide/duration?lines=all"))
+    assert len([g for g in every.iter(f"{SVG}g") if g.get("data-series")]) == 50
