@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 from cluster.errors import AlreadyExistsError, NotFoundError, UsageError
 from cluster.metastore.models import ApiToken, User
 
-ROLES = ("Admin", "Op", "User", "Viewer")
+#: Airflow's default roles; ``Public`` may sign in and do nothing else
+ROLES = ("Admin", "Op", "User", "Viewer", "Public")
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 TOKEN_PREFIX = "tw_"
 MAX_FAILED_LOGINS = 5

@@ -1,13 +1,20 @@
 """Who may call what: the one table of endpoint → minimum role.
 
-The roles have Airflow's meanings, each including the ones below it:
+The roles are Airflow's five default roles with Airflow's default permissions (those of
+Airflow 2.10.5 with its FAB auth manager), each including the ones below it:
 
-- ``Viewer`` reads everything except connections, variables, pools, users and the
-  audit log;
-- ``User`` also triggers, pauses, clears, marks and deletes runs and task instances;
-- ``Op`` also manages variables, connections and pools, deletes whole DAGs (every
-  run of them) and reads the audit log;
-- ``Admin`` also manages users.
+- ``Public`` may do nothing but sign in (Airflow gives it no permission);
+- ``Viewer`` reads DAGs, their code, runs, task instances, logs, XComs, datasets,
+  import errors and pools;
+- ``User`` also triggers, pauses, clears, marks and deletes runs and task instances,
+  and deletes whole DAGs (every run of them);
+- ``Op`` also manages variables, connections and pools, deletes queued dataset
+  events, and reads plugins and providers;
+- ``Admin`` also reads the audit log and manages users, and reads roles and permissions.
+
+:mod:`cluster.web.role_permissions` names each endpoint's Airflow permission
+(``can_read`` on ``DAGs``, …), so ``/roles`` and ``/permissions`` are derived from this
+table and cannot tell anything but what it enforces.
 
 :func:`cluster.web.auth.authorize` checks every request against :data:`PERMISSIONS`
 in one place. An endpoint missing from both tables is refused to everyone (fail
@@ -22,6 +29,7 @@ from enum import IntEnum
 class Role(IntEnum):
     """Roles ordered by power, so "at least" is a comparison."""
 
+    PUBLIC = 0
     VIEWER = 1
     USER = 2
     OP = 3
@@ -37,7 +45,13 @@ class Role(IntEnum):
         return _NAMES[self]
 
 
-_NAMES = {Role.ADMIN: "Admin", Role.OP: "Op", Role.USER: "User", Role.VIEWER: "Viewer"}
+_NAMES = {
+    Role.ADMIN: "Admin",
+    Role.OP: "Op",
+    Role.USER: "User",
+    Role.VIEWER: "Viewer",
+    Role.PUBLIC: "Public",
+}
 _BY_NAME = {name: role for role, name in _NAMES.items()}
 
 #: endpoints anyone may call, signed in or not
@@ -50,7 +64,7 @@ PERMISSIONS: dict[str, Role] = {
     "dags.index": Role.VIEWER,
     "dags.pause": Role.USER,
     "dags.trigger": Role.USER,
-    "dags.delete": Role.OP,
+    "dags.delete": Role.USER,
     "dag.grid": Role.VIEWER,
     "dag.grid_json": Role.VIEWER,
     "dag.graph": Role.VIEWER,
@@ -75,7 +89,7 @@ PERMISSIONS: dict[str, Role] = {
     # pages: browse
     "browse.runs": Role.VIEWER,
     "browse.task_instances": Role.VIEWER,
-    "browse.audit_log": Role.OP,
+    "browse.audit_log": Role.ADMIN,
     "browse.import_errors": Role.VIEWER,
     "browse.datasets": Role.VIEWER,
     # pages: admin
@@ -87,7 +101,7 @@ PERMISSIONS: dict[str, Role] = {
     "admin.connection_create": Role.OP,
     "admin.connection_edit": Role.OP,
     "admin.connection_delete": Role.OP,
-    "admin.pools_list": Role.OP,
+    "admin.pools_list": Role.VIEWER,
     "admin.pool_create": Role.OP,
     "admin.pool_edit": Role.OP,
     "admin.pool_delete": Role.OP,
@@ -105,12 +119,18 @@ PERMISSIONS: dict[str, Role] = {
     # DAGs
     "api.get_dags": Role.VIEWER,
     "api.get_dag": Role.VIEWER,
+    "api.get_dag_details": Role.VIEWER,
+    "api.get_tasks": Role.VIEWER,
+    "api.get_task": Role.VIEWER,
+    "api.get_dag_source": Role.VIEWER,
+    "api.get_dag_stats": Role.VIEWER,
     "api.patch_dag": Role.USER,
     "api.get_import_errors": Role.VIEWER,
     "api.get_import_error": Role.VIEWER,
     # runs
     "api.get_dag_runs": Role.VIEWER,
     "api.get_dag_run": Role.VIEWER,
+    "api.get_dag_runs_batch": Role.VIEWER,
     "api.post_dag_run": Role.USER,
     "api.patch_dag_run": Role.USER,
     "api.delete_dag_run": Role.USER,
@@ -118,6 +138,7 @@ PERMISSIONS: dict[str, Role] = {
     # task instances and XComs
     "api.get_task_instances": Role.VIEWER,
     "api.get_task_instance": Role.VIEWER,
+    "api.get_task_instances_batch": Role.VIEWER,
     "api.get_mapped_task_instances": Role.VIEWER,
     "api.get_mapped_task_instance": Role.VIEWER,
     "api.patch_task_instance": Role.USER,
@@ -136,12 +157,13 @@ PERMISSIONS: dict[str, Role] = {
     "api.post_connection": Role.OP,
     "api.patch_connection": Role.OP,
     "api.delete_connection": Role.OP,
-    "api.get_pools": Role.OP,
-    "api.get_pool": Role.OP,
+    "api.get_pools": Role.VIEWER,
+    "api.get_pool": Role.VIEWER,
     "api.post_pool": Role.OP,
     "api.patch_pool": Role.OP,
     "api.delete_pool": Role.OP,
-    "api.get_event_logs": Role.OP,
+    "api.get_event_logs": Role.ADMIN,
+    "api.get_event_log": Role.ADMIN,
     # datasets
     "api.get_datasets": Role.VIEWER,
     "api.get_dataset": Role.VIEWER,
@@ -149,15 +171,21 @@ PERMISSIONS: dict[str, Role] = {
     "api.create_dataset_event": Role.USER,
     "api.get_upstream_dataset_events": Role.VIEWER,
     "api.get_dag_dataset_queued_events": Role.VIEWER,
-    "api.delete_dag_dataset_queued_events": Role.USER,
+    "api.delete_dag_dataset_queued_events": Role.OP,
     "api.get_dag_dataset_queued_event": Role.VIEWER,
-    "api.delete_dag_dataset_queued_event": Role.USER,
+    "api.delete_dag_dataset_queued_event": Role.OP,
     "api.get_dataset_queued_events": Role.VIEWER,
-    "api.delete_dataset_queued_events": Role.USER,
+    "api.delete_dataset_queued_events": Role.OP,
     "api.get_sla_misses": Role.VIEWER,
     # users
     "api.get_users": Role.ADMIN,
     "api.get_user": Role.ADMIN,
+    # roles and permissions, plugins and providers
+    "api.get_roles": Role.ADMIN,
+    "api.get_role": Role.ADMIN,
+    "api.get_permissions": Role.ADMIN,
+    "api.get_plugins": Role.OP,
+    "api.get_providers": Role.OP,
 }
 
 

@@ -1,4 +1,8 @@
-"""Errors as JSON problem documents: ``{"title", "status", "detail"}`` with a 4xx or 5xx code.
+"""Errors as JSON problem documents: ``{"type", "title", "status", "detail"}`` with a 4xx or 5xx code.
+
+``type`` is required by Airflow's ``Error`` schema, so clients generated from Airflow's
+OpenAPI document parse Tradewind's errors; it names the section of Airflow's API
+reference that describes the status (``…#section/Errors/NotFound``).
 
 Every exception that leaves a view comes here once (:func:`problem_for`), so a bad
 input is a 400 and never a 500: validation errors, Tradewind's own error tree, HTTP
@@ -51,9 +55,33 @@ class ApiProblem(Exception):
         self.headers = headers or {}
 
 
+#: Airflow's names of the error statuses its API reference describes
+_AIRFLOW_ERRORS = {
+    400: "BadRequest",
+    401: "Unauthenticated",
+    403: "PermissionDenied",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "AlreadyExists",
+    500: "Unknown",
+}
+ERROR_TYPES = "https://airflow.apache.org/docs/apache-airflow/2.10.5/stable-rest-api-ref.html"
+
+
+def problem_type(status: int) -> str:
+    """The ``type`` of a problem with ``status``: Airflow's error section, else ``about:blank``."""
+    name = _AIRFLOW_ERRORS.get(status)
+    return f"{ERROR_TYPES}#section/Errors/{name}" if name else "about:blank"
+
+
 def problem(status: int, detail: str, *, headers: dict[str, str] | None = None) -> Response:
     """A JSON problem response."""
-    body: dict[str, Any] = {"title": HTTPStatus(status).phrase, "status": status, "detail": detail}
+    body: dict[str, Any] = {
+        "type": problem_type(status),
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
     response = jsonify(body)
     response.status_code = status
     response.headers.update(headers or {})

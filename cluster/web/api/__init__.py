@@ -10,12 +10,15 @@ from flask import Blueprint, Flask
 
 from cluster.web.api import (
     accounts,
+    batches,
     connections,
+    dag_details,
     dag_runs,
     dags,
     datasets,
     monitor,
     pools,
+    roles,
     slas,
     task_instances,
     variables,
@@ -29,7 +32,11 @@ BLUEPRINT = "api"
 
 ROUTES: tuple[Routes, ...] = (
     dags.routes,
+    dag_details.routes,
+    dag_details.stats_routes,
+    batches.run_routes,
     dag_runs.routes,
+    batches.instance_routes,
     task_instances.routes,
     task_instances.xcom_routes,
     dags.import_error_routes,
@@ -41,6 +48,10 @@ ROUTES: tuple[Routes, ...] = (
     monitor.routes,
     datasets.routes,
     slas.routes,
+    roles.role_routes,
+    roles.permission_routes,
+    roles.plugin_routes,
+    roles.provider_routes,
 )
 
 

@@ -1,9 +1,13 @@
-"""``/users`` (Admin only) and ``/eventLogs``, the audit log (Op and Admin)."""
+"""``/users`` (Admin only) and ``/eventLogs``, the audit log."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import json
+from typing import Any
 
+from sqlalchemy import Select, select
+
+from cluster.errors import NotFoundError
 from cluster.metastore import users as store
 from cluster.metastore.models import AuditLog
 from cluster.metastore.models import User as UserRow
@@ -17,11 +21,32 @@ from cluster.web.api.admin_schemas import (
 )
 from cluster.web.api.lookups import paginate
 from cluster.web.api.operations import Routes
-from cluster.web.api.schemas import Page
+from cluster.web.api.ordering import order_clauses
+from cluster.web.api.schemas import Ordered
 from cluster.web.context import db_session
 
 user_routes = Routes("User")
 event_log_routes = Routes("EventLog")
+
+USER_ORDER = {
+    "username": UserRow.username,
+    "email": UserRow.email,
+    "active": UserRow.active,
+    "created_on": UserRow.created_at,
+    "last_login": UserRow.last_login,
+    "failed_login_count": UserRow.failed_logins,
+}
+EVENT_LOG_ORDER = {
+    "event_log_id": AuditLog.id,
+    "id": AuditLog.id,
+    "when": AuditLog.ts,
+    "dttm": AuditLog.ts,
+    "event": AuditLog.event,
+    "owner": AuditLog.username,
+    "dag_id": AuditLog.dag_id,
+    "run_id": AuditLog.run_id,
+    "task_id": AuditLog.task_id,
+}
 
 
 def user_model(record: store.UserRecord) -> User:
@@ -37,10 +62,11 @@ def user_model(record: store.UserRecord) -> User:
     )
 
 
-@user_routes.operation("/users", "GET", query=Page, response=UserCollection)
-def get_users(*, query: Page) -> UserCollection:
-    """List users (never their passwords or tokens)."""
-    statement = select(UserRow.username).order_by(UserRow.username)
+@user_routes.operation("/users", "GET", query=Ordered, response=UserCollection)
+def get_users(*, query: Ordered) -> UserCollection:
+    """List users (never their passwords or tokens), by name (or ``order_by``)."""
+    order = order_clauses(query.order_by, USER_ORDER, default="username", tiebreak=UserRow.id)
+    statement = select(UserRow.username).order_by(*order)
     session = db_session()
     names, total = paginate(session, statement, query)
     items = [user_model(store.get_user(name, session=session)) for name in names]
@@ -53,28 +79,63 @@ def get_user(username: str) -> User:
     return user_model(store.get_user(username, session=db_session()))
 
 
+def event_log_model(row: AuditLog) -> EventLog:
+    """An audit row as Airflow's event log: ``extra`` as the JSON text Airflow keeps."""
+    extra = row.extra if row.extra is None or isinstance(row.extra, str) else json.dumps(row.extra)
+    return EventLog(
+        event_log_id=row.id,
+        when=row.ts,
+        event=row.event,
+        owner=row.username,
+        dag_id=row.dag_id,
+        run_id=row.run_id,
+        task_id=row.task_id,
+        extra=extra,
+    )
+
+
+def filter_event_logs(statement: Select[Any], query: EventLogListQuery) -> Select[Any]:
+    """``statement`` narrowed by Airflow's event-log filters."""
+    equal = (
+        (AuditLog.dag_id, query.dag_id),
+        (AuditLog.event, query.event),
+        (AuditLog.username, query.owner),
+        (AuditLog.run_id, query.run_id),
+        (AuditLog.task_id, query.task_id),
+    )
+    for column, value in equal:
+        if value is not None:
+            statement = statement.where(column == value)
+    if query.before is not None:
+        statement = statement.where(AuditLog.ts < query.before)
+    if query.after is not None:
+        statement = statement.where(AuditLog.ts > query.after)
+    if query.included_events:
+        statement = statement.where(AuditLog.event.in_(query.included_events.split(",")))
+    if query.excluded_events:
+        statement = statement.where(AuditLog.event.not_in(query.excluded_events.split(",")))
+    return statement
+
+
 @event_log_routes.operation(
     "/eventLogs", "GET", query=EventLogListQuery, response=EventLogCollection
 )
 def get_event_logs(*, query: EventLogListQuery) -> EventLogCollection:
     """The audit log, newest first: who triggered, paused, cleared, marked or changed what."""
-    statement = select(AuditLog).order_by(AuditLog.id.desc())
-    if query.dag_id is not None:
-        statement = statement.where(AuditLog.dag_id == query.dag_id)
-    if query.event is not None:
-        statement = statement.where(AuditLog.event == query.event)
+    order = order_clauses(
+        query.order_by, EVENT_LOG_ORDER, default="-event_log_id", tiebreak=AuditLog.id
+    )
+    statement = filter_event_logs(select(AuditLog).order_by(*order), query)
     rows, total = paginate(db_session(), statement, query)
-    items = [
-        EventLog(
-            event_log_id=r.id,
-            when=r.ts,
-            event=r.event,
-            owner=r.username,
-            dag_id=r.dag_id,
-            run_id=r.run_id,
-            task_id=r.task_id,
-            extra=r.extra,
-        )
-        for r in rows
-    ]
-    return EventLogCollection(event_logs=items, total_entries=total)
+    return EventLogCollection(event_logs=[event_log_model(r) for r in rows], total_entries=total)
+
+
+@event_log_routes.operation(
+    "/eventLogs/<int(max=2147483647):event_log_id>", "GET", response=EventLog
+)
+def get_event_log(event_log_id: int) -> EventLog:
+    """One audit-log entry."""
+    row = db_session().get(AuditLog, event_log_id)
+    if row is None:
+        raise NotFoundError(f"event log {event_log_id} not found")
+    return event_log_model(row)

@@ -6,9 +6,17 @@ model has the field, so the API cannot return it even by mistake.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from cluster.web.api.schemas import Body, Page
 
@@ -108,9 +116,11 @@ class Pool(BaseModel):
     running_slots: int
     queued_slots: int
     #: slots of deferred instances: shown, never occupied (Airflow's include_deferred off)
-    deferred_slots: int = 0
+    deferred_slots: int
     open_slots: int
+    scheduled_slots: int
     description: str | None
+    include_deferred: bool
 
 
 class PoolCollection(BaseModel):
@@ -122,12 +132,14 @@ class PoolBody(Body):
     name: str = Field(min_length=1, max_length=256, pattern=KEY_PATTERN)
     slots: int = Field(ge=0, le=2**31 - 1)
     description: str | None = None
+    include_deferred: bool = Field(False, description="Only false: deferred tasks hold no slot.")
 
 
 class PoolPatch(Body):
     name: str | None = Field(None, description="Must equal the name in the path if given.")
     slots: int | None = Field(None, ge=0, le=2**31 - 1)
     description: str | None = None
+    include_deferred: bool | None = Field(None, description="Only false: see PoolBody.")
 
 
 # --- import errors, users, audit log ------------------------------------------------------
@@ -151,14 +163,31 @@ class RoleName(BaseModel):
 
 
 class User(BaseModel):
+    """A user in Airflow's shape. Tradewind keeps no first and last names (empty) and no
+    login count or change time (null); a user without an email has no ``email`` field,
+    since Airflow's schema wants a non-empty one."""
+
+    first_name: str = ""
+    last_name: str = ""
     username: str
     email: str | None
     roles: list[RoleName]
     active: bool
     created_on: AwareDatetime
+    changed_on: AwareDatetime | None = None
     last_login: AwareDatetime | None
+    login_count: int | None = None
     failed_login_count: int
     locked_until: AwareDatetime | None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_email(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("email") is None:
+            data.pop("email", None)
+        return data
 
 
 class UserCollection(BaseModel):
@@ -167,6 +196,8 @@ class UserCollection(BaseModel):
 
 
 class EventLog(BaseModel):
+    """An audit-log entry in Airflow's shape: ``extra`` is JSON text, as Airflow stores it."""
+
     event_log_id: int
     when: AwareDatetime
     event: str
@@ -174,7 +205,10 @@ class EventLog(BaseModel):
     dag_id: str | None
     run_id: str | None
     task_id: str | None
-    extra: Any = None
+    map_index: int | None = None
+    try_number: int | None = None
+    execution_date: AwareDatetime | None = None
+    extra: str | None = None
 
 
 class EventLogCollection(BaseModel):
@@ -185,6 +219,16 @@ class EventLogCollection(BaseModel):
 class EventLogListQuery(Page):
     dag_id: str | None = None
     event: str | None = None
+    owner: str | None = None
+    run_id: str | None = None
+    task_id: str | None = None
+    before: AwareDatetime | None = Field(None, description="Only entries before this time.")
+    after: AwareDatetime | None = Field(None, description="Only entries after this time.")
+    included_events: str | None = Field(None, description="Comma-separated events to keep.")
+    excluded_events: str | None = Field(None, description="Comma-separated events to drop.")
+    order_by: str | None = Field(
+        None, max_length=100, description="Field to sort by (default '-event_log_id')."
+    )
 
 
 # --- monitoring -------------------------------------------------------------------------------
@@ -195,16 +239,41 @@ class MetastoreStatus(BaseModel):
     detail: str | None = None
 
 
+HealthStatus = Literal["healthy", "unhealthy"] | None
+
+
 class SchedulerStatus(BaseModel):
-    status: str
+    """``status`` is null while no scheduler has ever led (Airflow's "unknown")."""
+
+    status: HealthStatus
     leader: str | None = None
     epoch: int | None = None
     latest_heartbeat: AwareDatetime | None = None
+    latest_scheduler_heartbeat: AwareDatetime | None = None
+
+
+class ComponentStatus(BaseModel):
+    status: HealthStatus = None
+
+
+class TriggererStatus(ComponentStatus):
+    latest_triggerer_heartbeat: AwareDatetime | None = None
+
+
+class DagProcessorStatus(ComponentStatus):
+    latest_dag_processor_heartbeat: AwareDatetime | None = None
 
 
 class Health(BaseModel):
+    """Airflow's health document (``metadatabase``, ``scheduler``, ``triggerer``,
+    ``dag_processor``; the last two null: not tracked here) plus Tradewind's
+    ``metastore`` detail and the scheduler's leader and epoch."""
+
+    metadatabase: ComponentStatus
     metastore: MetastoreStatus
     scheduler: SchedulerStatus
+    triggerer: TriggererStatus = TriggererStatus()
+    dag_processor: DagProcessorStatus = DagProcessorStatus()
 
 
 class Version(BaseModel):
@@ -216,3 +285,40 @@ class OpenApiDocument(BaseModel):
     """The OpenAPI 3.1 document itself (free-form JSON)."""
 
     model_config = ConfigDict(extra="allow")
+
+
+# --- roles, permissions, plugins, providers ---------------------------------------------------
+
+
+class NamedThing(BaseModel):
+    name: str
+
+
+class ActionResource(BaseModel):
+    action: NamedThing
+    resource: NamedThing
+
+
+class RoleInfo(BaseModel):
+    name: str
+    actions: list[ActionResource]
+
+
+class RoleCollection(BaseModel):
+    roles: list[RoleInfo]
+    total_entries: int
+
+
+class ActionCollection(BaseModel):
+    actions: list[NamedThing]
+    total_entries: int
+
+
+class PluginCollection(BaseModel):
+    plugins: list[dict[str, Any]]
+    total_entries: int
+
+
+class ProviderCollection(BaseModel):
+    providers: list[dict[str, Any]]
+    total_entries: int

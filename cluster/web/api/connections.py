@@ -22,7 +22,8 @@ from cluster.web.api.admin_schemas import (
 )
 from cluster.web.api.lookups import audit_api, paginate
 from cluster.web.api.operations import Routes
-from cluster.web.api.schemas import Page
+from cluster.web.api.ordering import order_clauses
+from cluster.web.api.schemas import Ordered
 from cluster.web.context import db_session, web_context
 
 routes = Routes("Connection")
@@ -50,10 +51,21 @@ def _read(conn_id: str) -> Connection:
     return connection_model(record, with_extra=True)
 
 
-@routes.operation("/connections", "GET", query=Page, response=ConnectionCollection)
-def get_connections(*, query: Page) -> ConnectionCollection:
-    """List connections, without passwords and extras."""
-    statement = select(ConnectionRow).order_by(ConnectionRow.conn_id)
+CONNECTION_ORDER = {
+    "connection_id": ConnectionRow.conn_id,
+    "conn_type": ConnectionRow.conn_type,
+    "description": ConnectionRow.description,
+    "host": ConnectionRow.host,
+}
+
+
+@routes.operation("/connections", "GET", query=Ordered, response=ConnectionCollection)
+def get_connections(*, query: Ordered) -> ConnectionCollection:
+    """List connections, without passwords and extras (by id, or ``order_by``)."""
+    order = order_clauses(
+        query.order_by, CONNECTION_ORDER, default="connection_id", tiebreak=ConnectionRow.conn_id
+    )
+    statement = select(ConnectionRow).order_by(*order)
     rows, total = paginate(db_session(), statement, query)
     items = [
         Connection(

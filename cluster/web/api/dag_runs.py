@@ -8,37 +8,76 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from cluster import actions
 from cluster.metastore.models import DagRun as DagRunRow
 from cluster.metastore.transitions import TaskKey
 from cluster.states import DagRunState
-from cluster.web.api.lookups import api_actor, paginate, require_dag, require_run
+from cluster.web.api.instance_models import task_instance_models
+from cluster.web.api.lookups import (
+    api_actor,
+    paginate,
+    require_dag,
+    require_run,
+    require_task_instance,
+)
 from cluster.web.api.operations import Routes
+from cluster.web.api.ordering import order_clauses
 from cluster.web.api.schemas import (
     ClearDagRun,
+    ClearedRun,
     DagRun,
     DagRunCollection,
     DagRunListQuery,
     DagRunPatch,
+    RunDates,
+    TaskInstanceCollection,
     TaskInstanceReference,
     TaskInstanceReferenceCollection,
     TriggerDagRun,
 )
 from cluster.web.context import db_session, web_context
+from cluster.web.problems import ApiProblem
 
 routes = Routes("DAGRun")
 
 #: ``/dags/~/dagRuns`` lists the runs of every DAG, as in Airflow
 ANY_DAG = "~"
 
-_ORDER: dict[str, Any] = {
-    "id": DagRunRow.id.asc(),
-    "-id": DagRunRow.id.desc(),
-    "logical_date": DagRunRow.logical_date.asc(),
-    "-logical_date": DagRunRow.logical_date.desc(),
+#: what ``order_by`` may name in run lists: Airflow's field names (``execution_date`` is
+#: Airflow 2's name of the logical date)
+RUN_ORDER: dict[str, Any] = {
+    "id": DagRunRow.id,
+    "dag_id": DagRunRow.dag_id,
+    "dag_run_id": DagRunRow.run_id,
+    "run_id": DagRunRow.run_id,
+    "logical_date": DagRunRow.logical_date,
+    "execution_date": DagRunRow.logical_date,
+    "data_interval_start": DagRunRow.data_interval_start,
+    "data_interval_end": DagRunRow.data_interval_end,
+    "queued_at": DagRunRow.queued_at,
+    "start_date": DagRunRow.start_date,
+    "end_date": DagRunRow.end_date,
+    "last_scheduling_decision": DagRunRow.last_scheduling_decision,
+    "state": DagRunRow.state,
+    "run_type": DagRunRow.run_type,
 }
+
+
+def filter_run_dates(statement: Select[Any], dates: RunDates) -> Select[Any]:
+    """``statement`` narrowed by Airflow's run date ranges (execution = logical date)."""
+    bounds = (
+        (DagRunRow.logical_date, dates.execution_date_gte, dates.execution_date_lte),
+        (DagRunRow.start_date, dates.start_date_gte, dates.start_date_lte),
+        (DagRunRow.end_date, dates.end_date_gte, dates.end_date_lte),
+    )
+    for column, low, high in bounds:
+        if low is not None:
+            statement = statement.where(column >= low)
+        if high is not None:
+            statement = statement.where(column <= high)
+    return statement
 
 
 def dag_run_model(row: DagRunRow) -> DagRun:
@@ -61,10 +100,22 @@ def dag_run_model(row: DagRunRow) -> DagRun:
     )
 
 
-def references(keys: list[TaskKey]) -> TaskInstanceReferenceCollection:
+def trigger_logical_date(body: TriggerDagRun) -> Any:
+    """``logical_date`` or Airflow 2's ``execution_date``; both, differing, is a 400."""
+    if body.logical_date and body.execution_date and body.logical_date != body.execution_date:
+        raise ApiProblem(400, "logical_date and execution_date differ; give one of them")
+    return body.logical_date or body.execution_date
+
+
+def references(keys: list[TaskKey], dates: dict[str, Any]) -> TaskInstanceReferenceCollection:
+    """``keys`` as Airflow's references; ``dates`` maps run ids to their logical dates."""
     items = [
         TaskInstanceReference(
-            task_id=k.task_id, dag_id=k.dag_id, dag_run_id=k.run_id, map_index=k.map_index
+            task_id=k.task_id,
+            dag_id=k.dag_id,
+            dag_run_id=k.run_id,
+            map_index=k.map_index,
+            execution_date=dates.get(k.run_id),
         )
         for k in keys
     ]
@@ -73,9 +124,11 @@ def references(keys: list[TaskKey]) -> TaskInstanceReferenceCollection:
 
 @routes.operation("/dags/<dag_id>/dagRuns", "GET", query=DagRunListQuery, response=DagRunCollection)
 def get_dag_runs(dag_id: str, *, query: DagRunListQuery) -> DagRunCollection:
-    """List a DAG's runs (``~`` for every DAG), filtered by state and logical date."""
+    """List a DAG's runs (``~`` for every DAG), filtered by state and dates, sorted by
+    ``order_by`` (default ``id``; Airflow's names, e.g. ``-execution_date``)."""
     session = db_session()
-    statement = select(DagRunRow).order_by(_ORDER[query.order_by], DagRunRow.id)
+    order = order_clauses(query.order_by, RUN_ORDER, default="id", tiebreak=DagRunRow.id)
+    statement = filter_run_dates(select(DagRunRow).order_by(*order), query)
     if dag_id != ANY_DAG:
         require_dag(session, dag_id)
         statement = statement.where(DagRunRow.dag_id == dag_id)
@@ -110,7 +163,7 @@ def post_dag_run(dag_id: str, *, body: TriggerDagRun) -> DagRun:
         actor=api_actor(),
         conf=body.conf,
         run_id=body.dag_run_id,
-        logical_date=body.logical_date,
+        logical_date=trigger_logical_date(body),
         now=web_context().clock(),
     )
     session.flush()
@@ -135,15 +188,14 @@ def delete_dag_run(dag_id: str, dag_run_id: str) -> None:
 
 
 @routes.operation(
-    "/dags/<dag_id>/dagRuns/<dag_run_id>/clear",
-    "POST",
-    body=ClearDagRun,
-    response=TaskInstanceReferenceCollection,
+    "/dags/<dag_id>/dagRuns/<dag_run_id>/clear", "POST", body=ClearDagRun, response=ClearedRun
 )
-def clear_dag_run(
-    dag_id: str, dag_run_id: str, *, body: ClearDagRun
-) -> TaskInstanceReferenceCollection:
-    """Clear a run's task instances so they run again (``dry_run`` only lists them)."""
+def clear_dag_run(dag_id: str, dag_run_id: str, *, body: ClearDagRun) -> ClearedRun:
+    """Clear a run's task instances so they run again.
+
+    As in Airflow, a ``dry_run`` (the default) answers with the task instances it would
+    clear, a real clear with the run (now queued).
+    """
     session = db_session()
     require_run(session, dag_id, dag_run_id)
     dag = actions.load_dag(session, dag_id)
@@ -156,4 +208,10 @@ def clear_dag_run(
         only_failed=body.only_failed,
         dry_run=body.dry_run,
     )
-    return references(keys)
+    if not body.dry_run:
+        return ClearedRun(dag_run_model(require_run(session, dag_id, dag_run_id)))
+    rows = [
+        require_task_instance(session, k.dag_id, k.run_id, k.task_id, k.map_index) for k in keys
+    ]
+    items = task_instance_models(session, rows)
+    return ClearedRun(TaskInstanceCollection(task_instances=items, total_entries=len(items)))

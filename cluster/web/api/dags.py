@@ -18,21 +18,26 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, bindparam, func, select
 
 from cluster import actions
+from cluster.dagfiles.storage import path_hash
 from cluster.errors import NotFoundError
 from cluster.metastore.models import Dag as DagRow
 from cluster.metastore.models import ImportErrorRow
 from cluster.web.api.admin_schemas import ImportErrorCollection, ImportErrorEntry
 from cluster.web.api.lookups import api_actor, count_matches, paginate, require_dag
 from cluster.web.api.operations import JsonBody, Routes
+from cluster.web.api.ordering import order_clauses
 from cluster.web.api.schemas import (
     Dag,
     DagCollection,
     DagListQuery,
     DagPatch,
-    Page,
+    FieldsQuery,
+    Ordered,
+    UpdateMaskQuery,
 )
 from cluster.web.context import db_session, web_context
 from cluster.web.prepared import execute
+from cluster.web.problems import ApiProblem
 from cluster.web.stamps import AnySelect, Stamp, read_stamp, row_code, stamp_of, stamp_statement
 
 routes = Routes("DAG")
@@ -57,6 +62,46 @@ DAG_COLUMNS = (
     DagRow.fingerprint,
 )
 
+#: what ``order_by`` may name in the DAG list (Airflow's field names)
+DAG_ORDER = {
+    "dag_id": DagRow.dag_id,
+    "fileloc": DagRow.fileloc,
+    "is_paused": DagRow.is_paused,
+    "is_active": DagRow.is_active,
+    "owners": DagRow.owners,
+    "description": DagRow.description,
+    "timetable_description": DagRow.timetable_summary,
+    "max_active_runs": DagRow.max_active_runs,
+    "max_active_tasks": DagRow.max_active_tasks,
+    "next_dagrun": DagRow.next_dagrun,
+    "next_dagrun_create_after": DagRow.next_dagrun_create_after,
+    "last_parsed_time": DagRow.last_parsed_at,
+}
+DAG_FIELDS = frozenset(Dag.model_fields)
+
+
+def schedule_interval(summary: str | None) -> dict[str, str] | None:
+    """Airflow's ``schedule_interval`` of a cron schedule (or preset); ``None`` for the rest
+    (no schedule, time deltas, datasets), which Airflow's clients accept."""
+    if summary and (summary.startswith("@") or len(summary.split()) in (5, 6)):
+        return {"__type": "CronExpression", "value": summary}
+    return None
+
+
+def only_fields(
+    item: dict[str, Any], fields: list[str] | None, known: frozenset[str] = DAG_FIELDS
+) -> dict[str, Any]:
+    """``item`` cut to Airflow's ``fields`` parameter.
+
+    :raises ApiProblem: 400 naming a field that is not ``known``.
+    """
+    if not fields:
+        return item
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ApiProblem(400, f"unknown fields: {', '.join(unknown)}")
+    return {key: value for key, value in item.items() if key in fields}
+
 
 def dag_fields(row: DagRow | Row[Any]) -> dict[str, Any]:
     """The fields of a :class:`Dag` from a ``dag`` row: an ORM object, or the
@@ -73,6 +118,19 @@ def dag_fields(row: DagRow | Row[Any]) -> dict[str, Any]:
     ) = values  # fmt: skip
     return {
         "dag_id": dag_id,
+        "dag_display_name": dag_id,
+        "root_dag_id": None,
+        "is_subdag": False,
+        "last_pickled": None,
+        "last_expired": None,
+        "scheduler_lock": None,
+        "pickle_id": None,
+        "default_view": "grid",
+        "file_token": path_hash(fileloc),
+        "schedule_interval": schedule_interval(timetable),
+        "has_task_concurrency_limits": None,
+        "has_import_errors": None,
+        "max_consecutive_failed_dag_runs": 0,
         "description": description,
         "fileloc": fileloc,
         "is_paused": bool(is_paused),
@@ -95,14 +153,17 @@ def dag_model(row: DagRow) -> Dag:
     return Dag.model_validate(dag_fields(row))
 
 
-def dag_collection(rows: Sequence[Row[Any]], total: int) -> JsonBody:
+def dag_collection(
+    rows: Sequence[Row[Any]], total: int, fields: list[str] | None = None
+) -> JsonBody:
     """One page of DAGs as a :class:`DagCollection` would write it."""
-    return JsonBody({"dags": [dag_fields(r) for r in rows], "total_entries": total})
+    items = [only_fields(dag_fields(r), fields) for r in rows]
+    return JsonBody({"dags": items, "total_entries": total})
 
 
 @routes.operation("/dags", "GET", query=DagListQuery, response=DagCollection)
 def get_dags(*, query: DagListQuery) -> JsonBody:
-    """List DAGs, filtered by tags, paused state and id, sorted by id.
+    """List DAGs, filtered by tags, paused state and id, sorted by ``order_by`` (``dag_id``).
 
     Tags are stored as JSON text, so the tag filter runs here rather than in SQL
     (nothing dialect-specific outside the metastore package); the DAG table is small.
@@ -112,7 +173,9 @@ def get_dags(*, query: DagListQuery) -> JsonBody:
         "only_active": query.only_active,
         "paused": query.paused,
         "pattern": query.dag_id_pattern or None,
+        "order_by": query.order_by or "dag_id",
     }
+    only_fields({}, query.fields)  # a bad field is a 400 even on an empty page
     statement, stamp_query = list_statements(**shape, paged=paged)
     params = {"limit": query.limit, "offset": query.offset} if paged else {}
     session = db_session()
@@ -125,11 +188,12 @@ def get_dags(*, query: DagListQuery) -> JsonBody:
     if paged and not rows:  # past the end: nothing to reuse, count the matches
         return dag_collection([], count_matches(session, list_statements(**shape, paged=False)[0]))
     if paged:
-        body = dag_collection(rows, rows[0].total_entries)
+        body = dag_collection(rows, rows[0].total_entries, query.fields)
     else:
         wanted = set(query.tags or ())
         matching = [r for r in rows if wanted & set(r.tags or [])]
-        body = dag_collection(matching[query.offset : query.offset + query.limit], len(matching))
+        page = matching[query.offset : query.offset + query.limit]
+        body = dag_collection(page, len(matching), query.fields)
     written = body.encoded()
     views.put(key, (stamp_of_rows(rows, paged=paged),), written)
     return JsonBody(written)
@@ -137,7 +201,7 @@ def get_dags(*, query: DagListQuery) -> JsonBody:
 
 @lru_cache(maxsize=64)
 def list_statements(
-    *, only_active: bool, paused: bool | None, pattern: str | None, paged: bool
+    *, only_active: bool, paused: bool | None, pattern: str | None, order_by: str, paged: bool
 ) -> tuple[AnySelect, AnySelect]:
     """The DAG list query and its stamp query (:mod:`cluster.web.stamps`).
 
@@ -156,7 +220,8 @@ def list_statements(
         filters.append(DagRow.is_paused.is_(paused))
     if pattern:
         filters.append(DagRow.dag_id.contains(pattern, autoescape=True))
-    coded = select(*DAG_COLUMNS, row_code(*DAG_COLUMNS)).where(*filters).order_by(DagRow.dag_id)
+    order = order_clauses(order_by, DAG_ORDER, default="dag_id", tiebreak=DagRow.dag_id)
+    coded = select(*DAG_COLUMNS, row_code(*DAG_COLUMNS)).where(*filters).order_by(*order)
     if not paged:
         return coded, stamp_statement(coded)
     page = coded.limit(bindparam("limit")).offset(bindparam("offset"))
@@ -172,15 +237,24 @@ def stamp_of_rows(rows: Sequence[Row[Any]], *, paged: bool) -> Stamp:
     return stamp_of(codes, (rows[0].total_entries,) if paged and rows else ())
 
 
-@routes.operation("/dags/<dag_id>", "GET", response=Dag)
-def get_dag(dag_id: str) -> Dag:
-    """One DAG."""
-    return dag_model(require_dag(db_session(), dag_id))
+@routes.operation("/dags/<dag_id>", "GET", query=FieldsQuery, response=Dag)
+def get_dag(dag_id: str, *, query: FieldsQuery) -> Dag | JsonBody:
+    """One DAG (only the ``fields`` asked for, when given)."""
+    fields = dag_fields(require_dag(db_session(), dag_id))
+    if query.fields:
+        return JsonBody(only_fields(fields, query.fields))
+    return Dag.model_validate(fields)
 
 
-@routes.operation("/dags/<dag_id>", "PATCH", body=DagPatch, response=Dag)
-def patch_dag(dag_id: str, *, body: DagPatch) -> Dag:
-    """Pause or unpause a DAG (``{"is_paused": true}``); a paused DAG gets no new runs."""
+@routes.operation("/dags/<dag_id>", "PATCH", query=UpdateMaskQuery, body=DagPatch, response=Dag)
+def patch_dag(dag_id: str, *, query: UpdateMaskQuery, body: DagPatch) -> Dag:
+    """Pause or unpause a DAG (``{"is_paused": true}``); a paused DAG gets no new runs.
+
+    As in Airflow, ``is_paused`` is the one field that can change, and an
+    ``update_mask`` naming any other field is a 400.
+    """
+    if query.update_mask and set(query.update_mask) != {"is_paused"}:
+        raise ApiProblem(400, "only is_paused can be updated (update_mask=is_paused)")
     session = db_session()
     require_dag(session, dag_id)
     actions.set_paused(session, dag_id, body.is_paused, actor=api_actor())
@@ -204,10 +278,23 @@ def import_error_model(row: ImportErrorRow) -> ImportErrorEntry:
     )
 
 
-@import_error_routes.operation("/importErrors", "GET", query=Page, response=ImportErrorCollection)
-def get_import_errors(*, query: Page) -> ImportErrorCollection:
-    """List the DAG files that failed to import, oldest first."""
-    statement = select(ImportErrorRow).order_by(ImportErrorRow.id)
+IMPORT_ERROR_ORDER = {
+    "import_error_id": ImportErrorRow.id,
+    "id": ImportErrorRow.id,
+    "timestamp": ImportErrorRow.timestamp,
+    "filename": ImportErrorRow.filename,
+}
+
+
+@import_error_routes.operation(
+    "/importErrors", "GET", query=Ordered, response=ImportErrorCollection
+)
+def get_import_errors(*, query: Ordered) -> ImportErrorCollection:
+    """List the DAG files that failed to import, oldest first (or by ``order_by``)."""
+    order = order_clauses(
+        query.order_by, IMPORT_ERROR_ORDER, default="id", tiebreak=ImportErrorRow.id
+    )
+    statement = select(ImportErrorRow).order_by(*order)
     rows, total = paginate(db_session(), statement, query)
     return ImportErrorCollection(
         import_errors=[import_error_model(r) for r in rows], total_entries=total

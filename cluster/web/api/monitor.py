@@ -22,7 +22,17 @@ def get_health() -> Health:
     body, healthy = check_health()
     if not healthy:
         raise ApiProblem(503, f"the metastore cannot be reached: {body['metastore']['detail']}")
-    return Health.model_validate(body)
+    scheduler = dict(body["scheduler"])
+    if scheduler["status"] not in ("healthy", "unhealthy"):
+        scheduler["status"] = None
+    scheduler["latest_scheduler_heartbeat"] = scheduler.get("latest_heartbeat")
+    return Health.model_validate(
+        {
+            "metadatabase": {"status": body["metastore"]["status"]},
+            "metastore": body["metastore"],
+            "scheduler": scheduler,
+        }
+    )
 
 
 @routes.operation("/version", "GET", response=Version)

@@ -47,6 +47,8 @@ ERROR_RESPONSES = {
     "429": ("TooManyRequests", "Too many failed logins from this address."),
     "503": ("Unavailable", "This webserver cannot reach the metastore."),
 }
+#: only operations that answer in more than one media type (``plain_text``)
+NOT_ACCEPTABLE = ("NotAcceptable", "The Accept header allows none of the answer's types.")
 #: gunicorn answers a request line over its ``limit_request_line`` before the API sees
 #: it: a 414 as an HTML page, the one error that is not a problem document
 URI_TOO_LONG = {
@@ -86,7 +88,7 @@ def build_document(
             "schemas": schemas,
             "responses": {
                 name: _json_response(text, {"$ref": REF.format(model="Problem")})
-                for name, text in ERROR_RESPONSES.values()
+                for name, text in (*ERROR_RESPONSES.values(), NOT_ACCEPTABLE)
             }
             | {"UriTooLong": URI_TOO_LONG},
             "securitySchemes": SECURITY_SCHEMES,
@@ -181,11 +183,15 @@ def _responses(op: Operation, refs: dict[Key, Any]) -> dict[str, Any]:
         success: dict[str, Any] = {"description": "Done; no content."}
     else:
         success = _json_response("Success.", refs[(op.response, "serialization")])
+        if op.plain_text:
+            success["content"]["text/plain"] = {"schema": {"type": "string"}}
     responses = {str(op.status): success}
     for code, (name, _) in ERROR_RESPONSES.items():
         if code == "409" and op.method == "GET":
             continue
         responses[code] = {"$ref": f"#/components/responses/{name}"}
+    if op.plain_text:
+        responses["406"] = {"$ref": f"#/components/responses/{NOT_ACCEPTABLE[0]}"}
     responses["414"] = {"$ref": "#/components/responses/UriTooLong"}
     return responses
 

@@ -44,7 +44,8 @@ class JsonBody:
         return self.data if isinstance(self.data, bytes) else to_json(self.data)
 
 
-View = Callable[..., BaseModel | JsonBody | None]
+#: a view's result; a :class:`flask.Response` is sent as it is (a DAG file's plain text)
+View = Callable[..., BaseModel | JsonBody | Response | None]
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class Operation:
     body: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     status: int = 200
+    #: the view may also answer ``text/plain`` (a :class:`flask.Response`)
+    plain_text: bool = False
 
     @property
     def summary(self) -> str:
@@ -86,13 +89,23 @@ class Routes:
         body: type[BaseModel] | None = None,
         response: type[BaseModel] | None = None,
         status: int = 200,
+        plain_text: bool = False,
     ) -> Callable[[View], View]:
         """Declare ``view`` as ``method rule``; its endpoint is the function's name."""
 
         def decorator(view: View) -> View:
             self.operations.append(
                 Operation(
-                    view.__name__, rule, method, self.tag, view, query, body, response, status
+                    view.__name__,
+                    rule,
+                    method,
+                    self.tag,
+                    view,
+                    query,
+                    body,
+                    response,
+                    status,
+                    plain_text,
                 )
             )
             return view
@@ -118,6 +131,8 @@ def _dispatcher(op: Operation) -> Callable[..., Response]:
             return Response(status=op.status)
         if isinstance(result, JsonBody):
             return Response(result.encoded(), op.status, mimetype=JSON)
+        if isinstance(result, Response):
+            return result
         # pydantic writes the JSON itself: one pass in Rust, not a dict for json.dumps
         return Response(result.model_dump_json(by_alias=True), op.status, mimetype=JSON)
 

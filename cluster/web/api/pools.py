@@ -11,21 +11,27 @@ from cluster.states import TaskState
 from cluster.web.api.admin_schemas import Pool, PoolBody, PoolCollection, PoolPatch
 from cluster.web.api.lookups import audit_api, paginate
 from cluster.web.api.operations import Routes
-from cluster.web.api.schemas import Page
+from cluster.web.api.ordering import order_clauses
+from cluster.web.api.schemas import Ordered
 from cluster.web.context import db_session
 
 routes = Routes("Pool")
 
+OCCUPYING = (TaskState.QUEUED, TaskState.RUNNING)
+SCHEDULED = TaskState.SCHEDULED
+#: deferred instances hold no slot (``include_deferred`` false), but are counted
+DEFERRED = TaskState.DEFERRED
+
 
 def _usage(names: list[str]) -> dict[tuple[str, str], int]:
-    """Slots of queued, running and deferred instances, per ``(pool, state)``."""
+    """Slots held by scheduled, queued, running and deferred instances, per ``(pool, state)``."""
     if not names:
         return {}
     statement = (
         select(TaskInstance.pool, TaskInstance.state, func.sum(TaskInstance.pool_slots))
         .where(
             TaskInstance.pool.in_(names),
-            TaskInstance.state.in_([TaskState.QUEUED, TaskState.RUNNING, TaskState.DEFERRED]),
+            TaskInstance.state.in_([*OCCUPYING, SCHEDULED, DEFERRED]),
         )
         .group_by(TaskInstance.pool, TaskInstance.state)
     )
@@ -45,12 +51,20 @@ def pool_models(rows: list[tuple[str, int, str | None]]) -> list[Pool]:
                 occupied_slots=running + queued,
                 running_slots=running,
                 queued_slots=queued,
-                deferred_slots=usage.get((name, TaskState.DEFERRED), 0),
                 open_slots=max(slots - running - queued, 0),
+                scheduled_slots=usage.get((name, SCHEDULED), 0),
+                deferred_slots=usage.get((name, DEFERRED), 0),
                 description=description,
+                include_deferred=False,
             )
         )
     return result
+
+
+def refuse_deferred(include_deferred: bool | None) -> None:
+    """:raises UsageError: for ``include_deferred: true``: deferred instances never hold slots."""
+    if include_deferred:
+        raise UsageError("include_deferred is not supported: deferred tasks hold no pool slot")
 
 
 def _read(name: str) -> Pool:
@@ -62,10 +76,14 @@ def _audit(event: str, name: str, **extra: object) -> None:
     audit_api(f"pools.{event}", session=db_session(), pool=name, **extra)
 
 
-@routes.operation("/pools", "GET", query=Page, response=PoolCollection)
-def get_pools(*, query: Page) -> PoolCollection:
-    """List pools with their slot usage."""
-    statement = select(SlotPool).order_by(SlotPool.pool)
+POOL_ORDER = {"name": SlotPool.pool, "slots": SlotPool.slots, "description": SlotPool.description}
+
+
+@routes.operation("/pools", "GET", query=Ordered, response=PoolCollection)
+def get_pools(*, query: Ordered) -> PoolCollection:
+    """List pools with their slot usage, by name (or ``order_by``)."""
+    order = order_clauses(query.order_by, POOL_ORDER, default="name", tiebreak=SlotPool.pool)
+    statement = select(SlotPool).order_by(*order)
     rows, total = paginate(db_session(), statement, query)
     models = pool_models([(r.pool, r.slots, r.description) for r in rows])
     return PoolCollection(pools=models, total_entries=total)
@@ -80,6 +98,7 @@ def get_pool(pool_name: str) -> Pool:
 @routes.operation("/pools", "POST", body=PoolBody, response=Pool)
 def post_pool(*, body: PoolBody) -> Pool:
     """Create a pool (409 when the name is taken)."""
+    refuse_deferred(body.include_deferred)
     session = db_session()
     if session.get(SlotPool, body.name) is not None:
         raise AlreadyExistsError(f"pool '{body.name}' exists already: PATCH it instead")
@@ -91,6 +110,7 @@ def post_pool(*, body: PoolBody) -> Pool:
 @routes.operation("/pools/<pool_name>", "PATCH", body=PoolPatch, response=Pool)
 def patch_pool(pool_name: str, *, body: PoolPatch) -> Pool:
     """Resize a pool or change its description."""
+    refuse_deferred(body.include_deferred)
     if body.name is not None and body.name != pool_name:
         raise UsageError("a pool cannot be renamed: the name in the body must match the path")
     current = store.get_pool(pool_name, session=db_session())

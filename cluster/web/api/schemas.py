@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, field_validator
 
 from cluster.states import DagRunState, TaskState
 
@@ -27,10 +27,29 @@ class Body(BaseModel):
 
 
 class Page(BaseModel):
-    """Pagination shared by every list endpoint."""
+    """Pagination shared by every list endpoint.
 
-    limit: int = Field(MAX_PAGE, ge=1, le=MAX_PAGE, description="Items per page (at most 100).")
+    A ``limit`` over 100 is lowered to 100, as Airflow lowers it to its
+    ``maximum_page_limit``, rather than refused: scripts written for Airflow ask for more.
+    """
+
+    limit: int = Field(
+        MAX_PAGE, ge=1, le=MAX_INT, description="Items per page (more than 100 reads 100)."
+    )
     offset: int = Field(0, ge=0, le=MAX_INT, description="Items to skip.")
+
+    @field_validator("limit")
+    @classmethod
+    def _at_most_a_page(cls, limit: int) -> int:
+        return min(limit, MAX_PAGE)
+
+
+class Ordered(Page):
+    """A list that sorts by ``order_by``: a field name, ``-`` in front for descending."""
+
+    order_by: str | None = Field(
+        None, max_length=100, description="Field to sort by; '-field' sorts descending."
+    )
 
 
 # --- DAGs ---------------------------------------------------------------------------
@@ -40,8 +59,31 @@ class DagTag(BaseModel):
     name: str
 
 
+class CronExpression(BaseModel):
+    """Airflow's ``schedule_interval`` of a cron schedule."""
+
+    type_: Literal["CronExpression"] = Field("CronExpression", alias="__type")
+    value: str
+
+
 class Dag(BaseModel):
+    """A DAG with Airflow's fields; those of features Tradewind lacks (SubDAGs, pickling)
+    are always null or false."""
+
     dag_id: str
+    dag_display_name: str
+    root_dag_id: None = None
+    is_subdag: bool = False
+    last_pickled: None = None
+    last_expired: None = None
+    scheduler_lock: None = None
+    pickle_id: None = None
+    default_view: str = "grid"
+    file_token: str = Field(description="Reads the DAG file's source at /dagSources/{file_token}.")
+    schedule_interval: CronExpression | None = None
+    has_task_concurrency_limits: bool | None = None
+    has_import_errors: bool | None = None
+    max_consecutive_failed_dag_runs: int = 0
     description: str | None
     fileloc: str
     is_paused: bool
@@ -64,15 +106,27 @@ class DagCollection(BaseModel):
     total_entries: int
 
 
-class DagListQuery(Page):
+class DagListQuery(Ordered):
     tags: list[str] | None = Field(None, description="Only DAGs with any of these tags.")
     paused: bool | None = Field(None, description="Only paused (true) or unpaused (false) DAGs.")
     only_active: bool = Field(True, description="Hide DAGs whose file is gone.")
     dag_id_pattern: str | None = Field(None, description="Only DAG ids containing this text.")
+    fields: list[str] | None = Field(None, description="Return only these fields of each DAG.")
 
 
-class DagPatch(Body):
+class FieldsQuery(BaseModel):
+    fields: list[str] | None = Field(None, description="Return only these fields.")
+
+
+class DagPatch(BaseModel):
+    """Only ``is_paused`` can change; the other fields of a DAG sent back are ignored, as
+    Airflow ignores read-only fields."""
+
     is_paused: bool
+
+
+class UpdateMaskQuery(BaseModel):
+    update_mask: list[str] | None = Field(None, description="The fields to update.")
 
 
 # --- DAG runs -----------------------------------------------------------------------
@@ -94,6 +148,7 @@ class DagRun(BaseModel):
     external_trigger: bool
     conf: dict[str, Any]
     clear_number: int
+    note: str | None = None
 
 
 class DagRunCollection(BaseModel):
@@ -101,16 +156,27 @@ class DagRunCollection(BaseModel):
     total_entries: int
 
 
-class DagRunListQuery(Page):
+class RunDates(BaseModel):
+    """Date ranges of Airflow's run and task-instance filters."""
+
+    execution_date_gte: AwareDatetime | None = None
+    execution_date_lte: AwareDatetime | None = None
+    start_date_gte: AwareDatetime | None = None
+    start_date_lte: AwareDatetime | None = None
+    end_date_gte: AwareDatetime | None = None
+    end_date_lte: AwareDatetime | None = None
+
+
+class DagRunListQuery(Ordered, RunDates):
     state: list[DagRunState] | None = Field(None, description="Only runs in these states.")
     logical_date_gte: AwareDatetime | None = None
     logical_date_lte: AwareDatetime | None = None
-    order_by: Literal["id", "-id", "logical_date", "-logical_date"] = "id"
 
 
 class TriggerDagRun(Body):
     dag_run_id: str | None = Field(None, max_length=250, pattern=ID_PATTERN)
     logical_date: AwareDatetime | None = None
+    execution_date: AwareDatetime | None = Field(None, description="Airflow 2's logical_date.")
     conf: dict[str, Any] | None = Field(None, description="Run parameters, checked by the DAG.")
 
 
@@ -119,6 +185,8 @@ class DagRunPatch(Body):
 
 
 class ClearDagRun(Body):
+    """Airflow answers a dry run with the task instances it would clear, else the run."""
+
     dry_run: bool = Field(True, description="Only list what would be cleared.")
     only_failed: bool = False
 
@@ -131,6 +199,7 @@ class TaskInstanceReference(BaseModel):
     dag_id: str
     dag_run_id: str
     map_index: int
+    execution_date: AwareDatetime | None = None
 
 
 class TaskInstanceReferenceCollection(BaseModel):
@@ -139,9 +208,14 @@ class TaskInstanceReferenceCollection(BaseModel):
 
 
 class TaskInstance(BaseModel):
+    """A task instance with Airflow's fields: SLA misses and triggers are always null, and
+    ``unixname`` is empty (Tradewind does not record the OS user)."""
+
     task_id: str
+    task_display_name: str
     dag_id: str
     dag_run_id: str
+    execution_date: AwareDatetime | None
     map_index: int
     state: TaskState
     try_number: int
@@ -149,7 +223,8 @@ class TaskInstance(BaseModel):
     start_date: AwareDatetime | None
     end_date: AwareDatetime | None
     duration: float | None
-    hostname: str | None
+    hostname: str
+    unixname: str = ""
     pid: int | None
     pool: str
     pool_slots: int
@@ -158,7 +233,13 @@ class TaskInstance(BaseModel):
     operator: str | None
     queued_when: AwareDatetime | None
     next_try_at: AwareDatetime | None
-    rendered_fields: dict[str, Any] | None
+    rendered_fields: dict[str, Any]
+    executor: str | None = None
+    executor_config: str = "{}"
+    sla_miss: None = None
+    trigger: None = None
+    triggerer_job: None = None
+    note: str | None = None
     #: a mapped instance's ``map_index_template``, rendered after it ran
     rendered_map_index: str | None = None
 
@@ -168,8 +249,25 @@ class TaskInstanceCollection(BaseModel):
     total_entries: int
 
 
-class TaskInstanceListQuery(Page):
+class TaskInstanceFilters(RunDates):
+    """Airflow's task-instance filters (lists of values match any of them)."""
+
     state: list[TaskState] | None = Field(None, description="Only instances in these states.")
+    duration_gte: float | None = None
+    duration_lte: float | None = None
+    pool: list[str] | None = None
+    queue: list[str] | None = None
+    executor: list[str] | None = Field(None, description="Tradewind records no executor per try.")
+
+
+class ClearedRun(RootModel[TaskInstanceCollection | DagRun]):
+    """A run's clear: the task instances a dry run would clear, else the run, as Airflow."""
+
+
+class TaskInstanceListQuery(Page, TaskInstanceFilters):
+    order_by: str | None = Field(
+        None, max_length=100, description="Field to sort by; '-field' sorts descending."
+    )
 
 
 class MapIndexQuery(BaseModel):
@@ -192,12 +290,22 @@ class ClearTaskInstances(Body):
     only_failed: bool = True
     include_upstream: bool = False
     include_downstream: bool = False
+    include_past: bool = Field(False, description="Also the runs before (dag_run_id's, or all).")
+    include_future: bool = Field(False, description="Also the runs after (dag_run_id's, or all).")
+    only_running: bool = Field(False, description="Not supported: true is a 400.")
+    reset_dag_runs: bool = Field(True, description="Runs always go back to queued: false is a 400.")
+    include_subdags: bool = Field(False, description="Accepted; Tradewind has no SubDAGs.")
+    include_parentdag: bool = Field(False, description="Accepted; Tradewind has no SubDAGs.")
 
 
 class LogQuery(MapIndexQuery):
     offset: int = Field(
         0, ge=0, le=2**53, description="Byte to read from: the previous answer's next_offset."
     )
+    token: str | None = Field(
+        None, max_length=20, description="Airflow's continuation_token: the same as offset."
+    )
+    full_content: bool = Field(False, description="Accepted; every answer reads to the end.")
 
 
 class TaskInstanceLog(BaseModel):
@@ -213,6 +321,7 @@ class TaskInstanceLog(BaseModel):
     )
     message: str | None = Field(description="Why there is no text, in words.")
     host: str | None = Field(description="The host that ran the try.")
+    continuation_token: str = Field(description="Airflow's name of next_offset, as text.")
 
 
 # --- XComs ------------------------------------------------------------------------------
@@ -221,6 +330,7 @@ class TaskInstanceLog(BaseModel):
 class XComEntry(BaseModel):
     key: str
     timestamp: AwareDatetime
+    execution_date: AwareDatetime | None
     dag_id: str
     dag_run_id: str
     task_id: str
@@ -238,11 +348,18 @@ class XComCollection(BaseModel):
 
 class XComListQuery(Page):
     map_index: int | None = Field(None, ge=-1, le=MAX_INT, description="Only this mapped instance.")
+    xcom_key: str | None = Field(None, description="Only XComs with this key.")
+
+
+class XComEntryQuery(MapIndexQuery):
+    deserialize: bool = Field(False, description="Accepted; values are stored as JSON text.")
+    stringify: bool = Field(True, description="Accepted; the value is always JSON text.")
 
 
 class Problem(BaseModel):
     """Every error response: what went wrong, in words a user can act on."""
 
+    type: str = Field(description="Airflow's error section for the status, or about:blank.")
     title: str
     status: int
     detail: str

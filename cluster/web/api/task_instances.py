@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
 
 from cluster import actions
 from cluster.errors import NotFoundError
@@ -12,6 +16,7 @@ from cluster.metastore.models import XCom
 from cluster.policy.mapping import needs_expansion
 from cluster.states import TaskState
 from cluster.web.api.dag_runs import ANY_DAG, references
+from cluster.web.api.instance_models import logical_dates, task_instance_models
 from cluster.web.api.lookups import (
     api_actor,
     paginate,
@@ -20,23 +25,27 @@ from cluster.web.api.lookups import (
     require_task_instance,
 )
 from cluster.web.api.operations import Routes
+from cluster.web.api.ordering import order_clauses
 from cluster.web.api.schemas import (
     ClearTaskInstances,
     LogQuery,
     MapIndexQuery,
     TaskInstance,
     TaskInstanceCollection,
+    TaskInstanceFilters,
     TaskInstanceListQuery,
     TaskInstanceLog,
     TaskInstancePatch,
     TaskInstanceReferenceCollection,
     XComCollection,
     XComEntry,
+    XComEntryQuery,
     XComEntryWithValue,
     XComListQuery,
 )
 from cluster.web.context import db_session, web_context
 from cluster.web.logs import fetch_log
+from cluster.web.problems import ApiProblem
 from cluster.web.tries import find_try, list_tries, try_ref
 
 routes = Routes("TaskInstance")
@@ -46,30 +55,63 @@ _RUN = "/dags/<dag_id>/dagRuns/<dag_run_id>"
 _TASK = _RUN + "/taskInstances/<task_id>"
 
 
-def task_instance_model(row: TaskInstanceRow) -> TaskInstance:
-    return TaskInstance(
-        task_id=row.task_id,
-        dag_id=row.dag_id,
-        dag_run_id=row.run_id,
-        map_index=row.map_index,
-        state=TaskState(row.state),
-        try_number=row.try_number,
-        max_tries=row.max_tries,
-        start_date=row.start_date,
-        end_date=row.end_date,
-        duration=row.duration,
-        hostname=row.hostname,
-        pid=row.pid,
-        pool=row.pool,
-        pool_slots=row.pool_slots,
-        queue=row.queue,
-        priority_weight=row.priority_weight,
-        operator=row.operator,
-        queued_when=row.queued_at,
-        next_try_at=row.next_try_at,
-        rendered_fields=row.rendered_fields if isinstance(row.rendered_fields, dict) else None,
-        rendered_map_index=row.rendered_map_index,
-    )
+#: what ``order_by`` may name in task-instance lists (Airflow's field names)
+TI_ORDER: dict[str, Any] = {
+    "map_index": TaskInstanceRow.map_index,
+    "task_id": TaskInstanceRow.task_id,
+    "state": TaskInstanceRow.state,
+    "start_date": TaskInstanceRow.start_date,
+    "end_date": TaskInstanceRow.end_date,
+    "duration": TaskInstanceRow.duration,
+    "try_number": TaskInstanceRow.try_number,
+    "pool": TaskInstanceRow.pool,
+    "queue": TaskInstanceRow.queue,
+    "priority_weight": TaskInstanceRow.priority_weight,
+    "hostname": TaskInstanceRow.hostname,
+    "queued_when": TaskInstanceRow.queued_at,
+    "rendered_map_index": TaskInstanceRow.rendered_map_index,
+}
+
+
+def filter_instances(statement: Select[Any], query: TaskInstanceFilters) -> Select[Any]:
+    """``statement`` narrowed by Airflow's task-instance filters.
+
+    Run dates filter through the instance's run; ``executor`` matches nothing, because
+    Tradewind records no executor per instance (Airflow's column is null by default too).
+    """
+    if query.state:
+        statement = statement.where(TaskInstanceRow.state.in_([str(s) for s in query.state]))
+    if query.pool:
+        statement = statement.where(TaskInstanceRow.pool.in_(query.pool))
+    if query.queue:
+        statement = statement.where(TaskInstanceRow.queue.in_(query.queue))
+    if query.executor:
+        statement = statement.where(TaskInstanceRow.task_id.is_(None))
+    if query.duration_gte is not None:
+        statement = statement.where(TaskInstanceRow.duration >= query.duration_gte)
+    if query.duration_lte is not None:
+        statement = statement.where(TaskInstanceRow.duration <= query.duration_lte)
+    if query.start_date_gte is not None:
+        statement = statement.where(TaskInstanceRow.start_date >= query.start_date_gte)
+    if query.start_date_lte is not None:
+        statement = statement.where(TaskInstanceRow.start_date <= query.start_date_lte)
+    if query.end_date_gte is not None:
+        statement = statement.where(TaskInstanceRow.end_date >= query.end_date_gte)
+    if query.end_date_lte is not None:
+        statement = statement.where(TaskInstanceRow.end_date <= query.end_date_lte)
+    low, high = query.execution_date_gte, query.execution_date_lte
+    if low is not None or high is not None:
+        runs = select(DagRunRow.run_id).where(DagRunRow.dag_id == TaskInstanceRow.dag_id)
+        if low is not None:
+            runs = runs.where(DagRunRow.logical_date >= low)
+        if high is not None:
+            runs = runs.where(DagRunRow.logical_date <= high)
+        statement = statement.where(TaskInstanceRow.run_id.in_(runs.scalar_subquery()))
+    return statement
+
+
+def one_model(row: TaskInstanceRow) -> TaskInstance:
+    return task_instance_models(db_session(), [row])[0]
 
 
 @routes.operation(
@@ -93,10 +135,13 @@ def get_task_instances(
         if dag_id != ANY_DAG:
             require_run(session, dag_id, dag_run_id)
         statement = statement.where(TaskInstanceRow.run_id == dag_run_id)
-    if query.state:
-        statement = statement.where(TaskInstanceRow.state.in_([str(s) for s in query.state]))
-    rows, total = paginate(session, statement, query)
-    items = [task_instance_model(r) for r in rows]
+    if query.order_by:
+        order = order_clauses(
+            query.order_by, TI_ORDER, default="task_id", tiebreak=TaskInstanceRow.map_index
+        )
+        statement = statement.order_by(None).order_by(*order, TaskInstanceRow.run_id)
+    rows, total = paginate(session, filter_instances(statement, query), query)
+    items = task_instance_models(session, rows)
     return TaskInstanceCollection(task_instances=items, total_entries=total)
 
 
@@ -106,7 +151,7 @@ def get_task_instance(
 ) -> TaskInstance:
     """One task instance."""
     row = require_task_instance(db_session(), dag_id, dag_run_id, task_id, query.map_index)
-    return task_instance_model(row)
+    return one_model(row)
 
 
 @routes.operation(
@@ -123,20 +168,17 @@ def get_mapped_task_instances(
         raise NotFoundError(f"Task id {task_id} not found")
     if not needs_expansion(dag, task_id):
         raise NotFoundError(f"Task id {task_id} is not mapped")
-    statement = (
-        select(TaskInstanceRow)
-        .where(
-            TaskInstanceRow.dag_id == dag_id,
-            TaskInstanceRow.run_id == dag_run_id,
-            TaskInstanceRow.task_id == task_id,
-            TaskInstanceRow.map_index >= 0,
-        )
-        .order_by(TaskInstanceRow.map_index)
+    statement = select(TaskInstanceRow).where(
+        TaskInstanceRow.dag_id == dag_id,
+        TaskInstanceRow.run_id == dag_run_id,
+        TaskInstanceRow.task_id == task_id,
+        TaskInstanceRow.map_index >= 0,
     )
-    if query.state:
-        statement = statement.where(TaskInstanceRow.state.in_([str(s) for s in query.state]))
-    rows, total = paginate(session, statement, query)
-    items = [task_instance_model(r) for r in rows]
+    order = order_clauses(
+        query.order_by, TI_ORDER, default="map_index", tiebreak=TaskInstanceRow.map_index
+    )
+    rows, total = paginate(session, filter_instances(statement.order_by(*order), query), query)
+    items = task_instance_models(session, rows)
     return TaskInstanceCollection(task_instances=items, total_entries=total)
 
 
@@ -146,7 +188,7 @@ def get_mapped_task_instance(
 ) -> TaskInstance:
     """One instance of a mapped task."""
     row = require_task_instance(db_session(), dag_id, dag_run_id, task_id, map_index)
-    return task_instance_model(row)
+    return one_model(row)
 
 
 @routes.operation(_TASK, "PATCH", body=TaskInstancePatch, response=TaskInstance)
@@ -166,7 +208,7 @@ def patch_task_instance(
             actor=api_actor(),
             now=web_context().clock(),
         )
-    return task_instance_model(require_task_instance(session, dag_id, dag_run_id, task_id))
+    return one_model(require_task_instance(session, dag_id, dag_run_id, task_id))
 
 
 @routes.operation(
@@ -180,9 +222,16 @@ def post_clear_task_instances(
 ) -> TaskInstanceReferenceCollection:
     """Clear task instances of one run or of the runs in a logical-date range.
 
-    Relatives come along with ``include_upstream`` / ``include_downstream``; by default
-    only failed instances are cleared and ``dry_run`` only lists them, as in Airflow.
+    Relatives come along with ``include_upstream`` / ``include_downstream``, earlier and
+    later runs with ``include_past`` / ``include_future``; by default only failed
+    instances are cleared and ``dry_run`` only lists them, as in Airflow.
+    ``only_running`` and ``reset_dag_runs: false`` are refused (400): Tradewind clears
+    any instance the selection names and always puts its run back in the queue.
     """
+    if body.only_running:
+        raise ApiProblem(400, "only_running is not supported: select the tasks with task_ids")
+    if not body.reset_dag_runs:
+        raise ApiProblem(400, "reset_dag_runs false is not supported: cleared runs are queued")
     session = db_session()
     require_dag(session, dag_id)
     dag = actions.load_dag(session, dag_id)
@@ -192,15 +241,7 @@ def post_clear_task_instances(
         upstream=body.include_upstream,
         downstream=body.include_downstream,
     )
-    if body.dag_run_id is not None:
-        run_ids = [require_run(session, dag_id, body.dag_run_id).run_id]
-    else:
-        statement = select(DagRunRow.run_id).where(DagRunRow.dag_id == dag_id)
-        if body.start_date is not None:
-            statement = statement.where(DagRunRow.logical_date >= body.start_date)
-        if body.end_date is not None:
-            statement = statement.where(DagRunRow.logical_date <= body.end_date)
-        run_ids = list(session.scalars(statement))
+    run_ids = runs_to_clear(session, dag_id, body)
     keys = actions.clear(
         session,
         dag_id,
@@ -210,7 +251,32 @@ def post_clear_task_instances(
         only_failed=body.only_failed,
         dry_run=body.dry_run,
     )
-    return references(keys)
+    dates = logical_dates(session, {(dag_id, run_id) for run_id in run_ids})
+    return references(keys, {run_id: date for (_, run_id), date in dates.items()})
+
+
+def runs_to_clear(session: Session, dag_id: str, body: ClearTaskInstances) -> list[str]:
+    """The run ids a clear names: one run (with those before or after it), or a range.
+
+    Without ``dag_run_id``, ``include_past`` drops the range's start and
+    ``include_future`` its end.
+    """
+    statement = select(DagRunRow.run_id).where(DagRunRow.dag_id == dag_id)
+    low, high = body.start_date, body.end_date
+    if body.dag_run_id is not None:
+        run = require_run(session, dag_id, body.dag_run_id)
+        if not (body.include_past or body.include_future) or run.logical_date is None:
+            return [run.run_id]
+        low = high = run.logical_date
+    if body.include_past:
+        low = None
+    if body.include_future:
+        high = None
+    if low is not None:
+        statement = statement.where(DagRunRow.logical_date >= low)
+    if high is not None:
+        statement = statement.where(DagRunRow.logical_date <= high)
+    return list(session.scalars(statement.order_by(DagRunRow.id)))
 
 
 @routes.operation(
@@ -229,11 +295,17 @@ def get_log(
     """
     session = db_session()
     row = require_task_instance(session, dag_id, dag_run_id, task_id, query.map_index)
+    offset = query.offset
+    if query.token:
+        if not query.token.isdigit():
+            raise ApiProblem(400, "token must be a continuation_token of an earlier answer")
+        offset = int(query.token)
     attempt = find_try(list_tries(session, row), task_try_number)
     if attempt is None:
         raise NotFoundError(f"task instance '{task_id}' has no try {task_try_number}")
-    chunk = fetch_log(web_context().settings, try_ref(row, attempt), offset=query.offset)
+    chunk = fetch_log(web_context().settings, try_ref(row, attempt), offset=offset)
     return TaskInstanceLog(
+        continuation_token=str(chunk.next_offset),
         try_number=attempt.try_number,
         content=chunk.text,
         offset=chunk.offset,
@@ -244,10 +316,11 @@ def get_log(
     )
 
 
-def xcom_model(row: XCom) -> XComEntry:
+def xcom_model(row: XCom, execution_date: datetime | None) -> XComEntry:
     return XComEntry(
         key=row.key,
         timestamp=row.timestamp,
+        execution_date=execution_date,
         dag_id=row.dag_id,
         dag_run_id=row.run_id,
         task_id=row.task_id,
@@ -261,7 +334,7 @@ def get_xcom_entries(
 ) -> XComCollection:
     """List the XComs a task instance pushed (keys and times, not values)."""
     session = db_session()
-    require_run(session, dag_id, dag_run_id)
+    run = require_run(session, dag_id, dag_run_id)
     statement = (
         select(XCom)
         .where(XCom.dag_id == dag_id, XCom.run_id == dag_run_id, XCom.task_id == task_id)
@@ -269,22 +342,28 @@ def get_xcom_entries(
     )
     if query.map_index is not None:
         statement = statement.where(XCom.map_index == query.map_index)
+    if query.xcom_key is not None:
+        statement = statement.where(XCom.key == query.xcom_key)
     rows, total = paginate(session, statement, query)
-    return XComCollection(xcom_entries=[xcom_model(r) for r in rows], total_entries=total)
+    items = [xcom_model(r, run.logical_date) for r in rows]
+    return XComCollection(xcom_entries=items, total_entries=total)
 
 
 @xcom_routes.operation(
-    _TASK + "/xcomEntries/<xcom_key>", "GET", query=MapIndexQuery, response=XComEntryWithValue
+    _TASK + "/xcomEntries/<xcom_key>", "GET", query=XComEntryQuery, response=XComEntryWithValue
 )
 def get_xcom_entry(
-    dag_id: str, dag_run_id: str, task_id: str, xcom_key: str, *, query: MapIndexQuery
+    dag_id: str, dag_run_id: str, task_id: str, xcom_key: str, *, query: XComEntryQuery
 ) -> XComEntry:
-    """One XCom with its value (JSON text)."""
+    """One XCom with its value as stored: JSON text (Airflow's ``stringify`` form).
+
+    XComs are JSON, never pickles, so ``deserialize`` changes nothing.
+    """
     session = db_session()
-    require_run(session, dag_id, dag_run_id)
+    run = require_run(session, dag_id, dag_run_id)
     row = session.get(XCom, (dag_id, dag_run_id, task_id, query.map_index, xcom_key))
     if row is None:
         raise NotFoundError(
             f"XCom '{xcom_key}' of task '{task_id}' in run '{dag_run_id}' not found"
         )
-    return XComEntryWithValue(**xcom_model(row).model_dump(), value=row.value)
+    return XComEntryWithValue(**xcom_model(row, run.logical_date).model_dump(), value=row.value)

@@ -16,7 +16,8 @@ from cluster.web.api.admin_schemas import (
 )
 from cluster.web.api.lookups import audit_api, paginate
 from cluster.web.api.operations import Routes
-from cluster.web.api.schemas import Page
+from cluster.web.api.ordering import order_clauses
+from cluster.web.api.schemas import Ordered
 from cluster.web.context import db_session, web_context
 
 routes = Routes("Variable")
@@ -33,10 +34,14 @@ def _read(key: str) -> Variable:
     return Variable(key=key, value=value, description=row.description if row else None)
 
 
-@routes.operation("/variables", "GET", query=Page, response=VariableCollection)
-def get_variables(*, query: Page) -> VariableCollection:
-    """List variables: keys and descriptions, never values."""
-    statement = select(VariableRow).order_by(VariableRow.key)
+VARIABLE_ORDER = {"key": VariableRow.key, "description": VariableRow.description}
+
+
+@routes.operation("/variables", "GET", query=Ordered, response=VariableCollection)
+def get_variables(*, query: Ordered) -> VariableCollection:
+    """List variables: keys and descriptions, never values (by key, or ``order_by``)."""
+    order = order_clauses(query.order_by, VARIABLE_ORDER, default="key", tiebreak=VariableRow.key)
+    statement = select(VariableRow).order_by(*order)
     rows, total = paginate(db_session(), statement, query)
     items = [
         VariableInfo(key=r.key, description=r.description, is_encrypted=r.is_encrypted)

@@ -66,7 +66,7 @@ def test_pools_crud(admin: Api, factory: SessionFactory) -> None:
 
 def test_users_event_logs_and_version(admin: Api) -> None:
     listed = admin.get("/api/v1/users").get_json()
-    assert listed["total_entries"] == 4
+    assert listed["total_entries"] == 5
     assert admin.get("/api/v1/users/op").get_json()["roles"] == [{"name": "Op"}]
     admin.patch("/api/v1/dags/etl", json={"is_paused": False})
     logs = admin.get("/api/v1/eventLogs?dag_id=etl").get_json()

@@ -12,7 +12,6 @@ from web_harness import Api
         ("GET", "/api/v1/dags/nope", None, 404),
         ("GET", "/api/v1/dags/nope/dagRuns", None, 404),
         ("GET", "/api/v1/dags?limit=0", None, 400),
-        ("GET", "/api/v1/dags?limit=101", None, 400),
         ("GET", "/api/v1/dags?offset=-1", None, 400),
         ("GET", "/api/v1/dags?paused=maybe", None, 400),
         ("GET", "/api/v1/dags/etl/dagRuns?state=exploded", None, 400),
@@ -23,7 +22,7 @@ from web_harness import Api
         ("PATCH", "/api/v1/dags/etl", "not json", 400),
         ("PATCH", "/api/v1/dags/etl", {}, 400),
         ("PATCH", "/api/v1/dags/etl", {"is_paused": "sometimes"}, 400),
-        ("PATCH", "/api/v1/dags/etl", {"is_paused": True, "extra": 1}, 400),
+        ("PATCH", "/api/v1/dags/etl?update_mask=description", {"is_paused": True}, 400),
         ("PATCH", "/api/v1/dags/etl", [1, 2], 400),
         ("POST", "/api/v1/dags/etl/dagRuns", {"logical_date": "2024-01-01T00:00:00"}, 400),
         ("POST", "/api/v1/dags/etl/dagRuns", {"dag_run_id": "has space"}, 400),
@@ -51,4 +50,4 @@ def test_bad_input_is_a_json_problem(
     )
     assert response.status_code == status, response.get_data(as_text=True)
     problem = response.get_json()
-    assert set(problem) == {"title", "status", "detail"} and problem["status"] == status
+    assert set(problem) == {"type", "title", "status", "detail"} and problem["status"] == status

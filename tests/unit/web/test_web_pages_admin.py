@@ -51,12 +51,13 @@ def test_browse_lists_page_without_counting(
     assert second.count('class="state state-') == 63 - 50
 
 
-def test_the_audit_log_is_for_op_and_shows_web_actions(
+def test_the_audit_log_is_for_admin_and_shows_web_actions(
     client: FlaskClient, tokens: dict[str, str], seeded: None
 ) -> None:
+    """Airflow's default roles give ``can_read`` on ``Audit Logs`` to Admin only."""
     Browser(client, tokens["User"]).post("/dags/etl/pause", {"paused": "false"})
-    assert Browser(client, tokens["User"]).get("/auditlog").status_code == 403
-    html = Browser(client, tokens["Op"]).page("/auditlog?dag_id=etl")
+    assert Browser(client, tokens["Op"]).get("/auditlog").status_code == 403
+    html = Browser(client, tokens["Admin"]).page("/auditlog?dag_id=etl")
     assert "web.dags.unpause" in html and ">user<" in html
 
 
@@ -167,7 +168,13 @@ def test_users_are_managed_by_admins_only(
     assert admin.post("/users/admin/delete").status_code == 400, "not your own account"
     with factory() as session:
         roles = {u.username: u.role for u in users.list_users(session=session)}
-    assert roles == {"admin": "Admin", "dana": "User", "op": "Op", "user": "User"}
+    assert roles == {
+        "admin": "Admin",
+        "dana": "User",
+        "op": "Op",
+        "user": "User",
+        "public": "Public",
+    }
 
 
 def test_the_cluster_page_shows_the_leader_and_the_processes(
@@ -231,7 +238,8 @@ def test_nothing_secret_reaches_a_viewer(
     client: FlaskClient, tokens: dict[str, str], seeded: None
 ) -> None:
     viewer = Browser(client, tokens["Viewer"])
-    for path in ("/variables", "/connections/db/edit", "/pools", "/users"):
+    for path in ("/variables", "/connections/db/edit", "/users"):
         assert viewer.get(path).status_code == 403
+    assert viewer.get("/pools").status_code == 200, "Airflow's Viewer reads pools"
     home = viewer.page("/")
     assert "Variables" not in home and "Audit log" not in home

@@ -29,6 +29,9 @@ PATH_VALUES = {
     "task_try_number": 1,
     "uri": "s3://bucket/table",
     "map_index": 0,
+    "event_log_id": 1,
+    "file_token": "0" * 64,
+    "role_name": "Viewer",
 }
 
 

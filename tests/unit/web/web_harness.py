@@ -34,7 +34,7 @@ from cluster.metastore.secrets import make_fernet
 from cluster.web import create_app
 from cluster.web.context import EXTENSION, WebContext
 
-ROLES = ("Admin", "Op", "User", "Viewer")
+ROLES = ("Admin", "Op", "User", "Viewer", "Public")
 PASSWORD = "correct horse battery staple"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
