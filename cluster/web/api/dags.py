@@ -201,7 +201,12 @@ def get_dags(*, query: DagListQuery) -> JsonBody:
 
 @lru_cache(maxsize=64)
 def list_statements(
-    *, only_active: bool, paused: bool | None, pattern: str | None, order_by: str, paged: bool
+    *,
+    only_active: bool,
+    paused: bool | None,
+    pattern: str | None,
+    paged: bool,
+    order_by: str = "dag_id",
 ) -> tuple[AnySelect, AnySelect]:
     """The DAG list query and its stamp query (:mod:`cluster.web.stamps`).
 
