@@ -37,7 +37,7 @@ def record_ends(
     :param fernet: the cluster's cipher, asked for only when a try deferred (trigger
         kwargs are encrypted at rest).
     """
-    deferring = [i for i, f in enumerate(tries) if f.state is TaskState.DEFERRED]
+    deferring = {i for i, f in enumerate(tries) if f.state is TaskState.DEFERRED}
     if not deferring:
         return record_many(session, tries, optimistic=optimistic)  # the common case
     rest = [f for f in tries if f.state is not TaskState.DEFERRED]

@@ -29,6 +29,7 @@ from cluster.web.prepared import AnySelect, execute
 STATE_ORDER = (
     "success",
     "running",
+    "deferred",
     "failed",
     "queued",
     "up_for_retry",

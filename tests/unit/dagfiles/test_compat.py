@@ -36,6 +36,24 @@ def test_modules_and_names_resolve_as_the_import_hook_does() -> None:
     )
 
 
+def test_deferral_is_supported_under_airflows_names() -> None:
+    found = findings(
+        """\
+        from airflow.triggers.temporal import DateTimeTrigger, TimeDeltaTrigger
+        from airflow.providers.standard.triggers.file import FileTrigger
+        from airflow.triggers.base import BaseTrigger, TriggerEvent
+        from airflow.exceptions import TaskDeferred
+        from airflow.sensors.time_sensor import TimeSensorAsync
+        t = TimeSensorAsync(task_id="t", target_time=None).defer(trigger=None, method_name="x")
+        """
+    )
+    temporal = found["airflow.triggers.temporal.DateTimeTrigger"]
+    assert temporal.tradewind == "cluster.triggers.temporal.DateTimeTrigger"
+    assert found["airflow.providers.standard.triggers.file.FileTrigger"].supported
+    assert found["airflow.triggers.base.TriggerEvent"].supported
+    assert {f.supported for f in found.values()} == {True}
+
+
 def test_what_tradewind_lacks_is_unsupported_with_the_reason(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
