@@ -40,6 +40,7 @@ from cluster.metastore.engine import transaction
 from cluster.metastore.secrets import make_fernet
 from cluster.metastore.transitions import moves_transaction
 from cluster.sdk import DAG, BaseOperator
+from cluster.sensors.base import BaseSensorOperator
 from cluster.states import TaskState
 
 log = logging.getLogger(__name__)
@@ -252,6 +253,10 @@ class PoolRunner:
         # rendering sets template fields on the task: work on a copy, so the cached DAG
         # keeps its templates for the next try run by this worker
         task = copy.copy(task)
+        if isinstance(task, BaseSensorOperator) and task.reschedule:
+            # timeout and next poke on the runner's clock (a poke-mode sensor sleeps for
+            # real between pokes, so it keeps the wall clock)
+            task._clock = self._clock
         try:
             with isolated_try(path, task.on_kill):
                 return execute_claimed(

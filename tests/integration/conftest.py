@@ -34,7 +34,8 @@ def metastore_settings(settings: Settings, metastore_url: str) -> Settings:
 
 @pytest.fixture
 def fake_clock() -> FakeClock:
-    """Starts at the real time: sensors compute their reschedule dates from the real clock."""
+    """Starts at the real time: user code may read the wall clock (the pool's tries and
+    their sensors' timeouts and reschedules read this clock)."""
     return FakeClock(datetime.now(UTC).replace(microsecond=0))
 
 
