@@ -214,3 +214,50 @@ def test_clearing_a_deferred_task_drops_its_trigger(
     assert _play_triggerer(harness) == 0  # the trigger fires into nothing
     with harness.sessions() as session:
         assert session.scalars(select(Trigger)).all() == []
+
+
+MAPPED_DAG = """
+from datetime import datetime, timedelta
+from cluster.sdk import DAG, BaseOperator
+from cluster.triggers.temporal import TimeDeltaTrigger
+
+class Deferring(BaseOperator):
+    def __init__(self, *, n, **kwargs):
+        super().__init__(**kwargs)
+        self.n = n
+
+    def execute(self, context):
+        self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=0.1)), method_name="resumed")
+
+    def resumed(self, context, event):
+        return self.n * 10
+
+with DAG("mapped_deferring", schedule=None, start_date=datetime(2024, 1, 1)):
+    Deferring.partial(task_id="wait").expand(n=[1, 2])
+"""
+
+
+def test_mapped_instances_defer_and_resume_each_with_its_own_arguments(
+    inprocess: InProcessScheduler, dags_folder: Path, run_id: str
+) -> None:
+    harness = inprocess
+    write_dag(dags_folder / "mapped_deferring.py", MAPPED_DAG)
+    harness.process_dags()
+    harness.trigger("mapped_deferring", run_id)
+    for _ in range(3):
+        harness.loop.run_once()
+    states = sorted(
+        (ti.map_index, ti.state)
+        for ti in task_instances(harness.sessions, "mapped_deferring", run_id)
+    )
+    assert states == [(0, "deferred"), (1, "deferred")]
+    assert _play_triggerer(harness) == 2
+
+    finished = harness.run_until_finished([("mapped_deferring", run_id)])
+
+    assert finished == {("mapped_deferring", run_id): "success"}
+    with harness.sessions() as session:
+        values = session.execute(
+            select(XCom.map_index, XCom.value).where(XCom.key == "return_value")
+        ).all()
+    assert sorted(values) == [(0, "10"), (1, "20")]

@@ -22,7 +22,9 @@ from cluster.errors import (
     TaskFailedNoRetry,
     TaskSkipped,
 )
+from cluster.execution import inprocess
 from cluster.metastore.triggers import decode_value, encode_value
+from cluster.operators.empty import EmptyOperator
 from cluster.operators.trigger_dagrun import TriggerDagRunOperator
 from cluster.sdk import DAG, BaseOperator
 from cluster.sdk.deferral import call_task
@@ -223,3 +225,18 @@ def test_a_task_end_event_can_fail_or_skip_the_task() -> None:
     with pytest.raises(TaskFailedNoRetry):
         task.resume_execution("execute_complete", {"event": from_trigger}, context)
     assert context["ti"].xcom_pull(task_ids="wait", key="k") == 1
+
+
+def test_dags_test_runs_mapped_deferring_tasks_to_the_end() -> None:
+    with DAG("mapped", start_date=START, schedule=None) as dag:
+        waits = TimeDeltaSensorAsync.partial(task_id="wait").expand(
+            delta=[timedelta(seconds=0.1), timedelta(seconds=0.2)]
+        )
+        waits >> EmptyOperator(task_id="after")
+    outcome, results = inprocess.test_dag(dag, logical_date=datetime.now(UTC))
+    assert str(outcome) == "success"
+    assert sorted((r.task_id, r.map_index, str(r.state)) for r in results.values()) == [
+        ("after", -1, "success"),
+        ("wait", 0, "success"),
+        ("wait", 1, "success"),
+    ]
