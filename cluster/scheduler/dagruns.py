@@ -133,10 +133,15 @@ def _set_next_run(row: Dag, next_run: object, create_after: datetime | None) -> 
     row.next_dagrun_create_after = create_after or NEVER
 
 
+#: the runs the next scheduled one follows, as Airflow's: a backfilled interval is not
+#: run again by the scheduler (nor one Airflow backfilled, after migrate-from-airflow)
+AUTOMATED_RUN_TYPES = ("scheduled", "backfill")
+
+
 def _last_automated_interval(session: Session, dag_id: str) -> DataInterval | None:
     latest = session.execute(
         select(DagRun.data_interval_start, DagRun.data_interval_end)
-        .where(DagRun.dag_id == dag_id, DagRun.run_type == "scheduled")
+        .where(DagRun.dag_id == dag_id, DagRun.run_type.in_(AUTOMATED_RUN_TYPES))
         .order_by(DagRun.logical_date.desc())
         .limit(1)
     ).first()
