@@ -63,6 +63,14 @@ COMMANDS = {
         "haproxy_group",
         "Render, check and edit the HAProxy config in front of the webservers.",
     ),
+    "migrate-from-airflow": Lazy(
+        "cluster.cli.migrate_cmd",
+        "migrate_from_airflow",
+        "Copy an Airflow 2.x metastore (MySQL/MariaDB or PostgreSQL URL, as in airflow.cfg)\n"
+        "into Tradewind's: DAG pause states, DAG runs, task instances with their tries and\n"
+        "notes, XComs (--include-xcom), variables and connections (re-encrypted with\n"
+        "core.fernet_key), pools and users.",
+    ),
     "pools": Lazy(
         "cluster.cli.pools_cmd",
         "pools_group",

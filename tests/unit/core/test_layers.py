@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "metrics": {"config", "errors", "states"},
     "devcluster": {"deploy", "errors"},
     "actions": {"dagfiles", "errors", "metastore", "policy", "sdk", "states"},
+    "airflow_migration": {"errors", "metastore", "states"},
     "errors": set(),
     "states": {"errors"},
     "config": {"errors"},
