@@ -28,7 +28,7 @@ from cluster.metastore.secrets import decrypt, encrypt
 from cluster.metastore.users import ROLES, WERKZEUG_METHODS
 
 #: Tradewind's roles, strongest first
-ROLE_ORDER = ("Admin", "Op", "User", "Viewer")
+ROLE_ORDER = ("Admin", "Op", "User", "Viewer", "Public")
 FALLBACK_ROLE = "Viewer"
 
 
