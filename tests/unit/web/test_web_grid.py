@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from flask import Flask, url_for
 from flask.testing import FlaskClient
 from web_harness import T0, Browser
 
@@ -22,7 +23,8 @@ from cluster.metastore.models import (
     TaskInstanceHistory,
     XCom,
 )
-from cluster.web.grid import MARKS, load_grid
+from cluster.web.grid import MARKS, Grid, GridRun, load_grid
+from cluster.web.grid_page import rows_html
 from cluster.web.grid_rows import display_order, grid_rows
 
 EDGES = {
@@ -260,3 +262,20 @@ def test_a_favicon_on_every_page_and_at_the_root_without_login(
     html = viewer(client, tokens).page("/dags/grouped")
     assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in html
     assert '<meta name="color-scheme" content="light dark">' in html
+
+
+def test_cell_links_are_those_url_for_builds_for_awkward_ids(app: Flask) -> None:
+    """Cells link to the run's path plus the quoted task id (built once per row and
+    column): the same path ``url_for`` gives the task instance page."""
+    run_id, task_id = "manual__2024-01-01T00:00:00+00:00 a/b?c#d%é", "group.task-1"
+    grid = Grid(
+        runs=[GridRun(run_id, "success", "manual", T0)],
+        task_ids=[task_id],
+        states={(task_id, run_id): "success"},
+    )
+    with app.test_request_context():
+        html = str(rows_html("my dag", grid_rows(None, [task_id]), grid, {}))
+        expected = url_for(
+            "task_instances.show", dag_id="my dag", dag_run_id=run_id, task_id=task_id
+        )
+    assert f'href="{expected}"' in html
