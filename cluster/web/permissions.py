@@ -135,6 +135,7 @@ PERMISSIONS: dict[str, Role] = {
     "api.patch_dag_run": Role.USER,
     "api.delete_dag_run": Role.USER,
     "api.clear_dag_run": Role.USER,
+    "api.set_dag_run_note": Role.USER,
     # task instances and XComs
     "api.get_task_instances": Role.VIEWER,
     "api.get_task_instance": Role.VIEWER,
@@ -142,6 +143,8 @@ PERMISSIONS: dict[str, Role] = {
     "api.get_mapped_task_instances": Role.VIEWER,
     "api.get_mapped_task_instance": Role.VIEWER,
     "api.patch_task_instance": Role.USER,
+    "api.set_task_instance_note": Role.USER,
+    "api.set_mapped_task_instance_note": Role.USER,
     "api.post_clear_task_instances": Role.USER,
     "api.get_log": Role.VIEWER,
     "api.get_xcom_entries": Role.VIEWER,

@@ -17,6 +17,7 @@ from cluster.states import DagRunState
 from cluster.web.api.instance_models import task_instance_models
 from cluster.web.api.lookups import (
     api_actor,
+    audit_api,
     paginate,
     require_dag,
     require_run,
@@ -32,6 +33,7 @@ from cluster.web.api.schemas import (
     DagRunListQuery,
     DagRunPatch,
     RunDates,
+    SetNote,
     TaskInstanceCollection,
     TaskInstanceReference,
     TaskInstanceReferenceCollection,
@@ -97,6 +99,7 @@ def dag_run_model(row: DagRunRow) -> DagRun:
         external_trigger=row.run_type == "manual",
         conf=row.conf if isinstance(row.conf, dict) else {},
         clear_number=row.clear_number,
+        note=row.note,
     )
 
 
@@ -166,6 +169,8 @@ def post_dag_run(dag_id: str, *, body: TriggerDagRun) -> DagRun:
         logical_date=trigger_logical_date(body),
         now=web_context().clock(),
     )
+    if body.note:
+        run.note = body.note
     session.flush()
     return dag_run_model(run)
 
@@ -215,3 +220,16 @@ def clear_dag_run(dag_id: str, dag_run_id: str, *, body: ClearDagRun) -> Cleared
     ]
     items = task_instance_models(session, rows)
     return ClearedRun(TaskInstanceCollection(task_instances=items, total_entries=len(items)))
+
+
+@routes.operation(
+    "/dags/<dag_id>/dagRuns/<dag_run_id>/setNote", "PATCH", body=SetNote, response=DagRun
+)
+def set_dag_run_note(dag_id: str, dag_run_id: str, *, body: SetNote) -> DagRun:
+    """Write (or with ``null`` / ``""`` remove) a run's note; the audit log records who."""
+    session = db_session()
+    run = require_run(session, dag_id, dag_run_id)
+    run.note = body.note or None
+    audit_api("runs.note", session=session, dag_id=dag_id, run_id=dag_run_id)
+    session.flush()
+    return dag_run_model(run)

@@ -96,4 +96,5 @@ def task_instance_model(
         next_try_at=row.next_try_at,
         rendered_fields=row.rendered_fields if isinstance(row.rendered_fields, dict) else {},
         rendered_map_index=row.rendered_map_index,
+        note=row.note,
     )

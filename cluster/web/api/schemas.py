@@ -177,7 +177,14 @@ class TriggerDagRun(Body):
     dag_run_id: str | None = Field(None, max_length=250, pattern=ID_PATTERN)
     logical_date: AwareDatetime | None = None
     execution_date: AwareDatetime | None = Field(None, description="Airflow 2's logical_date.")
+    note: str | None = Field(None, max_length=1000, description="A note on the new run.")
     conf: dict[str, Any] | None = Field(None, description="Run parameters, checked by the DAG.")
+
+
+class SetNote(Body):
+    """A note on a run or task instance; ``null`` or ``""`` removes it."""
+
+    note: str | None = Field(None, max_length=1000)
 
 
 class DagRunPatch(Body):

@@ -19,6 +19,7 @@ from cluster.web.api.dag_runs import ANY_DAG, references
 from cluster.web.api.instance_models import logical_dates, task_instance_models
 from cluster.web.api.lookups import (
     api_actor,
+    audit_api,
     paginate,
     require_dag,
     require_run,
@@ -30,6 +31,7 @@ from cluster.web.api.schemas import (
     ClearTaskInstances,
     LogQuery,
     MapIndexQuery,
+    SetNote,
     TaskInstance,
     TaskInstanceCollection,
     TaskInstanceFilters,
@@ -209,6 +211,42 @@ def patch_task_instance(
             now=web_context().clock(),
         )
     return one_model(require_task_instance(session, dag_id, dag_run_id, task_id))
+
+
+def write_note(
+    dag_id: str, dag_run_id: str, task_id: str, map_index: int, note: str | None
+) -> TaskInstance:
+    session = db_session()
+    row = require_task_instance(session, dag_id, dag_run_id, task_id, map_index)
+    row.note = note or None
+    audit_api(
+        "task_instances.note",
+        session=session,
+        dag_id=dag_id,
+        run_id=dag_run_id,
+        task_id=task_id,
+        map_index=map_index,
+    )
+    session.flush()
+    return one_model(row)
+
+
+@routes.operation(_TASK + "/setNote", "PATCH", body=SetNote, response=TaskInstance)
+def set_task_instance_note(
+    dag_id: str, dag_run_id: str, task_id: str, *, body: SetNote
+) -> TaskInstance:
+    """Write (or with ``null`` / ``""`` remove) a task instance's note."""
+    return write_note(dag_id, dag_run_id, task_id, -1, body.note)
+
+
+@routes.operation(
+    _TASK + "/<int(max=2147483647):map_index>/setNote", "PATCH", body=SetNote, response=TaskInstance
+)
+def set_mapped_task_instance_note(
+    dag_id: str, dag_run_id: str, task_id: str, map_index: int, *, body: SetNote
+) -> TaskInstance:
+    """Write (or remove) the note of one instance of a mapped task."""
+    return write_note(dag_id, dag_run_id, task_id, map_index, body.note)
 
 
 @routes.operation(

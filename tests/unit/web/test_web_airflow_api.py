@@ -234,3 +234,22 @@ def test_a_dag_sent_back_whole_pauses_it(admin: Api) -> None:
 def test_errors_carry_airflows_type(admin: Api) -> None:
     problem = admin.get("/api/v1/dags/missing").get_json()
     assert problem["type"].endswith("#section/Errors/NotFound") and problem["status"] == 404
+
+
+def test_notes_on_runs_and_task_instances(
+    admin: Api, client: FlaskClient, tokens: dict[str, str]
+) -> None:
+    run = "/api/v1/dags/etl/dagRuns/run1"
+    noted = admin.patch(run + "/setNote", json={"note": "rerun after the fix"})
+    assert noted.status_code == 200 and noted.get_json()["note"] == "rerun after the fix"
+    assert admin.get(run).get_json()["note"] == "rerun after the fix"
+    ti = run + "/taskInstances/transform"
+    assert admin.patch(ti + "/setNote", json={"note": "flaky"}).get_json()["note"] == "flaky"
+    assert admin.get(ti).get_json()["note"] == "flaky"
+    assert admin.patch(ti + "/setNote", json={"note": ""}).get_json()["note"] is None
+    assert admin.patch(ti + "/0/setNote", json={"note": "x"}).status_code == 404
+    assert admin.patch(ti + "/setNote", json={"note": "x" * 1001}).status_code == 400
+    viewer = Api(client, tokens["Viewer"])
+    assert viewer.patch(run + "/setNote", json={"note": "no"}).status_code == 403
+    triggered = admin.post("/api/v1/dags/etl/dagRuns", json={"note": "by the API"})
+    assert triggered.get_json()["note"] == "by the API"
