@@ -43,3 +43,17 @@ class Expansion:
 
     task_id: str
     count: int
+
+
+@dataclass(frozen=True)
+class Revision:
+    """An expanded mapped task whose length changed since its expansion (its producer ran
+    again after a clear, say), found when one of its instances waits for a decision:
+    the loop inserts ``added`` as ``none`` instances and deletes the XComs ``removed``
+    ones pushed before (values of the old expansion a reduce must not read); they become
+    ``removed`` through the decision's state changes (Airflow's
+    ``_revise_map_indexes_if_mapped``)."""
+
+    task_id: str
+    added: tuple[int, ...]
+    removed: tuple[int, ...] = ()

@@ -164,3 +164,11 @@ def relevant_indexes(
         return None
     size = upstream_count // ancestor
     return range(index * size, index * size + size)
+
+
+def revised_indexes(existing: Iterable[int], count: int) -> tuple[list[int], list[int]]:
+    """``(added, surplus)``: the map indexes an expanded task lacks for ``count`` instances,
+    and those at or past ``count``. An index that exists stays as it is, ``removed``
+    included, as in Airflow."""
+    have = {i for i in existing if i >= 0}
+    return [i for i in range(count) if i not in have], sorted(i for i in have if i >= count)

@@ -19,12 +19,19 @@ from cluster.dagfiles.serialized import SerializedDag, SerializedTask
 from cluster.policy.changes import (
     Expansion,
     InstanceKey,
+    Revision,
     StateChange,
     instance_key,
     key_of,
 )
 from cluster.policy.graph import topological_order
-from cluster.policy.mapping import Lengths, instance_count, needs_expansion, relevant_indexes
+from cluster.policy.mapping import (
+    Lengths,
+    instance_count,
+    needs_expansion,
+    relevant_indexes,
+    revised_indexes,
+)
 from cluster.policy.setup_teardown import (
     StatesOf,
     all_done_setup_success,
@@ -77,6 +84,7 @@ class RunDecision:
 
     changes: list[StateChange] = field(default_factory=list)
     expansions: list[Expansion] = field(default_factory=list)
+    revisions: list[Revision] = field(default_factory=list)
 
 
 def by_task(instances: Iterable[InstanceSnapshot]) -> ByTask:
@@ -130,6 +138,8 @@ def decide_run(
         if current is None:
             continue
         task = dag.tasks[task_id]
+        if -1 not in current and needs_expansion(dag, task_id):
+            _revise(context, task, current, decision)
         for map_index in sorted(current):
             instance = current[map_index]
             if instance.state not in WAITING:
@@ -188,6 +198,44 @@ def _expand(context: _Context, task: SerializedTask, count: int, decision: RunDe
         if isinstance(change, StateChange):
             decision.changes.append(change)
             fresh[map_index] = replace(instance, state=change.target)
+
+
+#: states an instance past its task's new length leaves for ``removed`` (a running or
+#: finished try keeps its state; ``up_for_reschedule`` may not move there)
+_REMOVABLE = frozenset({TaskState.NONE, TaskState.SCHEDULED, TaskState.UP_FOR_RETRY})
+
+
+def _revise(
+    context: _Context,
+    task: SerializedTask,
+    current: dict[int, InstanceSnapshot],
+    decision: RunDecision,
+) -> None:
+    """An expanded task whose first waiting instance may run gets as many instances as
+    its length now says: new indexes are added (``none``, decided below with the others)
+    and waiting ones past the length are ``removed``. Only once the trigger rule is met,
+    as in Airflow: before, a cleared producer's length is still the old one."""
+    waiting = next((i for _, i in sorted(current.items()) if i.state in WAITING), None)
+    if waiting is None:
+        return
+    counts = UpstreamCounts.of(_upstream_states(task, waiting.map_index, context))
+    if _verdict(context.dag, task, counts, _states_of(context))[0] is not Verdict.RUN:
+        return
+    count = instance_count(context.dag, task.task_id, context.lengths)
+    if count is None:
+        return
+    added, surplus = revised_indexes(current, count)
+    removed = [i for i in surplus if current[i].state in _REMOVABLE]
+    if not added and not removed:
+        return
+    decision.revisions.append(Revision(task.task_id, tuple(added), tuple(removed)))
+    current.update({i: InstanceSnapshot(task.task_id, TaskState.NONE, None, i) for i in added})
+    for map_index in removed:
+        instance = current[map_index]
+        reason = f"map index {map_index} is past the task's new length {count}"
+        change = StateChange(task.task_id, instance.state, TaskState.REMOVED, reason, map_index)
+        decision.changes.append(change)
+        current[map_index] = replace(instance, state=TaskState.REMOVED)
 
 
 def _upstream_states(

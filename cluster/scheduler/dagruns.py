@@ -21,7 +21,7 @@ from cluster.metastore.models import Dag, DagRun, TaskInstance
 from cluster.metastore.transitions import TaskKey, set_dag_run_state, set_task_states
 from cluster.policy.changes import InstanceKey, StateChange, key_of
 from cluster.policy.outcome import run_state
-from cluster.policy.readiness import WAITING, InstanceSnapshot, decide_run
+from cluster.policy.readiness import WAITING, InstanceSnapshot, RunDecision, decide_run
 from cluster.policy.runs import (
     RunSnapshot,
     plan_runs,
@@ -36,6 +36,7 @@ from cluster.scheduler.expansion import (
     task_ids_of,
     wants_lengths,
     write_expansions,
+    write_revisions,
 )
 from cluster.sdk.timetables import DataInterval
 from cluster.states import DagRunState, TaskState
@@ -275,20 +276,11 @@ def _advance(
         )
         decision = decide_run(dag, instances, now=now, previous_states=previous, lengths=lengths)
         changes = [_finish_empty(dag, c) for c in decision.changes]
-        if decision.expansions:
-            expanded = write_expansions(session, dag, weights, run.run_id, decision.expansions)
-            changed += len(expanded)
-            lost = {e.task_id for e in decision.expansions} - expanded
-            changes = [c for c in changes if c.task_id not in lost]
-            for task_id in expanded:
-                count = next(e.count for e in decision.expansions if e.task_id == task_id)
-                del instances[task_id]
-                instances.update(
-                    {
-                        (task_id, i): InstanceSnapshot(task_id, TaskState.NONE, None, i)
-                        for i in range(count)
-                    }
-                )
+        if decision.expansions or decision.revisions:
+            expanded, changes = _write_mapping(
+                session, dag, weights, run.run_id, decision, changes, instances
+            )
+            changed += expanded
         if not changes:
             break
         changed += _apply(session, dag.dag_id, run.run_id, changes, now)
@@ -325,6 +317,36 @@ def _advance(
             .values(next_dagrun_create_after=None)
         )
     return changed
+
+
+def _write_mapping(
+    session: Session,
+    dag: SerializedDag,
+    weights: dict[str, int],
+    run_id: str,
+    decision: RunDecision,
+    changes: list[StateChange],
+    instances: dict[InstanceKey, InstanceSnapshot],
+) -> tuple[int, list[StateChange]]:
+    """Write the decision's expansions and revisions and show them in ``instances``.
+
+    Returns how many tasks were expanded and the changes still to apply: those of a task
+    whose placeholder moved meanwhile are dropped (the next iteration decides it).
+    """
+    expanded = write_expansions(session, dag, weights, run_id, decision.expansions)
+    new_rows: list[tuple[str, Iterable[int]]] = []
+    for expansion in decision.expansions:
+        if expansion.task_id in expanded:
+            del instances[expansion.task_id]
+            new_rows.append((expansion.task_id, range(expansion.count)))
+    write_revisions(session, dag, weights, run_id, decision.revisions)
+    new_rows.extend((r.task_id, r.added) for r in decision.revisions)
+    for task_id, indexes in new_rows:
+        instances.update(
+            {(task_id, i): InstanceSnapshot(task_id, TaskState.NONE, None, i) for i in indexes}
+        )
+    lost = {e.task_id for e in decision.expansions} - expanded
+    return len(expanded), [c for c in changes if c.task_id not in lost]
 
 
 def _finish_empty(dag: SerializedDag, change: StateChange) -> StateChange:

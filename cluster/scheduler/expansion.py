@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask
 from cluster.metastore.models import TASK_INSTANCE, TASK_MAP, XCOM
-from cluster.policy.changes import Expansion, InstanceKey, instance_key
+from cluster.policy.changes import Expansion, InstanceKey, Revision, instance_key
 from cluster.policy.mapping import initial_map_indexes, needs_expansion, producers
 from cluster.policy.readiness import WAITING, InstanceSnapshot
 from cluster.states import FINISHED, TaskState
@@ -36,6 +36,12 @@ _MAPPED_VALUES = (
         XCOM.c.key == "return_value",
     )
     .group_by(XCOM.c.task_id)
+)
+_STALE_XCOMS = delete(XCOM).where(
+    XCOM.c.dag_id == bindparam("dag_id"),
+    XCOM.c.run_id == bindparam("run_id"),
+    XCOM.c.task_id == bindparam("task_id"),
+    XCOM.c.map_index.in_(bindparam("map_indexes", expanding=True)),
 )
 _TO_FIRST_INDEX = (
     update(TASK_INSTANCE)
@@ -85,16 +91,13 @@ def initial_rows(
 
 def wants_lengths(dag: SerializedDag, instances: Mapping[InstanceKey, InstanceSnapshot]) -> bool:
     """Whether any waiting instance may need a pushed length to be decided: a placeholder
-    to expand, or an instance in a mapped group (which upstream instances count)."""
-    grouped = dag.mapped_groups
-    for instance in instances.values():
-        if instance.state not in WAITING:
-            continue
-        if instance.task_id in grouped:
-            return True
-        if instance.map_index < 0 and needs_expansion(dag, instance.task_id):
-            return True
-    return False
+    to expand, an expanded instance (its task's length may have changed since: see
+    ``readiness._revise``), or an instance in a mapped group (which upstream instances
+    count)."""
+    return any(
+        instance.state in WAITING and needs_expansion(dag, instance.task_id)
+        for instance in instances.values()
+    )
 
 
 def load_lengths(
@@ -155,6 +158,29 @@ def write_expansions(
             connection.execute(insert(TASK_INSTANCE), rows)
         done.add(expansion.task_id)
     return done
+
+
+def write_revisions(
+    session: Session,
+    dag: SerializedDag,
+    weights: Mapping[str, int],
+    run_id: str,
+    revisions: list[Revision],
+) -> None:
+    """Insert the ``none`` instances revised mapped tasks gained, and delete the XComs
+    of the waiting ones they lose (the state changes to ``removed`` are the decision's):
+    those values are from an earlier try, which its next claim would have deleted."""
+    rows: list[dict[str, Any]] = []
+    connection = session.connection()
+    for revision in revisions:
+        task = dag.tasks[revision.task_id]
+        weight = weights.get(task.task_id, task.priority_weight)
+        rows.extend(instance_row(dag.dag_id, run_id, task, weight, i) for i in revision.added)
+        if revision.removed:
+            params = {"dag_id": dag.dag_id, "run_id": run_id, "task_id": task.task_id}
+            connection.execute(_STALE_XCOMS, {**params, "map_indexes": list(revision.removed)})
+    if rows:
+        connection.execute(insert(TASK_INSTANCE), rows)
 
 
 def task_ids_of(instances: Mapping[InstanceKey, InstanceSnapshot]) -> set[str]:

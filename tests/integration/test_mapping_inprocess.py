@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from cluster import actions
 from cluster.metastore.models import TaskInstance, TaskMap, XCom
 from tests.integration.scheduler_harness import InProcessScheduler
 
@@ -132,3 +133,69 @@ def test_a_mapped_dag_expands_runs_and_reduces(
     with inprocess.sessions() as session:
         lengths = dict(session.execute(select(TaskMap.task_id, TaskMap.length)).all())
     assert lengths == {"numbers": 3, "numbers__1": 3, "nothing": 0}
+
+
+RESIZED_DAG = """
+from datetime import datetime
+from pathlib import Path
+from cluster.sdk import DAG, task
+
+LENGTH = Path(__file__).with_name("length.txt")
+
+with DAG("resized", schedule=None, start_date=datetime(2024, 1, 1)):
+    @task
+    def numbers():
+        return list(range(int(LENGTH.read_text())))
+
+    @task
+    def double(x):
+        return x * 2
+
+    @task(trigger_rule="all_done")
+    def total(values):
+        return sum(values)
+
+    total(double.expand(x=numbers()))
+"""
+
+
+def test_a_cleared_producer_with_a_new_length_revises_the_mapped_task(
+    inprocess: InProcessScheduler, dags_folder: Path, run_id: str
+) -> None:
+    """Airflow's re-expansion after a clear: fewer values mark the surplus map indexes
+    ``removed`` (and the reduce reads only the live ones), more values add instances."""
+    (dags_folder / "resized.py").write_text(RESIZED_DAG)
+    (dags_folder / "length.txt").write_text("4")
+    inprocess.process_dags()
+    inprocess.trigger("resized", run_id)
+    assert inprocess.run_until_finished([("resized", run_id)]) == {("resized", run_id): "success"}
+    for length, expected in [
+        (2, {0: "success", 1: "success", 2: "removed", 3: "removed"}),
+        (5, {i: "success" for i in range(5)}),
+    ]:
+        (dags_folder / "length.txt").write_text(str(length))
+        with inprocess.sessions.begin() as session:
+            actions.clear(
+                session, "resized", [run_id], {"numbers", "double", "total"},
+                actor=actions.Actor("test"),
+            )  # fmt: skip
+        states = inprocess.run_until_finished([("resized", run_id)])
+        assert states == {("resized", run_id): "success"}
+        with inprocess.sessions() as session:
+            rows = session.execute(
+                select(TaskInstance.map_index, TaskInstance.state).where(
+                    TaskInstance.dag_id == "resized", TaskInstance.task_id == "double"
+                )
+            ).all()
+        assert dict(rows) == expected
+        assert _resized_total(inprocess, run_id) == sum(2 * i for i in range(length))
+
+
+def _resized_total(harness: InProcessScheduler, run_id: str) -> object:
+    with harness.sessions() as session:
+        text = session.scalar(
+            select(XCom.value).where(
+                XCom.dag_id == "resized", XCom.run_id == run_id, XCom.task_id == "total"
+            )
+        )
+    return None if text is None else json.loads(text)

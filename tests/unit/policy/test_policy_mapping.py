@@ -160,6 +160,10 @@ class Run:
             assert self.states.pop(expansion.task_id) is T.NONE
             for i in range(expansion.count):
                 self.states[(expansion.task_id, i)] = T.NONE
+        for revision in decision.revisions:
+            for i in revision.added:
+                assert (revision.task_id, i) not in self.states
+                self.states[(revision.task_id, i)] = T.NONE
         for change in decision.changes:
             key = key_of(change.task_id, change.map_index)
             assert self.states[key] is change.source
@@ -207,6 +211,45 @@ def test_an_empty_expansion_skips_and_a_missing_one_is_upstream_failed() -> None
     assert run.play() is DagRunState.SUCCESS
     assert run.of("m") == {-1: T.SKIPPED}
     assert run.of("n") == {-1: T.UPSTREAM_FAILED}
+
+
+def test_a_cleared_mapped_task_is_revised_to_its_producer_s_new_length() -> None:
+    """Airflow's re-expansion: the producer and the mapped task cleared, the producer
+    pushes fewer values (surplus indexes ``removed``) or more (new indexes run)."""
+    dag = make_dag(
+        [("p", "m"), ("m", "reduce")],
+        options={"m": {"mapping": over(x=xcom("p"))}, "reduce": {"trigger_rule": "all_done"}},
+    )
+    run = Run(dag, pushed={"p": 5})
+    assert run.play() is DagRunState.SUCCESS
+    assert run.of("m") == dict.fromkeys(range(5), T.SUCCESS)
+    for pushed, expected in [
+        (3, {0: T.SUCCESS, 1: T.SUCCESS, 2: T.SUCCESS, 3: T.REMOVED, 4: T.REMOVED}),
+        (7, dict.fromkeys(range(7), T.SUCCESS)),
+    ]:
+        run.states = dict.fromkeys(run.states, T.NONE)  # clear p with its downstream
+        run.pushed = {"p": pushed}
+        assert run.play() is DagRunState.SUCCESS
+        assert run.of("m") == expected
+        assert run.of("reduce") == {-1: T.SUCCESS}
+
+
+def test_no_revision_while_the_new_length_is_unknown_or_unchanged() -> None:
+    dag = make_dag([("p", "m")], options={"m": {"mapping": over(x=xcom("p"))}})
+    instances = {
+        "p": InstanceSnapshot("p", T.NONE),
+        **{("m", i): InstanceSnapshot("m", T.NONE, map_index=i) for i in range(4)},
+    }
+    unknown = decide_run(dag, instances, now=NOW, lengths={})
+    assert unknown.revisions == [] and [c.task_id for c in unknown.changes] == ["p"]
+    instances["p"] = InstanceSnapshot("p", T.SUCCESS)
+    same = decide_run(dag, instances, now=NOW, lengths={"p": 4})
+    assert same.revisions == []
+    assert [c.target for c in same.changes] == [T.SCHEDULED] * 4
+    shorter = decide_run(dag, instances, now=NOW, lengths={"p": 2})
+    assert [(c.map_index, c.target) for c in shorter.changes] == [
+        (2, T.REMOVED), (3, T.REMOVED), (0, T.SCHEDULED), (1, T.SCHEDULED)
+    ]  # fmt: skip
 
 
 # --- properties --------------------------------------------------------------------------
