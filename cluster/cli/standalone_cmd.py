@@ -3,9 +3,15 @@
 Creates ``$TRADEWIND_HOME`` with a ``tradewind.toml`` holding fresh secrets (Fernet
 key, web secret key) when it is missing, migrates the SQLite metastore, creates an
 ``admin`` user whose password is printed once and saved beside the config, and runs
-the scheduler with the local executor, a triggerer (a thread of this process, with its
-own event loop: deferred tasks resume) and the webserver (one gunicorn worker, a child
+the scheduler with the local executor, a triggerer (a child process running ``tradewind
+triggerer``: deferred tasks resume) and the webserver (one gunicorn worker, a child
 process running ``tradewind webserver``) until Ctrl-C.
+
+Why the triggerer is a child and not a thread of this process: the local executor forks
+its workers from this process, and a SQLite connection in the middle of a transaction
+on another thread at that moment leaves the forked worker believing the database is
+locked (SQLite's locks live in process memory that fork copies): its tries failed with
+"database is locked". A process of its own shares nothing across the fork.
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ import click
 from cluster.cli.app import App, pass_app
 from cluster.cli.first_run import write_initial_config
 from cluster.cli.scheduler_cmd import build_scheduler, configure_logging, stop_on_signals
-from cluster.cli.triggerer_cmd import start_in_thread
 from cluster.config import Settings
 from cluster.errors import NotFoundError
 from cluster.metastore import users
@@ -60,23 +65,22 @@ def standalone(app: App, no_examples: bool, no_webserver: bool) -> None:
     migrate(app.engine)
     password = ensure_admin(app, home)
     service = build_scheduler(app, settings)
-    triggerer, triggerer_thread = start_in_thread(settings)
-    web = None if no_webserver else _start_webserver()
+    triggerer = _start_child("triggerer")
+    web = None if no_webserver else _start_child("webserver", "-w", "1")
     _print_welcome(home, settings, password, web is not None)
     stop_on_signals(service)
     try:
         service.run()
     finally:
-        triggerer.stop()
-        triggerer_thread.join(30)
-        if web is not None:
-            _stop(web)
+        for child in (web, triggerer):
+            if child is not None:
+                _stop(child)
     click.echo("Tradewind standalone stopped.")
 
 
-def _start_webserver() -> subprocess.Popen[bytes]:
-    """``tradewind webserver -w 1`` as a child, with this process's environment."""
-    return subprocess.Popen([sys.executable, "-m", "cluster.cli", "webserver", "-w", "1"])
+def _start_child(*args: str) -> subprocess.Popen[bytes]:
+    """``tradewind ARGS`` as a child, with this process's environment."""
+    return subprocess.Popen([sys.executable, "-m", "cluster.cli", *args])
 
 
 def _stop(web: subprocess.Popen[bytes]) -> None:

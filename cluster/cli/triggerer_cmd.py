@@ -1,4 +1,4 @@
-"""``tradewind triggerer``: the triggerer role command, and the wiring standalone shares.
+"""``tradewind triggerer``: the triggerer role command (standalone runs it as a child).
 
 Run one on every master: the triggerers share the deferred tasks' triggers, and when
 one dies the others take its triggers over ``triggerer.health_timeout`` after its last
@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import signal
-import threading
 from types import FrameType
 
 import click
@@ -31,7 +29,6 @@ from cluster.config import Settings
 from cluster.dagfiles.environment import prepare_user_code
 from cluster.execution.handle import MetastoreRuntime
 from cluster.metastore.components import settings_fingerprints
-from cluster.metastore.engine import create_engine_for, make_session_factory
 from cluster.metastore.migrate import wait_for_schema
 from cluster.metastore.secrets import make_fernet
 from cluster.metrics.exposition import MetricsServer
@@ -64,20 +61,6 @@ def build_triggerer(
         metrics=TriggererMetrics(),
         fingerprints=settings_fingerprints(settings),
     )
-
-
-def start_in_thread(settings: Settings) -> tuple[TriggererService, threading.Thread]:
-    """A triggerer on a thread of this process, as ``tradewind standalone`` runs one.
-
-    It gets an engine of its own, dropped (not closed) in every child this process forks
-    later (the local executor's workers), so no child ever closes its connections.
-    """
-    engine = create_engine_for(settings.metastore)
-    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
-    service = build_triggerer(settings, engine=engine, sessions=make_session_factory(engine))
-    thread = threading.Thread(target=service.run, name="triggerer", daemon=True)
-    thread.start()
-    return service, thread
 
 
 def stop_on_signals(service: TriggererService) -> None:

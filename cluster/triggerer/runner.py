@@ -207,7 +207,8 @@ class TriggerRunner:
             late = self._monotonic() - asked - WATCH_INTERVAL
             if late > BLOCK_THRESHOLD:
                 self.blocked += 1
-                log.warning(
+                # info, as Airflow logs it: a loaded machine also wakes a loop late
+                log.info(
                     "the triggerer's event loop was blocked for %.2f s, likely by a trigger "
                     "calling blocking code (such code belongs in asyncio.to_thread)",
                     late,

@@ -1,13 +1,14 @@
 """Acceptance of the whole HA cluster: lose one of everything, lose no work.
 
-``tradewind dev-cluster up`` starts 2 masters (scheduler + webserver each), 2 workers,
-3 ZooKeeper nodes, 3 RabbitMQ nodes, MariaDB and HAProxy, every one a real process on
-its own loopback address. A workload of 500 tasks in 5 DAGs runs (one DAG run per
-stage, so every kill lands while tasks are in flight) while ``dev-cluster kill``
-SIGKILLs, in turn and a few seconds into a run, the leading scheduler, a worker, a webserver, the RabbitMQ node the
-clients use first and the ZooKeeper leader. Each stage waits for the cluster's own
+``tradewind dev-cluster up`` starts 2 masters (scheduler, webserver and triggerer each),
+2 workers, 3 ZooKeeper nodes, 3 RabbitMQ nodes, MariaDB and HAProxy, every one a real
+process on its own loopback address. A workload of 600 tasks in 6 DAGs runs (one DAG run
+per stage, so every kill lands while tasks are in flight; the last DAG's tasks defer on
+a trigger) while ``dev-cluster kill`` SIGKILLs, in turn and a few seconds into a run,
+the leading scheduler, a worker, a webserver, the RabbitMQ node the clients use first,
+the ZooKeeper leader and the triggerer holding the most triggers. Each stage waits for the cluster's own
 sign of recovery (a new leader, HAProxy marking the server down, tasks completing
-again) before the killed service is started again with ``dev-cluster start``.
+again, the other triggerer holding the dead one's triggers) before the killed service is started again with ``dev-cluster start``.
 
 Then: every run succeeded; each task's side-effect file holds one line per try that
 ran its code, with no try number twice and never more tries than
@@ -34,21 +35,30 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.config import load_settings
 from cluster.devcluster.probes import zookeeper_mode
 from cluster.metastore.engine import create_engine_for, make_session_factory
-from cluster.metastore.models import DagRun, SchedulerLease, TaskInstance, TaskInstanceHistory
+from cluster.metastore.models import (
+    Component,
+    DagRun,
+    SchedulerLease,
+    TaskInstance,
+    TaskInstanceHistory,
+    Trigger,
+)
 from tests.dagfiles import write_dag
 from tests.integration.scheduler_harness import REPO
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.mariadb
 
-DAG_COUNT = 5
+DAG_COUNT = 6
 TASKS_PER_DAG = 100
+#: the DAG whose tasks defer (on a 30 s trigger) and resume to write their side effect
+DEFERRED_DAG = DAG_COUNT - 1
 DAG_IDS = [f"accept_{n}" for n in range(DAG_COUNT)]
 DAGS = """
 import os
@@ -56,7 +66,8 @@ import time
 from datetime import datetime, timedelta
 
 from cluster.operators.python import PythonOperator
-from cluster.sdk import DAG, get_current_context
+from cluster.sdk import DAG, BaseOperator, get_current_context
+from cluster.triggers.temporal import TimeDeltaTrigger
 
 SIDE_EFFECTS = @SIDE_EFFECTS@
 
@@ -69,6 +80,21 @@ def mark(name):
     time.sleep(1)
 
 
+class Deferring(BaseOperator):
+    # hands a 30 s trigger to a triggerer; the resumed try writes the side effect
+
+    def __init__(self, name, **kwargs):
+        super().__init__(**kwargs)
+        self.name = name
+
+    def execute(self, context):
+        self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=30)), method_name="resume")
+
+    def resume(self, context, event=None):
+        with open(os.path.join(SIDE_EFFECTS, self.name), "a") as fh:
+            fh.write(f"{context['ti'].try_number}\\n")
+
+
 for d in range(@DAG_COUNT@):
     with DAG(
         f"accept_{d}",
@@ -78,6 +104,9 @@ for d in range(@DAG_COUNT@):
         default_args={"retries": 3, "retry_delay": timedelta(seconds=1)},
     ) as dag:
         for n in range(@TASKS@):
+            if d == @DEFERRED@:
+                Deferring(task_id=f"t{n:03d}", name=f"accept_{d}.t{n:03d}")
+                continue
             PythonOperator(
                 task_id=f"t{n:03d}", python_callable=mark, op_args=[f"accept_{d}.t{n:03d}"]
             )
@@ -93,6 +122,9 @@ SETTINGS = [
     "scheduler.heartbeat_interval=1",
     "scheduler.zombie_threshold=15",
     "scheduler.queued_timeout=60",
+    "triggerer.health_timeout=10",
+    "triggerer.heartbeat_interval=1",
+    "triggerer.poll_interval=0.5",
 ]
 UP_TIMEOUT = 900
 CLI_TIMEOUT = 300
@@ -236,6 +268,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
         side_effects=repr(str(side_effects)),
         dag_count=DAG_COUNT,
         tasks=TASKS_PER_DAG,
+        deferred=DEFERRED_DAG,
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEWIND")}
     env["TRADEWIND_HOME"] = str(base / "home")
@@ -255,6 +288,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
 def test_losing_one_of_everything_loses_no_work(cluster: DevCluster) -> None:
     assert len(cluster.names("scheduler")) == 2 and len(cluster.names("worker")) == 2
     assert len(cluster.names("zookeeper")) == 3 and len(cluster.names("rabbitmq")) == 3
+    assert len(cluster.names("triggerer")) == 2
     sessions = cluster.sessions()
     ui = UiClient(
         cluster.state["url"], cluster.state["admin_user"], cluster.state["admin_password"]
@@ -271,6 +305,7 @@ def test_losing_one_of_everything_loses_no_work(cluster: DevCluster) -> None:
         _lose_a_webserver,
         _lose_a_broker_node,
         _lose_a_zookeeper_node,
+        _lose_a_triggerer,
     ]
     for dag_id, stage in zip(DAG_IDS, stages, strict=True):
         runs[dag_id] = _trigger(api, cluster.state["url"], dag_id)
@@ -359,6 +394,32 @@ def _lose_a_zookeeper_node(cluster: DevCluster, sessions: sessionmaker[Session])
     cluster.run("kill", leader)
     _wait_for_progress(cluster)
     cluster.run("start", leader)
+
+
+def _lose_a_triggerer(cluster: DevCluster, sessions: sessionmaker[Session]) -> None:
+    """SIGKILL the triggerer holding the most triggers: the other takes them over."""
+    holders = wait_for(lambda: _trigger_holders(sessions), timeout=RECOVERY_TIMEOUT)
+    pid = max(holders, key=lambda p: holders[p])
+    victim = next(n for n in cluster.names("triggerer") if cluster.pid(n) == pid)
+    cluster.run("kill", victim)
+    print(f"killed {victim} holding {holders[pid]} triggers")
+    wait_for(
+        lambda: pid not in _trigger_holders(sessions),
+        timeout=RECOVERY_TIMEOUT,
+        message=lambda: f"the dead triggerer's triggers taken over\n{cluster.logs()}",
+    )
+    cluster.run("start", victim)
+
+
+def _trigger_holders(sessions: sessionmaker[Session]) -> dict[int, int]:
+    """Triggerer PID → how many trigger rows it holds."""
+    with sessions() as session:
+        rows = session.execute(
+            select(Component.pid, func.count())
+            .join(Trigger, Trigger.triggerer_id == Component.id)
+            .group_by(Component.pid)
+        ).all()
+    return {int(pid): int(count) for pid, count in rows}
 
 
 def _wait_for_progress(cluster: DevCluster, tasks: int = 10) -> None:

@@ -1,8 +1,9 @@
 """``tradewind standalone`` on a fresh home: the README's promise, end to end.
 
 It creates the home with fresh secrets, migrates SQLite, creates the admin user,
-loads the example DAGs, and the tutorial triggered from another process succeeds.
-Ctrl-C stops it and everything it started.
+loads the example DAGs, and the tutorial triggered from another process succeeds; its
+triggerer (a child process) is a member of the cluster. Ctrl-C stops it and everything
+it started.
 """
 
 from __future__ import annotations
@@ -127,6 +128,11 @@ def test_standalone_runs_the_tutorial_and_stops_cleanly(
         "templated": "success",
     }
 
+    # its triggerer is a child process, a member of the cluster
+    members = json.loads(tradewind(env, "cluster", "status", "-o", "json"))
+    assert [t["state"] for t in members["triggerers"]] == ["running"]
+    assert members["triggerers"][0]["pid"] in descendants_of(standalone.pid)
+
     base = f"http://127.0.0.1:{port}"
     wait_for(
         lambda: _get(f"{base}/health")[0] == 200, timeout=30, message="the webserver's /health"
@@ -141,6 +147,8 @@ def test_standalone_runs_the_tutorial_and_stops_cleanly(
     assert tree, "the local executor's workers run as children of standalone"
     standalone.send_signal(signal.SIGINT)
     assert standalone.wait(30) == 0
+    members = json.loads(tradewind(env, "cluster", "status", "-o", "json"))
+    assert members["triggerers"] == []  # stopped with it, its triggers handed back
     wait_for(
         lambda: not [p for p in tree if alive(p)],
         timeout=15,
