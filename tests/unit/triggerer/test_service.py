@@ -47,6 +47,12 @@ def test_an_event_resumes_the_try_and_deletes_the_trigger(
         assert decode_next_kwargs(ti.next_kwargs) == {"event": {"rows": 7}}
     wait_for(lambda: owners(session_factory) == {}, timeout=5, message="trigger rows deleted")
     assert triggerer.pulse.component_id is not None
+    registry = triggerer.metrics.registry
+    fired = {"outcome": "fired"}
+    assert registry.get_sample_value("tradewind_triggerer_triggers_total", fired) == 3
+    claimed = {"source": "unassigned"}
+    assert registry.get_sample_value("tradewind_triggerer_claimed_triggers_total", claimed) == 3
+    assert registry.get_sample_value("tradewind_triggerer_capacity") == 1000
 
 
 def test_a_trigger_that_raises_fails_its_try_with_the_traceback(
@@ -123,6 +129,9 @@ def test_the_triggers_of_a_dead_triggerer_are_taken_over(
     alive = make_triggerer(health_timeout=5.0)
     wait_for(lambda: len(alive.runner.running()) == 4, timeout=10, message="4 taken over")
     assert set(owners(session_factory).values()) == {alive.pulse.component_id}
+    taken = {"source": "taken_over"}
+    registry = alive.metrics.registry
+    assert registry.get_sample_value("tradewind_triggerer_claimed_triggers_total", taken) == 4
 
 
 def test_the_triggers_of_a_live_triggerer_are_left_alone(
@@ -206,6 +215,7 @@ def test_a_triggerer_that_cannot_heartbeat_stops_its_triggers(
     clock.now += 2.5  # no heartbeat written for over half the health timeout
     triggerer.run_pass()
     wait_for(lambda: triggerer.runner.running() == set(), timeout=10, message="all stopped")
+    assert triggerer.metrics.registry.get_sample_value("tradewind_triggerer_fenced_total") == 1
     assert triggerer.pulse.beat()  # the metastore answers again
     triggerer.run_pass()
     wait_for(lambda: len(triggerer.runner.running()) == 3, timeout=10, message="3 again")
