@@ -10,6 +10,13 @@ that cost most. It never asserts on time.
     python bench/loop.py                          # MariaDB, chain_50 and fanout_1000_python
     python bench/loop.py --db sqlite --profile 25
     python bench/loop.py --db sqlite --shapes fanout_1000_python,fanout_10000
+    python bench/loop.py --db sqlite --idle-dataset-dags 500 --half-ready
+
+``--idle-dataset-dags N`` adds N consumers scheduled on ``Dataset(a_i) & Dataset(b)`` that
+no task produces, and first prints the CPU of an iteration with nothing to do, once every
+DAG has been planned; ``--half-ready`` queues an event of each ``a_i`` (each consumer then
+waits for ``b``). With it, ``scheduler.poll_interval`` is 0, so every iteration is a full
+one (run creation and the dataset step included), as an idle scheduler's once a second.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -38,7 +46,9 @@ from cluster.execution import recording
 from cluster.execution.outcome import TryOutcome
 from cluster.execution.pool import PoolBook
 from cluster.executors.base import Dispatch
-from cluster.metastore.engine import transaction
+from cluster.metastore.datasets import EventSpec, record_events
+from cluster.metastore.engine import SessionFactory, transaction
+from cluster.metastore.models import Dag
 from cluster.scheduler.fencing import Fence
 from cluster.scheduler.loop import SchedulerLoop
 from cluster.states import TaskState
@@ -126,30 +136,62 @@ def outcome(claim: recording.ClaimedTry) -> TryOutcome:
     return TryOutcome("success")
 
 
+IDLE_DAGS = """
+from datetime import datetime
+from cluster.sdk import DAG, Dataset
+from cluster.operators.empty import EmptyOperator
+
+B = Dataset("s3://idle/b")
+for i in range(@COUNT@):
+    with DAG(f"idle_consumer_{i:04d}", schedule=Dataset(f"s3://idle/a{i}") & B,
+             start_date=datetime(2024, 1, 1)):
+        EmptyOperator(task_id="consume")
+"""
+#: idle iterations measured
+IDLE_ITERATIONS = 300
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", default="mariadb", help="sqlite, mariadb or postgres")
     parser.add_argument("--shapes", default="chain_50,fanout_1000_python")
     parser.add_argument("--parallelism", type=int, default=32)
     parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions")
+    parser.add_argument("--idle-dataset-dags", type=int, default=None, help="dataset consumers")
+    parser.add_argument("--half-ready", action="store_true", help="queue one of their datasets")
     args = parser.parse_args()
     for db in databases_from(args.db):
         with (
             tempfile.TemporaryDirectory(prefix="tw-loop-bench-") as tmp,
             metastore(db, Path(tmp)) as store,
         ):
-            bench(store, Path(tmp), args.shapes.split(","), args.parallelism, args.profile)
+            idle = (
+                (args.idle_dataset_dags, args.half_ready)
+                if args.idle_dataset_dags is not None
+                else None
+            )
+            bench(store, Path(tmp), args.shapes.split(","), args.parallelism, args.profile, idle)
 
 
-def bench(store: Metastore, base: Path, shapes: list[str], parallelism: int, profile: int) -> None:
+def bench(
+    store: Metastore,
+    base: Path,
+    shapes: list[str],
+    parallelism: int,
+    profile: int,
+    idle: tuple[int, bool] | None = None,
+) -> None:
     (base / "dags").mkdir()
     (base / "dags" / "shapes.py").write_text(DAG_FILE)
+    if idle is not None:
+        (base / "dags" / "idle.py").write_text(IDLE_DAGS.replace("@COUNT@", str(idle[0])))
     settings = load_settings(
         env={},
         home=base,
         overrides={
             "core": {"fernet_key": Fernet.generate_key().decode(), "parallelism": parallelism},
             "metastore": {"url": store.url},
+            "scheduler": {"poll_interval": 0.0 if idle is not None else 1.0},
         },
     )
     sessions = store.sessions()
@@ -167,6 +209,8 @@ def bench(store: Metastore, base: Path, shapes: list[str], parallelism: int, pro
         f"{'wall s':>9}"
     )
     loop.run_once()  # loads every DAG into the loop's cache: not any shape's cost
+    if idle is not None:
+        idle_iterations(loop, sessions, *idle)
     for shape in shapes:
         run_id = f"bench_{shape}"
         with sessions.begin() as session:
@@ -197,6 +241,29 @@ def bench(store: Metastore, base: Path, shapes: list[str], parallelism: int, pro
             pstats.Stats(profiler).sort_stats(
                 os.environ.get("BENCH_SORT", "cumulative")
             ).print_stats(profile)
+
+
+def idle_iterations(
+    loop: SchedulerLoop, sessions: SessionFactory, consumers: int, half_ready: bool
+) -> None:
+    """CPU of an iteration with nothing to run, beside ``consumers`` dataset consumers."""
+    unplanned = select(func.count()).select_from(Dag).where(Dag.next_dagrun_create_after.is_(None))
+    while True:  # new DAGs are planned a batch per iteration: not the idle cost
+        loop.run_once()
+        with sessions() as session:
+            if not session.scalar(unplanned):
+                break
+    if half_ready:
+        events = [EventSpec(uri=f"s3://idle/a{i}") for i in range(consumers)]
+        transaction(sessions, lambda s: record_events(s, events, now=datetime.now(UTC)))
+        loop.run_once()
+    times = os.times()
+    for _ in range(IDLE_ITERATIONS):
+        loop.run_once()
+    after = os.times()
+    cpu = (after.user - times.user + after.system - times.system) * 1000 / IDLE_ITERATIONS
+    ready = ", each with one of its two datasets queued" if half_ready else ""
+    print(f"idle iteration: {cpu:.2f} ms CPU beside {consumers} dataset consumers{ready}")
 
 
 if __name__ == "__main__":
