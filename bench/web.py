@@ -593,7 +593,8 @@ def bench(tmp: Path, args: argparse.Namespace, stack: contextlib.ExitStack) -> N
     with sessions_of(url) as sessions:
         seed_grid(sessions)  # a metastore seeded by an older bench may lack the grid's DAGs
     report_pages(HOST, first.port, page_headers, lambda: group_cpu_seconds([first.process.pid]),
-                 args.page_repeat)  # fmt: skip
+                 args.page_repeat,
+                 None if database_pid is None else lambda: process_cpu_seconds(database_pid))  # fmt: skip
     if args.pages_only:
         return
     print()

@@ -130,25 +130,31 @@ def grid_pages() -> list[tuple[str, str]]:
 
 
 def report_pages(
-    host: str, port: int, headers: dict[str, str], cpu: Callable[[], float], repeat: int
-) -> None:
-    """Time each of :func:`grid_pages` ``repeat`` times after one warm-up request."""
+    host: str, port: int, headers: dict[str, str], cpu: Callable[[], float], repeat: int,
+    database_cpu: Callable[[], float] | None = None,
+) -> None:  # fmt: skip
+    """Time each of :func:`grid_pages` ``repeat`` times after one warm-up request; with
+    ``database_cpu``, also the database server's CPU per page (steadier than the wall
+    time on a busy machine, as the webserver's is)."""
     connection = http.client.HTTPConnection(host, port, timeout=60)
     print(f"\ngrid pages, one client straight to webserver 1, {repeat} requests each:")
     for label, path in grid_pages():
         _get(connection, path, headers)  # warm-up: templates, caches
         latencies = []
         cpu_before = cpu()
+        db_before = database_cpu() if database_cpu is not None else 0.0
         for _ in range(repeat):
             started = time.perf_counter()
             size = _get(connection, path, headers)
             latencies.append(time.perf_counter() - started)
         spent = (cpu() - cpu_before) * 1000 / repeat
+        db = (database_cpu() - db_before) * 1000 / repeat if database_cpu is not None else None
         ms = sorted(x * 1000 for x in latencies)
         p90 = ms[int(len(ms) * 0.9) - 1] if len(ms) >= 10 else ms[-1]
         print(
             f"  {label:<36} min {ms[0]:>6.1f} ms   p50 {statistics.median(ms):>6.1f} ms"
-            f"   p90 {p90:>6.1f} ms   web CPU {spent:>6.1f} ms/page   {size / 1024:>6.0f} KiB"
+            f"   p90 {p90:>6.1f} ms   web CPU {spent:>6.1f} ms/page"
+            f"   database CPU {'n/a' if db is None else f'{db:.1f}'} ms/page   {size / 1024:>5.0f} KiB"
         )
     connection.close()
 

@@ -7,11 +7,10 @@ runs, ``log.js`` asks ``log.json`` for what was written after the last byte it h
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Sequence
 
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -58,20 +57,37 @@ def _log(row: TaskInstance, attempt: Try, offset: int = 0) -> LogChunk:
 
 
 def _mapped_instances(
-    session: Session, dag_id: str, dag_run_id: str, task_id: str
+    session: Session, dag_id: str, dag_run_id: str, task_id: str, limit: int | None = None
 ) -> list[TaskInstance]:
     return list(
         session.scalars(
             select(TaskInstance)
-            .where(
-                TaskInstance.dag_id == dag_id,
-                TaskInstance.run_id == dag_run_id,
-                TaskInstance.task_id == task_id,
-                TaskInstance.map_index >= 0,
-            )
+            .where(*_mapped_of(dag_id, dag_run_id, task_id))
             .order_by(TaskInstance.map_index)
+            .limit(limit)
         )
     )
+
+
+def _mapped_of(dag_id: str, dag_run_id: str, task_id: str) -> tuple[ColumnElement[bool], ...]:
+    return (
+        TaskInstance.dag_id == dag_id,
+        TaskInstance.run_id == dag_run_id,
+        TaskInstance.task_id == task_id,
+        TaskInstance.map_index >= 0,
+    )
+
+
+def _mapped_counts(
+    session: Session, dag_id: str, dag_run_id: str, task_id: str
+) -> list[tuple[str, int]]:
+    """``[(state, instances)]`` of a mapped task, by state; empty when it is not mapped."""
+    rows = session.execute(
+        select(TaskInstance.state, func.count())
+        .where(*_mapped_of(dag_id, dag_run_id, task_id))
+        .group_by(TaskInstance.state)
+    ).all()
+    return sorted((state, count) for state, count in rows)
 
 
 @bp.get(_TASK)
@@ -101,17 +117,18 @@ def panel(dag_id: str, dag_run_id: str, task_id: str) -> str:
     the first :data:`PANEL_INSTANCES` of them)."""
     session = db_session()
     if "map_index" not in request.args:
-        instances = _mapped_instances(session, dag_id, dag_run_id, task_id)
-        if instances:
-            counts = Counter(ti.state for ti in instances)
+        counts = _mapped_counts(session, dag_id, dag_run_id, task_id)
+        if counts:
             return render_template(
                 "grid_panel_mapped.html",
                 dag_id=dag_id,
                 run_id=dag_run_id,
                 task_id=task_id,
-                instances=instances[:PANEL_INSTANCES],
-                total=len(instances),
-                counts=sorted(counts.items()),
+                instances=_mapped_instances(
+                    session, dag_id, dag_run_id, task_id, limit=PANEL_INSTANCES
+                ),
+                total=sum(n for _, n in counts),
+                counts=counts,
                 display_name=_display_name(session, dag_id, task_id),
             )
     row = require_task_instance(session, dag_id, dag_run_id, task_id, _map_index())
