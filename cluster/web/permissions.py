@@ -125,6 +125,9 @@ PERMISSIONS: dict[str, Role] = {
     "api.get_dag_source": Role.VIEWER,
     "api.get_dag_stats": Role.VIEWER,
     "api.patch_dag": Role.USER,
+    "api.patch_dags": Role.USER,
+    "api.delete_dag": Role.USER,
+    "api.get_dag_warnings": Role.VIEWER,
     "api.get_import_errors": Role.VIEWER,
     "api.get_import_error": Role.VIEWER,
     # runs
@@ -183,6 +186,8 @@ PERMISSIONS: dict[str, Role] = {
     # users
     "api.get_users": Role.ADMIN,
     "api.get_user": Role.ADMIN,
+    "api.post_user": Role.ADMIN,
+    "api.delete_user": Role.ADMIN,
     # roles and permissions, plugins and providers
     "api.get_roles": Role.ADMIN,
     "api.get_role": Role.ADMIN,

@@ -34,6 +34,7 @@ ROUTES: tuple[Routes, ...] = (
     dags.routes,
     dag_details.routes,
     dag_details.stats_routes,
+    dag_details.warning_routes,
     batches.run_routes,
     dag_runs.routes,
     batches.instance_routes,

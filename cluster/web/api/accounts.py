@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
-from cluster.errors import NotFoundError
+from cluster.errors import NotFoundError, UsageError
 from cluster.metastore import users as store
 from cluster.metastore.models import AuditLog
 from cluster.metastore.models import User as UserRow
@@ -15,15 +15,16 @@ from cluster.web.api.admin_schemas import (
     EventLog,
     EventLogCollection,
     EventLogListQuery,
+    NewUser,
     RoleName,
     User,
     UserCollection,
 )
-from cluster.web.api.lookups import paginate
+from cluster.web.api.lookups import audit_api, paginate
 from cluster.web.api.operations import Routes
 from cluster.web.api.ordering import order_clauses
 from cluster.web.api.schemas import Ordered
-from cluster.web.context import db_session
+from cluster.web.context import db_session, require_user
 
 user_routes = Routes("User")
 event_log_routes = Routes("EventLog")
@@ -77,6 +78,29 @@ def get_users(*, query: Ordered) -> UserCollection:
 def get_user(username: str) -> User:
     """One user."""
     return user_model(store.get_user(username, session=db_session()))
+
+
+@user_routes.operation("/users", "POST", body=NewUser, response=User)
+def post_user(*, body: NewUser) -> User:
+    """Create a user with one of Airflow's roles (``Public`` when none is given); a taken
+    username is a 409, more than one role a 400 (a Tradewind user has one role)."""
+    role = body.roles[0].name if body.roles else "Public"
+    session = db_session()
+    record = store.create_user(
+        body.username, body.password, role=role, email=body.email or None, session=session
+    )
+    audit_api("users.create", session=session, user=body.username, role=role)
+    return user_model(record)
+
+
+@user_routes.operation("/users/<username>", "DELETE", status=204)
+def delete_user(username: str) -> None:
+    """Delete a user with their API tokens (not the signed-in user: 400)."""
+    if username == require_user().username:
+        raise UsageError("you cannot delete your own account")
+    session = db_session()
+    store.delete_user(username, session=session)
+    audit_api("users.delete", session=session, user=username)
 
 
 def event_log_model(row: AuditLog) -> EventLog:

@@ -190,6 +190,18 @@ class User(BaseModel):
         return data
 
 
+class NewUser(BaseModel):
+    """Airflow's user body: one role (default ``Public``, as Airflow's registration role);
+    names are accepted but not kept; read-only fields sent back are ignored."""
+
+    username: str = Field(min_length=1, max_length=256)
+    password: str = Field(min_length=1, max_length=1000)
+    email: str | None = Field(None, max_length=256)
+    first_name: str | None = None
+    last_name: str | None = None
+    roles: list[RoleName] = Field(default_factory=list, max_length=1)
+
+
 class UserCollection(BaseModel):
     users: list[User]
     total_entries: int

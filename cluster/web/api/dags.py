@@ -22,11 +22,14 @@ from cluster.dagfiles.storage import path_hash
 from cluster.errors import NotFoundError
 from cluster.metastore.models import Dag as DagRow
 from cluster.metastore.models import ImportErrorRow
+from cluster.metastore.models import TaskInstance as TaskInstanceRow
+from cluster.states import TaskState
 from cluster.web.api.admin_schemas import ImportErrorCollection, ImportErrorEntry
 from cluster.web.api.lookups import api_actor, count_matches, paginate, require_dag
 from cluster.web.api.operations import JsonBody, Routes
 from cluster.web.api.ordering import order_clauses
 from cluster.web.api.schemas import (
+    BulkPatchQuery,
     Dag,
     DagCollection,
     DagListQuery,
@@ -268,6 +271,49 @@ def patch_dag(dag_id: str, *, query: UpdateMaskQuery, body: DagPatch) -> Dag:
     )
     assert row is not None
     return dag_model(row)
+
+
+@routes.operation("/dags", "PATCH", query=BulkPatchQuery, body=DagPatch, response=DagCollection)
+def patch_dags(*, query: BulkPatchQuery, body: DagPatch) -> DagCollection:
+    """Pause or unpause every DAG whose id contains ``dag_id_pattern`` (``~`` for all),
+    narrowed by ``tags`` and ``only_active``; answers with the DAGs changed, by id."""
+    if query.update_mask and set(query.update_mask) != {"is_paused"}:
+        raise ApiProblem(400, "only is_paused can be updated (update_mask=is_paused)")
+    session = db_session()
+    statement = select(DagRow).order_by(DagRow.dag_id)
+    if query.only_active:
+        statement = statement.where(DagRow.is_active.is_(True))
+    if query.dag_id_pattern != "~":
+        statement = statement.where(DagRow.dag_id.contains(query.dag_id_pattern, autoescape=True))
+    rows = list(session.scalars(statement))
+    if query.tags:
+        rows = [r for r in rows if set(query.tags) & set(r.tags or [])]
+    page = rows[query.offset : query.offset + query.limit]
+    for row in page:
+        actions.set_paused(session, row.dag_id, body.is_paused, actor=api_actor())
+    session.flush()
+    changed = session.scalars(
+        select(DagRow)
+        .where(DagRow.dag_id.in_([r.dag_id for r in page]))
+        .order_by(DagRow.dag_id)
+        .execution_options(populate_existing=True)
+    )
+    return DagCollection(dags=[dag_model(r) for r in changed], total_entries=len(rows))
+
+
+@routes.operation("/dags/<dag_id>", "DELETE", status=204)
+def delete_dag(dag_id: str) -> None:
+    """Delete every record of a DAG: runs, task instances, XComs (its file stays, so the
+    next parse brings the DAG back). A DAG with a running task instance is a 409, as in
+    Airflow."""
+    session = db_session()
+    require_dag(session, dag_id)
+    running = select(TaskInstanceRow.task_id).where(
+        TaskInstanceRow.dag_id == dag_id, TaskInstanceRow.state == TaskState.RUNNING
+    )
+    if session.scalar(running.limit(1)) is not None:
+        raise ApiProblem(409, f"task instances of DAG '{dag_id}' are still running")
+    actions.delete_dag(session, dag_id, actor=api_actor())
 
 
 import_error_routes = Routes("ImportError")

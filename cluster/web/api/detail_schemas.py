@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from cluster.states import DagRunState
-from cluster.web.api.schemas import MAX_INT, MAX_PAGE, Dag, TaskInstanceFilters
+from cluster.web.api.schemas import MAX_INT, MAX_PAGE, Dag, Page, TaskInstanceFilters
 
 
 class TimeDelta(BaseModel):
@@ -95,6 +95,17 @@ class TaskCollection(BaseModel):
 
 class TaskOrderQuery(BaseModel):
     order_by: str | None = Field(None, max_length=100, description="Field to sort by.")
+
+
+class DagWarningCollection(BaseModel):
+    dag_warnings: list[dict[str, Any]]
+    total_entries: int
+
+
+class DagWarningQuery(Page):
+    dag_id: str | None = None
+    warning_type: str | None = None
+    order_by: str | None = Field(None, max_length=100)
 
 
 class DagSource(BaseModel):

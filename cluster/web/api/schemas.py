@@ -129,6 +129,14 @@ class UpdateMaskQuery(BaseModel):
     update_mask: list[str] | None = Field(None, description="The fields to update.")
 
 
+class BulkPatchQuery(Page, UpdateMaskQuery):
+    dag_id_pattern: str = Field(
+        min_length=1, max_length=250, description="DAG ids containing this text; ~ for all."
+    )
+    tags: list[str] | None = Field(None, description="Only DAGs with any of these tags.")
+    only_active: bool = Field(True, description="Leave DAGs whose file is gone alone.")
+
+
 # --- DAG runs -----------------------------------------------------------------------
 
 

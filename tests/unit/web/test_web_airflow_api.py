@@ -13,7 +13,7 @@ from web_harness import T0, Api, bearer
 
 from cluster.metastore import audit
 from cluster.metastore.engine import SessionFactory
-from cluster.metastore.models import DagCode, DagRun
+from cluster.metastore.models import DagCode, DagRun, TaskInstance
 from cluster.web.permissions import Role
 from cluster.web.role_permissions import role_permissions
 
@@ -25,6 +25,7 @@ AIRFLOW_DEFAULTS = {
         for r in (
             "DAGs", "DAG Code", "DAG Runs", "Datasets", "Cluster Activity", "Pools",
             "ImportError", "Task Instances", "Task Logs", "XComs", "Website", "SLA Misses",
+            "DAG Warnings",
         )
     },
     "User": {
@@ -253,3 +254,49 @@ def test_notes_on_runs_and_task_instances(
     assert viewer.patch(run + "/setNote", json={"note": "no"}).status_code == 403
     triggered = admin.post("/api/v1/dags/etl/dagRuns", json={"note": "by the API"})
     assert triggered.get_json()["note"] == "by the API"
+
+
+def test_pausing_by_pattern_deleting_a_dag_and_warnings(
+    admin: Api, factory: SessionFactory
+) -> None:
+    paused = admin.patch("/api/v1/dags?dag_id_pattern=~", json={"is_paused": True}).get_json()
+    assert [d["dag_id"] for d in paused["dags"]] == ["etl", "other"]
+    assert all(d["is_paused"] for d in paused["dags"])
+    resumed = admin.patch("/api/v1/dags?dag_id_pattern=oth", json={"is_paused": False})
+    assert [d["is_paused"] for d in resumed.get_json()["dags"]] == [False]
+    assert admin.patch("/api/v1/dags", json={"is_paused": True}).status_code == 400
+    assert admin.get("/api/v1/dagWarnings").get_json() == {"dag_warnings": [], "total_entries": 0}
+    with factory.begin() as session:
+        session.add(
+            TaskInstance(dag_id="other", run_id="r9", task_id="t", state="running", try_number=1)
+        )
+        session.add(
+            DagRun(dag_id="other", run_id="r9", run_type="manual", state="running", conf={})
+        )
+    assert admin.delete("/api/v1/dags/other").status_code == 409
+    assert admin.delete("/api/v1/dags/etl").status_code == 204
+    assert admin.get("/api/v1/dags/etl").status_code == 404
+    assert admin.delete("/api/v1/dags/etl").status_code == 404
+
+
+def test_admins_create_and_delete_users(admin: Api) -> None:
+    body = {
+        "username": "dana",
+        "password": "pw-dana-1",
+        "email": "dana@example.com",
+        "first_name": "Dana",
+        "last_name": "D",
+        "roles": [{"name": "Op"}],
+    }
+    created = admin.post("/api/v1/users", json=body)
+    assert created.status_code == 200 and created.get_json()["roles"] == [{"name": "Op"}]
+    assert admin.post("/api/v1/users", json=body).status_code == 409
+    plain = admin.post("/api/v1/users", json={"username": "eve", "password": "pw"}).get_json()
+    assert plain["roles"] == [{"name": "Public"}]
+    two = body | {"username": "x", "roles": [{"name": "Op"}, {"name": "User"}]}
+    assert admin.post("/api/v1/users", json=two).status_code == 400
+    bad = body | {"username": "y", "roles": [{"name": "Superuser"}]}
+    assert admin.post("/api/v1/users", json=bad).status_code == 400
+    assert admin.delete("/api/v1/users/dana").status_code == 204
+    assert admin.get("/api/v1/users/dana").status_code == 404
+    assert admin.delete("/api/v1/users/admin").status_code == 400
