@@ -7,6 +7,8 @@
 2. Two triggerers; the one holding all 500 triggers is SIGKILLed: the other holds them
    all within 10 s (health timeout 5 s), and once the gate opens every task resumes
    exactly once, as the same try, with its own trigger's event (side effects counted).
+3. A deferrable ``ExternalTaskSensor`` resumes once the other DAG's task is done: its
+   trigger reads states through the runtime the triggerer installs.
 
 The runs use the local executor; every wait polls the metastore with a deadline.
 """
@@ -373,3 +375,44 @@ def _assert_each_task_resumed_once(
         ti.task_id: (ti.state, ti.try_number) for ti in task_instances(sessions, "handover", run_id)
     }
     assert ended == dict.fromkeys(tasks, ("success", 1))
+
+
+CROSS_DAG = """
+from datetime import datetime
+from cluster.sdk import DAG
+from cluster.operators.empty import EmptyOperator
+from cluster.sensors.external_task import ExternalTaskSensor
+
+with DAG("upstream", schedule=None, start_date=datetime(2024, 1, 1)):
+    EmptyOperator(task_id="done")
+
+with DAG("downstream", schedule=None, start_date=datetime(2024, 1, 1)):
+    ExternalTaskSensor(
+        task_id="wait", external_dag_id="upstream", external_task_id="done",
+        deferrable=True, poll_interval=0.5,
+    )
+"""
+
+
+def test_a_trigger_reads_other_dags_states_through_the_triggerers_runtime(
+    start_scheduler: StartScheduler,
+    start_triggerer: StartTriggerer,
+    session_factory: sessionmaker[Session],
+    dags_folder: Path,
+) -> None:
+    """WorkflowTrigger asks the runtime the triggerer installed (the metastore), never
+    the metastore itself: the deferred sensor resumes once the other DAG's task is done."""
+    write_dag(dags_folder / "cross.py", CROSS_DAG)
+    scheduler = start_scheduler()
+    start_triggerer()
+    wait_for_dags(session_factory, {"upstream", "downstream"})
+    moment = datetime(2025, 3, 1, tzinfo=UTC)
+    waiting = trigger_run(session_factory, "downstream", moment)
+    wait_for(
+        lambda: state_counts(session_factory, "downstream", waiting) == {"deferred": 1},
+        timeout=120,
+        message=lambda: f"the sensor to defer\n{scheduler.log_tail()}",
+    )
+    trigger_run(session_factory, "upstream", moment)
+    state = wait_for_run(session_factory, "downstream", waiting, timeout=120, scheduler=scheduler)
+    assert state == "success", state_counts(session_factory, "downstream", waiting)
