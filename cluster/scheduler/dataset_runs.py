@@ -11,10 +11,11 @@ queued, so no consumer run is lost or created twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Hashable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import Session
 
 from cluster.metastore.dataset_models import (
@@ -44,11 +45,35 @@ LATE_COMMIT = timedelta(minutes=10)
 
 
 def create_dataset_triggered_runs(
-    session: Session, dags: DagCache, *, now: datetime, epoch: int
+    session: Session,
+    dags: DagCache,
+    *,
+    now: datetime,
+    epoch: int,
+    waiting: dict[str, Hashable] | None = None,
 ) -> int:
-    """Create the runs of every consumer whose dataset condition holds; returns how many."""
+    """Create the runs of every consumer whose dataset condition holds; returns how many.
+
+    :param waiting: the caller's memory of consumers found waiting (half of an ``&``
+        condition queued, say), by what they waited on: the DAG's version, their queue
+        rows and how many alias resolutions exist. One whose key is unchanged is not
+        looked at again, so many waiting consumers cost one query, not a condition
+        each. Updated in place; a new leader starts with an empty one.
+    """
     created = 0
-    for consumer in queued_consumers(session):
+    consumers = queued_consumers(session)
+    keys: dict[str, Hashable] = {}
+    if waiting is not None and consumers:
+        resolutions = session.scalar(select(func.count()).select_from(DatasetAliasDataset))
+        keys = {
+            c.dag_id: (c.fingerprint, tuple(sorted(c.queued.items())), resolutions)
+            for c in consumers
+        }
+        still = {d: k for d, k in waiting.items() if keys.get(d) == k}
+        consumers = [c for c in consumers if c.dag_id not in still]
+        waiting.clear()
+        waiting.update(still)
+    for consumer in consumers:
         dag = dags.get(session, consumer.dag_id, consumer.fingerprint)
         condition = condition_of(dag.timetable) if dag is not None else None
         if condition is None:
@@ -58,6 +83,8 @@ def create_dataset_triggered_runs(
         aliases = alias_resolutions(session, condition_aliases(condition))
         run = plan_dataset_run(consumer.dag_id, condition, consumer.queued, aliases)
         if run is None:
+            if waiting is not None:
+                waiting[consumer.dag_id] = keys[consumer.dag_id]
             continue
         _create(session, consumer, run, now=now, epoch=epoch, fingerprint=consumer.fingerprint)
         created += 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -75,6 +75,8 @@ class SchedulerLoop:
         self._clock = clock
         self._on_iteration = on_iteration
         self._dags = DagCache(settings.celery.default_queue)
+        #: dataset consumers found waiting, by what they waited on (see dataset_runs)
+        self._waiting_consumers: dict[str, Hashable] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._next_reap = 0.0
@@ -143,6 +145,7 @@ class SchedulerLoop:
     def reset(self) -> None:
         """Forget cached DAGs: a new leader rebuilds its view from the metastore alone."""
         self._dags = DagCache(self._settings.celery.default_queue)
+        self._waiting_consumers.clear()
         self._next_reap = 0.0
         self._next_creation = None
 
@@ -208,7 +211,11 @@ class SchedulerLoop:
                 self._next_creation = now
                 self.wake()
             self.stats.runs_created += dataset_runs.create_dataset_triggered_runs(
-                session, self._dags, now=now, epoch=self._fence.epoch or 0
+                session,
+                self._dags,
+                now=now,
+                epoch=self._fence.epoch or 0,
+                waiting=self._waiting_consumers,
             )
         dagruns.step_active_runs(session, self._dags, now=now)
         if free is not None and free <= 0:
