@@ -10,11 +10,13 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
 
 import pytest
 
+from cluster.dagfiles.sla_notify import SlaMissInfo, notify
 from cluster.errors import EmailError
 from cluster.execution.alert_email import wants_email
 from cluster.execution.execute import execute_try
@@ -205,3 +207,21 @@ def test_the_flags_and_addresses_decide_whether_a_failure_emails() -> None:
     assert not wants_email(quiet, will_retry=False)
     assert wants_email(loud, will_retry=False)
     assert not wants_email(loud, will_retry=True)
+
+
+def test_an_sla_miss_emails_the_tasks_addresses_as_airflow_does(smtp: Path) -> None:
+    """Airflow's SLA report: one mail to every address of the tasks that missed, with its
+    subject and lists; ``email_sent`` and ``notified`` say so (no callback here)."""
+    with DAG("reports") as dag:
+        EmptyOperator(task_id="build", email="oncall@example.com; lead@example.com")
+        EmptyOperator(task_id="ship")
+    when = datetime(2026, 1, 2, tzinfo=UTC)
+    misses = (SlaMissInfo("reports", "build", when, when),)
+    told = notify(dag, misses, (("ship", when),), base_url="http://tw.example:8080")
+    assert (told.ok, told.email_sent, told.notified) == (True, True, True)
+    message = received(smtp, "[airflow] SLA miss on DAG=reports")
+    assert sorted(message["To"].split(", ")) == ["lead@example.com", "oncall@example.com"]
+    body = next(p for p in message.walk() if p.get_content_type() == "text/html")
+    text = body.get_payload(decode=True).decode()
+    assert "build on 2026-01-02T00:00:00+00:00" in text
+    assert "ship on 2026-01-02T00:00:00+00:00" in text and "http://tw.example:8080" in text
