@@ -31,11 +31,12 @@ def run_state(dag: SerializedDag, ti_states: Mapping[Any, TaskState]) -> DagRunS
     :param ti_states: by task id, or by ``(task_id, map_index)`` for mapped instances.
     """
     tasks = dag.tasks
-    states = {
+    known = {
         k: s
         for k, s in ti_states.items()
-        if s is not TaskState.REMOVED and (k if k.__class__ is str else instance_key(k)[0]) in tasks
+        if (k if k.__class__ is str else instance_key(k)[0]) in tasks
     }
+    states = {k: s for k, s in known.items() if s is not TaskState.REMOVED}
     leaf_ids = set(setup_index(dag).run_leaves)
     leaves = [
         s
@@ -46,6 +47,8 @@ def run_state(dag: SerializedDag, ti_states: Mapping[Any, TaskState]) -> DagRunS
         if any(s in _LEAF_FAILED for s in leaves):
             return DagRunState.FAILED
         return DagRunState.SUCCESS
-    if not can_progress(dag, states):
+    # removed instances stay visible to the trigger rules: without them an all_success
+    # task after a mapped task that shrank looked ready here, and the run never ended
+    if not can_progress(dag, known):
         return DagRunState.FAILED
     return None

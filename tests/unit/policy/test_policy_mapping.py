@@ -234,6 +234,19 @@ def test_a_cleared_mapped_task_is_revised_to_its_producer_s_new_length() -> None
         assert run.of("reduce") == {-1: T.SUCCESS}
 
 
+def test_an_all_success_reduce_after_a_shrink_is_a_deadlock_as_in_airflow() -> None:
+    """Removed instances are not successes: the reduce can never run, and the run fails
+    (Airflow 2.10's deadlock) instead of staying running."""
+    dag = make_dag([("p", "m"), ("m", "reduce")], options={"m": {"mapping": over(x=xcom("p"))}})
+    run = Run(dag, pushed={"p": 4})
+    assert run.play() is DagRunState.SUCCESS
+    run.states = dict.fromkeys(run.states, T.NONE)
+    run.pushed = {"p": 2}
+    assert run.play() is DagRunState.FAILED
+    assert run.of("m") == {0: T.SUCCESS, 1: T.SUCCESS, 2: T.REMOVED, 3: T.REMOVED}
+    assert run.of("reduce") == {-1: T.NONE}
+
+
 def test_no_revision_while_the_new_length_is_unknown_or_unchanged() -> None:
     dag = make_dag([("p", "m")], options={"m": {"mapping": over(x=xcom("p"))}})
     instances = {
