@@ -142,6 +142,10 @@ PERMISSIONS: dict[str, Role] = {
     # task instances and XComs
     "api.get_task_instances": Role.VIEWER,
     "api.get_task_instance": Role.VIEWER,
+    "api.get_task_instance_tries": Role.VIEWER,
+    "api.get_task_instance_try_details": Role.VIEWER,
+    "api.get_mapped_task_instance_tries": Role.VIEWER,
+    "api.get_mapped_task_instance_try_details": Role.VIEWER,
     "api.get_task_instances_batch": Role.VIEWER,
     "api.get_mapped_task_instances": Role.VIEWER,
     "api.get_mapped_task_instance": Role.VIEWER,

@@ -74,6 +74,8 @@ AIRFLOW_PERMISSION: dict[str, Permission] = {
             "task_instances.show", "browse.task_instances", "api.get_task_instances",
             "api.get_task_instance", "api.get_mapped_task_instances",
             "api.get_mapped_task_instance", "api.get_task_instances_batch",
+            "api.get_task_instance_tries", "api.get_task_instance_try_details",
+            "api.get_mapped_task_instance_tries", "api.get_mapped_task_instance_try_details",
         )
     },
     **{

@@ -21,6 +21,7 @@ from cluster.web.api import (
     roles,
     slas,
     task_instances,
+    tries,
     variables,
 )
 from cluster.web.api.openapi import build_document
@@ -39,6 +40,7 @@ ROUTES: tuple[Routes, ...] = (
     dag_runs.routes,
     batches.instance_routes,
     task_instances.routes,
+    tries.routes,
     task_instances.xcom_routes,
     dags.import_error_routes,
     variables.routes,

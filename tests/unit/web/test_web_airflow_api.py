@@ -300,3 +300,17 @@ def test_admins_create_and_delete_users(admin: Api) -> None:
     assert admin.delete("/api/v1/users/dana").status_code == 204
     assert admin.get("/api/v1/users/dana").status_code == 404
     assert admin.delete("/api/v1/users/admin").status_code == 400
+
+
+def test_tries_of_a_task_instance(admin: Api) -> None:
+    ti = "/api/v1/dags/etl/dagRuns/run1/taskInstances/transform"
+    tries = admin.get(ti + "/tries").get_json()
+    numbers = [t["try_number"] for t in tries["task_instances_history"]]
+    assert numbers == sorted(numbers) and tries["total_entries"] == len(numbers) >= 1
+    last = admin.get(f"{ti}/tries/{numbers[-1]}").get_json()
+    assert last["state"] == "failed" and last["task_id"] == "transform"
+    newest = admin.get(ti + "/tries?order_by=-try_number").get_json()
+    assert newest["task_instances_history"][0]["try_number"] == numbers[-1]
+    assert admin.get(ti + "/tries/99").status_code == 404
+    assert admin.get(ti + "/tries?order_by=state").status_code == 400
+    assert admin.get(ti + "/0/tries").status_code == 404

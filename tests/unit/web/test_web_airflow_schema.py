@@ -58,10 +58,6 @@ NOT_SERVED = {
     "get_mapped_task_instance_dependencies": "dependency explanations are not recorded",
     "post_set_task_instances_state": "use PATCH on the task instance",
     "patch_mapped_task_instance": "marking one mapped instance is not supported yet",
-    "get_task_instance_tries": "tries are in the UI and the log endpoint",
-    "get_mapped_task_instance_tries": "tries are in the UI and the log endpoint",
-    "get_task_instance_try_details": "tries are in the UI and the log endpoint",
-    "get_mapped_task_instance_try_details": "tries are in the UI and the log endpoint",
 }
 
 #: path parameters naming what :func:`web_harness.seed` creates
