@@ -117,10 +117,10 @@ def test_changing_a_role_on_this_webserver_takes_effect_at_once(
 ) -> None:
     _, admin_token = add_user(timed_factory, "admin", "Admin")
     _, op_token = add_user(timed_factory, "op", "Op")
-    assert client.get("/api/v1/pools", headers=bearer(op_token)).status_code == 200
+    assert client.get("/api/v1/variables", headers=bearer(op_token)).status_code == 200
     admin = Browser(client, admin_token)
     assert admin.post("/users/op/role", {"role": "Viewer"}).status_code == 302
-    assert client.get("/api/v1/pools", headers=bearer(op_token)).status_code == 403
+    assert client.get("/api/v1/variables", headers=bearer(op_token)).status_code == 403
 
 
 def test_wrong_passwords_are_never_remembered_and_still_throttled(

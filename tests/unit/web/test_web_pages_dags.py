@@ -121,7 +121,7 @@ def test_deleting_a_dag_asks_first_then_removes_its_records(
 ) -> None:
     op = browser(client, tokens, "Op")
     assert "with its 1 runs" in op.page("/dags/etl/delete")
-    assert browser(client, tokens, "User").get("/dags/etl/delete").status_code == 403
+    assert browser(client, tokens, "Viewer").get("/dags/etl/delete").status_code == 403
     assert op.post("/dags/etl/delete", csrf=False).status_code == 400
     assert op.post("/dags/etl/delete").status_code == 302
     with factory() as session:
