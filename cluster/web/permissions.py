@@ -91,6 +91,7 @@ PERMISSIONS: dict[str, Role] = {
     "browse.task_instances": Role.VIEWER,
     "browse.audit_log": Role.ADMIN,
     "browse.import_errors": Role.VIEWER,
+    "browse.sla_misses": Role.VIEWER,
     "browse.datasets": Role.VIEWER,
     # pages: admin
     "admin.variables_list": Role.OP,

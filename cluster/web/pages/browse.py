@@ -1,4 +1,4 @@
-"""Browse pages across DAGs: runs, task instances, the audit log and import errors.
+"""Browse pages across DAGs: runs, task instances, SLA misses, the audit log and import errors.
 
 Lists page with ``LIMIT n + 1`` rather than ``COUNT(*)``, and the task-instance list
 filters on ``state`` first, the leading column of the ``(state, …)`` indexes, so a
@@ -13,6 +13,7 @@ from sqlalchemy import select
 from cluster.metastore import audit
 from cluster.metastore.datasets import list_datasets, read_events
 from cluster.metastore.models import DagRun, ImportErrorRow, TaskInstance
+from cluster.metastore.slas import list_misses
 from cluster.states import DagRunState, TaskState
 from cluster.web.context import db_session
 from cluster.web.pages.requests import Pager, text
@@ -74,6 +75,16 @@ def task_instances() -> str:
         state=state,
         states=TASK_STATES,
     )
+
+
+@bp.get("/slamisses")
+def sla_misses() -> str:
+    """Tasks that missed their SLA, newest logical date first (Airflow's Browse > SLA Misses)."""
+    dag_id = text("dag_id")
+    pager = Pager.from_request()
+    found, _ = list_misses(db_session(), dag_id=dag_id, limit=pager.fetch, offset=pager.offset)
+    shown, pager = pager.trim(found)
+    return render_template("sla_misses.html", misses=shown, pager=pager, dag_id=dag_id)
 
 
 @bp.get("/auditlog")

@@ -1,4 +1,4 @@
-"""Browse, admin and cluster pages: who sees them, what they show, what they never show."""
+"""Browse (SLA misses too), admin and cluster pages: who sees them, what they show, what they never show."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from web_harness import T0, Browser, seed_history
 from cluster.config import Settings
 from cluster.metastore import connections, pools, users, variables
 from cluster.metastore.engine import SessionFactory
-from cluster.metastore.models import Component, TaskInstance, Variable
+from cluster.metastore.models import Component, SlaMiss, TaskInstance, Variable
 from cluster.metastore.secrets import make_fernet
 from cluster.scheduler.fencing import Fence
 
@@ -243,3 +243,19 @@ def test_nothing_secret_reaches_a_viewer(
     assert viewer.get("/pools").status_code == 200, "Airflow's Viewer reads pools"
     home = viewer.page("/")
     assert "Variables" not in home and "Audit log" not in home
+
+
+def test_sla_misses_are_listed_for_viewers_and_filter_by_dag(
+    client: FlaskClient, tokens: dict[str, str], factory: SessionFactory
+) -> None:
+    late = datetime(2026, 11, 2, tzinfo=UTC)
+    with factory.begin() as session:
+        session.add(SlaMiss(dag_id="etl", task_id="load", execution_date=late, timestamp=late,
+                            email_sent=True, notification_sent=False))  # fmt: skip
+        session.add(SlaMiss(dag_id="other", task_id="sum", execution_date=late, timestamp=late))
+    viewer = Browser(client, tokens["Viewer"])
+    assert 'href="/slamisses"' in viewer.page("/")
+    html = viewer.page("/slamisses?dag_id=etl")
+    assert "load" in html and "sum" not in html
+    assert "<td>yes</td><td>no</td>" in html
+    assert "No task missed its SLA in nobody" in viewer.page("/slamisses?dag_id=nobody")
