@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +29,11 @@ Describe = Callable[[], tuple[str, Any]]
 
 
 class ComponentHeartbeat:
-    """Beat every ``interval`` seconds until :meth:`stop`, which records ``stopped``."""
+    """Beat every ``interval`` seconds until :meth:`stop`, which records ``stopped``.
+
+    :attr:`component_id` is the process's ``component`` id once a beat was written, and
+    :meth:`age` how long ago the last one was (a triggerer fences itself by it).
+    """
 
     def __init__(
         self,
@@ -40,6 +45,7 @@ class ComponentHeartbeat:
         describe: Describe = lambda: ("running", None),
         fingerprints: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
         pid: int | None = None,
     ) -> None:
         self._sessions = sessions
@@ -50,6 +56,9 @@ class ComponentHeartbeat:
         self._describe = describe
         self._fingerprints = fingerprints
         self._clock = clock
+        self._monotonic = monotonic
+        self.component_id: int | None = None
+        self._last_ok: float | None = None
         self._stopped = threading.Event()
         #: the last beat failed (the next failure logs at debug level only)
         self._failing = False
@@ -68,7 +77,7 @@ class ComponentHeartbeat:
         """Write one heartbeat; ``False`` (and a log line) when the metastore failed."""
         described_state, extra = self._describe()
         try:
-            transaction(
+            component_id = transaction(
                 self._sessions,
                 lambda session: heartbeat_component(
                     self.kind,
@@ -91,7 +100,14 @@ class ComponentHeartbeat:
         if self._failing:
             log.warning("%s heartbeat written again: the metastore is back", self.kind)
             self._failing = False
+        self.component_id = component_id
+        self._last_ok = self._monotonic()
         return True
+
+    def age(self) -> float:
+        """Seconds since the last heartbeat that was written (infinite before the first)."""
+        last = self._last_ok
+        return float("inf") if last is None else self._monotonic() - last
 
     def _run(self) -> None:
         while not self._stopped.is_set():
