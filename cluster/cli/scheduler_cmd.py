@@ -6,7 +6,7 @@ import gc
 import logging
 import signal
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 import click
 
@@ -73,8 +73,16 @@ def build_scheduler(app: App, settings: Settings) -> SchedulerService:
     )
 
 
-def stop_on_signals(service: SchedulerService) -> None:
-    """SIGTERM or Ctrl-C stops the loop and drains running tasks."""
+class RoleService(Protocol):
+    """A role's long-running service: the scheduler's or the triggerer's."""
+
+    def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def stop_on_signals(service: RoleService) -> None:
+    """SIGTERM or Ctrl-C stops the service cleanly (the scheduler drains running tasks)."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         log.info("received %s: stopping", signal.Signals(signum).name)
@@ -96,22 +104,20 @@ def scheduler(app: App) -> None:
     """Run the scheduler (with DAG processing and the configured executor)."""
     configure_logging(app.settings)
     service = build_scheduler(app, app.settings)
+    registry = service.observer.metrics.registry
+    run_role(service, app.settings, registry, app.settings.metrics.scheduler_port)
+
+
+def run_role(service: RoleService, settings: Settings, registry: Any, port: int) -> None:
+    """Run ``service`` until a signal stops it, serving ``registry`` on
+    ``metrics.host:port`` meanwhile when metrics are enabled."""
     stop_on_signals(service)
-    server = serve_metrics(app.settings, service)
+    server = None
+    if settings.metrics.enabled:
+        server = MetricsServer(registry, host=settings.metrics.host, port=port).start()
     gc.freeze()  # the startup heap lives as long as we do: the collector skips it
     try:
         service.run()
     finally:
         if server is not None:
             server.stop()
-
-
-def serve_metrics(settings: Settings, service: SchedulerService) -> MetricsServer | None:
-    """Serve the scheduler's metrics on ``metrics.host:scheduler_port`` when enabled."""
-    if not settings.metrics.enabled:
-        return None
-    return MetricsServer(
-        service.observer.metrics.registry,
-        host=settings.metrics.host,
-        port=settings.metrics.scheduler_port,
-    ).start()

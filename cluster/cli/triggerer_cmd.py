@@ -14,24 +14,20 @@ events already yielded are written, and its rows are handed back at once.
 
 from __future__ import annotations
 
-import gc
 import logging
-import signal
-from types import FrameType
 
 import click
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.cli.app import App, pass_app
-from cluster.cli.scheduler_cmd import configure_logging, require_fernet_key
+from cluster.cli.scheduler_cmd import configure_logging, require_fernet_key, run_role
 from cluster.config import Settings
 from cluster.dagfiles.environment import prepare_user_code
 from cluster.execution.handle import MetastoreRuntime
 from cluster.metastore.components import settings_fingerprints
 from cluster.metastore.migrate import wait_for_schema
 from cluster.metastore.secrets import make_fernet
-from cluster.metrics.exposition import MetricsServer
 from cluster.metrics.triggerer import TriggererMetrics
 from cluster.sdk.runtime import set_runtime
 from cluster.triggerer.service import TriggererService, check_settings
@@ -63,17 +59,6 @@ def build_triggerer(
     )
 
 
-def stop_on_signals(service: TriggererService) -> None:
-    """SIGTERM or Ctrl-C stops the triggerer cleanly (see the module's note)."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("received %s: stopping", signal.Signals(signum).name)
-        service.stop()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
 @click.command("triggerer")
 @click.option(
     "--capacity",
@@ -89,22 +74,4 @@ def triggerer(app: App, capacity: int | None) -> None:
         settings = settings.replace("triggerer", capacity=capacity)
     configure_logging(settings)
     service = build_triggerer(settings, engine=app.engine, sessions=app.session_factory)
-    stop_on_signals(service)
-    server = serve_metrics(settings, service)
-    gc.freeze()  # the startup heap lives as long as we do: the collector skips it
-    try:
-        service.run()
-    finally:
-        if server is not None:
-            server.stop()
-
-
-def serve_metrics(settings: Settings, service: TriggererService) -> MetricsServer | None:
-    """Serve the triggerer's metrics on ``metrics.host:triggerer_port`` when enabled."""
-    if not settings.metrics.enabled:
-        return None
-    return MetricsServer(
-        service.metrics.registry,
-        host=settings.metrics.host,
-        port=settings.metrics.triggerer_port,
-    ).start()
+    run_role(service, settings, service.metrics.registry, settings.metrics.triggerer_port)
