@@ -25,6 +25,7 @@ from cluster.metastore import connections, datasets, variables
 from cluster.metastore.engine import READ_ONLY
 from cluster.metastore.models import XCOM, DagRun, TaskInstance, XCom
 from cluster.sdk.runtime import Connection, TriggeredRun, TriggerRequest
+from cluster.sdk.xcom_arg import XCOM_RETURN_KEY
 
 SessionFactory = Callable[[], sessionmaker[Session]]
 
@@ -62,6 +63,8 @@ class MetastoreTaskInstance:
         self._sessions = sessions
         self._pushed: dict[str, Any] = {}
         self._skipped: list[str] = []
+        #: the values the run's mappings expand over, read with the claim (JSON text)
+        self._mapped_inputs = dict(claimed.mapped_inputs)
         #: inside a mapped task group: the instances of upstream tasks in the same group
         #: whose values this instance reads (set by the runner)
         self.upstream_map_indexes: dict[str, int | range] = {}
@@ -102,6 +105,9 @@ class MetastoreTaskInstance:
             return self._lazy(dag_id, task_id, key, list(map_indexes))
         if self._is_own(dag_id, task_id, map_indexes) and key in self._pushed:
             return self._pushed[key]
+        if self._is_mapped_input(dag_id, task_id, key, map_indexes):
+            value = self._mapped_inputs[task_id]
+            return None if value is None else json.loads(value)
         params = {"dag_id": dag_id, "run_id": self.run_id, "task_id": task_id, "key": key}
         with self._sessions()() as session:
             connection = session.connection(execution_options=READ_ONLY)
@@ -120,6 +126,15 @@ class MetastoreTaskInstance:
             dag_id == self.dag_id
             and task_id == self.task_id
             and map_index in (None, self.map_index)
+        )
+
+    def _is_mapped_input(self, dag_id: str, task_id: str, key: str, map_index: int | None) -> bool:
+        """Whether the pull is of an unmapped producer's value read with the claim."""
+        return (
+            task_id in self._mapped_inputs
+            and dag_id == self.dag_id
+            and key == XCOM_RETURN_KEY
+            and map_index in (None, -1)
         )
 
     def _lazy(

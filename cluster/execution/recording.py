@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask
+from cluster.execution.mapped_inputs import MappedInputs, read_mapped_inputs
 from cluster.execution.outcome import TryOutcome
 from cluster.messages import TaskMessage
 from cluster.metastore.datasets import EventSpec, record_events
@@ -68,6 +69,8 @@ class ClaimedTry:
     #: a deferred try that resumes: the method to call and its kwargs (event included)
     next_method: str | None = None
     next_kwargs: dict[str, Any] | None = None
+    #: a mapped instance: the values its run's mappings expand over (:mod:`.mapped_inputs`)
+    mapped_inputs: MappedInputs = ()
 
 
 def key_of(message: TaskMessage) -> TaskKey:
@@ -116,9 +119,11 @@ def claim_many(
         }
         found = session.connection().execute(CLAIMED_QUERY, params)
         rows = {(r.task_id, r.map_index): r for r in found}
+        mapped = any(m.map_index >= 0 for m in messages)
+        inputs = read_mapped_inputs(session, dag_id, run_id) if mapped else ()
         for message in messages:
             row = rows[(message.task_id, message.map_index)]
-            claimed[message] = _claimed_try(message, row, now)
+            claimed[message] = _claimed_try(message, row, now, inputs)
             if message.try_number > 1 and row.next_method is None:
                 # XComs of an earlier try (or of the run before a clear) must not leak into this one
                 session.execute(delete(XCom).where(*_xcom_key(key_of(message))))
@@ -138,7 +143,7 @@ def _claim_values(hostname: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def _claimed_try(message: TaskMessage, row: Any, now: datetime) -> ClaimedTry:
+def _claimed_try(message: TaskMessage, row: Any, now: datetime, inputs: MappedInputs) -> ClaimedTry:
     return ClaimedTry(
         key=key_of(message),
         try_number=message.try_number,
@@ -154,6 +159,7 @@ def _claimed_try(message: TaskMessage, row: Any, now: datetime) -> ClaimedTry:
         prev_success=(row.prev_start, row.prev_end, row.prev_started),
         next_method=row.next_method,
         next_kwargs=decode_next_kwargs(row.next_kwargs) if row.next_method else None,
+        mapped_inputs=inputs if message.map_index >= 0 else (),
     )
 
 
