@@ -71,6 +71,11 @@ class FeatureNotSupported(TradewindError):
     """A DAG file uses an Airflow feature Tradewind does not have yet (named in the message)."""
 
 
+class MappingNotSupported(FeatureNotSupported, NotImplementedError):
+    """A form of task mapping that Airflow 2.10 refuses too, with ``NotImplementedError``
+    (an ``.expand()``ed task inside an expanded task group)."""
+
+
 class PluginError(TradewindError):
     """A plugin is invalid (no name) or a plugin timetable cannot be found."""
 

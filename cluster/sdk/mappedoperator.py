@@ -14,7 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cluster.errors import MappingTypeError, MappingValueError, UnmappableXCom
+from cluster.errors import (
+    MappingNotSupported,
+    MappingTypeError,
+    MappingValueError,
+    UnmappableXCom,
+)
 from cluster.sdk.baseoperator import BaseOperator, _accepted_args
 from cluster.sdk.dagcontext import detached
 from cluster.sdk.definitions import user_site
@@ -42,6 +47,13 @@ PARTIAL_ONLY = frozenset(
         "doc_rst", "task_display_name", "logger_name", "default_args",
     }
 )  # fmt: skip
+#: why an ``.expand()`` inside an expanded task group is refused (Airflow 2.10 raises
+#: ``NotImplementedError("operator expansion in an expanded task group is not yet
+#: supported")`` from ``MappedOperator.__attrs_post_init__``)
+IN_MAPPED_GROUP = (
+    "operator expansion in an expanded task group is not supported (nor by Airflow 2.10): "
+    "expand the task group over every combination instead, or expand the task outside it"
+)
 #: ``MappedOperator``'s own keyword arguments, kept out of the operator's
 _OWN = frozenset({"operator_class", "expand_input", "partial_kwargs", "expand_into", "strict"})
 
@@ -211,10 +223,7 @@ class MappedOperator(BaseOperator):
                 f"{self.task_id!r}.",
             )
         if _in_mapped_group(self):
-            raise _error(
-                MappingTypeError,
-                "operator expansion in an expanded task group is not yet supported",
-            )
+            raise _error(MappingNotSupported, IN_MAPPED_GROUP)
 
     def __repr__(self) -> str:
         return f"<Mapped({self.task_type}): {self.task_id}>"
