@@ -140,10 +140,12 @@ def relevant_indexes(
     the upstream always count, and are not listed. Where the upstream is mapped
     further inside the common group, the block of its instances under the same
     group instance counts (Airflow 2.10 divides by the downstream's count there,
-    which only agrees when both are mapped equally deep).
+    which only agrees when both are mapped equally deep). A task directly in a mapped
+    group with a ``one_*`` rule sees every instance of an upstream its groups do not
+    expand over, as in Airflow (``is_fast_triggered``).
     """
     groups = dag.mapped_groups.get(task_id)
-    if not groups:
+    if not groups or _fast_triggered_by(dag, task_id, upstream_id, groups):
         return None
     upstream_groups = dag.mapped_groups.get(upstream_id, ())
     common = next((g for g in upstream_groups if g in groups), None)
@@ -164,6 +166,22 @@ def relevant_indexes(
         return None
     size = upstream_count // ancestor
     return range(index * size, index * size + size)
+
+
+#: rules that may fire on the first finished upstream (Airflow's ``is_fast_triggered``)
+FAST_TRIGGERED = frozenset({"one_success", "one_failed", "one_done"})
+
+
+def _fast_triggered_by(
+    dag: SerializedDag, task_id: str, upstream_id: str, groups: tuple[str, ...]
+) -> bool:
+    """Airflow 2.10's exception in ``_get_relevant_upstream_map_indexes``: a task whose own
+    group is mapped, with a ``one_*`` rule, counts all of an upstream's instances unless
+    one of its groups expands over that upstream's value."""
+    task = dag.tasks[task_id]
+    if task.trigger_rule not in FAST_TRIGGERED or task.task_group_id != groups[0]:
+        return False
+    return upstream_id not in producers(dag, [task_id])
 
 
 def revised_indexes(existing: Iterable[int], count: int) -> tuple[list[int], list[int]]:

@@ -218,8 +218,9 @@ def _revise(
     waiting = next((i for _, i in sorted(current.items()) if i.state in WAITING), None)
     if waiting is None:
         return
-    counts = UpstreamCounts.of(_upstream_states(task, waiting.map_index, context))
-    if _verdict(context.dag, task, counts, _states_of(context))[0] is not Verdict.RUN:
+    states_of = _states_of(context, task.task_id, waiting.map_index)
+    counts = UpstreamCounts.of(s for u in task.upstream_task_ids for s in states_of(u))
+    if _verdict(context.dag, task, counts, states_of)[0] is not Verdict.RUN:
         return
     count = instance_count(context.dag, task.task_id, context.lengths)
     if count is None:
@@ -236,31 +237,6 @@ def _revise(
         change = StateChange(task.task_id, instance.state, TaskState.REMOVED, reason, map_index)
         decision.changes.append(change)
         current[map_index] = replace(instance, state=TaskState.REMOVED)
-
-
-def _upstream_states(
-    task: SerializedTask, map_index: int, context: _Context
-) -> list[TaskState | None]:
-    if context.plain is not None:
-        plain = context.plain
-        return [plain.get(u) for u in task.upstream_task_ids]
-    states: list[TaskState | None] = []
-    mapped_group = task.task_id in context.dag.mapped_groups
-    for upstream_id in task.upstream_task_ids:
-        upstream = context.run.get(upstream_id)
-        if upstream is None:
-            states.append(None)
-            continue
-        relevant = (
-            relevant_indexes(context.dag, task.task_id, map_index, upstream_id, context.lengths)
-            if mapped_group
-            else None
-        )
-        if relevant is None:
-            states.extend(i.state for i in upstream.values())
-        else:
-            states.extend(i.state for m, i in upstream.items() if m < 0 or m in relevant)
-    return states
 
 
 def _verdict(
@@ -281,20 +257,36 @@ def _verdict(
     return final, f"trigger rule {task.trigger_rule} can no longer be met: {_describe(counts)}"
 
 
-def _states_of(context: _Context) -> StatesOf:
-    """Every instance state of a task (``(None,)`` without an instance), for setups."""
+def _states_of(context: _Context, task_id: str, map_index: int) -> StatesOf:
+    """The states of another task's instances that instance ``map_index`` of ``task_id``
+    depends on (``(None,)`` without an instance): all of them, or inside a mapped group
+    the relevant ones (:func:`~cluster.policy.mapping.relevant_indexes`) and the
+    unexpanded placeholder. Airflow filters direct upstream tasks and the setups a task
+    needs indirectly alike (``_is_relevant_upstream``)."""
     if context.plain is not None:
         plain = context.plain
         return lambda t: (plain.get(t),)
-    run = context.run
-    return lambda t: tuple(i.state for i in run[t].values()) if t in run else (None,)
+    run, dag, lengths = context.run, context.dag, context.lengths
+    in_group = task_id in dag.mapped_groups
+
+    def states_of(other: str) -> tuple[TaskState | None, ...]:
+        instances = run.get(other)
+        if instances is None:
+            return (None,)
+        relevant = relevant_indexes(dag, task_id, map_index, other, lengths) if in_group else None
+        if relevant is None:
+            return tuple(i.state for i in instances.values())
+        return tuple(i.state for m, i in instances.items() if m < 0 or m in relevant)
+
+    return states_of
 
 
 def _decide_one(
     task: SerializedTask, instance: InstanceSnapshot, context: _Context
 ) -> StateChange | Expansion | None:
-    counts = UpstreamCounts.of(_upstream_states(task, instance.map_index, context))
-    verdict, reason = _verdict(context.dag, task, counts, _states_of(context))
+    states_of = _states_of(context, task.task_id, instance.map_index)
+    counts = UpstreamCounts.of(s for u in task.upstream_task_ids for s in states_of(u))
+    verdict, reason = _verdict(context.dag, task, counts, states_of)
     past_met = _past_met(task, instance.map_index, context.previous_states)
     if verdict is Verdict.WAIT:
         return None

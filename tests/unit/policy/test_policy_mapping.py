@@ -20,6 +20,7 @@ from policy_reference import reference_verdict
 from cluster.dagfiles.serialized import SerializedDag
 from cluster.policy.changes import InstanceKey, key_of
 from cluster.policy.mapping import (
+    FAST_TRIGGERED,
     initial_map_indexes,
     instance_count,
     needs_expansion,
@@ -349,3 +350,71 @@ def test_mapped_groups_map_index_by_index_and_always_end(case: tuple[Run, int, i
         for j, state in inner.items():
             upstream = first[j // nested]
             assert state is (T.UPSTREAM_FAILED if upstream is T.FAILED else T.SUCCESS)
+
+
+def test_a_one_rule_task_in_a_mapped_group_sees_every_instance_of_a_non_producer() -> None:
+    """Airflow's ``is_fast_triggered``: only a ``one_*`` task directly in the mapped
+    group, and only for upstream tasks its groups do not expand over."""
+    groups = {"G": {"parent": None, "mapping": over(a=xcom("p"))}}
+    in_g = {"task_group_id": "G"}
+    dag = make_dag(
+        [("p", "a"), ("a", "b"), ("p", "b"), ("a", "c")],
+        options={
+            "a": in_g,
+            "b": {**in_g, "trigger_rule": "one_success"},
+            "c": {**in_g, "trigger_rule": "all_success"},
+        },
+        task_groups=groups,
+    )
+    lengths = {"p": 3}
+    assert relevant_indexes(dag, "b", 1, "a", lengths) is None
+    assert relevant_indexes(dag, "c", 1, "a", lengths) == {1}
+    # p is what the group expands over: not fast-triggered (and not in the group anyway)
+    assert relevant_indexes(dag, "b", 1, "p", lengths) is None
+
+
+@st.composite
+def grouped_setups(draw: st.DrawFn) -> tuple[Run, str, int]:
+    """A mapped group holding ``s`` (setup) → ``a`` (all_done) → ``w`` (random rule) →
+    ``t`` (teardown of ``s``): ``w`` needs ``s`` without following it directly."""
+    length = draw(st.integers(1, 4))
+    rule = draw(st.sampled_from([r for r in RULES if r != "always"]))
+    in_g = {"task_group_id": "G"}
+    dag = make_dag(
+        [("s", "a"), ("a", "w"), ("s", "t"), ("w", "t")],
+        options={
+            "s": {**in_g, "is_setup": True},
+            "a": {**in_g, "trigger_rule": "all_done"},
+            "w": {**in_g, "trigger_rule": rule},
+            "t": {**in_g, "is_teardown": True, "trigger_rule": "all_done_setup_success"},
+        },
+        task_groups={"G": {"parent": None, "mapping": over(x=literal(length))}},
+    )
+    failures = {("s", i) for i in draw(st.sets(st.integers(0, length - 1)))}
+    return Run(dag, failures=failures), rule, length
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grouped_setups())
+def test_setups_in_a_mapped_group_count_only_their_own_map_index(
+    case: tuple[Run, str, int],
+) -> None:
+    """Airflow's ``_is_relevant_upstream`` for the setups a task needs indirectly and for
+    a teardown's setups: instance ``i`` looks at ``s[i]`` only (every ``s`` instance for
+    a ``one_*`` rule, Airflow's fast-triggered exception)."""
+    run, rule, length = case
+    assert run.play() in (DagRunState.SUCCESS, DagRunState.FAILED)
+    assert all(s in FINISHED for s in run.states.values())
+    setups = run.of("s")
+    any_failed = T.FAILED in setups.values()
+    for i in range(length):
+        assert run.of("a")[i] is T.SUCCESS
+        needed_failed = any_failed if rule in FAST_TRIGGERED else setups[i] is T.FAILED
+        if needed_failed:
+            assert run.of("w")[i] is T.UPSTREAM_FAILED
+        else:
+            verdict = reference_verdict(
+                rule, [str(T.SUCCESS)] * (length if rule in FAST_TRIGGERED else 1)
+            )
+            assert run.of("w")[i] is (T.SUCCESS if verdict == "run" else T(verdict))
+        assert run.of("t")[i] is (T.UPSTREAM_FAILED if setups[i] is T.FAILED else T.SUCCESS)
