@@ -22,7 +22,7 @@ from cluster.metastore import users
 from cluster.metastore.change_counters import COUNTED, read_changes
 from cluster.metastore.engine import SessionFactory, create_engine_for, make_session_factory
 from cluster.metastore.migrate import migrate
-from cluster.metastore.models import Dag, DagRun, ImportErrorRow
+from cluster.metastore.models import Dag, DagRun, ImportErrorRow, TaskInstance
 from cluster.web import create_app
 from cluster.web.api.dags import list_statements, stamp_of_rows
 from cluster.web.context import EXTENSION, WebContext
@@ -143,6 +143,41 @@ def test_the_dags_page_shows_run_states_changed_elsewhere_at_once(
     assert 'title="r2: running"' in page(client, token)
     change(elsewhere, update(Dag).where(Dag.dag_id == "d2").values(is_paused=True))
     assert re.search(r'data-dag-id="d2">.*?Unpause', page(client, token), re.S)
+
+
+def instance(dag_id: str, run_id: str, task_id: str, state: str) -> TaskInstance:
+    return TaskInstance(dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=-1, state=state)
+
+
+def test_the_dags_page_counts_the_latest_runs_tasks_as_they_change_elsewhere(
+    app: Flask, token: str, elsewhere: SessionFactory
+) -> None:
+    """Task instances bump no counter: a reused page still counts them per request, by
+    the latest runs' primary keys (a new latest run is a new run row, which does count)."""
+    with elsewhere.begin() as session:
+        session.add_all(instance("d0", "r1", f"t{n}", "success") for n in range(3))
+        session.add(instance("d1", "r1", "t0", "running"))
+    client = app.test_client()
+    html = page(client, token)
+    assert 'title="success: 3 tasks in the latest run"' in html
+    assert 'title="running: 1 tasks in the latest run"' in html
+    assert html.count('<span class="muted">no tasks</span>') == 1, "d2's run has none"
+
+    change(
+        elsewhere, update(TaskInstance).where(TaskInstance.task_id == "t2").values(state="failed")
+    )
+    html = page(client, token)
+    assert len(web_context(app).dags_page_views) == 1, "the rows were reused"
+    assert 'title="success: 2 tasks in the latest run"' in html
+    assert 'title="failed: 1 tasks in the latest run"' in html
+
+    with elsewhere.begin() as session:
+        session.add(run("d0", "r2", "running", T0 + timedelta(days=1)))
+        session.flush()
+        session.add(instance("d0", "r2", "t0", "queued"))
+    html = page(client, token)
+    assert 'title="queued: 1 tasks in the latest run"' in html
+    assert 'title="success: 2 tasks in the latest run"' not in html, "r1 is no longer the latest"
 
 
 def test_the_dags_page_shows_import_errors_and_dags_changed_elsewhere_at_once(

@@ -125,9 +125,9 @@ class DagsTable:
     #: ``(dag_id, schedule summary)`` of the data-aware DAGs shown: their schedule cell
     #: is a slot filled per request, since dataset queues change no change counter
     consumers: tuple[tuple[str, str], ...] = ()
-    #: ``(dag_id, run_id)`` of each shown DAG's latest run: their task counts are a
+    #: ``(dag_id, dag_run.id)`` of each shown DAG's latest run: their task counts are a
     #: slot filled per request, since task instances change no change counter
-    latest: tuple[tuple[str, str], ...] = ()
+    latest: tuple[tuple[str, int], ...] = ()
 
 
 @bp.get("/")
@@ -232,10 +232,16 @@ def build_table(
         rows=rows,
         import_errors=session.scalar(select(func.count()).select_from(ImportErrorRow)) or 0,
         consumers=tuple((d.dag_id, d.timetable_summary or "") for d in consumers),
-        latest=tuple(
-            (d.dag_id, recent.runs[d.dag_id][-1].run_id) for d in shown if recent.runs[d.dag_id]
-        ),
+        latest=latest_runs(shown, recent.runs),
     )
+
+
+def latest_runs(
+    shown: Sequence[DagSummary], runs: dict[str, list[RecentRun]]
+) -> tuple[tuple[str, int], ...]:
+    """``(dag_id, dag_run.id)`` of each shown DAG's newest run (none for a DAG never run)."""
+    latest = ((d.dag_id, runs[d.dag_id][-1].id) for d in shown if runs[d.dag_id])
+    return tuple((dag_id, run_pk) for dag_id, run_pk in latest if run_pk is not None)
 
 
 @bp.post("/dags/<dag_id>/pause")

@@ -46,6 +46,8 @@ class RecentRun(NamedTuple):
     logical_date: datetime | None = None
     #: seconds from start to end, computed by the database; ``None`` until it has both
     duration: float | None = None
+    #: the run's primary key (``dag_run.id``): what the page counts its task instances by
+    id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +120,7 @@ def _newest(rows: list[_Row], per_dag: int) -> list[RecentRun]:
     """The last ``per_dag`` of ``rows`` by (logical date, id), oldest first."""
     ordered = sorted(rows, key=lambda r: (r[3] is not None, r[3] or _NO_DATE, r[4]))
     return [
-        RecentRun(r[1], r[2], r[3], None if r[5] is None else float(r[5]))
+        RecentRun(r[1], r[2], r[3], None if r[5] is None else float(r[5]), r[4])
         for r in ordered[-per_dag:]
     ]
 
