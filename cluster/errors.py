@@ -102,6 +102,17 @@ class MigrationError(MetastoreError):
     """The metastore schema is missing, older or newer than this code expects."""
 
 
+def metastore_failure(cause: BaseException) -> MetastoreError:
+    """A database driver's error as a command reports it: its first line, and what to
+    check (the URL, or a schema never created). Shared by the CLI's handler of
+    SQLAlchemy's errors and the driver-only reads of :mod:`cluster.metastore.dbapi`,
+    so both paths print the same line."""
+    first = (str(cause).splitlines() or [""])[0]
+    return MetastoreError(
+        f"metastore: {first} (check metastore.url; run 'tradewind db migrate' on a new metastore)"
+    )
+
+
 class SecretError(TradewindError):
     """A secret could not be encrypted or decrypted (wrong or missing Fernet key)."""
 

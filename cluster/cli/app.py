@@ -1,46 +1,31 @@
 """The per-process application context shared by every command.
 
-Settings are loaded once, when a command first needs them; the metastore engine and
-session factory are created from them on first use, so a usage error never touches the
-database. (``tradewind version`` does not even import this module.)
+Settings are loaded once, when a command first needs them (:class:`SettingsApp`); the
+metastore engine and session factory are created from them on first use, so a usage
+error never touches the database. (``tradewind version`` does not even import this
+module, nor do the commands that only read: see :mod:`cluster.cli.settings_app`.)
 """
 
 from __future__ import annotations
 
 import functools
 import getpass
-import os
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Callable
 from typing import Concatenate, ParamSpec, TypeVar
 
 import click
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from cluster.config import Settings, default_home, load_settings
+from cluster.cli.settings_app import SettingsApp
 from cluster.metastore.engine import create_engine_for, make_session_factory
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class App:
+class App(SettingsApp):
     """Lazily built settings and metastore access for one CLI process."""
-
-    def __init__(self, env: Mapping[str, str] | None = None) -> None:
-        self._env = env
-
-    @functools.cached_property
-    def home(self) -> Path:
-        """``$TRADEWIND_HOME``, known before the settings (which live there) are read."""
-        return default_home(os.environ if self._env is None else self._env)
-
-    @functools.cached_property
-    def settings(self) -> Settings:
-        """The settings. Commands that run user code or compute schedules also prepare the
-        process for it (:func:`cluster.cli.user_code.with_user_code`)."""
-        return load_settings(self._env)
 
     @functools.cached_property
     def engine(self) -> Engine:

@@ -3,8 +3,9 @@
 Listings read the metastore (the serialized form), never DAG files; ``reserialize``
 processes the DAGs folder now, and ``test`` imports the file to run it in-process.
 Each subcommand lives in the module of what it needs, imported when it runs: one
-run's state, which scripts poll (:mod:`~cluster.cli.state_cmd`), listings
-(:mod:`~cluster.cli.dags_query_cmd`), acting through :mod:`cluster.actions`
+run's state and the DAG listing, which scripts poll and which read through the database
+driver alone (:mod:`~cluster.cli.state_cmd`, :mod:`~cluster.cli.dags_list_cmd`), other
+listings (:mod:`~cluster.cli.dags_query_cmd`), acting through :mod:`cluster.actions`
 (:mod:`~cluster.cli.dags_action_cmd`), importing DAG files
 (:mod:`~cluster.cli.dags_file_cmd`).
 """
@@ -13,8 +14,9 @@ from __future__ import annotations
 
 from cluster.cli.lazy import Lazy, LazyGroup
 
-STATE, QUERY, ACTION, FILE = (
+STATE, LIST, QUERY, ACTION, FILE = (
     "cluster.cli.state_cmd",
+    "cluster.cli.dags_list_cmd",
     "cluster.cli.dags_query_cmd",
     "cluster.cli.dags_action_cmd",
     "cluster.cli.dags_file_cmd",
@@ -30,7 +32,7 @@ dags_group = LazyGroup(
             "Create the runs of every interval from START to END; the scheduler runs them.",
         ),
         "delete": Lazy(ACTION, "delete", "Delete every record of a DAG (its file stays)."),
-        "list": Lazy(QUERY, "list_dags", "Every active DAG with its schedule and task count."),
+        "list": Lazy(LIST, "list_dags", "Every active DAG with its schedule and task count."),
         "list-import-errors": Lazy(
             QUERY, "list_import_errors", "DAG files that failed to import, with the reason."
         ),

@@ -1,6 +1,7 @@
-"""``tradewind dags list|list-import-errors|list-runs``: what the metastore holds.
+"""``tradewind dags list-import-errors|list-runs``: what the metastore holds.
 
-They read rows and the serialized form only; no DAG file, no Alembic, no scheduler.
+They read rows only; no DAG file, no Alembic, no scheduler. (``dags list``, which
+scripts poll, reads through the driver alone: :mod:`cluster.cli.dags_list_cmd`.)
 """
 
 from __future__ import annotations
@@ -13,42 +14,8 @@ from sqlalchemy import select
 from cluster.cli.app import App, pass_app
 from cluster.cli.output import emit, output_option
 from cluster.cli.params import DATETIME, VERBOSE
-from cluster.dagfiles.serialized import SerializedDag
 from cluster.errors import NotFoundError, UsageError
-from cluster.metastore.models import Dag, DagRun, ImportErrorRow, SerializedDagRow
-
-
-@click.command("list")
-@output_option
-@pass_app
-def list_dags(app: App, output: str) -> None:
-    """Every active DAG with its schedule and task count."""
-    with app.session_factory() as session:
-        rows = session.execute(
-            select(Dag, SerializedDagRow.data)
-            .join(SerializedDagRow, SerializedDagRow.dag_id == Dag.dag_id)
-            .where(Dag.is_active)
-            .order_by(Dag.dag_id)
-        ).all()
-    listing = [_dag_row(dag, SerializedDag.from_json(data)) for dag, data in rows]
-    emit(
-        listing,
-        output,
-        columns=["dag_id", "fileloc", "owners", "is_paused", "schedule", "task_count"],
-    )
-
-
-def _dag_row(dag: Dag, serialized: SerializedDag) -> dict[str, Any]:
-    return {
-        "dag_id": dag.dag_id,
-        "fileloc": dag.fileloc,
-        "owners": dag.owners,
-        "is_paused": dag.is_paused,
-        "schedule": serialized.schedule,
-        "task_count": len(serialized.tasks),
-        "tags": list(serialized.tags),
-        "next_dagrun": dag.next_dagrun,
-    }
+from cluster.metastore.models import Dag, DagRun, ImportErrorRow
 
 
 @click.command("list-import-errors")

@@ -14,7 +14,7 @@ import click
 
 from cluster import __version__
 from cluster.cli.lazy import Lazy, LazyGroup
-from cluster.errors import TradewindError
+from cluster.errors import TradewindError, metastore_failure
 
 #: every command but ``version``: imported only when it runs (see cluster.cli.lazy)
 COMMANDS = {
@@ -150,13 +150,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as exc:
         if not is_sqlalchemy_error(exc):
             raise
-        cause = getattr(exc, "orig", None) or exc
-        click.echo(
-            f"tradewind: error: metastore: {str(cause).splitlines()[0]} "
-            "(check metastore.url; run 'tradewind db migrate' on a new metastore)",
-            err=True,
-        )
-        sys.exit(1)
+        failure = metastore_failure(getattr(exc, "orig", None) or exc)
+        click.echo(f"tradewind: error: {failure}", err=True)
+        sys.exit(failure.exit_code)
     sys.exit(result if isinstance(result, int) else 0)
 
 

@@ -2,21 +2,18 @@
 instance's state.
 
 Scripts poll these (a monitor asking twice a second), so their module imports the
-least a metastore read needs: no output formats, no actions, no DAG files.
+least a metastore read needs: the database driver alone (no SQLAlchemy, see
+:mod:`cluster.metastore.dbapi`), no output formats, no actions, no DAG files.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 import click
-from sqlalchemy import select
 
-from cluster.cli.app import App, pass_app
 from cluster.cli.params import MAP_INDEX, SUBDIR, VERBOSE
+from cluster.cli.settings_app import SettingsApp, pass_settings_app
 from cluster.errors import NotFoundError
-from cluster.metastore.models import DagRun, TaskInstance
+from cluster.metastore.status_reads import find_run, task_instance_state
 
 
 @click.command("state")
@@ -24,31 +21,12 @@ from cluster.metastore.models import DagRun, TaskInstance
 @click.argument("run_id", metavar="EXECUTION_DATE_OR_RUN_ID")
 @SUBDIR
 @VERBOSE
-@pass_app
-def dag_run_state(app: App, dag_id: str, run_id: str) -> None:
+@pass_settings_app
+def dag_run_state(app: SettingsApp, dag_id: str, run_id: str) -> None:
     """The state of one run (by run id or by logical date)."""
-    with app.session_factory() as session:
-        run = find_run(session, dag_id, run_id)
+    with app.reader() as reader:
+        run = find_run(reader, dag_id, run_id)
     click.echo(run.state)
-
-
-def find_run(session: Any, dag_id: str, run_id_or_date: str) -> DagRun:
-    """A run by its id, or by its logical date given as ISO text."""
-    query = select(DagRun).where(DagRun.dag_id == dag_id)
-    run = session.scalars(query.where(DagRun.run_id == run_id_or_date)).first()
-    if run is None:
-        try:
-            when = datetime.fromisoformat(run_id_or_date)
-        except ValueError:
-            when = None
-        if when is not None:
-            when = when if when.tzinfo else when.replace(tzinfo=UTC)
-            run = session.scalars(query.where(DagRun.logical_date == when)).first()
-    if run is None:
-        raise NotFoundError(
-            f"DAG run '{run_id_or_date}' of '{dag_id}' not found (tradewind dags list-runs {dag_id})"
-        )
-    return run
 
 
 @click.command("state")
@@ -58,13 +36,15 @@ def find_run(session: Any, dag_id: str, run_id_or_date: str) -> DagRun:
 @MAP_INDEX
 @SUBDIR
 @VERBOSE
-@pass_app
-def task_instance_state(app: App, dag_id: str, task_id: str, run_id: str, map_index: int) -> None:
+@pass_settings_app
+def task_instance_state_command(
+    app: SettingsApp, dag_id: str, task_id: str, run_id: str, map_index: int
+) -> None:
     """The state of one task instance."""
-    with app.session_factory() as session:
-        dag_run = find_run(session, dag_id, run_id)
-        ti = session.get(TaskInstance, (dag_id, dag_run.run_id, task_id, map_index))
-    if ti is None:
+    with app.reader() as reader:
+        dag_run = find_run(reader, dag_id, run_id)
+        state = task_instance_state(reader, dag_id, dag_run.run_id, task_id, map_index)
+    if state is None:
         where = f" (map index {map_index})" if map_index >= 0 else ""
         raise NotFoundError(f"no instance of task '{task_id}'{where} in run '{dag_run.run_id}'")
-    click.echo(ti.state)
+    click.echo(state)

@@ -13,7 +13,7 @@ from cluster import actions
 from cluster.cli.app import App, pass_app
 from cluster.cli.dags_action_cmd import CLI, matching_dag_ids
 from cluster.cli.params import DATETIME, SUBDIR, accepted_flags
-from cluster.cli.state_cmd import find_run
+from cluster.cli.run_lookup import find_run
 from cluster.cli.user_code import with_user_code
 from cluster.metastore.models import DagRun, TaskInstance
 from cluster.states import TaskState

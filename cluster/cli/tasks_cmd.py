@@ -31,7 +31,7 @@ tasks_group = LazyGroup(
             "run",
             "Run one task instance now, in a pool process as the scheduler runs it, and record it.",
         ),
-        "state": Lazy(STATE, "task_instance_state", "The state of one task instance."),
+        "state": Lazy(STATE, "task_instance_state_command", "The state of one task instance."),
         "states-for-dag-run": Lazy(
             QUERY,
             "states_for_dag_run",

@@ -16,7 +16,7 @@ from cluster.cli.app import App, pass_app
 from cluster.cli.dags_action_cmd import CLI
 from cluster.cli.dags_file_cmd import import_dag
 from cluster.cli.params import DATETIME, JSON_OBJECT, MAP_INDEX, SUBDIR, accepted_flags
-from cluster.cli.state_cmd import find_run
+from cluster.cli.run_lookup import find_run
 from cluster.cli.user_code import with_user_code
 from cluster.errors import NotFoundError, UsageError
 from cluster.execution.inprocess import InProcessTaskInstance, run_task

@@ -31,8 +31,9 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, SQL
 from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.config import MetastoreSettings
-from cluster.errors import ConfigError, MetastoreError
+from cluster.errors import MetastoreError
 from cluster.metastore import mysql_connect
+from cluster.metastore.dbapi import unsupported_url
 
 T = TypeVar("T")
 
@@ -97,10 +98,7 @@ def create_engine_for(
         return _mysql_engine(url, settings, reset_on_return=reset_on_return)
     if backend == "postgresql" and url.get_driver_name() == "psycopg":
         return _postgres_engine(url, settings, reset_on_return=reset_on_return)
-    raise ConfigError(
-        f"metastore.url: unsupported database '{url.drivername}' "
-        "(use sqlite:///, mysql+pymysql:// or postgresql+psycopg://)"
-    )
+    raise unsupported_url(url.drivername)
 
 
 def _sqlite_engine(url: URL, settings: MetastoreSettings) -> Engine:

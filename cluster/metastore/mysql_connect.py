@@ -20,9 +20,11 @@ one machine) never imports PyMySQL and the ``cryptography`` modules its logins p
 from __future__ import annotations
 
 import functools
-import ssl
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # PyMySQL imports ssl itself; a process on SQLite never needs it
+    import ssl
 
 _lock = threading.Lock()
 _preferred: ssl.SSLContext | None = None

@@ -3,8 +3,9 @@
 Like ``cluster.sdk``'s light-import test: a subprocess runs the real entry point (the
 ``tradewind`` script too) and reports what it imported (``-X importtime``).
 ``tradewind version`` must load no database, web, broker or ZooKeeper library;
-``tradewind dags state``, which scripts poll, no web app, scheduler, Alembic or output
-formats. The tables' help texts must say what the commands' own help says, so
+the commands scripts poll (``dags list``, ``dags state``, ``tasks state``, ``tasks
+states-for-dag-run``) read through the database driver alone: no SQLAlchemy, no models,
+no web app, scheduler or Alembic, and no output format they were not asked for. The tables' help texts must say what the commands' own help says, so
 ``tradewind --help`` (which imports no command) lists them unchanged.
 """
 
@@ -79,8 +80,34 @@ def test_help_lists_every_command_without_importing_one() -> None:
     assert sorted(m for m in modules if m.endswith("_cmd")) == []
 
 
-def test_dags_state_imports_only_a_metastore_read(tmp_path: Path) -> None:
-    env = {"TRADEWIND_HOME": str(tmp_path), "TRADEWIND__METASTORE__URL": ""}
+#: what the commands scripts poll must not load: SQLAlchemy (its Core alone cost 0.4 s of
+#: CPU), the models, Alembic, the servers' libraries, MySQL/PostgreSQL drivers on SQLite
+POLLED_MUST_NOT_LOAD = (
+    "sqlalchemy",
+    "alembic",
+    "flask",
+    "werkzeug",
+    "celery",
+    "kombu",
+    "kazoo",
+    "pymysql",
+    "psycopg",
+    "jinja2",
+)
+#: each polled command, the exit code that shows it ran its query on an empty metastore,
+#: and whether it may print a table (rich) or YAML
+POLLED = [
+    (["dags", "list", "-o", "json"], 0),
+    (["dags", "state", "etl", "2024-01-01"], 3),
+    (["tasks", "state", "etl", "extract", "nope"], 3),
+    (["tasks", "states-for-dag-run", "etl", "nope", "-o", "plain"], 3),
+]
+
+
+@pytest.fixture(scope="module")
+def migrated_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("home")
+    env = {"TRADEWIND_HOME": str(home), "TRADEWIND__METASTORE__URL": ""}
     subprocess.run(
         [sys.executable, "-m", "cluster.cli", "db", "migrate"],
         env={**CLEAN_ENV, **env},
@@ -88,12 +115,34 @@ def test_dags_state_imports_only_a_metastore_read(tmp_path: Path) -> None:
         check=True,
         capture_output=True,
     )
-    status, modules = run_and_list_modules(["dags", "state", "etl", "nope"], env)
-    assert status == 3  # no such run: the command ran its query
-    assert "sqlalchemy" in modules
-    heavy = ("alembic", "flask", "celery", "kazoo", "pymysql", "rich", "yaml", "jinja2")
-    assert loaded(modules, heavy) == []
+    return env
+
+
+@pytest.mark.parametrize(("args", "status"), POLLED, ids=[" ".join(a[:2]) for a, _ in POLLED])
+def test_polled_commands_read_through_the_driver_alone(
+    migrated_home: dict[str, str], args: list[str], status: int
+) -> None:
+    """``dags list``, ``dags state``, ``tasks state`` and ``tasks states-for-dag-run``
+    read with sqlite3 alone: no SQLAlchemy (ORM or Core), no models, no server side."""
+    code, modules = run_and_list_modules(args, migrated_home)
+    assert code == status  # the command ran its query
+    # (a module imported by importlib.import_module is not itself reported by
+    # -X importtime, only what it imports: look for the package's modules)
+    assert loaded(modules, ("sqlite3",)) != []
+    assert loaded(modules, POLLED_MUST_NOT_LOAD) == []
+    assert loaded(modules, ("rich", "yaml")) == []  # neither -o json nor -o plain needs them
+    heavy = ("cluster.metastore.models", "cluster.metastore.engine", "cluster.cli.app")
+    assert [m for m in modules if m.startswith(heavy)] == []
     assert [m for m in modules if m.startswith(("cluster.web", "cluster.scheduler"))] == []
+
+
+def test_the_default_table_loads_rich_but_still_no_sqlalchemy(
+    migrated_home: dict[str, str],
+) -> None:
+    code, modules = run_and_list_modules(["dags", "list"], migrated_home)
+    assert code == 0
+    assert loaded(modules, ("rich",)) != []
+    assert loaded(modules, POLLED_MUST_NOT_LOAD) == []
 
 
 @pytest.mark.parametrize("group", sorted(GROUPS))
