@@ -22,6 +22,7 @@ from cluster.errors import NotFoundError, UsageError
 from cluster.execution.inprocess import InProcessTaskInstance, run_task
 from cluster.execution.worker import single_try_runner
 from cluster.messages import TaskMessage
+from cluster.metastore import audit
 from cluster.metastore.models import DagRun, TaskInstance
 from cluster.metastore.transitions import TaskKey, set_task_state
 from cluster.sdk import DAG
@@ -188,7 +189,7 @@ def run(app: App, dag_id: str, task_id: str, run_id: str, map_index: int) -> Non
             expected=[TaskState.SCHEDULED],
             values={"try_number": next_try, "queued_at": datetime.now(UTC)},
         )
-        actions.audit.record_event(
+        audit.record_event(
             session=session,
             event="cli.tasks.run",
             username=CLI.username,
