@@ -151,6 +151,8 @@ PERMISSIONS: dict[str, Role] = {
     "api.get_mapped_task_instances": Role.VIEWER,
     "api.get_mapped_task_instance": Role.VIEWER,
     "api.patch_task_instance": Role.USER,
+    "api.patch_mapped_task_instance": Role.USER,
+    "api.post_set_task_instances_state": Role.USER,
     "api.set_task_instance_note": Role.USER,
     "api.set_mapped_task_instance_note": Role.USER,
     "api.post_clear_task_instances": Role.USER,

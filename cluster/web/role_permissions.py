@@ -82,6 +82,7 @@ AIRFLOW_PERMISSION: dict[str, Permission] = {
         endpoint: (EDIT, "Task Instances")
         for endpoint in (
             "task_instances.clear", "task_instances.mark", "api.patch_task_instance",
+            "api.patch_mapped_task_instance", "api.post_set_task_instances_state",
             "api.post_clear_task_instances", "api.set_task_instance_note",
             "api.set_mapped_task_instance_note",
         )

@@ -7,6 +7,7 @@ what is missing, so views read as the happy path.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, select
@@ -76,6 +77,36 @@ def require_task_instance(
             f"task instance '{task_id}' (map index {map_index}) of run '{run_id}' not found"
         )
     return row
+
+
+def runs_around(
+    session: Session,
+    dag_id: str,
+    run: DagRun | None,
+    *,
+    low: datetime | None = None,
+    high: datetime | None = None,
+    past: bool = False,
+    future: bool = False,
+) -> list[str]:
+    """The run ids an action names, oldest first: ``run``, with every run before it
+    (``past``) or after it (``future``) by logical date; without ``run``, the runs whose
+    logical date is from ``low`` to ``high`` (``past`` drops ``low``, ``future`` ``high``).
+    """
+    statement = select(DagRun.run_id).where(DagRun.dag_id == dag_id)
+    if run is not None:
+        if not (past or future) or run.logical_date is None:
+            return [run.run_id]
+        low = high = run.logical_date
+    if past:
+        low = None
+    if future:
+        high = None
+    if low is not None:
+        statement = statement.where(DagRun.logical_date >= low)
+    if high is not None:
+        statement = statement.where(DagRun.logical_date <= high)
+    return list(session.scalars(statement.order_by(DagRun.id)))
 
 
 def paginate(session: Session, statement: Select[T], page: Page) -> tuple[Sequence[T], int]:

@@ -293,7 +293,20 @@ class MapIndexQuery(BaseModel):
 
 class TaskInstancePatch(Body):
     new_state: Literal["success", "failed", "skipped"]
-    dry_run: bool = False
+    dry_run: bool = Field(True, description="Only answer what would change (Airflow's default).")
+
+
+class UpdateTaskInstancesState(TaskInstancePatch):
+    """Airflow's bulk marking: one task (and its relatives) in one run, or with the runs
+    before or after it; the run is named by ``dag_run_id`` or ``execution_date``."""
+
+    task_id: str
+    dag_run_id: str | None = None
+    execution_date: AwareDatetime | None = None
+    include_upstream: bool = False
+    include_downstream: bool = False
+    include_future: bool = False
+    include_past: bool = False
 
 
 class ClearTaskInstances(Body):

@@ -14,7 +14,6 @@ from cluster.metastore.models import DagRun as DagRunRow
 from cluster.metastore.models import TaskInstance as TaskInstanceRow
 from cluster.metastore.models import XCom
 from cluster.policy.mapping import needs_expansion
-from cluster.states import TaskState
 from cluster.web.api.dag_runs import ANY_DAG, references
 from cluster.web.api.instance_models import logical_dates, task_instance_models
 from cluster.web.api.lookups import (
@@ -24,6 +23,7 @@ from cluster.web.api.lookups import (
     require_dag,
     require_run,
     require_task_instance,
+    runs_around,
 )
 from cluster.web.api.operations import Routes
 from cluster.web.api.ordering import order_clauses
@@ -37,7 +37,6 @@ from cluster.web.api.schemas import (
     TaskInstanceFilters,
     TaskInstanceListQuery,
     TaskInstanceLog,
-    TaskInstancePatch,
     TaskInstanceReferenceCollection,
     XComCollection,
     XComEntry,
@@ -193,26 +192,6 @@ def get_mapped_task_instance(
     return one_model(row)
 
 
-@routes.operation(_TASK, "PATCH", body=TaskInstancePatch, response=TaskInstance)
-def patch_task_instance(
-    dag_id: str, dag_run_id: str, task_id: str, *, body: TaskInstancePatch
-) -> TaskInstance:
-    """Mark a task instance success, failed or skipped (a running one is stopped)."""
-    session = db_session()
-    require_task_instance(session, dag_id, dag_run_id, task_id)
-    if not body.dry_run:
-        actions.mark(
-            session,
-            dag_id,
-            dag_run_id,
-            {task_id},
-            TaskState(body.new_state),
-            actor=api_actor(),
-            now=web_context().clock(),
-        )
-    return one_model(require_task_instance(session, dag_id, dag_run_id, task_id))
-
-
 def write_note(
     dag_id: str, dag_run_id: str, task_id: str, map_index: int, note: str | None
 ) -> TaskInstance:
@@ -294,27 +273,17 @@ def post_clear_task_instances(
 
 
 def runs_to_clear(session: Session, dag_id: str, body: ClearTaskInstances) -> list[str]:
-    """The run ids a clear names: one run (with those before or after it), or a range.
-
-    Without ``dag_run_id``, ``include_past`` drops the range's start and
-    ``include_future`` its end.
-    """
-    statement = select(DagRunRow.run_id).where(DagRunRow.dag_id == dag_id)
-    low, high = body.start_date, body.end_date
-    if body.dag_run_id is not None:
-        run = require_run(session, dag_id, body.dag_run_id)
-        if not (body.include_past or body.include_future) or run.logical_date is None:
-            return [run.run_id]
-        low = high = run.logical_date
-    if body.include_past:
-        low = None
-    if body.include_future:
-        high = None
-    if low is not None:
-        statement = statement.where(DagRunRow.logical_date >= low)
-    if high is not None:
-        statement = statement.where(DagRunRow.logical_date <= high)
-    return list(session.scalars(statement.order_by(DagRunRow.id)))
+    """The run ids a clear names: one run (with those before or after it), or a range."""
+    run = None if body.dag_run_id is None else require_run(session, dag_id, body.dag_run_id)
+    return runs_around(
+        session,
+        dag_id,
+        run,
+        low=body.start_date,
+        high=body.end_date,
+        past=body.include_past,
+        future=body.include_future,
+    )
 
 
 @routes.operation(

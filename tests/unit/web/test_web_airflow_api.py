@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from web_harness import T0, Api, bearer
 
 from cluster.metastore import audit
@@ -314,3 +315,52 @@ def test_tries_of_a_task_instance(admin: Api) -> None:
     assert admin.get(ti + "/tries/99").status_code == 404
     assert admin.get(ti + "/tries?order_by=state").status_code == 400
     assert admin.get(ti + "/0/tries").status_code == 404
+
+
+def test_setting_task_instances_state_in_bulk(admin: Api, factory: SessionFactory) -> None:
+    url = "/api/v1/dags/etl/updateTaskInstancesState"
+    with factory.begin() as session:
+        later = T0.replace(day=2)
+        session.add(DagRun(dag_id="etl", run_id="run2", logical_date=later, run_type="manual",
+                           state="success", conf={}, queued_at=later))  # fmt: skip
+        for task_id in ("extract", "transform", "load"):
+            session.add(TaskInstance(dag_id="etl", run_id="run2", task_id=task_id,
+                                     state="success", try_number=1))  # fmt: skip
+    body: dict[str, Any] = {"task_id": "transform", "dag_run_id": "run1", "new_state": "success"}
+    dry = admin.post(url, json=body | {"include_downstream": True}).get_json()
+    assert [(t["task_id"], t["dag_run_id"]) for t in dry["task_instances"]] == [
+        ("load", "run1"), ("transform", "run1")
+    ]  # fmt: skip
+    assert dry["task_instances"][0]["execution_date"] == "2024-01-01T00:00:00Z"
+    assert state_of(factory, "run1", "transform") == "failed", "dry_run is Airflow's default"
+    future = body | {"include_future": True, "include_upstream": True, "new_state": "failed"}
+    listed = admin.post(url, json=future).get_json()["task_instances"]
+    assert {(t["task_id"], t["dag_run_id"]) for t in listed} == {
+        ("extract", "run1"), ("extract", "run2"), ("transform", "run2")
+    }  # fmt: skip
+    by_date = body | {"dag_run_id": None, "execution_date": "2024-01-02T00:00:00+00:00"}
+    assert admin.post(url, json=by_date | {"new_state": "skipped"}).status_code == 200
+    done = admin.post(url, json=body | {"dry_run": False}).get_json()
+    assert [t["task_id"] for t in done["task_instances"]] == ["transform"]
+    assert state_of(factory, "run1", "transform") == "success"
+    assert state_of(factory, "run1", "load") == "none", "the failed downstream resumes"
+    assert state_of(factory, "run2", "transform") == "success"
+    both = body | {"execution_date": "2024-01-01T00:00:00+00:00"}
+    assert admin.post(url, json=both).status_code == 400
+    assert admin.post(url, json=body | {"dag_run_id": None}).status_code == 400
+    assert admin.post(url, json=body | {"task_id": "nope"}).status_code == 404
+    assert (
+        admin.post(url, json=by_date | {"execution_date": "2030-01-01T00:00:00Z"}).status_code
+        == 404
+    )
+    assert admin.post("/api/v1/dags/nope/updateTaskInstancesState", json=body).status_code == 404
+
+
+def state_of(factory: SessionFactory, run_id: str, task_id: str) -> str:
+    with factory() as session:
+        state = session.scalar(
+            select(TaskInstance.state).where(
+                TaskInstance.run_id == run_id, TaskInstance.task_id == task_id
+            )
+        )
+    return str(state)

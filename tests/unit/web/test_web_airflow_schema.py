@@ -56,8 +56,6 @@ NOT_SERVED = {
     "get_extra_links": "Tradewind has no operator extra links",
     "get_task_instance_dependencies": "dependency explanations are not recorded",
     "get_mapped_task_instance_dependencies": "dependency explanations are not recorded",
-    "post_set_task_instances_state": "use PATCH on the task instance",
-    "patch_mapped_task_instance": "marking one mapped instance is not supported yet",
 }
 
 #: path parameters naming what :func:`web_harness.seed` creates

@@ -140,9 +140,13 @@ def test_task_instances_list_get_and_mark(admin: Api, factory: SessionFactory) -
     failed = admin.get(RUN + "/taskInstances?state=failed").get_json()
     assert [t["task_id"] for t in failed["task_instances"]] == ["transform"]
     assert admin.get(RUN + "/taskInstances/transform").get_json()["try_number"] == 1
-    response = admin.patch(RUN + "/taskInstances/transform", json={"new_state": "success"})
+    dry = admin.patch(RUN + "/taskInstances/transform", json={"new_state": "success"})
+    assert dry.status_code == 200 and dry.get_json()["state"] == "failed"  # Airflow: dry_run
+    body = {"new_state": "success", "dry_run": False}
+    response = admin.patch(RUN + "/taskInstances/transform", json=body)
     assert response.status_code == 200 and response.get_json()["state"] == "success"
     assert states(factory)["transform"] == "success"
+    assert states(factory)["load"] == "none", "a failed downstream is cleared to resume"
     assert "api.tasks.mark_success" in events(factory)
     assert admin.get(RUN + "/taskInstances/nope").status_code == 404
 

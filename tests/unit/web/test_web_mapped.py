@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from web_harness import T0, Api, Browser
 
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask
@@ -108,3 +109,32 @@ def test_grid_shows_one_cell_with_the_count_and_the_task_page_lists_instances(
     assert all(f"item {i}" in listing for i in (1, 2, 3))
     one = browser.page("/dags/mapped/runs/r1/tasks/m?map_index=1")
     assert "[1]" in one and "item 2" in one
+
+
+def test_marking_one_mapped_instance_resumes_the_run(
+    admin: Api, mapped: None, factory: SessionFactory
+) -> None:
+    url = f"{TASK}/m/1"
+    dry = admin.patch(url, json={"new_state": "success"})
+    assert dry.status_code == 200 and dry.get_json()["state"] == "failed"
+    done = admin.patch(url, json={"new_state": "success", "dry_run": False}).get_json()
+    assert (done["map_index"], done["state"]) == (1, "success")
+    with factory() as session:
+        rows = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == "mapped"))
+        found = {(r.task_id, r.map_index): r.state for r in rows}
+        run_state = session.scalar(select(DagRun.state).where(DagRun.dag_id == "mapped"))
+    assert found == {("m", 0): "success", ("m", 1): "success", ("m", 2): "success",
+                     ("after", -1): "none"}  # fmt: skip
+    assert run_state == "queued"
+    assert admin.patch(f"{TASK}/m/7", json={"new_state": "success"}).status_code == 404
+    assert admin.patch(url, json={"new_state": "running"}).status_code == 400
+    assert admin.patch(url, json={}).status_code == 400
+
+
+def test_a_viewer_may_not_mark_a_mapped_instance(
+    client: FlaskClient, tokens: dict[str, str], mapped: None
+) -> None:
+    viewer = Api(client, tokens["Viewer"])
+    assert viewer.patch(f"{TASK}/m/1", json={"new_state": "success"}).status_code == 403
+    user = Api(client, tokens["User"])
+    assert user.patch(f"{TASK}/m/1", json={"new_state": "success"}).status_code == 200
