@@ -143,6 +143,10 @@ class DagRun(Base):
     created_by_epoch: Mapped[int | None] = mapped_column(Integer)
     #: free text a user wrote about the run (Airflow's dag_run_note; migration 0008)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: when the row last changed (Airflow's column, for the API's updated_at filters; 0009)
+    updated_at: Mapped[datetime | None] = mapped_column(
+        UtcDateTime, default=utcnow, onupdate=utcnow
+    )
 
 
 class TaskInstance(Base):

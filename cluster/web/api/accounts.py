@@ -130,6 +130,10 @@ def filter_event_logs(statement: Select[Any], query: EventLogListQuery) -> Selec
     for column, value in equal:
         if value is not None:
             statement = statement.where(column == value)
+    if query.map_index is not None or query.try_number is not None:
+        # the audit log records user actions, never a map index or try number (both are
+        # null in every entry, as in Airflow's entries of user actions)
+        statement = statement.where(AuditLog.id.is_(None))
     if query.before is not None:
         statement = statement.where(AuditLog.ts < query.before)
     if query.after is not None:

@@ -234,6 +234,8 @@ class EventLogListQuery(Page):
     owner: str | None = None
     run_id: str | None = None
     task_id: str | None = None
+    map_index: int | None = Field(None, description="No entry records one: matches nothing.")
+    try_number: int | None = Field(None, description="No entry records one: matches nothing.")
     before: AwareDatetime | None = Field(None, description="Only entries before this time.")
     after: AwareDatetime | None = Field(None, description="Only entries after this time.")
     included_events: str | None = Field(None, description="Comma-separated events to keep.")

@@ -21,9 +21,10 @@ from cluster.web.api.admin_schemas import (
     ConnectionPatch,
 )
 from cluster.web.api.lookups import audit_api, paginate
+from cluster.web.api.masks import masked
 from cluster.web.api.operations import Routes
 from cluster.web.api.ordering import order_clauses
-from cluster.web.api.schemas import Ordered
+from cluster.web.api.schemas import Ordered, UpdateMaskQuery
 from cluster.web.context import db_session, web_context
 
 routes = Routes("Connection")
@@ -109,17 +110,23 @@ def post_connection(*, body: ConnectionBody) -> Connection:
 
 
 @routes.operation(
-    "/connections/<connection_id>", "PATCH", body=ConnectionPatch, response=Connection
+    "/connections/<connection_id>",
+    "PATCH",
+    query=UpdateMaskQuery,
+    body=ConnectionPatch,
+    response=Connection,
 )
-def patch_connection(connection_id: str, *, body: ConnectionPatch) -> Connection:
-    """Change the fields given; the others, the password included, stay as they are."""
+def patch_connection(
+    connection_id: str, *, query: UpdateMaskQuery, body: ConnectionPatch
+) -> Connection:
+    """Change the fields given; the others, the password included, stay as they are. With
+    ``update_mask``, only the fields it names change (``connection_id`` cannot)."""
     if body.connection_id is not None and body.connection_id != connection_id:
         raise UsageError("a connection cannot be renamed: the id in the body must match the path")
     session, fernet = db_session(), web_context().fernet()
     current = store.get_connection(connection_id, session=session, fernet=fernet)
-    given = body.model_dump(exclude_unset=True, exclude={"connection_id"})
-    if "schema_" in given:
-        given["schema"] = given.pop("schema_")
+    sent = body.model_dump(exclude_unset=True, exclude={"connection_id"}, by_alias=True)
+    given = masked(query.update_mask, sent, updatable=set(sent))
     if given.get("conn_type") is None:
         given.pop("conn_type", None)
     updated = dataclasses.replace(current, **given)

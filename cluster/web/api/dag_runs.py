@@ -14,6 +14,7 @@ from cluster import actions
 from cluster.metastore.models import DagRun as DagRunRow
 from cluster.metastore.transitions import TaskKey
 from cluster.states import DagRunState
+from cluster.web.api.dags import only_fields
 from cluster.web.api.instance_models import task_instance_models
 from cluster.web.api.lookups import (
     api_actor,
@@ -23,7 +24,7 @@ from cluster.web.api.lookups import (
     require_run,
     require_task_instance,
 )
-from cluster.web.api.operations import Routes
+from cluster.web.api.operations import JsonBody, Routes
 from cluster.web.api.ordering import order_clauses
 from cluster.web.api.schemas import (
     ClearDagRun,
@@ -32,6 +33,7 @@ from cluster.web.api.schemas import (
     DagRunCollection,
     DagRunListQuery,
     DagRunPatch,
+    FieldsQuery,
     RunDates,
     SetNote,
     TaskInstanceCollection,
@@ -73,6 +75,7 @@ def filter_run_dates(statement: Select[Any], dates: RunDates) -> Select[Any]:
         (DagRunRow.logical_date, dates.execution_date_gte, dates.execution_date_lte),
         (DagRunRow.start_date, dates.start_date_gte, dates.start_date_lte),
         (DagRunRow.end_date, dates.end_date_gte, dates.end_date_lte),
+        (DagRunRow.updated_at, dates.updated_at_gte, dates.updated_at_lte),
     )
     for column, low, high in bounds:
         if low is not None:
@@ -126,7 +129,7 @@ def references(keys: list[TaskKey], dates: dict[str, Any]) -> TaskInstanceRefere
 
 
 @routes.operation("/dags/<dag_id>/dagRuns", "GET", query=DagRunListQuery, response=DagRunCollection)
-def get_dag_runs(dag_id: str, *, query: DagRunListQuery) -> DagRunCollection:
+def get_dag_runs(dag_id: str, *, query: DagRunListQuery) -> DagRunCollection | JsonBody:
     """List a DAG's runs (``~`` for every DAG), filtered by state and dates, sorted by
     ``order_by`` (default ``id``; Airflow's names, e.g. ``-execution_date``)."""
     session = db_session()
@@ -142,13 +145,26 @@ def get_dag_runs(dag_id: str, *, query: DagRunListQuery) -> DagRunCollection:
     if query.logical_date_lte is not None:
         statement = statement.where(DagRunRow.logical_date <= query.logical_date_lte)
     rows, total = paginate(session, statement, query)
+    if query.fields:
+        items = [run_fields(dag_run_model(r), query.fields) for r in rows]
+        return JsonBody({"dag_runs": items, "total_entries": total})
     return DagRunCollection(dag_runs=[dag_run_model(r) for r in rows], total_entries=total)
 
 
-@routes.operation("/dags/<dag_id>/dagRuns/<dag_run_id>", "GET", response=DagRun)
-def get_dag_run(dag_id: str, dag_run_id: str) -> DagRun:
-    """One DAG run."""
-    return dag_run_model(require_run(db_session(), dag_id, dag_run_id))
+#: what ``fields`` may name in a run (Airflow's field names)
+RUN_FIELDS = frozenset(DagRun.model_fields)
+
+
+def run_fields(run: DagRun, fields: list[str]) -> dict[str, Any]:
+    """``run`` cut to Airflow's ``fields`` (400 for a field a run does not have)."""
+    return only_fields(run.model_dump(by_alias=True), fields, RUN_FIELDS)
+
+
+@routes.operation("/dags/<dag_id>/dagRuns/<dag_run_id>", "GET", query=FieldsQuery, response=DagRun)
+def get_dag_run(dag_id: str, dag_run_id: str, *, query: FieldsQuery) -> DagRun | JsonBody:
+    """One DAG run (only the ``fields`` asked for, when given)."""
+    run = dag_run_model(require_run(db_session(), dag_id, dag_run_id))
+    return JsonBody(run_fields(run, query.fields)) if query.fields else run
 
 
 @routes.operation("/dags/<dag_id>/dagRuns", "POST", body=TriggerDagRun, response=DagRun)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import Select, delete, select
 
 from cluster.errors import NotFoundError, UsageError
@@ -27,6 +27,10 @@ from cluster.web.api.schemas import Page
 from cluster.web.context import db_session
 
 routes = Routes("Dataset")
+
+
+class BeforeQuery(BaseModel):
+    before: AwareDatetime | None = Field(None, description="Only events queued before this time.")
 
 
 class ConsumingDag(BaseModel):
@@ -304,8 +308,12 @@ _QUEUED = select(DatasetDagRunQueue, DatasetRow.uri).join(
 )
 
 
-def _queued(dag_id: str | None, uri: str | None) -> QueuedEventCollection:
+def _queued(
+    dag_id: str | None, uri: str | None, before: datetime | None = None
+) -> QueuedEventCollection:
     statement = _QUEUED
+    if before is not None:
+        statement = statement.where(DatasetDagRunQueue.created_at < before)
     if dag_id is not None:
         statement = statement.where(DatasetDagRunQueue.target_dag_id == dag_id)
     if uri is not None:
@@ -317,9 +325,11 @@ def _queued(dag_id: str | None, uri: str | None) -> QueuedEventCollection:
     return QueuedEventCollection(datasets=items, total_entries=len(items))
 
 
-def _delete_queued(dag_id: str | None, uri: str | None) -> None:
-    _queued(dag_id, uri)  # 404 when there is nothing to delete
+def _delete_queued(dag_id: str | None, uri: str | None, before: datetime | None = None) -> None:
+    _queued(dag_id, uri, before)  # 404 when there is nothing to delete
     statement = delete(DatasetDagRunQueue)
+    if before is not None:
+        statement = statement.where(DatasetDagRunQueue.created_at < before)
     if dag_id is not None:
         statement = statement.where(DatasetDagRunQueue.target_dag_id == dag_id)
     if uri is not None:
@@ -327,39 +337,50 @@ def _delete_queued(dag_id: str | None, uri: str | None) -> None:
     db_session().execute(statement)
 
 
-@routes.operation("/dags/<dag_id>/datasets/queuedEvent", "GET", response=QueuedEventCollection)
-def get_dag_dataset_queued_events(dag_id: str) -> QueuedEventCollection:
+@routes.operation(
+    "/dags/<dag_id>/datasets/queuedEvent", "GET", query=BeforeQuery, response=QueuedEventCollection
+)
+def get_dag_dataset_queued_events(dag_id: str, *, query: BeforeQuery) -> QueuedEventCollection:
     """The events queued for a consumer."""
-    return _queued(dag_id, None)
+    return _queued(dag_id, None, query.before)
 
 
-@routes.operation("/dags/<dag_id>/datasets/queuedEvent", "DELETE", status=204)
-def delete_dag_dataset_queued_events(dag_id: str) -> None:
+@routes.operation("/dags/<dag_id>/datasets/queuedEvent", "DELETE", query=BeforeQuery, status=204)
+def delete_dag_dataset_queued_events(dag_id: str, *, query: BeforeQuery) -> None:
     """Drop the events queued for a consumer."""
-    _delete_queued(dag_id, None)
+    _delete_queued(dag_id, None, query.before)
 
 
 @routes.operation(
-    "/dags/<dag_id>/datasets/queuedEvent/<path:uri>", "GET", response=QueuedEventCollection
+    "/dags/<dag_id>/datasets/queuedEvent/<path:uri>",
+    "GET",
+    query=BeforeQuery,
+    response=QueuedEventCollection,
 )
-def get_dag_dataset_queued_event(dag_id: str, uri: str) -> QueuedEventCollection:
+def get_dag_dataset_queued_event(
+    dag_id: str, uri: str, *, query: BeforeQuery
+) -> QueuedEventCollection:
     """The event of one dataset queued for a consumer."""
-    return _queued(dag_id, uri)
+    return _queued(dag_id, uri, query.before)
 
 
-@routes.operation("/dags/<dag_id>/datasets/queuedEvent/<path:uri>", "DELETE", status=204)
-def delete_dag_dataset_queued_event(dag_id: str, uri: str) -> None:
+@routes.operation(
+    "/dags/<dag_id>/datasets/queuedEvent/<path:uri>", "DELETE", query=BeforeQuery, status=204
+)
+def delete_dag_dataset_queued_event(dag_id: str, uri: str, *, query: BeforeQuery) -> None:
     """Drop the event of one dataset queued for a consumer."""
-    _delete_queued(dag_id, uri)
+    _delete_queued(dag_id, uri, query.before)
 
 
-@routes.operation("/datasets/queuedEvent/<path:uri>", "GET", response=QueuedEventCollection)
-def get_dataset_queued_events(uri: str) -> QueuedEventCollection:
+@routes.operation(
+    "/datasets/queuedEvent/<path:uri>", "GET", query=BeforeQuery, response=QueuedEventCollection
+)
+def get_dataset_queued_events(uri: str, *, query: BeforeQuery) -> QueuedEventCollection:
     """Every consumer's queued event of one dataset."""
-    return _queued(None, uri)
+    return _queued(None, uri, query.before)
 
 
-@routes.operation("/datasets/queuedEvent/<path:uri>", "DELETE", status=204)
-def delete_dataset_queued_events(uri: str) -> None:
+@routes.operation("/datasets/queuedEvent/<path:uri>", "DELETE", query=BeforeQuery, status=204)
+def delete_dataset_queued_events(uri: str, *, query: BeforeQuery) -> None:
     """Drop every consumer's queued event of one dataset."""
-    _delete_queued(None, uri)
+    _delete_queued(None, uri, query.before)

@@ -10,9 +10,10 @@ from cluster.metastore.models import SlotPool, TaskInstance
 from cluster.states import TaskState
 from cluster.web.api.admin_schemas import Pool, PoolBody, PoolCollection, PoolPatch
 from cluster.web.api.lookups import audit_api, paginate
+from cluster.web.api.masks import masked
 from cluster.web.api.operations import Routes
 from cluster.web.api.ordering import order_clauses
-from cluster.web.api.schemas import Ordered
+from cluster.web.api.schemas import Ordered, UpdateMaskQuery
 from cluster.web.context import db_session
 
 routes = Routes("Pool")
@@ -107,15 +108,26 @@ def post_pool(*, body: PoolBody) -> Pool:
     return _read(body.name)
 
 
-@routes.operation("/pools/<pool_name>", "PATCH", body=PoolPatch, response=Pool)
-def patch_pool(pool_name: str, *, body: PoolPatch) -> Pool:
-    """Resize a pool or change its description."""
+@routes.operation(
+    "/pools/<pool_name>", "PATCH", query=UpdateMaskQuery, body=PoolPatch, response=Pool
+)
+def patch_pool(pool_name: str, *, query: UpdateMaskQuery, body: PoolPatch) -> Pool:
+    """Resize a pool or change its description; with ``update_mask``, only the fields it
+    names (``slots``, ``description``, ``name``, ``include_deferred``) change."""
     refuse_deferred(body.include_deferred)
     if body.name is not None and body.name != pool_name:
         raise UsageError("a pool cannot be renamed: the name in the body must match the path")
-    current = store.get_pool(pool_name, session=db_session())
-    slots = current.slots if body.slots is None else body.slots
-    store.set_pool(pool_name, slots, session=db_session(), description=body.description)
+    session = db_session()
+    current = store.get_pool(pool_name, session=session)
+    given = body.model_dump(exclude_unset=True)
+    updatable = {"name", "slots", "description", "include_deferred"}
+    changes = masked(query.update_mask, given, updatable=updatable)
+    slots = current.slots if changes.get("slots") is None else changes["slots"]
+    store.set_pool(pool_name, slots, session=session, description=changes.get("description"))
+    if "description" in changes and changes["description"] is None:
+        row = session.get(SlotPool, pool_name)
+        if row is not None:
+            row.description = None
     _audit("set", pool_name, slots=slots)
     return _read(pool_name)
 

@@ -173,9 +173,11 @@ class RunDates(BaseModel):
     start_date_lte: AwareDatetime | None = None
     end_date_gte: AwareDatetime | None = None
     end_date_lte: AwareDatetime | None = None
+    updated_at_gte: AwareDatetime | None = Field(None, description="Row changed at or after.")
+    updated_at_lte: AwareDatetime | None = Field(None, description="Row changed at or before.")
 
 
-class DagRunListQuery(Ordered, RunDates):
+class DagRunListQuery(Ordered, RunDates, FieldsQuery):
     state: list[DagRunState] | None = Field(None, description="Only runs in these states.")
     logical_date_gte: AwareDatetime | None = None
     logical_date_lte: AwareDatetime | None = None

@@ -100,6 +100,10 @@ def filter_instances(statement: Select[Any], query: TaskInstanceFilters) -> Sele
         statement = statement.where(TaskInstanceRow.end_date >= query.end_date_gte)
     if query.end_date_lte is not None:
         statement = statement.where(TaskInstanceRow.end_date <= query.end_date_lte)
+    if query.updated_at_gte is not None:
+        statement = statement.where(TaskInstanceRow.updated_at >= query.updated_at_gte)
+    if query.updated_at_lte is not None:
+        statement = statement.where(TaskInstanceRow.updated_at <= query.updated_at_lte)
     low, high = query.execution_date_gte, query.execution_date_lte
     if low is not None or high is not None:
         runs = select(DagRunRow.run_id).where(DagRunRow.dag_id == TaskInstanceRow.dag_id)

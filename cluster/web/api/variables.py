@@ -15,9 +15,10 @@ from cluster.web.api.admin_schemas import (
     VariablePatch,
 )
 from cluster.web.api.lookups import audit_api, paginate
+from cluster.web.api.masks import masked
 from cluster.web.api.operations import Routes
 from cluster.web.api.ordering import order_clauses
-from cluster.web.api.schemas import Ordered
+from cluster.web.api.schemas import Ordered, UpdateMaskQuery
 from cluster.web.context import db_session, web_context
 
 routes = Routes("Variable")
@@ -73,20 +74,33 @@ def post_variable(*, body: VariableBody) -> Variable:
     return _read(body.key)
 
 
-@routes.operation("/variables/<variable_key>", "PATCH", body=VariablePatch, response=Variable)
-def patch_variable(variable_key: str, *, body: VariablePatch) -> Variable:
-    """Replace a variable's value (and description when given)."""
+@routes.operation(
+    "/variables/<variable_key>",
+    "PATCH",
+    query=UpdateMaskQuery,
+    body=VariablePatch,
+    response=Variable,
+)
+def patch_variable(variable_key: str, *, query: UpdateMaskQuery, body: VariablePatch) -> Variable:
+    """Replace a variable's value (and description when given); with ``update_mask``,
+    only the fields it names (``value``, ``description``) change."""
     if body.key is not None and body.key != variable_key:
         raise UsageError("a variable cannot be renamed: the key in the body must match the path")
     session = db_session()
-    _read(variable_key)  # 404 for unknown keys
+    current = _read(variable_key)  # 404 for unknown keys
+    given = body.model_dump(exclude_unset=True, exclude={"key"})
+    changes = masked(query.update_mask, given, updatable={"value", "description"})
     store.set_variable(
         variable_key,
-        body.value,
+        changes.get("value", current.value),
         session=session,
         fernet=web_context().fernet(),
-        description=body.description,
+        description=changes.get("description"),
     )
+    if "description" in changes and changes["description"] is None:
+        row = session.get(VariableRow, variable_key)
+        if row is not None:
+            row.description = None
     _audit("set", variable_key)
     return _read(variable_key)
 

@@ -364,3 +364,41 @@ def state_of(factory: SessionFactory, run_id: str, task_id: str) -> str:
             )
         )
     return str(state)
+
+
+def test_update_mask_changes_only_the_fields_it_names(admin: Api) -> None:
+    url = "/api/v1/variables/greeting"
+    body = {"key": "greeting", "value": "ignored", "description": "said first"}
+    changed = admin.patch(url + "?update_mask=description", json=body).get_json()
+    assert (changed["value"], changed["description"]) == ("hello", "said first")
+    for mask in ("nope", "key"):
+        assert admin.patch(f"{url}?update_mask={mask}", json=body).status_code == 400
+    pool = "/api/v1/pools/etl_pool"
+    resized = admin.patch(pool + "?update_mask=slots", json={"name": "etl_pool", "slots": 9,
+                                                             "description": "x"})  # fmt: skip
+    assert (resized.get_json()["slots"], resized.get_json()["description"]) == (9, "ETL slots")
+    missing = admin.patch(pool + "?update_mask=description", json={"name": "etl_pool", "slots": 1})
+    assert missing.status_code == 400, "a masked field must be in the body, as in Airflow"
+    conn = "/api/v1/connections/db"
+    sent = {"connection_id": "db", "conn_type": "postgres", "host": "h2", "port": 5}
+    moved = admin.patch(conn + "?update_mask=host&update_mask=port", json=sent).get_json()
+    assert (moved["conn_type"], moved["host"], moved["port"]) == ("mysql", "h2", 5)
+    both = admin.patch(conn + "?update_mask=host,schema", json={"host": "h3", "schema": "s"})
+    assert (both.get_json()["host"], both.get_json()["schema"]) == ("h3", "s")
+    assert admin.patch(conn + "?update_mask=connection_id", json=sent).status_code == 400
+
+
+def test_lists_filter_by_update_time_and_runs_by_fields(admin: Api) -> None:
+    runs = "/api/v1/dags/etl/dagRuns"
+    assert admin.get(runs + "?updated_at_gte=2100-01-01T00:00:00Z").get_json()["total_entries"] == 0
+    assert admin.get(runs + "?updated_at_lte=2100-01-01T00:00:00Z").get_json()["total_entries"] == 1
+    tis = runs + "/run1/taskInstances"
+    assert admin.get(tis + "?updated_at_gte=2100-01-01T00:00:00Z").get_json()["total_entries"] == 0
+    assert admin.get(tis + "?updated_at_lte=2100-01-01T00:00:00Z").get_json()["total_entries"] == 3
+    cut = admin.get(runs + "?fields=dag_run_id&fields=state").get_json()
+    assert cut == {"dag_runs": [{"dag_run_id": "run1", "state": "failed"}], "total_entries": 1}
+    assert admin.get(runs + "/run1?fields=state").get_json() == {"state": "failed"}
+    assert admin.get(runs + "/run1?fields=nope").status_code == 400
+    admin.patch("/api/v1/dags/etl", json={"is_paused": True})  # one audit-log entry
+    logs = admin.get("/api/v1/eventLogs").get_json()["total_entries"]
+    assert logs > 0 and admin.get("/api/v1/eventLogs?try_number=1").get_json()["total_entries"] == 0
