@@ -12,8 +12,10 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -168,6 +170,32 @@ def set_password(username: str, password: str, *, session: Session) -> None:
     row.failed_logins = 0
     row.locked_until = None
     session.flush()
+
+
+def update_user(username: str, changes: Mapping[str, Any], *, session: Session) -> UserRecord:
+    """Change what ``changes`` names of a user (``username``, ``email``, ``password``,
+    hashed here, and ``role``); the rest stays. A new password lifts any lockout, as
+    :func:`set_password` does.
+
+    :raises NotFoundError: for an unknown user; :raises AlreadyExistsError: when the new
+        username is taken; :raises UsageError: for an unknown role or an empty username or
+        password.
+    """
+    row = _require(session, username)
+    new_name = changes.get("username", username)
+    if not new_name:
+        raise UsageError("the username must not be empty")
+    if new_name != username and _find(session, new_name) is not None:
+        raise AlreadyExistsError(f"user '{new_name}' exists already")
+    row.username = new_name
+    if "email" in changes:
+        row.email = changes["email"] or None
+    if "role" in changes:
+        row.role = check_role(changes["role"])
+    session.flush()
+    if "password" in changes:
+        set_password(new_name, changes["password"] or "", session=session)
+    return _record(row)
 
 
 def set_role(username: str, role: str, *, session: Session) -> None:

@@ -194,6 +194,7 @@ PERMISSIONS: dict[str, Role] = {
     "api.get_users": Role.ADMIN,
     "api.get_user": Role.ADMIN,
     "api.post_user": Role.ADMIN,
+    "api.patch_user": Role.ADMIN,
     "api.delete_user": Role.ADMIN,
     # roles and permissions, plugins and providers
     "api.get_roles": Role.ADMIN,

@@ -119,6 +119,7 @@ AIRFLOW_PERMISSION: dict[str, Permission] = {
     "users.create": (CREATE, "Users"),
     "api.post_user": (CREATE, "Users"),
     "api.delete_user": (DELETE, "Users"),
+    "api.patch_user": (EDIT, "Users"),
     "users.set_role": (EDIT, "Users"),
     "users.delete": (DELETE, "Users"),
     "api.get_roles": (READ, "Roles"),

@@ -19,11 +19,13 @@ from cluster.web.api.admin_schemas import (
     RoleName,
     User,
     UserCollection,
+    UserPatch,
 )
 from cluster.web.api.lookups import audit_api, paginate
+from cluster.web.api.masks import masked
 from cluster.web.api.operations import Routes
 from cluster.web.api.ordering import order_clauses
-from cluster.web.api.schemas import Ordered
+from cluster.web.api.schemas import Ordered, UpdateMaskQuery
 from cluster.web.context import db_session, require_user
 
 user_routes = Routes("User")
@@ -90,6 +92,28 @@ def post_user(*, body: NewUser) -> User:
         body.username, body.password, role=role, email=body.email or None, session=session
     )
     audit_api("users.create", session=session, user=body.username, role=role)
+    return user_model(record)
+
+
+#: what a PATCH of a user may name (names are accepted and not kept, as on creation)
+USER_FIELDS = frozenset({"username", "password", "email", "first_name", "last_name", "roles"})
+
+
+@user_routes.operation(
+    "/users/<username>", "PATCH", query=UpdateMaskQuery, body=UserPatch, response=User
+)
+def patch_user(username: str, *, query: UpdateMaskQuery, body: UserPatch) -> User:
+    """Change a user as Airflow does: the fields sent (with ``update_mask``, only those it
+    names); a new ``username`` renames (409 when taken), a ``password`` is hashed, and
+    ``roles`` names one of Airflow's roles (an empty list is ``Public``, no role)."""
+    session = db_session()
+    store.get_user(username, session=session)  # 404 first, as Airflow
+    changes = masked(query.update_mask, body.model_dump(exclude_unset=True), updatable=USER_FIELDS)
+    if "roles" in changes:
+        roles = changes.pop("roles") or []
+        changes["role"] = roles[0]["name"] if roles else "Public"
+    record = store.update_user(username, changes, session=session)
+    audit_api("users.update", session=session, user=username, fields=sorted(changes))
     return user_model(record)
 
 

@@ -202,6 +202,18 @@ class NewUser(BaseModel):
     roles: list[RoleName] = Field(default_factory=list, max_length=1)
 
 
+class UserPatch(BaseModel):
+    """Airflow's user body for a PATCH: the fields sent change (with ``update_mask``, only
+    those it names); names are accepted but not kept; read-only fields are ignored."""
+
+    username: str = Field(min_length=1, max_length=256)
+    password: str | None = Field(None, min_length=1, max_length=1000)
+    email: str | None = Field(None, max_length=256)
+    first_name: str | None = None
+    last_name: str | None = None
+    roles: list[RoleName] | None = Field(None, max_length=1)
+
+
 class UserCollection(BaseModel):
     users: list[User]
     total_entries: int

@@ -4,6 +4,7 @@ five roles with the permissions ``/roles`` reports."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -402,3 +403,30 @@ def test_lists_filter_by_update_time_and_runs_by_fields(admin: Api) -> None:
     admin.patch("/api/v1/dags/etl", json={"is_paused": True})  # one audit-log entry
     logs = admin.get("/api/v1/eventLogs").get_json()["total_entries"]
     assert logs > 0 and admin.get("/api/v1/eventLogs?try_number=1").get_json()["total_entries"] == 0
+
+
+def test_admins_change_users_as_airflow(admin: Api, client: FlaskClient) -> None:
+    body = {"username": "fay", "password": "pw-fay-1", "roles": [{"name": "Viewer"}]}
+    assert admin.post("/api/v1/users", json=body).status_code == 200
+    url = "/api/v1/users/fay"
+    sent = {"username": "fay", "email": "fay@example.com", "roles": [{"name": "Op"}]}
+    only_role = admin.patch(url + "?update_mask=roles", json=sent).get_json()
+    assert only_role["roles"] == [{"name": "Op"}] and "email" not in only_role
+    assert admin.patch(url + "?update_mask=password", json=sent).status_code == 400
+    assert admin.patch(url, json=sent | {"roles": [{"name": "Root"}]}).status_code == 400
+    renewed = admin.patch(url, json={"username": "fay", "password": "pw-fay-2"})
+    assert renewed.status_code == 200
+    basic = {"Authorization": "Basic " + base64.b64encode(b"fay:pw-fay-2").decode()}
+    assert client.get("/api/v1/pools", headers=basic).status_code == 200
+    assert admin.patch(url, json={"username": "admin"}).status_code == 409
+    renamed = admin.patch(url, json={"username": "gus", "roles": []}).get_json()
+    assert renamed["username"] == "gus" and renamed["roles"] == [{"name": "Public"}]
+    assert admin.get(url).status_code == 404
+    assert admin.patch("/api/v1/users/nobody", json={"username": "x"}).status_code == 404
+
+
+def test_only_admins_change_users(
+    client: FlaskClient, tokens: dict[str, str], seeded: None
+) -> None:
+    op = Api(client, tokens["Op"])
+    assert op.patch("/api/v1/users/op", json={"username": "op"}).status_code == 403

@@ -51,7 +51,6 @@ NOT_SERVED = {
     "post_role": "roles are Airflow's five fixed roles",
     "patch_role": "roles are Airflow's five fixed roles",
     "delete_role": "roles are Airflow's five fixed roles",
-    "patch_user": "change a role or password with `tradewind users` or the Users page",
     "reparse_dag_file": "the DAG processor rereads changed files itself",
     "get_extra_links": "Tradewind has no operator extra links",
     "get_task_instance_dependencies": "dependency explanations are not recorded",
