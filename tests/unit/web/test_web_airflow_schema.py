@@ -43,6 +43,14 @@ V1 = Path(__file__).parents[2] / "fixtures" / "airflow" / "v1.yaml"
 #: generated requests per operation: ~65 operations stay well under two minutes
 EXAMPLES = 12
 
+#: why an instance does not run is not served (see ``NOT_SERVED``)
+DEPENDENCIES = (
+    "the policy decides from snapshots only the scheduler loads (previous-run states, "
+    "mapped lengths, pool and DAG loads; the webserver may not import the scheduler) and "
+    "select_to_queue keeps no reason for an instance passed over: an answer would need "
+    "a second copy of that loading and of the queueing rules"
+)
+
 #: Airflow operations Tradewind does not serve, and why (the README lists them too)
 NOT_SERVED = {
     "get_config": "the configuration holds secrets (Fernet key, metastore URL)",
@@ -53,8 +61,8 @@ NOT_SERVED = {
     "delete_role": "roles are Airflow's five fixed roles",
     "reparse_dag_file": "the DAG processor rereads changed files itself",
     "get_extra_links": "Tradewind has no operator extra links",
-    "get_task_instance_dependencies": "dependency explanations are not recorded",
-    "get_mapped_task_instance_dependencies": "dependency explanations are not recorded",
+    "get_task_instance_dependencies": DEPENDENCIES,
+    "get_mapped_task_instance_dependencies": DEPENDENCIES,
 }
 
 #: path parameters naming what :func:`web_harness.seed` creates
