@@ -13,6 +13,8 @@ from cluster.states import FINISHED, DagRunState, TaskState
 
 _LEAF_FAILED = frozenset({TaskState.FAILED, TaskState.UPSTREAM_FAILED})
 _LEAF_SUCCEEDED = frozenset({TaskState.SUCCESS, TaskState.SKIPPED})
+#: states an instance stays in until the scheduler or a user moves it
+_SETTLED = FINISHED | {TaskState.NONE}
 
 
 def run_state(dag: SerializedDag, ti_states: Mapping[Any, TaskState]) -> DagRunState | None:
@@ -31,6 +33,12 @@ def run_state(dag: SerializedDag, ti_states: Mapping[Any, TaskState]) -> DagRunS
     :param ti_states: by task id, or by ``(task_id, map_index)`` for mapped instances.
     """
     tasks = dag.tasks
+    for key, state in ti_states.items():
+        # an instance of the DAG that is scheduled, queued, running or waits for a retry
+        # will move by itself (see can_progress): the run goes on. Found before the dicts
+        # below are built, so a running run of 1,000 mapped instances costs a short scan
+        if state not in _SETTLED and (key if key.__class__ is str else key[0]) in tasks:
+            return None
     known = {
         k: s
         for k, s in ti_states.items()

@@ -140,10 +140,8 @@ def decide_run(
         task = dag.tasks[task_id]
         if -1 not in current and needs_expansion(dag, task_id):
             _revise(context, task, current, decision)
-        for map_index in sorted(current):
+        for map_index in sorted(m for m, i in current.items() if i.state in WAITING):
             instance = current[map_index]
-            if instance.state not in WAITING:
-                continue
             change = _decide_one(task, instance, context)
             if isinstance(change, Expansion):
                 decision.expansions.append(change)
@@ -215,9 +213,10 @@ def _revise(
     its length now says: new indexes are added (``none``, decided below with the others)
     and waiting ones past the length are ``removed``. Only once the trigger rule is met,
     as in Airflow: before, a cleared producer's length is still the old one."""
-    waiting = next((i for _, i in sorted(current.items()) if i.state in WAITING), None)
-    if waiting is None:
+    first = min((m for m, i in current.items() if i.state in WAITING), default=None)
+    if first is None:
         return
+    waiting = current[first]
     states_of = _states_of(context, task.task_id, waiting.map_index)
     counts = UpstreamCounts.of(s for u in task.upstream_task_ids for s in states_of(u))
     if _verdict(context.dag, task, counts, states_of)[0] is not Verdict.RUN:

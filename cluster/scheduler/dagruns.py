@@ -33,6 +33,7 @@ from cluster.scheduler.dagcache import DagCache
 from cluster.scheduler.expansion import (
     initial_rows,
     load_lengths,
+    load_summarized,
     task_ids_of,
     wants_lengths,
     write_expansions,
@@ -260,12 +261,12 @@ def _advance(
     settled_check = not mapped and len(dag.tasks) >= SETTLED_CHECK_TASKS
     if settled_check and _settled(session, dags, dag, run.run_id):
         return 0
-    instances = _load_instances(session, dag.dag_id, run.run_id)
+    instances = _load_run(session, dag, run.run_id)
     present = task_ids_of(instances) if mapped else instances
     missing = [t for t in dag.tasks if t not in present]
     if missing:
         _create_instances(session, dag, weights, run.run_id, missing)
-        instances = _load_instances(session, dag.dag_id, run.run_id)
+        instances = _load_run(session, dag, run.run_id)
     changed = _remove_vanished(session, dag, run.run_id, instances)
     previous = _previous_states(session, dag, run) if _uses_past(dag) else None
     for _ in range(len(dag.tasks) + 1):
@@ -403,6 +404,14 @@ def _settled(session: Session, dags: DagCache, dag: SerializedDag, run_id: str) 
     if connection.execute(_ANY_IN, {**params, "states": _WAITING}).first() is not None:
         return False
     return connection.execute(_ANY_IN, {**params, "states": _ACTIVE}).first() is not None
+
+
+def _load_run(
+    session: Session, dag: SerializedDag, run_id: str
+) -> dict[InstanceKey, InstanceSnapshot]:
+    """The run's instances for the policy: a mapped task's finished ones counted in SQL."""
+    summarized = load_summarized(session, dag, run_id) if dag.has_mapping else None
+    return _load_instances(session, dag.dag_id, run_id) if summarized is None else summarized
 
 
 def _load_instances(

@@ -7,19 +7,44 @@ Nothing here runs for a DAG without mapped tasks (``SerializedDag.has_mapping``)
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from itertools import islice
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask
 from cluster.metastore.models import TASK_INSTANCE, TASK_MAP, XCOM
-from cluster.policy.changes import Expansion, InstanceKey, Revision, instance_key
+from cluster.policy.changes import Expansion, InstanceKey, Revision, instance_key, key_of
 from cluster.policy.mapping import initial_map_indexes, needs_expansion, producers
 from cluster.policy.readiness import WAITING, InstanceSnapshot
-from cluster.states import FINISHED, TaskState
+from cluster.states import FINISHED, UNFINISHED, TaskState
 
+_TI = TASK_INSTANCE.c
+_RUN = (_TI.dag_id == bindparam("dag_id"), _TI.run_id == bindparam("run_id"))
+#: every instance of the run but the finished expanded ones of ``counted`` tasks
+_LIVE_ROWS = select(_TI.task_id, _TI.map_index, _TI.state, _TI.next_try_at).where(
+    *_RUN,
+    or_(
+        _TI.state.in_(sorted(str(s) for s in UNFINISHED)),
+        _TI.map_index < 0,
+        _TI.task_id.not_in(bindparam("counted", expanding=True)),
+    ),
+)
+#: those finished expanded instances, counted by task and state (with their top index)
+_FINISHED_COUNTS = (
+    select(_TI.task_id, _TI.state, func.count(), func.max(_TI.map_index))
+    .where(
+        *_RUN,
+        _TI.state.in_(sorted(str(s) for s in FINISHED)),
+        _TI.map_index >= 0,
+        _TI.task_id.in_(bindparam("counted", expanding=True)),
+    )
+    .group_by(_TI.task_id, _TI.state)
+)
+_STATES = {str(s): s for s in TaskState}
 _PUSHED_LENGTHS = select(TASK_MAP.c.task_id, TASK_MAP.c.length).where(
     TASK_MAP.c.dag_id == bindparam("dag_id"),
     TASK_MAP.c.run_id == bindparam("run_id"),
@@ -181,6 +206,55 @@ def write_revisions(
             connection.execute(_STALE_XCOMS, {**params, "map_indexes": list(revision.removed)})
     if rows:
         connection.execute(insert(TASK_INSTANCE), rows)
+
+
+def load_summarized(
+    session: Session, dag: SerializedDag, run_id: str
+) -> dict[InstanceKey, InstanceSnapshot] | None:
+    """The run's instances as the policy needs them, without a row per finished instance
+    of a mapped task: those are counted in SQL (``None``: load every row instead).
+
+    A run of a task mapped 1,000 times was read whole at every iteration, and each row
+    costs the loop about as much as deciding it (the driver decodes it in Python); most
+    of them are finished, and of those the policy reads only how many are in which
+    state. Which index holds which finished state matters inside mapped task groups
+    (whose tasks keep a row each) and nowhere else: the counted instances are given the
+    map indexes no live instance holds, in any order (the policy never decides a
+    finished instance, and counts them per task). Map indexes are always
+    ``0..n-1`` (expansions and revisions fill the range, removed ones keep their row);
+    a task whose are not is read row by row.
+    """
+    counted = sorted(
+        t
+        for t, task in dag.tasks.items()
+        if task.mapping is not None and t not in dag.mapped_groups
+    )
+    if not counted:
+        return None
+    params = {"dag_id": dag.dag_id, "run_id": run_id, "counted": counted}
+    connection = session.connection()
+    instances: dict[InstanceKey, InstanceSnapshot] = {}
+    live: dict[str, set[int]] = defaultdict(set)
+    for task_id, map_index, state, ready_at in connection.execute(_LIVE_ROWS, params):
+        instances[key_of(task_id, map_index)] = InstanceSnapshot(
+            task_id, _STATES[state], ready_at, map_index
+        )
+        live[task_id].add(map_index)
+    finished: dict[str, list[tuple[TaskState, int]]] = defaultdict(list)
+    top: dict[str, int] = {}
+    for task_id, state, count, highest in connection.execute(_FINISHED_COUNTS, params):
+        finished[task_id].append((_STATES[state], count))
+        top[task_id] = max(top.get(task_id, -1), highest)
+    for task_id, counts in finished.items():
+        own = {i for i in live[task_id] if i >= 0}
+        total = sum(n for _, n in counts) + len(own)
+        if max(top[task_id], *own, -1) != total - 1:
+            return None
+        free = iter(sorted(set(range(total)) - own))
+        for state, count in counts:
+            for map_index in islice(free, count):
+                instances[(task_id, map_index)] = InstanceSnapshot(task_id, state, None, map_index)
+    return instances
 
 
 def task_ids_of(instances: Mapping[InstanceKey, InstanceSnapshot]) -> set[str]:
