@@ -52,17 +52,24 @@ COUNT = (
 )
 
 
-def _ordered(counts: dict[str, int]) -> list[tuple[str, int]]:
-    rank = {state: i for i, state in enumerate(STATE_ORDER)}
-    return sorted(counts.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0]))
+#: badge strings kept per process: a page's hundred rows mostly repeat a few counts
+COUNTS_HTML_CACHE = 1024
+_RANK = {state: i for i, state in enumerate(STATE_ORDER)}
 
 
 def counts_html(counts: dict[str, int], what: str) -> str:
-    """Badges ``7 success``, ``1 failed``: a number, a colour, and the state in words."""
+    """Badges ``7 success``, ``1 failed``: a number, a colour, and the state in words.
+
+    Built once per distinct counts: formatting and escaping them anew was two thirds
+    of a reused DAGs page's CPU (a hundred latest runs on every request)."""
+    return _badges(tuple(sorted(counts.items())), what)
+
+
+@lru_cache(maxsize=COUNTS_HTML_CACHE)
+def _badges(counts: tuple[tuple[str, int], ...], what: str) -> str:
+    ordered = sorted(counts, key=lambda item: (_RANK.get(item[0], len(_RANK)), item[0]))
     return "".join(
-        COUNT.format(state=escape(state), n=n, what=escape(what))
-        for state, n in _ordered(counts)
-        if n
+        COUNT.format(state=escape(state), n=n, what=escape(what)) for state, n in ordered if n
     )
 
 
@@ -95,7 +102,8 @@ def latest_task_counts(
     for start in range(0, len(latest), COUNT_CHUNK):
         chunk = latest[start : start + COUNT_CHUNK]
         params = {f"run_{i}": run_pk for i, (_, run_pk) in enumerate(chunk)}
-        for dag_id, state, n in execute(session, counts_statement(len(chunk)), params):
+        # all(): one fetch, not a fetchone per row (a third of this function's time)
+        for dag_id, state, n in execute(session, counts_statement(len(chunk)), params).all():
             found.setdefault(dag_id, {})[state or "none"] = int(n)
     return found
 
