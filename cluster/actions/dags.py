@@ -33,6 +33,7 @@ def trigger(
     run_id: str | None = None,
     logical_date: datetime | None = None,
     now: datetime | None = None,
+    data_interval: tuple[datetime, datetime] | None = None,
 ) -> DagRun:
     """Create a manual run (state ``queued``) with validated params, like ``airflow dags trigger``.
 
@@ -49,13 +50,15 @@ def trigger(
     _check_run_id(run_id)
     if session.scalar(select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)):
         raise AlreadyExistsError(f"DAG run '{run_id}' of '{dag_id}' already exists")
-    interval = timetable_from_dict(dag.timetable).infer_manual_data_interval(run_after=when)
+    start, end = data_interval or _manual_interval(dag.timetable, when)
+    if start.tzinfo is None or end.tzinfo is None or start > end:
+        raise UsageError("the data interval needs a time zone and a start not after its end")
     run = DagRun(
         dag_id=dag_id,
         run_id=run_id,
         logical_date=when,
-        data_interval_start=interval.start,
-        data_interval_end=interval.end,
+        data_interval_start=start,
+        data_interval_end=end,
         run_type="manual",
         state=DagRunState.QUEUED,
         conf=checked,
@@ -71,6 +74,11 @@ def trigger(
         extra={"conf": checked},
     )
     return run
+
+
+def _manual_interval(timetable: dict[str, Any], when: datetime) -> tuple[datetime, datetime]:
+    interval = timetable_from_dict(timetable).infer_manual_data_interval(run_after=when)
+    return interval.start, interval.end
 
 
 def _check_run_id(run_id: str) -> None:

@@ -172,10 +172,12 @@ def post_dag_run(dag_id: str, *, body: TriggerDagRun) -> DagRun:
     """Trigger a run: it is created ``queued`` and the scheduler starts it.
 
     ``conf`` is checked against the DAG's params (400 when it breaks them); a taken
-    ``dag_run_id`` is a 409.
+    ``dag_run_id`` is a 409. ``data_interval_start`` and ``data_interval_end`` given
+    together set the run's data interval (else the timetable infers it), as in Airflow.
     """
     session = db_session()
     require_dag(session, dag_id)
+    start, end = body.data_interval_start, body.data_interval_end
     run = actions.trigger(
         session,
         dag_id,
@@ -184,6 +186,7 @@ def post_dag_run(dag_id: str, *, body: TriggerDagRun) -> DagRun:
         run_id=body.dag_run_id,
         logical_date=trigger_logical_date(body),
         now=web_context().clock(),
+        data_interval=(start, end) if start is not None and end is not None else None,
     )
     if body.note:
         run.note = body.note

@@ -188,6 +188,8 @@ class TriggerDagRun(Body):
     logical_date: AwareDatetime | None = None
     execution_date: AwareDatetime | None = Field(None, description="Airflow 2's logical_date.")
     note: str | None = Field(None, max_length=1000, description="A note on the new run.")
+    data_interval_start: AwareDatetime | None = Field(None, description="With the end, as Airflow.")
+    data_interval_end: AwareDatetime | None = Field(None, description="Else the timetable's.")
     conf: dict[str, Any] | None = Field(None, description="Run parameters, checked by the DAG.")
 
 

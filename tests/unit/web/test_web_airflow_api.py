@@ -430,3 +430,15 @@ def test_only_admins_change_users(
 ) -> None:
     op = Api(client, tokens["Op"])
     assert op.patch("/api/v1/users/op", json={"username": "op"}).status_code == 403
+
+
+def test_a_triggered_run_takes_the_data_interval_given(admin: Api) -> None:
+    url = "/api/v1/dags/etl/dagRuns"
+    start, end = "2024-03-01T00:00:00Z", "2024-03-02T00:00:00Z"
+    body = {"dag_run_id": "windowed", "data_interval_start": start, "data_interval_end": end}
+    run = admin.post(url, json=body).get_json()
+    assert (run["data_interval_start"], run["data_interval_end"]) == (start, end)
+    half = admin.post(url, json={"dag_run_id": "half", "data_interval_start": start}).get_json()
+    assert half["data_interval_start"] != start, "one bound alone is ignored, as in Airflow"
+    backwards = {"dag_run_id": "back", "data_interval_start": end, "data_interval_end": start}
+    assert admin.post(url, json=backwards).status_code == 400

@@ -144,6 +144,43 @@ def test_every_query_parameter_airflow_declares_is_read() -> None:
     assert sum(map(len, declared_query_parameters().values())) > 100
 
 
+def writable_fields(document: dict[str, Any], schema: dict[str, Any]) -> set[str]:
+    """The properties of a request body's schema that are not read-only (``allOf`` merged)."""
+    schema = resolved(document, schema)
+    found = set().union(*(writable_fields(document, part) for part in schema.get("allOf", [])))
+    properties = schema.get("properties", {}).items()
+    return found | {
+        name for name, spec in properties if not resolved(document, spec).get("readOnly")
+    }
+
+
+def resolved(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema``, or the component its ``$ref`` names."""
+    if "$ref" not in schema:
+        return schema
+    found: dict[str, Any] = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return found
+
+
+def test_every_writable_body_field_airflow_declares_is_accepted() -> None:
+    """Request bodies refuse unknown fields (400), so a field Airflow's document lets a
+    client send must be one the body model knows (or the model must ignore extras)."""
+    document = yaml.load(V1.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    ours = {(op.method.upper(), _path(op.rule)[0]): op for op in all_operations()}
+    refused = {}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            op = ours.get((method.upper(), path))
+            if op is None or op.body is None or "requestBody" not in operation:
+                continue
+            schema = operation["requestBody"]["content"]["application/json"]["schema"]
+            known = {field.alias or name for name, field in op.body.model_fields.items()}
+            missing = writable_fields(document, schema) - known
+            if missing and op.body.model_config.get("extra") == "forbid":
+                refused[operation["operationId"]] = sorted(missing)
+    assert refused == {}
+
+
 @dataclass(frozen=True)
 class Target:
     schema: Any
