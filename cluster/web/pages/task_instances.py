@@ -261,7 +261,8 @@ def clear(dag_id: str, dag_run_id: str, task_id: str) -> BaseResponse | str:
 
 @bp.route(_TASK + "/mark", methods=["GET", "POST"])
 def mark(dag_id: str, dag_run_id: str, task_id: str) -> BaseResponse | str:
-    """Mark this task instance ``?state=success`` or ``failed`` (a running try is stopped)."""
+    """Mark this task instance ``?state=success`` or ``failed`` (a running try is stopped);
+    failed instances downstream are cleared so the run resumes, as Airflow's marking."""
     session = db_session()
     row = require_task_instance(session, dag_id, dag_run_id, task_id)
     name = request.values.get("state", "")
@@ -272,7 +273,8 @@ def mark(dag_id: str, dag_run_id: str, task_id: str) -> BaseResponse | str:
         return render_template(
             "confirm.html",
             title=f"Mark {task_id} {name}?",
-            message=f"{task_id} in run {dag_run_id} is {row.state}; it will be marked {name}.",
+            message=f"{task_id} in run {dag_run_id} is {row.state}; it will be marked {name}, "
+            "and failed instances downstream cleared so the run resumes.",
             items=[],
             action=url_for(
                 "task_instances.mark", dag_id=dag_id, dag_run_id=dag_run_id, task_id=task_id
@@ -282,12 +284,13 @@ def mark(dag_id: str, dag_run_id: str, task_id: str) -> BaseResponse | str:
             danger=name == "failed",
             cancel=here,
         )
-    actions.mark(
+    actions.set_task_instances_state(
         session,
-        dag_id,
-        dag_run_id,
+        actions.load_dag(session, dag_id),
+        [dag_run_id],
         {task_id},
         MARKABLE[name],
+        origin=task_id,
         actor=web_actor(),
         now=web_context().clock(),
     )

@@ -107,6 +107,7 @@ def test_marking_a_task_instance(
     assert states(factory)["transform"] == "failed"
     assert user.post(f"{TI}/transform/mark", {"state": "success"}).status_code == 302
     assert states(factory)["transform"] == "success"
+    assert states(factory)["load"] == "none", "the failed downstream is cleared, as Airflow"
     assert user.post(f"{TI}/transform/mark", {"state": "running"}).status_code == 400
 
 
