@@ -12,7 +12,7 @@ import click
 
 from cluster.cli.output import emit, output_option
 from cluster.cli.settings_app import SettingsApp, pass_settings_app
-from cluster.dagfiles.serialized import SerializedDag
+from cluster.dagfiles.serialized import DagSummary, summary_from_json
 from cluster.metastore.status_reads import DagListing, active_dags
 
 
@@ -24,20 +24,20 @@ def list_dags(app: SettingsApp, output: str) -> None:
     with app.reader() as reader:
         rows = active_dags(reader)
     emit(
-        [_dag_row(dag, SerializedDag.from_json(dag.serialized)) for dag in rows],
+        [_dag_row(dag, summary_from_json(dag.serialized)) for dag in rows],
         output,
         columns=["dag_id", "fileloc", "owners", "is_paused", "schedule", "task_count"],
     )
 
 
-def _dag_row(dag: DagListing, serialized: SerializedDag) -> dict[str, Any]:
+def _dag_row(dag: DagListing, serialized: DagSummary) -> dict[str, Any]:
     return {
         "dag_id": dag.dag_id,
         "fileloc": dag.fileloc,
         "owners": dag.owners,
         "is_paused": dag.is_paused,
         "schedule": serialized.schedule,
-        "task_count": len(serialized.tasks),
+        "task_count": serialized.task_count,
         "tags": list(serialized.tags),
         "next_dagrun": dag.next_dagrun,
     }

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from cluster.dagfiles.serialize import serialize_dag
-from cluster.dagfiles.serialized import SerializedDag
+from cluster.dagfiles.serialized import DagSummary, SerializedDag, summary_from_json
 from cluster.sdk.dag import DAG
 
 REPO = pathlib.Path(__file__).parents[3]
@@ -39,6 +39,20 @@ def test_round_trip_is_byte_identical(path: pathlib.Path, load_dags: Loader) -> 
     for dag in load_dags(path):
         text = serialize_dag(dag).to_json()
         assert SerializedDag.from_json(text).to_json() == text
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_the_listing_summary_is_what_the_whole_form_says(
+    path: pathlib.Path, load_dags: Loader
+) -> None:
+    """``tradewind dags list`` reads a summary without building the tasks: same values."""
+    for dag in load_dags(path):
+        text = serialize_dag(dag).to_json()
+        whole = SerializedDag.from_json(text)
+        assert summary_from_json(text) == DagSummary(
+            schedule=whole.schedule, task_count=len(whole.tasks), tags=whole.tags
+        )
+        assert summary_from_json(text).task_count == len(dag.task_ids) > 0
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
