@@ -11,6 +11,13 @@ that cost most. It never asserts on time.
     python bench/loop.py --db sqlite --profile 25
     python bench/loop.py --db sqlite --shapes fanout_1000_python,fanout_10000
     python bench/loop.py --db sqlite --idle-dataset-dags 500 --half-ready
+    python bench/loop.py --db sqlite --shapes fanout_1000_python,fanout_10000 --buckets 5
+    python bench/loop.py --db mariadb --shapes fanout_10000 --buckets 5 --rows
+
+``--buckets N`` prints each shape's per-iteration CPU by N buckets of finished tasks
+(flat when an iteration's cost does not grow with the run's size); ``--rows`` adds the
+metastore's work per iteration (bench/loop_growth.py says what is counted; it costs CPU,
+so take CPU figures from a run without it).
 
 ``--idle-dataset-dags N`` adds N consumers scheduled on ``Dataset(a_i) & Dataset(b)`` that
 no task produces, and first prints the CPU of an iteration with nothing to do, once every
@@ -38,6 +45,7 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Metastore, databases_from, metastore
+from loop_growth import Growth, WorkCounter
 
 from cluster import actions
 from cluster.config import load_settings
@@ -147,6 +155,8 @@ for i in range(@COUNT@):
              start_date=datetime(2024, 1, 1)):
         EmptyOperator(task_id="consume")
 """
+#: the tries of each shape (the buckets of --buckets split them)
+SIZES = {"chain_50": 50, "fanout_1000_python": 1000, "fanout_10000": 10000, "map_1000_reduce": 1002}
 #: idle iterations measured
 IDLE_ITERATIONS = 300
 
@@ -159,6 +169,8 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions")
     parser.add_argument("--idle-dataset-dags", type=int, default=None, help="dataset consumers")
     parser.add_argument("--half-ready", action="store_true", help="queue one of their datasets")
+    parser.add_argument("--buckets", type=int, default=0, help="per-iteration CPU by N buckets")
+    parser.add_argument("--rows", action="store_true", help="with --buckets: metastore work too")
     args = parser.parse_args()
     for db in databases_from(args.db):
         with (
@@ -170,7 +182,16 @@ def main() -> None:
                 if args.idle_dataset_dags is not None
                 else None
             )
-            bench(store, Path(tmp), args.shapes.split(","), args.parallelism, args.profile, idle)
+            growth = (args.buckets, args.rows) if args.buckets > 0 else None
+            bench(
+                store,
+                Path(tmp),
+                args.shapes.split(","),
+                args.parallelism,
+                args.profile,
+                idle,
+                growth,
+            )
 
 
 def bench(
@@ -180,6 +201,7 @@ def bench(
     parallelism: int,
     profile: int,
     idle: tuple[int, bool] | None = None,
+    growth: tuple[int, bool] | None = None,
 ) -> None:
     (base / "dags").mkdir()
     (base / "dags" / "shapes.py").write_text(DAG_FILE)
@@ -195,6 +217,7 @@ def bench(
         },
     )
     sessions = store.sessions()
+    counter = WorkCounter(sessions.kw["bind"]) if growth and growth[1] else None
     processor = DagProcessor(
         folders=[base / "dags"], sessions=sessions, timeout=60.0, paused_at_creation=False
     )
@@ -220,12 +243,15 @@ def bench(
         profiler = cProfile.Profile() if profile else None
         executor.tasks = 0
         iterations = 0
+        buckets = Growth(SIZES.get(shape, 1000), growth[0], counter) if growth else None
         times, wall = os.times(), time.perf_counter()
         if profiler:
             profiler.enable()
         while run_state(sessions, shape, run_id) not in FINISHED_RUN_STATES:
             loop.run_once()
             iterations += 1
+            if buckets:
+                buckets.iterated(executor.tasks)
         if profiler:
             profiler.disable()
         after, wall = os.times(), time.perf_counter() - wall
@@ -235,6 +261,8 @@ def bench(
             f"{shape:<22}{tasks:>7}{iterations:>12}{(user + system) * 1000 / tasks:>13.2f}"
             f"{user * 1000 / tasks:>9.2f}{system * 1000 / tasks:>9.2f}{wall:>9.2f}"
         )
+        if buckets:
+            buckets.print(shape)
         if profiler and os.environ.get("BENCH_PROFILE_FILE"):
             profiler.dump_stats(f"{os.environ['BENCH_PROFILE_FILE']}.{shape}")
         if profiler:
