@@ -77,13 +77,17 @@ def run_row(run: dict[str, Any], note: str | None) -> dict[str, Any]:
     }
 
 
-def instance_row(ti: dict[str, Any], note: str | None) -> dict[str, Any]:
-    """Tradewind's ``task_instance`` row for Airflow's ``ti`` (unfinished → ``none``)."""
+def instance_row(
+    ti: dict[str, Any], note: str | None, run_date: datetime | None = None
+) -> dict[str, Any]:
+    """Tradewind's ``task_instance`` row for Airflow's ``ti`` (unfinished → ``none``);
+    ``run_date`` is its run's logical date (the scheduler's queueing order)."""
     state = ti["state"] if ti["state"] in KEPT else "none"
     end = utc(ti.get("end_date"))
     return {
         "dag_id": ti["dag_id"],
         "run_id": ti["run_id"],
+        "run_logical_date": run_date,
         "task_id": ti["task_id"],
         "map_index": ti["map_index"],
         "try_number": max(ti["try_number"] or 0, 0),
@@ -194,9 +198,12 @@ def copy_runs(
         "task_instance_history"
     ) else None  # fmt: skip
     fails = [] if history is not None else source.rows("task_fail", **where)
+    dates = {r["run_id"]: utc(r["execution_date"]) for r in runs}
     rows = {
         "dag_runs": [run_row(r, run_notes.get(r["id"])) for r in runs],
-        "task_instances": [instance_row(ti, ti_notes.get(key_of(ti))) for ti in instances],
+        "task_instances": [
+            instance_row(ti, ti_notes.get(key_of(ti)), dates.get(ti["run_id"])) for ti in instances
+        ],
         "tries": try_rows(instances, history, fails),
         "task_maps": [_task_map(row) for row in source.rows("task_map", **where)],
         "xcoms": _xcoms(source, where, report) if include_xcom else [],

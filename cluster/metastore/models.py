@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    desc,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -170,6 +171,8 @@ class TaskInstance(Base):
         Index("idx_ti_state_heartbeat_at", "state", "heartbeat_at"),
         Index("idx_ti_state_trigger_timeout", "state", "trigger_timeout"),
         Index("idx_task_instance_trigger_id", "trigger_id"),
+        # the queueing read walks this in its order and stops at its limit (migration 0010)
+        Index("idx_ti_state_priority", "state", desc("priority_weight"), "run_logical_date"),
         MYSQL_TABLE_ARGS,
     )
 
@@ -177,6 +180,9 @@ class TaskInstance(Base):
     run_id: Mapped[str] = mapped_column(string_id(), primary_key=True)
     task_id: Mapped[str] = mapped_column(string_id(), primary_key=True)
     map_index: Mapped[int] = mapped_column(Integer, primary_key=True, default=-1)
+    #: the run's logical date, copied when the row is made (a run's never changes): ties
+    #: on priority go to the oldest run, and the order is then all on this table's index
+    run_logical_date: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     try_number: Mapped[int] = mapped_column(Integer, default=0)
     max_tries: Mapped[int] = mapped_column(Integer, default=0)
     state: Mapped[str] = mapped_column(String(20), default="none", server_default="none")

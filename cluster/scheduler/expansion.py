@@ -20,6 +20,7 @@ from cluster.metastore.models import TASK_INSTANCE, TASK_MAP, XCOM
 from cluster.policy.changes import Expansion, InstanceKey, Revision, instance_key, key_of
 from cluster.policy.mapping import initial_map_indexes, needs_expansion, producers
 from cluster.policy.readiness import WAITING, InstanceSnapshot
+from cluster.policy.runs import RunSnapshot
 from cluster.states import FINISHED, UNFINISHED, TaskState
 
 _TI = TASK_INSTANCE.c
@@ -82,12 +83,13 @@ _TO_FIRST_INDEX = (
 
 
 def instance_row(
-    dag_id: str, run_id: str, task: SerializedTask, weight: int, map_index: int
+    dag_id: str, run: RunSnapshot, task: SerializedTask, weight: int, map_index: int
 ) -> dict[str, Any]:
-    """A new ``none`` instance of ``task``."""
+    """A new ``none`` instance of ``task`` (with its run's date: the queueing order)."""
     return {
         "dag_id": dag_id,
-        "run_id": run_id,
+        "run_id": run.run_id,
+        "run_logical_date": run.logical_date,
         "task_id": task.task_id,
         "map_index": map_index,
         "try_number": 0,
@@ -102,7 +104,7 @@ def instance_row(
 
 
 def initial_rows(
-    dag: SerializedDag, weights: Mapping[str, int], run_id: str, task_ids: Iterable[str]
+    dag: SerializedDag, weights: Mapping[str, int], run: RunSnapshot, task_ids: Iterable[str]
 ) -> list[dict[str, Any]]:
     """The rows a run starts with: one per task, or ``0..n-1`` for a literal mapping."""
     rows: list[dict[str, Any]] = []
@@ -110,8 +112,25 @@ def initial_rows(
         task = dag.tasks[task_id]
         weight = weights.get(task_id, task.priority_weight)
         indexes = initial_map_indexes(dag, task_id) if dag.has_mapping else (-1,)
-        rows.extend(instance_row(dag.dag_id, run_id, task, weight, i) for i in indexes)
+        rows.extend(instance_row(dag.dag_id, run, task, weight, i) for i in indexes)
     return rows
+
+
+def create_instances(
+    session: Session,
+    dag: SerializedDag,
+    weights: Mapping[str, int],
+    run: RunSnapshot,
+    task_ids: Iterable[str],
+) -> None:
+    """Insert the initial rows of those of ``task_ids`` the run has no instance of."""
+    present = select(TASK_INSTANCE.c.task_id).where(
+        TASK_INSTANCE.c.dag_id == dag.dag_id, TASK_INSTANCE.c.run_id == run.run_id
+    )
+    existing = set(session.scalars(present))
+    rows = initial_rows(dag, weights, run, (t for t in task_ids if t not in existing))
+    if rows:
+        session.execute(insert(TASK_INSTANCE), rows)
 
 
 def wants_lengths(dag: SerializedDag, instances: Mapping[InstanceKey, InstanceSnapshot]) -> bool:
@@ -162,7 +181,7 @@ def write_expansions(
     session: Session,
     dag: SerializedDag,
     weights: Mapping[str, int],
-    run_id: str,
+    run: RunSnapshot,
     expansions: list[Expansion],
 ) -> set[str]:
     """Expand each placeholder: it becomes index 0 (compare-and-set on ``none``), the
@@ -171,14 +190,12 @@ def write_expansions(
     done: set[str] = set()
     connection = session.connection()
     for expansion in expansions:
-        params = {"k_dag_id": dag.dag_id, "k_run_id": run_id, "k_task_id": expansion.task_id}
+        params = {"k_dag_id": dag.dag_id, "k_run_id": run.run_id, "k_task_id": expansion.task_id}
         if connection.execute(_TO_FIRST_INDEX, params).rowcount != 1:
             continue
         task = dag.tasks[expansion.task_id]
         weight = weights.get(task.task_id, task.priority_weight)
-        rows = [
-            instance_row(dag.dag_id, run_id, task, weight, i) for i in range(1, expansion.count)
-        ]
+        rows = [instance_row(dag.dag_id, run, task, weight, i) for i in range(1, expansion.count)]
         if rows:
             connection.execute(insert(TASK_INSTANCE), rows)
         done.add(expansion.task_id)
@@ -189,7 +206,7 @@ def write_revisions(
     session: Session,
     dag: SerializedDag,
     weights: Mapping[str, int],
-    run_id: str,
+    run: RunSnapshot,
     revisions: list[Revision],
 ) -> None:
     """Insert the ``none`` instances revised mapped tasks gained, and delete the XComs
@@ -200,9 +217,9 @@ def write_revisions(
     for revision in revisions:
         task = dag.tasks[revision.task_id]
         weight = weights.get(task.task_id, task.priority_weight)
-        rows.extend(instance_row(dag.dag_id, run_id, task, weight, i) for i in revision.added)
+        rows.extend(instance_row(dag.dag_id, run, task, weight, i) for i in revision.added)
         if revision.removed:
-            params = {"dag_id": dag.dag_id, "run_id": run_id, "task_id": task.task_id}
+            params = {"dag_id": dag.dag_id, "run_id": run.run_id, "task_id": task.task_id}
             connection.execute(_STALE_XCOMS, {**params, "map_indexes": list(revision.removed)})
     if rows:
         connection.execute(insert(TASK_INSTANCE), rows)

@@ -6,8 +6,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -16,7 +14,7 @@ from cluster.metastore.cleanup import clean
 from cluster.metastore.connections import ConnectionRecord, add_connection, get_connection
 from cluster.metastore.engine import SessionFactory, transaction
 from cluster.metastore.migrate import check, migrate
-from cluster.metastore.models import Base, DagRun, TaskInstance, XCom
+from cluster.metastore.models import DagRun, TaskInstance, XCom
 from cluster.metastore.pools import get_pool
 from cluster.metastore.secrets import make_fernet, rotate_fernet_key
 from cluster.metastore.transitions import (
@@ -28,6 +26,7 @@ from cluster.metastore.transitions import (
 from cluster.metastore.triggers import Deferral, defer_try, fail, fire, load
 from cluster.metastore.users import authenticate, create_user
 from cluster.states import DagRunState, TaskState
+from tests.schema import schema_differences
 
 T0 = datetime(2025, 3, 30, 1, 59, 59, 999999, tzinfo=UTC)
 
@@ -36,10 +35,7 @@ def test_schema_matches_models_after_two_migrations(metastore_engine: Engine) ->
     migrate(metastore_engine)
     check(metastore_engine)
     with metastore_engine.connect() as connection:
-        context = MigrationContext.configure(
-            connection, opts={"compare_type": True, "compare_server_default": True}
-        )
-        assert compare_metadata(context, Base.metadata) == []
+        assert schema_differences(connection) == []
 
 
 def test_default_pool_and_timestamps(session_factory: SessionFactory) -> None:

@@ -10,8 +10,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session
 
@@ -25,10 +23,11 @@ from cluster.metastore.engine import (
     wait_for_metastore,
 )
 from cluster.metastore.migrate import check, migrate
-from cluster.metastore.models import Base, DagRun, SlotPool, TaskInstance
+from cluster.metastore.models import DagRun, SlotPool, TaskInstance
 from cluster.metastore.transitions import TaskKey, set_task_state
 from cluster.states import TaskState
 from tests.databases import DatabaseServer
+from tests.schema import check_run_date_migration, schema_differences
 
 #: per server: (isolation and encoding query, their expected values, a short lock wait)
 SESSION_FACTS = {
@@ -67,11 +66,20 @@ def test_migrate_is_idempotent_and_matches_the_models(engine: Engine) -> None:
     check(engine)
     query, expected, _ = SESSION_FACTS[engine.dialect.name]
     with engine.connect() as connection:
-        context = MigrationContext.configure(
-            connection, opts={"compare_type": True, "compare_server_default": True}
-        )
-        assert compare_metadata(context, Base.metadata) == []
+        assert schema_differences(connection) == []
         assert tuple(connection.execute(text(query)).one()) == expected
+
+
+def test_the_run_date_migration_fills_existing_rows_and_goes_down(
+    database_server: DatabaseServer,
+) -> None:
+    name = f"tw_{uuid.uuid4().hex[:12]}"
+    engine = create_engine_for(MetastoreSettings(url=database_server.create_database(name)))
+    try:
+        check_run_date_migration(engine)
+    finally:
+        engine.dispose()
+        database_server.drop_database(name)
 
 
 def test_ids_are_case_sensitive_and_keep_unicode(factory: SessionFactory) -> None:

@@ -6,8 +6,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
@@ -23,7 +21,8 @@ from cluster.metastore.migrate import (
     reset,
     wait_for_schema,
 )
-from cluster.metastore.models import Base, DagRun, TaskInstance
+from cluster.metastore.models import DagRun, TaskInstance
+from tests.schema import check_run_date_migration, schema_differences
 
 NOW = datetime(2025, 1, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
@@ -53,10 +52,11 @@ def test_reset_empties_every_table(metastore_engine: Engine, session: Session) -
 
 def test_schema_matches_the_models(metastore_engine: Engine) -> None:
     with metastore_engine.connect() as connection:
-        context = MigrationContext.configure(
-            connection, opts={"compare_type": True, "compare_server_default": True}
-        )
-        assert compare_metadata(context, Base.metadata) == []
+        assert schema_differences(connection) == []
+
+
+def test_the_run_date_migration_fills_existing_rows_and_goes_down(metastore_url: str) -> None:
+    check_run_date_migration(create_engine_for(MetastoreSettings(url=metastore_url)))
 
 
 def test_task_instance_defaults(session: Session) -> None:
