@@ -27,8 +27,12 @@ unit: deps
 integration: deps
 	$(PY) -m pytest -q tests/integration
 
-test: lint
-	$(PY) -m pytest -q tests
+# the cluster tests' node image and wheels download in the background while lint and
+# the other tests run; the cluster tests, which wait for them, run last
+test: deps
+	$(PY) -m tests.cluster.prebuild > $(VENV)/prebuild.log 2>&1 &
+	$(MAKE) --no-print-directory lint
+	$(PY) -m pytest -q tests/unit tests/integration tests/e2e tests/cluster
 
 bench: deps
 	$(PY) bench/run.py

@@ -7,8 +7,7 @@ the package list builds a new image and an unchanged one is reused across runs. 
 takes a few minutes on a clean machine (packages come from the Debian mirror); a lock
 file keeps two test runs from building the same image at once.
 
-Run ``python -m tests.cluster.nspawn_image`` to build (or find) the image ahead of a
-test run; it prints the path and how long the build took.
+``make test`` builds it ahead of the cluster tests (see :mod:`tests.cluster.prebuild`).
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -126,17 +124,3 @@ def build(target: Path, log: Path) -> None:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
         raise ImageError(f"mmdebstrap exited {done.returncode}:\n{tail}")
     scratch.rename(target)
-
-
-def main() -> None:
-    log = cache_root() / "build.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    path, seconds = ensure_image(log)
-    print(f"{path} ({'cached' if not seconds else f'built in {seconds:.0f} s'})")
-
-
-if __name__ == "__main__":
-    try:
-        main()
-    except ImageError as exc:
-        sys.exit(str(exc))
