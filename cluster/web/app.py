@@ -33,6 +33,7 @@ from cluster.web.context import (
     commit_request_session,
     rollback_request_session,
 )
+from cluster.web.converters import BoundedIntConverter
 from cluster.web.credentials import CredentialCache
 from cluster.web.csrf import csrf_token
 from cluster.web.headers import add_secure_headers
@@ -64,6 +65,7 @@ def create_app(
     settings = settings or load_settings()
     prepare_user_code(settings)  # a plugin timetable's manual runs are inferred here
     app = Flask(__name__)
+    app.url_map.converters["int"] = BoundedIntConverter
     app.secret_key = require_secret(settings, "webserver.secret_key")
     root_path = urlsplit(settings.webserver.base_url).path.rstrip("/")
     app.config.update(

@@ -36,6 +36,9 @@ from web_harness import Api
         ("POST", "/api/v1/connections", {"connection_id": "c"}, 400),
         ("PATCH", "/api/v1/variables/greeting", {"key": "other", "value": "v"}, 400),
         ("DELETE", "/api/v1/variables/missing", None, 404),
+        # a map index past its maximum matches no rule, whatever the method (it was a 405)
+        ("PATCH", "/api/v1/dags/etl/dagRuns/run1/taskInstances/load/2147483648", {}, 404),
+        ("GET", "/api/v1/dags/etl/dagRuns/run1/taskInstances/load/2147483648", None, 404),
     ],
 )
 def test_bad_input_is_a_json_problem(
