@@ -190,11 +190,17 @@ def monitoring_conf(settings: Settings) -> dict[str, bool]:
     disable_events``).
     With the setting off, neither ``celery inspect`` nor Flower sees the workers.
 
+    The pidbox queues are not exclusive (they still delete themselves, unused for 10 s):
+    an exclusive queue belongs to its connection, and when a broker node stops, a worker
+    that reconnects to another node before the old connection is gone found its own
+    queue locked and died (``RESOURCE_LOCKED``, seen in the broker-node-loss test).
+
     ``task-sent`` events stay off: the scheduler would publish and confirm a second
     message per dispatch, and Flower lists a task from ``task-received`` on anyway.
     """
     return {
         "worker_enable_remote_control": settings.celery.worker_remote_control,
+        "control_queue_exclusive": False,
         "worker_send_task_events": False,
         "task_send_sent_event": False,
     }

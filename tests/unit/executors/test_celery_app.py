@@ -31,6 +31,8 @@ def test_remote_control_follows_the_setting(settings: Settings) -> None:
     """On by default, so ``celery inspect`` and Flower see the workers; off on demand."""
     on = build_celery_app(settings.replace("celery", broker_urls=["amqp://h1//"])).conf
     assert on.worker_enable_remote_control is True
+    # a worker that reconnects to another broker node must not find its own pidbox locked
+    assert on.control_queue_exclusive is False and on.control_queue_durable is False
     off_settings = settings.replace(
         "celery", broker_urls=["amqp://h1//"], worker_remote_control=False
     )
