@@ -13,11 +13,10 @@ import getpass
 from collections.abc import Callable
 from typing import Concatenate, ParamSpec, TypeVar
 
-import click
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from cluster.cli.settings_app import SettingsApp
+from cluster.cli.settings_app import SettingsApp, passing
 from cluster.metastore.engine import create_engine_for, make_session_factory
 
 P = ParamSpec("P")
@@ -38,16 +37,7 @@ class App(SettingsApp):
 
 def pass_app(func: Callable[Concatenate[App, P], R]) -> Callable[P, R]:
     """Give a click command the process's :class:`App` as its first argument."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        ctx = click.get_current_context()
-        app = ctx.find_object(App)
-        if app is None:
-            app = ctx.ensure_object(App)
-        return func(app, *args, **kwargs)
-
-    return wrapper
+    return passing(App, func)
 
 
 def os_user() -> str | None:

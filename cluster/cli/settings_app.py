@@ -23,6 +23,7 @@ from cluster.metastore.dbapi import Reader, reading
 
 P = ParamSpec("P")
 R = TypeVar("R")
+AppT = TypeVar("AppT", bound="SettingsApp")
 
 
 class SettingsApp:
@@ -55,13 +56,18 @@ class SettingsApp:
 def pass_settings_app(func: Callable[Concatenate[SettingsApp, P], R]) -> Callable[P, R]:
     """Give a click command the process's :class:`SettingsApp` (or the full
     :class:`cluster.cli.app.App` a caller put in the context) as its first argument."""
+    return passing(SettingsApp, func)
+
+
+def passing(cls: type[AppT], func: Callable[Concatenate[AppT, P], R]) -> Callable[P, R]:
+    """``func`` with the context's object of ``cls`` (created on first use) put first."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         ctx = click.get_current_context()
-        app = ctx.find_object(SettingsApp)
+        app = ctx.find_object(cls)
         if app is None:
-            app = ctx.ensure_object(SettingsApp)
+            app = ctx.ensure_object(cls)
         return func(app, *args, **kwargs)
 
     return wrapper
