@@ -7,6 +7,7 @@ generator of objects with a ``payload``, ``cleanup``), so the runner is tested o
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -39,6 +40,21 @@ class Sleeper:
 
     async def cleanup(self) -> None:
         CLEANED.append(self.name)
+
+
+#: opened by a test thread: every :class:`Gated` trigger fires then
+GATE = threading.Event()
+
+
+class Gated(Sleeper):
+    """Fires ``payload`` once :data:`GATE` is open (it looks every ``seconds``), so a test
+    decides when, instead of a time that a loaded machine may overrun."""
+
+    async def run(self) -> AsyncIterator[Event]:
+        STARTED.append(self.name)
+        while not GATE.is_set():
+            await asyncio.sleep(self.seconds or 0.05)
+        yield Event(self.payload)
 
 
 class Raiser(Sleeper):

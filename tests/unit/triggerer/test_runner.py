@@ -12,8 +12,10 @@ from cluster.triggerer.outcomes import Failed, Fired, Outcome
 from cluster.triggerer.runner import TriggerRunner
 from tests.unit.triggerer.sample_triggers import (
     CLEANED,
+    GATE,
     STARTED,
     Blocker,
+    Gated,
     Raiser,
     Silent,
     Sleeper,
@@ -41,7 +43,7 @@ def outcomes(runner: TriggerRunner, count: int) -> list[Outcome]:
         found.extend(runner.take_outcomes())
         return len(found) >= count
 
-    wait_for(enough, timeout=10, interval=0.01, message=f"{count} outcomes")
+    wait_for(enough, timeout=60, interval=0.01, message=f"{count} outcomes")
     return found
 
 
@@ -90,9 +92,16 @@ def test_an_id_handed_in_twice_runs_once(runner: TriggerRunner) -> None:
 
 
 def test_a_thousand_triggers_wait_together_on_one_loop(runner: TriggerRunner) -> None:
-    for n in range(1000):
-        runner.add(n, Sleeper(0.5, payload=n))
-    wait_for(lambda: len(runner.running()) == 1000, timeout=10, message="1000 running")
+    GATE.clear()
+    try:
+        for n in range(1000):
+            runner.add(n, Gated(payload=n))
+        # all at once: none can fire before the gate opens (a fixed 0.5 s sleep could end
+        # before the last was added on a loaded machine)
+        wait_for(lambda: len(runner.running()) == 1000, timeout=60, message="1000 running")
+        assert runner.take_outcomes() == []
+    finally:
+        GATE.set()
     fired = outcomes(runner, 1000)
     assert sorted(o.trigger_id for o in fired) == list(range(1000))
     assert all(isinstance(o, Fired) and o.payload == o.trigger_id for o in fired)
