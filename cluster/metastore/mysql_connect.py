@@ -1,4 +1,4 @@
-"""PyMySQL connections that share one TLS context per process.
+"""PyMySQL connections that share one TLS context per process and skip idle rollbacks.
 
 Without TLS options in ``metastore.url`` PyMySQL (1.1+) tries TLS opportunistically
 ("preferred": encrypt if the server offers it, verify nothing) and builds a fresh
@@ -7,6 +7,15 @@ Without TLS options in ``metastore.url`` PyMySQL (1.1+) tries TLS opportunistica
 That context never verifies anything, so one per process serves every connection.
 A URL with ``ssl_ca``/``ssl_cert``/``ssl_verify_*`` options keeps PyMySQL's own,
 verifying context per connection.
+
+SQLAlchemy's pool rolls back every connection that comes back to it, even one whose
+transaction has just committed (the ``Connection`` no longer has a transaction to
+close, so the pool cannot tell), and PyMySQL sends that ``ROLLBACK`` to the server: a
+round trip per transaction, a quarter of a chain task's statements. The connection
+here knows whether anything went to the server since its last commit or rollback and
+skips a rollback that has nothing to undo. (The server's own "in transaction" status
+flag cannot say it: MariaDB leaves it clear after a plain ``SELECT``, whose metadata
+locks only a rollback releases.)
 
 This overrides one private method of PyMySQL's ``Connection``; the integration test
 of the MariaDB engine checks that two connections share the context, so a PyMySQL
@@ -33,9 +42,31 @@ _preferred: ssl.SSLContext | None = None
 @functools.cache
 def shared_context_class(base: type) -> type:
     """PyMySQL's connection class ``base``, with the opportunistic-TLS context built once
-    per process (one class per base, so ``isinstance`` checks hold)."""
+    per process and no rollback sent when nothing happened since the transaction ended
+    (one class per base, so ``isinstance`` checks hold)."""
 
     class SharedContextConnection(base):
+        #: nothing was sent since the last commit or rollback (or since connecting)
+        _ended = False
+
+        def query(self, sql: Any, unbuffered: bool = False) -> int:
+            self._ended = False
+            return int(super().query(sql, unbuffered))
+
+        def begin(self) -> None:
+            self._ended = False
+            super().begin()
+
+        def commit(self) -> None:
+            super().commit()
+            self._ended = True
+
+        def rollback(self) -> None:
+            if self._ended:  # the pool's reset after a commit: nothing to undo
+                return
+            super().rollback()
+            self._ended = True
+
         def _create_ssl_ctx(self, sslp: Any) -> ssl.SSLContext:
             if sslp:  # options from the URL: PyMySQL's own, verifying context
                 context: ssl.SSLContext = super()._create_ssl_ctx(sslp)
