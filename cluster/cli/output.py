@@ -6,12 +6,20 @@ written against Airflow's output keep working.
 Rich (tables) and PyYAML are imported by name when their format is chosen, as the lazy
 command groups import a command's module: ``-o json`` and ``-o plain``, which polling
 scripts use, pay for neither (about 0.1 s of CPU together).
+
+Rich draws the table only for a terminal and at most :data:`RICH_ROWS` rows. Measuring
+its layout costs about 1.4 ms of CPU per row (``dags list`` of 1,000 DAGs: 1.7 s, of
+which 0.3 s was the command's own work), and off a terminal it cuts every row to 80
+columns (``/tmp/dags/my_d…``). Otherwise the table is fixed-width text, its columns as
+wide as their widest value and separated as Airflow's ``-o table`` separates them
+(``a | b`` under an ``==+==`` rule), never cut: ``grep`` and ``awk`` see whole values.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -19,6 +27,8 @@ from typing import Any, TypeVar
 import click
 
 FORMATS = ("table", "json", "yaml", "plain")
+#: the most rows rich draws (on a terminal); more are written as fixed-width text
+RICH_ROWS = 100
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,16 +73,35 @@ def _print_table(rows: list[dict[str, Any]], columns: Sequence[str] | None, *, p
         click.echo("No data found")
         return
     cols = list(columns or rows[0].keys())
+    cells = [[_cell(row.get(c)) for c in cols] for row in rows]
     if plain:
-        for row in rows:
-            click.echo("\t".join(_cell(row.get(c)) for c in cols))
-        return
-    table = importlib.import_module("rich.table").Table(
-        *cols, show_lines=False, header_style="bold"
-    )
-    for row in rows:
-        table.add_row(*(_cell(row.get(c)) for c in cols))
-    importlib.import_module("rich.console").Console(soft_wrap=True).print(table)
+        if cells:
+            click.echo("\n".join("\t".join(line) for line in cells))
+    elif len(rows) <= RICH_ROWS and sys.stdout.isatty():
+        table = importlib.import_module("rich.table").Table(
+            *cols, show_lines=False, header_style="bold"
+        )
+        for line in cells:
+            table.add_row(*line)
+        importlib.import_module("rich.console").Console(soft_wrap=True).print(table)
+    else:
+        click.echo(fixed_width(cols, cells))
+
+
+def fixed_width(columns: list[str], cells: list[list[str]]) -> str:
+    """``columns`` over ``cells`` as text: each column as wide as its widest value, a
+    ``|`` between columns and a ``=`` rule under the header; a value's line breaks
+    become spaces, so one row stays one line."""
+    cells = [[value.replace("\n", " ") for value in line] for line in cells]
+    widths = [len(name) for name in columns]
+    for line in cells:
+        widths = [max(width, len(value)) for width, value in zip(widths, line, strict=True)]
+
+    def row(values: list[str]) -> str:
+        return " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+
+    rule = "=+=".join("=" * width for width in widths)
+    return "\n".join([row(columns), rule, *(row(line) for line in cells)])
 
 
 def _cell(value: Any) -> str:

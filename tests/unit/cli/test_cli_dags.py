@@ -45,6 +45,20 @@ def test_list_shows_schedule_and_task_count(ok: Invoke, with_dags: Path) -> None
     ]
 
 
+def test_the_table_piped_is_fixed_width_text_with_whole_values(ok: Invoke, with_dags: Path) -> None:
+    """Off a terminal the table is plain text (rich would cut each row to 80 columns):
+    the header, a rule, one line per DAG, every value whole and the columns aligned."""
+    header, rule, row = ok("dags", "list").stdout.splitlines()
+    fileloc = str(with_dags / "demo.py")
+    width = len(fileloc)
+    assert (
+        header
+        == f"dag_id   | {'fileloc'.ljust(width)} | owners  | is_paused | schedule | task_count"
+    )
+    assert rule == "=+=".join("=" * n for n in (8, width, 7, 9, 8, 10))
+    assert row == f"cli_demo | {fileloc} | airflow | True      | @daily   | 2"
+
+
 def test_import_errors_are_listed(ok: Invoke, with_dags: Path) -> None:
     errors = json.loads(ok("dags", "list-import-errors", "-o", "json").stdout)
     assert [(Path(e["filepath"]).name, e["error"]) for e in errors] == [
