@@ -2,8 +2,9 @@
 
 1. A thousand tasks defer on ``TimeDeltaSensorAsync`` with 4 worker slots: at one
    recorded instant all 1,000 are deferred and none runs or waits in a queue (the slots
-   are free), and then every one succeeds. The triggerer's CPU per trigger and memory
-   per 1,000 triggers are printed (read from /proc; never asserted).
+   are free), and then, once the test opens their gate, every one succeeds. The
+   triggerer's CPU per trigger and memory per 1,000 triggers are printed (read from
+   /proc; never asserted).
 2. Two triggerers; the one holding all 500 triggers is SIGKILLed: the other holds them
    all within 10 s (health timeout 5 s), and once the gate opens every task resumes
    exactly once, as the same try, with its own trigger's event (side effects counted).
@@ -47,20 +48,61 @@ pytestmark = pytest.mark.mariadb
 
 SENSORS = 1000
 SLOTS = 4
-#: the run's logical date is this far ahead: each sensor waits until then plus its delta
-#: (Airflow's TimeDeltaSensorAsync waits for data_interval_end + delta), which leaves 4
-#: slots time to defer all of them before the first fires, even on a loaded machine (it
-#: took 100 s at load 13 on 2 cores; 20-30 s when quiet)
-LEAD = timedelta(seconds=120)
+#: the run's logical date is this far ahead, so no sensor's time comes during the test
+#: (Airflow's TimeDeltaSensorAsync waits for data_interval_end + delta): what ends the
+#: wait is the gate the test opens once all 1,000 are deferred. Deferring them all took
+#: 100 s at load 13 on 2 cores, 20-30 s when quiet; a horizon of 120 s made the test
+#: wait out those 120 s on every run.
+LEAD = timedelta(hours=1)
 DELTA = timedelta(seconds=10)
+#: a TimeDeltaSensorAsync whose DateTimeTrigger also fires when the gate file exists
+#: (plugins folder, on every process's sys.path)
+GATED_TIME = """
+import asyncio
+import os
+from datetime import UTC, datetime
+
+from cluster.sensors.time_delta import TimeDeltaSensorAsync
+from cluster.triggers.base import TriggerEvent
+from cluster.triggers.temporal import DateTimeTrigger
+
+
+class GatedDateTimeTrigger(DateTimeTrigger):
+    def __init__(self, moment, gate, end_from_trigger=False):
+        super().__init__(moment, end_from_trigger=end_from_trigger)
+        self.gate = gate
+
+    def serialize(self):
+        return (
+            "gated_time.GatedDateTimeTrigger",
+            {"moment": self.moment, "gate": self.gate, "end_from_trigger": self.end_from_trigger},
+        )
+
+    async def run(self):
+        while not os.path.exists(self.gate) and datetime.now(UTC) < self.moment:
+            await asyncio.sleep(0.5)
+        yield TriggerEvent(self.moment)
+
+
+class GatedTimeDeltaSensorAsync(TimeDeltaSensorAsync):
+    def __init__(self, *, gate, **kwargs):
+        super().__init__(**kwargs)
+        self.gate = gate
+
+    def defer(self, *, trigger, method_name, kwargs=None, timeout=None):
+        gated = GatedDateTimeTrigger(trigger.moment, self.gate, trigger.end_from_trigger)
+        super().defer(trigger=gated, method_name=method_name, kwargs=kwargs, timeout=timeout)
+"""
 SENSOR_DAG = """
 from datetime import datetime, timedelta
 from cluster.sdk import DAG
-from cluster.sensors.time_delta import TimeDeltaSensorAsync
+from gated_time import GatedTimeDeltaSensorAsync
 
 with DAG("deferred_many", schedule=None, start_date=datetime(2024, 1, 1), max_active_tasks=@N@):
     for n in range(@N@):
-        TimeDeltaSensorAsync(task_id=f"wait_{n:04d}", delta=timedelta(seconds=@DELTA@))
+        GatedTimeDeltaSensorAsync(
+            task_id=f"wait_{n:04d}", delta=timedelta(seconds=@DELTA@), gate=@GATE@
+        )
 """
 
 HANDOVER = 500
@@ -238,13 +280,20 @@ def test_a_thousand_deferred_sensors_free_their_slots_and_all_succeed(
     start_scheduler: StartScheduler,
     start_triggerer: StartTriggerer,
     session_factory: sessionmaker[Session],
+    tradewind_home: Path,
     dags_folder: Path,
+    tmp_path: Path,
 ) -> None:
+    gate = tmp_path / "gate"
+    plugins = tradewind_home / "plugins"
+    plugins.mkdir()
+    (plugins / "gated_time.py").write_text(GATED_TIME)
     write_dag(
         dags_folder / "deferred_many.py",
         SENSOR_DAG,
         n=SENSORS,
         delta=int(DELTA.total_seconds()),
+        gate=repr(str(gate)),
     )
     scheduler = start_scheduler(CORE__PARALLELISM=SLOTS)
     triggerer = start_triggerer()
@@ -260,7 +309,7 @@ def test_a_thousand_deferred_sensors_free_their_slots_and_all_succeed(
 
     at_once = wait_for(
         all_deferred,
-        timeout=LEAD.total_seconds() + DELTA.total_seconds(),
+        timeout=300,
         interval=0.2,
         message=lambda: (
             f"all {SENSORS} deferred at once: "
@@ -278,7 +327,10 @@ def test_a_thousand_deferred_sensors_free_their_slots_and_all_succeed(
         message=lambda: f"the triggerer to hold them all: {held_by(session_factory)}",
     )
     peak = Usage.of(triggerer.pid)
+    # nothing fires before the gate opens: still all deferred
+    assert state_counts(session_factory, "deferred_many", run_id) == {"deferred": SENSORS}
 
+    gate.touch()
     state = wait_for_run(session_factory, "deferred_many", run_id, timeout=300, scheduler=scheduler)
     assert state == "success", state_counts(session_factory, "deferred_many", run_id)
     assert state_counts(session_factory, "deferred_many", run_id) == {"success": SENSORS}
