@@ -13,11 +13,15 @@ that cost most. It never asserts on time.
     python bench/loop.py --db sqlite --idle-dataset-dags 500 --half-ready
     python bench/loop.py --db sqlite --shapes fanout_1000_python,fanout_10000 --buckets 5
     python bench/loop.py --db mariadb --shapes fanout_10000 --buckets 5 --rows
+    python bench/loop.py --db sqlite,mariadb --blocked 5000 [--rows]
 
 ``--buckets N`` prints each shape's per-iteration CPU by N buckets of finished tasks
 (flat when an iteration's cost does not grow with the run's size); ``--rows`` adds the
 metastore's work per iteration (bench/loop_growth.py says what is counted; it costs CPU,
 so take CPU figures from a run without it).
+
+``--blocked N`` measures instead an iteration beside 2 * (N - 1) scheduled tries that
+none may be queued (a full pool, a DAG at its limit): bench/loop_blocked.py.
 
 ``--idle-dataset-dags N`` adds N consumers scheduled on ``Dataset(a_i) & Dataset(b)`` that
 no task produces, and first prints the CPU of an iteration with nothing to do, once every
@@ -45,10 +49,11 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Metastore, databases_from, metastore
+from loop_blocked import bench_blocked
 from loop_growth import Growth, WorkCounter
 
 from cluster import actions
-from cluster.config import load_settings
+from cluster.config import Settings, load_settings
 from cluster.dagfiles.processor import DagProcessor
 from cluster.execution import recording
 from cluster.execution.outcome import TryOutcome
@@ -171,12 +176,20 @@ def main() -> None:
     parser.add_argument("--half-ready", action="store_true", help="queue one of their datasets")
     parser.add_argument("--buckets", type=int, default=0, help="per-iteration CPU by N buckets")
     parser.add_argument("--rows", action="store_true", help="with --buckets: metastore work too")
+    parser.add_argument("--blocked", type=int, default=0, help="tasks per blocked DAG")
     args = parser.parse_args()
     for db in databases_from(args.db):
         with (
             tempfile.TemporaryDirectory(prefix="tw-loop-bench-") as tmp,
             metastore(db, Path(tmp)) as store,
         ):
+            if args.blocked:
+                print(f"{db}:")
+                settings = bench_settings(store, Path(tmp), args.parallelism, 1.0)
+                # the held tries stay queued: never sent again while measured
+                settings = settings.replace("scheduler", queued_timeout=86400.0)
+                bench_blocked(settings, store.sessions(), Path(tmp), args.blocked, args.rows)
+                continue
             idle = (
                 (args.idle_dataset_dags, args.half_ready)
                 if args.idle_dataset_dags is not None
@@ -207,15 +220,7 @@ def bench(
     (base / "dags" / "shapes.py").write_text(DAG_FILE)
     if idle is not None:
         (base / "dags" / "idle.py").write_text(IDLE_DAGS.replace("@COUNT@", str(idle[0])))
-    settings = load_settings(
-        env={},
-        home=base,
-        overrides={
-            "core": {"fernet_key": Fernet.generate_key().decode(), "parallelism": parallelism},
-            "metastore": {"url": store.url},
-            "scheduler": {"poll_interval": 0.0 if idle is not None else 1.0},
-        },
-    )
+    settings = bench_settings(store, base, parallelism, 0.0 if idle is not None else 1.0)
     sessions = store.sessions()
     counter = WorkCounter(sessions.kw["bind"]) if growth and growth[1] else None
     processor = DagProcessor(
@@ -269,6 +274,18 @@ def bench(
             pstats.Stats(profiler).sort_stats(
                 os.environ.get("BENCH_SORT", "cumulative")
             ).print_stats(profile)
+
+
+def bench_settings(store: Metastore, base: Path, parallelism: int, poll: float) -> Settings:
+    return load_settings(
+        env={},
+        home=base,
+        overrides={
+            "core": {"fernet_key": Fernet.generate_key().decode(), "parallelism": parallelism},
+            "metastore": {"url": store.url},
+            "scheduler": {"poll_interval": poll},
+        },
+    )
 
 
 def idle_iterations(

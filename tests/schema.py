@@ -2,7 +2,7 @@
 
 Alembic's comparison reads the database's indexes through SQLAlchemy's reflection,
 which on SQLite and MariaDB does not report an index column's sort order: an index
-with a ``DESC`` column (``idx_ti_state_priority``, migration 0010) then shows as one
+with a ``DESC`` column (``idx_ti_state_pool_priority``, migration 0011) then shows as one
 index to remove and one to add although the two are the same. Such a pair is checked
 here against what the database itself says of each column (``PRAGMA index_xinfo``,
 ``information_schema.STATISTICS``) and dropped only when the columns and their order
@@ -94,7 +94,7 @@ def check_run_date_migration(engine: Engine) -> None:
             ),
             [{"run_id": "old"}, {"run_id": "new"}],
         )
-    migrate(engine)
+    migrate(engine, to="0010")
     with engine.connect() as connection:
         dates = dict(connection.execute(select(TI.c.run_id, TI.c.run_logical_date)).all())
         assert dates == {"old": OLD, "new": NEW}
@@ -107,4 +107,20 @@ def check_run_date_migration(engine: Engine) -> None:
         ti = inspect(connection)
         assert "run_logical_date" not in {c["name"] for c in ti.get_columns("task_instance")}
         assert "idx_ti_state_priority" not in {i["name"] for i in ti.get_indexes("task_instance")}
+    migrate(engine)
+    check_pool_priority_migration(engine)
+
+
+def check_pool_priority_migration(engine: Engine) -> None:
+    """Migration 0011 on ``engine`` (at the head): the pool-ordered index replaces the two
+    it covers; downgraded to 0010 they come back; upgraded again, the head's indexes."""
+    replaced = {"idx_ti_state_priority", "idx_ti_state_pool"}
+    with engine.connect() as connection:
+        names = {i["name"] for i in inspect(connection).get_indexes("task_instance")}
+    assert "idx_ti_state_pool_priority" in names and not names & replaced, names
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0010")
+    with engine.connect() as connection:
+        names = {i["name"] for i in inspect(connection).get_indexes("task_instance")}
+    assert "idx_ti_state_pool_priority" not in names and replaced <= names, names
     migrate(engine)

@@ -166,13 +166,20 @@ class TaskInstance(Base):
             ondelete="CASCADE",
         ),
         Index("idx_ti_dag_run_state", "dag_id", "run_id", "state"),
-        Index("idx_ti_state_pool", "state", "pool"),
         Index("idx_ti_state_queued_at", "state", "queued_at"),
         Index("idx_ti_state_heartbeat_at", "state", "heartbeat_at"),
         Index("idx_ti_state_trigger_timeout", "state", "trigger_timeout"),
         Index("idx_task_instance_trigger_id", "trigger_id"),
-        # the queueing read walks this in its order and stops at its limit (migration 0010)
-        Index("idx_ti_state_priority", "state", desc("priority_weight"), "run_logical_date"),
+        # the queueing read walks each open pool's tries in its order and stops at its
+        # limit; DAGs at their limit are passed over on the index (migrations 0010, 0011)
+        Index(
+            "idx_ti_state_pool_priority",
+            "state",
+            "pool",
+            desc("priority_weight"),
+            "run_logical_date",
+            "dag_id",
+        ),
         MYSQL_TABLE_ARGS,
     )
 

@@ -3,9 +3,10 @@
 Occupancy (pools, per DAG, global) is counted from ``queued`` and ``running`` rows, so
 it is exact whichever scheduler or worker moved them. The move sets the next try
 number; the message carries it, and the runner's claim only accepts that number.
-Only the best-weighted scheduled instances are read (a few times the free slots), so
-a run of 1,000 ready tasks costs a bounded query per iteration; when that whole batch
-is blocked by full pools or DAGs, the rest is read too.
+Only the best-weighted scheduled instances that could be queued are read (a few times
+the free slots), pool by pool: a full pool's tries and those of a DAG at its
+``max_active_tasks`` are passed over in the database, as Airflow's starved pools and
+DAGs are, so a blocked backlog of 10,000 tries costs an iteration nothing of its own.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, union_all
 from sqlalchemy.orm import Session
 
 from cluster.executors.base import Dispatch
@@ -55,13 +56,16 @@ def queue_ready(
     free = parallelism - occupied
     if executor_free is not None:
         free = min(free, executor_free)
-    if free <= 0:
+    readable = _readable_pools(pools)
+    if free <= 0 or not readable:
         return []
+    starved = _starved_dags(session, dags, by_dag)
     limit = max(4 * free, MIN_CANDIDATES)
-    rows = _scheduled(session, limit)
+    rows = _scheduled(session, limit, pools=readable, starved=starved)
     decision = _decide(session, dags, rows, pools, by_dag, free, now)
     if not decision.to_queue and len(rows) == limit:
-        rows = _scheduled(session, None)
+        # only tries needing more slots than their pool has left: look further down
+        rows = _scheduled(session, None, pools=readable, starved=starved)
         decision = _decide(session, dags, rows, pools, by_dag, free, now)
     for unrunnable in decision.never_fits:
         _fail_unrunnable(session, unrunnable.candidate, unrunnable.reason, now)
@@ -70,36 +74,86 @@ def queue_ready(
     return _move_to_queued(session, dags, chosen, now=now, epoch=epoch)
 
 
-def _scheduled_query(*, limited: bool) -> Any:
-    """The scheduled tries, best first: highest weight, ties to the oldest run (Airflow's
-    order). The run's date is on the row (migration 0010), so the database walks
-    ``idx_ti_state_priority`` in this order and stops at the limit: an iteration reads
-    what it may queue, not the whole backlog (sorting all 10,000 of a fan-out each time
-    made its iterations cost in proportion to what was left)."""
+def _readable_pools(pools: dict[str, PoolSnapshot]) -> list[str]:
+    """The pools whose scheduled tries are read: those with a free slot, and those of no
+    slots at all (every try there can never run and is failed).
+
+    A full pool's tries cannot be queued now, so they are not read (Airflow's starved
+    pools); one too big for its pool is failed once the pool has a free slot. A pool
+    missing from ``slot_pool`` is not read either: its tries wait for it, as in Airflow.
+    """
+    return sorted(name for name, pool in pools.items() if pool.free > 0 or pool.slots == 0)
+
+
+def _starved_dags(session: Session, dags: DagCache, by_dag: dict[str, int]) -> list[str]:
+    """The DAGs at their ``max_active_tasks``: none of their tries can be queued now."""
+    starved = []
+    for dag_id, active in by_dag.items():
+        dag = dags.get(session, dag_id)
+        if dag is not None and active >= dag.max_active_tasks:
+            starved.append(dag_id)
+    return sorted(starved)
+
+
+_COLUMNS = (
+    TASK_INSTANCE.c.dag_id,
+    TASK_INSTANCE.c.run_id,
+    TASK_INSTANCE.c.task_id,
+    TASK_INSTANCE.c.map_index,
+    TASK_INSTANCE.c.try_number,
+    TASK_INSTANCE.c.priority_weight,
+    TASK_INSTANCE.c.pool,
+    TASK_INSTANCE.c.pool_slots,
+    TASK_INSTANCE.c.queue,
+    TASK_INSTANCE.c.run_logical_date.label("run_date"),
+)
+
+
+def _pool_query(pool: Any) -> Any:
+    """One pool's scheduled tries outside the starved DAGs, best first: highest weight,
+    ties to the oldest run (Airflow's order). ``idx_ti_state_pool_priority`` holds them
+    in this order with the DAG id (migration 0011), so the database walks it, passes
+    over a starved DAG's tries on the index and stops at the limit."""
     ti = TASK_INSTANCE.c
-    query = (
-        select(
-            ti.dag_id,
-            ti.run_id,
-            ti.task_id,
-            ti.map_index,
-            ti.try_number,
-            ti.priority_weight,
-            ti.pool,
-            ti.pool_slots,
-            ti.queue,
-            ti.run_logical_date.label("run_date"),
-        )
-        .where(ti.state == TaskState.SCHEDULED)
+    return (
+        select(*_COLUMNS)
+        .where(ti.state == TaskState.SCHEDULED, ti.pool == pool)
+        .where(ti.dag_id.not_in(bindparam("starved", expanding=True)))
         .order_by(ti.priority_weight.desc(), ti.run_logical_date)
     )
-    return query.limit(bindparam("limit")) if limited else query
 
 
-# the loop's queries run many times a second: built once, in Core (the ORM's execution
-# path costs more than these queries), they cost only their execution
-_SCHEDULED_FIRST = _scheduled_query(limited=True)
-_SCHEDULED_ALL = _scheduled_query(limited=False)
+def _scheduled_query(pools: int) -> Any:
+    """The best ``:limit`` scheduled tries of ``pools`` pools (``:pool_0`` …): each
+    pool's best ``:limit`` read on the index, then the best of those (a sort of at most
+    ``pools * limit`` rows, never of the backlog)."""
+    if pools == 1:
+        return _pool_query(bindparam("pool_0")).limit(bindparam("limit"))
+    parts = [
+        _pool_query(bindparam(f"pool_{i}")).limit(bindparam("limit")).subquery()
+        for i in range(pools)
+    ]
+    best = union_all(*(select(*part.c) for part in parts)).subquery()
+    return (
+        select(*best.c)
+        .order_by(best.c.priority_weight.desc(), best.c.run_date)
+        .limit(bindparam("limit"))
+    )
+
+
+#: the loop's queries run many times a second: built once (per number of pools), in
+#: Core (the ORM's execution path costs more than these queries), they cost only their
+#: execution
+_SCHEDULED_BY_POOLS: dict[int, Any] = {}
+_SCHEDULED_ALL = (
+    select(*_COLUMNS)
+    .where(
+        TASK_INSTANCE.c.state == TaskState.SCHEDULED,
+        TASK_INSTANCE.c.pool.in_(bindparam("pools", expanding=True)),
+        TASK_INSTANCE.c.dag_id.not_in(bindparam("starved", expanding=True)),
+    )
+    .order_by(TASK_INSTANCE.c.priority_weight.desc(), TASK_INSTANCE.c.run_logical_date)
+)
 _OCCUPANCY = (
     select(
         TASK_INSTANCE.c.dag_id,
@@ -113,11 +167,26 @@ _OCCUPANCY = (
 _POOLS = select(SlotPool.pool, SlotPool.slots)
 
 
-def _scheduled(session: Session, limit: int | None) -> Sequence[Any]:
+def scheduled_statement(pools: int) -> Any:
+    """The statement reading ``pools`` pools' best tries (cached: compiled once)."""
+    statement = _SCHEDULED_BY_POOLS.get(pools)
+    if statement is None:
+        statement = _SCHEDULED_BY_POOLS[pools] = _scheduled_query(pools)
+    return statement
+
+
+def _scheduled(
+    session: Session, limit: int | None, *, pools: Sequence[str], starved: Sequence[str] = ()
+) -> Sequence[Any]:
+    """The best ``limit`` scheduled tries of ``pools`` outside the ``starved`` DAGs, in
+    queueing order (``None``: all of them)."""
     connection = session.connection()
     if limit is None:
-        return connection.execute(_SCHEDULED_ALL).all()
-    return connection.execute(_SCHEDULED_FIRST, {"limit": limit}).all()
+        params: dict[str, Any] = {"pools": list(pools), "starved": list(starved)}
+        return connection.execute(_SCHEDULED_ALL, params).all()
+    params = {f"pool_{i}": pool for i, pool in enumerate(pools)}
+    params.update(limit=limit, starved=list(starved))
+    return connection.execute(scheduled_statement(len(pools)), params).all()
 
 
 def _decide(

@@ -26,7 +26,7 @@ from cluster.metastore.models import DagRun
 
 # private names: these are the very statements the loop runs many times a second
 from cluster.scheduler.dagruns import _ACTIVE_RUNS, _ANY_IN, _COUNT, _INSTANCES, _WAITING
-from cluster.scheduler.queueing import _OCCUPANCY, _SCHEDULED_FIRST
+from cluster.scheduler.queueing import _OCCUPANCY, scheduled_statement
 from cluster.web.pages.recent_runs import window_statement
 
 pytestmark = pytest.mark.postgres
@@ -172,7 +172,14 @@ def hot_queries() -> dict[str, tuple[Any, dict[str, Any]]]:
     window = {f"dag_id_{i}": f"dag{i}" for i in range(20)}
     window.update({f"cutoff_{i}": now - timedelta(days=3) for i in range(20)})
     return {
-        "scheduled": (_SCHEDULED_FIRST, {"limit": 32}),
+        "scheduled": (
+            scheduled_statement(1),
+            {"pool_0": "default_pool", "limit": 32, "starved": ["dag1"]},
+        ),
+        "scheduled in two pools": (
+            scheduled_statement(2),
+            {"pool_0": "default_pool", "pool_1": "other", "limit": 32, "starved": []},
+        ),
         "occupancy": (_OCCUPANCY, {}),
         "active runs": (_ACTIVE_RUNS, {}),
         "run size": (_COUNT, run),

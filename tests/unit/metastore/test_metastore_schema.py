@@ -100,7 +100,9 @@ def test_deleting_a_run_cascades_to_its_task_instances(session: Session) -> None
 
 
 HOT_QUERIES = {
-    "idx_ti_state_pool": "SELECT * FROM task_instance WHERE state IN ('scheduled') AND pool = 'p'",
+    "idx_ti_state_pool_priority": (
+        "SELECT * FROM task_instance WHERE state IN ('scheduled') AND pool = 'p'"
+    ),
     "idx_ti_state_queued_at": (
         "SELECT * FROM task_instance WHERE state = 'queued' AND queued_at < '2025-01-01'"
     ),

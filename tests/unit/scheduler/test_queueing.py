@@ -12,7 +12,12 @@ from cluster.dagfiles.serialized import SerializedDag, SerializedTask
 from cluster.metastore.models import Dag, DagRun, SerializedDagRow, TaskInstance
 from cluster.scheduler.dagcache import DagCache
 from cluster.scheduler.dagruns import step_active_runs
-from cluster.scheduler.queueing import _SCHEDULED_FIRST, _move_to_queued, _scheduled, queue_ready
+from cluster.scheduler.queueing import (
+    _move_to_queued,
+    _scheduled,
+    queue_ready,
+    scheduled_statement,
+)
 
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
 
@@ -84,7 +89,7 @@ def test_an_instance_cleared_meanwhile_is_not_dispatched(
     with session_factory.begin() as session:
         _seed(session, ["a", "b"])
     with session_factory.begin() as session:
-        rows = list(_scheduled(session, None))
+        rows = list(_scheduled(session, None, pools=["default_pool"]))
         session.execute(
             update(TaskInstance).where(TaskInstance.task_id == "b").values(state="none")
         )
@@ -121,7 +126,7 @@ def test_the_best_weight_goes_first_and_ties_go_to_the_oldest_run(
             ],
         )  # fmt: skip
     with session_factory.begin() as session:
-        rows = [(r.task_id, r.run_id) for r in _scheduled(session, 3)]
+        rows = [(r.task_id, r.run_id) for r in _scheduled(session, 3, pools=["default_pool"])]
     assert rows == [("heavy", "older"), ("heavy", "newer"), ("light", "older")]
 
 
@@ -136,9 +141,9 @@ PLANS = {
 def test_the_scheduled_read_walks_an_index_and_sorts_nothing(
     session_factory: sessionmaker[Session],
 ) -> None:
-    """With a 2,000-try backlog beside as much history, the database reads the tries in
-    the queueing order from ``idx_ti_state_priority`` and stops at the limit: no sort
-    of the backlog (before migration 0010 every iteration sorted all of it)."""
+    """With a 2,000-try backlog beside as much history, the database reads a pool's tries
+    in the queueing order from ``idx_ti_state_pool_priority`` and stops at the limit: no
+    sort of the backlog (before migration 0010 every iteration sorted all of it)."""
     with session_factory.begin() as session:
         _seed(session, [f"t{i}" for i in range(2000)])
         session.execute(
@@ -149,8 +154,9 @@ def test_the_scheduled_read_walks_an_index_and_sorts_nothing(
     with session_factory() as session:
         explain, analyze, sort = PLANS[session.get_bind().dialect.name]
         session.execute(text(analyze))
-        plan = explained(session, explain, _SCHEDULED_FIRST, {"limit": 32})
-    assert "idx_ti_state_priority" in plan and sort not in plan, plan
+        params = {"pool_0": "default_pool", "limit": 32, "starved": ["other"]}
+        plan = explained(session, explain, scheduled_statement(1), params)
+    assert "idx_ti_state_pool_priority" in plan and sort not in plan, plan
 
 
 def explained(session: Session, explain: str, statement: Any, params: dict[str, Any]) -> str:
