@@ -53,6 +53,9 @@ class WebContext:
     dag_list_views: ViewCache[bytes] = field(default_factory=ViewCache)
     #: the DAGs page's table by filters and role (:mod:`cluster.web.pages.dags`)
     dags_page_views: ViewCache[Any] = field(default_factory=ViewCache)
+    #: the grid's rows per DAG (:class:`cluster.web.grid_shape.GridShape`), reused while
+    #: its fingerprint is unchanged; a 10,000-task DAG's take about 5 MB, hence few
+    grid_shapes: ViewCache[Any] = field(default_factory=lambda: ViewCache(max_entries=16))
     _fernet: MultiFernet | None = field(default=None, repr=False)
 
     def fernet(self) -> MultiFernet:

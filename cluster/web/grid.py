@@ -9,6 +9,7 @@ instances (the most urgent state wins) with their count.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -162,7 +163,7 @@ def bar_fraction(duration: float | None, scale: float) -> float:
 
 
 def load_grid(
-    session: Session, dag_id: str, task_ids: list[str], *, limit: int = GRID_RUNS
+    session: Session, dag_id: str, task_ids: Sequence[str], *, limit: int = GRID_RUNS
 ) -> Grid:
     """The grid of ``dag_id``'s latest ``limit`` runs; tasks missing from ``task_ids``
     (removed from the DAG since) follow at the end."""
@@ -180,54 +181,54 @@ def load_grid(
         .limit(limit)
     ).all()
     runs = [GridRun(*row) for row in reversed(rows)]
-    counts, mapped_keys = _count_instances(session, dag_id, [r.run_id for r in runs])
+    states, mapped = _load_states(session, dag_id, [r.run_id for r in runs])
     known = set(task_ids)
-    extra = sorted({task_id for task_id, _ in counts if task_id not in known})
-    return Grid(
-        runs=runs,
-        task_ids=[*task_ids, *extra],
-        states={key: most_urgent(by_state) for key, by_state in counts.items()},
-        mapped={key: counts[key] for key in mapped_keys},
-    )
+    extra = sorted({task_id for task_id, _ in states if task_id not in known})
+    return Grid(runs=runs, task_ids=[*task_ids, *extra], states=states, mapped=mapped)
 
 
-def _count_instances(
+def _load_states(
     session: Session, dag_id: str, run_ids: list[str]
-) -> tuple[dict[tuple[str, str], dict[str, int]], set[tuple[str, str]]]:
-    """``(task_id, run_id) → {state: count}``, and the cells of mapped tasks.
+) -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], dict[str, int]]]:
+    """``(task_id, run_id) → state`` of every cell, and of mapped tasks' cells
+    ``(task_id, run_id) → {state: count}``.
 
-    Unmapped instances come one row each with three columns, mapped ones counted by
-    state (``GROUP BY``): on MySQL the driver decodes every value in Python, so for
-    5,000 cells the columns read cost more than the query. Core execution, rows
-    fetched at once: the ORM's row handling cost more still.
+    Unmapped instances come one row each with three columns and go into the dict as
+    they come (a 10,000-task run is 10,000 cells: no work per cell beyond that);
+    mapped ones are counted by state (``GROUP BY``): on MySQL the driver decodes every
+    value in Python, so the columns read cost more than the query. Core execution,
+    rows fetched at once: the ORM's row handling cost more still.
     """
-    counts: dict[tuple[str, str], dict[str, int]] = {}
-    mapped_keys: set[tuple[str, str]] = set()
     if not run_ids:
-        return counts, mapped_keys
+        return {}, {}
     ti = TaskInstance
     in_runs = (ti.dag_id == dag_id, ti.run_id.in_(run_ids))
     connection = session.connection()
     plain = connection.execute(
         select(ti.task_id, ti.run_id, ti.state).where(*in_runs, ti.map_index < 0)
     ).all()
-    for task_id, run_id, state in plain:
-        counts[(task_id, run_id)] = {state: 1}
+    states = {(task_id, run_id): state for task_id, run_id, state in plain}
     # grouped in the order of idx_ti_dag_run_state (dag_id, run_id, state; the key's
     # task_id follows): MariaDB then counts along that index alone, in order, where
     # (task_id, run_id, state) read every row and sorted them in a temporary table
     # (25 runs of a task mapped 1,000 times: about 40 instead of 70-90 ms)
-    mapped = connection.execute(
+    grouped = connection.execute(
         select(ti.task_id, ti.run_id, ti.state, func.count())
         .where(*in_runs, ti.map_index >= 0)
         .group_by(ti.run_id, ti.state, ti.task_id)
     ).all()
-    for task_id, run_id, state, count in mapped:
+    mapped: dict[tuple[str, str], dict[str, int]] = {}
+    for task_id, run_id, state, count in grouped:
         key = (task_id, run_id)
-        by_state = counts.setdefault(key, {})
+        by_state = mapped.get(key)
+        if by_state is None:
+            # an unmapped instance of the same task counts with the mapped ones
+            plain_state = states.get(key)
+            by_state = mapped[key] = {} if plain_state is None else {plain_state: 1}
         by_state[state] = by_state.get(state, 0) + count
-        mapped_keys.add(key)
-    return counts, mapped_keys
+    for key, by_state in mapped.items():
+        states[key] = most_urgent(by_state)
+    return states, mapped
 
 
 def most_urgent(states: Any) -> str:

@@ -14,11 +14,11 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from cluster.dagfiles.serialized import SerializedDag
 from cluster.web.grid import MARKS, Grid, GridRun, bar_fraction, longest, summary_text
-from cluster.web.grid_rows import GridRow, grid_rows, group_states
+from cluster.web.grid_rows import group_states
+from cluster.web.grid_shape import GridShape, RowHtml, extra_rows
 from cluster.web.pages.formatting import duration, when
-from cluster.web.pages.paths import PathPattern, quote_segment
+from cluster.web.pages.paths import PathPattern
 
 #: the tallest run bar, in pixels
 BAR_HEIGHT = 48
@@ -46,16 +46,23 @@ class GridView:
     bar_height: int = BAR_HEIGHT
 
 
-def build_view(dag_id: str, dag: SerializedDag | None, grid: Grid, now: datetime) -> GridView:
+def build_view(dag_id: str, shape: GridShape, grid: Grid, now: datetime) -> GridView:
     """The grid page's runs and rows for ``grid`` (see the module's docstring)."""
-    rows = grid_rows(dag, grid.task_ids)
+    rows = all_rows(shape, grid)
     run_ids = [run.run_id for run in grid.runs]
-    groups = group_states(rows, grid.states, run_ids)
+    groups = group_states([r.row for r in rows], grid.states, run_ids)
     return GridView(
         runs=_run_views(grid, now, PathPattern("runs.show", "dag_run_id", dag_id=dag_id)),
         body=rows_html(dag_id, rows, grid, groups),
         active=grid.active,
     )
+
+
+def all_rows(shape: GridShape, grid: Grid) -> list[RowHtml]:
+    """The shape's rows, then those of tasks the DAG no longer has (``grid`` puts them
+    after the DAG's own)."""
+    extra = grid.task_ids[len(shape.task_ids) :]
+    return [*shape.rows, *extra_rows(extra)] if extra else list(shape.rows)
 
 
 def _run_views(grid: Grid, now: datetime, link: PathPattern) -> list[RunView]:
@@ -87,49 +94,55 @@ def run_label(run: GridRun, spent: float | None) -> str:
 
 
 def rows_html(
-    dag_id: str, rows: list[GridRow], grid: Grid, groups: dict[str, dict[str, str]]
+    dag_id: str, rows: list[RowHtml], grid: Grid, groups: dict[str, dict[str, str]]
 ) -> Markup:
     """The body rows as one string: written here rather than by a template loop, which
     passes each of some 40,000 pieces up through every template block around it.
 
     A cell links to ``task_instances.show``, whose path is the run's (``runs.show``)
     plus ``/tasks/<task_id>``: quoting each run and task once, not per cell, halves the
-    time of the page.
+    time of the page. Each row's own pieces come ready from its :class:`RowHtml`.
     """
     run_ids = [run.run_id for run in grid.runs]
     run_link = PathPattern("runs.show", "dag_run_id", dag_id=dag_id)
     columns = [(run_id, str(escape(run_id)), run_link(run_id) + "/tasks/") for run_id in run_ids]
+    states, mapped = grid.states, grid.mapped
     out: list[str] = []
-    for row in rows:
-        depth = f'<th class="task depth-{row.depth}" scope="row"'
-        within = escape(" ".join(row.groups))
-        if row.is_group:
-            out.append(_group_row(row, depth, within, columns, groups.get(row.row_id, {})))
+    for prepared in rows:
+        if prepared.row.is_group:
+            out.append(_group_row(prepared, columns, groups.get(prepared.row.row_id, {})))
             continue
-        task_id = row.row_id
-        task = escape(task_id)
-        segment = quote_segment(task_id)
-        title = f' title="{escape(row.title)}"' if row.title else ""
-        mark = _ROLE_MARKS.get(row.role or "", "")
-        out.append(f'<tr data-task-id="{task}" data-groups="{within}">{depth}{title}>')
-        out.append(f"{mark}{escape(row.label)}</th>")
+        task_id, task, segment = prepared.row.row_id, prepared.key, prepared.segment
+        out.append(prepared.head)
         for run_id, run, tasks_path in columns:
-            state = grid.states.get((task_id, run_id))
+            state = states.get((task_id, run_id))
             if state is None:
                 out.append("<td></td>")
                 continue
-            counts = grid.mapped.get((task_id, run_id))
-            safe = _safe(state)
-            text = escape(summary_text(counts)) if counts else safe
-            extra = f'<span class="count">{sum(counts.values())}</span>' if counts else ""
-            out.append(
-                f'<td><a class="cell state-{safe}{" mapped" if counts else ""}" '
-                f'data-task-id="{task}" data-run-id="{run}" href="{tasks_path}{segment}" '
-                f'title="{task} · {run}: {text}"><span class="mark" aria-hidden="true">'
-                f"{MARKS.get(state, '?')}</span>{extra}</a></td>"
-            )
+            counts = mapped.get((task_id, run_id))
+            if counts is None:
+                safe = _safe(state)
+                out.append(
+                    f'<td><a class="cell state-{safe}" data-task-id="{task}" '
+                    f'data-run-id="{run}" href="{tasks_path}{segment}" '
+                    f'title="{task} · {run}: {safe}"><span class="mark" aria-hidden="true">'
+                    f"{MARKS.get(state, '?')}</span></a></td>"
+                )
+                continue
+            out.append(_mapped_cell(state, counts, task, run, tasks_path + segment))
         out.append("</tr>\n")
     return Markup("".join(out))
+
+
+def _mapped_cell(state: str, counts: dict[str, int], task: str, run: str, href: str) -> str:
+    """A mapped task's cell: its most urgent state, how many instances, and their states."""
+    safe = _safe(state)
+    return (
+        f'<td><a class="cell state-{safe} mapped" data-task-id="{task}" data-run-id="{run}" '
+        f'href="{href}" title="{task} · {run}: {escape(summary_text(counts))}">'
+        f'<span class="mark" aria-hidden="true">{MARKS.get(state, "?")}</span>'
+        f'<span class="count">{sum(counts.values())}</span></a></td>'
+    )
 
 
 _SAFE_STATES = {state: str(escape(state)) for state in MARKS}
@@ -140,24 +153,11 @@ def _safe(state: str) -> str:
     return _SAFE_STATES.get(state) or str(escape(state))
 
 
-_ROLE_MARKS = {
-    "setup": '<span class="role-mark" title="setup task">↑</span> ',
-    "teardown": '<span class="role-mark" title="teardown task">↓</span> ',
-}
-
-
 def _group_row(
-    row: GridRow, depth: str, within: str, columns: list[tuple[str, str, str]],
-    states: dict[str, str],
-) -> str:  # fmt: skip
-    group = escape(row.row_id)
-    out = [
-        f'<tr class="group" data-group-id="{group}" data-groups="{within}">{depth}>'
-        f'<button type="button" class="fold" aria-expanded="true" data-group="{group}" '
-        f'title="Fold or unfold {group}">▾</button> <span class="group-label">'
-        f'{escape(row.label)}</span> <span class="muted count-label">({len(row.members)})'
-        "</span></th>"
-    ]
+    prepared: RowHtml, columns: list[tuple[str, str, str]], states: dict[str, str]
+) -> str:
+    group = prepared.key
+    out = [prepared.head]
     for run_id, run, _ in columns:
         state = states.get(run_id)
         if state is None:
@@ -172,9 +172,9 @@ def _group_row(
     return "".join(out)
 
 
-def grid_json(dag: SerializedDag | None, grid: Grid, now: datetime) -> dict[str, Any]:
+def grid_json(shape: GridShape, grid: Grid, now: datetime) -> dict[str, Any]:
     """``grid.json``: the grid's data with the task groups' summaries."""
-    rows = grid_rows(dag, grid.task_ids)
+    rows = [r.row for r in all_rows(shape, grid)]
     groups = group_states(rows, grid.states, [run.run_id for run in grid.runs])
     data = grid.to_json(now, groups)
     for run, entry in zip(grid.runs, data["runs"], strict=True):

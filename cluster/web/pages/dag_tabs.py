@@ -10,7 +10,6 @@ import hashlib
 from flask import Blueprint, Response, jsonify, render_template, url_for
 from sqlalchemy import select
 
-from cluster.dagfiles.serialized import SerializedDag
 from cluster.metastore.models import Dag, DagCode, DagRun, TaskInstance
 from cluster.states import DagRunState
 from cluster.web.context import db_session, web_context
@@ -18,7 +17,7 @@ from cluster.web.graph import layout_dag, render_svg
 from cluster.web.grid import MARKS, Grid, load_grid
 from cluster.web.grid_page import build_view
 from cluster.web.grid_page import grid_json as build_json
-from cluster.web.grid_rows import display_order
+from cluster.web.grid_shape import GridShape, load_shape
 from cluster.web.markdown import render_markdown
 from cluster.web.pages.lookups import require_dag, serialized_or_none
 from cluster.web.pages.requests import Pager, text
@@ -28,11 +27,13 @@ bp = Blueprint("dag", __name__)
 RUN_STATES = [s.value for s in DagRunState]
 
 
-def _grid(dag_id: str) -> tuple[Dag, SerializedDag | None, Grid]:
+def _grid(dag_id: str) -> tuple[Dag, GridShape, Grid]:
+    """The DAG's row, its grid rows (parsed once per version: :mod:`cluster.web.grid_shape`)
+    and the grid's runs and states."""
     session = db_session()
     row = require_dag(session, dag_id)
-    dag = serialized_or_none(session, dag_id)
-    return row, dag, load_grid(session, dag_id, display_order(dag))
+    shape = load_shape(session, dag_id, web_context().grid_shapes)
+    return row, shape, load_grid(session, dag_id, shape.task_ids)
 
 
 @bp.get("/dags/<dag_id>")
@@ -42,20 +43,22 @@ def grid(dag_id: str) -> str:
     ``?fragment=table`` answers only the table, which the script swaps in when runs or
     tasks came or went (the cells themselves it updates from ``grid.json``).
     """
-    row, dag, data = _grid(dag_id)
-    view = build_view(dag_id, dag, data, web_context().clock())
+    row, shape, data = _grid(dag_id)
+    view = build_view(dag_id, shape, data, web_context().clock())
+    # the templates read only whether the DAG is serialized and its display name
+    serialized = shape if shape.serialized else None
     if text("fragment") == "table":
-        return render_template("grid_table.html", dag=row, serialized=dag, view=view)
+        return render_template("grid_table.html", dag=row, serialized=serialized, view=view)
     return render_template(
-        "dag_grid.html", dag=row, tab="grid", serialized=dag, view=view, marks=MARKS
+        "dag_grid.html", dag=row, tab="grid", serialized=serialized, view=view, marks=MARKS
     )
 
 
 @bp.get("/dags/<dag_id>/grid.json")
 def grid_json(dag_id: str) -> Response:
     """The grid's data, polled by ``grid.js`` every few seconds while a run is active."""
-    _, dag, data = _grid(dag_id)
-    return jsonify(build_json(dag, data, web_context().clock()))
+    _, shape, data = _grid(dag_id)
+    return jsonify(build_json(shape, data, web_context().clock()))
 
 
 @bp.get("/dags/<dag_id>/graph")

@@ -26,6 +26,7 @@ from cluster.metastore.models import (
 from cluster.web.grid import MARKS, Grid, GridRun, load_grid
 from cluster.web.grid_page import rows_html
 from cluster.web.grid_rows import display_order, grid_rows
+from cluster.web.grid_shape import prepare_rows
 
 EDGES = {
     "start": ("section.a", "section.inner.c"),
@@ -274,8 +275,37 @@ def test_cell_links_are_those_url_for_builds_for_awkward_ids(app: Flask) -> None
         states={(task_id, run_id): "success"},
     )
     with app.test_request_context():
-        html = str(rows_html("my dag", grid_rows(None, [task_id]), grid, {}))
+        html = str(rows_html("my dag", prepare_rows(grid_rows(None, [task_id])), grid, {}))
         expected = url_for(
             "task_instances.show", dag_id="my dag", dag_run_id=run_id, task_id=task_id
         )
     assert f'href="{expected}"' in html
+
+
+def test_the_rows_are_built_once_per_version_of_the_dag_and_keep_removed_tasks(
+    client: FlaskClient, tokens: dict[str, str], grouped: None, factory: SessionFactory
+) -> None:
+    """The rows are reused while the fingerprint stays (its data unread), rebuilt when
+    a new version is stored; a task the new version dropped keeps its row, at the end."""
+    browser = viewer(client, tokens)
+    assert 'data-task-id="section.b"' in browser.page("/dags/grouped")
+    dag = grouped_dag()
+    tasks = {k: v for k, v in dag.tasks.items() if k != "section.b"}
+    tasks["added"] = SerializedTask(task_id="added", operator="EmptyOperator")
+    newer = SerializedDag(dag.dag_id, dag.fileloc, dag.timetable, None, tasks=tasks,
+                          task_groups=dag.task_groups)  # fmt: skip
+    with factory.begin() as session:
+        row = session.get(SerializedDagRow, "grouped")
+        assert row is not None
+        row.data = newer.to_json()  # the same fingerprint: the rows built before are kept
+    assert ">added<" not in browser.page("/dags/grouped")
+    with factory.begin() as session:
+        row = session.get(SerializedDagRow, "grouped")
+        assert row is not None
+        row.fingerprint = newer.fingerprint()
+    html = browser.page("/dags/grouped")
+    assert ">added<" in html
+    # section.b's instances remain: a plain row after the DAG's own, no longer in a group
+    assert html.index(">added<") < html.index('<tr data-task-id="section.b" data-groups="">')
+    data = browser.get("/dags/grouped/grid.json").get_json()
+    assert data["task_ids"][-1] == "section.b" and "added" in data["task_ids"]
