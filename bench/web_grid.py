@@ -1,7 +1,9 @@
 """The grid's pages for bench/web.py: seed the two shapes the issue names and time them.
 
 * ``bench_grid``: 200 tasks (ten task groups of 19 and ten tasks outside) x 25 runs;
-* ``bench_mapped``: a task mapped 1,000 times in each of 25 runs, and a task after it.
+* ``bench_mapped``: a task mapped 1,000 times in each of 25 runs, and a task after it;
+* ``bench_fanout``: 10,000 parallel tasks in one run (issue 19: the grid of a
+  10,000-task fan-out in <= 1 s of server time).
 
 :func:`report_pages` sends each page ``repeat`` times, one request at a time on one
 keep-alive connection straight to one webserver (no HAProxy), and prints the latency
@@ -23,8 +25,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask
 from cluster.metastore.models import Dag, DagRun, SerializedDagRow, TaskInstance
 
-GRID_DAG, MAPPED_DAG = "bench_grid", "bench_mapped"
-GRID_TASKS, GRID_RUNS, MAPPED = 200, 25, 1000
+GRID_DAG, MAPPED_DAG, FANOUT_DAG = "bench_grid", "bench_mapped", "bench_fanout"
+GRID_TASKS, GRID_RUNS, MAPPED, FANOUT = 200, 25, 1000, 10_000
 START = datetime(2025, 1, 1, tzinfo=UTC)
 _STATES = ("success",) * 12 + ("failed", "skipped", "upstream_failed", "running")
 
@@ -62,6 +64,15 @@ def mapped_dag() -> SerializedDag:
     return _dag(MAPPED_DAG, tasks, {})
 
 
+def fanout_dag() -> SerializedDag:
+    """10,000 tasks side by side, as bench/scale.py's fan-out of Python no-ops."""
+    tasks = {
+        f"t{i:05d}": SerializedTask(task_id=f"t{i:05d}", operator="PythonOperator")
+        for i in range(FANOUT)
+    }
+    return _dag(FANOUT_DAG, tasks, {})
+
+
 def _dag(dag_id: str, tasks: dict[str, SerializedTask], groups: dict[str, object]) -> SerializedDag:
     return SerializedDag(
         dag_id=dag_id,
@@ -75,17 +86,21 @@ def _dag(dag_id: str, tasks: dict[str, SerializedTask], groups: dict[str, object
 
 def seed_grid(sessions: sessionmaker[Session]) -> None:
     """Both DAGs with their runs and task instances (skipped when already there)."""
-    for dag, index_of in ((grid_dag(), lambda _t: [-1]), (mapped_dag(), _mapped_indexes)):
+    for dag, index_of, runs in (
+        (grid_dag(), _unmapped, GRID_RUNS),
+        (mapped_dag(), _mapped_indexes, GRID_RUNS),
+        (fanout_dag(), _unmapped, 1),
+    ):
         with sessions.begin() as session:
             if session.scalar(select(Dag.dag_id).where(Dag.dag_id == dag.dag_id)):
                 continue
             session.add(Dag(dag_id=dag.dag_id, fileloc=dag.fileloc, is_paused=False))
             session.add(SerializedDagRow(dag_id=dag.dag_id, fileloc=dag.fileloc,
                                          data=dag.to_json(), fingerprint=dag.fingerprint()))  # fmt: skip
-            session.execute(insert(DagRun), [_run(dag.dag_id, r) for r in range(GRID_RUNS)])
+            session.execute(insert(DagRun), [_run(dag.dag_id, r, runs) for r in range(runs)])
             rows = [
                 _ti(dag.dag_id, r, n, task_id, index)
-                for r in range(GRID_RUNS)
+                for r in range(runs)
                 for n, task_id in enumerate(dag.tasks)
                 for index in index_of(task_id)
             ]
@@ -93,13 +108,17 @@ def seed_grid(sessions: sessionmaker[Session]) -> None:
                 session.execute(insert(TaskInstance), rows[start : start + 5000])
 
 
+def _unmapped(_task_id: str) -> list[int]:
+    return [-1]
+
+
 def _mapped_indexes(task_id: str) -> list[int]:
     return list(range(MAPPED)) if task_id == "fan" else [-1]
 
 
-def _run(dag_id: str, number: int) -> dict[str, object]:
+def _run(dag_id: str, number: int, runs: int) -> dict[str, object]:
     when = START + timedelta(days=number)
-    last = number == GRID_RUNS - 1
+    last = number == runs - 1
     return {
         "dag_id": dag_id, "run_id": f"scheduled__{when.isoformat()}", "logical_date": when,
         "data_interval_start": when, "data_interval_end": when + timedelta(days=1),
@@ -126,6 +145,9 @@ def grid_pages() -> list[tuple[str, str]]:
         ("grid.json, 200 tasks x 25 runs", f"/dags/{GRID_DAG}/grid.json"),
         ("grid page, mapped 1,000 x 25 runs", f"/dags/{MAPPED_DAG}"),
         ("panel of the 1,000-mapped task", f"/dags/{MAPPED_DAG}/runs/{last}/tasks/fan/panel"),
+        ("page of the 1,000-mapped task", f"/dags/{MAPPED_DAG}/runs/{last}/tasks/fan"),
+        ("grid page, 10,000 tasks x 1 run", f"/dags/{FANOUT_DAG}"),
+        ("grid.json, 10,000 tasks x 1 run", f"/dags/{FANOUT_DAG}/grid.json"),
     ]
 
 
