@@ -4,15 +4,16 @@ What the grid draws of a DAG's structure (its tasks in display order, the group 
 each row's label, escaped id and link segment) changes only when the DAG does, that
 is when its fingerprint does. For a 10,000-task DAG, reading its 5 MB serialized form,
 decoding it and ordering its tasks cost most of the grid page's server time; so the
-view reads only the fingerprint and reuses the shape built for it. A shape is built
+view reads only the fingerprint and reuses the shape built for it (so do the task
+pages, for a task's display name). A shape is built
 from one row (data and fingerprint read together), so it never pairs a structure with
 another version's fingerprint.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from markupsafe import escape
 from sqlalchemy import select
@@ -53,6 +54,12 @@ class GridShape:
     task_ids: tuple[str, ...]
     known: frozenset[str]
     rows: tuple[RowHtml, ...]
+    #: ``task_display_name`` of the tasks that have one (the task pages show it)
+    display_names: Mapping[str, str] = field(default_factory=dict)
+
+    def task_display_name(self, task_id: str) -> str:
+        """What the UI shows for ``task_id``, as :meth:`SerializedDag.task_display_name`."""
+        return self.display_names.get(task_id, task_id)
 
 
 #: the shape of a DAG without a serialized form: every task it had is an extra row
@@ -70,6 +77,11 @@ def shape_of(dag: SerializedDag | None) -> GridShape:
         task_ids=tuple(order),
         known=frozenset(order),
         rows=tuple(prepare_rows(grid_rows(dag, order))),
+        display_names={
+            task_id: shown
+            for task_id in dag.tasks
+            if (shown := dag.task_display_name(task_id)) != task_id
+        },
     )
 
 
