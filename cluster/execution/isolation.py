@@ -30,6 +30,8 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from cluster.execution.logs import open_append
+
 #: the executor's "stop the try you are running now" signal
 STOP_SIGNAL = signal.SIGUSR1
 #: dispositions a task may change and the worker needs back
@@ -70,6 +72,23 @@ def isolated_try(log_file: Path, on_stop: Callable[[], None]) -> Iterator[None]:
             os.chdir(saved_cwd)
 
 
+def settle_log_level() -> None:
+    """Give this process's root logger the level a try logs at, once, for good.
+
+    A try's log takes INFO records; changing the root level for each try and back
+    clears the cache of every logger in the process twice per try (hundreds of
+    loggers once SQLAlchemy and Celery are imported): about a tenth of a no-op try's
+    CPU where the configured level is above INFO. The process's own handlers get the
+    configured level instead, so what they print is unchanged.
+    """
+    root = logging.getLogger()
+    if root.level <= logging.INFO:  # INFO already, or DEBUG: the try's lines pass
+        return
+    for handler in root.handlers:
+        handler.setLevel(max(handler.level, root.level))
+    root.setLevel(logging.INFO)
+
+
 def _environment() -> dict[bytes, bytes]:
     """The environment as the OS sees it, copied without decoding each variable (a hot
     path: ``dict(os.environ)`` decodes every one, once more than the try itself costs)."""
@@ -84,7 +103,7 @@ def _output_to(log_file: Path) -> Iterator[None]:
     saved_streams = (sys.stdout, sys.stderr)
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
-    fd = _open_append(log_file)
+    fd = open_append(log_file)
     try:
         os.dup2(fd, 1)
         os.dup2(fd, 2)
@@ -113,16 +132,6 @@ def _output_to(log_file: Path) -> Iterator[None]:
         os.dup2(saved_fds[1], 2)
         for saved in saved_fds:
             os.close(saved)
-
-
-def _open_append(log_file: Path) -> int:
-    """A descriptor appending to ``log_file``; its folder is made only when missing."""
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-    try:
-        return os.open(log_file, flags, 0o644)
-    except FileNotFoundError:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(log_file, flags, 0o644)
 
 
 def _flush() -> None:

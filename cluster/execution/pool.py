@@ -31,7 +31,7 @@ from cluster.execution.dagbag import DagBag
 from cluster.execution.deferring import record_ends
 from cluster.execution.execute import timeout_seconds
 from cluster.execution.handle import SessionFactory
-from cluster.execution.isolation import isolated_try
+from cluster.execution.isolation import isolated_try, settle_log_level
 from cluster.execution.logs import announce_try, append_line
 from cluster.execution.outcome import TryOutcome
 from cluster.logserver.paths import log_path
@@ -199,6 +199,7 @@ class PoolRunner:
         self._hostname = settings.core.hostname
         self._fernet = make_fernet(settings.core.fernet_key)
         prepare_user_code(settings)
+        settle_log_level()
 
     def run(
         self,

@@ -54,3 +54,40 @@ sys.exit(0)
     result = subprocess.run([sys.executable, "-c", script], timeout=60, check=False)
     assert result.returncode == 128 + signal.SIGUSR1
     assert marker.exists()
+
+
+def test_a_settled_level_keeps_what_the_process_prints_and_spares_each_try_a_cache_clear(
+    tmp_path: Path,
+) -> None:
+    """A worker configured at WARNING: the try's log still gets INFO lines, the worker's
+    own handler still prints only WARNING and up, and no try changes the root level
+    (each change clears the cache of every logger in the process)."""
+    script = f"""
+import io, logging
+from pathlib import Path
+from cluster.execution.isolation import isolated_try, settle_log_level
+own = io.StringIO()
+logging.basicConfig(level=logging.WARNING, stream=own)
+settle_log_level()
+changes = []
+manager = logging.getLogger().manager
+clear = manager._clear_cache
+manager._clear_cache = lambda: (changes.append(1), clear())[1]
+library = logging.getLogger("some.library")
+library.info("library info")
+library.warning("library warning")
+for n in range(3):
+    with isolated_try(Path({str(tmp_path / "try.log")!r}), lambda: None):
+        logging.getLogger("airflow.task").info("task info %d", n)
+print(repr(own.getvalue()), len(changes))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    printed, changes = result.stdout.rsplit(" ", 1)
+    assert "library warning" in printed
+    assert "library info" not in printed
+    assert "task info" not in printed
+    assert int(changes) == 0
+    log = (tmp_path / "try.log").read_text()
+    assert [f"task info {n}" in log for n in range(3)] == [True] * 3
