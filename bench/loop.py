@@ -5,7 +5,9 @@ with an executor that claims and records each try as a success the moment it is
 sent, exactly as the local executor's pump does, but without a worker. What is left
 is the scheduler side of every task: the iteration that queues it, its claim and its
 record. It prints CPU milliseconds per task and, with ``--profile``, the functions
-that cost most. It never asserts on time.
+that cost most. ``--run-tries`` runs each try in this process too, as a pool process
+does, and prints the runner's CPU per try apart (``--profile`` then profiles the runner).
+It never asserts on time.
 
     python bench/loop.py                          # MariaDB, chain_50 and fanout_1000_python
     python bench/loop.py --db sqlite --profile 25
@@ -14,6 +16,7 @@ that cost most. It never asserts on time.
     python bench/loop.py --db sqlite --shapes fanout_1000_python,fanout_10000 --buckets 5
     python bench/loop.py --db mariadb --shapes fanout_10000 --buckets 5 --rows
     python bench/loop.py --db sqlite,mariadb --blocked 5000 [--rows]
+    python bench/loop.py --db sqlite --shapes python_1000,python_1000 --run-tries --profile 30
 
 ``--buckets N`` prints each shape's per-iteration CPU by N buckets of finished tasks
 (flat when an iteration's cost does not grow with the run's size); ``--rows`` adds the
@@ -57,8 +60,10 @@ from cluster.config import Settings, load_settings
 from cluster.dagfiles.processor import DagProcessor
 from cluster.execution import recording
 from cluster.execution.outcome import TryOutcome
-from cluster.execution.pool import PoolBook
+from cluster.execution.pool import PoolBook, PoolRunner
+from cluster.execution.worker import LocalPool
 from cluster.executors.base import Dispatch
+from cluster.messages import TaskMessage
 from cluster.metastore.datasets import EventSpec, record_events
 from cluster.metastore.engine import SessionFactory, transaction
 from cluster.metastore.models import Dag
@@ -71,6 +76,7 @@ DAG_FILE = """
 from datetime import datetime
 from cluster.sdk import DAG, chain, task
 from cluster.operators.bash import BashOperator
+from cluster.operators.python import PythonOperator
 
 START = datetime(2024, 1, 1)
 
@@ -84,6 +90,14 @@ with DAG("fanout_1000_python", schedule=None, start_date=START, max_active_tasks
 with DAG("fanout_10000", schedule=None, start_date=START, max_active_tasks=10000):
     for i in range(10000):
         BashOperator(task_id=f"t{i:05d}", bash_command="true")
+
+def noop():
+    pass
+
+
+with DAG("python_1000", schedule=None, start_date=START, max_active_tasks=1000):
+    for i in range(1000):
+        PythonOperator(task_id=f"t{i:04d}", python_callable=noop)
 
 with DAG("map_1000_reduce", schedule=None, start_date=START, max_active_tasks=1000):
 
@@ -108,18 +122,30 @@ PRODUCED = {"inputs": 1000}
 
 
 class InstantExecutor:
-    """Claims and records every try it is sent as a success, in the pump's batches."""
+    """Claims and records every try it is sent as a success, in the pump's batches.
 
-    def __init__(self, book: PoolBook, slots: int) -> None:
+    With a ``runner`` (``--run-tries``) each claimed try really runs, in this process,
+    as a pool process runs it (minus the pipe), and its CPU is kept apart: what a try
+    costs its worker, without the worker's share of the machine.
+    """
+
+    def __init__(self, book: PoolBook, slots: int, runner: PoolRunner | None = None) -> None:
         self._book = book
         self._slots = slots
+        self._runner = runner
         self.tasks = 0
+        self.runner_cpu = 0.0
+        self.runner_profile: cProfile.Profile | None = None
 
     def start(self) -> None:
         pass
 
     def send(self, dispatches: list[Dispatch]) -> None:
         claimed = self._book.claim([(d.message, 1) for d in dispatches])
+        if self._runner is not None:
+            self._book.record([self._run(message, claim) for message, claim in claimed.items()])
+            self.tasks += len(claimed)
+            return
         now = datetime.now(UTC)
         finished = [
             recording.FinishedTry(
@@ -129,6 +155,17 @@ class InstantExecutor:
         ]
         self._book.record(finished)
         self.tasks += len(finished)
+
+    def _run(self, message: TaskMessage, claim: recording.ClaimedTry) -> recording.FinishedTry:
+        assert self._runner is not None
+        started = time.process_time()
+        if self.runner_profile:
+            self.runner_profile.enable()
+        finished = self._runner.run(message, claim, lambda timeout: None)
+        if self.runner_profile:
+            self.runner_profile.disable()
+        self.runner_cpu += time.process_time() - started
+        return finished
 
     def free_slots(self) -> int | None:
         return self._slots
@@ -161,7 +198,13 @@ for i in range(@COUNT@):
         EmptyOperator(task_id="consume")
 """
 #: the tries of each shape (the buckets of --buckets split them)
-SIZES = {"chain_50": 50, "fanout_1000_python": 1000, "fanout_10000": 10000, "map_1000_reduce": 1002}
+SIZES = {
+    "chain_50": 50,
+    "fanout_1000_python": 1000,
+    "python_1000": 1000,
+    "fanout_10000": 10000,
+    "map_1000_reduce": 1002,
+}
 #: idle iterations measured
 IDLE_ITERATIONS = 300
 
@@ -177,6 +220,9 @@ def main() -> None:
     parser.add_argument("--buckets", type=int, default=0, help="per-iteration CPU by N buckets")
     parser.add_argument("--rows", action="store_true", help="with --buckets: metastore work too")
     parser.add_argument("--blocked", type=int, default=0, help="tasks per blocked DAG")
+    parser.add_argument(
+        "--run-tries", action="store_true", help="run each try here, as a pool process does"
+    )
     args = parser.parse_args()
     for db in databases_from(args.db):
         with (
@@ -204,6 +250,7 @@ def main() -> None:
                 args.profile,
                 idle,
                 growth,
+                run_tries=args.run_tries,
             )
 
 
@@ -215,6 +262,8 @@ def bench(
     profile: int,
     idle: tuple[int, bool] | None = None,
     growth: tuple[int, bool] | None = None,
+    *,
+    run_tries: bool = False,
 ) -> None:
     (base / "dags").mkdir()
     (base / "dags" / "shapes.py").write_text(DAG_FILE)
@@ -230,7 +279,9 @@ def bench(
     assert not report.errors, report.errors
     fence = Fence(host="bench")
     transaction(sessions, lambda s: fence.acquire(s, now=datetime.now(UTC)))
-    executor = InstantExecutor(PoolBook(settings, sessions=sessions), parallelism)
+    runner = LocalPool(settings).runner() if run_tries else None
+    assert runner is None or isinstance(runner, PoolRunner), "the runner could not start"
+    executor = InstantExecutor(PoolBook(settings, sessions=sessions), parallelism, runner)
     loop = SchedulerLoop(settings, sessions=sessions, executor=executor, fence=fence)
     print(
         f"{'shape':<22}{'tasks':>7}{'iterations':>12}{'CPU ms/task':>13}{'user':>9}{'system':>9}"
@@ -239,13 +290,16 @@ def bench(
     loop.run_once()  # loads every DAG into the loop's cache: not any shape's cost
     if idle is not None:
         idle_iterations(loop, sessions, *idle)
-    for shape in shapes:
-        run_id = f"bench_{shape}"
+    for number, shape in enumerate(shapes):
+        run_id = f"bench_{number}_{shape}"
         with sessions.begin() as session:
             actions.trigger(
                 session, shape, actor=actions.Actor("bench"), run_id=run_id, now=datetime.now(UTC)
             )
-        profiler = cProfile.Profile() if profile else None
+        # with --run-tries the profile is the runner's alone (one profiler at a time)
+        profiler = cProfile.Profile() if profile and runner is None else None
+        executor.runner_profile = cProfile.Profile() if profile and runner else None
+        executor.runner_cpu = 0.0
         executor.tasks = 0
         iterations = 0
         buckets = Growth(SIZES.get(shape, 1000), growth[0], counter) if growth else None
@@ -262,10 +316,14 @@ def bench(
         after, wall = os.times(), time.perf_counter() - wall
         user, system = after.user - times.user, after.system - times.system
         tasks = max(executor.tasks, 1)
+        scheduler_cpu = user + system - executor.runner_cpu
         print(
-            f"{shape:<22}{tasks:>7}{iterations:>12}{(user + system) * 1000 / tasks:>13.2f}"
+            f"{shape:<22}{tasks:>7}{iterations:>12}{scheduler_cpu * 1000 / tasks:>13.2f}"
             f"{user * 1000 / tasks:>9.2f}{system * 1000 / tasks:>9.2f}{wall:>9.2f}"
         )
+        if runner:
+            print(f"{'':<22}runner CPU ms/try {executor.runner_cpu * 1000 / tasks:.2f}")
+            profiler = executor.runner_profile
         if buckets:
             buckets.print(shape)
         if profiler and os.environ.get("BENCH_PROFILE_FILE"):
