@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from cluster.errors import InvalidTransition, MetastoreError
+from cluster.metastore.array_moves import array_params, moves_by_array
 from cluster.metastore.engine import SessionFactory, transaction
 from cluster.metastore.models import TASK_INSTANCE, DagRun, TaskInstance
 from cluster.states import (
@@ -261,16 +262,25 @@ def _update_each(
     A per-try value (a pid, an end date, the try number compared) is a ``CASE`` on the
     column that varies in the group (task id or map index): one statement where an
     ``executemany`` costs the metastore a statement and a round trip per try.
-    Statements are built once per shape, every value bound.
+    Statements are built once per shape, every value bound. PostgreSQL gets the
+    per-try values as arrays instead (:mod:`cluster.metastore.array_moves`): one
+    statement whatever the number of tries.
     """
     plain = tuple(sorted(n for n, v in shared.items() if not isinstance(v, IfNull)))
     if_null = tuple(sorted(n for n, v in shared.items() if isinstance(v, IfNull)))
     fixed = {f"s_{n}": v.value if isinstance(v, IfNull) else v for n, v in shared.items()}
     connection = session.connection()
+    arrays = connection.dialect.name == "postgresql"
     changed = 0
     for (dag_id, run_id, _, value), (varying, group) in key_groups(moves, _move_key).items():
-        statement = _moves_statement(columns, plain, if_null, str(expected), varying, len(group))
         params = {"k_dag_id": dag_id, "k_run_id": run_id, "k_fixed": value, **fixed}
+        if arrays and len(group) > 1:  # one statement for any number of tries
+            dialect = connection.dialect
+            statement = moves_by_array(dialect, columns, plain, if_null, str(expected), varying)
+            params.update(array_params(dialect, varying, columns, group))
+            changed += _rowcount(connection.execute(statement, params))
+            continue
+        statement = _moves_statement(columns, plain, if_null, str(expected), varying, len(group))
         for i, move in enumerate(group):
             params[f"t_{i}"] = getattr(move.key, varying)
             params[f"try_{i}"] = move.try_number

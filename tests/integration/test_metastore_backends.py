@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
 from cryptography.fernet import Fernet
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
 from cluster.metastore.cleanup import clean
@@ -19,6 +19,8 @@ from cluster.metastore.pools import get_pool
 from cluster.metastore.secrets import make_fernet, rotate_fernet_key
 from cluster.metastore.transitions import (
     TaskKey,
+    TryMove,
+    move_tries,
     set_dag_run_state,
     set_task_state,
     set_task_states,
@@ -64,6 +66,61 @@ def test_claims_and_bulk_moves(session_factory: SessionFactory) -> None:
         assert not set_task_state(session, keys[0], TaskState.RUNNING, try_number=1)
         assert not set_task_state(session, keys[1], TaskState.RUNNING, try_number=2)
         assert set_dag_run_state(session, "d", "r", DagRunState.RUNNING)
+
+
+def _ends(names: str) -> list[TryMove]:
+    """Records of ``names`` (all try 1): ``b`` failed, ``a``'s duration an int."""
+    return [
+        TryMove(
+            TaskKey("d", "r", name),
+            1,
+            TaskState.FAILED if name == "b" else TaskState.SUCCESS,
+            {
+                "end_date": T0 + timedelta(minutes=i),
+                "duration": i if name == "a" else i + 0.5,
+                "next_try_at": None,
+                "rendered_fields": {"cmd": f"echo {name}", "n": i},
+            },
+        )
+        for i, name in enumerate(names)
+    ]
+
+
+def test_a_batch_of_moves_writes_each_try_s_own_values_whatever_its_size(
+    session_factory: SessionFactory,
+) -> None:
+    """Records of two tries, then three: each row gets its own state, end date, duration,
+    JSON and NULL. PostgreSQL runs one statement text for both sizes (the per-try values
+    go as arrays, so nothing is compiled, parsed or planned anew per size)."""
+
+    def setup(session: Session) -> None:
+        session.add(DagRun(dag_id="d", run_id="r", run_type="manual"))
+        for name in "abcde":
+            session.add(
+                TaskInstance(dag_id="d", run_id="r", task_id=name, state="running", try_number=1)
+            )
+            session.flush()
+
+    transaction(session_factory, setup)
+    statements: list[str] = []
+    engine = session_factory.kw["bind"]
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with session_factory() as session, session.begin():
+        first = move_tries(session, _ends("ab"), expected=TaskState.RUNNING, optimistic=True)
+        assert first == [True, True]
+        assert move_tries(session, _ends("cde"), expected=TaskState.RUNNING) == [True] * 3
+    with session_factory() as session:
+        columns = (TaskInstance.task_id, TaskInstance.state, TaskInstance.end_date)
+        more = (TaskInstance.duration, TaskInstance.next_try_at, TaskInstance.rendered_fields)
+        rows = session.execute(select(*columns, *more).order_by(TaskInstance.task_id)).all()
+    assert [tuple(r) for r in rows] == [
+        (name, "failed" if name == "b" else "success", T0 + timedelta(minutes=i),
+         i if name == "a" else i + 0.5, None, {"cmd": f"echo {name}", "n": i})
+        for name, i in (("a", 0), ("b", 1), ("c", 0), ("d", 1), ("e", 2))
+    ]  # fmt: skip
+    if engine.dialect.name == "postgresql":
+        updates = [s for s in statements if s.startswith("UPDATE")]
+        assert len(updates) == 2 and updates[0] == updates[1]
 
 
 def test_secrets_users_and_cleanup(session_factory: SessionFactory) -> None:
