@@ -17,6 +17,7 @@ from cluster.states import DagRunState
 from cluster.web.context import db_session
 from cluster.web.pages.lookups import require_run
 from cluster.web.pages.requests import checked, web_actor
+from cluster.web.run_rows import instances_html, load_instances
 
 bp = Blueprint("runs", __name__)
 
@@ -30,11 +31,7 @@ def show(dag_id: str, dag_run_id: str) -> str:
     outcome is in the metastore; their output is in callbacks.log on the scheduler)."""
     session = db_session()
     run = require_run(session, dag_id, dag_run_id)
-    instances = session.scalars(
-        select(TaskInstance)
-        .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == dag_run_id)
-        .order_by(TaskInstance.task_id, TaskInstance.map_index)
-    ).all()
+    instances = instances_html(dag_id, dag_run_id, load_instances(session, dag_id, dag_run_id))
     requests = session.scalars(
         select(CallbackRequest)
         .where(CallbackRequest.dag_id == dag_id, CallbackRequest.run_id == dag_run_id)

@@ -309,3 +309,19 @@ def test_the_rows_are_built_once_per_version_of_the_dag_and_keep_removed_tasks(
     assert html.index(">added<") < html.index('<tr data-task-id="section.b" data-groups="">')
     data = browser.get("/dags/grouped/grid.json").get_json()
     assert data["task_ids"][-1] == "section.b" and "added" in data["task_ids"]
+
+
+def test_the_run_page_lists_every_instance_with_its_link_state_try_and_host(
+    client: FlaskClient, tokens: dict[str, str], grouped: None
+) -> None:
+    """The rows are written in Python (cluster.web.run_rows): the links are url_for's,
+    a mapped instance links with its map index, the state badge is the macro's."""
+    html = viewer(client, tokens).page("/dags/grouped/runs/r2")
+    assert html.count('<tr><td><a href="/dags/grouped/runs/r2/tasks/') == len(EDGES) + MAPPED
+    assert (
+        '<tr><td><a href="/dags/grouped/runs/r2/tasks/section.b">section.b</a></td>'
+        '<td><span class="state state-failed">failed</span></td><td>2</td>'
+    ) in html
+    assert "<td>worker-1</td></tr>" in html
+    assert '<a href="/dags/grouped/runs/r2/tasks/fan?map_index=7">fan[7]</a>' in html
+    assert "No task instances yet" not in html
