@@ -6,7 +6,9 @@ number; the message carries it, and the runner's claim only accepts that number.
 Only the best-weighted scheduled instances that could be queued are read (a few times
 the free slots), pool by pool: a full pool's tries and those of a DAG at its
 ``max_active_tasks`` are passed over in the database, as Airflow's starved pools and
-DAGs are, so a blocked backlog of 10,000 tries costs an iteration nothing of its own.
+DAGs are. A full pool's backlog is not read at all; a DAG at its limit still costs the
+database a walk over its tries' index entries (about 1 ms per 5,000 on SQLite), but
+none of them reaches the scheduler.
 """
 
 from __future__ import annotations
