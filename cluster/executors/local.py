@@ -31,7 +31,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
 from typing import Any
 
 from cluster.errors import TradewindError
@@ -39,6 +38,7 @@ from cluster.executors.base import Dispatch
 from cluster.executors.cold_starts import ColdStarts
 from cluster.executors.local_book import GuardedBook
 from cluster.executors.local_pipe import Finished, GroupChanged, Started
+from cluster.executors.local_watch import PumpWatch
 from cluster.executors.local_worker import WorkerPool, WorkerProcess, kill_process_groups
 from cluster.executors.placement import Assignment, IdleWorker, RunningTry, place, version_of
 from cluster.messages import TaskMessage
@@ -123,6 +123,8 @@ class LocalExecutor:
         #: held around the pump's metastore work and around a fork (see GuardedBook)
         self._fork_guard = threading.Lock()
         self._wake_r, self._wake_w = -1, -1
+        #: the pump's epoll set over the workers' pipes (the pump's alone)
+        self._watch: PumpWatch | None = None
         self._pump: threading.Thread | None = None
         self._stopping = False
         self._accepting = True
@@ -143,6 +145,7 @@ class LocalExecutor:
         self._next_beat = self._clock() + self._book.heartbeat_interval
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
+        self._watch = PumpWatch(self._wake_r)
         self._pump = threading.Thread(target=self._pump_forever, name="local-pump", daemon=True)
         self._pump.start()
 
@@ -176,6 +179,8 @@ class LocalExecutor:
             worker.send_stop()
         for worker in self._workers:
             worker.join_or_kill()
+        if self._watch is not None:
+            self._watch.close()
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -226,17 +231,14 @@ class LocalExecutor:
                 time.sleep(RETRY_DELAY)
 
     def _pump_once(self) -> None:
-        live = [(n, w) for n, w in enumerate(self._workers) if not w.dead]
-        by_conn = {w.conn: n for n, w in live}
-        sentinels = [w.process.sentinel for _, w in live]
-        ready = wait([*by_conn, *sentinels, self._wake_r], timeout=self._tick())
-        if self._wake_r in ready:
+        assert self._watch is not None
+        readable, woken = self._watch.wait(self._workers, self._tick())
+        if woken:
             with contextlib.suppress(BlockingIOError, OSError):
                 os.read(self._wake_r, 4096)
         reports = []
-        for conn in ready:
-            if conn in by_conn:
-                reports.extend(self._receive(by_conn[conn]))
+        for number in readable:
+            reports.extend(self._receive(number))
         # a worker that reported is free: its next try is claimed and handed over
         # before the last one is recorded, so it does not wait for that transaction
         ended = self._release(reports)
