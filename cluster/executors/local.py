@@ -232,19 +232,20 @@ class LocalExecutor:
 
     def _pump_once(self) -> None:
         assert self._watch is not None
-        readable, woken = self._watch.wait(self._workers, self._tick())
-        if woken:
+        ready = self._watch.wait(self._workers, self._tick())
+        if ready.woken:
             with contextlib.suppress(BlockingIOError, OSError):
                 os.read(self._wake_r, 4096)
         reports = []
-        for number in readable:
+        for number in ready.readable:
             reports.extend(self._receive(number))
         # a worker that reported is free: its next try is claimed and handed over
         # before the last one is recorded, so it does not wait for that transaction
         ended = self._release(reports)
         self._dispatch()
         self._record(ended)
-        self._handle_deaths()
+        if ready.died:
+            self._handle_deaths()
         self._enforce_deadlines()
         self._heartbeat_if_due()
         self._dispatch()

@@ -11,8 +11,20 @@ from __future__ import annotations
 
 import selectors
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from cluster.executors.local_worker import WorkerProcess
+
+
+class Ready(NamedTuple):
+    """What a wait found: workers with something to read, the wake pipe, a death."""
+
+    #: numbers of the live workers whose pipe has something to read
+    readable: list[int]
+    #: the wake pipe was written to
+    woken: bool
+    #: a worker's process ended (its sentinel is readable until it is replaced)
+    died: bool
 
 
 class PumpWatch:
@@ -23,20 +35,23 @@ class PumpWatch:
         self._selector: selectors.BaseSelector | None = None
         self._watched: tuple[tuple[int, bool], ...] = ()
 
-    def wait(self, workers: Sequence[WorkerProcess], timeout: float) -> tuple[list[int], bool]:
-        """Wait up to ``timeout`` seconds; the numbers of the live workers whose pipe has
-        something to read, and whether the wake pipe was written to. A worker that died
-        shows up through its pipe's end or its sentinel (its number is then listed only
-        if its pipe is readable: :meth:`LocalExecutor._handle_deaths` finds the rest)."""
+    def wait(self, workers: Sequence[WorkerProcess], timeout: float) -> Ready:
+        """Wait up to ``timeout`` seconds for a worker's note, a death or a wake-up.
+
+        A death is seen through the worker's sentinel, which stays readable until the
+        worker is marked dead: the pump need not ask every process whether it lives
+        (32 ``waitpid`` calls, about 60 us) on each wake-up.
+        """
         selector = self._selector_for(workers)
-        readable: list[int] = []
-        woken = False
+        ready = Ready([], False, False)
         for key, _ in selector.select(timeout):
             if key.data is None:
-                woken = True
+                ready = ready._replace(woken=True)
             elif key.data >= 0:
-                readable.append(key.data)
-        return readable, woken
+                ready.readable.append(key.data)
+            else:
+                ready = ready._replace(died=True)
+        return ready
 
     def close(self) -> None:
         if self._selector is not None:
