@@ -73,7 +73,7 @@ class _Try:
     #: the try was cleared or marked meanwhile: record nothing
     abandoned: bool = False
     #: when the pump handed it to its worker, and when the worker said it has the DAG
-    #: and starts the task (monotonic)
+    #: and starts the task (monotonic; a warm worker's: when it was handed over)
     handed_at: float = 0.0
     started_at: float | None = None
     #: process groups the task started that still run (a Bash command's session)
@@ -403,8 +403,12 @@ class LocalExecutor:
         self._backlog = deque(placement.waiting)
         for assignment in placement.assignments:
             self._idle.remove(assignment.worker)
+            # a warm worker starts the task at once (and says so only if it has a timeout)
             self._running[assignment.worker] = _Try(
-                assignment.message, cold=assignment.cold, handed_at=now
+                assignment.message,
+                cold=assignment.cold,
+                handed_at=now,
+                started_at=None if assignment.cold else now,
             )
         return placement.assignments
 
@@ -437,7 +441,7 @@ class LocalExecutor:
                     self._lock.notify_all()
                 continue
             # a worker that is gone shows up in _handle_deaths: its try is recorded lost
-            self._workers[number].run(message, current.claimed)
+            self._workers[number].run(message, current.claimed, cold=current.cold)
         for message in lost:
             self._tell(message, None)
 

@@ -1,8 +1,9 @@
 """What the local executor and one of its pool processes say over their pipe.
 
 The executor sends :class:`Run` (a try it claimed) or :class:`Stop`. For each
-:class:`Run` the pool process sends :class:`Started` once it has the DAG version
-(unless the task is an empty one, which has nothing to start), a
+:class:`Run` the pool process sends :class:`Started` once it has the DAG version, if it
+had to import it or the task has a timeout (an empty task, which has nothing to
+start, never does), a
 :class:`GroupChanged` for each process group its task starts or ends, and one
 :class:`Finished` with the report to record. Both sides import these classes, so a
 renamed field is a type error instead of a tuple unpacked wrongly; they are pickled
@@ -24,6 +25,10 @@ class Run:
     message: TaskMessage
     #: the book's claim (see :meth:`~cluster.executors.local_worker.TryBook.claim`)
     claimed: Any
+    #: the process imports the try's DAG version first: it sends :class:`Started` once
+    #: it has it (the executor measures the import); a warm process sends one only for
+    #: a task with a timeout, sparing the executor a wake-up per try
+    cold: bool = True
 
 
 @dataclass(frozen=True)

@@ -107,9 +107,7 @@ def worker_main(pool: WorkerPool, conn: Any) -> None:
             return
         if isinstance(order, Stop):
             return
-        report = runner.run(
-            order.message, order.claimed, lambda timeout: _tell(conn, Started(timeout))
-        )
+        report = runner.run(order.message, order.claimed, _announcer(conn, cold=order.cold))
         if os.getppid() != scheduler:
             _record_alone(runner, report)
             return
@@ -122,6 +120,17 @@ def worker_main(pool: WorkerPool, conn: Any) -> None:
 
 def _disregard(signum: int, frame: object) -> None:
     """A signal handler that does nothing (see :func:`worker_main`)."""
+
+
+def _announcer(conn: Any, *, cold: bool) -> Callable[[float | None], None]:
+    """What the runner calls when the task starts: a :class:`Started` note when the
+    executor needs one (an import to measure, a timeout to enforce)."""
+
+    def announce(timeout: float | None) -> None:
+        if cold or timeout is not None:
+            _tell(conn, Started(timeout))
+
+    return announce
 
 
 def _tell(conn: Any, note: FromWorker) -> None:
@@ -163,10 +172,11 @@ class WorkerProcess:
         assert self.process.pid is not None  # started in __init__
         return self.process.pid
 
-    def run(self, message: TaskMessage, claimed: Any) -> None:
-        """Hand over a claimed try; a process that is gone shows up as dead instead."""
+    def run(self, message: TaskMessage, claimed: Any, *, cold: bool = True) -> None:
+        """Hand over a claimed try (``cold``: this process lacks its DAG version); a
+        process that is gone shows up as dead instead."""
         with contextlib.suppress(OSError):
-            self.conn.send(Run(message, claimed))
+            self.conn.send(Run(message, claimed, cold))
 
     def notes(self) -> list[FromWorker]:
         """What the process sent since the last call (all of it, even once it died)."""
