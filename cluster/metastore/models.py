@@ -150,6 +150,12 @@ class DagRun(Base):
     )
 
 
+#: the queueing read walks each open pool's tries in this order and stops at its limit;
+#: DAGs at their limit are passed over on the index (migrations 0010, 0011)
+_PRIORITY = desc("priority_weight")
+_QUEUEING_ORDER = ("state", "pool", _PRIORITY, "run_logical_date", "dag_id")
+
+
 class TaskInstance(Base):
     """The current try of one task in one run; past tries are in ``task_instance_history``.
 
@@ -170,16 +176,7 @@ class TaskInstance(Base):
         Index("idx_ti_state_heartbeat_at", "state", "heartbeat_at"),
         Index("idx_ti_state_trigger_timeout", "state", "trigger_timeout"),
         Index("idx_task_instance_trigger_id", "trigger_id"),
-        # the queueing read walks each open pool's tries in its order and stops at its
-        # limit; DAGs at their limit are passed over on the index (migrations 0010, 0011)
-        Index(
-            "idx_ti_state_pool_priority",
-            "state",
-            "pool",
-            desc("priority_weight"),
-            "run_logical_date",
-            "dag_id",
-        ),
+        Index("idx_ti_state_pool_priority", *_QUEUEING_ORDER),
         MYSQL_TABLE_ARGS,
     )
 
