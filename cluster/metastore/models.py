@@ -152,7 +152,7 @@ class DagRun(Base):
 
 #: the queueing read walks each open pool's tries in this order and stops at its limit;
 #: DAGs at their limit are passed over on the index (migrations 0010, 0011)
-_PRIORITY = desc("priority_weight")
+_PRIORITY: Any = desc("priority_weight")
 _QUEUEING_ORDER = ("state", "pool", _PRIORITY, "run_logical_date", "dag_id")
 
 
