@@ -31,17 +31,48 @@ from tests.integration.scheduler_harness import (
 from tests.waiting import wait_for
 
 LIMITS_DAGS = """
+import os
+import time
 from datetime import datetime
+from pathlib import Path
 from cluster.sdk import DAG
-from cluster.operators.bash import BashOperator
+from cluster.operators.python import PythonOperator
+
+SIDE_EFFECTS = Path("@SIDE_EFFECTS@")
+
+
+def hold_until_the_limit_is_reached(dag_id, limit, tasks, task_id):
+    # Stay running until `limit` tasks of the DAG run at once (or every task has started:
+    # the last batch cannot fill the limit), so that the limit being reached never depends
+    # on how fast a loaded machine starts tasks. Never reached: fail after 60 s.
+    running, started = SIDE_EFFECTS / dag_id / "running", SIDE_EFFECTS / dag_id / "started"
+    running.mkdir(parents=True, exist_ok=True)
+    started.mkdir(parents=True, exist_ok=True)
+    (started / task_id).touch()
+    (running / task_id).touch()
+    deadline = time.monotonic() + 60
+    while len(os.listdir(running)) < limit and len(os.listdir(started)) < tasks:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{sorted(os.listdir(running))} running, {limit} never reached")
+        time.sleep(0.05)
+    (running / task_id).unlink()
+
+
+def holders(dag_id, tasks, limit, **kwargs):
+    for n in range(tasks):
+        PythonOperator(
+            task_id=f"hold_{n}",
+            python_callable=hold_until_the_limit_is_reached,
+            op_kwargs={"dag_id": dag_id, "limit": limit, "tasks": tasks, "task_id": f"hold_{n}"},
+            **kwargs,
+        )
+
 
 with DAG("pooled", schedule=None, start_date=datetime(2024, 1, 1)) as pooled:
-    for n in range(20):
-        BashOperator(task_id=f"sleep_{n}", bash_command="sleep 0.3", pool="three")
+    holders("pooled", 20, 3, pool="three")
 
 with DAG("limited", schedule=None, start_date=datetime(2024, 1, 1), max_active_tasks=2) as limited:
-    for n in range(8):
-        BashOperator(task_id=f"sleep_{n}", bash_command="sleep 0.3")
+    holders("limited", 8, 2)
 """
 
 
@@ -66,16 +97,20 @@ def test_pools_and_max_active_tasks_are_never_exceeded(
     scheduler_env: dict[str, str],
     session_factory: sessionmaker[Session],
     dags_folder: Path,
+    tmp_path: Path,
 ) -> None:
+    """Each task waits (60 s at most) until its DAG's limit of tasks run at once: the limit
+    is reached however loaded the machine is, and a scheduler that never reaches it fails
+    the run; one that exceeds it shows in the recorded intervals."""
     with session_factory.begin() as session:
         set_pool("three", 3, session=session)
-    (dags_folder / "limits.py").write_text(LIMITS_DAGS)
+    write_dag(dags_folder / "limits.py", LIMITS_DAGS, side_effects=tmp_path)
     scheduler = start_scheduler(CORE__PARALLELISM=8)
     wait_for_dags(session_factory, {"pooled", "limited"})
     runs = {dag_id: _trigger(scheduler_env, dag_id) for dag_id in ("pooled", "limited")}
 
     for dag_id, run_id in runs.items():
-        state = wait_for_run(session_factory, dag_id, run_id, timeout=90, scheduler=scheduler)
+        state = wait_for_run(session_factory, dag_id, run_id, timeout=180, scheduler=scheduler)
         assert state == "success", task_states(session_factory, dag_id, run_id)
 
     pooled = _intervals(session_factory, "pooled", runs["pooled"])
