@@ -74,16 +74,37 @@ SECRET = "celery-test-cluster-secret"
 POLL_INTERVAL = 3.0
 
 DAGS = """
+import os
+import time
 from datetime import datetime
+from pathlib import Path
 from cluster.sdk import DAG
 from cluster.operators.bash import BashOperator
 from cluster.operators.python import PythonOperator
 
 START = datetime(2024, 1, 1)
 
+def hold_until_three_run(task_id):
+    # three light tasks at once need both workers (two threads each), so the spread never
+    # depends on which worker was quicker; never three at once within 60 s fails the task
+    running, started = Path("@SIDE_EFFECTS@/light/running"), Path("@SIDE_EFFECTS@/light/started")
+    running.mkdir(parents=True, exist_ok=True)
+    started.mkdir(parents=True, exist_ok=True)
+    (started / task_id).touch()
+    (running / task_id).touch()
+    deadline = time.monotonic() + 60
+    while len(os.listdir(running)) < 3 and len(os.listdir(started)) < 8:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {sorted(os.listdir(running))} ran at once")
+        time.sleep(0.05)
+    (running / task_id).unlink()
+
+
 with DAG("spread", schedule=None, start_date=START, max_active_tasks=16) as spread:
     for n in range(8):
-        BashOperator(task_id=f"light_{n}", bash_command="sleep 1")
+        PythonOperator(
+            task_id=f"light_{n}", python_callable=hold_until_three_run, op_args=[f"light_{n}"]
+        )
     for n in range(3):
         BashOperator(task_id=f"heavy_{n}", bash_command="sleep 0.5", queue="heavy")
 
@@ -109,8 +130,13 @@ with DAG("chain", schedule=None, start_date=START) as chain:
         up >> down
 
 with DAG("growing_log", schedule=None, start_date=START) as growing_log:
+    # the rest of the log comes once the test has read its start (or after 60 s)
     BashOperator(
-        task_id="talk", bash_command="for i in $(seq 1 12); do echo line $i; sleep 0.25; done"
+        task_id="talk",
+        bash_command=(
+            "echo line 0; for i in $(seq 1 600); do [ -e @SIDE_EFFECTS@/log_read ] && break; "
+            "sleep 0.1; done; for i in $(seq 1 12); do echo line $i; done"
+        ),
     )
 
 with DAG("drain", schedule=None, start_date=START) as drain:
@@ -332,9 +358,15 @@ def test_the_log_server_serves_a_running_tasks_log_to_signed_requests_only(
     assert _get(f"{server}/log/{relative}")[0] == 403
     expired = sign(relative, key=key, now=time.time() - 120, ttl=30).url(server)
     assert _get(expired)[0] == 403
-    status, first, headers = _get(signed())
-    assert status == 200 and b"Running try 1 of growing_log.talk" in first
+
+    def start_of_log() -> tuple[bytes, dict[str, str]] | None:
+        status, body, headers = _get(signed())
+        return (body, headers) if status == 200 and b"line 0\n" in body else None
+
+    first, headers = wait_for(start_of_log, timeout=30, message="the log's first line")
+    assert b"Running try 1 of growing_log.talk" in first
     offset = int(headers[OFFSET_HEADER])
+    (celery_cluster.side_effects / "log_read").touch()
 
     def more() -> bytes:
         _, body, _ = _get(signed(offset))

@@ -122,26 +122,29 @@ def test_pools_and_max_active_tasks_are_never_exceeded(
 
 
 SENSOR_DAG = """
+import os
 from datetime import datetime
 from cluster.sdk import DAG
 from cluster.operators.bash import BashOperator
 from cluster.sensors.python import PythonSensor
 
 POKES = "@SIDE_EFFECTS@/pokes"
+WORKED = "@SIDE_EFFECTS@/worked"
 
-def third_poke():
+def third_poke_after_work():
+    # done once work ran in between: the slot given back is then no matter of timing
     with open(POKES, "a") as fh:
         fh.write("poke\\n")
     with open(POKES) as fh:
-        return len(fh.readlines()) >= 3
+        return len(fh.readlines()) >= 3 and os.path.exists(WORKED)
 
 with DAG("reschedule", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
     PythonSensor(
-        task_id="wait", python_callable=third_poke, mode="reschedule", poke_interval=1,
+        task_id="wait", python_callable=third_poke_after_work, mode="reschedule", poke_interval=1,
         pool="single", priority_weight=10,
     )
     for n in range(3):
-        BashOperator(task_id=f"work_{n}", bash_command="sleep 0.2", pool="single")
+        BashOperator(task_id=f"work_{n}", bash_command="touch @SIDE_EFFECTS@/worked", pool="single")
 """
 
 
@@ -152,7 +155,9 @@ def test_a_rescheduled_sensor_gives_its_slot_back(
     dags_folder: Path,
     tmp_path: Path,
 ) -> None:
-    """A 1-slot pool shared by a reschedule-mode sensor (queued first) and three tasks."""
+    """A 1-slot pool shared by a reschedule-mode sensor (queued first) and three tasks.
+
+    The sensor succeeds only once a task ran: a slot kept between pokes fails the run."""
     with session_factory.begin() as session:
         set_pool("single", 1, session=session)
     write_dag(dags_folder / "reschedule.py", SENSOR_DAG, side_effects=tmp_path)
@@ -164,8 +169,9 @@ def test_a_rescheduled_sensor_gives_its_slot_back(
 
     assert state == "success", task_states(session_factory, "reschedule", run_id)
     pokes = history(session_factory, "reschedule", run_id, "wait")
-    assert [p.state for p in pokes] == ["up_for_reschedule", "up_for_reschedule", "success"]
-    assert (tmp_path / "pokes").read_text().splitlines() == ["poke"] * 3
+    assert len(pokes) >= 3
+    assert [p.state for p in pokes] == ["up_for_reschedule"] * (len(pokes) - 1) + ["success"]
+    assert (tmp_path / "pokes").read_text().splitlines() == ["poke"] * len(pokes)
     work = [h for h in history(session_factory, "reschedule", run_id) if h.task_id != "wait"]
     assert len(work) == 3 and all(h.state == "success" for h in work)
     # the sensor was queued first, yet work ran between its pokes: the slot was free
@@ -291,4 +297,5 @@ def test_crashing_and_timed_out_tasks_fail_and_say_why(
     timed_out = [
         t for t in task_instances(session_factory, "crashes", run_id) if t.task_id == "times_out"
     ]
-    assert timed_out[0].duration is not None and 2 <= timed_out[0].duration < 10
+    # cut short by the timeout: well under the sleep's 60 s, however slow the machine
+    assert timed_out[0].duration is not None and 2 <= timed_out[0].duration < 60
