@@ -140,7 +140,15 @@ with DAG("growing_log", schedule=None, start_date=START) as growing_log:
     )
 
 with DAG("drain", schedule=None, start_date=START) as drain:
-    BashOperator(task_id="short", bash_command="sleep 3; echo done", queue="drain")
+    # runs until the test has sent its TERM (60 s at most)
+    BashOperator(
+        task_id="short",
+        bash_command=(
+            "for i in $(seq 1 600); do [ -e @SIDE_EFFECTS@/drain_release ] && break; "
+            "sleep 0.1; done; echo done"
+        ),
+        queue="drain",
+    )
 
 with DAG("stuck", schedule=None, start_date=START) as stuck:
     BashOperator(task_id="long", bash_command="sleep 120", queue="stuck")
@@ -418,6 +426,8 @@ def test_sigterm_drains_a_worker_and_a_second_sigterm_stops_it_at_once(
             timeout=10,
             message="the cut try's message back in its queue",
         )
+        assert drained.running()  # its try still runs: the worker waits for it
+        (celery_cluster.side_effects / "drain_release").touch()
         assert drained.process.wait(30) == 0
         assert task_states(sessions, "drain", short_run) == {"short": "success"}
     finally:

@@ -98,6 +98,7 @@ def test_a_killed_worker_fails_its_try_which_is_retried(
 KILL_AFTER_LINES = 3
 
 CHAIN_DAG = """
+import os
 import time
 from datetime import datetime, timedelta
 from cluster.sdk import DAG, task, chain
@@ -107,6 +108,12 @@ SIDE_EFFECTS = "@SIDE_EFFECTS@"
 def _step(ti):
     with open(SIDE_EFFECTS, "a") as fh:
         fh.write(f"{ti.task_id} try {ti.try_number}\\n")
+    if ti.task_id == "step_5":
+        # no further until the test killed the scheduler (60 s at most): the kill comes
+        # mid-chain however slow the test is to notice the first steps
+        deadline = time.monotonic() + 60
+        while not os.path.exists(SIDE_EFFECTS + ".go") and time.monotonic() < deadline:
+            time.sleep(0.05)
     time.sleep(0.2)
 
 with DAG("chain", schedule=None, start_date=datetime(2024, 1, 1),
@@ -137,6 +144,7 @@ def test_a_killed_scheduler_is_replaced_without_running_a_try_twice(
     old_workers = first.worker_pids()
     first.kill()
     assert task_states(session_factory, "chain", run_id)["step_9"] == "none"
+    (tmp_path / "chain.txt.go").touch()
 
     second = start_scheduler(**settings)
     state = wait_for_run(session_factory, "chain", run_id, timeout=90, scheduler=second)
