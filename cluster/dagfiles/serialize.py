@@ -101,6 +101,8 @@ def serialize_task(task: BaseOperator, feeds_mapping: bool = False) -> Serialize
         mapping=task.expand_input.to_ref() if isinstance(task, MappedOperator) else None,
         feeds_mapping=feeds_mapping,
         sla=_seconds(task.sla),
+        max_active_tis_per_dag=task.max_active_tis_per_dag,
+        max_active_tis_per_dagrun=task.max_active_tis_per_dagrun,
     )
 
 

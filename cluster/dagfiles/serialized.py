@@ -68,6 +68,11 @@ class SerializedTask:
     feeds_mapping: bool = False
     #: the task's ``sla`` in seconds (``None``: none); checked by :mod:`cluster.dagfiles.slas`
     sla: float | None = None
+    #: at most this many of the task's instances queued or running over all the DAG's
+    #: runs, each mapped instance counting (``None``: no cap; see :mod:`cluster.policy.fit`)
+    max_active_tis_per_dag: int | None = None
+    #: the same cap within one run
+    max_active_tis_per_dagrun: int | None = None
 
 
 @dataclass(frozen=True)
@@ -228,6 +233,8 @@ _OPTIONAL: dict[str, Any] = {
     "mapping": None,
     "feeds_mapping": False,
     "sla": None,
+    "max_active_tis_per_dag": None,
+    "max_active_tis_per_dagrun": None,
 }
 
 

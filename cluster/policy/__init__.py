@@ -13,6 +13,7 @@ from cluster.policy.fit import (
     FitDecision,
     PoolSnapshot,
     QueueCandidate,
+    TaskLoads,
     Unrunnable,
     select_to_queue,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "RunSnapshot",
     "RunToCreate",
     "StateChange",
+    "TaskLoads",
     "Unrunnable",
     "UpstreamCounts",
     "Verdict",

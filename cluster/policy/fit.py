@@ -3,14 +3,16 @@
 Airflow's ``_executable_task_instances_to_queued`` without the database: candidates
 in priority order (effective weight, then the older logical date, then ids); each
 one that fits takes its ``pool_slots`` from its pool, one task from its DAG's
-``max_active_tasks`` and one executor slot. One that does not fit is passed over, so
-a smaller task further down may still take the slots left. Slots are held only by
+``max_active_tasks``, one from its task's ``max_active_tis_per_dag`` (all runs) and
+``max_active_tis_per_dagrun`` (its run), and one executor slot. One that does not fit
+is passed over, so a smaller task further down may still take the slots left. Slots are held only by
 ``queued`` and ``running`` instances; a sensor in reschedule mode is
 ``up_for_reschedule`` between pokes and so frees its slot by itself.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +31,14 @@ class QueueCandidate:
     pool: str = "default_pool"
     pool_slots: int = 1
     map_index: int = -1
+    #: the task's cap on its queued + running instances over all runs (``None``: none)
+    max_active_tis_per_dag: int | None = None
+    #: the task's cap on its queued + running instances in one run (``None``: none)
+    max_active_tis_per_dagrun: int | None = None
+
+    @property
+    def has_task_limit(self) -> bool:
+        return self.max_active_tis_per_dag is not None or self.max_active_tis_per_dagrun is not None
 
     def order_key(self) -> tuple[int, datetime, str, str, str, int]:
         return (
@@ -66,6 +76,20 @@ class DagLoad:
 
 
 @dataclass(frozen=True)
+class TaskLoads:
+    """Queued + running instances of tasks that have a per-task limit, as Airflow's
+    ``ConcurrencyMap`` counts them (its ``EXECUTION_STATES``: deferred instances do not
+    count): each mapped instance counts as one.
+
+    :ivar per_dag: ``(dag_id, task_id) → count`` over all the DAG's runs.
+    :ivar per_run: ``(dag_id, run_id, task_id) → count``.
+    """
+
+    per_dag: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    per_run: Mapping[tuple[str, str, str], int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Unrunnable:
     """A candidate that can never be queued as things are, and why."""
 
@@ -93,6 +117,8 @@ class _Budget:
     executor: float
     pools: dict[str, float]
     dags: dict[str, int]
+    per_dag: Counter[tuple[str, str]]
+    per_run: Counter[tuple[str, str, str]]
     queued: list[QueueCandidate] = field(default_factory=list)
 
 
@@ -103,6 +129,7 @@ def select_to_queue(
     dag_loads: Mapping[str, DagLoad],
     free_executor_slots: int,
     max_to_queue: int | None = None,
+    task_loads: TaskLoads | None = None,
 ) -> FitDecision:
     """Choose the candidates to move ``scheduled → queued`` in this loop.
 
@@ -110,11 +137,17 @@ def select_to_queue(
         executor holds (queued + running).
     :param dag_loads: per ``dag_id``; a DAG missing here is not limited.
     :param max_to_queue: an optional cap per loop (Airflow's ``max_tis_per_query``).
+    :param task_loads: the active instances of the candidates' tasks that have a
+        ``max_active_tis_per_dag`` or ``max_active_tis_per_dagrun``; those queued by this
+        call are added as they are taken. ``None``: nothing active.
     """
+    loads = task_loads or TaskLoads()
     budget = _Budget(
         executor=float(free_executor_slots),
         pools={name: pool.free for name, pool in pools.items()},
         dags={d: load.max_active_tasks - load.active for d, load in dag_loads.items()},
+        per_dag=Counter(loads.per_dag),
+        per_run=Counter(loads.per_run),
     )
     never: list[Unrunnable] = []
     missing: list[Unrunnable] = []
@@ -137,11 +170,27 @@ def _take_if_fits(candidate: QueueCandidate, budget: _Budget) -> None:
         return
     if budget.pools[candidate.pool] < candidate.pool_slots:
         return
+    if candidate.has_task_limit and _at_task_limit(candidate, budget):
+        return
     budget.pools[candidate.pool] -= candidate.pool_slots
     if dag_room is not None:
         budget.dags[candidate.dag_id] = dag_room - 1
     budget.executor -= 1
+    budget.per_dag[(candidate.dag_id, candidate.task_id)] += 1
+    budget.per_run[(candidate.dag_id, candidate.run_id, candidate.task_id)] += 1
     budget.queued.append(candidate)
+
+
+def _at_task_limit(candidate: QueueCandidate, budget: _Budget) -> bool:
+    """Whether the task already has ``max_active_tis_per_dag`` instances active over all
+    runs, or ``max_active_tis_per_dagrun`` in the candidate's run (Airflow's
+    ``starved_tasks`` and ``starved_tasks_task_dagrun_concurrency``)."""
+    per_dag = candidate.max_active_tis_per_dag
+    if per_dag is not None and budget.per_dag[(candidate.dag_id, candidate.task_id)] >= per_dag:
+        return True
+    per_run = candidate.max_active_tis_per_dagrun
+    key = (candidate.dag_id, candidate.run_id, candidate.task_id)
+    return per_run is not None and budget.per_run[key] >= per_run
 
 
 def _too_big(candidate: QueueCandidate, pool: PoolSnapshot) -> str:

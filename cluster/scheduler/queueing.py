@@ -8,7 +8,10 @@ the free slots), pool by pool: a full pool's tries and those of a DAG at its
 ``max_active_tasks`` are passed over in the database, as Airflow's starved pools and
 DAGs are. A full pool's backlog is not read at all; a DAG at its limit still costs the
 database a walk over its tries' index entries (about 1 ms per 5,000 on SQLite), but
-none of them reaches the scheduler.
+none of them reaches the scheduler. A task's ``max_active_tis_per_dag`` and
+``max_active_tis_per_dagrun`` are checked against its queued and running instances,
+counted only when a candidate's task has such a limit (one grouped query over those
+tasks), so DAGs without them pay nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, union_all
+from sqlalchemy import bindparam, func, select, tuple_, union_all
 from sqlalchemy.orm import Session
 
 from cluster.executors.base import Dispatch
@@ -31,6 +34,7 @@ from cluster.policy.fit import (
     FitDecision,
     PoolSnapshot,
     QueueCandidate,
+    TaskLoads,
     select_to_queue,
 )
 from cluster.scheduler.dagcache import DagCache
@@ -205,20 +209,64 @@ def _decide(
         dag = dags.get(session, dag_id)
         if dag is not None:
             loads[dag_id] = DagLoad(dag.max_active_tasks, by_dag.get(dag_id, 0))
-    candidates = [
-        QueueCandidate(
-            dag_id=r.dag_id,
-            run_id=r.run_id,
-            task_id=r.task_id,
-            logical_date=r.run_date or now,
-            priority_weight=r.priority_weight,
-            pool=r.pool,
-            pool_slots=r.pool_slots,
-            map_index=r.map_index,
-        )
-        for r in rows
-    ]
-    return select_to_queue(candidates, pools=pools, dag_loads=loads, free_executor_slots=free)
+    candidates = [_candidate(session, dags, r, now) for r in rows]
+    return select_to_queue(
+        candidates,
+        pools=pools,
+        dag_loads=loads,
+        free_executor_slots=free,
+        task_loads=_task_loads(session, candidates),
+    )
+
+
+def _candidate(session: Session, dags: DagCache, row: Any, now: datetime) -> QueueCandidate:
+    dag = dags.get(session, row.dag_id)
+    task = dag.tasks.get(row.task_id) if dag is not None else None
+    return QueueCandidate(
+        dag_id=row.dag_id,
+        run_id=row.run_id,
+        task_id=row.task_id,
+        logical_date=row.run_date or now,
+        priority_weight=row.priority_weight,
+        pool=row.pool,
+        pool_slots=row.pool_slots,
+        map_index=row.map_index,
+        max_active_tis_per_dag=task.max_active_tis_per_dag if task is not None else None,
+        max_active_tis_per_dagrun=task.max_active_tis_per_dagrun if task is not None else None,
+    )
+
+
+_TASK_LOADS = (
+    select(
+        TASK_INSTANCE.c.dag_id,
+        TASK_INSTANCE.c.run_id,
+        TASK_INSTANCE.c.task_id,
+        func.count(),
+    )
+    .where(
+        TASK_INSTANCE.c.state.in_(_OCCUPYING),
+        tuple_(TASK_INSTANCE.c.dag_id, TASK_INSTANCE.c.task_id).in_(
+            bindparam("tasks", expanding=True)
+        ),
+    )
+    .group_by(TASK_INSTANCE.c.dag_id, TASK_INSTANCE.c.run_id, TASK_INSTANCE.c.task_id)
+)
+
+
+def _task_loads(session: Session, candidates: Sequence[QueueCandidate]) -> TaskLoads | None:
+    """The queued + running instances of the candidates' tasks that have a per-task
+    limit, per task and per (run, task), as Airflow's ``ConcurrencyMap`` (deferred ones
+    do not count there either). ``None``, and no query, when no candidate has a limit."""
+    limited = sorted({(c.dag_id, c.task_id) for c in candidates if c.has_task_limit})
+    if not limited:
+        return None
+    per_dag: dict[tuple[str, str], int] = defaultdict(int)
+    per_run: dict[tuple[str, str, str], int] = {}
+    params = {"tasks": limited}
+    for dag_id, run_id, task_id, count in session.connection().execute(_TASK_LOADS, params):
+        per_dag[(dag_id, task_id)] += int(count)
+        per_run[(dag_id, run_id, task_id)] = int(count)
+    return TaskLoads(per_dag=dict(per_dag), per_run=per_run)
 
 
 def _move_to_queued(

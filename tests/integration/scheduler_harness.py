@@ -66,19 +66,34 @@ class SynchronousExecutor:
     :ivar deliveries: how many times each message is delivered (2 simulates a broker
         that redelivers).
     :ivar results: every :class:`TryResult`, in the order the tries ended.
+    :ivar held: when not ``None``, ``send`` only appends its messages here (they stay
+        queued) and the test runs them with :meth:`release`: concurrency is then decided
+        by the test, step by step, not by timing.
     """
 
     def __init__(self, runner: BlockingExecutor) -> None:
         self.runner = runner
         self.deliveries = 1
         self.results: list[TryResult] = []
+        self.held: list[TaskMessage] | None = None
 
     def start(self) -> None:
         pass
 
     def send(self, dispatches: list[Dispatch]) -> None:
         messages = [d.message for d in dispatches for _ in range(self.deliveries)]
+        if self.held is not None:
+            self.held.extend(messages)
+            return
         self.results.extend(self.runner.run(messages))
+
+    def release(self, count: int = 1) -> list[TryResult]:
+        """Run the ``count`` oldest held messages to their end."""
+        assert self.held is not None, "release() needs held = [] first"
+        messages, self.held[:count] = self.held[:count], []
+        results = self.runner.run(messages)
+        self.results.extend(results)
+        return results
 
     def free_slots(self) -> int | None:
         return None

@@ -119,6 +119,33 @@ def test_structure_change_changes_the_fingerprint() -> None:
     assert serialize_dag(dag).fingerprint() != first.fingerprint()
 
 
+def test_task_concurrency_limits_travel_and_are_left_out_when_unset() -> None:
+    """``max_active_tis_per_dag`` / ``_per_dagrun`` reach the scheduler, for a mapped task
+    through its ``partial`` arguments; absent from the JSON when unset, so the JSON of a
+    DAG without them (and its fingerprint) is what it was, and old JSON reads as ``None``."""
+    with DAG("limits", schedule=None) as dag:
+        EmptyOperator(task_id="plain")
+        EmptyOperator(task_id="per_run", max_active_tis_per_dagrun=3)
+        BashOperator.partial(task_id="mapped", max_active_tis_per_dag=2).expand(
+            bash_command=["true", "false"]
+        )
+    serialized = serialize_dag(dag)
+    tasks = serialized.tasks
+    assert (tasks["mapped"].max_active_tis_per_dag, tasks["mapped"].max_active_tis_per_dagrun) == (
+        2,
+        None,
+    )
+    assert tasks["per_run"].max_active_tis_per_dagrun == 3
+    assert tasks["per_run"].max_active_tis_per_dag is None
+    text = serialized.to_json()
+    [plain] = [t for t in serialized.to_dict()["dag"]["tasks"] if t["task_id"] == "plain"]
+    assert "max_active_tis_per_dag" not in plain and "max_active_tis_per_dagrun" not in plain
+    read = SerializedDag.from_json(text)
+    assert read.tasks["mapped"].max_active_tis_per_dag == 2
+    assert read.tasks["plain"].max_active_tis_per_dag is None
+    assert read.to_json() == text
+
+
 def test_serializer_validates() -> None:
     with DAG("d") as dag:
         a, b = EmptyOperator(task_id="a"), EmptyOperator(task_id="b")
