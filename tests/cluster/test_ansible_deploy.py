@@ -149,6 +149,8 @@ def run_playbook(cluster: Cluster, inventory: Path, log: Path) -> dict[str, dict
         "ANSIBLE_HOST_KEY_CHECKING": "False",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
+        # the same output with a timestamp on every line: where a slow run spent its time
+        "ANSIBLE_LOG_PATH": str(log.with_suffix(".timed.log")),
     }
     argv = cluster.network.in_controller(
         ["ansible-playbook", "-i", str(inventory), "-e", f"@{extra}", "site.yml"]
