@@ -3,6 +3,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # processes the unit tests run on (`make unit`, `make test`)
 UNIT_WORKERS ?= 2
+# processes the integration, e2e and cluster tests run on (`make integration`, `make test`)
+INTEGRATION_WORKERS ?= 2
 export TRADEWIND_HOME ?= $(HOME)/tradewind
 
 .PHONY: deps run-deps run test lint unit integration bench clean
@@ -24,21 +26,26 @@ lint: deps
 	$(VENV)/bin/mypy
 
 unit: deps
-	$(PY) -m pytest -q -n $(UNIT_WORKERS) tests/unit
+	$(PY) -m pytest -q -n $(UNIT_WORKERS) --dist loadfile tests/unit
 
 integration: deps
-	$(PY) -m pytest -q tests/integration
+	$(PY) -m pytest -q -n $(INTEGRATION_WORKERS) --dist loadfile tests/integration
 
 # the cluster tests' node image and wheels download in the background while lint and
-# the other tests run; the cluster tests, which wait for them, run last. The unit tests
-# (CPU-bound, each with its own home and database) run on UNIT_WORKERS processes; the
-# others start real services and clusters and run one at a time. Both parts always run.
+# the unit tests run (a cluster test that needs them before they are ready waits for
+# them). The unit tests (CPU-bound, each with its own home and database) run on
+# UNIT_WORKERS processes. The others start real services and clusters on free ports and
+# mostly wait on them, so they run on INTEGRATION_WORKERS processes. Both parts hand out
+# whole modules (a module's shared deployment starts once; the two whole-cluster tests
+# run one after the other: tests/conftest.py); the integration modules go in the order
+# given, so the cluster tests, the longest, start first. Both parts always run.
 test: deps
 	$(PY) -m tests.cluster.prebuild > $(VENV)/prebuild.log 2>&1 &
 	$(MAKE) --no-print-directory lint
 	status=0; \
-	$(PY) -m pytest -q -n $(UNIT_WORKERS) tests/unit || status=1; \
-	$(PY) -m pytest -q tests/integration tests/e2e tests/cluster || status=1; \
+	$(PY) -m pytest -q -n $(UNIT_WORKERS) --dist loadfile tests/unit || status=1; \
+	$(PY) -m pytest -q -n $(INTEGRATION_WORKERS) --dist loadfile --no-loadscope-reorder \
+		tests/cluster tests/integration tests/e2e || status=1; \
 	exit $$status
 
 bench: deps

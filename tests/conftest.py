@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine
+from xdist.remote import Producer
+from xdist.scheduler import LoadFileScheduling
 
 from cluster.config import Settings, load_settings
 from cluster.devcluster.services.mariadb import MariaDB
@@ -46,6 +48,12 @@ def settings(tradewind_home: Path) -> Settings:
         },
     )
 
+
+#: the modules that each start a whole cluster (a dozen services on loopback, or four
+#: systemd nodes provisioned by Ansible)
+WHOLE_CLUSTER_MODULES = frozenset(
+    {"tests/cluster/test_ansible_deploy.py", "tests/cluster/test_dev_cluster_acceptance.py"}
+)
 
 _MARIADB = pytest.StashKey[MariaDB]()
 _POSTGRES = pytest.StashKey[PostgreSQL]()
@@ -79,6 +87,26 @@ def postgres(
     pytestconfig.stash[_POSTGRES] = server
     yield server
     server.destroy()
+
+
+class ModuleScheduling(LoadFileScheduling):
+    """xdist's ``--dist loadfile`` (a module's tests run on one process, so a module-scoped
+    deployment such as a Celery cluster or a webserver is started once), except that the
+    modules that each run a whole cluster are one unit: they run one after the other,
+    never both at once on the two cores."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = super()._split_scope(nodeid)
+        return "whole clusters" if module in WHOLE_CLUSTER_MODULES else module
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> ModuleScheduling | None:
+    """``make test``'s ``--dist loadfile`` schedules by :class:`ModuleScheduling`. (xdist's
+    ``--dist loadgroup`` would do it with marks, but it does not group under pytest 9.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    return ModuleScheduling(config, log)
 
 
 @pytest.hookimpl(wrapper=True)
