@@ -80,8 +80,14 @@ class SubprocessRunner:
         return CommandResult(process.returncode, last)
 
     def kill(self) -> None:
-        """SIGTERM the process group, then SIGKILL it if it is still there."""
-        process = self._process
+        """SIGTERM the process group, then SIGKILL it if it is still there.
+
+        The process is read under the lock :meth:`run` holds while it starts it: bash
+        may already run (and be seen running) before ``Popen`` returns, and a kill that
+        read ``None`` then would leave the command to run on.
+        """
+        with self._lock:
+            process = self._process
         if process is None or process.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):

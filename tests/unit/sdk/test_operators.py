@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -12,7 +14,8 @@ from typing import Any
 import pytest
 
 from cluster.errors import TaskSkipped, TradewindError
-from cluster.operators.bash import BashOperator
+from cluster.operators import bash as bash_module
+from cluster.operators.bash import BashOperator, SubprocessRunner
 from cluster.operators.empty import EmptyOperator
 from cluster.operators.python import BranchPythonOperator, PythonOperator, ShortCircuitOperator
 from cluster.sdk import DAG, TaskGroup
@@ -106,6 +109,44 @@ def test_on_kill_kills_the_whole_process_group(tmp_path: Path) -> None:
         assert time.monotonic() < deadline, "the child sleep survived on_kill"
         time.sleep(0.01)
     assert errors and isinstance(errors[0], TradewindError)
+
+
+def test_a_kill_while_the_command_is_starting_still_ends_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """bash can run before ``Popen`` returns: a kill in that moment waits for the start
+    and ends the command, instead of finding no process and leaving it to run."""
+    started, proceed = threading.Event(), threading.Event()
+    real_popen = subprocess.Popen
+
+    def slow_to_return(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        process = real_popen(*args, **kwargs)
+        started.set()
+        proceed.wait(30)
+        return process
+
+    monkeypatch.setattr(bash_module.subprocess, "Popen", slow_to_return)
+    runner = SubprocessRunner()
+    results: list[int] = []
+    command = threading.Thread(
+        target=lambda: results.append(
+            runner.run("sleep 60", dict(os.environ), None, "utf-8").exit_code
+        )
+    )
+    command.start()
+    assert started.wait(30)
+    killer = threading.Thread(target=runner.kill)
+    killer.start()
+    proceed.set()
+    killer.join(30)
+    command.join(30)
+    try:
+        assert not command.is_alive(), "the command outlived the kill"
+        assert results == [-signal.SIGTERM]
+    finally:
+        if command.is_alive():  # the old behaviour: end the sleep ourselves
+            os.killpg(runner._process.pid, signal.SIGKILL)  # type: ignore[union-attr]
+            command.join(30)
 
 
 def test_a_bash_command_s_process_group_is_watched_while_it_runs() -> None:
