@@ -25,9 +25,10 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ARRAY, Dialect, Float, Update, bindparam, cast, column, func, update
+from sqlalchemy import ARRAY, Dialect, Float, Update, bindparam, cast, column, func
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from cluster.metastore.group_update import group_update
 from cluster.metastore.models import TASK_INSTANCE
 
 #: the array parameters' names: the varying key, the try number, the target state
@@ -57,7 +58,6 @@ def moves_by_array(
     column's type makes it for ``dialect`` (:func:`array_params`).
     """
     c = TASK_INSTANCE.c
-    fixed = "map_index" if varying == "task_id" else "task_id"
     per_try = {KEY: c[varying].type, TRY: c.try_number.type, STATE: c.state.type}
     per_try.update({value_name(name): c[name].type for name in columns})
     per_try = {name: _stored(kind, dialect) for name, kind in per_try.items()}
@@ -69,20 +69,14 @@ def moves_by_array(
     )
     values: dict[str, Any] = {name: moves.c[value_name(name)] for name in columns}
     values["state"] = moves.c[STATE]
-    values.update({name: bindparam(f"s_{name}", type_=c[name].type) for name in shared})
-    for name in if_null:
-        values[name] = func.coalesce(c[name], bindparam(f"s_{name}", type_=c[name].type))
-    return (
-        update(TASK_INSTANCE)
-        .where(
-            c.dag_id == bindparam("k_dag_id"),
-            c.run_id == bindparam("k_run_id"),
-            c[fixed] == bindparam("k_fixed", type_=c[fixed].type),
-            c[varying] == moves.c[KEY],
-            c.state == expected,
-            c.try_number == moves.c[TRY],
-        )
-        .values(values)
+    return group_update(
+        varying=varying,
+        expected=expected,
+        per_try=values,
+        shared=shared,
+        if_null=if_null,
+        key_matches=c[varying] == moves.c[KEY],
+        try_number=moves.c[TRY],
     )
 
 

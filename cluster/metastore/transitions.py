@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from cluster.errors import InvalidTransition, MetastoreError
 from cluster.metastore.array_moves import array_params, moves_by_array
 from cluster.metastore.engine import SessionFactory, transaction
+from cluster.metastore.group_update import group_update
 from cluster.metastore.models import TASK_INSTANCE, DagRun, TaskInstance
 from cluster.states import (
     DAG_RUN_TRANSITIONS,
@@ -308,7 +309,6 @@ def _moves_statement(
     """
     _assignments(TaskInstance, expected, dict.fromkeys((*columns, *shared, *if_null)))
     c = TASK_INSTANCE.c
-    fixed = "map_index" if varying == "task_id" else "task_id"
 
     def per_try(name: str, column: str) -> Any:
         def value(i: int) -> Any:
@@ -320,21 +320,15 @@ def _moves_statement(
 
     values: dict[str, Any] = {name: per_try(f"v_{name}", name) for name in columns}
     values["state"] = per_try("to", "state")
-    values.update({name: bindparam(f"s_{name}", type_=c[name].type) for name in shared})
-    for name in if_null:
-        values[name] = func.coalesce(c[name], bindparam(f"s_{name}", type_=c[name].type))
     keys: list[Any] = [bindparam(f"t_{i}", type_=c[varying].type) for i in range(n)]
-    return (
-        update(TASK_INSTANCE)
-        .where(
-            c.dag_id == bindparam("k_dag_id"),
-            c.run_id == bindparam("k_run_id"),
-            c[fixed] == bindparam("k_fixed", type_=c[fixed].type),
-            c[varying] == keys[0] if n == 1 else c[varying].in_(keys),
-            c.state == expected,
-            c.try_number == per_try("try", "try_number"),
-        )
-        .values(values)
+    return group_update(
+        varying=varying,
+        expected=expected,
+        per_try=values,
+        shared=shared,
+        if_null=if_null,
+        key_matches=c[varying] == keys[0] if n == 1 else c[varying].in_(keys),
+        try_number=per_try("try", "try_number"),
     )
 
 
