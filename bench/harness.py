@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -29,8 +30,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from cluster.config import MetastoreSettings  # noqa: E402
-from cluster.metastore.engine import create_engine_for, make_session_factory  # noqa: E402
+from cluster.dagfiles.processor import DagProcessor  # noqa: E402
+from cluster.metastore.engine import (  # noqa: E402
+    SessionFactory,
+    create_engine_for,
+    make_session_factory,
+    transaction,
+)
 from cluster.metastore.migrate import migrate  # noqa: E402
+from cluster.scheduler.fencing import Fence  # noqa: E402
 from tests.databases import KINDS, private_server  # noqa: E402
 
 #: how a benchmark runs the CLI: this interpreter, this checkout
@@ -54,6 +62,19 @@ class Metastore:
         if migrated:
             migrate(sessions.kw["bind"])
         return sessions
+
+
+def parsed_and_fenced(sessions: SessionFactory, folder: Path, *, timeout: float) -> Fence:
+    """Parse ``folder`` into the metastore (every DAG unpaused) and take the fencing
+    lease: what an in-process scheduling loop needs before its first iteration."""
+    processor = DagProcessor(
+        folders=[folder], sessions=sessions, timeout=timeout, paused_at_creation=False
+    )
+    report = processor.process()
+    assert not report.errors, report.errors
+    fence = Fence(host="bench")
+    transaction(sessions, lambda s: fence.acquire(s, now=datetime.now(UTC)))
+    return fence
 
 
 def databases_from(arg: str) -> tuple[str, ...]:

@@ -51,13 +51,12 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Metastore, databases_from, metastore
+from harness import Metastore, databases_from, metastore, parsed_and_fenced
 from loop_blocked import bench_blocked
 from loop_growth import Growth, WorkCounter
 
 from cluster import actions
 from cluster.config import Settings, load_settings
-from cluster.dagfiles.processor import DagProcessor
 from cluster.execution import recording
 from cluster.execution.outcome import TryOutcome
 from cluster.execution.pool import PoolBook, PoolRunner
@@ -67,7 +66,6 @@ from cluster.messages import TaskMessage
 from cluster.metastore.datasets import EventSpec, record_events
 from cluster.metastore.engine import SessionFactory, transaction
 from cluster.metastore.models import Dag
-from cluster.scheduler.fencing import Fence
 from cluster.scheduler.loop import SchedulerLoop
 from cluster.states import TaskState
 from tests.integration.scheduler_harness import FINISHED_RUN_STATES, run_state
@@ -272,13 +270,7 @@ def bench(
     settings = bench_settings(store, base, parallelism, 0.0 if idle is not None else 1.0)
     sessions = store.sessions()
     counter = WorkCounter(sessions.kw["bind"]) if growth and growth[1] else None
-    processor = DagProcessor(
-        folders=[base / "dags"], sessions=sessions, timeout=60.0, paused_at_creation=False
-    )
-    report = processor.process()
-    assert not report.errors, report.errors
-    fence = Fence(host="bench")
-    transaction(sessions, lambda s: fence.acquire(s, now=datetime.now(UTC)))
+    fence = parsed_and_fenced(sessions, base / "dags", timeout=60.0)
     runner = LocalPool(settings).runner() if run_tries else None
     assert runner is None or isinstance(runner, PoolRunner), "the runner could not start"
     executor = InstantExecutor(PoolBook(settings, sessions=sessions), parallelism, runner)

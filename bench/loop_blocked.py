@@ -16,17 +16,16 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from harness import parsed_and_fenced
 from loop_growth import WorkCounter
 from sqlalchemy import func, select
 
 from cluster import actions
 from cluster.config import Settings
-from cluster.dagfiles.processor import DagProcessor
 from cluster.executors.base import Dispatch
 from cluster.metastore.engine import SessionFactory, transaction
 from cluster.metastore.models import TaskInstance
 from cluster.metastore.pools import set_pool
-from cluster.scheduler.fencing import Fence
 from cluster.scheduler.loop import SchedulerLoop
 from cluster.states import TaskState
 
@@ -76,13 +75,7 @@ def bench_blocked(
     (base / "blocked").mkdir()
     (base / "blocked" / "blocked.py").write_text(BLOCKED_DAGS.replace("@COUNT@", str(count)))
     transaction(sessions, lambda s: set_pool("narrow", 1, session=s))
-    processor = DagProcessor(
-        folders=[base / "blocked"], sessions=sessions, timeout=120.0, paused_at_creation=False
-    )
-    report = processor.process()
-    assert not report.errors, report.errors
-    fence = Fence(host="bench")
-    transaction(sessions, lambda s: fence.acquire(s, now=datetime.now(UTC)))
+    fence = parsed_and_fenced(sessions, base / "blocked", timeout=120.0)
     executor = HoldingExecutor(settings.core.parallelism)
     loop = SchedulerLoop(settings, sessions=sessions, executor=executor, fence=fence)
     now = datetime.now(UTC)
