@@ -20,6 +20,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, tuple_, union_all
@@ -129,10 +130,13 @@ def _pool_query(pool: Any) -> Any:
     )
 
 
-def _scheduled_query(pools: int) -> Any:
+@cache
+def scheduled_statement(pools: int) -> Any:
     """The best ``:limit`` scheduled tries of ``pools`` pools (``:pool_0`` …): each
     pool's best ``:limit`` read on the index, then the best of those (a sort of at most
-    ``pools * limit`` rows, never of the backlog)."""
+    ``pools * limit`` rows, never of the backlog). Built once per number of pools (the
+    loop runs it many times a second) and in Core, whose execution path costs less than
+    the ORM's."""
     if pools == 1:
         return _pool_query(bindparam("pool_0")).limit(bindparam("limit"))
     parts = [
@@ -147,10 +151,8 @@ def _scheduled_query(pools: int) -> Any:
     )
 
 
-#: the loop's queries run many times a second: built once (per number of pools), in
-#: Core (the ORM's execution path costs more than these queries), they cost only their
-#: execution
-_SCHEDULED_BY_POOLS: dict[int, Any] = {}
+#: the loop's queries run many times a second: built once, in Core (the ORM's execution
+#: path costs more than these queries), they cost only their execution
 _SCHEDULED_ALL = (
     select(*_COLUMNS)
     .where(
@@ -171,14 +173,6 @@ _OCCUPANCY = (
     .group_by(TASK_INSTANCE.c.dag_id, TASK_INSTANCE.c.pool)
 )
 _POOLS = select(SlotPool.pool, SlotPool.slots)
-
-
-def scheduled_statement(pools: int) -> Any:
-    """The statement reading ``pools`` pools' best tries (cached: compiled once)."""
-    statement = _SCHEDULED_BY_POOLS.get(pools)
-    if statement is None:
-        statement = _SCHEDULED_BY_POOLS[pools] = _scheduled_query(pools)
-    return statement
 
 
 def _scheduled(
