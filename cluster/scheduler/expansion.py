@@ -21,25 +21,25 @@ from cluster.policy.changes import Expansion, InstanceKey, Revision, instance_ke
 from cluster.policy.mapping import initial_map_indexes, needs_expansion, producers
 from cluster.policy.readiness import WAITING, InstanceSnapshot
 from cluster.policy.runs import RunSnapshot
-from cluster.states import FINISHED, UNFINISHED, TaskState
+from cluster.states import FINISHED, TaskState
 
 _TI = TASK_INSTANCE.c
 _RUN = (_TI.dag_id == bindparam("dag_id"), _TI.run_id == bindparam("run_id"))
-#: every instance of the run but the finished expanded ones of ``counted`` tasks
+#: every instance of the run but the settled expanded ones of ``counted`` tasks
 _LIVE_ROWS = select(_TI.task_id, _TI.map_index, _TI.state, _TI.next_try_at).where(
     *_RUN,
     or_(
-        _TI.state.in_(sorted(str(s) for s in UNFINISHED)),
+        _TI.state.in_(sorted(str(s) for s in WAITING)),
         _TI.map_index < 0,
         _TI.task_id.not_in(bindparam("counted", expanding=True)),
     ),
 )
-#: those finished expanded instances, counted by task and state (with their top index)
-_FINISHED_COUNTS = (
+#: those settled expanded instances, counted by task and state (with their top index)
+_SETTLED_COUNTS = (
     select(_TI.task_id, _TI.state, func.count(), func.max(_TI.map_index))
     .where(
         *_RUN,
-        _TI.state.in_(sorted(str(s) for s in FINISHED)),
+        _TI.state.not_in(sorted(str(s) for s in WAITING)),
         _TI.map_index >= 0,
         _TI.task_id.in_(bindparam("counted", expanding=True)),
     )
@@ -228,18 +228,20 @@ def write_revisions(
 def load_summarized(
     session: Session, dag: SerializedDag, run_id: str
 ) -> dict[InstanceKey, InstanceSnapshot] | None:
-    """The run's instances as the policy needs them, without a row per finished instance
+    """The run's instances as the policy needs them, without a row per settled instance
     of a mapped task: those are counted in SQL (``None``: load every row instead).
 
     A run of a task mapped 1,000 times was read whole at every iteration, and each row
-    costs the loop about as much as deciding it (the driver decodes it in Python); most
-    of them are finished, and of those the policy reads only how many are in which
-    state. Which index holds which finished state matters inside mapped task groups
-    (whose tasks keep a row each) and nowhere else: the counted instances are given the
-    map indexes no live instance holds, in any order (the policy never decides a
-    finished instance, and counts them per task). Map indexes are always
-    ``0..n-1`` (expansions and revisions fill the range, removed ones keep their row);
-    a task whose are not is read row by row.
+    costs the loop about as much as deciding it (the driver decodes it in Python). The
+    policy decides only the waiting instances (``none``, retry, reschedule); of the
+    others, finished or scheduled, queued, running and deferred, it reads only how many
+    are in which state. Which index holds which state matters inside mapped task
+    groups (whose tasks keep a row each) and when a waiting instance may revise its
+    task's length (``readiness._revise`` removes scheduled instances past it): a task
+    with both waiting and scheduled instances is read row by row. The counted
+    instances are given the map indexes no waiting instance holds, in any order. Map
+    indexes are always ``0..n-1`` (expansions and revisions fill the range, removed
+    ones keep their row); a task whose are not is read row by row too.
     """
     counted = sorted(
         t
@@ -257,15 +259,17 @@ def load_summarized(
             task_id, _STATES[state], ready_at, map_index
         )
         live[task_id].add(map_index)
-    finished: dict[str, list[tuple[TaskState, int]]] = defaultdict(list)
+    settled: dict[str, list[tuple[TaskState, int]]] = defaultdict(list)
     top: dict[str, int] = {}
-    for task_id, state, count, highest in connection.execute(_FINISHED_COUNTS, params):
-        finished[task_id].append((_STATES[state], count))
+    for task_id, state, count, highest in connection.execute(_SETTLED_COUNTS, params):
+        settled[task_id].append((_STATES[state], count))
         top[task_id] = max(top.get(task_id, -1), highest)
-    for task_id, counts in finished.items():
+    for task_id, counts in settled.items():
         own = {i for i in live[task_id] if i >= 0}
         total = sum(n for _, n in counts) + len(own)
         if max(top[task_id], *own, -1) != total - 1:
+            return None
+        if own and any(state is TaskState.SCHEDULED for state, _ in counts):
             return None
         free = iter(sorted(set(range(total)) - own))
         for state, count in counts:

@@ -174,8 +174,7 @@ class SchedulerLoop:
         """
         started = time.perf_counter()
         now = self._clock()
-        free = self._executor.free_slots()
-        dispatches = self._write(lambda session, now: self._iterate(session, now, free), now)
+        dispatches = self._write(self._iterate, now)
         if dispatches:
             self._executor.send(dispatches)
         self._reap_if_due(now)
@@ -194,7 +193,7 @@ class SchedulerLoop:
 
         return transaction(self._sessions, fenced)
 
-    def _iterate(self, session: Session, now: datetime, free: int | None) -> list[Dispatch]:
+    def _iterate(self, session: Session, now: datetime) -> list[Dispatch]:
         if self._next_creation is None or now >= self._next_creation:
             # schedules are never finer than a poll: iterations woken by finished
             # tasks (many per second) skip this query; manual runs never wait for it
@@ -218,6 +217,8 @@ class SchedulerLoop:
                 waiting=self._waiting_consumers,
             )
         dagruns.step_active_runs(session, self._dags, now=now)
+        # asked only now: the tries that ended while the runs were stepped count too
+        free = self._executor.free_slots()
         if free is not None and free <= 0:
             return []
         return queueing.queue_ready(

@@ -1,5 +1,6 @@
-"""The loop reads a mapped run without a row per finished mapped instance: those are
-counted in SQL, and the policy sees the same instances by task, state and index set."""
+"""The loop reads a mapped run without a row per settled mapped instance (any state the
+policy does not decide): those are counted in SQL, and the policy sees the same
+instances by task, state and index set."""
 
 from __future__ import annotations
 
@@ -67,10 +68,10 @@ def _by_task(instances: dict) -> dict[str, Counter[str]]:  # type: ignore[type-a
     return found
 
 
-def test_finished_mapped_instances_are_counted_and_the_rest_read_row_by_row(
+def test_settled_mapped_instances_are_counted_and_waiting_ones_read_row_by_row(
     session_factory: sessionmaker[Session],
 ) -> None:
-    states = ["success", "failed", "running", "success", "none", "removed", "skipped"]
+    states = ["success", "failed", "running", "success", "none", "removed", "skipped", "queued"]
     rows = [("p", -1, "success"), ("reduce", -1, "none")]
     rows += [("m", i, s) for i, s in enumerate(states)]
     rows += [("G.g", i, s) for i, s in enumerate(["success", "failed", "success"])]
@@ -86,8 +87,8 @@ def test_finished_mapped_instances_are_counted_and_the_rest_read_row_by_row(
         assert (instance.task_id, instance.map_index) == (
             key if isinstance(key, tuple) else (key, -1)
         )
-        if instance.task_id != "m" or str(instance.state) in ("running", "none"):
-            assert instance == full[key]  # live instances, and every one in a mapped group
+        if instance.task_id != "m" or str(instance.state) == "none":
+            assert instance == full[key]  # waiting instances, and every one in a mapped group
 
 
 def test_a_mapped_task_whose_indexes_have_a_gap_is_read_row_by_row(
@@ -96,3 +97,28 @@ def test_a_mapped_task_whose_indexes_have_a_gap_is_read_row_by_row(
     _seed(session_factory, [("p", -1, "success"), ("m", 0, "success"), ("m", 2, "success")])
     with session_factory() as session:
         assert load_summarized(session, _dag(), "r") is None
+
+
+def test_a_mapped_task_with_waiting_and_scheduled_instances_is_read_row_by_row(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """A waiting instance may revise the task's length, which removes the scheduled
+    instances past it: their indexes must be the real ones."""
+    rows = [("p", -1, "success"), ("m", 0, "scheduled"), ("m", 1, "up_for_retry")]
+    _seed(session_factory, rows)
+    with session_factory() as session:
+        assert load_summarized(session, _dag(), "r") is None
+
+
+def test_a_mapped_task_whose_instances_all_wait_for_slots_is_counted(
+    session_factory: sessionmaker[Session],
+) -> None:
+    rows = [("p", -1, "success"), ("reduce", -1, "none")]
+    rows += [("m", i, "scheduled" if i % 3 else "running") for i in range(30)]
+    _seed(session_factory, rows)
+    with session_factory() as session:
+        full = _load_instances(session, "d", "r")
+        summarized = load_summarized(session, _dag(), "r")
+    assert summarized is not None
+    assert set(summarized) == set(full)
+    assert _by_task(summarized) == _by_task(full)
