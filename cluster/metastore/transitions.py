@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain, repeat
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -281,14 +282,29 @@ def _update_each(
             params.update(array_params(dialect, varying, columns, group))
             changed += _rowcount(connection.execute(statement, params))
             continue
-        statement = _moves_statement(columns, plain, if_null, str(expected), varying, len(group))
-        for i, move in enumerate(group):
+        size = _padded_size(len(group))
+        statement = _moves_statement(columns, plain, if_null, str(expected), varying, size)
+        padded = chain(group, repeat(group[-1], size - len(group)))
+        for i, move in enumerate(padded):
             params[f"t_{i}"] = getattr(move.key, varying)
             params[f"try_{i}"] = move.try_number
             params[f"to_{i}"] = str(move.target)
             params.update({f"v_{name}_{i}": move.values[name] for name in columns})
         changed += _rowcount(connection.execute(statement, params))
     return changed
+
+
+def _padded_size(n: int) -> int:
+    """The number of tries a group's UPDATE is built for: ``n`` rounded up to a power
+    of two, the last try repeated to fill it (a key given twice matches its row once,
+    and the first ``WHEN`` wins, which has the same values).
+
+    Each size is a statement SQLAlchemy compiles once per process, and compiling one
+    with a ``CASE`` per column costs milliseconds: the pump's batches take every size
+    from 1 to the pool's, which cost a fresh scheduler about a tenth of its CPU in
+    compilations during its first thousand tries.
+    """
+    return 1 << (n - 1).bit_length()
 
 
 @lru_cache(maxsize=128)

@@ -242,6 +242,33 @@ def test_a_mapped_task_s_tries_move_in_one_statement_each_with_its_own_check(
     assert set_task_states(session, running, TaskState.SUCCESS, expected={TaskState.RUNNING}) == 1
 
 
+def test_batches_of_nearby_sizes_share_one_statement(
+    session: Session, add_run: AddRun, add_task: AddTask
+) -> None:
+    """The pump's batches take every size: each compiled anew cost a fresh scheduler
+    about a tenth of its CPU, so sizes are rounded up to a power of two (the last try
+    repeated), and each try still gets its own values."""
+    add_run()
+    for index in range(12):
+        add_task("m", map_index=index, state="queued", try_number=1)
+    statements: list[str] = []
+    event.listen(session.get_bind(), "before_cursor_execute", lambda *a: statements.append(a[2]))
+    for batch in (range(0, 5), range(5, 12)):
+        moves = [
+            TryMove(TaskKey("d", "r1", "m", i), 1, TaskState.RUNNING, {"pid": i}) for i in batch
+        ]
+        assert move_tries(session, moves, expected=TaskState.QUEUED, optimistic=True) == [
+            True
+        ] * len(batch)
+    assert len(statements) == 2 and statements[0] == statements[1]
+    pids = dict(
+        session.execute(
+            select(TaskInstance.map_index, TaskInstance.pid).where(TaskInstance.task_id == "m")
+        ).all()
+    )
+    assert pids == {i: i for i in range(12)}
+
+
 def test_bulk_rejects_a_forbidden_expected_state(session: Session) -> None:
     with pytest.raises(InvalidTransition, match="success"):
         set_task_states(session, [KEY], TaskState.QUEUED, expected={TaskState.SUCCESS})
