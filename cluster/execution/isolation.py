@@ -22,31 +22,35 @@ workers and records such a try as failed with the reason (see
 
 from __future__ import annotations
 
+# the C module under :mod:`signal`: its getsignal returns the disposition as is, where
+# signal.getsignal converts it to an enum through a caught ValueError for a Python
+# handler (about 3 µs, eight times a try)
+import _signal
 import contextlib
 import logging
 import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
-
-from cluster.execution.logs import open_append
 
 #: the executor's "stop the try you are running now" signal
 STOP_SIGNAL = signal.SIGUSR1
-#: dispositions a task may change and the worker needs back
-_RESTORED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGUSR1)
-_LOG_FORMAT = "[%(asctime)s] {%(name)s} %(levelname)s - %(message)s"
+#: dispositions a task may change and the worker needs back (and STOP_SIGNAL's)
+_RESTORED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)
+#: the try's log lines, one formatter for every try (a handler is made per try, so
+#: that a task's filters or level on it never reach the next try)
+_FORMATTER = logging.Formatter("[%(asctime)s] {%(name)s} %(levelname)s - %(message)s")
 
 
 @contextlib.contextmanager
-def isolated_try(log_file: Path, on_stop: Callable[[], None]) -> Iterator[None]:
+def isolated_try(log_fd: int, on_stop: Callable[[], None]) -> Iterator[None]:
     """Run the body as one try in this process (see the module docstring).
 
+    :param log_fd: the try's log, open for appending; the caller closes it.
     :param on_stop: called when the executor sends :data:`STOP_SIGNAL`; the process
         then exits with ``128 + signal``.
     """
-    saved_signals = {sig: signal.getsignal(sig) for sig in _RESTORED_SIGNALS}
+    saved_signals = [(sig, _signal.getsignal(sig)) for sig in _RESTORED_SIGNALS]
     saved_env = _environment()
     saved_cwd = os.getcwd()
 
@@ -56,15 +60,15 @@ def isolated_try(log_file: Path, on_stop: Callable[[], None]) -> Iterator[None]:
         _flush()
         os._exit(128 + signum)
 
-    signal.signal(STOP_SIGNAL, _stop)
+    saved_signals.append((STOP_SIGNAL, _signal.signal(STOP_SIGNAL, _stop)))
     try:
-        with _output_to(log_file):
+        with _output_to(log_fd):
             yield
     finally:
-        for sig, handler in saved_signals.items():
-            if signal.getsignal(sig) is not handler:
+        for sig, handler in saved_signals:
+            if _signal.getsignal(sig) is not handler:
                 with contextlib.suppress(TypeError, ValueError):
-                    signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+                    _signal.signal(sig, handler if handler is not None else _signal.SIG_DFL)
         if _environment() != saved_env:
             os.environ.clear()
             os.environ.update({os.fsdecode(k): os.fsdecode(v) for k, v in saved_env.items()})
@@ -96,24 +100,20 @@ def _environment() -> dict[bytes, bytes]:
 
 
 @contextlib.contextmanager
-def _output_to(log_file: Path) -> Iterator[None]:
-    """Point fds 1 and 2, ``sys.stdout``/``sys.stderr`` and the root logger at ``log_file``."""
+def _output_to(log_fd: int) -> Iterator[None]:
+    """Point fds 1 and 2, ``sys.stdout``/``sys.stderr`` and the root logger at ``log_fd``."""
     _flush()
     saved_fds = (os.dup(1), os.dup(2))
     saved_streams = (sys.stdout, sys.stderr)
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
-    fd = open_append(log_file)
-    try:
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-    finally:
-        os.close(fd)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
     stdout = os.fdopen(1, "w", buffering=1, closefd=False)
     stderr = os.fdopen(2, "w", buffering=1, closefd=False)
     sys.stdout, sys.stderr = stdout, stderr
     handler = logging.StreamHandler(stderr)
-    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    handler.setFormatter(_FORMATTER)
     root.handlers = [handler]
     if saved_level != logging.INFO:  # setLevel clears every logger's cache
         root.setLevel(logging.INFO)

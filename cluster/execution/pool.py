@@ -32,7 +32,7 @@ from cluster.execution.deferring import record_ends
 from cluster.execution.execute import timeout_seconds
 from cluster.execution.handle import SessionFactory
 from cluster.execution.isolation import isolated_try, settle_log_level
-from cluster.execution.logs import announce_try, append_line
+from cluster.execution.logs import announcement, append_line, open_try_log, write_line
 from cluster.execution.outcome import TryOutcome
 from cluster.logserver.paths import log_path
 from cluster.messages import TaskMessage
@@ -213,27 +213,40 @@ class PoolRunner:
             ``None``) just before its code runs, so the executor can kill a worker
             whose task does not stop at its timeout.
         """
-        path = try_log(self._settings, message)
-        announce_try(path, message, hostname=self._hostname)
+        log_fd = open_try_log(try_log(self._settings, message))
+        try:
+            write_line(log_fd, announcement(message, hostname=self._hostname))
+            return self._run(message, claimed, announce, log_fd)
+        finally:
+            os.close(log_fd)
+
+    def _run(
+        self,
+        message: TaskMessage,
+        claimed: recording.ClaimedTry,
+        announce: Callable[[float | None], None],
+        log_fd: int,
+    ) -> recording.FinishedTry:
         try:
             dag, task, spec = self._dagbag.task(
                 message.dag_id, message.fingerprint, message.task_id
             )
         except Exception as exc:  # a DAG file's import error, a metastore hiccup: this try fails
             outcome = TryOutcome.crashed(f"cannot load the task: {exc}")
-            append_line(path, outcome.message or "")
-            return self._finish(claimed, outcome, SerializedTask(message.task_id, "?"), path)
+            write_line(log_fd, outcome.message or "")
+            return self._finish(claimed, outcome, SerializedTask(message.task_id, "?"), log_fd)
         if spec.extra.get("empty"):
             events = [
                 {"uri": o["uri"], "extra": {}, "alias": None}
                 for o in spec.extra.get("outlets", ())
                 if "uri" in o
             ]
-            return self._finish(claimed, TryOutcome("success", dataset_events=events), spec, path)
+            outcome = TryOutcome("success", dataset_events=events)
+            return self._finish(claimed, outcome, spec, log_fd)
         timeout = timeout_seconds(task)
         announce(timeout)
-        outcome = self._execute(dag, task, claimed, timeout, path)
-        return self._finish(claimed, outcome, spec, path)
+        outcome = self._execute(dag, task, claimed, timeout, log_fd)
+        return self._finish(claimed, outcome, spec, log_fd)
 
     def record_alone(self, finished: recording.FinishedTry) -> TaskState | None:
         """Record a try ourselves: the executor that would have is gone (scheduler killed)."""
@@ -249,7 +262,7 @@ class PoolRunner:
         task: BaseOperator,
         claimed: recording.ClaimedTry,
         timeout: float | None,
-        path: Path,
+        log_fd: int,
     ) -> TryOutcome:
         # rendering sets template fields on the task: work on a copy, so the cached DAG
         # keeps its templates for the next try run by this worker
@@ -259,7 +272,7 @@ class PoolRunner:
             # real between pokes, so it keeps the wall clock)
             task._clock = self._clock
         try:
-            with isolated_try(path, task.on_kill):
+            with isolated_try(log_fd, task.on_kill):
                 return execute_claimed(
                     dag,
                     task,
@@ -274,18 +287,18 @@ class PoolRunner:
             reason = f"Task called sys.exit({exc.code!r}) and ended without a result"
         except BaseException as exc:  # KeyboardInterrupt, GeneratorExit: never the worker's end
             reason = f"Task ended with {type(exc).__name__}: {exc}"
-        append_line(path, reason)
+        write_line(log_fd, reason)
         return TryOutcome.crashed(reason)
 
     def _finish(
-        self, claimed: recording.ClaimedTry, outcome: TryOutcome, spec: SerializedTask, path: Path
+        self, claimed: recording.ClaimedTry, outcome: TryOutcome, spec: SerializedTask, log_fd: int
     ) -> recording.FinishedTry:
         """The try's end to record; its log says so now (the book adds a line only if
         the record finds the claim lost), sparing the executor a file per try."""
         finished = recording.finish(
             claimed, outcome, spec, hostname=self._hostname, pid=os.getpid(), now=self._clock()
         )
-        append_line(path, marking_line(finished.state, outcome.message))
+        write_line(log_fd, marking_line(finished.state, outcome.message))
         return finished
 
 
@@ -309,9 +322,6 @@ class UnstartedRunner:
         claimed: recording.ClaimedTry,
         announce: Callable[[float | None], None],
     ) -> recording.FinishedTry:
-        path = try_log(self._settings, message)
-        announce_try(path, message, hostname=self._settings.core.hostname)
-        append_line(path, self._reason)
         outcome = TryOutcome.crashed(self._reason)
         finished = recording.finish(
             claimed,
@@ -321,7 +331,13 @@ class UnstartedRunner:
             pid=os.getpid(),
             now=self._clock(),
         )
-        append_line(path, marking_line(finished.state, outcome.message))
+        log_fd = open_try_log(try_log(self._settings, message))
+        try:
+            write_line(log_fd, announcement(message, hostname=self._settings.core.hostname))
+            write_line(log_fd, self._reason)
+            write_line(log_fd, marking_line(finished.state, outcome.message))
+        finally:
+            os.close(log_fd)
         return finished
 
     def record_alone(self, finished: recording.FinishedTry) -> TaskState | None:

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from cluster.execution.isolation import isolated_try
+from cluster.execution.logs import open_try_log
+
+
+@contextlib.contextmanager
+def _try_in(log: Path) -> Iterator[None]:
+    """One try with its log open as the runner opens it."""
+    fd = open_try_log(log)
+    try:
+        with isolated_try(fd, on_stop=lambda: None):
+            yield
+    finally:
+        os.close(fd)
 
 
 def test_output_of_the_try_goes_to_its_log_and_comes_back_after(tmp_path: Path) -> None:
     log = tmp_path / "logs" / "attempt=1.log"
-    with isolated_try(log, on_stop=lambda: None):
+    with _try_in(log):
         print("from print")
         os.write(1, b"from fd 1\n")
         subprocess.run(["sh", "-c", "echo from a child >&2"], check=True)
@@ -28,15 +42,16 @@ def test_output_of_the_try_goes_to_its_log_and_comes_back_after(tmp_path: Path) 
 def test_environment_working_directory_and_signals_are_restored(tmp_path: Path) -> None:
     before_env = dict(os.environ)
     before_cwd = os.getcwd()
-    before_term = signal.getsignal(signal.SIGTERM)
-    with isolated_try(tmp_path / "a.log", on_stop=lambda: None):
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
+    with _try_in(tmp_path / "a.log"):
         os.environ["TW_LEAK"] = "1"
         os.environ.pop("PATH", None)
         os.chdir(tmp_path)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, lambda signum, frame: None)
     assert dict(os.environ) == before_env
     assert os.getcwd() == before_cwd
-    assert signal.getsignal(signal.SIGTERM) == before_term
+    assert {sig: signal.getsignal(sig) for sig in before} == before
 
 
 def test_a_stop_request_calls_on_kill_and_ends_the_process(tmp_path: Path) -> None:
@@ -46,7 +61,9 @@ def test_a_stop_request_calls_on_kill_and_ends_the_process(tmp_path: Path) -> No
 import os, signal, sys, time
 from pathlib import Path
 from cluster.execution.isolation import STOP_SIGNAL, isolated_try
-with isolated_try(Path({str(tmp_path / "b.log")!r}), lambda: Path({str(marker)!r}).touch()):
+from cluster.execution.logs import open_try_log
+fd = open_try_log(Path({str(tmp_path / "b.log")!r}))
+with isolated_try(fd, lambda: Path({str(marker)!r}).touch()):
     os.kill(os.getpid(), STOP_SIGNAL)
     time.sleep(30)
 sys.exit(0)
@@ -63,9 +80,10 @@ def test_a_settled_level_keeps_what_the_process_prints_and_spares_each_try_a_cac
     own handler still prints only WARNING and up, and no try changes the root level
     (each change clears the cache of every logger in the process)."""
     script = f"""
-import io, logging
+import io, logging, os
 from pathlib import Path
 from cluster.execution.isolation import isolated_try, settle_log_level
+from cluster.execution.logs import open_try_log
 own = io.StringIO()
 logging.basicConfig(level=logging.WARNING, stream=own)
 settle_log_level()
@@ -77,8 +95,10 @@ library = logging.getLogger("some.library")
 library.info("library info")
 library.warning("library warning")
 for n in range(3):
-    with isolated_try(Path({str(tmp_path / "try.log")!r}), lambda: None):
+    fd = open_try_log(Path({str(tmp_path / "try.log")!r}))
+    with isolated_try(fd, lambda: None):
         logging.getLogger("airflow.task").info("task info %d", n)
+    os.close(fd)
 print(repr(own.getvalue()), len(changes))
 """
     result = subprocess.run(
