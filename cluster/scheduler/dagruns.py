@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from cluster.dagfiles.serialized import SerializedDag
@@ -57,11 +57,20 @@ SETTLED_CHECK_TASKS = 100
 NEVER = datetime(9999, 12, 31, tzinfo=UTC)
 
 # the loop's queries run many times a second: built once, they cost only their execution
-_ACTIVE_RUNS = select(
-    DagRun.dag_id, DagRun.run_id, DagRun.state, DagRun.logical_date, DagRun.start_date
-).where(DagRun.state.in_(ACTIVE_RUN_STATES))
-_UNPAUSED = select(Dag.dag_id, Dag.fingerprint).where(
-    Dag.dag_id.in_(bindparam("dag_ids", expanding=True)), Dag.is_paused.is_(False)
+#: the active runs, each with its DAG's fingerprint when the DAG is not paused (and
+#: whether it is known and unpaused at all): one round trip where two ran each iteration
+_ACTIVE_RUNS = (
+    select(
+        DagRun.dag_id,
+        DagRun.run_id,
+        DagRun.state,
+        DagRun.logical_date,
+        DagRun.start_date,
+        Dag.dag_id.is_not(None),
+        Dag.fingerprint,
+    )
+    .join(Dag, and_(Dag.dag_id == DagRun.dag_id, Dag.is_paused.is_(False)), isouter=True)
+    .where(DagRun.state.in_(ACTIVE_RUN_STATES))
 )
 _IN_RUN = (TaskInstance.dag_id == bindparam("dag_id"), TaskInstance.run_id == bindparam("run_id"))
 _COUNT = select(func.count()).select_from(TaskInstance).where(*_IN_RUN)
@@ -172,17 +181,19 @@ def _active_runs(session: Session, dag_id: str) -> int:
 def step_active_runs(session: Session, dags: DagCache, *, now: datetime) -> int:
     """Start queued runs within ``max_active_runs``, then move every running run forward.
 
-    One read of the active runs and one of their DAGs' fingerprints serve both steps;
-    a run started here is moved forward in the same iteration. Returns the changes.
+    One read of the active runs with their DAGs' fingerprints serves both steps; a run
+    started here is moved forward in the same iteration. Returns the changes.
     """
     session.flush()  # the Core reads below see runs this iteration added through the ORM
     rows = session.connection().execute(_ACTIVE_RUNS).all()
     if not rows:
         return 0
     by_dag: dict[str, list[RunSnapshot]] = defaultdict(list)
-    for dag_id, run_id, state, logical_date, start_date in rows:
+    fingerprints: dict[str, str | None] = {}
+    for dag_id, run_id, state, logical_date, start_date, unpaused, fingerprint in rows:
         by_dag[dag_id].append(RunSnapshot(run_id, DagRunState(state), logical_date, start_date))
-    fingerprints = _unpaused_fingerprints(session, set(by_dag))
+        if unpaused:
+            fingerprints[dag_id] = fingerprint
     changed = 0
     for dag_id, runs in by_dag.items():
         if dag_id not in fingerprints:
@@ -222,12 +233,6 @@ def _start_queued(
             create_instances(session, dag, weights, by_id[run_id], dag.tasks)
             started.add(run_id)
     return started
-
-
-def _unpaused_fingerprints(session: Session, dag_ids: set[str]) -> dict[str, str | None]:
-    """``dag_id → fingerprint`` of those DAGs that are not paused."""
-    rows = session.connection().execute(_UNPAUSED, {"dag_ids": sorted(dag_ids)}).all()
-    return {dag_id: fingerprint for dag_id, fingerprint in rows}
 
 
 def _advance_running(

@@ -23,7 +23,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, tuple_, union_all
+from sqlalchemy import bindparam, func, null, select, tuple_, union_all
 from sqlalchemy.orm import Session
 
 from cluster.executors.base import Dispatch
@@ -162,7 +162,9 @@ _SCHEDULED_ALL = (
     )
     .order_by(TASK_INSTANCE.c.priority_weight.desc(), TASK_INSTANCE.c.run_logical_date)
 )
-_OCCUPANCY = (
+#: queued and running tries by DAG and pool (``dag_id`` set), then every pool with its
+#: slots (``dag_id`` null): one round trip where two ran each iteration
+_OCCUPANCY = union_all(
     select(
         TASK_INSTANCE.c.dag_id,
         TASK_INSTANCE.c.pool,
@@ -170,9 +172,9 @@ _OCCUPANCY = (
         func.sum(TASK_INSTANCE.c.pool_slots),
     )
     .where(TASK_INSTANCE.c.state.in_(_OCCUPYING))
-    .group_by(TASK_INSTANCE.c.dag_id, TASK_INSTANCE.c.pool)
+    .group_by(TASK_INSTANCE.c.dag_id, TASK_INSTANCE.c.pool),
+    select(null(), SlotPool.pool, null(), SlotPool.slots),
 )
-_POOLS = select(SlotPool.pool, SlotPool.slots)
 
 
 def _scheduled(
@@ -319,15 +321,15 @@ def _occupancy(session: Session) -> tuple[int, dict[str, PoolSnapshot], dict[str
     by_pool: dict[str, int] = defaultdict(int)
     by_dag: dict[str, int] = defaultdict(int)
     total = 0
-    counts = session.connection().execute(_OCCUPANCY).all()
-    for dag_id, pool, count, slots in counts:
+    sizes: dict[str, Any] = {}
+    for dag_id, pool, count, slots in session.connection().execute(_OCCUPANCY):
+        if dag_id is None:
+            sizes[pool] = slots
+            continue
         by_pool[pool] += int(slots or 0)
         by_dag[dag_id] += int(count)
         total += int(count)
-    pools = {
-        name: PoolSnapshot(name, slots, by_pool.get(name, 0))
-        for name, slots in session.connection().execute(_POOLS)
-    }
+    pools = {name: PoolSnapshot(name, slots, by_pool.get(name, 0)) for name, slots in sizes.items()}
     return total, pools, dict(by_dag)
 
 
