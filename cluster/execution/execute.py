@@ -104,7 +104,9 @@ def execute_try(
         except Exception as exc:
             log.exception("Task failed with exception")
             outcome = TryOutcome("failed", True, _one_line(exc), rendered_fields=rendered)
-        outcome = replace(outcome, rendered_map_index=_render_map_index(task, context), **mapping)
+        map_index_name = _render_map_index(task, context)
+        if map_index_name is not None or mapping:  # a replace costs ~15 µs: only when needed
+            outcome = replace(outcome, rendered_map_index=map_index_name, **mapping)
         _run_callbacks(context["task"], context, outcome, ti)
     return outcome
 

@@ -7,11 +7,12 @@ call :func:`get_current_context`. Keys and formats are Airflow's.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cluster.errors import NotFoundError, TradewindError
@@ -159,7 +160,7 @@ def build_context(
     :param conn: the ``conn`` object (default: attribute lookup through the runtime).
     """
     logical = dag_run.logical_date
-    ds_nodash = FILTERS["ds_nodash"](logical)
+    ds, ds_nodash, ts, ts_nodash, ts_nodash_with_tz = _date_strings(logical)
     context: dict[str, Any] = {
         "dag": dag,
         "task": task,
@@ -171,11 +172,11 @@ def build_context(
         "execution_date": logical,
         "data_interval_start": dag_run.data_interval_start,
         "data_interval_end": dag_run.data_interval_end,
-        "ds": FILTERS["ds"](logical),
+        "ds": ds,
         "ds_nodash": ds_nodash,
-        "ts": FILTERS["ts"](logical),
-        "ts_nodash": FILTERS["ts_nodash"](logical),
-        "ts_nodash_with_tz": FILTERS["ts_nodash_with_tz"](logical),
+        "ts": ts,
+        "ts_nodash": ts_nodash,
+        "ts_nodash_with_tz": ts_nodash_with_tz,
         "params": dict(params) if params is not None else resolve_params(dag, task, dag_run.conf),
         "var": var
         if var is not None
@@ -201,6 +202,35 @@ def build_context(
     if templates_dict is not None:
         context["templates_dict"] = templates_dict
     return context
+
+
+_DateStrings = tuple[str | None, str | None, str | None, str | None, str | None]
+
+
+def _date_strings(logical: datetime | None) -> _DateStrings:
+    """``ds``, ``ds_nodash``, ``ts``, ``ts_nodash`` and ``ts_nodash_with_tz`` of ``logical``.
+
+    Every try of a run formats the same logical date, and formatting it is about a
+    third of building a context: it is done once per date (:func:`_formatted`).
+    """
+    if logical is None:
+        return None, None, None, None, None
+    return _formatted((type(logical), logical, logical.utcoffset()))
+
+
+@functools.lru_cache(maxsize=64)
+def _formatted(key: tuple[type, datetime, timedelta | None]) -> _DateStrings:
+    """The date strings of ``key[1]``; its class and UTC offset are part of the key
+    because equal datetimes (the same instant) may be of another class or zone, and
+    those print differently."""
+    logical = key[1]
+    return (
+        FILTERS["ds"](logical),
+        FILTERS["ds_nodash"](logical),
+        FILTERS["ts"](logical),
+        FILTERS["ts_nodash"](logical),
+        FILTERS["ts_nodash_with_tz"](logical),
+    )
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -94,6 +94,34 @@ def render(value: Any, dag: DAG | None = None, **run: Any) -> Any:
 )
 def test_context_variables_and_macros(template: str, expected: str) -> None:
     assert render(template) == expected
+
+
+def test_the_same_instant_in_another_zone_keeps_its_own_date_strings() -> None:
+    """Each run's date strings are formatted once per date: an equal datetime (the
+    same instant) in another zone, or a naive one, still prints its own."""
+    eastern = LOGICAL.astimezone(timezone(timedelta(hours=-5)))
+    assert eastern == LOGICAL
+    with DAG("zones"):
+        task = Templated(task_id="t", value=None)
+    printed = []
+    for logical in (LOGICAL, eastern, LOGICAL.replace(tzinfo=None), LOGICAL):
+        info = RunInfo(
+            dag_id="zones",
+            run_id="r",
+            logical_date=logical,
+            data_interval_start=logical,
+            data_interval_end=logical,
+            run_type="manual",
+            conf={},
+        )
+        context = build_context(dag=task.dag, task=task, ti=None, dag_run=info)
+        printed.append((context["ds"], context["ts"], context["ts_nodash_with_tz"]))
+    assert printed == [
+        ("2024-03-05", "2024-03-05T06:07:08+00:00", "20240305T060708+0000"),
+        ("2024-03-05", "2024-03-05T01:07:08-05:00", "20240305T0107080500"),
+        ("2024-03-05", "2024-03-05T06:07:08", "20240305T060708"),
+        ("2024-03-05", "2024-03-05T06:07:08+00:00", "20240305T060708+0000"),
+    ]
 
 
 def test_conf_overrides_params() -> None:
