@@ -11,17 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from itertools import chain, repeat
 from types import MappingProxyType
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
-    Update,
     and_,
-    bindparam,
-    case,
     func,
     or_,
     select,
@@ -31,8 +26,8 @@ from sqlalchemy.orm import Session
 
 from cluster.errors import InvalidTransition, MetastoreError
 from cluster.metastore.array_moves import array_params, moves_by_array
+from cluster.metastore.case_moves import alike_values, case_params, moves_by_case, padded_size
 from cluster.metastore.engine import SessionFactory, transaction
-from cluster.metastore.group_update import group_update
 from cluster.metastore.models import TASK_INSTANCE, DagRun, TaskInstance
 from cluster.states import (
     DAG_RUN_TRANSITIONS,
@@ -262,11 +257,10 @@ def _update_each(
     run's unmapped tries, or one mapped task's); rows changed.
 
     A per-try value (a pid, an end date, the try number compared) is a ``CASE`` on the
-    column that varies in the group (task id or map index): one statement where an
-    ``executemany`` costs the metastore a statement and a round trip per try.
-    Statements are built once per shape, every value bound. PostgreSQL gets the
-    per-try values as arrays instead (:mod:`cluster.metastore.array_moves`): one
-    statement whatever the number of tries.
+    column that varies in the group (:mod:`cluster.metastore.case_moves`): one statement
+    where an ``executemany`` costs the metastore a statement and a round trip per try.
+    PostgreSQL gets the per-try values as arrays instead
+    (:mod:`cluster.metastore.array_moves`): one statement whatever the number of tries.
     """
     plain = tuple(sorted(n for n, v in shared.items() if not isinstance(v, IfNull)))
     if_null = tuple(sorted(n for n, v in shared.items() if isinstance(v, IfNull)))
@@ -282,70 +276,13 @@ def _update_each(
             params.update(array_params(dialect, varying, columns, group))
             changed += _rowcount(connection.execute(statement, params))
             continue
-        size = _padded_size(len(group))
-        statement = _moves_statement(columns, plain, if_null, str(expected), varying, size)
-        padded = chain(group, repeat(group[-1], size - len(group)))
-        for i, move in enumerate(padded):
-            params[f"t_{i}"] = getattr(move.key, varying)
-            params[f"try_{i}"] = move.try_number
-            params[f"to_{i}"] = str(move.target)
-            params.update({f"v_{name}_{i}": move.values[name] for name in columns})
+        alike = alike_values(group, columns)
+        size = padded_size(len(group))
+        _assignments(TaskInstance, str(expected), dict.fromkeys((*columns, *plain, *if_null)))
+        statement = moves_by_case(columns, plain, if_null, str(expected), varying, size, alike)
+        params.update(case_params(varying, columns, group, size, alike))
         changed += _rowcount(connection.execute(statement, params))
     return changed
-
-
-def _padded_size(n: int) -> int:
-    """The number of tries a group's UPDATE is built for: ``n`` rounded up to a power
-    of two, the last try repeated to fill it (a key given twice matches its row once,
-    and the first ``WHEN`` wins, which has the same values).
-
-    Each size is a statement SQLAlchemy compiles once per process, and compiling one
-    with a ``CASE`` per column costs milliseconds: the pump's batches take every size
-    from 1 to the pool's, which cost a fresh scheduler about a tenth of its CPU in
-    compilations during its first thousand tries.
-    """
-    return 1 << (n - 1).bit_length()
-
-
-@lru_cache(maxsize=128)
-def _moves_statement(
-    columns: tuple[str, ...],
-    shared: tuple[str, ...],
-    if_null: tuple[str, ...],
-    expected: str,
-    varying: str,
-    n: int,
-) -> Update:
-    """The UPDATE of ``n`` tries of one group (see :func:`_update_each`), every value bound.
-
-    Parameters: ``k_*`` the run and the fixed key column (``map_index`` when ``varying``
-    is ``task_id``, else ``task_id``); ``t_<i>``, ``try_<i>`` and ``to_<i>`` each try's
-    varying key, try number and target; ``v_<column>_<i>`` its values; ``s_<column>`` the
-    shared ones. No name has the form ``<column>_<n>``, which SQLAlchemy gives its own.
-    """
-    _assignments(TaskInstance, expected, dict.fromkeys((*columns, *shared, *if_null)))
-    c = TASK_INSTANCE.c
-
-    def per_try(name: str, column: str) -> Any:
-        def value(i: int) -> Any:
-            return bindparam(f"{name}_{i}", type_=c[column].type)
-
-        if n == 1:
-            return value(0)
-        return case(*((c[varying] == bindparam(f"t_{i}"), value(i)) for i in range(n)))
-
-    values: dict[str, Any] = {name: per_try(f"v_{name}", name) for name in columns}
-    values["state"] = per_try("to", "state")
-    keys: list[Any] = [bindparam(f"t_{i}", type_=c[varying].type) for i in range(n)]
-    return group_update(
-        varying=varying,
-        expected=expected,
-        per_try=values,
-        shared=shared,
-        if_null=if_null,
-        key_matches=c[varying] == keys[0] if n == 1 else c[varying].in_(keys),
-        try_number=per_try("try", "try_number"),
-    )
 
 
 def set_dag_run_state(

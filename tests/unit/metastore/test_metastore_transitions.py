@@ -269,6 +269,34 @@ def test_batches_of_nearby_sizes_share_one_statement(
     assert pids == {i: i for i in range(12)}
 
 
+def test_values_every_try_shares_are_bound_once_and_each_try_keeps_its_check(
+    session: Session, add_run: AddRun, add_task: AddTask
+) -> None:
+    """A batch's shared target, try number or value is one parameter, not a ``CASE``
+    branch per try; what differs (a pid, a try number) is still per try."""
+    add_run()
+    for task_id, try_number in (("a", 1), ("b", 1), ("c", 2), ("d", 1)):
+        add_task(task_id, state="queued", try_number=try_number)
+    statements: list[str] = []
+    event.listen(session.get_bind(), "before_cursor_execute", lambda *a: statements.append(a[2]))
+    alike = [TryMove(TaskKey("d", "r1", t), 1, TaskState.RUNNING, {"pid": 7}) for t in "ab"]
+    assert move_tries(session, alike, expected=TaskState.QUEUED) == [True, True]
+    assert "CASE" not in statements[-1]
+    mixed = [
+        TryMove(TaskKey("d", "r1", "c"), 1, TaskState.RUNNING, {"pid": 8}),  # c is at try 2
+        TryMove(TaskKey("d", "r1", "d"), 2, TaskState.RUNNING, {"pid": 8}),  # d is at try 1
+    ]
+    assert move_tries(session, mixed, expected=TaskState.QUEUED) == [False, False]
+    swapped = [
+        TryMove(TaskKey("d", "r1", "c"), 2, TaskState.RUNNING, {"pid": 8}),
+        TryMove(TaskKey("d", "r1", "d"), 1, TaskState.RUNNING, {"pid": 9}),
+    ]
+    assert move_tries(session, swapped, expected=TaskState.QUEUED, optimistic=True) == [True] * 2
+    assert statements[-1].count("CASE") == 2  # the try numbers and the pids; not the state
+    pids = dict(session.execute(select(TaskInstance.task_id, TaskInstance.pid)).all())
+    assert pids == {"a": 7, "b": 7, "c": 8, "d": 9}
+
+
 def test_bulk_rejects_a_forbidden_expected_state(session: Session) -> None:
     with pytest.raises(InvalidTransition, match="success"):
         set_task_states(session, [KEY], TaskState.QUEUED, expected={TaskState.SUCCESS})
