@@ -4,8 +4,9 @@ Runs the real scheduling loop in this process against a private MariaDB (or SQLi
 with an executor that claims and records each try as a success the moment it is
 sent, exactly as the local executor's pump does, but without a worker. What is left
 is the scheduler side of every task: the iteration that queues it, its claim and its
-record. It prints CPU milliseconds per task and, with ``--profile``, the functions
-that cost most. ``--run-tries`` runs each try in this process too, as a pool process
+record. It prints CPU milliseconds per task (``server``: the MariaDB or PostgreSQL
+server's, from /proc, the metastore's share of a task) and, with ``--profile``, the
+functions that cost most. ``--run-tries`` runs each try in this process too, as a pool process
 does, and prints the runner's CPU per try apart (``--profile`` then profiles the runner).
 It never asserts on time.
 
@@ -51,7 +52,7 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Metastore, databases_from, metastore, parsed_and_fenced
+from harness import Metastore, databases_from, metastore, parsed_and_fenced, tree_cpu
 from loop_blocked import bench_blocked
 from loop_growth import Growth, WorkCounter
 
@@ -277,7 +278,7 @@ def bench(
     loop = SchedulerLoop(settings, sessions=sessions, executor=executor, fence=fence)
     print(
         f"{'shape':<22}{'tasks':>7}{'iterations':>12}{'CPU ms/task':>13}{'user':>9}{'system':>9}"
-        f"{'wall s':>9}"
+        f"{'wall s':>9}{'server':>9}"
     )
     loop.run_once()  # loads every DAG into the loop's cache: not any shape's cost
     if idle is not None:
@@ -296,6 +297,7 @@ def bench(
         iterations = 0
         buckets = Growth(SIZES.get(shape, 1000), growth[0], counter) if growth else None
         times, wall = os.times(), time.perf_counter()
+        server = tree_cpu(store.server_pids)
         if profiler:
             profiler.enable()
         while run_state(sessions, shape, run_id) not in FINISHED_RUN_STATES:
@@ -306,12 +308,14 @@ def bench(
         if profiler:
             profiler.disable()
         after, wall = os.times(), time.perf_counter() - wall
+        server = tree_cpu(store.server_pids) - server
         user, system = after.user - times.user, after.system - times.system
         tasks = max(executor.tasks, 1)
         scheduler_cpu = user + system - executor.runner_cpu
         print(
             f"{shape:<22}{tasks:>7}{iterations:>12}{scheduler_cpu * 1000 / tasks:>13.2f}"
             f"{user * 1000 / tasks:>9.2f}{system * 1000 / tasks:>9.2f}{wall:>9.2f}"
+            f"{f'{server * 1000 / tasks:.2f}' if store.server_pids else '-':>9}"
         )
         if runner:
             print(f"{'':<22}runner CPU ms/try {executor.runner_cpu * 1000 / tasks:.2f}")
