@@ -22,6 +22,7 @@ from cluster.messages import TaskMessage
 from cluster.metastore.transitions import TaskKey
 from cluster.operators.python import PythonOperator
 from cluster.sdk import DAG, BaseOperator
+from cluster.sdk.runtime import set_runtime
 from cluster.states import TaskState
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -56,10 +57,12 @@ class OneDag(DagBag):
 
 @pytest.fixture
 def root_level() -> Iterator[None]:
-    """The runner settles the root logger at INFO for its process; give pytest's back."""
+    """The runner settles the root logger at INFO for its process and connects the
+    SDK's runtime to the metastore, as a pool process keeps them: give pytest's back."""
     root = logging.getLogger()
     level, handler_levels = root.level, [(h, h.level) for h in root.handlers]
     yield
+    set_runtime(None)
     root.setLevel(level)
     for handler, handler_level in handler_levels:
         handler.setLevel(handler_level)
