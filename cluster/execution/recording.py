@@ -166,24 +166,23 @@ def _claimed_try(message: TaskMessage, row: Any, now: datetime, inputs: MappedIn
 def _claimed_query() -> Any:
     """The instances, their run and the DAG's previous successful run, in one round trip.
 
-    Built once (:data:`CLAIMED_QUERY`): its correlated subqueries cost more to build
-    than to run.
+    Built once (:data:`CLAIMED_QUERY`): its correlated subquery costs more to build than
+    to run. The previous run is found once and joined by id, so its three dates come
+    from one run; three subqueries, one per date, cost MariaDB a third of the statement
+    in planning them.
     """
-    previous = aliased(DagRun)
-
-    def from_previous_success(column: Any) -> Any:
-        return (
-            select(column)
-            .where(
-                previous.dag_id == DagRun.dag_id,
-                previous.state == "success",
-                previous.logical_date < DagRun.logical_date,
-            )
-            .order_by(previous.logical_date.desc())
-            .limit(1)
-            .scalar_subquery()
+    candidate, previous = aliased(DagRun), aliased(DagRun)
+    last_success = (
+        select(candidate.id)
+        .where(
+            candidate.dag_id == DagRun.dag_id,
+            candidate.state == "success",
+            candidate.logical_date < DagRun.logical_date,
         )
-
+        .order_by(candidate.logical_date.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     return (
         select(
             TaskInstance.task_id,
@@ -198,13 +197,14 @@ def _claimed_query() -> Any:
             DagRun.run_type,
             DagRun.conf,
             DagRun.start_date,
-            from_previous_success(previous.data_interval_start).label("prev_start"),
-            from_previous_success(previous.data_interval_end).label("prev_end"),
-            from_previous_success(previous.start_date).label("prev_started"),
+            previous.data_interval_start.label("prev_start"),
+            previous.data_interval_end.label("prev_end"),
+            previous.start_date.label("prev_started"),
         )
         .join(
             DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id)
         )
+        .outerjoin(previous, (previous.dag_id == DagRun.dag_id) & (previous.id == last_success))
         .where(
             TaskInstance.dag_id == bindparam("dag_id"),
             TaskInstance.run_id == bindparam("run_id"),
