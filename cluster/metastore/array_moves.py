@@ -1,12 +1,12 @@
 """PostgreSQL's form of a batch of try moves: one UPDATE whatever the number of tries.
 
 :func:`cluster.metastore.transitions.move_tries` moves the tries of one group (a run's
-unmapped tries, or one mapped task's) in one UPDATE whose per-try values are ``CASE``
-branches, one bound parameter per try and column. On PostgreSQL that statement is new
-for every size of batch, and each new size costs the whole way down: SQLAlchemy builds
-and compiles it (and walks its tree for the cache key on every execution), psycopg
-parses its text anew on every execution past 50 parameters, and the server plans it
-again. A fan-out's records and claims come in batches of every size, and that was a
+unmapped tries, or one mapped task's) in one UPDATE. Its ``CASE`` form
+(:mod:`cluster.metastore.case_moves`) has a branch and bound parameters per try, so its
+text grows with the batch; on PostgreSQL each new text costs the whole way down:
+SQLAlchemy builds and compiles it (and walks its tree for the cache key on every
+execution), psycopg parses its text anew on every execution past 50 parameters, and the
+server plans it again. A fan-out's records and claims come in batches of every size, and that was a
 third of the scheduler process's CPU in ``bench/run.py --shapes fanout_200``.
 
 Here the per-try values travel as one array per column, joined to the rows with

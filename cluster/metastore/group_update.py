@@ -1,10 +1,10 @@
 """The UPDATE that moves one group's tries, whichever form carries their per-try values.
 
 A group is a run's unmapped tries or one mapped task's: the run and one key column are
-fixed, the other key column varies. :func:`cluster.metastore.transitions.move_tries`
-binds each try's values as ``CASE`` branches, and on PostgreSQL
-:mod:`cluster.metastore.array_moves` joins them from arrays; both must keep the same
-compare-and-set, so both build their statement here.
+fixed, the other key column varies. :mod:`cluster.metastore.case_moves` binds each
+try's values as ``CASE`` branches, and on PostgreSQL :mod:`cluster.metastore.array_moves`
+joins them from arrays; both must keep the same compare-and-set, so both build their
+statement here.
 """
 
 from __future__ import annotations

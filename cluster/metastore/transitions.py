@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -265,6 +266,7 @@ def _update_each(
     plain = tuple(sorted(n for n, v in shared.items() if not isinstance(v, IfNull)))
     if_null = tuple(sorted(n for n, v in shared.items() if isinstance(v, IfNull)))
     fixed = {f"s_{n}": v.value if isinstance(v, IfNull) else v for n, v in shared.items()}
+    _check_columns((*columns, *plain, *if_null))
     connection = session.connection()
     arrays = connection.dialect.name == "postgresql"
     changed = 0
@@ -278,7 +280,6 @@ def _update_each(
             continue
         alike = alike_values(group, columns)
         size = padded_size(len(group))
-        _assignments(TaskInstance, str(expected), dict.fromkeys((*columns, *plain, *if_null)))
         statement = moves_by_case(columns, plain, if_null, str(expected), varying, size, alike)
         params.update(case_params(varying, columns, group, size, alike))
         changed += _rowcount(connection.execute(statement, params))
@@ -341,6 +342,13 @@ def _task_sources(
         bad = ", ".join(sorted(sources - allowed))
         raise InvalidTransition(f"task instance cannot move from {bad} to {target!s}")
     return sources
+
+
+@lru_cache(maxsize=256)
+def _check_columns(names: tuple[str, ...]) -> None:
+    """Raise unless every name is a ``task_instance`` column other than ``state``: once
+    per set of names a batch of moves sets, whichever form carries its values."""
+    _assignments(TaskInstance, "", dict.fromkeys(names))
 
 
 def _assignments(model: type[Any], target: str, values: Mapping[str, Any]) -> dict[str, Any]:
