@@ -49,10 +49,11 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.config import Settings
@@ -62,7 +63,7 @@ from cluster.dagfiles.serialize import serialize_dag
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask
 from cluster.errors import DagDefinitionError, DagVersionMismatch, NotFoundError
 from cluster.metastore.engine import transaction
-from cluster.metastore.models import DagCode
+from cluster.metastore.models import DagCode, SerializedDagRow
 from cluster.sdk import DAG, BaseOperator
 
 #: given a dag_id, where its file is: ``(fileloc, fingerprint serialized by the scheduler)``
@@ -84,6 +85,20 @@ class StoredSource:
 
 #: the stored source of the file at a path, ``None`` when the metastore has none
 FetchSource = Callable[[str], StoredSource | None]
+
+
+def version_files(
+    session: Session, versions: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """The file of each ``(dag_id, fingerprint)`` the metastore still serializes as that
+    version (the fingerprint covers the path, so a version's file never changes)."""
+    wanted = set(versions)
+    rows = session.execute(
+        select(
+            SerializedDagRow.dag_id, SerializedDagRow.fingerprint, SerializedDagRow.fileloc
+        ).where(SerializedDagRow.dag_id.in_(sorted({dag_id for dag_id, _ in wanted})))
+    )
+    return {(d, f): fileloc for d, f, fileloc in rows if (d, f) in wanted}
 
 
 def source_digest(data: bytes) -> str:
@@ -201,29 +216,36 @@ class DagBag:
         return self._load(dag_id, fingerprint)[0]
 
     def task(
-        self, dag_id: str, fingerprint: str, task_id: str
+        self, dag_id: str, fingerprint: str, task_id: str, *, fileloc: str | None = None
     ) -> tuple[DAG, BaseOperator, SerializedTask]:
         """The DAG, one of its tasks and that task's serialized form, of exactly this version.
 
+        :param fileloc: the version's file, when the caller knows it (the claim does):
+            an import then needs no metastore query to locate it.
         :raises KeyError: this version has no such task; otherwise as :meth:`get`.
         """
-        dag, serialized = self._load(dag_id, fingerprint)
+        dag, serialized = self._load(dag_id, fingerprint, fileloc)
         return dag, dag.get_task(task_id), serialized.tasks[task_id]
 
     def serialized(self, dag_id: str, fingerprint: str) -> SerializedDag:
         """The serialized form of exactly this version (retries, pools, sensor mode, ...)."""
         return self._load(dag_id, fingerprint)[1]
 
-    def _load(self, dag_id: str, fingerprint: str) -> tuple[DAG, SerializedDag]:
+    def _load(
+        self, dag_id: str, fingerprint: str, fileloc: str | None = None
+    ) -> tuple[DAG, SerializedDag]:
         key = (dag_id, fingerprint)
         with self._lock:
             cached = self._dags.get(key)
             if cached is None:
-                cached = self._dags[key] = self._import(dag_id, fingerprint)
+                cached = self._dags[key] = self._import(dag_id, fingerprint, fileloc)
             return cached
 
-    def _import(self, dag_id: str, fingerprint: str) -> tuple[DAG, SerializedDag]:
-        fileloc, _ = self._locate(dag_id)
+    def _import(
+        self, dag_id: str, fingerprint: str, fileloc: str | None
+    ) -> tuple[DAG, SerializedDag]:
+        if fileloc is None:
+            fileloc, _ = self._locate(dag_id)
         if self._sources is None:
             return self._import_local(dag_id, fingerprint, fileloc)
         return self._import_any(dag_id, fingerprint, fileloc, self._sources)

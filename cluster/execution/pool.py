@@ -27,7 +27,7 @@ from cluster.dagfiles.serialized import SerializedTask
 from cluster.errors import TradewindError
 from cluster.execution import recording
 from cluster.execution.claimed import execute_claimed
-from cluster.execution.dagbag import DagBag
+from cluster.execution.dagbag import DagBag, version_files
 from cluster.execution.deferring import record_ends
 from cluster.execution.execute import timeout_seconds
 from cluster.execution.handle import SessionFactory
@@ -45,6 +45,8 @@ from cluster.states import TaskState
 
 log = logging.getLogger(__name__)
 
+#: DAG versions whose file a book remembers before it starts over
+MAX_KNOWN_FILES = 10_000
 #: how often a try's record is attempted before the executor gives up (the zombie
 #: reaper then ends it); the metastore may be restarting
 RECORD_RETRIES = 20
@@ -85,6 +87,10 @@ class PoolBook:
         self._hostname = settings.core.hostname
         self.heartbeat_interval = settings.scheduler.heartbeat_interval
         self._cipher: MultiFernet | None = None
+        #: the file of each DAG version claimed here, given to the pool process with each
+        #: claim: a process that imports a version then opens no metastore connection
+        #: just to locate it (a cold process paid about 15 ms of CPU for that)
+        self._files: dict[tuple[str, str], str] = {}
 
     def claim(
         self, assignments: Sequence[tuple[TaskMessage, int]]
@@ -94,13 +100,29 @@ class PoolBook:
         claimed = moves_transaction(
             self._sessions,
             lambda s, optimistic: recording.claim_many(
-                s, assignments, hostname=self._hostname, now=now, optimistic=optimistic
+                s,
+                assignments,
+                hostname=self._hostname,
+                now=now,
+                optimistic=optimistic,
+                files=self._files_of(s, assignments),
             ),
         )
         for message, _ in assignments:
             if message not in claimed:
                 log.info("not claimed (already taken or no longer queued): %s", message)
         return claimed
+
+    def _files_of(
+        self, session: Session, assignments: Sequence[tuple[TaskMessage, int]]
+    ) -> dict[tuple[str, str], str]:
+        """The known files of DAG versions, with those of ``assignments`` looked up."""
+        new = {(m.dag_id, m.fingerprint) for m, _ in assignments} - self._files.keys()
+        if new:
+            if len(self._files) > MAX_KNOWN_FILES:
+                self._files.clear()
+            self._files.update(version_files(session, new))
+        return self._files
 
     def record(self, tries: Sequence[recording.FinishedTry]) -> list[TaskState | None]:
         """Record ended tries in one transaction, and say so in each try's log."""
@@ -229,7 +251,7 @@ class PoolRunner:
     ) -> recording.FinishedTry:
         try:
             dag, task, spec = self._dagbag.task(
-                message.dag_id, message.fingerprint, message.task_id
+                message.dag_id, message.fingerprint, message.task_id, fileloc=claimed.fileloc
             )
         except Exception as exc:  # a DAG file's import error, a metastore hiccup: this try fails
             outcome = TryOutcome.crashed(f"cannot load the task: {exc}")

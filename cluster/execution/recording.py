@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -71,6 +71,9 @@ class ClaimedTry:
     next_kwargs: dict[str, Any] | None = None
     #: a mapped instance: the values its run's mappings expand over (:mod:`.mapped_inputs`)
     mapped_inputs: MappedInputs = ()
+    #: the DAG file of the try's version, when the claim knew it: a pool process then
+    #: imports it without asking the metastore where it is
+    fileloc: str | None = None
 
 
 def key_of(message: TaskMessage) -> TaskKey:
@@ -84,12 +87,14 @@ def claim_many(
     hostname: str,
     now: datetime,
     optimistic: bool = False,
+    files: Mapping[tuple[str, str], str] | None = None,
 ) -> dict[TaskMessage, ClaimedTry]:
     """Claim several tries in one transaction: each one a compare-and-set of its own,
     all of them in one locking read and one UPDATE.
 
     :param assignments: ``(message, pid of the process that will run it)``.
     :param optimistic: see :func:`~cluster.metastore.transitions.move_tries`.
+    :param files: the DAG file of each ``(dag_id, fingerprint)`` known (``fileloc``).
     :return: the tries this call won, by message; a message missing from it was taken
         by someone else, re-sent with a newer try number, cleared or deleted.
     """
@@ -123,7 +128,8 @@ def claim_many(
         inputs = read_mapped_inputs(session, dag_id, run_id) if mapped else ()
         for message in messages:
             row = rows[(message.task_id, message.map_index)]
-            claimed[message] = _claimed_try(message, row, now, inputs)
+            fileloc = files.get((dag_id, message.fingerprint)) if files else None
+            claimed[message] = _claimed_try(message, row, now, inputs, fileloc)
             if message.try_number > 1 and row.next_method is None:
                 # XComs of an earlier try (or of the run before a clear) must not leak into this one
                 session.execute(delete(XCom).where(*_xcom_key(key_of(message))))
@@ -143,7 +149,9 @@ def _claim_values(hostname: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def _claimed_try(message: TaskMessage, row: Any, now: datetime, inputs: MappedInputs) -> ClaimedTry:
+def _claimed_try(
+    message: TaskMessage, row: Any, now: datetime, inputs: MappedInputs, fileloc: str | None
+) -> ClaimedTry:
     return ClaimedTry(
         key=key_of(message),
         try_number=message.try_number,
@@ -160,6 +168,7 @@ def _claimed_try(message: TaskMessage, row: Any, now: datetime, inputs: MappedIn
         next_method=row.next_method,
         next_kwargs=decode_next_kwargs(row.next_kwargs) if row.next_method else None,
         mapped_inputs=inputs if message.map_index >= 0 else (),
+        fileloc=fileloc,
     )
 
 

@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from cluster.config import Settings
 from cluster.dagfiles.serialized import SerializedDag, SerializedTask
 from cluster.execution import recording
 from cluster.execution.outcome import TryOutcome
+from cluster.execution.pool import PoolBook
 from cluster.messages import TaskMessage
 from cluster.metastore.models import (
     DagRun,
@@ -206,3 +208,19 @@ def test_a_message_twice_in_one_batch_claims_its_try_once(
     claimed = _claim(session_factory, [(_message("a"), 1), (_message("a"), 2), (_message("b"), 3)])
     assert set(claimed) == {_message("a"), _message("b")}
     assert _states(session_factory) == {"a": ("running", 1), "b": ("running", 3)}
+
+
+def test_the_book_gives_each_claim_the_file_of_its_dag_version(
+    settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    """The pool process imports that file without a metastore query; a try of a version
+    the metastore no longer serializes gets none (its process looks the DAG up, and
+    fails on the version as before)."""
+    with session_factory.begin() as session:
+        _seed(session, ["a", "b"])
+        session.add(SerializedDagRow(dag_id="b", fileloc="/dags/b.py", data="{}", fingerprint="fp"))
+    book = PoolBook(settings, sessions=session_factory, clock=lambda: NOW)
+    stale = TaskMessage("b", "r", "b", -1, 1, "older")
+    claimed = book.claim([(_message("a"), 1), (stale, 2)])
+    assert claimed[_message("a")].fileloc == "/dags/b.py"
+    assert claimed[stale].fileloc is None

@@ -21,6 +21,7 @@ from cluster.execution.dagbag import (
     DagBag,
     file_digest,
     source_cache_for,
+    version_files,
 )
 from cluster.execution.worker import locator
 from cluster.metastore.engine import create_engine_for, make_session_factory
@@ -104,6 +105,30 @@ def test_local_source_refuses_a_changed_file(
 
     with pytest.raises(DagVersionMismatch, match="changed since the scheduler serialized it"):
         bag(settings, sessions, "local").get("versioned", fingerprint)
+
+
+def _no_metastore(dag_id: str) -> tuple[str, str]:
+    raise AssertionError(f"asked the metastore where {dag_id} is")
+
+
+def test_the_file_a_claim_names_is_imported_without_asking_the_metastore(
+    sessions: sessionmaker[Session], dags: Path
+) -> None:
+    """The pool's book knows each version's file (:func:`version_files`); a pool
+    process given it opens no metastore connection to import, and still checks the
+    version it got."""
+    path = write(dags, tasks=2, marker="v1")
+    fingerprint = parse(dags, sessions)
+    with sessions() as session:
+        files = version_files(session, [("versioned", fingerprint), ("versioned", "older")])
+    assert files == {("versioned", fingerprint): str(path)}
+
+    dag_bag = DagBag(locate=_no_metastore)
+    _, task, spec = dag_bag.task("versioned", fingerprint, "t1", fileloc=str(path))
+    assert (task.task_id, spec.task_id) == ("t1", "t1")
+    write(dags, tasks=3, marker="v1")
+    with pytest.raises(DagVersionMismatch, match="changed since the scheduler serialized it"):
+        DagBag(locate=_no_metastore).task("versioned", fingerprint, "t1", fileloc=str(path))
 
 
 def test_local_source_says_the_file_is_missing_and_what_to_do(

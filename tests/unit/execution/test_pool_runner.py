@@ -50,7 +50,7 @@ class OneDag(DagBag):
         super().__init__(locate=lambda dag_id: ("", ""))
 
     def task(
-        self, dag_id: str, fingerprint: str, task_id: str
+        self, dag_id: str, fingerprint: str, task_id: str, *, fileloc: str | None = None
     ) -> tuple[DAG, BaseOperator, SerializedTask]:
         return DAG_ITSELF, DAG_ITSELF.get_task(task_id), serialize_dag(DAG_ITSELF).tasks[task_id]
 
