@@ -34,6 +34,12 @@ from cluster.executors.local import LocalExecutor, OnFinished
 from cluster.metastore.engine import SINGLE_THREAD_POOL, create_engine_for, make_session_factory
 from cluster.metastore.models import SerializedDagRow
 
+# what most tries import, loaded before the pool forks: each pool process inherits it
+# instead of importing it on its first try (the operators most DAG files use, and the
+# extension the template sandbox names, which jinja imports on the first render)
+import jinja2.ext  # noqa: F401  isort: skip
+from cluster.operators import bash, python, taskflow  # noqa: F401  isort: skip
+
 log = logging.getLogger(__name__)
 
 
