@@ -11,6 +11,11 @@ timestamps. It prints figures and never asserts on time.
     python bench/run.py --db all              # SQLite, MariaDB and PostgreSQL
     python bench/run.py --db mariadb --seed-history 1000000 --shapes chain_50
     python bench/run.py --db postgres --executor celery --workers 2 --concurrency 8
+    python bench/run.py --db postgres --shapes fanout_200 --runs 4
+
+A shape's first run is a cold one: each pool process that takes its tries imports the
+DAG file first (and a fresh scheduler compiles its statements). ``--runs N`` runs each
+shape N times in a row, printing each run, so the steady state shows beside it.
 """
 
 from __future__ import annotations
@@ -126,7 +131,10 @@ def main() -> None:
     parser.add_argument(
         "--seed-history", type=int, default=0, help="finished task instances to add first"
     )
+    parser.add_argument("--runs", type=int, default=1, help="runs of each shape, one after another")
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     shapes = [s for s in args.shapes.split(",") if s]
     unknown = set(shapes) - set(SHAPES)
     if unknown:
@@ -143,6 +151,7 @@ def main() -> None:
                 shapes,
                 args.parallelism,
                 args.seed_history,
+                runs=args.runs,
                 executor_env=executor_env,
                 start_workers=start_workers,
             )
@@ -190,6 +199,7 @@ def bench_database(
     parallelism: int,
     seed: int,
     *,
+    runs: int = 1,
     executor_env: dict[str, str],
     start_workers: Callable[[dict[str, str]], list[subprocess.Popen[bytes]]],
 ) -> None:
@@ -218,13 +228,13 @@ def bench_database(
             f"{'q→run p50 ms':>14}{'try p50 ms':>12}{'end→queued p50':>16}{'gap mean':>10}"
             f"{'CPU ms/task':>13}"
         )
-        for shape in shapes:
+        for shape, run in ((shape, run) for shape in shapes for run in range(1, runs + 1)):
             before = cpu_split(roots, store.server_pids)
             figures = run_shape(sessions, shape)
             after = cpu_split(roots, store.server_pids)
             spent = {k: (after[k] - before[k]) * 1000 / figures["tasks"] for k in after}
             figures["cpu_per_task"] = sum(spent.values())
-            print(format_row(shape, figures))
+            print(format_row(shape if run == 1 else f"  run {run}", figures))
             print(
                 f"{'':<20}CPU ms/task: scheduler {spent['scheduler']:.1f}, "
                 f"workers {spent['workers']:.1f}, metastore {spent['metastore']:.1f}"
