@@ -158,7 +158,7 @@ def test_a_scheduler_and_its_tries_run_a_dag_through_pgbouncer(
         assert len(tries) == 31 and set(tries.values()) == {1}, tries
         clients, servers = connections(bouncer, database)
         print(f"through PgBouncer: {clients} client connections, {servers} server connections")
-        assert 0 < servers <= POOL_SIZE < clients
+        assert 0 < servers <= POOL_SIZE and servers < clients
     finally:
         scheduler.stop()
         engine.dispose()
@@ -191,6 +191,6 @@ def test_a_500_task_celery_run_through_pgbouncer(
         assert len(tries) == 500 and set(tries.values()) == {1}
         clients, servers = connections(bouncer, database)
         print(f"500 Celery tries through PgBouncer: {clients} clients, {servers} servers")
-        assert 0 < servers <= POOL_SIZE < clients
+        assert 0 < servers <= POOL_SIZE and servers < clients
     finally:
         deployment.stop()
