@@ -184,7 +184,8 @@ def source_cache_for(settings: Settings, sessions: sessionmaker[Session]) -> Sou
 class DagBag:
     """A cache of imported DAGs keyed by ``(dag_id, fingerprint)``.
 
-    :param locate: where a DAG's file is (from ``serialized_dag``).
+    :param locate: where a DAG's file is (from ``serialized_dag``), asked only when the
+        caller did not give the version's file.
     :param search_path: put on ``sys.path`` before an import; by default the folder of
         the DAG's recorded path, as the DAG processor does, so sibling modules import.
     :param sources: ``core.dag_source = metastore``: take the stored source when the

@@ -203,7 +203,8 @@ class PoolRunner:
     """Runs claimed tries in this worker process, one at a time.
 
     :param sessions: this process's own metastore connection (opened on first use):
-        tasks read XComs and Variables through it, and the DAG cache locates files.
+        tasks read XComs and Variables through it, and the DAG cache locates the file
+        of a version whose claim did not name it.
     """
 
     def __init__(
