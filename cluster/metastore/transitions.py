@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     ColumnElement,
     and_,
-    func,
     or_,
     select,
     update,
@@ -30,6 +29,7 @@ from cluster.metastore.array_moves import array_params, moves_by_array
 from cluster.metastore.case_moves import alike_values, case_params, moves_by_case, padded_size
 from cluster.metastore.engine import SessionFactory, transaction
 from cluster.metastore.models import TASK_INSTANCE, DagRun, TaskInstance
+from cluster.metastore.state_moves import states_update
 from cluster.states import (
     DAG_RUN_TRANSITIONS,
     DagRunState,
@@ -45,14 +45,11 @@ _NO_VALUES: Mapping[str, Any] = MappingProxyType({})
 USER_RESETS: Mapping[str, Any] = MappingProxyType(
     {"trigger_id": None, "trigger_timeout": None, "next_method": None, "next_kwargs": None}
 )
+#: the try number a queueing sets: one expression, so :func:`set_task_states` builds the
+#: queueing's statement once
+NEXT_TRY = TASK_INSTANCE.c.try_number + 1
 #: keys per statement in the bulk variant (bounded SQL size, bounded lock footprint)
 BULK_CHUNK = 200
-#: the state as the bulk move tests it: through a function, so no index on ``state`` can
-#: serve the test and the keys find the rows by primary key. Without statistics SQLite
-#: took ``idx_ti_dag_run_state`` (dag_id, run_id, state) instead and walked every
-#: scheduled row of the run to move 32 of them: each iteration of a 10,000-task fan-out
-#: cost in proportion to what was left of it (the state is never NULL)
-_STATE_OF_ROW = func.coalesce(TASK_INSTANCE.c.state, "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,15 +121,17 @@ def set_task_states(
     unique = list(dict.fromkeys(keys))
     session.flush()  # what the ORM's autoflush did: pending rows are seen by the UPDATE
     connection = session.connection()  # Core: the ORM's bulk-update path costs more than the SQL
+    states = sorted(str(s) for s in sources)
     changed = 0
     for start in range(0, len(unique), BULK_CHUNK):
-        chunk = unique[start : start + BULK_CHUNK]
-        condition = and_(keys_clause(chunk), _STATE_OF_ROW.in_([str(s) for s in sources]))
-        if try_number is not None:
-            condition = and_(condition, TASK_INSTANCE.c.try_number == try_number)
-        changed += _rowcount(
-            connection.execute(update(TASK_INSTANCE).where(condition).values(assignments))
-        )
+        groups = {
+            group: (varying, [getattr(k, varying) for k in keys])
+            for group, (varying, keys) in key_groups(
+                unique[start : start + BULK_CHUNK], _same
+            ).items()
+        }
+        statement, params = states_update(groups, states, assignments, try_number=try_number)
+        changed += _rowcount(connection.execute(statement, params))
     return changed
 
 

@@ -17,14 +17,27 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from cluster.errors import FencedOff
 from cluster.metastore.audit import LEADER_EVENT, record_event
-from cluster.metastore.models import SchedulerLease
+from cluster.metastore.models import SchedulerLease, table_of
 
 LEASE_ID = 1
+_LEASE = table_of(SchedulerLease)
+#: built once: every iteration of the loop runs it, and building a statement costs more
+#: Python than executing it (Core on the session's connection skips the ORM's bulk path)
+_BEAT = (
+    update(_LEASE)
+    .where(_LEASE.c.id == LEASE_ID, _LEASE.c.epoch == bindparam("mine"))
+    .values(heartbeat_at=bindparam("now"))
+)
+_HOLD = (
+    update(_LEASE)
+    .where(_LEASE.c.id == LEASE_ID, _LEASE.c.epoch == bindparam("mine"))
+    .values(heartbeat_at=_LEASE.c.heartbeat_at)
+)
 
 
 class Fence:
@@ -68,14 +81,12 @@ class Fence:
         :raises FencedOff: another scheduler took a newer epoch (or none was taken).
         """
         if self.epoch is not None:
-            heartbeat = now if now is not None else SchedulerLease.heartbeat_at
-            result = session.execute(
-                update(SchedulerLease)
-                .where(SchedulerLease.id == LEASE_ID, SchedulerLease.epoch == self.epoch)
-                .values(heartbeat_at=heartbeat)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount == 1:  # type: ignore[attr-defined]
+            connection = session.connection()
+            if now is None:
+                result = connection.execute(_HOLD, {"mine": self.epoch})
+            else:
+                result = connection.execute(_BEAT, {"mine": self.epoch, "now": now})
+            if result.rowcount == 1:
                 return self.epoch
         current = session.scalar(select(SchedulerLease.epoch).where(SchedulerLease.id == LEASE_ID))
         raise FencedOff(f"scheduler epoch {self.epoch} is stale (current epoch {current})")

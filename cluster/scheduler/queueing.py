@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from cluster.executors.base import Dispatch
 from cluster.messages import TaskMessage
 from cluster.metastore.models import TASK_INSTANCE, SlotPool, TaskInstance
-from cluster.metastore.transitions import TaskKey, set_task_state, set_task_states
+from cluster.metastore.transitions import NEXT_TRY, TaskKey, set_task_state, set_task_states
 from cluster.policy.fit import (
     DagLoad,
     FitDecision,
@@ -278,7 +278,7 @@ def _move_to_queued(
         TaskState.QUEUED,
         expected=[TaskState.SCHEDULED],
         values={
-            "try_number": TaskInstance.try_number + 1,
+            "try_number": NEXT_TRY,
             "queued_at": now,
             "queued_by_epoch": epoch,
             "start_date": None,
