@@ -205,6 +205,10 @@ class LocalExecutor:
         retry, with the reason in its log). The fork happens here, in the caller's
         thread between its transactions, with the pump's metastore work held off.
         """
+        if not any(worker.dead for worker in self._workers):
+            # the usual answer, read without the guard: taking it waited for the pump's
+            # transaction in every iteration (a death seen late is reaped next time)
+            return 0
         replaced = 0
         with self._fork_guard, self._lock:
             for number, worker in enumerate(self._workers):

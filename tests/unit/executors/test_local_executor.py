@@ -1,6 +1,7 @@
 """The local pool's shell: a try whose process died is recorded unless abandoned and
 the messages behind it go on, a worker takes its next try before its last one is
-recorded, and a try that overruns its timeout or was cleared meanwhile is stopped.
+recorded, a try that overruns its timeout or was cleared meanwhile is stopped, and the
+loop's check for dead workers does not wait for the pump's metastore work.
 
 A real :class:`LocalExecutor` forks real processes; their runner only sleeps, and the
 book (in this process) counts what the pump claims and records. Deadlines and
@@ -331,3 +332,37 @@ def test_a_try_cleared_meanwhile_is_stopped_at_the_next_heartbeat_and_not_record
     assert finished == [(MESSAGE, None)]
     assert book.lost == []
     assert book.said == ["State of this instance was changed externally: killing the task"]
+
+
+class StalledBook(CountingBook):
+    """A claim that waits (a slow metastore) while the pump holds its metastore guard."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def claim(self, assignments: Sequence[tuple[TaskMessage, int]]) -> dict[TaskMessage, Any]:
+        self.entered.set()
+        self.release.wait(30)
+        return super().claim(assignments)
+
+
+def test_an_iteration_with_no_dead_worker_does_not_wait_for_the_pump_s_transaction() -> None:
+    """The loop asks for dead workers after every iteration; with none, the answer must
+    not wait for the claim or record the pump is in the middle of."""
+    pool = Pool(SleepingRunner)
+    pool.built = StalledBook()
+    executor = LocalExecutor(size=1, worker_factory=pool, on_finished=lambda m, s: None)
+    executor.start()
+    answers: list[int] = []
+    try:
+        executor.send([Dispatch(MESSAGE)])
+        assert pool.built.entered.wait(10), "the pump never claimed"
+        asking = threading.Thread(target=lambda: answers.append(executor.reap_dead_workers()))
+        asking.start()
+        asking.join(10)
+        assert answers == [0]
+    finally:
+        pool.built.release.set()
+        executor.stop(drain=False)

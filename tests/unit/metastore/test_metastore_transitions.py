@@ -11,9 +11,11 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from cluster.errors import InvalidTransition
+from cluster.metastore import state_moves
 from cluster.metastore.engine import SessionFactory
 from cluster.metastore.models import DagRun, TaskInstance
 from cluster.metastore.transitions import (
+    NEXT_TRY,
     RaceLost,
     TaskKey,
     TryMove,
@@ -34,6 +36,7 @@ from cluster.states import (
 AddRun = Callable[..., DagRun]
 AddTask = Callable[..., TaskInstance]
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
+T1 = datetime(2025, 1, 2, tzinfo=UTC)
 KEY = TaskKey("d", "r1", "t1")
 TASK_PAIRS = list(itertools.product(TaskState, TaskState))
 RUN_PAIRS = list(itertools.product(DagRunState, DagRunState))
@@ -162,6 +165,43 @@ def test_bulk_counts_only_the_rows_that_moved(
     moved = set_task_states(session, keys, TaskState.QUEUED, expected={TaskState.SCHEDULED})
     assert moved == 300
     assert set_task_states(session, keys, TaskState.QUEUED, expected={TaskState.SCHEDULED}) == 0
+
+
+def test_moves_of_one_shape_share_a_statement_built_once(
+    session: Session, add_run: AddRun, add_task: AddTask
+) -> None:
+    """The loop moves tries to ``queued`` in every iteration: the statement is built once
+    per shape (other keys, values and the try-number expression as parameters), and each
+    call still moves its own rows and writes its own values."""
+    add_run()
+    for number in range(6):
+        add_task(f"t{number}", state="scheduled", try_number=number)
+    state_moves._shapes.clear()
+    built: list[object] = []
+    real_build = state_moves._build
+    state_moves._build = lambda *a: built.append(a) or real_build(*a)  # type: ignore[assignment]
+    try:
+        for batch, when in ((("t0", "t1"), T0), (("t2", "t3", "t4"), T1)):
+            keys = [TaskKey("d", "r1", t) for t in batch]
+            values = {"try_number": NEXT_TRY, "queued_at": when}
+            moved = set_task_states(
+                session, keys, TaskState.QUEUED, expected=[TaskState.SCHEDULED], values=values
+            )
+            assert moved == len(batch)
+    finally:
+        state_moves._build = real_build  # type: ignore[assignment]
+    assert len(built) == 1 and len(state_moves._shapes) == 1
+    rows = session.execute(
+        select(
+            TaskInstance.task_id,
+            TaskInstance.state,
+            TaskInstance.try_number,
+            TaskInstance.queued_at,
+        )
+    ).all()
+    queued = {t: (n, at) for t, state, n, at in rows if state == "queued"}
+    assert queued == {"t0": (1, T0), "t1": (2, T0), "t2": (3, T1), "t3": (4, T1), "t4": (5, T1)}
+    assert state_of(session, TaskKey("d", "r1", "t5")) == "scheduled"
 
 
 def _claims(*task_ids: str) -> list[TryMove]:
