@@ -21,6 +21,7 @@ shape N times in a row, printing each run, so the steady state shows beside it.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -228,7 +229,7 @@ def bench_database(
             f"{'q→run p50 ms':>14}{'try p50 ms':>12}{'end→queued p50':>16}{'gap mean':>10}"
             f"{'CPU ms/task':>13}"
         )
-        for shape, run in ((shape, run) for shape in shapes for run in range(1, runs + 1)):
+        for shape, run in itertools.product(shapes, range(1, runs + 1)):
             before = cpu_split(roots, store.server_pids)
             figures = run_shape(sessions, shape)
             after = cpu_split(roots, store.server_pids)

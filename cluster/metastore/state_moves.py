@@ -21,7 +21,7 @@ from cluster.metastore.models import TASK_INSTANCE
 #: took ``idx_ti_dag_run_state`` (dag_id, run_id, state) instead and walked every
 #: scheduled row of the run to move 32 of them: each iteration of a 10,000-task fan-out
 #: cost in proportion to what was left of it (the state is never NULL)
-STATE_OF_ROW = func.coalesce(TASK_INSTANCE.c.state, "")
+_STATE_OF_ROW = func.coalesce(TASK_INSTANCE.c.state, "")
 #: shapes kept; a shape is a few branches and columns, so this bounds a few MiB at most
 MAX_SHAPES = 512
 
@@ -69,25 +69,35 @@ def _build(
     try_number: int | None,
     assignments: Mapping[str, Any],
 ) -> Update:
-    c = TASK_INSTANCE.c
     where = and_(
         or_(
             *(
-                and_(
-                    c.dag_id == bindparam(f"d{i}"),
-                    c.run_id == bindparam(f"r{i}"),
-                    c[fixed] == bindparam(f"f{i}"),
-                    c[varying].in_(bindparam(f"in{i}", expanding=True)),
+                key_branch(
+                    fixed,
+                    varying,
+                    bindparam(f"d{i}"),
+                    bindparam(f"r{i}"),
+                    bindparam(f"f{i}"),
+                    bindparam(f"in{i}", expanding=True),
                 )
                 for i, (fixed, varying) in enumerate(branches)
             )
         ),
-        STATE_OF_ROW.in_(list(sources)),
+        _STATE_OF_ROW.in_(list(sources)),
     )
     if try_number is not None:
-        where = and_(where, c.try_number == bindparam("w_try"))
+        where = and_(where, TASK_INSTANCE.c.try_number == bindparam("w_try"))
     values = {
         name: value if isinstance(value, ColumnElement) else bindparam(f"v_{name}")
         for name, value in assignments.items()
     }
     return update(TASK_INSTANCE).where(where).values(values)
+
+
+def key_branch(
+    fixed: str, varying: str, dag_id: Any, run_id: Any, value: Any, values: Any
+) -> ColumnElement[bool]:
+    """The instances of one run whose ``fixed`` key column is ``value`` and whose
+    ``varying`` one is among ``values`` (plain values, or bind parameters)."""
+    c = TASK_INSTANCE.c
+    return and_(c.dag_id == dag_id, c.run_id == run_id, c[fixed] == value, c[varying].in_(values))

@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
-    and_,
     or_,
     select,
     update,
@@ -29,7 +28,7 @@ from cluster.metastore.array_moves import array_params, moves_by_array
 from cluster.metastore.case_moves import alike_values, case_params, moves_by_case, padded_size
 from cluster.metastore.engine import SessionFactory, transaction
 from cluster.metastore.models import TASK_INSTANCE, DagRun, TaskInstance
-from cluster.metastore.state_moves import states_update
+from cluster.metastore.state_moves import key_branch, states_update
 from cluster.states import (
     DAG_RUN_TRANSITIONS,
     DagRunState,
@@ -370,14 +369,8 @@ def keys_clause(keys: Iterable[TaskKey]) -> ColumnElement[bool]:
     and a primary-key range scan on SQLite and MySQL. Grouping mapped instances by map
     index instead gave one branch per instance (1,000 for a task mapped 1,000 times).
     """
-    c = TASK_INSTANCE.c
     branches = [
-        and_(
-            c.dag_id == dag_id,
-            c.run_id == run_id,
-            c[fixed] == value,
-            c[varying].in_([getattr(k, varying) for k in group]),
-        )
+        key_branch(fixed, varying, dag_id, run_id, value, [getattr(k, varying) for k in group])
         for (dag_id, run_id, fixed, value), (varying, group) in key_groups(keys, _same).items()
     ]
     return or_(*branches)
