@@ -89,8 +89,10 @@ class PoolBook:
         self._cipher: MultiFernet | None = None
         #: the file of each DAG version claimed here, given to the pool process with each
         #: claim: a process that imports a version then opens no metastore connection
-        #: just to locate it (a cold process paid about 15 ms of CPU for that)
-        self._files: dict[tuple[str, str], str] = {}
+        #: just to locate it (a cold process paid about 15 ms of CPU for that). ``None``:
+        #: the metastore no longer serialized that version when it was first claimed; its
+        #: tries locate the DAG themselves (and fail on the version), as without the cache
+        self._files: dict[tuple[str, str], str | None] = {}
 
     def claim(
         self, assignments: Sequence[tuple[TaskMessage, int]]
@@ -115,13 +117,15 @@ class PoolBook:
 
     def _files_of(
         self, session: Session, assignments: Sequence[tuple[TaskMessage, int]]
-    ) -> dict[tuple[str, str], str]:
-        """The known files of DAG versions, with those of ``assignments`` looked up."""
+    ) -> dict[tuple[str, str], str | None]:
+        """The known files of DAG versions, with those of ``assignments`` looked up once
+        (a version no longer serialized too: it is not queried again with every claim)."""
         new = {(m.dag_id, m.fingerprint) for m, _ in assignments} - self._files.keys()
         if new:
             if len(self._files) > MAX_KNOWN_FILES:
                 self._files.clear()
-            self._files.update(version_files(session, new))
+            found = version_files(session, new)
+            self._files.update({version: found.get(version) for version in new})
         return self._files
 
     def record(self, tries: Sequence[recording.FinishedTry]) -> list[TaskState | None]:

@@ -87,7 +87,7 @@ def claim_many(
     hostname: str,
     now: datetime,
     optimistic: bool = False,
-    files: Mapping[tuple[str, str], str] | None = None,
+    files: Mapping[tuple[str, str], str | None] | None = None,
 ) -> dict[TaskMessage, ClaimedTry]:
     """Claim several tries in one transaction: each one a compare-and-set of its own,
     all of them in one locking read and one UPDATE.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import event, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.config import Settings
@@ -224,3 +224,23 @@ def test_the_book_gives_each_claim_the_file_of_its_dag_version(
     claimed = book.claim([(_message("a"), 1), (stale, 2)])
     assert claimed[_message("a")].fileloc == "/dags/b.py"
     assert claimed[stale].fileloc is None
+
+
+def test_the_book_looks_up_a_version_no_longer_serialized_once(
+    settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    """Tries of a version the metastore dropped fail on it one by one: each claim of one
+    must not query ``serialized_dag`` again to learn that it still has no file."""
+    with session_factory.begin() as session:
+        _seed(session, ["a", "b"])
+    book = PoolBook(settings, sessions=session_factory, clock=lambda: NOW)
+    lookups: list[str] = []
+    event.listen(
+        session_factory.kw["bind"],
+        "before_cursor_execute",
+        lambda *a: lookups.append(a[2]) if "serialized_dag" in a[2] else None,
+    )
+    first = book.claim([(TaskMessage("b", "r", "a", -1, 1, "older"), 1)])
+    second = book.claim([(TaskMessage("b", "r", "b", -1, 1, "older"), 2)])
+    assert [c.fileloc for c in (*first.values(), *second.values())] == [None, None]
+    assert len(lookups) == 1
