@@ -16,6 +16,10 @@ timestamps. It prints figures and never asserts on time.
 A shape's first run is a cold one: each pool process that takes its tries imports the
 DAG file first (and a fresh scheduler compiles its statements). ``--runs N`` runs each
 shape N times in a row, printing each run, so the steady state shows beside it.
+
+Before each run it times a fixed Python loop (``machine: fixed loop N ms``, lower is
+faster): on a shared VM every figure moves with the machine's speed of the moment, so
+compare runs whose loops took about as long.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from harness import (
     Metastore,
     cpu_split,
     databases_from,
+    loop_ms,
     metastore,
     start,
     stop,
@@ -230,6 +235,7 @@ def bench_database(
             f"{'CPU ms/task':>13}"
         )
         for shape, run in itertools.product(shapes, range(1, runs + 1)):
+            speed = loop_ms()  # before the run: the loop must not take its CPU
             before = cpu_split(roots, store.server_pids)
             figures = run_shape(sessions, shape)
             after = cpu_split(roots, store.server_pids)
@@ -238,7 +244,8 @@ def bench_database(
             print(format_row(shape if run == 1 else f"  run {run}", figures))
             print(
                 f"{'':<20}CPU ms/task: scheduler {spent['scheduler']:.1f}, "
-                f"workers {spent['workers']:.1f}, metastore {spent['metastore']:.1f}"
+                f"workers {spent['workers']:.1f}, metastore {spent['metastore']:.1f}; "
+                f"machine: fixed loop {speed:.0f} ms"
             )
     finally:
         stop(scheduler, *workers)
