@@ -224,7 +224,6 @@ def fingerprint_of(text: str) -> str:
 
 
 _TUPLE_FIELDS = ("upstream_task_ids", "downstream_task_ids", "template_fields")
-_TASK_FIELDS = fields(SerializedTask)
 #: written only when set, so DAGs without these features keep the fingerprints they had
 _OPTIONAL: dict[str, Any] = {
     "is_setup": False,
@@ -239,7 +238,10 @@ _OPTIONAL: dict[str, Any] = {
 
 
 def _task_to_dict(task: SerializedTask) -> dict[str, Any]:
-    data = {f.name: getattr(task, f.name) for f in _TASK_FIELDS}
+    # its fields are all it holds (no cached property, no slots): copying its
+    # ``__dict__`` halves the cost of a getattr per field (a 1,000-task DAG is
+    # fingerprinted by every pool process that imports it)
+    data = dict(task.__dict__)
     for key in _TUPLE_FIELDS:
         data[key] = list(data[key])
     for key, default in _OPTIONAL.items():
