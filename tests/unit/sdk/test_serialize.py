@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
 import pendulum
 import pytest
 
 from cluster.dagfiles.serialize import serialize_dag
-from cluster.dagfiles.serialized import SerializedDag
+from cluster.dagfiles.serialized import SerializedDag, SerializedTask
 from cluster.errors import DagDefinitionError
 from cluster.operators.bash import BashOperator
 from cluster.operators.empty import EmptyOperator
@@ -163,3 +164,39 @@ def test_schedule_summary(schedule: object, summary: str | None) -> None:
     with DAG("d", schedule=schedule, start_date=datetime(2024, 1, 1)) as dag:
         EmptyOperator(task_id="t")
     assert serialize_dag(dag).schedule == summary
+
+
+def _with_optional_fields() -> DAG:
+    """Tasks that set the fields written only when set: setup, teardown, mapping, SLA."""
+    with DAG("optional", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
+        setup = EmptyOperator(task_id="setup").as_setup()
+        work = BashOperator(
+            task_id="work", bash_command="true", sla=timedelta(hours=1), max_active_tis_per_dag=3
+        )
+        teardown = EmptyOperator(task_id="teardown").as_teardown(setups=setup)
+
+        @task
+        def numbers() -> list[int]:
+            return [1, 2]
+
+        @task
+        def double(x: int) -> int:
+            return 2 * x
+
+        setup >> work >> teardown
+        double.expand(x=numbers())
+    return dag
+
+
+def test_each_serialized_task_holds_every_field_as_its_init_would_set_them() -> None:
+    """``serialize_task`` fills the frozen dataclass through its ``__dict__`` (half the
+    cost of its ``__init__``): every field and nothing else, as ``__init__`` would."""
+    names = {f.name for f in fields(SerializedTask)}
+    optional = serialize_dag(_with_optional_fields())
+    assert optional.tasks["setup"].is_setup and optional.tasks["teardown"].is_teardown
+    assert optional.tasks["double"].mapping is not None and optional.tasks["numbers"].feeds_mapping
+    for serialized in (serialize_dag(build()), optional):
+        for serialized_task in serialized.tasks.values():
+            assert set(vars(serialized_task)) == names
+            assert SerializedTask(**vars(serialized_task)) == serialized_task
+        assert SerializedDag.from_json(serialized.to_json()) == serialized
