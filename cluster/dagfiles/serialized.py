@@ -239,7 +239,7 @@ _OPTIONAL: dict[str, Any] = {
 
 def _task_to_dict(task: SerializedTask) -> dict[str, Any]:
     # its fields are all it holds (no cached property, no slots): copying its
-    # ``__dict__`` halves the cost of a getattr per field (a 1,000-task DAG is
+    # ``__dict__`` costs half of a getattr per field (a 1,000-task DAG is
     # fingerprinted by every pool process that imports it)
     data = dict(task.__dict__)
     for key in _TUPLE_FIELDS:

@@ -189,8 +189,9 @@ def _with_optional_fields() -> DAG:
 
 
 def test_each_serialized_task_holds_every_field_as_its_init_would_set_them() -> None:
-    """``serialize_task`` fills the frozen dataclass through its ``__dict__`` (half the
-    cost of its ``__init__``): every field and nothing else, as ``__init__`` would."""
+    """``serialize_task`` fills the frozen dataclass through its ``__dict__`` (its
+    ``__init__`` was nearly half of serializing a task): every field and nothing else,
+    as ``__init__`` would."""
     names = {f.name for f in fields(SerializedTask)}
     optional = serialize_dag(_with_optional_fields())
     assert optional.tasks["setup"].is_setup and optional.tasks["teardown"].is_teardown
