@@ -120,7 +120,12 @@ def test_dataset_runs_and_callbacks_survive_a_sigkilled_leader(cluster: HaDeploy
     for run_id in producer_runs:
         assert cluster.wait_for_run("ha_produce", run_id, timeout=600) == "success"
     assert cluster.wait_for_run("ha_pager", late, timeout=120) == "failed"
-    wait_for(lambda: _settled(cluster), timeout=300, interval=0.5, message=cluster.logs)
+    wait_for(
+        lambda: _settled(cluster),
+        timeout=300,
+        interval=0.5,
+        message=lambda: f"{_unsettled(cluster)}\n{cluster.logs()}",
+    )
 
     assert _events(cluster) == EVENTS
     epochs: set[int] = set()
@@ -195,3 +200,17 @@ def _settled(cluster: HaDeployment) -> bool:
             .where(DagRun.dag_id.in_(CONSUMERS), DagRun.state.in_(["queued", "running"]))
         )
     return not queued and not active
+
+
+def _unsettled(cluster: HaDeployment) -> str:
+    """What keeps :func:`_settled` false: the queue rows and the consumers' unfinished runs
+    (an intermittent failure here was seen with only the log tail to go by)."""
+    with cluster.sessions() as session:
+        rows = session.scalars(select(DatasetDagRunQueue)).all()
+        runs = session.execute(
+            select(DagRun.dag_id, DagRun.run_id, DagRun.state, DagRun.queued_at).where(
+                DagRun.dag_id.in_(CONSUMERS), DagRun.state.in_(["queued", "running"])
+            )
+        ).all()
+    queue = [(r.target_dag_id, r.dataset_id, r.created_at) for r in rows]
+    return f"queue rows: {queue}\nunfinished consumer runs: {[tuple(r) for r in runs]}"
