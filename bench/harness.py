@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,8 +87,12 @@ def databases_from(arg: str) -> tuple[str, ...]:
 
 
 @contextmanager
-def metastore(kind: str, tmp: Path) -> Iterator[Metastore]:
-    """SQLite in ``tmp``, or a private server sized like a small production one."""
+def metastore(kind: str, tmp: Path, *, cleanup: ExitStack | None = None) -> Iterator[Metastore]:
+    """SQLite in ``tmp``, or a private server sized like a small production one.
+
+    :param cleanup: where the server's data is deleted, once stopped: by default at
+        once; given, when that stack closes (see :func:`new_log_file_us`).
+    """
     if kind == "sqlite":
         yield Metastore(kind, f"sqlite:///{tmp / 'bench.db'}")
         return
@@ -97,7 +101,11 @@ def metastore(kind: str, tmp: Path) -> Iterator[Metastore]:
     try:
         yield Metastore(kind, server.url, [server.pid] if server.pid else [])
     finally:
-        server.destroy()
+        if cleanup is None:
+            server.destroy()
+        else:
+            server.stop()
+            cleanup.callback(server.destroy)
 
 
 def tradewind_env(home: Path, url: str, *, parallelism: int = 32, **extra: str) -> dict[str, str]:
@@ -160,6 +168,25 @@ def loop_ms(iterations: int = 3_000_000) -> float:
     for i in range(iterations):
         total += i * i % 7
     return (time.process_time() - started) * 1000
+
+
+def new_log_file_us(folder: Path, count: int = 64) -> float:
+    """Microseconds of CPU this process spends making a folder and a file in it, now.
+
+    Every try makes one of each for its log. What that costs depends on the file
+    system's state more than on Tradewind: on an ext4 mounted with ``discard`` it was
+    40 µs, then 300-500 µs for minutes after a large tree was deleted (tmpfs: about
+    20 µs). Inside a fan-out's pool processes it then took about half of the CPU a
+    Python no-op try cost them. The pairs are left in ``folder``: deleting them now
+    would slow what is measured next.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.process_time()
+    for number in range(count):
+        made = folder / f"task_id=probe{number}"
+        made.mkdir()
+        os.close(os.open(made / "attempt=1.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
+    return (time.process_time() - started) * 1e6 / count
 
 
 def wait_for(

@@ -19,7 +19,11 @@ shape N times in a row, printing each run, so the steady state shows beside it.
 
 Before each run it times a fixed Python loop (``machine: fixed loop N ms``, lower is
 faster): on a shared VM every figure moves with the machine's speed of the moment, so
-compare runs whose loops took about as long.
+compare runs whose loops took about as long. It also times making a folder and a file,
+as each try does for its log (``new log file N µs``): on some file systems that costs
+ten times more for minutes after a large deletion, and the workers' CPU with it. So
+the benchmark deletes its trees only after the last run, and a round of benchmarks
+should leave the file system a few minutes between invocations.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -49,6 +53,7 @@ from harness import (
     databases_from,
     loop_ms,
     metastore,
+    new_log_file_us,
     start,
     stop,
     tradewind_env,
@@ -145,22 +150,25 @@ def main() -> None:
     unknown = set(shapes) - set(SHAPES)
     if unknown:
         parser.error(f"unknown shapes: {', '.join(sorted(unknown))}")
-    for db in databases_from(args.db):
-        with (
-            tempfile.TemporaryDirectory(prefix="tw-bench-") as tmp,
-            metastore(db, Path(tmp)) as store,
-            executor(args, Path(tmp)) as (executor_env, start_workers),
-        ):
-            bench_database(
-                store,
-                Path(tmp),
-                shapes,
-                args.parallelism,
-                args.seed_history,
-                runs=args.runs,
-                executor_env=executor_env,
-                start_workers=start_workers,
-            )
+    # every tree is deleted at the end: a deletion would slow the file system under the
+    # next database's runs (see harness.new_log_file_us)
+    with ExitStack() as cleanup:
+        for db in databases_from(args.db):
+            tmp = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="tw-bench-")))
+            with (
+                metastore(db, tmp, cleanup=cleanup) as store,
+                executor(args, tmp) as (executor_env, start_workers),
+            ):
+                bench_database(
+                    store,
+                    tmp,
+                    shapes,
+                    args.parallelism,
+                    args.seed_history,
+                    runs=args.runs,
+                    executor_env=executor_env,
+                    start_workers=start_workers,
+                )
 
 
 @contextmanager
@@ -234,8 +242,9 @@ def bench_database(
             f"{'q→run p50 ms':>14}{'try p50 ms':>12}{'end→queued p50':>16}{'gap mean':>10}"
             f"{'CPU ms/task':>13}"
         )
-        for shape, run in itertools.product(shapes, range(1, runs + 1)):
-            speed = loop_ms()  # before the run: the loop must not take its CPU
+        for number, (shape, run) in enumerate(itertools.product(shapes, range(1, runs + 1))):
+            # before the run: neither probe may take its CPU
+            speed, new_file = loop_ms(), new_log_file_us(home / "probes" / str(number))
             before = cpu_split(roots, store.server_pids)
             figures = run_shape(sessions, shape)
             after = cpu_split(roots, store.server_pids)
@@ -245,7 +254,7 @@ def bench_database(
             print(
                 f"{'':<20}CPU ms/task: scheduler {spent['scheduler']:.1f}, "
                 f"workers {spent['workers']:.1f}, metastore {spent['metastore']:.1f}; "
-                f"machine: fixed loop {speed:.0f} ms"
+                f"machine: fixed loop {speed:.0f} ms, new log file {new_file:.0f} µs"
             )
     finally:
         stop(scheduler, *workers)
