@@ -175,10 +175,10 @@ def new_log_file_us(folder: Path, count: int = 64) -> float:
 
     Every try makes one of each for its log. What that costs depends on the file
     system's state more than on Tradewind: on an ext4 mounted with ``discard`` it was
-    40 µs, then 300-500 µs for minutes after a large tree was deleted (tmpfs: about
-    20 µs). Inside a fan-out's pool processes it then took about half of the CPU a
-    Python no-op try cost them. The pairs are left in ``folder``: deleting them now
-    would slow what is measured next.
+    35-60 µs, then 300-1,000 µs for one to five minutes after a large tree was deleted
+    (tmpfs: about 20 µs). Inside a fan-out's pool processes it then took about half of
+    the CPU a Python no-op try cost them. The pairs are left in ``folder``: deleting
+    them now would slow what is measured next.
     """
     folder.mkdir(parents=True, exist_ok=True)
     started = time.process_time()
