@@ -174,11 +174,11 @@ def new_log_file_us(folder: Path, count: int = 64) -> float:
     """Microseconds of CPU this process spends making a folder and a file in it, now.
 
     Every try makes one of each for its log. What that costs depends on the file
-    system's state more than on Tradewind: on an ext4 mounted with ``discard`` it was
-    35-60 µs, then 300-1,000 µs for one to five minutes after a large tree was deleted
-    (tmpfs: about 20 µs). Inside a fan-out's pool processes it then took about half of
-    the CPU a Python no-op try cost them. The pairs are left in ``folder``: deleting
-    them now would slow what is measured next.
+    system's state more than on Tradewind: on the test VM's root ext4 it was 35-60 µs,
+    then 300-1,000 µs for one to five minutes after a large tree was deleted (a fresh
+    ext4 did not slow down so; tmpfs: about 20 µs). Inside a fan-out's pool processes it
+    then took about half of the CPU a Python no-op try cost them. The pairs are left in
+    ``folder``: deleting them now would slow what is measured next.
     """
     folder.mkdir(parents=True, exist_ok=True)
     started = time.process_time()
