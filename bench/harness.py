@@ -31,6 +31,7 @@ if str(ROOT) not in sys.path:
 
 from cluster.config import MetastoreSettings  # noqa: E402
 from cluster.dagfiles.processor import DagProcessor  # noqa: E402
+from cluster.execution.logs import open_try_log  # noqa: E402
 from cluster.metastore.engine import (  # noqa: E402
     SessionFactory,
     create_engine_for,
@@ -173,19 +174,18 @@ def loop_ms(iterations: int = 3_000_000) -> float:
 def new_log_file_us(folder: Path, count: int = 64) -> float:
     """Microseconds of CPU this process spends making a folder and a file in it, now.
 
-    Every try makes one of each for its log. What that costs depends on the file
-    system's state more than on Tradewind: on the test VM's root ext4 it was 35-60 µs,
-    then 300-1,000 µs for one to five minutes after a large tree was deleted (a fresh
-    ext4 did not slow down so; tmpfs: about 20 µs). Inside a fan-out's pool processes it
-    then took about half of the CPU a Python no-op try cost them. The pairs are left in
-    ``folder``: deleting them now would slow what is measured next.
+    Every try makes one of each for its log, with the same call. What that costs
+    depends on the file system's state more than on Tradewind: on the test VM's root
+    ext4 it was 35-60 µs, then 300-1,000 µs for one to five minutes after a large tree
+    was deleted (a fresh ext4 did not slow down so; tmpfs: about 20 µs). Inside a
+    fan-out's pool processes it then took about half of the CPU a Python no-op try cost
+    them. The pairs are left in ``folder``: deleting them now would slow what is
+    measured next.
     """
     folder.mkdir(parents=True, exist_ok=True)
     started = time.process_time()
     for number in range(count):
-        made = folder / f"task_id=probe{number}"
-        made.mkdir()
-        os.close(os.open(made / "attempt=1.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
+        os.close(open_try_log(folder / f"task_id=probe{number}" / "attempt=1.log"))
     return (time.process_time() - started) * 1e6 / count
 
 
