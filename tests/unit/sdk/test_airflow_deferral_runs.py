@@ -8,14 +8,22 @@ Airflow's own ``dags test`` of ``example_sensors`` never finished (its
 ``timeout`` not applying while deferred, and the fixture stopped it at 300 s), so the
 comparison there is every task Airflow had finished, run the same way, plus its other
 deferring sensor, which Airflow had not reached: it succeeds through its trigger.
+
+The example is parsed and run at noon UTC: its ``TimeSensor`` waits for the time of day
+an hour after parsing, which a run between 23:00 and midnight has already passed (as
+on Airflow, whose sensor compares times of day), so at those hours it would succeed
+where Airflow's run timed out.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as datetime_module
 import importlib.util
 import json
 import pathlib
 import sys
+import types
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -35,6 +43,7 @@ FIXTURES = pathlib.Path(__file__).parents[2] / "fixtures" / "airflow"
 RUNS = json.loads((FIXTURES / "runs.json").read_text())
 WHEN = datetime.fromisoformat(RUNS["logical_date"])
 FINISHED = ("success", "failed", "skipped", "upstream_failed")
+NOON = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +57,30 @@ def rewritten(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path
     sys.path.remove(str(target))
 
 
+@contextlib.contextmanager
+def parsed_at(now: datetime) -> Iterator[None]:
+    """A module imported meanwhile that does ``import datetime`` reads ``now`` as the time."""
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz: datetime_module.tzinfo | None = None) -> datetime:  # type: ignore[override]
+            return now.astimezone(tz) if tz is not None else now.replace(tzinfo=None)
+
+    shim = types.ModuleType("datetime")
+    shim.__dict__.update(vars(datetime_module))
+    shim.datetime = Frozen  # type: ignore[attr-defined]
+    real = sys.modules["datetime"]
+    sys.modules["datetime"] = shim
+    try:
+        yield
+    finally:
+        sys.modules["datetime"] = real
+
+
 def load(folder: pathlib.Path, name: str, dag_id: str) -> DAG:
     spec = importlib.util.spec_from_file_location(f"ex_{uuid.uuid4().hex}", folder / name)
     assert spec is not None and spec.loader is not None
-    with capture_dags() as dags:
+    with capture_dags() as dags, parsed_at(NOON):
         spec.loader.exec_module(importlib.util.module_from_spec(spec))
     (dag,) = [d for d in dags if d.dag_id == dag_id]
     return dag
@@ -62,7 +91,7 @@ def test_sensors_example_tasks_end_as_on_airflow(rewritten: pathlib.Path) -> Non
     airflow_finished = {t: s for t, _, s in observed["task_instances"] if s in FINISHED}
     assert "fire_immediately_async" in airflow_finished  # a deferring task Airflow finished
     dag = load(rewritten, "example_sensors.py", "example_sensors")
-    clock = FakeClock(datetime.now(UTC))
+    clock = FakeClock(NOON)
     for task in dag.tasks:
         if hasattr(task, "_sleep"):  # poke-mode waits pass on a fake clock, not for a minute
             task._sleep, task._clock = clock.sleep, clock
