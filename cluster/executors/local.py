@@ -8,10 +8,11 @@ running tries at once, and records the tries that ended in one transaction. So a
 short task costs a fraction of a transaction instead of three.
 
 Each worker has its own pipe (what travels on it: :mod:`cluster.executors.local_pipe`).
-Which idle worker takes which waiting message is decided by
-:func:`cluster.executors.placement.place`: warm workers first, the most recently idle
-first, so in a chain the same warm worker takes each next task; this module only keeps
-the snapshots that policy reads and carries out what it decides. The pump also watches
+:mod:`cluster.executors.placement` decides which idle worker takes which waiting
+message (warm workers first, the most recently idle first: in a chain the same warm
+worker takes each next task), and which busy one gets its next try queued behind a
+quick one; this module keeps the snapshots it reads and does what it decides (the
+queued tries: :mod:`cluster.executors.local_tries`). The pump also watches
 the workers: one that dies (``kill -9``, a task's segfault or ``os._exit``) is replaced
 and its try recorded as failed with the reason, and the process groups its task started
 (a Bash command's session, which its death would orphan) are killed; one whose task
@@ -30,17 +31,23 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from cluster.errors import TradewindError
 from cluster.executors.base import Dispatch
-from cluster.executors.cold_starts import ColdStarts
+from cluster.executors.cold_starts import ColdStarts, Version
 from cluster.executors.local_book import GuardedBook
 from cluster.executors.local_pipe import Finished, GroupChanged, Started
+from cluster.executors.local_tries import HeldTry, QueuedTries
 from cluster.executors.local_watch import PumpWatch
 from cluster.executors.local_worker import WorkerPool, WorkerProcess, kill_process_groups
-from cluster.executors.placement import Assignment, IdleWorker, RunningTry, place, version_of
+from cluster.executors.placement import (
+    Assignment,
+    IdleWorker,
+    RunningTry,
+    place,
+    version_of,
+)
 from cluster.messages import TaskMessage
 from cluster.states import TaskState
 
@@ -56,28 +63,6 @@ RETRY_DELAY = 1.0
 
 #: called in the scheduler process for every finished try
 OnFinished = Callable[[TaskMessage, TaskState | None], None]
-
-
-@dataclass
-class _Try:
-    """The try a worker holds: claimed, and what the pump must still do about it."""
-
-    message: TaskMessage
-    #: the worker imports the DAG version first
-    cold: bool = False
-    claimed: Any = None
-    timeout: float | None = None
-    kill_at: float | None = None
-    #: why the pump stopped the worker (timeout), or ``None``
-    killed: str | None = None
-    #: the try was cleared or marked meanwhile: record nothing
-    abandoned: bool = False
-    #: when the pump handed it to its worker, and when the worker said it has the DAG
-    #: and starts the task (monotonic; a warm worker's: when it was handed over)
-    handed_at: float = 0.0
-    started_at: float | None = None
-    #: process groups the task started that still run (a Bash command's session)
-    groups: set[int] = field(default_factory=set)
 
 
 class LocalExecutor:
@@ -110,11 +95,11 @@ class LocalExecutor:
         #: idle worker numbers, most recently idle last: the pump and reap_dead_workers
         #: change it, and the pump reads it, always under the lock
         self._idle: list[int] = []
-        #: the try each busy worker holds. Only the pump adds and removes entries, under
-        #: the lock for the callers that read them (free_slots, a drain, abandon_running,
-        #: which also flags them ``abandoned``); its own reads skip the lock: nobody else
-        #: writes
-        self._running: dict[int, _Try] = {}
+        #: the try each busy worker runs, and the claimed tries not started. Only the pump
+        #: changes them, under the lock for the callers that read them (free_slots, a
+        #: drain, abandon_running, which also flags them ``abandoned``)
+        self._running: dict[int, HeldTry] = {}
+        self._queued = QueuedTries()
         #: tries whose worker reported, not yet recorded (under the lock)
         self._unrecorded = 0
         #: messages not yet placed, oldest first; under the lock on every side
@@ -161,7 +146,7 @@ class LocalExecutor:
 
     def free_slots(self) -> int | None:
         with self._lock:
-            return self._size - len(self._running) - len(self._backlog)
+            return self._size - len(self._running) - len(self._queued) - len(self._backlog)
 
     def stop(self, *, drain: bool) -> None:
         """Stop taking work; with ``drain`` wait for running tries to end and be recorded."""
@@ -195,7 +180,7 @@ class LocalExecutor:
             self._accepting = False
             self._backlog.clear()
             self._cold.forget_waiting()
-            for current in self._running.values():
+            for current in (*self._running.values(), *self._queued):
                 current.abandoned = True
 
     def reap_dead_workers(self) -> int:
@@ -271,24 +256,26 @@ class LocalExecutor:
                 wake.extend(until for until in self._cold.patience_ends() if until > now)
         return max(0.0, min(wake) - now)
 
-    def _receive(self, number: int) -> list[tuple[int, Any]]:
-        """Read what worker ``number`` sent: announcements and at most one report."""
+    def _receive(self, number: int) -> list[tuple[int, Any, float]]:
+        """Read what worker ``number`` sent: announcements and reports, in order; after a
+        report, what follows is about the try it had queued next."""
         notes = self._workers[number].notes()
         current = self._running.get(number)
-        if current is None:
-            return []
         reports = []
         for note in notes:
+            if current is None:
+                break
             match note:
                 case Started(timeout):
                     self._started(current, timeout)
                 case GroupChanged(pgid, running):
                     (current.groups.add if running else current.groups.discard)(pgid)
-                case Finished(report):
-                    reports.append((number, report))
+                case Finished(report, cpu):
+                    reports.append((number, report, cpu))
+                    current = self._queued.behind.get(number)
         return reports
 
-    def _started(self, current: _Try, timeout: float | None) -> None:
+    def _started(self, current: HeldTry, timeout: float | None) -> None:
         """A worker has its try's DAG version: its import is measured, its deadline set."""
         current.started_at = now = self._clock()
         if current.cold:
@@ -297,20 +284,28 @@ class LocalExecutor:
             current.timeout = timeout
             current.kill_at = now + timeout + KILL_GRACE
 
-    def _release(self, reports: list[tuple[int, Any]]) -> list[tuple[TaskMessage, Any]]:
-        """Free the workers that reported; their ``(message, report)`` await the record."""
+    def _release(self, reports: list[tuple[int, Any, float]]) -> list[tuple[TaskMessage, Any]]:
+        """Free the workers that reported, or move on to the try each had queued; their
+        ``(message, report)`` await the record."""
         ended = []
         now = self._clock()
         with self._lock:
-            for number, report in reports:
+            for number, report, cpu in reports:
                 current = self._running.pop(number)
                 version = version_of(current.message)
                 began = current.started_at if current.cold else current.handed_at
                 if began is not None:
-                    self._cold.ran(version, now - began)
+                    self._cold.ran(version, now - began, cpu)
                 self._workers[number].warm.add(version)
-                self._idle.append(number)
                 ended.append((current.message, report))
+                following = self._queued.start_next(number, now)
+                if following is None:
+                    self._idle.append(number)
+                    continue
+                self._running[number] = following
+                if following.stop_when_started:
+                    following.kill_at = now + KILL_GRACE
+                    self._workers[number].signal(STOP_SIGNAL)
             self._unrecorded += len(ended)
         return ended
 
@@ -338,7 +333,10 @@ class LocalExecutor:
                 if number in self._idle:
                     self._idle.remove(number)
                 current = self._running.pop(number, None)
+                dropped = self._queued.orphan(number)
                 self._lock.notify_all()
+            if dropped is not None:
+                self._tell(dropped.message, None)
             if current is None:
                 continue
             kill_process_groups(current.groups)  # else orphaned, they run beside the retry
@@ -373,7 +371,8 @@ class LocalExecutor:
         if now < self._next_beat:
             return
         self._next_beat = now + self._book.heartbeat_interval
-        watched = [(n, t) for n, t in self._running.items() if t.claimed and not t.abandoned]
+        held = [*self._running.items(), *self._queued.held()]
+        watched = [(n, t) for n, t in held if t.claimed and not t.abandoned]
         if not watched:
             return
         alive = self._book.heartbeat([t.claimed for _, t in watched])
@@ -382,33 +381,34 @@ class LocalExecutor:
                 continue
             current.abandoned = True
             self._say(current, "State of this instance was changed externally: killing the task")
-            current.kill_at = self._clock() + KILL_GRACE
-            self._workers[number].signal(STOP_SIGNAL)
+            if self._running.get(number) is current:
+                current.kill_at = self._clock() + KILL_GRACE
+                self._workers[number].signal(STOP_SIGNAL)
+            else:  # not started yet: stopped as soon as it starts
+                current.stop_when_started = True
 
     def _pick(self) -> list[Assignment]:
-        """Carry out :func:`~cluster.executors.placement.place` (call with the lock held).
-
-        With no idle worker or no message it has nothing to decide (and no backlog clock
-        to end: a version has one only while one of its messages waits).
-        """
-        if not self._idle or not self._backlog:
+        """Carry out :mod:`~cluster.executors.placement` (call with the lock held); with no
+        message there is nothing to decide, nor any backlog clock to end."""
+        if not self._backlog:
             return []
         now = self._clock()
-        placement = place(
-            self._backlog,
-            [IdleWorker(n, self._workers[n].warm) for n in self._idle],
-            [
-                RunningTry(version_of(t.message), t.cold, t.started_at)
-                for t in self._running.values()
-            ],
-            self._cold,
-            now,
+        placed = self._place(now) if self._idle else []
+        return placed + self._queued.prefetch(
+            self._backlog, self._running, self._warm_of, self._cold, now
         )
+
+    def _place(self, now: float) -> list[Assignment]:
+        idle = [IdleWorker(n, self._workers[n].warm) for n in self._idle]
+        running = [
+            RunningTry(version_of(t.message), t.cold, t.started_at) for t in self._running.values()
+        ]
+        placement = place(self._backlog, idle, running, self._cold, now)
         self._backlog = deque(placement.waiting)
         for assignment in placement.assignments:
             self._idle.remove(assignment.worker)
             # a warm worker starts the task at once (and says so only if it has a timeout)
-            self._running[assignment.worker] = _Try(
+            self._running[assignment.worker] = HeldTry(
                 assignment.message,
                 cold=assignment.cold,
                 handed_at=now,
@@ -417,7 +417,10 @@ class LocalExecutor:
         return placement.assignments
 
     def _dispatch(self) -> None:
-        """Claim backlog messages for idle workers in one transaction and hand them over."""
+        """Hand the tries of dead workers on, then claim backlog messages for idle workers
+        (and for busy ones to queue) in one transaction and hand them over."""
+        if self._queued.orphans:
+            self._hand_off()
         if self._clock() < self._retry_at:
             return
         with self._lock:
@@ -435,13 +438,12 @@ class LocalExecutor:
         lost = []
         for assignment in assignments:
             number, message = assignment.worker, assignment.message
-            current = self._running[number]
+            current = (self._queued.behind if assignment.ahead else self._running)[number]
             current.claimed = claimed.get(message)
             if current.claimed is None:
                 lost.append(message)
                 with self._lock:
-                    del self._running[number]
-                    self._idle.append(number)
+                    self._take_back(assignment)
                     self._lock.notify_all()
                 continue
             # a worker that is gone shows up in _handle_deaths: its try is recorded lost
@@ -449,21 +451,42 @@ class LocalExecutor:
         for message in lost:
             self._tell(message, None)
 
+    def _take_back(self, assignment: Assignment) -> None:
+        """Undo an assignment whose claim failed or was lost (call with the lock held)."""
+        if assignment.ahead:
+            del self._queued.behind[assignment.worker]
+        else:
+            del self._running[assignment.worker]
+            self._idle.append(assignment.worker)
+
+    def _hand_off(self) -> None:
+        """Give the claimed tries of dead workers to idle ones, without a new claim (if
+        every worker died, a drain ends without them: they end as zombies)."""
+        with self._lock:
+            handed, dropped = self._queued.hand_out(self._idle, self._warm_of, self._clock())
+            self._running.update(handed)
+        for number, current in handed:
+            self._workers[number].run(current.message, current.claimed, cold=current.cold)
+        for message in dropped:
+            self._tell(message, None)
+
+    def _warm_of(self, number: int) -> set[Version]:
+        return self._workers[number].warm
+
     def _unassign(self, assignments: list[Assignment]) -> None:
         """Put back the messages of a failed claim, ahead of the backlog, and free their workers."""
         now = self._clock()
         self._retry_at = now + RETRY_DELAY
         with self._lock:
             for assignment in reversed(assignments):
-                del self._running[assignment.worker]
-                self._idle.append(assignment.worker)
+                self._take_back(assignment)
                 self._backlog.appendleft(assignment.message)
                 # it keeps the right to a cold worker it had: its patience is spent
                 self._cold.patience_spent(version_of(assignment.message), now)
 
     # --- small things ---------------------------------------------------------------
 
-    def _say(self, current: _Try, line: str) -> None:
+    def _say(self, current: HeldTry, line: str) -> None:
         assert self._book is not None
         self._book.say(current.claimed, line)
 

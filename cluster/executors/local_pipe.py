@@ -1,6 +1,7 @@
 """What the local executor and one of its pool processes say over their pipe.
 
-The executor sends :class:`Run` (a try it claimed) or :class:`Stop`. For each
+The executor sends :class:`Run` (a try it claimed; a second one may wait in the pipe
+behind the try running) or :class:`Stop`. For each
 :class:`Run` the pool process sends :class:`Started` once it has the DAG version, if it
 had to import it or the task has a timeout (an empty task, which has nothing to
 start, never does), a
@@ -58,6 +59,8 @@ class Finished:
     """The try ended; ``report`` is what :meth:`~cluster.executors.local_worker.TryBook.record` takes."""
 
     report: Any
+    #: CPU seconds the try cost the process and the children it waited for
+    cpu: float = 0.0
 
 
 #: what the executor sends

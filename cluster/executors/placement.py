@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from cluster.executors.cold_starts import COLD_STARTS, ColdStarts, Version
+from cluster.executors.cold_starts import COLD_STARTS, QUICK_TRY, ColdStarts, Version
 from cluster.messages import TaskMessage
 
 
@@ -45,13 +45,26 @@ class RunningTry:
     started_at: float | None = None
 
 
+@dataclass(slots=True)
+class BusyWorker:
+    """A pool process running a try that started at ``started_at`` (monotonic), of
+    DAG version ``version``, with nothing queued behind it."""
+
+    number: int
+    version: Version
+    started_at: float
+    warm: Collection[Version] = frozenset()
+
+
 @dataclass(frozen=True)
 class Assignment:
-    """Worker ``worker`` runs ``message``; ``cold``: it imports the DAG version first."""
+    """Worker ``worker`` runs ``message``; ``cold``: it imports the DAG version first;
+    ``ahead``: it runs it after the try it is running (see :func:`prefetch`)."""
 
     worker: int
     message: TaskMessage
     cold: bool
+    ahead: bool = False
 
 
 @dataclass
@@ -81,9 +94,10 @@ def place(
     recently idle of them first (in a chain, the same warm worker takes each next
     task). Else a cold worker (the most recently idle) imports the version, but only
     while fewer than :data:`~cluster.executors.cold_starts.COLD_STARTS` workers import
-    it, and, while some worker already runs that version, only when
-    :meth:`ColdStarts.pays` says so. A message that must wait keeps its place; later
-    messages of other versions may pass it.
+    it, not once the workers running it are as many as can help
+    (:meth:`ColdStarts.crowded`), and, while some worker already runs that version,
+    only when :meth:`ColdStarts.pays` says so. A message that must wait keeps its
+    place; later messages of other versions may pass it.
 
     Each waiting message's version must have its backlog clock running in ``costs``
     (:meth:`ColdStarts.waiting`, called when the message arrived). ``costs`` is the one
@@ -107,7 +121,9 @@ def place(
         warm = [n for n in free if version in warm_of[n]]
         if warm:
             number = warm[-1]
-        elif importing[version] < COLD_STARTS and (
+        elif (
+            importing[version] < COLD_STARTS and not costs.crowded(version, working[version])
+        ) and (
             working[version] == importing[version]  # none runs it yet: import now
             or costs.pays(
                 version,
@@ -129,6 +145,41 @@ def place(
         placement.assignments.append(Assignment(number, message, cold=not warm))
     placement.waiting.extend(pending)
     costs.waiting_only({version_of(m) for m in placement.waiting})
+    return placement
+
+
+def prefetch(
+    waiting: Sequence[TaskMessage], busy: Sequence[BusyWorker], costs: ColdStarts, now: float
+) -> Placement:
+    """Queue waiting messages of quick versions behind busy warm workers, one each.
+
+    A message left waiting by :func:`place` (no idle worker has its version, and no
+    cold one should import it) goes to a worker that has its version and runs a quick
+    try (:meth:`ColdStarts.quick`, started less than
+    :data:`~cluster.executors.cold_starts.QUICK_TRY` ago), the longest-running first:
+    it starts its next try the moment it reports, without waiting for the executor to
+    claim one. A fan-out of small tasks thus keeps a few warm processes busy instead
+    of making more of them import its DAG. Only quick versions' messages are queued so,
+    behind quick tries: a queued try is claimed (``running``, its start time set) when
+    it is queued, so it must not wait long behind another.
+    """
+    candidates = sorted(
+        (w for w in busy if costs.quick(w.version) and now - w.started_at < QUICK_TRY),
+        key=lambda w: w.started_at,
+    )
+    placement = Placement()
+    for message in waiting:
+        version = version_of(message)
+        worker = None
+        if candidates and costs.quick(version):
+            worker = next((w for w in candidates if version in w.warm), None)
+        if worker is None:
+            placement.waiting.append(message)
+            continue
+        candidates.remove(worker)
+        placement.assignments.append(Assignment(worker.number, message, cold=False, ahead=True))
+    if placement.assignments:
+        costs.waiting_only({version_of(m) for m in placement.waiting})
     return placement
 
 

@@ -1,6 +1,7 @@
 """The local pool's shell: a try whose process died is recorded unless abandoned and
-the messages behind it go on, a worker takes its next try before its last one is
-recorded, a try that overruns its timeout or was cleared meanwhile is stopped, and the
+the messages behind it go on (a try queued in its pipe too, without a second claim), a
+worker takes its next try before its last one is recorded, a try that overruns its
+timeout (queued behind another or not) or was cleared meanwhile is stopped, and the
 loop's check for dead workers does not wait for the pump's metastore work.
 
 A real :class:`LocalExecutor` forks real processes; their runner only sleeps, and the
@@ -253,6 +254,44 @@ def test_the_message_behind_a_dead_worker_goes_to_its_replacement() -> None:
     assert pool.built.pids[1] != dead  # claimed for the replacement process
 
 
+def warmed_up(executor: LocalExecutor, book: CountingBook) -> None:
+    """Run one quick try of version ``v1``: the pool measures the version as quick (its
+    clock stands still in these tests, so every try takes no time)."""
+    warm = TaskMessage("etl", "manual__0", "warm", -1, 1, "v1")
+    executor.send([Dispatch(warm)])
+    wait_until(lambda: warm in book.recorded_at, timeout=10, what="the warm-up try")
+
+
+def test_a_try_queued_behind_a_dying_one_runs_on_the_replacement_without_a_new_claim() -> None:
+    hang, behind = (TaskMessage("etl", "manual__1", t, -1, 1, "v1") for t in ("hang", "next"))
+    pool = Pool(HangingRunner)
+    finished: list[tuple[TaskMessage, TaskState | None]] = []
+    executor = LocalExecutor(
+        size=1,
+        worker_factory=pool,
+        on_finished=lambda m, s: finished.append((m, s)),
+        clock=FakeClock().epoch,
+    )
+    executor.start()
+    try:
+        warmed_up(executor, pool.built)
+        finished.clear()
+        executor.send([Dispatch(hang), Dispatch(behind)])
+        # the only worker runs "hang" and holds "next", claimed for it, in its pipe
+        wait_until(lambda: behind in pool.built.claimed_at, timeout=10, what="the queued claim")
+        dead = pool.built.pids[-1]
+        assert pool.built.pids[-2:] == [dead, dead]
+        os.kill(dead, signal.SIGKILL)
+        wait_until(lambda: bool(finished), timeout=10, what="the dead worker's try recorded")
+        wait_until(lambda: executor.reap_dead_workers() == 1, timeout=10, what="a replacement")
+        wait_until(lambda: behind in pool.built.recorded_at, timeout=10, what="the queued try")
+    finally:
+        executor.stop(drain=False)
+    assert finished == [(hang, TaskState.FAILED), (behind, TaskState.SUCCESS)]
+    assert len(pool.built.pids) == 3  # the warm-up, "hang" and "next": never claimed again
+    assert len(pool.built.lost) == 1
+
+
 class TimeoutRunner:
     """Announces a 1 s ``execution_timeout``, then overruns it."""
 
@@ -306,6 +345,51 @@ def test_a_try_that_overruns_its_timeout_by_the_grace_is_killed_and_recorded_los
         "Task timed out after 1 s and was killed (it did not stop at its execution_timeout)"
     ]
     assert book.said == ["Task did not stop after its 1 s timeout: killed"]
+
+
+class QuickThenTimeoutRunner(TimeoutRunner):
+    """Returns at once, but for task ``slow``, which overruns its 1 s timeout."""
+
+    def run(
+        self, message: TaskMessage, claimed: Any, announce: Callable[[float | None], None]
+    ) -> Any:
+        if message.task_id == "slow":
+            return super().run(message, claimed, announce)
+        announce(None)
+        return message
+
+
+def test_the_timeout_of_a_try_that_was_queued_behind_another_is_enforced() -> None:
+    """The queued try's "started" note follows its predecessor's report: it must set the
+    queued try's deadline, not the finished one's."""
+    clock, told = FakeClock(), threading.Event()
+    pool = Pool(QuickThenTimeoutRunner)
+    pool.built = book = SayingBook()
+    executor = LocalExecutor(
+        size=1,
+        worker_factory=pool,
+        on_finished=lambda m, s: told.set() if m.task_id == "slow" else None,
+        clock=clock.epoch,
+    )
+    executor.start()
+    quick, slow = (TaskMessage("etl", "manual__1", t, -1, 1, "v1") for t in ("quick", "slow"))
+
+    def later() -> bool:
+        clock.advance(1.0 + KILL_GRACE + 0.5)
+        executor.send([])  # wakes the pump
+        return told.is_set()
+
+    try:
+        warmed_up(executor, book)
+        executor.send([Dispatch(quick), Dispatch(slow)])
+        wait_until(lambda: quick in book.recorded_at, timeout=10, what="the quick try")
+        assert len(set(book.pids)) == 1  # "slow" waited in the same worker's pipe
+        wait_until(later, timeout=10, what="the overrunning queued try to be killed")
+    finally:
+        executor.stop(drain=False)
+    assert book.lost == [
+        "Task timed out after 1 s and was killed (it did not stop at its execution_timeout)"
+    ]
 
 
 def test_a_try_cleared_meanwhile_is_stopped_at_the_next_heartbeat_and_not_recorded() -> None:

@@ -13,11 +13,20 @@ from collections.abc import Iterable
 from cluster.executors.cold_starts import (
     COLD_PATIENCE,
     COLD_STARTS,
+    CPU_BOUND_WORKERS,
+    QUICK_TRY,
     ColdStarts,
     Version,
     VersionCost,
 )
-from cluster.executors.placement import Assignment, IdleWorker, RunningTry, place
+from cluster.executors.placement import (
+    Assignment,
+    BusyWorker,
+    IdleWorker,
+    RunningTry,
+    place,
+    prefetch,
+)
 from cluster.messages import TaskMessage
 
 ETL: Version = ("etl", "v1")
@@ -262,3 +271,101 @@ def test_past_one_process_per_core_a_backlog_pays_for_imports_only_within_their_
     assert not costs.pays(version, now=110.0, **asked)
     # fewer processes than cores run it: the backlog alone still warms one more
     assert costs.pays(version, now=110.0, **{**asked, "workers": 1})
+
+
+def measured(version: Version, *, load: float, busy: float, cpu: float) -> ColdStarts:
+    """Costs as the executor measures them: one import, then many tries."""
+    costs = ColdStarts()
+    costs.imported(version, load)
+    for _ in range(20):
+        costs.ran(version, busy, cpu)
+    return costs
+
+
+def test_quick_cpu_bound_tries_warm_no_more_than_a_few_processes_per_core() -> None:
+    """A fan-out of Python no-ops: tries of 5 ms, all CPU, and 50 ms imports."""
+    costs = measured(ETL, load=0.05, busy=0.005, cpu=0.005)
+    waiting = messages(ETL, 1)
+    waiting_since(costs, waiting, 100.0)  # the backlog has lasted an import: patience spent
+    crowd = [RunningTry(ETL, started_at=100.9) for _ in range(CPU_BOUND_WORKERS)]
+
+    assert place(waiting, cold(7), crowd[1:], costs, now=101.0).assignments == [
+        Assignment(7, waiting[0], cold=True)
+    ]
+    waiting_since(costs, waiting, 200.0)
+    placed = place(waiting, cold(7), crowd, costs, now=201.0)
+    assert placed.assignments == []
+    assert placed.waiting == waiting
+
+
+def test_quick_tries_that_wait_on_anything_but_the_cpu_are_not_capped() -> None:
+    for costs in (
+        measured(ETL, load=0.05, busy=0.005, cpu=0.0001),  # sleeps, waits for a service
+        measured(ETL, load=0.05, busy=0.08, cpu=0.08),  # longer than an import: pays
+        measured(ETL, load=0.5, busy=0.2, cpu=0.2),  # not quick
+    ):
+        waiting = messages(ETL, 1)
+        waiting_since(costs, waiting, 100.0)
+        crowd = [RunningTry(ETL, started_at=100.9) for _ in range(CPU_BOUND_WORKERS)]
+        assert costs.crowded(ETL, CPU_BOUND_WORKERS) is False
+        assert place(waiting, cold(7), crowd, costs, now=101.0).assignments
+
+
+def test_a_waiting_message_of_a_quick_version_is_queued_behind_a_busy_warm_worker() -> None:
+    costs = measured(ETL, load=0.05, busy=0.005, cpu=0.005)
+    waiting = [*messages(ETL, 3), *messages(REPORT, 1)]
+    waiting_since(costs, waiting, 100.0)
+    busy = [
+        BusyWorker(0, ETL, started_at=100.00, warm={ETL}),
+        BusyWorker(1, ETL, started_at=99.99, warm={ETL}),  # the longest running: first
+        BusyWorker(2, REPORT, started_at=99.95, warm={REPORT}),  # REPORT: not measured
+    ]
+
+    placed = prefetch(waiting, busy, costs, now=100.01)
+
+    assert placed.assignments == [
+        Assignment(1, waiting[0], cold=False, ahead=True),
+        Assignment(0, waiting[1], cold=False, ahead=True),
+    ]
+    # one queued try per worker; a version not known to be quick waits for a free worker
+    assert placed.waiting == [waiting[2], waiting[3]]
+
+
+def test_nothing_is_queued_behind_a_try_that_has_run_longer_than_a_quick_one() -> None:
+    costs = measured(ETL, load=0.05, busy=0.005, cpu=0.005)
+    waiting = messages(ETL, 1)
+    waiting_since(costs, waiting, 100.0)
+    stuck = [BusyWorker(0, ETL, started_at=100.0, warm={ETL})]
+
+    assert prefetch(waiting, stuck, costs, now=100.0 + QUICK_TRY / 2).assignments
+    placed = prefetch(waiting, stuck, costs, now=100.0 + QUICK_TRY * 1.01)
+    assert placed.assignments == []
+    assert placed.waiting == waiting
+
+
+def test_nothing_is_queued_behind_a_worker_lacking_the_version_or_behind_a_slow_one() -> None:
+    costs = measured(ETL, load=0.05, busy=0.005, cpu=0.005)
+    costs.imported(REPORT, 0.05)
+    costs.ran(REPORT, 5.0)  # REPORT's tries are slow: nothing queues behind them
+    waiting = messages(ETL, 1)
+    waiting_since(costs, waiting, 100.0)
+    busy = [
+        BusyWorker(0, ETL, started_at=100.0),  # runs ETL but has not kept it (cold try)
+        BusyWorker(1, REPORT, started_at=100.0, warm={ETL, REPORT}),
+    ]
+
+    assert prefetch(waiting, busy, costs, now=100.01).assignments == []
+
+
+def test_the_cap_follows_the_cpu_share_the_workers_report() -> None:
+    costs = ColdStarts()
+    costs.imported(ETL, 0.05)
+    costs.ran(ETL, 0.01, 0.009)
+    assert costs.crowded(ETL, CPU_BOUND_WORKERS)
+    assert not costs.crowded(ETL, CPU_BOUND_WORKERS - 1)
+    for _ in range(10):
+        costs.ran(ETL, 0.01)  # not measured: the share stays
+    assert costs.crowded(ETL, CPU_BOUND_WORKERS)
+    for _ in range(10):
+        costs.ran(ETL, 0.01, 0.0001)  # the tries now wait on something else
+    assert not costs.crowded(ETL, CPU_BOUND_WORKERS)
