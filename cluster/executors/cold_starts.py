@@ -13,12 +13,11 @@ warm processes, and more of them warm up only while they keep falling behind.
 
 Two more rules for *quick* tries (shorter than :data:`QUICK_TRY`, typical of fan-outs
 of small tasks): a warm process may be handed its next try of such a version while it
-runs one (see :func:`~cluster.executors.placement.prefetch`), and a version whose
-tries are also shorter than its import and keep the CPU busy (:data:`CPU_BOUND`) is
-imported by at most :data:`CPU_BOUND_WORKERS` processes: more of them cannot run it
-faster than the cores do, they only pay for more imports (on 2 cores a fan-out of
-1,000 Python no-ops warmed 10 to 12 processes, and ran 15 to 25 % faster on 6, each
-holding its next try).
+runs one (see :func:`~cluster.executors.placement.prefetch`), and while every core is
+busy a version whose tries are also shorter than its import is imported by at most
+:data:`BUSY_CORES_WORKERS` processes: more of them cannot run it faster than the
+cores do, they only pay for more imports (on 2 cores a fan-out of 1,000 Python no-ops
+warmed 10 to 12 processes).
 """
 
 from __future__ import annotations
@@ -43,11 +42,11 @@ IMPORT_SHARE = 0.5
 #: seconds under which a version's tries are quick: a warm process may hold the next one
 #: while it runs one, which then starts up to about this much later than it was claimed
 QUICK_TRY = 0.1
-#: the share of a try's time spent on CPU (its process's and its children's) from which
-#: the version's tries are CPU-bound
-CPU_BOUND = 0.5
-#: processes that may import a version whose CPU-bound tries are quicker than its import
-CPU_BOUND_WORKERS = 3 * (os.cpu_count() or 2)
+#: the share of time the processors are busy from which no core is left for more processes
+BUSY_CORES = 0.9
+#: processes that may import a version whose tries are quicker than its import while
+#: the cores are busy
+BUSY_CORES_WORKERS = 3 * (os.cpu_count() or 2)
 
 
 @dataclass
@@ -60,8 +59,6 @@ class VersionCost:
 
     load: float | None = None
     busy: float | None = None
-    #: the share of ``busy`` its process (and the children it started) spent on CPU
-    cpu_share: float | None = None
     #: how many processes imported the version, and the seconds its tries ran in all
     imports: int = 0
     work: float = 0.0
@@ -128,34 +125,31 @@ class ColdStarts:
         cost = self._costs.setdefault(version, VersionCost())
         cost.load = _average(cost.load, seconds)
 
-    def ran(self, version: Version, seconds: float, cpu: float | None = None) -> None:
-        """A try of ``version`` held a worker that had it for ``seconds``, ``cpu`` of
-        them on CPU (``None``: not measured)."""
+    def ran(self, version: Version, seconds: float) -> None:
+        """A try of ``version`` held a worker that had it for ``seconds``."""
         cost = self._costs.setdefault(version, VersionCost())
         cost.busy = _average(cost.busy, seconds)
         cost.work += seconds
-        if cpu is not None and seconds > 0:
-            cost.cpu_share = _average(cost.cpu_share, min(1.0, cpu / seconds))
 
     def quick(self, version: Version) -> bool:
         """Whether ``version``'s tries were measured shorter than :data:`QUICK_TRY`."""
         cost = self._costs.get(version)
         return cost is not None and cost.busy is not None and cost.busy < QUICK_TRY
 
-    def crowded(self, version: Version, workers: int) -> bool:
+    def crowded(self, version: Version, workers: int, *, cpu_busy: float) -> bool:
         """Whether ``workers`` processes running ``version`` are as many as can help:
-        its tries are quick, quicker than its import and CPU-bound, and
-        :data:`CPU_BOUND_WORKERS` run it."""
+        :data:`BUSY_CORES_WORKERS` run it, the processors are busy (``cpu_busy``, the
+        share of time they were, is at least :data:`BUSY_CORES`), and its tries are quick
+        and quicker than its import."""
         cost = self._costs.get(version)
         return (
-            workers >= CPU_BOUND_WORKERS
+            workers >= BUSY_CORES_WORKERS
+            and cpu_busy >= BUSY_CORES
             and self.quick(version)
             and cost is not None
             and cost.load is not None
             and cost.busy is not None
             and cost.busy < cost.load
-            and cost.cpu_share is not None
-            and cost.cpu_share >= CPU_BOUND
         )
 
     def patience(self, version: Version) -> float:

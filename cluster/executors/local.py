@@ -36,6 +36,7 @@ from typing import Any
 from cluster.errors import TradewindError
 from cluster.executors.base import Dispatch
 from cluster.executors.cold_starts import ColdStarts, Version
+from cluster.executors.cpu_gauge import CpuGauge
 from cluster.executors.local_book import GuardedBook
 from cluster.executors.local_pipe import Finished, GroupChanged, Started
 from cluster.executors.local_tries import HeldTry, QueuedTries
@@ -70,6 +71,7 @@ class LocalExecutor:
 
     :param clock: monotonic seconds; every deadline, heartbeat and measured cost of the
         executor reads it (tests move it instead of sleeping).
+    :param cpu_gauge: how busy the processors are, asked before a cold start.
 
     The public methods run on their callers' threads, the rest on the pump thread; what
     both sides touch changes only under ``_lock`` (each attribute says who writes it).
@@ -82,6 +84,7 @@ class LocalExecutor:
         worker_factory: WorkerPool,
         on_finished: OnFinished,
         clock: Callable[[], float] = time.monotonic,
+        cpu_gauge: CpuGauge | None = None,
     ) -> None:
         self._size = max(1, size)
         self._pool = worker_factory
@@ -119,6 +122,7 @@ class LocalExecutor:
         #: callers start and stop its backlog clocks under the lock, and so does the
         #: pump; the pump alone feeds it measured costs, and may do so without the lock
         self._cold = ColdStarts()
+        self._cpu = cpu_gauge or CpuGauge()  # the pump's alone
 
     # --- the executor contract ------------------------------------------------------
 
@@ -256,7 +260,7 @@ class LocalExecutor:
                 wake.extend(until for until in self._cold.patience_ends() if until > now)
         return max(0.0, min(wake) - now)
 
-    def _receive(self, number: int) -> list[tuple[int, Any, float]]:
+    def _receive(self, number: int) -> list[tuple[int, Any]]:
         """Read what worker ``number`` sent: announcements and reports, in order; after a
         report, what follows is about the try it had queued next."""
         notes = self._workers[number].notes()
@@ -270,8 +274,8 @@ class LocalExecutor:
                     self._started(current, timeout)
                 case GroupChanged(pgid, running):
                     (current.groups.add if running else current.groups.discard)(pgid)
-                case Finished(report, cpu):
-                    reports.append((number, report, cpu))
+                case Finished(report):
+                    reports.append((number, report))
                     current = self._queued.behind.get(number)
         return reports
 
@@ -284,18 +288,18 @@ class LocalExecutor:
             current.timeout = timeout
             current.kill_at = now + timeout + KILL_GRACE
 
-    def _release(self, reports: list[tuple[int, Any, float]]) -> list[tuple[TaskMessage, Any]]:
+    def _release(self, reports: list[tuple[int, Any]]) -> list[tuple[TaskMessage, Any]]:
         """Free the workers that reported, or move on to the try each had queued; their
         ``(message, report)`` await the record."""
         ended = []
         now = self._clock()
         with self._lock:
-            for number, report, cpu in reports:
+            for number, report in reports:
                 current = self._running.pop(number)
                 version = version_of(current.message)
                 began = current.started_at if current.cold else current.handed_at
                 if began is not None:
-                    self._cold.ran(version, now - began, cpu)
+                    self._cold.ran(version, now - began)
                 self._workers[number].warm.add(version)
                 ended.append((current.message, report))
                 following = self._queued.start_next(number, now)
@@ -403,11 +407,10 @@ class LocalExecutor:
         running = [
             RunningTry(version_of(t.message), t.cold, t.started_at) for t in self._running.values()
         ]
-        placement = place(self._backlog, idle, running, self._cold, now)
+        placement = place(self._backlog, idle, running, self._cold, now, cpu_busy=self._cpu.busy())
         self._backlog = deque(placement.waiting)
         for assignment in placement.assignments:
-            self._idle.remove(assignment.worker)
-            # a warm worker starts the task at once (and says so only if it has a timeout)
+            self._idle.remove(assignment.worker)  # a warm worker starts its task at once
             self._running[assignment.worker] = HeldTry(
                 assignment.message,
                 cold=assignment.cold,

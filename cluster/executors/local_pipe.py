@@ -59,8 +59,6 @@ class Finished:
     """The try ended; ``report`` is what :meth:`~cluster.executors.local_worker.TryBook.record` takes."""
 
     report: Any
-    #: CPU seconds the try cost the process and the children it waited for
-    cpu: float = 0.0
 
 
 #: what the executor sends

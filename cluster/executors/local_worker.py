@@ -107,22 +107,15 @@ def worker_main(pool: WorkerPool, conn: Any) -> None:
             return
         if isinstance(order, Stop):
             return
-        before = _cpu_seconds()
         report = runner.run(order.message, order.claimed, _announcer(conn, cold=order.cold))
         if os.getppid() != scheduler:
             _record_alone(runner, report)
             return
         try:
-            conn.send(Finished(report, _cpu_seconds() - before))
+            conn.send(Finished(report))
         except OSError:
             _record_alone(runner, report)
             return
-
-
-def _cpu_seconds() -> float:
-    """CPU seconds of this process and of the children it waited for (a Bash command)."""
-    times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
 
 
 def _disregard(signum: int, frame: object) -> None:

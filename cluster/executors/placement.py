@@ -4,7 +4,8 @@ A pool process that already imported a message's DAG version runs its try at onc
 one that has not must import the DAG file first (for a 1,000-task file, about 0.1 s of
 CPU). So :func:`place` gives a message to a warm process when it can, and makes a cold
 one import the version only when that pays, as :class:`~cluster.executors.cold_starts.ColdStarts`
-measures it. It is a plain function over snapshots the executor takes under its lock:
+measures it; :func:`prefetch` queues what is left of quick versions behind busy warm
+processes. Both are plain functions over snapshots the executor takes under its lock:
 no processes, no pipes, no metastore and no clock (``now`` is an argument), so every
 rule below is tested without forking (``tests/unit/executors/test_placement.py``).
 """
@@ -87,6 +88,8 @@ def place(
     running: Sequence[RunningTry],
     costs: ColdStarts,
     now: float,
+    *,
+    cpu_busy: float = 0.0,
 ) -> Placement:
     """Pair waiting messages (oldest first) with idle workers (most recently idle last).
 
@@ -95,7 +98,8 @@ def place(
     task). Else a cold worker (the most recently idle) imports the version, but only
     while fewer than :data:`~cluster.executors.cold_starts.COLD_STARTS` workers import
     it, not once the workers running it are as many as can help
-    (:meth:`ColdStarts.crowded`), and, while some worker already runs that version,
+    (:meth:`ColdStarts.crowded`, while the processors are ``cpu_busy``), and, while
+    some worker already runs that version,
     only when :meth:`ColdStarts.pays` says so. A message that must wait keeps its
     place; later messages of other versions may pass it.
 
@@ -122,7 +126,8 @@ def place(
         if warm:
             number = warm[-1]
         elif (
-            importing[version] < COLD_STARTS and not costs.crowded(version, working[version])
+            importing[version] < COLD_STARTS
+            and not costs.crowded(version, working[version], cpu_busy=cpu_busy)
         ) and (
             working[version] == importing[version]  # none runs it yet: import now
             or costs.pays(

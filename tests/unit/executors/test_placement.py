@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from cluster.executors.cold_starts import (
+    BUSY_CORES,
+    BUSY_CORES_WORKERS,
     COLD_PATIENCE,
     COLD_STARTS,
-    CPU_BOUND_WORKERS,
     QUICK_TRY,
     ColdStarts,
     Version,
@@ -273,46 +274,48 @@ def test_past_one_process_per_core_a_backlog_pays_for_imports_only_within_their_
     assert costs.pays(version, now=110.0, **{**asked, "workers": 1})
 
 
-def measured(version: Version, *, load: float, busy: float, cpu: float) -> ColdStarts:
+def measured(version: Version, *, load: float, busy: float) -> ColdStarts:
     """Costs as the executor measures them: one import, then many tries."""
     costs = ColdStarts()
     costs.imported(version, load)
     for _ in range(20):
-        costs.ran(version, busy, cpu)
+        costs.ran(version, busy)
     return costs
 
 
-def test_quick_cpu_bound_tries_warm_no_more_than_a_few_processes_per_core() -> None:
-    """A fan-out of Python no-ops: tries of 5 ms, all CPU, and 50 ms imports."""
-    costs = measured(ETL, load=0.05, busy=0.005, cpu=0.005)
+def test_while_the_cores_are_busy_quick_tries_warm_no_more_than_a_few_processes_per_core() -> None:
+    """A fan-out of Python no-ops: tries of 5 ms and 50 ms imports, on busy cores."""
+    costs = measured(ETL, load=0.05, busy=0.005)
     waiting = messages(ETL, 1)
     waiting_since(costs, waiting, 100.0)  # the backlog has lasted an import: patience spent
-    crowd = [RunningTry(ETL, started_at=100.9) for _ in range(CPU_BOUND_WORKERS)]
+    crowd = [RunningTry(ETL, started_at=100.9) for _ in range(BUSY_CORES_WORKERS)]
 
-    assert place(waiting, cold(7), crowd[1:], costs, now=101.0).assignments == [
+    assert place(waiting, cold(7), crowd[1:], costs, now=101.0, cpu_busy=1.0).assignments == [
         Assignment(7, waiting[0], cold=True)
     ]
     waiting_since(costs, waiting, 200.0)
-    placed = place(waiting, cold(7), crowd, costs, now=201.0)
+    placed = place(waiting, cold(7), crowd, costs, now=201.0, cpu_busy=BUSY_CORES)
     assert placed.assignments == []
     assert placed.waiting == waiting
+    # the same tries with a core to spare (they wait on something else): one more imports
+    spare = place(waiting, cold(7), crowd, costs, now=201.0, cpu_busy=BUSY_CORES - 0.1)
+    assert spare.assignments == [Assignment(7, waiting[0], cold=True)]
 
 
-def test_quick_tries_that_wait_on_anything_but_the_cpu_are_not_capped() -> None:
+def test_tries_longer_than_quick_or_than_their_import_are_not_capped() -> None:
     for costs in (
-        measured(ETL, load=0.05, busy=0.005, cpu=0.0001),  # sleeps, waits for a service
-        measured(ETL, load=0.05, busy=0.08, cpu=0.08),  # longer than an import: pays
-        measured(ETL, load=0.5, busy=0.2, cpu=0.2),  # not quick
+        measured(ETL, load=0.05, busy=0.08),  # longer than an import: it pays for itself
+        measured(ETL, load=0.5, busy=0.2),  # not quick
     ):
         waiting = messages(ETL, 1)
         waiting_since(costs, waiting, 100.0)
-        crowd = [RunningTry(ETL, started_at=100.9) for _ in range(CPU_BOUND_WORKERS)]
-        assert costs.crowded(ETL, CPU_BOUND_WORKERS) is False
-        assert place(waiting, cold(7), crowd, costs, now=101.0).assignments
+        crowd = [RunningTry(ETL, started_at=100.9) for _ in range(BUSY_CORES_WORKERS)]
+        assert costs.crowded(ETL, BUSY_CORES_WORKERS, cpu_busy=1.0) is False
+        assert place(waiting, cold(7), crowd, costs, now=101.0, cpu_busy=1.0).assignments
 
 
 def test_a_waiting_message_of_a_quick_version_is_queued_behind_a_busy_warm_worker() -> None:
-    costs = measured(ETL, load=0.05, busy=0.005, cpu=0.005)
+    costs = measured(ETL, load=0.05, busy=0.005)
     waiting = [*messages(ETL, 3), *messages(REPORT, 1)]
     waiting_since(costs, waiting, 100.0)
     busy = [
@@ -332,7 +335,7 @@ def test_a_waiting_message_of_a_quick_version_is_queued_behind_a_busy_warm_worke
 
 
 def test_nothing_is_queued_behind_a_try_that_has_run_longer_than_a_quick_one() -> None:
-    costs = measured(ETL, load=0.05, busy=0.005, cpu=0.005)
+    costs = measured(ETL, load=0.05, busy=0.005)
     waiting = messages(ETL, 1)
     waiting_since(costs, waiting, 100.0)
     stuck = [BusyWorker(0, ETL, started_at=100.0, warm={ETL})]
@@ -344,7 +347,7 @@ def test_nothing_is_queued_behind_a_try_that_has_run_longer_than_a_quick_one() -
 
 
 def test_nothing_is_queued_behind_a_worker_lacking_the_version_or_behind_a_slow_one() -> None:
-    costs = measured(ETL, load=0.05, busy=0.005, cpu=0.005)
+    costs = measured(ETL, load=0.05, busy=0.005)
     costs.imported(REPORT, 0.05)
     costs.ran(REPORT, 5.0)  # REPORT's tries are slow: nothing queues behind them
     waiting = messages(ETL, 1)
@@ -355,17 +358,3 @@ def test_nothing_is_queued_behind_a_worker_lacking_the_version_or_behind_a_slow_
     ]
 
     assert prefetch(waiting, busy, costs, now=100.01).assignments == []
-
-
-def test_the_cap_follows_the_cpu_share_the_workers_report() -> None:
-    costs = ColdStarts()
-    costs.imported(ETL, 0.05)
-    costs.ran(ETL, 0.01, 0.009)
-    assert costs.crowded(ETL, CPU_BOUND_WORKERS)
-    assert not costs.crowded(ETL, CPU_BOUND_WORKERS - 1)
-    for _ in range(10):
-        costs.ran(ETL, 0.01)  # not measured: the share stays
-    assert costs.crowded(ETL, CPU_BOUND_WORKERS)
-    for _ in range(10):
-        costs.ran(ETL, 0.01, 0.0001)  # the tries now wait on something else
-    assert not costs.crowded(ETL, CPU_BOUND_WORKERS)
