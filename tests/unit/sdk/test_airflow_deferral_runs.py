@@ -9,10 +9,11 @@ Airflow's own ``dags test`` of ``example_sensors`` never finished (its
 comparison there is every task Airflow had finished, run the same way, plus its other
 deferring sensor, which Airflow had not reached: it succeeds through its trigger.
 
-The example is parsed and run at noon UTC: its ``TimeSensor`` waits for the time of day
-an hour after parsing, which a run between 23:00 and midnight has already passed (as
-on Airflow, whose sensor compares times of day), so at those hours it would succeed
-where Airflow's run timed out.
+Its ``TimeSensor`` waits for the time of day an hour after parsing; parsed between
+23:00 and midnight UTC, that time of day has already passed (as on Airflow, whose
+sensor compares times of day) and it would succeed where Airflow's run timed out. So
+the example is parsed as if at 22:30 at the latest: its async sensors, whose triggers
+wait in real time for a target set at parsing, still find it passed.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ FIXTURES = pathlib.Path(__file__).parents[2] / "fixtures" / "airflow"
 RUNS = json.loads((FIXTURES / "runs.json").read_text())
 WHEN = datetime.fromisoformat(RUNS["logical_date"])
 FINISHED = ("success", "failed", "skipped", "upstream_failed")
-NOON = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+#: when the example is parsed: now, or 22:30 today if that is earlier (see above)
+PARSED = min(datetime.now(UTC), datetime.now(UTC).replace(hour=22, minute=30))
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +82,7 @@ def parsed_at(now: datetime) -> Iterator[None]:
 def load(folder: pathlib.Path, name: str, dag_id: str) -> DAG:
     spec = importlib.util.spec_from_file_location(f"ex_{uuid.uuid4().hex}", folder / name)
     assert spec is not None and spec.loader is not None
-    with capture_dags() as dags, parsed_at(NOON):
+    with capture_dags() as dags, parsed_at(PARSED):
         spec.loader.exec_module(importlib.util.module_from_spec(spec))
     (dag,) = [d for d in dags if d.dag_id == dag_id]
     return dag
@@ -91,7 +93,7 @@ def test_sensors_example_tasks_end_as_on_airflow(rewritten: pathlib.Path) -> Non
     airflow_finished = {t: s for t, _, s in observed["task_instances"] if s in FINISHED}
     assert "fire_immediately_async" in airflow_finished  # a deferring task Airflow finished
     dag = load(rewritten, "example_sensors.py", "example_sensors")
-    clock = FakeClock(NOON)
+    clock = FakeClock(PARSED)
     for task in dag.tasks:
         if hasattr(task, "_sleep"):  # poke-mode waits pass on a fake clock, not for a minute
             task._sleep, task._clock = clock.sleep, clock
