@@ -442,7 +442,7 @@ class LocalExecutor:
         for assignment in assignments:
             number, message = assignment.worker, assignment.message
             current = (self._queued.behind if assignment.ahead else self._running)[number]
-            current.claimed = claimed.get(message)
+            current.claimed = claimed.pop(message, None)  # a message sent twice runs once
             if current.claimed is None:
                 lost.append(message)
                 with self._lock:

@@ -167,6 +167,27 @@ def test_a_worker_takes_its_next_try_before_its_last_one_is_recorded() -> None:
     assert set(book.recorded_at) == {first, second}
 
 
+def test_a_message_sent_twice_in_one_batch_runs_once() -> None:
+    """Both copies are placed at once (two idle workers) and claimed together: the claim
+    wins once, and only one copy runs."""
+    pool = Pool(QuickRunner)
+    finished: list[tuple[TaskMessage, TaskState | None]] = []
+    executor = LocalExecutor(
+        size=2, worker_factory=pool, on_finished=lambda m, s: finished.append((m, s))
+    )
+    executor.start()
+    try:
+        executor.send([Dispatch(MESSAGE), Dispatch(MESSAGE)])
+        wait_until(lambda: len(finished) == 2, timeout=10, what="both copies to end")
+    finally:
+        executor.stop(drain=False)
+    assert sorted(finished, key=lambda f: f[1] is None) == [
+        (MESSAGE, TaskState.SUCCESS),
+        (MESSAGE, None),
+    ]
+    assert len(pool.built.pids) == 2  # claimed together, in one batch
+
+
 class GroupStartingRunner:
     """Starts ``sleep`` in a session of its own, as a Bash task does, and says so."""
 
