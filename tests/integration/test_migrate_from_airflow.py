@@ -226,7 +226,6 @@ def test_the_daily_dag_gets_exactly_its_next_run(
     airflow: AirflowMetastore,
     session_factory: sessionmaker[Session],
     metastore_settings: Settings,
-    fake_clock: FakeClock,
 ) -> None:
     run_migration(airflow, session_factory, metastore_settings)
     scheduled = [r for r in rows(session_factory, DagRun)
@@ -235,7 +234,9 @@ def test_the_daily_dag_gets_exactly_its_next_run(
     assert last.data_interval_end is not None
     next_after = last.data_interval_end + timedelta(days=1)  # @daily: the interval's end
     prepare_user_code(metastore_settings)
-    fake_clock.set(next_after - timedelta(seconds=1))
+    # the fixture's Airflow ran on 2026-12-07: the clock starts just before the next run
+    # is due, whatever today's date
+    fake_clock = FakeClock(next_after - timedelta(seconds=1))
     harness = InProcessScheduler(
         metastore_settings, session_factory, folders=[Path(DAGS)], clock=fake_clock
     )
