@@ -91,6 +91,21 @@ class Pool:
         return self._runner_class()
 
 
+def started(
+    pool: Pool, *, size: int = 1, clock: Callable[[], float] = time.monotonic
+) -> tuple[LocalExecutor, list[tuple[TaskMessage, TaskState | None]]]:
+    """A started executor over ``pool``, and the list it appends each ended try to."""
+    finished: list[tuple[TaskMessage, TaskState | None]] = []
+    executor = LocalExecutor(
+        size=size,
+        worker_factory=pool,
+        on_finished=lambda m, s: finished.append((m, s)),
+        clock=clock,
+    )
+    executor.start()
+    return executor, finished
+
+
 @pytest.mark.parametrize("abandoned", [False, True])
 def test_a_dead_pool_process_records_its_try_lost_unless_abandoned(abandoned: bool) -> None:
     pool = Pool(SleepingRunner)
@@ -171,11 +186,7 @@ def test_a_message_sent_twice_in_one_batch_runs_once() -> None:
     """Both copies are placed at once (two idle workers) and claimed together: the claim
     wins once, and only one copy runs."""
     pool = Pool(QuickRunner)
-    finished: list[tuple[TaskMessage, TaskState | None]] = []
-    executor = LocalExecutor(
-        size=2, worker_factory=pool, on_finished=lambda m, s: finished.append((m, s))
-    )
-    executor.start()
+    executor, finished = started(pool, size=2)
     try:
         executor.send([Dispatch(MESSAGE), Dispatch(MESSAGE)])
         wait_until(lambda: len(finished) == 2, timeout=10, what="both copies to end")
@@ -256,11 +267,7 @@ class HangingRunner:
 def test_the_message_behind_a_dead_worker_goes_to_its_replacement() -> None:
     hang, behind = (TaskMessage("etl", "manual__1", t, -1, 1, "v1") for t in ("hang", "next"))
     pool = Pool(HangingRunner)
-    finished: list[tuple[TaskMessage, TaskState | None]] = []
-    executor = LocalExecutor(
-        size=1, worker_factory=pool, on_finished=lambda m, s: finished.append((m, s))
-    )
-    executor.start()
+    executor, finished = started(pool)
     try:
         executor.send([Dispatch(hang), Dispatch(behind)])
         wait_until(lambda: bool(pool.built.pids), timeout=10, what="the first claim")
@@ -286,14 +293,7 @@ def warmed_up(executor: LocalExecutor, book: CountingBook) -> None:
 def test_a_try_queued_behind_a_dying_one_runs_on_the_replacement_without_a_new_claim() -> None:
     hang, behind = (TaskMessage("etl", "manual__1", t, -1, 1, "v1") for t in ("hang", "next"))
     pool = Pool(HangingRunner)
-    finished: list[tuple[TaskMessage, TaskState | None]] = []
-    executor = LocalExecutor(
-        size=1,
-        worker_factory=pool,
-        on_finished=lambda m, s: finished.append((m, s)),
-        clock=FakeClock().epoch,
-    )
-    executor.start()
+    executor, finished = started(pool, clock=FakeClock().epoch)
     try:
         warmed_up(executor, pool.built)
         finished.clear()
@@ -417,14 +417,7 @@ def test_a_try_cleared_meanwhile_is_stopped_at_the_next_heartbeat_and_not_record
     clock = FakeClock()
     pool = Pool(SleepingRunner)
     pool.built = book = SayingBook(cleared=True)
-    finished: list[tuple[TaskMessage, TaskState | None]] = []
-    executor = LocalExecutor(
-        size=1,
-        worker_factory=pool,
-        on_finished=lambda m, s: finished.append((m, s)),
-        clock=clock.epoch,
-    )
-    executor.start()
+    executor, finished = started(pool, clock=clock.epoch)
     try:
         executor.send([Dispatch(MESSAGE)])
         wait_until(lambda: bool(book.pids), timeout=10, what="the try to be claimed")
