@@ -343,7 +343,7 @@ class LocalExecutor:
                 self._tell(dropped.message, None)
             if current is None:
                 continue
-            kill_process_groups(current.groups)  # else orphaned, they run beside the retry
+            kill_process_groups(current.groups | worker.groups.running())  # else orphaned
             if current.claimed is None:
                 continue
             state = None

@@ -5,7 +5,8 @@ behind the try running) or :class:`Stop`. For each
 :class:`Run` the pool process sends :class:`Started` once it has the DAG version, if it
 had to import it or the task has a timeout (an empty task, which has nothing to
 start, never does), a
-:class:`GroupChanged` for each process group its task starts or ends, and one
+:class:`GroupChanged` for each process group its task starts or ends beyond those
+its shared slots hold (see :mod:`~cluster.executors.local_groups`), and one
 :class:`Finished` with the report to record. Both sides import these classes, so a
 renamed field is a type error instead of a tuple unpacked wrongly; they are pickled
 by :mod:`multiprocessing`, so every field is picklable.

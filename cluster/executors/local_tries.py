@@ -37,7 +37,7 @@ class HeldTry:
     #: and starts the task (monotonic; a warm worker's: when it was handed over)
     handed_at: float = 0.0
     started_at: float | None = None
-    #: process groups the task started that still run (a Bash command's session)
+    #: process groups the task started that still run, beyond its worker's shared slots
     groups: set[int] = field(default_factory=set)
     #: queued behind another try and cleared or marked meanwhile: stopped once it starts
     stop_when_started: bool = False

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from cluster.executors.cold_starts import Version
+from cluster.executors.local_groups import GroupSlots
 from cluster.executors.local_pipe import (
     Finished,
     FromWorker,
@@ -83,7 +84,7 @@ class WorkerPool(Protocol):
     def runner(self) -> TryRunner: ...
 
 
-def worker_main(pool: WorkerPool, conn: Any) -> None:
+def worker_main(pool: WorkerPool, conn: Any, groups: GroupSlots) -> None:
     # the scheduler coordinates shutdown (sentinel, then drain): a signal to the whole
     # process group must not kill running tries. A handler that does nothing, not
     # SIG_IGN: an ignored signal stays ignored across exec, and a Bash task's process
@@ -92,7 +93,7 @@ def worker_main(pool: WorkerPool, conn: Any) -> None:
     signal.signal(signal.SIGTERM, _disregard)
     scheduler = os.getppid()
     runner = pool.runner()
-    watch_process_groups(lambda pgid, running: _tell(conn, GroupChanged(pgid, running)))
+    watch_process_groups(_group_watcher(conn, groups))
     # what the worker inherited lives as long as it does: the cyclic collector need not
     # walk it again each time a DAG import allocates thousands of objects
     gc.freeze()
@@ -108,6 +109,7 @@ def worker_main(pool: WorkerPool, conn: Any) -> None:
         if isinstance(order, Stop):
             return
         report = runner.run(order.message, order.claimed, _announcer(conn, cold=order.cold))
+        groups.clear()
         if os.getppid() != scheduler:
             _record_alone(runner, report)
             return
@@ -133,6 +135,16 @@ def _announcer(conn: Any, *, cold: bool) -> Callable[[float | None], None]:
     return announce
 
 
+def _group_watcher(conn: Any, groups: GroupSlots) -> Callable[[int, bool], None]:
+    """Where the task's process groups go: the shared slots, the pipe when they are full."""
+
+    def changed(pgid: int, running: bool) -> None:
+        if not (groups.add(pgid) if running else groups.discard(pgid)):
+            _tell(conn, GroupChanged(pgid, running))
+
+    return changed
+
+
 def _tell(conn: Any, note: FromWorker) -> None:
     """Send the executor a note about the running try; a gone executor is no error here."""
     with contextlib.suppress(OSError):
@@ -152,9 +164,11 @@ class WorkerProcess:
 
     def __init__(self, pool: WorkerPool, number: int) -> None:
         mine, theirs = _FORK.Pipe(duplex=True)
+        #: the process groups its running try started
+        self.groups = GroupSlots()
         self.process = _FORK.Process(
             target=worker_main,
-            args=(pool, theirs),
+            args=(pool, theirs, self.groups),
             name=f"{WORKER_NAME_PREFIX}{number}",
             daemon=True,
         )
@@ -212,7 +226,8 @@ class WorkerProcess:
 
 
 def kill_process_groups(groups: set[int]) -> None:
-    """SIGKILL the process groups a task started (see :class:`GroupChanged`), if any is left."""
+    """SIGKILL the process groups a dead pool process's task started, if any is left:
+    they would run on beside the retry."""
     for pgid in groups:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)

@@ -27,6 +27,7 @@ import pytest
 from cluster.devcluster.services.process import wait_until
 from cluster.executors.base import Dispatch
 from cluster.executors.local import KILL_GRACE, LocalExecutor
+from cluster.executors.local_groups import SLOTS
 from cluster.messages import TaskMessage
 from cluster.sdk.runtime import process_group_started
 from cluster.states import TaskState
@@ -200,18 +201,23 @@ def test_a_message_sent_twice_in_one_batch_runs_once() -> None:
 
 
 class GroupStartingRunner:
-    """Starts ``sleep`` in a session of its own, as a Bash task does, and says so."""
+    """Starts ``count`` ``sleep``s, each in a session of its own as a Bash task does, and
+    says so; writes their pids to ``pidfile`` once all run."""
 
-    def __init__(self, pidfile: Path) -> None:
+    def __init__(self, pidfile: Path, count: int) -> None:
         self._pidfile = pidfile
+        self._count = count
 
     def run(
         self, message: TaskMessage, claimed: Any, announce: Callable[[float | None], None]
     ) -> Any:
         announce(None)
-        child = subprocess.Popen(["sleep", "300"], start_new_session=True)
-        process_group_started(child.pid)
-        self._pidfile.write_text(str(child.pid))
+        children = [
+            subprocess.Popen(["sleep", "300"], start_new_session=True) for _ in range(self._count)
+        ]
+        for child in children:
+            process_group_started(child.pid)
+        self._pidfile.write_text(" ".join(str(child.pid) for child in children))
         time.sleep(120)
 
     def record_alone(self, report: Any) -> TaskState | None:
@@ -226,26 +232,35 @@ def _running(pid: int) -> bool:
         return False
 
 
+@pytest.mark.parametrize("count", [1, SLOTS + 2], ids=["in its slots", "beyond them"])
 def test_the_process_groups_of_a_killed_pool_process_s_task_are_killed(
-    tmp_path: Path,
+    tmp_path: Path, count: int
 ) -> None:
+    """The groups a pool process keeps in its shared slots, and those it told the
+    executor of over the pipe once the slots were full, are all killed."""
     pidfile = tmp_path / "sleep.pid"
-    pool = Pool(lambda: GroupStartingRunner(pidfile))
+    pool = Pool(lambda: GroupStartingRunner(pidfile, count))
     told = threading.Event()
     executor = LocalExecutor(size=1, worker_factory=pool, on_finished=lambda m, s: told.set())
     executor.start()
+    sleeps: list[int] = []
     try:
         executor.send([Dispatch(MESSAGE)])
         wait_until(lambda: pidfile.exists() and pidfile.read_text(), timeout=10, what="sleep")
-        sleep = int(pidfile.read_text())
-        assert _running(sleep)
+        sleeps = [int(pid) for pid in pidfile.read_text().split()]
+        assert len(sleeps) == count and all(_running(pid) for pid in sleeps)
         os.kill(pool.built.pids[0], signal.SIGKILL)  # as the OOM killer would
         assert told.wait(10), "the pump never noticed the dead process"
-        wait_until(lambda: not _running(sleep), timeout=10, what="the orphaned sleep to die")
+        wait_until(
+            lambda: not any(_running(pid) for pid in sleeps),
+            timeout=10,
+            what="the orphaned sleeps to die",
+        )
     finally:
         executor.stop(drain=False)
-        if pidfile.exists() and _running(int(pidfile.read_text())):
-            os.killpg(int(pidfile.read_text()), signal.SIGKILL)
+        for pid in sleeps:
+            if _running(pid):
+                os.killpg(pid, signal.SIGKILL)
     assert len(pool.built.lost) == 1
 
 
