@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, select, update
@@ -25,6 +25,13 @@ from cluster.metastore.models import Dag, DagCode, ImportErrorRow, SerializedDag
 from cluster.sdk.datasets import condition_aliases, condition_uris
 
 M = TypeVar("M")
+
+#: timetables that create no run by themselves (``schedule=None``, datasets only)
+UNSCHEDULED = ("null", "datasets")
+#: ``next_dagrun_create_after`` of a DAG the scheduler need not look at: its timetable
+#: never schedules, or it waits for a run to finish (max_active_runs); far enough never
+#: to be due
+NEVER = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 def path_hash(path: str) -> str:
@@ -134,8 +141,12 @@ class BatchWriter:
         row.max_active_runs = serialized.max_active_runs
         row.max_active_tasks = serialized.max_active_tasks
         if schedule_changed:
-            # the scheduler recomputes the next run from the new timetable
-            row.next_dagrun_create_after = None
+            # the scheduler recomputes the next run from the new timetable; one that
+            # never schedules needs no look (the loop would load each such new DAG,
+            # and a manual run queued meanwhile would wait for it)
+            row.next_dagrun_create_after = (
+                NEVER if serialized.timetable.get("type") in UNSCHEDULED else None
+            )
         if stored is None:
             stored = SerializedDagRow(
                 dag_id=serialized.dag_id,

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from cluster.dagfiles.serialized import SerializedDag
+from cluster.dagfiles.storage import NEVER
 from cluster.metastore.callbacks import request_callback
 from cluster.metastore.index_hints import along_index
 from cluster.metastore.models import TASK_INSTANCE, Dag, DagRun, TaskInstance
@@ -52,9 +53,6 @@ ACTIVE_TI_STATES = (TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RUNNING, Ta
 #: runs of at least this many tasks are counted before they are loaded: a run waiting
 #: only on its running tasks is then skipped; loading a smaller run costs no more
 SETTLED_CHECK_TASKS = 100
-#: ``next_dagrun_create_after`` of a DAG that waits for a run to finish (max_active_runs)
-#: or has nothing more to schedule: far enough never to be due
-NEVER = datetime(9999, 12, 31, tzinfo=UTC)
 
 # the loop's queries run many times a second: built once, they cost only their execution
 #: the active runs, each with its DAG's fingerprint when the DAG is not paused (and

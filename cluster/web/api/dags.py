@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, bindparam, func, select
 
 from cluster import actions
-from cluster.dagfiles.storage import path_hash
+from cluster.dagfiles.storage import NEVER, path_hash
 from cluster.errors import NotFoundError
 from cluster.metastore.models import Dag as DagRow
 from cluster.metastore.models import ImportErrorRow
@@ -146,7 +146,8 @@ def dag_fields(row: DagRow | Row[Any]) -> dict[str, Any]:
         "next_dagrun": next_dagrun,
         "next_dagrun_data_interval_start": interval_start,
         "next_dagrun_data_interval_end": interval_end,
-        "next_dagrun_create_after": create_after,
+        # never due (no schedule, or max_active_runs reached): null, as Airflow says
+        "next_dagrun_create_after": None if create_after == NEVER else create_after,
         "last_parsed_time": last_parsed_at,
         "fingerprint": fingerprint,
     }

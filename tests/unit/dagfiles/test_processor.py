@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cluster.dagfiles.processor import BATCH_FILES, DagProcessor
 from cluster.dagfiles.serialized import SerializedDag
+from cluster.dagfiles.storage import NEVER
 from cluster.metastore.models import Dag, DagCode, ImportErrorRow, SerializedDagRow
 from tests.unit.dagfiles.conftest import GOOD_DAG
 
@@ -156,3 +157,23 @@ def test_many_files_are_imported_in_batches_and_all_stored(
     assert report.dags == len(names) - 1
     assert set(_active(sessions)) == set(names) - {"d050"}
     assert _errors(sessions) == {"d050.py": "ValueError: nope (d050.py, line 2)"}
+
+
+def test_a_dag_without_a_schedule_is_never_due_until_it_gets_one(
+    dags_folder: Path, processor: DagProcessor, sessions: sessionmaker[Session]
+) -> None:
+    """The scheduler looks only at DAGs whose next run it must plan: one without a
+    schedule is stored as never due (not loaded by each creation look), and planned
+    again once a new version has a schedule."""
+
+    def create_after() -> object:
+        with sessions() as session:
+            return session.scalar(select(Dag.next_dagrun_create_after).where(Dag.dag_id == "one"))
+
+    path = dags_folder / "one.py"
+    path.write_text(GOOD_DAG.format(dag_id="one").replace('schedule="@daily"', "schedule=None"))
+    processor.process()
+    assert create_after() == NEVER
+    path.write_text(GOOD_DAG.format(dag_id="one"))
+    processor.process()
+    assert create_after() is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from web_harness import T0, Api
 
+from cluster.dagfiles.storage import NEVER
 from cluster.metastore.engine import SessionFactory
 from cluster.metastore.models import AuditLog, Dag, DagRun, TaskInstance
 from cluster.web.api.schemas import Dag as DagSchema
@@ -56,6 +57,21 @@ def test_the_dag_list_matches_its_schema_and_the_single_dag(
     assert body["dags"][0]["next_dagrun"] == "2024-01-01T00:00:00Z"
     assert body["dags"][0]["owners"] == ["ops"] and body["dags"][1]["owners"] == []
     assert DagSchema.model_validate(body["dags"][1]).dag_id == "other"
+
+
+def test_a_dag_that_is_never_due_shows_no_next_creation_time(
+    admin: Api, factory: SessionFactory
+) -> None:
+    """The scheduler stores "never" for a DAG without a schedule (or one that waits for
+    max_active_runs); Airflow says null there, and so does the API."""
+    with factory.begin() as session:
+        for dag_id, create_after in (("etl", NEVER), ("other", T0)):
+            row = session.get(Dag, dag_id)
+            assert row is not None
+            row.next_dagrun_create_after = create_after
+    assert admin.get("/api/v1/dags/etl").get_json()["next_dagrun_create_after"] is None
+    listed = admin.get("/api/v1/dags").get_json()["dags"]
+    assert [d["next_dagrun_create_after"] for d in listed] == [None, "2024-01-01T00:00:00Z"]
 
 
 def test_patch_is_paused_flips_the_dag(admin: Api, factory: SessionFactory) -> None:
