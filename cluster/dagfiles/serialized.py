@@ -145,6 +145,12 @@ class SerializedDag:
         scheduler load map lengths and look at map indexes."""
         return bool(self.mapped_groups) or any(t.mapping for t in self.tasks.values())
 
+    @functools.cached_property
+    def uses_past(self) -> bool:
+        """Whether any task ``depends_on_past``: only then does the scheduler read the
+        previous run's states (asked each iteration, for each running run)."""
+        return any(t.depends_on_past for t in self.tasks.values())
+
     # --- JSON ---------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:

@@ -259,7 +259,7 @@ def _advance(
         create_instances(session, dag, weights, run, missing)
         instances = _load_run(session, dag, run.run_id)
     changed = _remove_vanished(session, dag, run.run_id, instances)
-    previous = _previous_states(session, dag, run) if _uses_past(dag) else None
+    previous = _previous_states(session, dag, run) if dag.uses_past else None
     for _ in range(len(dag.tasks) + 1):
         lengths = (
             load_lengths(session, dag, run.run_id, instances)
@@ -436,10 +436,6 @@ def _remove_vanished(
     for key in gone:
         del instances[key]
     return changed
-
-
-def _uses_past(dag: SerializedDag) -> bool:
-    return any(t.depends_on_past for t in dag.tasks.values())
 
 
 def _previous_states(
