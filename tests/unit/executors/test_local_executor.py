@@ -279,6 +279,21 @@ class HangingRunner:
         return None
 
 
+def kill_and_replace(
+    executor: LocalExecutor,
+    dead: int,
+    finished: list[tuple[TaskMessage, TaskState | None]],
+    behind: TaskMessage,
+    book: CountingBook,
+) -> None:
+    """SIGKILL pool process ``dead`` as the OOM killer would, then wait for its try to
+    be recorded, for its replacement, and for ``behind`` (the try after it) to be recorded."""
+    os.kill(dead, signal.SIGKILL)
+    wait_until(lambda: bool(finished), timeout=10, what="the dead worker's try recorded")
+    wait_until(lambda: executor.reap_dead_workers() == 1, timeout=10, what="a replacement")
+    wait_until(lambda: behind in book.recorded_at, timeout=10, what="the try behind it")
+
+
 def test_the_message_behind_a_dead_worker_goes_to_its_replacement() -> None:
     hang, behind = (TaskMessage("etl", "manual__1", t, -1, 1, "v1") for t in ("hang", "next"))
     pool = Pool(HangingRunner)
@@ -287,10 +302,7 @@ def test_the_message_behind_a_dead_worker_goes_to_its_replacement() -> None:
         executor.send([Dispatch(hang), Dispatch(behind)])
         wait_until(lambda: bool(pool.built.pids), timeout=10, what="the first claim")
         dead = pool.built.pids[0]
-        os.kill(dead, signal.SIGKILL)
-        wait_until(lambda: bool(finished), timeout=10, what="the dead worker's try recorded")
-        wait_until(lambda: executor.reap_dead_workers() == 1, timeout=10, what="a replacement")
-        wait_until(lambda: behind in pool.built.recorded_at, timeout=10, what="the next try")
+        kill_and_replace(executor, dead, finished, behind, pool.built)
     finally:
         executor.stop(drain=False)
     assert finished == [(hang, TaskState.FAILED), (behind, TaskState.SUCCESS)]
@@ -317,10 +329,7 @@ def test_a_try_queued_behind_a_dying_one_runs_on_the_replacement_without_a_new_c
         wait_until(lambda: behind in pool.built.claimed_at, timeout=10, what="the queued claim")
         dead = pool.built.pids[-1]
         assert pool.built.pids[-2:] == [dead, dead]
-        os.kill(dead, signal.SIGKILL)
-        wait_until(lambda: bool(finished), timeout=10, what="the dead worker's try recorded")
-        wait_until(lambda: executor.reap_dead_workers() == 1, timeout=10, what="a replacement")
-        wait_until(lambda: behind in pool.built.recorded_at, timeout=10, what="the queued try")
+        kill_and_replace(executor, dead, finished, behind, pool.built)
     finally:
         executor.stop(drain=False)
     assert finished == [(hang, TaskState.FAILED), (behind, TaskState.SUCCESS)]
